@@ -1,0 +1,81 @@
+//! The MazeNET topology lifecycle, impossible to misuse.
+//!
+//! A topology (LANs, decoy hosts called deckies, and the edges between them) moves through
+//! seven statuses along exactly 13 legal transitions:
+//!
+//! ```text
+//! pending      -> deploying, torn_down
+//! deploying    -> active, failed, degraded, tearing_down
+//! active       -> degraded, tearing_down
+//! degraded     -> active, tearing_down
+//! failed       -> tearing_down
+//! tearing_down -> torn_down, degraded
+//! torn_down    (terminal)
+//! ```
+//!
+//! `topostate` enforces that rule in three places:
+//!
+//! - **At compile time**: each status is a zero-sized marker in [`state`]; legal
+//!   transitions are consuming methods on [`Topology<S>`], so an illegal one does not
+//!   compile.
+//! - **At runtime**: [`TopologyStatus`] parses and validates the strings stored in
+//!   databases and sent over the wire, and [`AnyTopology`] turns a stored row back into a
+//!   typed value.
+//! - **Under concurrency**: [`Versioned<T>`] carries the version the caller last saw through
+//!   every mutation; a stale version is a [`VersionConflict`], never a lost write.
+//!
+//! ```
+//! use topostate::{state, AnyTopology, Topology, TopologyId, TopologyStatus, Versioned};
+//!
+//! // Typed: only legal moves exist.
+//! let lab = Versioned::new(Topology::new(TopologyId::new(1), "lab"));
+//! let lab = lab.transition_with(|t| t.deploy());
+//! let lab = lab.transition_with(|t| t.fail("compose up exited 1"));
+//! assert_eq!(lab.value().reason(), Some("compose up exited 1"));
+//!
+//! // Runtime: a stored string becomes a typed value again, validated.
+//! let (topology, version) = lab.erase().into_parts();
+//! let row = AnyTopology::from_stored("failed", topology.into_data())?;
+//! let failed = Versioned::from_parts(row, version)?.restore::<state::Failed>()?;
+//! let torn = failed.transition_with(|t| t.tear_down()).transition_with(|t| t.finish_teardown());
+//! assert_eq!(torn.status(), TopologyStatus::TornDown);
+//!
+//! // Seed-compatible checks on raw strings.
+//! assert!(topostate::assert_transition("failed", "deploying").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Features
+//!
+//! - `std` (default): `std::error::Error` impls and the [`store`] module. Without it the
+//!   core builds on `core` and `alloc`.
+//! - `serde` (default): statuses serialize as their snake_case strings.
+//! - `sqlite`: the SQLite store backend (bundled SQLite).
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+extern crate alloc;
+
+mod error;
+pub mod lifecycle;
+mod mutation;
+mod topology;
+pub mod version;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private; // Not public API.
+
+pub use error::{
+    InvalidVersion, ParseStatusError, StatusMismatch, TopologyNotEditable, TopologyStatusError,
+    VersionConflict, VersionError, VersionOverflow,
+};
+pub use lifecycle::{LegalNext, Lifecycle};
+pub use mutation::{MutationOp, MutationState, mutation_state};
+pub use topology::{
+    AnyTopology, Topology, TopologyData, TopologyId, TopologyStatus, assert_transition,
+    legal_next, state,
+};
+pub use version::{INITIAL_VERSION, MAX_VERSION, Versioned, check_and_bump};
