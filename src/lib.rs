@@ -61,6 +61,9 @@ extern crate alloc;
 mod error;
 pub mod lifecycle;
 mod mutation;
+mod names;
+#[cfg(feature = "std")]
+pub mod store;
 mod topology;
 pub mod version;
 

@@ -1,0 +1,89 @@
+//! A closed set of named values without edges (operation names, runtime states), with one
+//! `as_str` match and one parse function behind every conversion.
+
+/// Declares a `Copy` enum whose values are stored as fixed strings. Not a lifecycle: there
+/// are no edges, only names.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! named_values {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $Enum:ident as $machine:literal $noun:literal {
+            $( $(#[$vmeta:meta])* $Var:ident = $name:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        $vis enum $Enum {
+            $( $(#[$vmeta])* $Var, )+
+        }
+
+        impl $Enum {
+            /// Every value, in declaration order.
+            pub const ALL: [Self; [$($Enum::$Var),+].len()] = [$($Enum::$Var),+];
+
+            /// Every value's stored name, in declaration order.
+            pub const NAMES: [&'static str; [$($Enum::$Var),+].len()] = [$($name),+];
+
+            /// The stored name.
+            #[must_use]
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$Var => $name, )+
+                }
+            }
+
+            /// Parses a stored name; the one parse function behind `FromStr`, `TryFrom`
+            /// and serde.
+            ///
+            /// # Errors
+            ///
+            /// [`ParseStatusError`]($crate::ParseStatusError) naming the input and listing
+            /// the accepted names.
+            pub fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
+                match s {
+                    $( $name => ::core::result::Result::Ok(Self::$Var), )+
+                    _ => ::core::result::Result::Err($crate::ParseStatusError::new_named(
+                        $machine, $noun, s, &Self::NAMES,
+                    )),
+                }
+            }
+        }
+
+        impl $crate::__private::Parse for $Enum {
+            fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
+                $Enum::parse(s)
+            }
+        }
+
+        $crate::__lifecycle_serde!($Enum);
+
+        impl ::core::fmt::Display for $Enum {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::core::convert::AsRef<str> for $Enum {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl ::core::str::FromStr for $Enum {
+            type Err = $crate::ParseStatusError;
+
+            fn from_str(s: &str) -> ::core::result::Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl ::core::convert::TryFrom<&str> for $Enum {
+            type Error = $crate::ParseStatusError;
+
+            fn try_from(s: &str) -> ::core::result::Result<Self, Self::Error> {
+                Self::parse(s)
+            }
+        }
+    };
+}

@@ -1,0 +1,152 @@
+//! Which statuses allow which writes, and the limits on stored text; written once here and
+//! used by every backend and by the typed layer.
+
+use std::string::String;
+
+use crate::state::{Active, Degraded, State};
+use crate::{TopologyNotEditable, TopologyStatus};
+
+use super::StoreError;
+
+/// Statuses that accept free-form child edits.
+pub const EDITABLE: &[TopologyStatus] = &[TopologyStatus::Pending];
+
+/// Statuses whose mutation queue is open (enqueue, claim, live edits).
+pub const LIVE: &[TopologyStatus] = &[TopologyStatus::Active, TopologyStatus::Degraded];
+
+/// Statuses from which a topology may be deleted.
+pub const DELETABLE: &[TopologyStatus] = &[
+    TopologyStatus::Pending,
+    TopologyStatus::TornDown,
+    TopologyStatus::Failed,
+];
+
+/// The longest name (topology, LAN, decky), in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// The longest free text (reasons, payloads, configs, subnets), in bytes.
+pub const MAX_TEXT_LEN: usize = 1 << 20;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Active {}
+    impl Sealed for super::Degraded {}
+}
+
+/// A typed state whose mutation queue is open: [`Active`] and [`Degraded`] (the states of
+/// [`LIVE`]).
+///
+/// This trait is sealed: it can not be implemented by outside types.
+#[diagnostic::on_unimplemented(
+    message = "the mutation queue of a `{Self}` topology is closed",
+    note = "mutations are queued only for `Active` and `Degraded` topologies; edit a `Pending` one directly"
+)]
+pub trait QueueOpen: State + sealed::Sealed {}
+
+impl QueueOpen for Active {}
+impl QueueOpen for Degraded {}
+
+/// Refuses free-form edits outside [`EDITABLE`].
+pub(crate) fn free_form_gate(status: TopologyStatus) -> Result<(), StoreError> {
+    gate(
+        status,
+        EDITABLE,
+        "free-form edits are pending-only; use the mutation queue after deploy",
+    )
+}
+
+/// Refuses queue operations outside [`LIVE`].
+pub(crate) fn live_gate(status: TopologyStatus) -> Result<(), StoreError> {
+    gate(
+        status,
+        LIVE,
+        "the mutation queue is only open for 'active' or 'degraded' topologies",
+    )
+}
+
+/// Refuses deletes outside [`DELETABLE`].
+pub(crate) fn delete_gate(status: TopologyStatus) -> Result<(), StoreError> {
+    gate(
+        status,
+        DELETABLE,
+        "delete is allowed from 'pending', 'torn_down' or 'failed'; tear it down first",
+    )
+}
+
+fn gate(
+    status: TopologyStatus,
+    allowed: &[TopologyStatus],
+    reason: &str,
+) -> Result<(), StoreError> {
+    if allowed.contains(&status) {
+        Ok(())
+    } else {
+        Err(StoreError::NotEditable(TopologyNotEditable {
+            status,
+            reason: Some(String::from(reason)),
+        }))
+    }
+}
+
+/// Checks a name: not empty, not blank, at most [`MAX_NAME_LEN`] bytes, no control
+/// characters.
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming `field` and the problem.
+///
+/// ```
+/// use topostate::store::check_name;
+///
+/// assert!(check_name("lan name", "dmz").is_ok());
+/// assert_eq!(
+///     check_name("lan name", " ").unwrap_err().to_string(),
+///     "invalid lan name: must not be empty or blank"
+/// );
+/// ```
+pub fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
+    let problem = if name.trim().is_empty() {
+        String::from("must not be empty or blank")
+    } else if name.len() > MAX_NAME_LEN {
+        std::format!("{} bytes, longer than {MAX_NAME_LEN}", name.len())
+    } else if name.chars().any(char::is_control) {
+        String::from("must not contain control characters")
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::Invalid { field, problem })
+}
+
+/// Checks free text: at most [`MAX_TEXT_LEN`] bytes.
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming `field` and the length.
+pub fn check_text(field: &'static str, text: &str) -> Result<(), StoreError> {
+    if text.len() > MAX_TEXT_LEN {
+        Err(StoreError::Invalid {
+            field,
+            problem: std::format!("{} bytes, longer than {MAX_TEXT_LEN}", text.len()),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_open_markers_match_live() {
+        assert_eq!(LIVE, &[<Active as State>::STATUS, <Degraded as State>::STATUS]);
+    }
+
+    #[test]
+    fn gates() {
+        assert!(free_form_gate(TopologyStatus::Pending).is_ok());
+        assert!(free_form_gate(TopologyStatus::Active).is_err());
+        assert!(live_gate(TopologyStatus::Degraded).is_ok());
+        assert!(delete_gate(TopologyStatus::Active).is_err());
+    }
+}
