@@ -1,0 +1,7 @@
+//! `degraded` cannot move to `pending`: `Topology<Degraded>::transition::<state::Pending>` does not compile.
+use topostate::{state, Topology, TopologyId};
+
+fn main() {
+    let t = Topology::new(TopologyId::new(1), "lab").deploy().degrade("x");
+    let _ = t.transition::<state::Pending>();
+}

@@ -1,0 +1,7 @@
+//! `torn_down` cannot move to `active`: `Topology<TornDown>::activate` does not compile.
+use topostate::{Topology, TopologyId};
+
+fn main() {
+    let t = Topology::new(TopologyId::new(1), "lab").discard();
+    let _ = t.activate();
+}
