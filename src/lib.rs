@@ -82,3 +82,8 @@ pub use topology::{
     legal_next, state,
 };
 pub use version::{INITIAL_VERSION, MAX_VERSION, Versioned, check_and_bump};
+
+// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
