@@ -9,8 +9,8 @@ use core::fmt;
 use crate::lifecycle::Lifecycle;
 use crate::topology::TopologyStatus;
 
-/// How many characters of an offending input a message shows before it is cut short.
-const SHOWN_CHARS: usize = 64;
+/// How many bytes of an (escaped) offending input a message shows before it is cut short.
+const SHOWN_BYTES: usize = 64;
 
 /// Writes `s` in single quotes, escaping quotes, backslashes and control or invisible
 /// characters, and cutting very long inputs short so one bad value cannot flood a log.
@@ -19,18 +19,22 @@ pub(crate) struct Quoted<'a>(pub(crate) &'a str);
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("'")?;
-        let mut shown = 0;
+        let mut written = 0;
+        let mut piece = String::new();
         for c in self.0.chars() {
-            if shown == SHOWN_CHARS {
+            piece.clear();
+            match c {
+                '\'' => piece.push_str("\\'"),
+                '"' => piece.push('"'),
+                c => piece.extend(c.escape_debug()),
+            }
+            // Cut on output bytes, not characters: one escaped character can take ten.
+            if written + piece.len() > SHOWN_BYTES {
                 let total = self.0.chars().count();
                 return write!(f, "'… ({total} characters)");
             }
-            match c {
-                '\'' => f.write_str("\\'")?,
-                '"' => f.write_str("\"")?,
-                c => write!(f, "{}", c.escape_debug())?,
-            }
-            shown += 1;
+            f.write_str(&piece)?;
+            written += piece.len();
         }
         f.write_str("'")
     }
@@ -83,7 +87,17 @@ impl ParseStatusError {
 
     /// The error for bytes that are not even UTF-8 (shown lossily decoded).
     pub fn from_bytes<L: Lifecycle>(input: &[u8]) -> Self {
-        Self::new::<L>(&String::from_utf8_lossy(input))
+        Self::from_bytes_named(L::MACHINE, L::NOUN, input, L::NAMES)
+    }
+
+    /// [`ParseStatusError::new_named`] for bytes that are not even UTF-8.
+    pub fn from_bytes_named(
+        machine: &'static str,
+        noun: &'static str,
+        input: &[u8],
+        accepted: &'static [&'static str],
+    ) -> Self {
+        Self::new_named(machine, noun, &String::from_utf8_lossy(input), accepted)
     }
 
     /// The rejected input.

@@ -215,12 +215,12 @@ pub fn mermaid<L: Lifecycle>() -> String {
 /// use topostate::{lifecycle::dot, TopologyStatus};
 ///
 /// let text = dot::<TopologyStatus>();
-/// assert!(text.starts_with("digraph topology {\n"));
+/// assert!(text.starts_with("digraph \"topology\" {\n"));
 /// assert!(text.contains("    \"failed\" -> \"tearing_down\";\n"));
 /// ```
 pub fn dot<L: Lifecycle>() -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "digraph {} {{", L::MACHINE);
+    let _ = writeln!(out, "digraph {} {{", dot_id(L::MACHINE));
     let _ = writeln!(out, "    rankdir=LR;");
     for state in L::ALL {
         let shape = if state.successor_mask() == 0 {
@@ -228,12 +228,31 @@ pub fn dot<L: Lifecycle>() -> String {
         } else {
             "circle"
         };
-        let _ = writeln!(out, "    \"{}\" [shape={shape}];", state.as_str());
+        let _ = writeln!(out, "    {} [shape={shape}];", dot_id(state.as_str()));
     }
     for (from, to) in edges::<L>() {
-        let _ = writeln!(out, "    \"{}\" -> \"{}\";", from.as_str(), to.as_str());
+        let _ = writeln!(
+            out,
+            "    {} -> {};",
+            dot_id(from.as_str()),
+            dot_id(to.as_str())
+        );
     }
     out.push_str("}\n");
+    out
+}
+
+/// A DOT identifier: always quoted, with `"` and `\` escaped.
+fn dot_id(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
     out
 }
 
@@ -445,6 +464,8 @@ macro_rules! __lifecycle_core {
         }
 
         impl $crate::__private::Parse for $Enum {
+            const EXPECTING: &'static str = concat!("a ", $machine, " ", $noun, " string");
+
             fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
                 $Enum::parse(s)
             }
@@ -608,7 +629,7 @@ macro_rules! __lifecycle_typed {
         $(#[$ameta])*
         #[derive(Debug)]
         #[must_use]
-        pub enum $Any {
+        $tvis enum $Any {
             $(
                 #[doc = concat!("In the `", $name, "` state.")]
                 $Var($Typed<$markers::$Var>),
@@ -716,4 +737,15 @@ macro_rules! __lifecycle_serde {
 #[macro_export]
 macro_rules! __lifecycle_serde {
     ($Enum:ident) => {};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_ids_are_quoted_and_escaped() {
+        assert_eq!(dot_id("traffic light"), "\"traffic light\"");
+        assert_eq!(dot_id(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
 }

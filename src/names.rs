@@ -51,6 +51,8 @@ macro_rules! named_values {
         }
 
         impl $crate::__private::Parse for $Enum {
+            const EXPECTING: &'static str = concat!("a ", $machine, " ", $noun, " string");
+
             fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
                 $Enum::parse(s)
             }
@@ -83,6 +85,24 @@ macro_rules! named_values {
 
             fn try_from(s: &str) -> ::core::result::Result<Self, Self::Error> {
                 Self::parse(s)
+            }
+        }
+
+        impl ::core::convert::TryFrom<&[u8]> for $Enum {
+            type Error = $crate::ParseStatusError;
+
+            fn try_from(bytes: &[u8]) -> ::core::result::Result<Self, Self::Error> {
+                match ::core::str::from_utf8(bytes) {
+                    ::core::result::Result::Ok(s) => Self::parse(s),
+                    ::core::result::Result::Err(_) => ::core::result::Result::Err(
+                        $crate::ParseStatusError::from_bytes_named(
+                            $machine,
+                            $noun,
+                            bytes,
+                            &Self::NAMES,
+                        ),
+                    ),
+                }
             }
         }
     };

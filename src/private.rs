@@ -2,6 +2,9 @@
 
 /// A type parsed from one stored string by one function.
 pub trait Parse: Sized {
+    /// What serde says it expected, e.g. "a topology status string".
+    const EXPECTING: &'static str;
+
     /// The one parse function.
     fn parse(s: &str) -> Result<Self, crate::ParseStatusError>;
 }
@@ -40,7 +43,7 @@ mod visitor {
         type Value = T;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a status string")
+            f.write_str(T::EXPECTING)
         }
 
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {

@@ -108,8 +108,8 @@ fn parse_dot(text: &str) -> Dot {
     let name = header
         .strip_prefix("digraph ")
         .and_then(|rest| rest.strip_suffix(" {"))
-        .unwrap_or_else(|| panic!("bad header {header:?}"))
-        .to_owned();
+        .map(unquote)
+        .unwrap_or_else(|| panic!("bad header {header:?}"));
     assert!(text.ends_with("}\n"), "{text}");
     let mut out = Dot {
         name,
