@@ -78,8 +78,8 @@ pub use error::{
 pub use lifecycle::{LegalNext, Lifecycle};
 pub use mutation::{MutationOp, MutationState, mutation_state};
 pub use topology::{
-    AnyTopology, Topology, TopologyData, TopologyId, TopologyStatus, assert_transition,
-    legal_next, state,
+    AnyTopology, Topology, TopologyData, TopologyId, TopologyStatus, assert_transition, legal_next,
+    state,
 };
 pub use version::{INITIAL_VERSION, MAX_VERSION, Versioned, check_and_bump};
 

@@ -62,4 +62,3 @@ crate::named_values! {
         UpdateLan = "update_lan",
     }
 }
-

@@ -346,9 +346,8 @@ pub fn assert_transition(current: &str, new: &str) -> Result<(), TopologyStatusE
     let from = TopologyStatus::parse(current).map_err(|_| TopologyStatusError::UnknownCurrent {
         status: current.into(),
     })?;
-    let to = TopologyStatus::parse(new).map_err(|_| TopologyStatusError::UnknownNew {
-        status: new.into(),
-    })?;
+    let to = TopologyStatus::parse(new)
+        .map_err(|_| TopologyStatusError::UnknownNew { status: new.into() })?;
     if from.can_transition_to(to) {
         Ok(())
     } else {

@@ -37,9 +37,10 @@ pub const MAX_VERSION: u64 = i64::MAX as u64;
 pub const fn check_and_bump(current: u64, expected: Option<u64>) -> Result<u64, VersionError> {
     match expected {
         None => Ok(current),
-        Some(expected) if expected != current => {
-            Err(VersionError::Conflict(VersionConflict { current, expected }))
-        }
+        Some(expected) if expected != current => Err(VersionError::Conflict(VersionConflict {
+            current,
+            expected,
+        })),
         Some(_) => match bump(current) {
             Ok(next) => Ok(next),
             Err(e) => Err(VersionError::Overflow(e)),

@@ -5,9 +5,7 @@ use std::fmt;
 use std::string::String;
 
 use crate::error::Quoted;
-use crate::{
-    MutationState, TopologyNotEditable, TopologyStatus, VersionConflict, VersionOverflow,
-};
+use crate::{MutationState, TopologyNotEditable, TopologyStatus, VersionConflict, VersionOverflow};
 
 use super::{DeckyId, LanId, MutationId};
 
@@ -105,7 +103,10 @@ pub enum StoreError {
     #[error(transparent)]
     NotEditable(#[from] TopologyNotEditable),
     /// Deleting this LAN would leave a decky with no LAN.
-    #[error("lan {lan} is the only lan of decky {} ({decky}); attach the decky elsewhere or delete it first", Quoted(decky_name))]
+    #[error(
+        "lan {lan} is the only lan of decky {} ({decky}); attach the decky elsewhere or delete it first",
+        Quoted(decky_name)
+    )]
     LanInUse {
         /// The LAN.
         lan: LanId,
@@ -213,7 +214,11 @@ impl StoreError {
     #[must_use]
     pub fn first(a: Option<Self>, b: Option<Self>) -> Option<Self> {
         match (a, b) {
-            (Some(a), Some(b)) => Some(if b.precedence() < a.precedence() { b } else { a }),
+            (Some(a), Some(b)) => Some(if b.precedence() < a.precedence() {
+                b
+            } else {
+                a
+            }),
             (a, b) => a.or(b),
         }
     }

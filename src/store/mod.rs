@@ -58,10 +58,10 @@ mod typed;
 pub use error::{BackendError, Entity, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
-    ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, EditReport, Edited,
-    Edge, EdgeId, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky,
-    NewEdge, NewLan, Precondition, StatusEvent, Timestamp, TopologyDetail, TopologyRecord,
-    Touched, Transitioned,
+    ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
+    EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim, MutationId,
+    NewDecky, NewEdge, NewLan, Precondition, StatusEvent, Timestamp, TopologyDetail,
+    TopologyRecord, Touched, Transitioned,
 };
 pub use policy::{
     DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, check_name, check_text,
@@ -347,7 +347,11 @@ pub trait TopologyStore: Send + Sync {
         patch: DeckyPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::UpdateDecky(decky, patch)])?;
+        let report = self.edit(
+            id,
+            expected_version,
+            &[ChildEdit::UpdateDecky(decky, patch)],
+        )?;
         Ok(Edited {
             id: decky,
             version: report.version,

@@ -138,13 +138,13 @@ impl TopologyRecord {
             name: self.name,
             reason: self.reason,
         };
-        Versioned::from_parts(AnyTopology::from_status(self.status, data), version).map_err(
-            |e| StoreError::Corrupt {
+        Versioned::from_parts(AnyTopology::from_status(self.status, data), version).map_err(|e| {
+            StoreError::Corrupt {
                 table: "topologies",
                 row: id.get().to_string(),
                 problem: e.to_string(),
-            },
-        )
+            }
+        })
     }
 }
 

@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn queue_open_markers_match_live() {
-        assert_eq!(LIVE, &[<Active as State>::STATUS, <Degraded as State>::STATUS]);
+        assert_eq!(
+            LIVE,
+            &[<Active as State>::STATUS, <Degraded as State>::STATUS]
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use crate::state::{CanTransitionTo, Pending, State};
 use crate::{AnyTopology, MutationOp, Topology, TopologyId, Versioned};
 
-use super::{ChildEdit, EditReport, MutationId, Precondition, QueueOpen, StoreError, TopologyStore};
+use super::{
+    ChildEdit, EditReport, MutationId, Precondition, QueueOpen, StoreError, TopologyStore,
+};
 
 /// Typed operations on every [`TopologyStore`] (a blanket implementation, so the base
 /// trait stays `dyn`-compatible).
