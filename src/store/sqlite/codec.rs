@@ -1,0 +1,288 @@
+//! Reading stored values back, refusing the ones no valid write could have made, and the
+//! JSON text of a decky's service list.
+
+use std::format;
+use std::string::String;
+use std::vec::Vec;
+
+use rusqlite::Row;
+use rusqlite::types::{FromSql, Value, ValueRef};
+
+use crate::error::Quoted;
+use crate::store::StoreError;
+use crate::{MAX_VERSION, ParseStatusError};
+
+/// Which row is being read, for [`StoreError::Corrupt`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct At {
+    pub(super) table: &'static str,
+    pub(super) id: i64,
+}
+
+impl At {
+    pub(super) fn corrupt(self, problem: String) -> StoreError {
+        StoreError::Corrupt {
+            table: self.table,
+            row: self.id.to_string(),
+            problem,
+        }
+    }
+
+    /// A column of any type `FromSql` reads, a type mismatch being a corrupt row.
+    pub(super) fn get<T: FromSql>(self, row: &Row<'_>, idx: usize) -> Result<T, StoreError> {
+        row.get::<_, T>(idx).map_err(|e| {
+            let value = row.get_ref(idx).ok();
+            self.corrupt(format!(
+                "column {}: {} ({e})",
+                column_name(row, idx),
+                describe_ref(value)
+            ))
+        })
+    }
+
+    /// A column holding a declared name, parsed by `parse`.
+    pub(super) fn name<T>(
+        self,
+        row: &Row<'_>,
+        idx: usize,
+        parse: fn(&str) -> Result<T, ParseStatusError>,
+    ) -> Result<T, StoreError> {
+        let value = row.get_ref(idx).map_err(|e| self.corrupt(e.to_string()))?;
+        let parsed = match value {
+            ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => parse(text).map_err(|e| e.to_string()),
+                Err(_) => Err(format!("{} is not UTF-8", describe_ref(Some(value)))),
+            },
+            other => Err(format!("{}, not a name", describe_ref(Some(other)))),
+        };
+        parsed
+            .map_err(|problem| self.corrupt(format!("column {}: {problem}", column_name(row, idx))))
+    }
+
+    /// A version column: an integer in `1..=MAX_VERSION`.
+    pub(super) fn version(self, row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
+        let value = row.get_ref(idx).map_err(|e| self.corrupt(e.to_string()))?;
+        match value {
+            ValueRef::Integer(v) if v >= 1 => Ok(v.unsigned_abs()),
+            ValueRef::Integer(v) => Err(self.corrupt(format!(
+                "column {}: invalid topology version {v} (versions run from 1 to {MAX_VERSION})",
+                column_name(row, idx)
+            ))),
+            other => Err(self.corrupt(format!(
+                "column {}: {}, not an integer version",
+                column_name(row, idx),
+                describe_ref(Some(other))
+            ))),
+        }
+    }
+
+    /// A decky's service list, stored as a JSON array of strings.
+    pub(super) fn services(self, row: &Row<'_>, idx: usize) -> Result<Vec<String>, StoreError> {
+        let text: String = self.get(row, idx)?;
+        decode_services(&text).map_err(|problem| {
+            self.corrupt(format!(
+                "column {}: {} is not a JSON list of strings: {problem}",
+                column_name(row, idx),
+                Quoted(&text)
+            ))
+        })
+    }
+}
+
+fn column_name<'r>(row: &'r Row<'_>, idx: usize) -> &'r str {
+    row.as_ref().column_name(idx).unwrap_or("?")
+}
+
+/// A stored value as a message shows it.
+pub(super) fn describe_ref(value: Option<ValueRef<'_>>) -> String {
+    match value {
+        None => String::from("missing"),
+        Some(ValueRef::Null) => String::from("NULL"),
+        Some(ValueRef::Integer(i)) => format!("the integer {i}"),
+        Some(ValueRef::Real(r)) => format!("the real number {r}"),
+        Some(ValueRef::Text(t)) => format!("the text {}", Quoted(&String::from_utf8_lossy(t))),
+        Some(ValueRef::Blob(b)) => format!("a blob of {} bytes", b.len()),
+    }
+}
+
+/// As [`describe_ref`], for an owned value.
+pub(super) fn describe_value(value: Option<&Value>) -> String {
+    describe_ref(value.map(ValueRef::from))
+}
+
+/// The JSON text of a service list: `["ssh","http"]`, exact for any string.
+pub(super) fn encode_services(services: &[String]) -> String {
+    let mut out = String::with_capacity(2 + services.iter().map(|s| s.len() + 3).sum::<usize>());
+    out.push('[');
+    for (i, service) in services.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in service.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if u32::from(c) < 0x20 => {
+                    out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+/// Parses the JSON text of a service list (any valid JSON array of strings).
+pub(super) fn decode_services(text: &str) -> Result<Vec<String>, &'static str> {
+    let mut p = Parser {
+        chars: text.chars().peekable(),
+    };
+    p.skip_ws();
+    p.expect('[')?;
+    let mut out = Vec::new();
+    p.skip_ws();
+    if p.chars.peek() == Some(&']') {
+        p.chars.next();
+    } else {
+        loop {
+            p.skip_ws();
+            out.push(p.string()?);
+            p.skip_ws();
+            match p.chars.next() {
+                Some(',') => {}
+                Some(']') => break,
+                _ => return Err("expected ',' or ']'"),
+            }
+        }
+    }
+    p.skip_ws();
+    if p.chars.next().is_some() {
+        return Err("text after the list");
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while matches!(self.chars.peek(), Some(' ' | '\n' | '\r' | '\t')) {
+            self.chars.next();
+        }
+    }
+
+    fn expect(&mut self, c: char) -> Result<(), &'static str> {
+        if self.chars.next() == Some(c) {
+            Ok(())
+        } else {
+            Err("expected '['")
+        }
+    }
+
+    fn string(&mut self) -> Result<String, &'static str> {
+        if self.chars.next() != Some('"') {
+            return Err("expected a string");
+        }
+        let mut out = String::new();
+        loop {
+            match self.chars.next().ok_or("unterminated string")? {
+                '"' => return Ok(out),
+                '\\' => match self.chars.next().ok_or("unterminated escape")? {
+                    '"' => out.push('"'),
+                    '\\' => out.push('\\'),
+                    '/' => out.push('/'),
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    'u' => {
+                        let high = self.hex4()?;
+                        let c = if (0xD800..0xDC00).contains(&high) {
+                            if self.chars.next() != Some('\\') || self.chars.next() != Some('u') {
+                                return Err("unpaired surrogate");
+                            }
+                            let low = self.hex4()?;
+                            if !(0xDC00..0xE000).contains(&low) {
+                                return Err("unpaired surrogate");
+                            }
+                            char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+                        } else {
+                            char::from_u32(high)
+                        };
+                        out.push(c.ok_or("unpaired surrogate")?);
+                    }
+                    _ => return Err("unknown escape"),
+                },
+                c if u32::from(c) < 0x20 => return Err("control character in a string"),
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, &'static str> {
+        let mut v = 0;
+        for _ in 0..4 {
+            let d = self
+                .chars
+                .next()
+                .and_then(|c| c.to_digit(16))
+                .ok_or("bad \\u escape")?;
+            v = v * 16 + d;
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    #[test]
+    fn services_round_trip_exactly() {
+        let cases: Vec<Vec<String>> = vec![
+            vec![],
+            vec![String::new()],
+            vec!["ssh".into(), "http".into()],
+            vec![
+                "a,b".into(),
+                "c\nd".into(),
+                "\"q\"".into(),
+                "back\\slash".into(),
+            ],
+            vec!["\u{1}\u{1f}".into(), "émoji 🦀".into(), "[\"]".into()],
+        ];
+        for case in cases {
+            let text = encode_services(&case);
+            assert_eq!(decode_services(&text).as_ref(), Ok(&case), "{text}");
+        }
+    }
+
+    #[test]
+    fn services_decode_any_json_list_of_strings() {
+        assert_eq!(
+            decode_services(" [ \"a\" , \"\\u00e9\\ud83e\\udd80\\/\" ] "),
+            Ok(vec!["a".into(), "é🦀/".into()])
+        );
+        for bad in [
+            "",
+            "[",
+            "[1]",
+            "[\"a\",]",
+            "[\"a\"] x",
+            "{}",
+            "[\"\\ud800\"]",
+        ] {
+            assert!(decode_services(bad).is_err(), "{bad}");
+        }
+    }
+}

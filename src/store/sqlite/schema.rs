@@ -1,0 +1,352 @@
+//! The schema: generated from the lifecycle declarations, created and migrated by the store
+//! itself under `BEGIN IMMEDIATE`, and guarded by a fingerprint of those declarations.
+
+use std::format;
+use std::string::String;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::lifecycle::{Lifecycle, sql_in_list};
+use crate::store::{DeckyState, StoreError};
+use crate::{MutationOp, MutationState, TopologyStatus};
+
+use super::sql_error;
+
+/// The schema version this build writes and reads.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// The `meta` keys.
+const KEY_VERSION: &str = "schema_version";
+const KEY_FINGERPRINT: &str = "fingerprint";
+
+/// The canonical text a file's schema was generated from: the schema version and every
+/// stored name list, in declaration order.
+///
+/// A file whose fingerprint differs was made by a build with a different declaration (a
+/// status added, renamed or reordered), so its `CHECK` lists and rows may not match this
+/// build; it is refused rather than half-read.
+pub(super) fn fingerprint_of(version: i64) -> String {
+    format!(
+        "topostate sqlite schema {version}; {} {}: {}; {} {}: {}; {} {}: {}; {} {}: {}",
+        TopologyStatus::MACHINE,
+        TopologyStatus::NOUN,
+        <TopologyStatus as Lifecycle>::NAMES.join(","),
+        MutationState::MACHINE,
+        MutationState::NOUN,
+        <MutationState as Lifecycle>::NAMES.join(","),
+        "mutation",
+        "op",
+        MutationOp::NAMES.join(","),
+        "decky",
+        "state",
+        DeckyState::NAMES.join(","),
+    )
+}
+
+/// A `CHECK (column IN (...))` list for a set of names that is not a lifecycle.
+fn names_in_list(names: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('\'');
+        out.push_str(&name.replace('\'', "''"));
+        out.push('\'');
+    }
+    out
+}
+
+/// The DDL of schema version 1. The generated `IN (...)` lists are the only text put into
+/// SQL by formatting; they come from the declarations, never from input.
+pub(super) fn ddl_v1() -> String {
+    let status = sql_in_list::<TopologyStatus>();
+    let mutation_state = sql_in_list::<MutationState>();
+    let op = names_in_list(&MutationOp::NAMES);
+    let decky_state = names_in_list(&DeckyState::NAMES);
+    // AUTOINCREMENT: ids are never reused, so an id held by a client of a deleted row can
+    // never name a newer row, and event and mutation ids keep growing.
+    format!(
+        "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value NOT NULL
+);
+
+CREATE TABLE topologies (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    name              TEXT NOT NULL UNIQUE,
+    status            TEXT NOT NULL CHECK (status IN ({status})),
+    version           INTEGER NOT NULL CHECK (typeof(version) = 'integer' AND version >= 1),
+    reason            TEXT,
+    needs_resync      INTEGER NOT NULL DEFAULT 0 CHECK (needs_resync IN (0, 1)),
+    created_at        INTEGER NOT NULL,
+    status_changed_at INTEGER NOT NULL
+);
+CREATE INDEX topologies_status ON topologies (status);
+
+CREATE TABLE lans (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topology_id INTEGER NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    subnet      TEXT NOT NULL,
+    is_dmz      INTEGER NOT NULL CHECK (is_dmz IN (0, 1)),
+    network_id  TEXT,
+    x           REAL,
+    y           REAL,
+    UNIQUE (topology_id, name),
+    UNIQUE (topology_id, id)
+);
+
+CREATE TABLE deckies (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topology_id INTEGER NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    services    TEXT NOT NULL,
+    config      TEXT,
+    state       TEXT NOT NULL CHECK (state IN ({decky_state})),
+    ip          TEXT,
+    last_error  TEXT,
+    x           REAL,
+    y           REAL,
+    UNIQUE (topology_id, name),
+    UNIQUE (topology_id, id)
+);
+
+CREATE TABLE edges (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topology_id INTEGER NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    decky_id    INTEGER NOT NULL,
+    lan_id      INTEGER NOT NULL,
+    is_bridge   INTEGER NOT NULL CHECK (is_bridge IN (0, 1)),
+    forwards_l3 INTEGER NOT NULL CHECK (forwards_l3 IN (0, 1)),
+    UNIQUE (decky_id, lan_id),
+    FOREIGN KEY (topology_id, decky_id) REFERENCES deckies (topology_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (topology_id, lan_id) REFERENCES lans (topology_id, id) ON DELETE CASCADE
+);
+CREATE INDEX edges_topology ON edges (topology_id, id);
+CREATE INDEX edges_lan ON edges (lan_id);
+
+CREATE TABLE status_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    topology_id INTEGER NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    from_status TEXT NOT NULL CHECK (from_status IN ({status})),
+    to_status   TEXT NOT NULL CHECK (to_status IN ({status})),
+    at          INTEGER NOT NULL,
+    reason      TEXT
+);
+CREATE INDEX status_events_topology ON status_events (topology_id, id);
+
+CREATE TABLE mutations (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    topology_id  INTEGER NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    op           TEXT NOT NULL CHECK (op IN ({op})),
+    payload      TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ({mutation_state})),
+    requested_at INTEGER NOT NULL,
+    applied_at   INTEGER,
+    reason       TEXT
+);
+CREATE INDEX mutations_topology_state ON mutations (topology_id, state, id);
+"
+    )
+}
+
+/// Wraps a driver error met while opening `place`.
+fn opening<'a>(place: &'a str, step: &'a str) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
+    move |e| sql_error(e, format!("opening {place}: {step}"))
+}
+
+/// What the `meta` table says, if the file has one.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    version: i64,
+    fingerprint: String,
+}
+
+/// Reads the stamp; `None` for a file without a `meta` table (a new file).
+fn read_stamp(conn: &Connection, place: &str) -> Result<Option<Stamp>, StoreError> {
+    let has_meta: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
+        )
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(opening(place, "reading the schema"))?;
+    if !has_meta {
+        return Ok(None);
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .map_err(opening(place, "reading the schema"))?;
+    let version: Option<Value> = stmt
+        .query_row([KEY_VERSION], |r| r.get(0))
+        .optional()
+        .map_err(opening(place, "reading the schema version"))?;
+    let fingerprint: Option<Value> = stmt
+        .query_row([KEY_FINGERPRINT], |r| r.get(0))
+        .optional()
+        .map_err(opening(place, "reading the schema fingerprint"))?;
+    let version = match version {
+        Some(Value::Integer(v)) if v >= 1 => v,
+        other => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!(
+                    "the schema version of {place} is {}, not a positive integer",
+                    super::codec::describe_value(other.as_ref())
+                ),
+            });
+        }
+    };
+    let fingerprint = match fingerprint {
+        Some(Value::Text(t)) => t,
+        other => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_FINGERPRINT),
+                problem: format!(
+                    "the schema fingerprint of {place} is {}, not text",
+                    super::codec::describe_value(other.as_ref())
+                ),
+            });
+        }
+    };
+    Ok(Some(Stamp {
+        version,
+        fingerprint,
+    }))
+}
+
+/// Refuses a stamp this build cannot use as it is; `Ok(true)` when it is current.
+fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
+    if stamp.version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt {
+            table: "meta",
+            row: String::from(KEY_VERSION),
+            problem: format!(
+                "{place} has schema version {}, newer than the {SCHEMA_VERSION} this build of \
+                 topostate knows; open it with a newer build",
+                stamp.version
+            ),
+        });
+    }
+    let expected = fingerprint_of(stamp.version);
+    if stamp.fingerprint != expected {
+        return Err(StoreError::Corrupt {
+            table: "meta",
+            row: String::from(KEY_FINGERPRINT),
+            problem: format!(
+                "schema fingerprint mismatch: {place} was made from a different lifecycle \
+                 declaration and is refused (expected '{expected}', found '{}')",
+                stamp.fingerprint
+            ),
+        });
+    }
+    Ok(stamp.version == SCHEMA_VERSION)
+}
+
+/// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a file
+/// from version `i + 1` to `i + 2`. Empty while there is only version 1.
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[];
+
+/// Creates or migrates the schema, safe when several processes open one new file at once:
+/// the check is repeated inside `BEGIN IMMEDIATE`, so exactly one of them creates it.
+pub(super) fn migrate(conn: &mut Connection, place: &str) -> Result<(), StoreError> {
+    // Fast path: an up-to-date file needs no write lock.
+    if let Some(stamp) = read_stamp(conn, place)?
+        && check_stamp(&stamp, place)?
+    {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(opening(place, "locking the file to create the schema"))?;
+    match read_stamp(&tx, place)? {
+        None => {
+            tx.execute_batch(&ddl_v1())
+                .map_err(opening(place, "creating the schema"))?;
+            let mut insert = tx
+                .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2)")
+                .map_err(opening(place, "creating the schema"))?;
+            insert
+                .execute(rusqlite::params![KEY_VERSION, 1])
+                .map_err(opening(place, "creating the schema"))?;
+            insert
+                .execute(rusqlite::params![KEY_FINGERPRINT, fingerprint_of(1)])
+                .map_err(opening(place, "creating the schema"))?;
+            drop(insert);
+            run_migrations(&tx, 1, place)?;
+        }
+        Some(stamp) => {
+            if !check_stamp(&stamp, place)? {
+                run_migrations(&tx, stamp.version, place)?;
+            }
+        }
+    }
+    tx.commit().map_err(opening(place, "committing the schema"))
+}
+
+/// Runs every migration from `from` up to [`SCHEMA_VERSION`] and restamps the file.
+fn run_migrations(conn: &Connection, from: i64, place: &str) -> Result<(), StoreError> {
+    let mut version = from;
+    while version < SCHEMA_VERSION {
+        let step = usize::try_from(version - 1)
+            .ok()
+            .and_then(|i| MIGRATIONS.get(i))
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!("no migration from schema version {version} of {place}"),
+            })?;
+        step(conn).map_err(opening(place, "migrating the schema"))?;
+        version += 1;
+        let mut update = conn
+            .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
+            .map_err(opening(place, "migrating the schema"))?;
+        update
+            .execute(rusqlite::params![KEY_VERSION, version])
+            .map_err(opening(place, "migrating the schema"))?;
+        update
+            .execute(rusqlite::params![KEY_FINGERPRINT, fingerprint_of(version)])
+            .map_err(opening(place, "migrating the schema"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_lists_every_declared_name_and_nothing_else() {
+        let ddl = ddl_v1();
+        for name in <TopologyStatus as Lifecycle>::NAMES {
+            assert!(ddl.contains(&format!("'{name}'")), "{name}");
+        }
+        for name in MutationOp::NAMES {
+            assert!(ddl.contains(&format!("'{name}'")), "{name}");
+        }
+        assert!(ddl.contains(&sql_in_list::<MutationState>()));
+        assert!(ddl.contains(&names_in_list(&DeckyState::NAMES)));
+    }
+
+    #[test]
+    fn fingerprint_is_one_line_and_names_the_version() {
+        let f = fingerprint_of(SCHEMA_VERSION);
+        assert!(!f.contains('\n'));
+        assert!(f.starts_with("topostate sqlite schema 1; topology status: pending,deploying,"));
+        assert!(f.contains("mutation op: add_lan,"));
+    }
+
+    #[test]
+    fn a_newer_file_is_refused() {
+        let stamp = Stamp {
+            version: SCHEMA_VERSION + 1,
+            fingerprint: fingerprint_of(SCHEMA_VERSION + 1),
+        };
+        let err = check_stamp(&stamp, "x.db").unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+}
