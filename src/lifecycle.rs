@@ -279,7 +279,7 @@ pub fn sql_in_list<L: Lifecycle>() -> String {
     out
 }
 
-/// Declares a lifecycle once; see the [module documentation](crate::lifecycle) for what it
+/// Declares a lifecycle once; see the [module documentation](mod@crate::lifecycle) for what it
 /// generates and the syntax.
 ///
 /// ```

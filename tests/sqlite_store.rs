@@ -340,7 +340,7 @@ fn coordinates_and_runtime_fields_round_trip() {
     let lab = store.create_topology("lab").unwrap();
     let mut lan = NewLan::new("dmz", "10.0.0.0/24");
     lan.x = Some(-1.5e300);
-    lan.y = Some(f64::INFINITY);
+    lan.y = Some(f64::MAX);
     lan.is_dmz = true;
     let lan = store.add_lan(lab.id, lan, None).unwrap();
     let web = store.add_decky(lab.id, NewDecky::new("web"), None).unwrap();
@@ -357,7 +357,7 @@ fn coordinates_and_runtime_fields_round_trip() {
         .unwrap();
     let detail = store.topology_detail(lab.id).unwrap();
     assert_eq!(detail.lans[0].x, Some(-1.5e300));
-    assert_eq!(detail.lans[0].y, Some(f64::INFINITY));
+    assert_eq!(detail.lans[0].y, Some(f64::MAX));
     assert!(detail.lans[0].is_dmz);
     assert_eq!(detail.lans[0].network_id.as_deref(), Some("net-1"));
     assert_eq!(detail.deckies[0].state, DeckyState::TeardownFailed);
@@ -366,17 +366,19 @@ fn coordinates_and_runtime_fields_round_trip() {
 }
 
 #[test]
-fn nan_coordinates_are_refused_not_lost() {
+fn non_finite_coordinates_are_refused_not_lost() {
     // SQLite would store NaN as NULL, i.e. read back "no position".
     let store = SqliteStore::open_in_memory().unwrap();
     let lab = store.create_topology("lab").unwrap();
-    let mut lan = NewLan::new("dmz", "10.0.0.0/24");
-    lan.x = Some(f64::NAN);
-    let e = store.add_lan(lab.id, lan, Some(1)).unwrap_err();
-    assert!(
-        matches!(e, StoreError::Invalid { field: "lan x", .. }),
-        "{e:?}"
-    );
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut lan = NewLan::new("dmz", "10.0.0.0/24");
+        lan.x = Some(bad);
+        let e = store.add_lan(lab.id, lan, Some(1)).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid { field: "lan x", .. }),
+            "{e:?}"
+        );
+    }
     assert_eq!(store.get_topology(lab.id).unwrap().version, 1);
 }
 

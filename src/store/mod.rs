@@ -13,7 +13,7 @@
 //!   stored version and bumps it in the same atomic step as the write; a stale `v` is
 //!   [`StoreError::VersionConflict`]. `None` means no check and no bump (the seed's
 //!   meaning). A version is a claim checked at the next write, not a lock: holding a
-//!   [`Versioned`] value does not stop another editor, it only makes sure that your next
+//!   [`Versioned`](crate::Versioned) value does not stop another editor, it only makes sure that your next
 //!   write notices theirs.
 //! - **No illegal or stale transition.** [`TopologyStore::transition_status`] is a
 //!   compare-and-set on the status, writing status, `status_changed_at` and the event
@@ -64,7 +64,8 @@ pub use model::{
     TopologyRecord, Touched, Transitioned,
 };
 pub use policy::{
-    DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, check_name, check_text,
+    DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, check_coord, check_name,
+    check_text,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -133,6 +133,29 @@ pub fn check_text(field: &'static str, text: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Checks a canvas coordinate: finite (NaN and infinities do not survive every backend).
+///
+/// # Errors
+///
+/// [`StoreError::Invalid`] naming `field`.
+///
+/// ```
+/// use topostate::store::check_coord;
+///
+/// assert!(check_coord("lan x", Some(12.5)).is_ok());
+/// assert!(check_coord("lan x", None).is_ok());
+/// assert!(check_coord("lan x", Some(f64::NAN)).is_err());
+/// ```
+pub fn check_coord(field: &'static str, value: Option<f64>) -> Result<(), StoreError> {
+    match value {
+        Some(v) if !v.is_finite() => Err(StoreError::Invalid {
+            field,
+            problem: std::format!("{v} is not a finite number"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -423,11 +423,9 @@ fn check_services(services: &[String]) -> Option<StoreError> {
         .find_map(|s| check_text("decky service", s).err())
 }
 
-/// SQLite stores a NaN `REAL` as `NULL`, which would read back as no position at all, so a
-/// NaN coordinate is refused rather than silently lost.
+/// The shared finiteness check, as an `Option` for the combinators here (SQLite would also
+/// store a NaN `REAL` as `NULL`, i.e. read back "no position").
 fn check_coord(field: &'static str, value: Option<f64>) -> Option<StoreError> {
-    value.filter(|v| v.is_nan()).map(|_| StoreError::Invalid {
-        field,
-        problem: String::from("NaN cannot be stored as a canvas position"),
-    })
+    crate::store::check_coord(field, value).err()
 }
+
