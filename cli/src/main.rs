@@ -1,0 +1,163 @@
+//! The `topostate` command: check transitions, list legal next statuses, draw the
+//! lifecycle, audit a SQLite database written by the store, and run the first-run demo.
+//!
+//! Exit codes follow the `grep`/`diff` convention: 0 when all is well, 1 when a check found
+//! a problem (an illegal transition, audit findings), 2 on a usage or input error or when
+//! the command could not run (clap's own usage errors exit 2 as well).
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod audit;
+mod check;
+mod demo;
+mod graph;
+mod output;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::{Format, Machine, Outcome};
+
+/// Inspect and repair MazeNET topology lifecycle data.
+///
+/// Every status and edge comes from the `topostate` library's one declaration; nothing
+/// here spells one out.
+#[derive(Debug, Parser)]
+#[command(name = "topostate", version, propagate_version = true)]
+#[command(after_help = "Exit status: 0 ok, 1 a check found a problem, 2 usage or input error.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Is the transition FROM → TO legal? Exit 0 if it is, 1 if it is not.
+    ///
+    /// FROM and TO are raw stored strings, e.g. `pending`; an unknown one is an input
+    /// error (exit 2) and the message lists the accepted values.
+    Check {
+        /// The current status, as stored.
+        from: String,
+        /// The status to move to, as stored.
+        to: String,
+        /// Which lifecycle the statuses belong to.
+        #[arg(long, value_enum, default_value_t = Machine::Topology)]
+        machine: Machine,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// The legal next statuses of STATUS, one per line (none for a terminal status).
+    Next {
+        /// The current status, as stored.
+        status: String,
+        /// Which lifecycle the status belongs to.
+        #[arg(long, value_enum, default_value_t = Machine::Topology)]
+        machine: Machine,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print the lifecycle diagram, generated from the library's declaration.
+    Graph {
+        /// Diagram language.
+        #[arg(long, value_enum, default_value_t = graph::GraphFormat::Mermaid)]
+        format: graph::GraphFormat,
+        /// Which lifecycle to draw.
+        #[arg(long, value_enum, default_value_t = Machine::Topology)]
+        machine: Machine,
+    },
+    /// Report every problem in a SQLite database written by the store; never writes.
+    ///
+    /// Opens DB read-only and reads the raw tables, so it also works on a database the
+    /// store would refuse. Findings: corrupt status, state or op strings; versions outside
+    /// 1..=MAX_VERSION; status logs that are not a legal path from the initial status or
+    /// that end elsewhere than the stored status; mutations in impossible states; orphan
+    /// rows. One line per finding (or one JSON document), then a summary. Exit 1 if
+    /// anything was found.
+    Audit {
+        /// The database file.
+        db: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Walk one topology through its whole life on a SQLite file and narrate it.
+    ///
+    /// Creates a topology, edits it while pending, shows two editors colliding on a
+    /// version and the loser re-reading, deploys and activates it, queues and applies a
+    /// live edit, tears it down, then prints the status log and the final versions.
+    Demo {
+        /// Write the demo database here (must not exist yet) and keep it; by default a
+        /// temporary file is used and removed afterwards.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = run(cli.command, &mut out).and_then(|outcome| {
+        out.flush()?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(error) => {
+            // A closed pipe (`topostate graph | head -1`) is the reader's choice, not an
+            // error to report.
+            if error
+                .downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return Outcome::Clean.exit_code();
+            }
+            eprintln!("error: {}", render(&error));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An error and its causes on one line, `outer: inner`, skipping a cause whose message
+/// the line already holds (many errors repeat their source's message in their own).
+fn render(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if line.contains(&message) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&message);
+    }
+    line
+}
+
+/// Runs one subcommand, writing its output to `out`.
+fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Check {
+            from,
+            to,
+            machine,
+            format,
+        } => check::check(machine, &from, &to, format, out),
+        Command::Next {
+            status,
+            machine,
+            format,
+        } => check::next(machine, &status, format, out),
+        Command::Graph { format, machine } => graph::graph(format, machine, out),
+        Command::Audit { db, format } => audit::audit(&db, format, out),
+        Command::Demo { db } => demo::demo(db.as_deref(), out),
+    }
+}
