@@ -66,9 +66,9 @@ fn corrupt(path: &Path) -> rusqlite::Result<()> {
         INSERT INTO topologies (id, name, status, version, reason, needs_resync, created_at, status_changed_at)
             VALUES (3, 'silent', 'degraded', 'four', NULL, 0, 1, 1);
 
-        -- A LAN of a topology that does not exist.
+        -- A LAN of a topology that does not exist, at an infinite canvas position.
         INSERT INTO lans (id, topology_id, name, subnet, is_dmz, network_id, x, y)
-            VALUES (900, 999, 'ghost', '10.9.0.0/24', 0, NULL, NULL, NULL);
+            VALUES (900, 999, 'ghost', '10.9.0.0/24', 0, NULL, 9e999, NULL);
 
         -- A decky of topology 2 joined by an edge of topology 1.
         INSERT INTO deckies (id, topology_id, name, services, config, state, ip, last_error, x, y)
@@ -136,6 +136,7 @@ fn a_corrupted_database_names_every_finding_and_exits_1() -> TestResult {
         "bad-version: topologies row 3: version: the text 'four' is not an integer version",
         "status-log-mismatch: topologies row 3: status is 'degraded' but the status log is empty",
         "orphan-row: lans row 900: topology 999 does not exist",
+        "corrupt-value: lans row 900 (topology 999): x: inf is not a finite number",
         "cross-topology-edge: edges row 700 (topology 1): decky 800 belongs to topology 2, the edge to topology 1",
         "impossible-mutation: mutations row 600 (topology 2): 'applied' without applied_at",
         "impossible-mutation: mutations row 604 (topology 2): 'failed' without a reason",

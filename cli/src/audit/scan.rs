@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 use serde::Serialize;
-use topostate::store::{DeckyState, check_name};
+use topostate::store::{DeckyState, StoreError, check_coord, check_name, check_text};
 use topostate::{
     INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, ParseStatusError, TopologyStatus,
 };
@@ -169,15 +169,35 @@ fn text_problem(value: &Value, nullable: bool) -> Option<String> {
 /// What is wrong with a canvas coordinate, if anything.
 fn coordinate_problem(value: &Value) -> Option<String> {
     match value {
-        Value::Null | Value::Real(_) | Value::Integer(_) => None,
+        Value::Null | Value::Integer(_) => None,
+        Value::Real(r) => rule(check_coord("coordinate", Some(*r))),
         other => Some(format!("{}, expected a number or NULL", describe(other))),
+    }
+}
+
+/// What is wrong with a free-text column (reasons, payloads, configs, subnets), by the
+/// store's length rule, if anything.
+fn free_text_problem(value: &Value, nullable: bool) -> Option<String> {
+    match value {
+        Value::Text(text) => rule(check_text("text", text)),
+        other => text_problem(other, nullable),
+    }
+}
+
+/// The problem a store rule (`check_name`, `check_text`, `check_coord`) found, without its
+/// "invalid field:" prefix, since findings name the column themselves.
+fn rule(result: Result<(), StoreError>) -> Option<String> {
+    match result {
+        Ok(()) => None,
+        Err(StoreError::Invalid { problem, .. }) => Some(problem),
+        Err(other) => Some(other.to_string()),
     }
 }
 
 /// What is wrong with a name column, by the store's own rule, if anything.
 fn name_problem(field: &'static str, value: &Value) -> Option<String> {
     match value {
-        Value::Text(text) => check_name(field, text).err().map(|e| e.to_string()),
+        Value::Text(text) => rule(check_name(field, text)),
         other => Some(format!("{}, expected a name", describe(other))),
     }
 }
@@ -329,7 +349,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "reason",
-                text_problem(&col(row, 4)?, true),
+                free_text_problem(&col(row, 4)?, true),
             );
             self.column(
                 Kind::CorruptValue,
@@ -388,7 +408,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "subnet",
-                text_problem(&col(row, 3)?, false),
+                free_text_problem(&col(row, 3)?, false),
             );
             self.column(
                 Kind::CorruptValue,
@@ -463,7 +483,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "config",
-                text_problem(&col(row, 4)?, true),
+                free_text_problem(&col(row, 4)?, true),
             );
             let state = parse_name(&col(row, 5)?, DeckyState::parse).err();
             self.column(Kind::CorruptState, T, &id, topology, "state", state);
@@ -593,7 +613,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "reason",
-                text_problem(&col(row, 5)?, true),
+                free_text_problem(&col(row, 5)?, true),
             );
 
             // An event of a missing topology is an orphan, reported by `orphans`.
@@ -697,7 +717,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "payload",
-                text_problem(&col(row, 3)?, false),
+                free_text_problem(&col(row, 3)?, false),
             );
             self.column(
                 Kind::CorruptValue,
@@ -725,7 +745,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "reason",
-                text_problem(&reason, true),
+                free_text_problem(&reason, true),
             );
             let state = match parse_name(&col(row, 4)?, MutationState::parse) {
                 Ok(state) => state,
@@ -900,6 +920,20 @@ mod tests {
         assert!(version_problem(&Value::Integer(-4)).is_some());
         assert!(version_problem(&Value::Text("2".into())).is_some());
         assert!(version_problem(&Value::Real(2.0)).is_some());
+    }
+
+    #[test]
+    fn store_rules_judge_names_text_and_coordinates() {
+        assert_eq!(coordinate_problem(&Value::Real(1.5)), None);
+        assert_eq!(
+            coordinate_problem(&Value::Real(f64::INFINITY)),
+            Some("inf is not a finite number".to_owned())
+        );
+        assert!(name_problem("lan name", &Value::Text(" ".into())).is_some());
+        let long = "x".repeat(topostate::store::MAX_TEXT_LEN + 1);
+        assert!(free_text_problem(&Value::Text(long), true).is_some());
+        assert_eq!(free_text_problem(&Value::Null, true), None);
+        assert!(free_text_problem(&Value::Null, false).is_some());
     }
 
     #[test]
