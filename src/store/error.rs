@@ -187,8 +187,18 @@ pub enum StoreError {
         problem: String,
     },
     /// The backend's driver failed (I/O, SQL, pool).
+    ///
+    /// The message already carries the driver's text, so this variant reports no `source()`
+    /// (error printers would repeat it); reach the driver's error with
+    /// [`BackendError::get_ref`].
     #[error("store backend error: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
+}
+
+impl From<BackendError> for StoreError {
+    fn from(error: BackendError) -> Self {
+        Self::Backend(error)
+    }
 }
 
 impl StoreError {
