@@ -1,0 +1,394 @@
+//! The mutation queue: enqueue gate and versions, serial oldest-first claims, marks from
+//! `applying` only, live edits with a claim.
+
+use topostate::store::{
+    ChildEdit, Claim, DeckyPatch, LanId, LanPatch, Mutation, MutationClaim, NewEdge, NewLan,
+    Precondition, StoreError, TopologyStore,
+};
+use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus, VersionConflict};
+
+use super::{ALL, Harness, detail, reach, seeded, setup, version};
+
+fn claim(s: &dyn TopologyStore, id: TopologyId) -> (Mutation, MutationClaim) {
+    match s.claim_next_mutation(id).unwrap() {
+        Claim::Claimed { mutation, claim } => (mutation, claim),
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
+fn mutation(s: &dyn TopologyStore, id: TopologyId, m: topostate::store::MutationId) -> Mutation {
+    s.list_mutations(id, None)
+        .unwrap()
+        .into_iter()
+        .find(|row| row.id == m)
+        .expect("mutation missing")
+}
+
+/// Enqueueing works only in `active` and `degraded`; elsewhere it is `NotEditable` and
+/// writes nothing; claims are gated the same way.
+pub fn enqueue_only_live<H: Harness>() {
+    use TopologyStatus::*;
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    for status in ALL {
+        let t = reach(s, &format!("t-{status}"), status);
+        let v = t.version;
+        let live = matches!(status, Active | Degraded);
+        for expected in [None, Some(v)] {
+            let result = s.enqueue_mutation(t.id, MutationOp::AddDecky, "{}", expected);
+            if live {
+                result.unwrap();
+            } else {
+                expect_err!(
+                    result,
+                    StoreError::NotEditable(n) if n.status == status
+                );
+            }
+        }
+        let claimed = s.claim_next_mutation(t.id);
+        if live {
+            assert_eq!(version(s, t.id), v + 1);
+            assert_eq!(s.list_mutations(t.id, None).unwrap().len(), 2);
+            assert!(matches!(claimed, Ok(Claim::Claimed { .. })), "{claimed:?}");
+        } else {
+            expect_err!(claimed, StoreError::NotEditable(_));
+            assert_eq!(version(s, t.id), v);
+            assert!(s.list_mutations(t.id, None).unwrap().is_empty());
+        }
+    }
+}
+
+/// A matching version is bumped by the enqueue, `None` is not checked, a stale one is a
+/// conflict and queues nothing; the row is stored as given.
+pub fn enqueue_versioning<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    let v = t.version;
+    let first = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{\"name\":\"lan-x\"}", None)
+        .unwrap();
+    assert_eq!(first.version, v);
+    let second = s
+        .enqueue_mutation(t.id, MutationOp::RemoveDecky, "{\"decky\":7}", Some(v))
+        .unwrap();
+    assert_eq!(second.version, v + 1);
+    assert_eq!(version(s, t.id), v + 1);
+    assert!(second.id > first.id, "mutation ids grow with enqueue order");
+    for stale in [v, v + 2] {
+        expect_err!(
+            s.enqueue_mutation(t.id, MutationOp::AddLan, "{}", Some(stale)),
+            StoreError::VersionConflict(VersionConflict { current, expected })
+                if *current == v + 1 && *expected == stale
+        );
+    }
+    let rows = s.list_mutations(t.id, None).unwrap();
+    assert_eq!(rows.len(), 2);
+    let m = &rows[0];
+    assert_eq!(
+        (m.id, m.topology_id, m.op, m.payload.as_str(), m.state),
+        (
+            second.id,
+            t.id,
+            MutationOp::RemoveDecky,
+            "{\"decky\":7}",
+            MutationState::Pending
+        )
+    );
+    assert_eq!((m.applied_at, m.reason.as_deref()), (None, None));
+    assert_eq!(rows[1].op, MutationOp::AddLan);
+}
+
+/// Claims are oldest first, return exactly the row they moved to `applying`, and are
+/// serial: `Busy` (naming the applying mutation) while one is applying, even with none
+/// pending; `Empty` only when nothing is pending and nothing is applying. Claims and
+/// marks bump nothing; queues of different topologies are independent.
+pub fn claims_oldest_first_busy_vs_empty<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    let other = reach(s, "other", TopologyStatus::Degraded);
+    assert_eq!(s.claim_next_mutation(t.id).unwrap(), Claim::Empty);
+    let ids: Vec<_> = (0..3)
+        .map(|i| {
+            s.enqueue_mutation(t.id, MutationOp::AddLan, &format!("{{\"n\":{i}}}"), None)
+                .unwrap()
+                .id
+        })
+        .collect();
+    let theirs = s
+        .enqueue_mutation(other.id, MutationOp::UpdateLan, "{}", None)
+        .unwrap()
+        .id;
+
+    let (row, token) = claim(s, t.id);
+    assert_eq!(
+        (row.id, token.id(), token.topology_id()),
+        (ids[0], ids[0], t.id)
+    );
+    assert_eq!(row.state, MutationState::Applying);
+    assert_eq!(row.payload, "{\"n\":0}");
+    assert_eq!(
+        row,
+        mutation(s, t.id, ids[0]),
+        "the claim returned another row"
+    );
+    assert_eq!(
+        s.list_mutations(t.id, Some(MutationState::Applying))
+            .unwrap(),
+        vec![row.clone()]
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            s.claim_next_mutation(t.id).unwrap(),
+            Claim::Busy { applying: ids[0] }
+        );
+    }
+    // Another topology's queue is not blocked.
+    let (their_row, their_token) = claim(s, other.id);
+    assert_eq!(their_row.id, theirs);
+
+    let applied = s.mark_mutation_applied(token).unwrap();
+    assert_eq!(
+        (applied.id, applied.state),
+        (ids[0], MutationState::Applied)
+    );
+    assert!(applied.applied_at.is_some());
+    assert_eq!(applied.reason, None);
+    assert_eq!(applied, mutation(s, t.id, ids[0]));
+
+    let (row, token) = claim(s, t.id);
+    assert_eq!(row.id, ids[1]);
+    let failed = s.mark_mutation_failed(token, "boom").unwrap();
+    assert_eq!(
+        (failed.state, failed.reason.as_deref()),
+        (MutationState::Failed, Some("boom"))
+    );
+    assert!(failed.applied_at.is_some());
+
+    let (row, token) = claim(s, t.id);
+    assert_eq!(row.id, ids[2]);
+    assert_eq!(
+        s.claim_next_mutation(t.id).unwrap(),
+        Claim::Busy { applying: ids[2] },
+        "busy, not empty, while the last one is applying"
+    );
+    s.mark_mutation_applied(token).unwrap();
+    assert_eq!(s.claim_next_mutation(t.id).unwrap(), Claim::Empty);
+    s.mark_mutation_applied(their_token).unwrap();
+    assert_eq!(
+        version(s, t.id),
+        t.version,
+        "claims or marks bumped the version"
+    );
+}
+
+/// A mark moves only from `applying`: marking twice, or with a claim forged for a pending
+/// mutation, is a `MutationState` error that changes nothing.
+pub fn marks_only_from_applying<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    let other = reach(s, "other", TopologyStatus::Active);
+    let m1 = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    let m2 = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    let forge = |m| MutationClaim::from_parts(m, t.id);
+    let pending = |e: &StoreError, m| matches!(e, StoreError::MutationState { id, expected: MutationState::Applying, found: MutationState::Pending } if *id == m);
+    let e = s.mark_mutation_applied(forge(m1)).unwrap_err();
+    assert!(pending(&e, m1), "{e:?}");
+    let e = s.mark_mutation_failed(forge(m1), "x").unwrap_err();
+    assert!(pending(&e, m1), "{e:?}");
+    let e = s.apply_live(&forge(m1), &[]).unwrap_err();
+    assert!(pending(&e, m1), "{e:?}");
+    let row = mutation(s, t.id, m1);
+    assert_eq!(
+        (row.state, row.applied_at, row.reason),
+        (MutationState::Pending, None, None)
+    );
+
+    // A claim naming another topology is refused.
+    let (_, token) = claim(s, t.id);
+    let wrong = MutationClaim::from_parts(m1, other.id);
+    expect_err!(
+        s.mark_mutation_applied(wrong),
+        StoreError::NotFound { .. } | StoreError::Invalid { .. }
+    );
+    assert_eq!(mutation(s, t.id, m1).state, MutationState::Applying);
+
+    s.mark_mutation_applied(token).unwrap();
+    let applied = mutation(s, t.id, m1);
+    for e in [
+        s.mark_mutation_applied(forge(m1)).unwrap_err(),
+        s.mark_mutation_failed(forge(m1), "again").unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                e,
+                StoreError::MutationState {
+                    expected: MutationState::Applying,
+                    found: MutationState::Applied,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    assert_eq!(
+        mutation(s, t.id, m1),
+        applied,
+        "a refused mark overwrote the row"
+    );
+
+    let (_, token) = claim(s, t.id);
+    s.mark_mutation_failed(token, "refused").unwrap();
+    let e = s.mark_mutation_applied(forge(m2)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::MutationState {
+                found: MutationState::Failed,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(mutation(s, t.id, m2).reason.as_deref(), Some("refused"));
+}
+
+/// Live edits need a claimed (`applying`) mutation on an `active`/`degraded` topology;
+/// they are all or nothing and bump no version. Tearing down while applying refuses
+/// further live edits; the claim can still be marked.
+pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Active);
+    let v = version(s, id);
+    let queued = s
+        .enqueue_mutation(id, MutationOp::AttachDecky, "{}", Some(v))
+        .unwrap();
+    let v = queued.version;
+    s.enqueue_mutation(id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    let (_, token) = claim(s, id);
+
+    let report = s
+        .apply_live(
+            &token,
+            &[
+                ChildEdit::AddLan(NewLan::new("live", "10.3.0.0/24")),
+                ChildEdit::UpdateDecky(
+                    rows.web,
+                    DeckyPatch {
+                        services: Some(vec!["telnet".into()]),
+                        ..DeckyPatch::default()
+                    },
+                ),
+                ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)),
+            ],
+        )
+        .unwrap();
+    assert_eq!(report.version, v, "a live edit bumped the version");
+    assert_eq!(report.touched.len(), 3);
+    assert_eq!(version(s, id), v);
+    let after = detail(s, id);
+    assert!(after.lans.iter().any(|l| l.name == "live"));
+    assert_eq!(after.edges.len(), 2);
+
+    // All or nothing, with the free-form edit checks.
+    for bad in [
+        ChildEdit::UpdateLan(LanId::new(9_999_999), LanPatch::default()),
+        ChildEdit::AddLan(NewLan::new("live", "10.0.0.0/24")),
+        ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)),
+    ] {
+        let result = s.apply_live(
+            &token,
+            &[
+                ChildEdit::AddLan(NewLan::new("partial", "10.4.0.0/24")),
+                bad,
+            ],
+        );
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(detail(s, id), after, "a refused live edit wrote something");
+    }
+
+    s.mark_mutation_applied(token).unwrap();
+    let done = MutationClaim::from_parts(queued.id, id);
+    expect_err!(
+        s.apply_live(
+            &done,
+            &[ChildEdit::AddLan(NewLan::new("late", "10.5.0.0/24"))]
+        ),
+        StoreError::MutationState {
+            found: MutationState::Applied,
+            ..
+        }
+    );
+
+    // Degraded is live too.
+    s.transition_status(
+        id,
+        TopologyStatus::Degraded,
+        Some("x"),
+        Precondition::none(),
+    )
+    .unwrap();
+    let (_, token) = claim(s, id);
+    s.apply_live(&token, &[ChildEdit::DeleteLan(rows.lan_a)])
+        .unwrap();
+
+    // Torn down under the applier: no more live edits, but the claim can be marked.
+    s.transition_status(id, TopologyStatus::TearingDown, None, Precondition::none())
+        .unwrap();
+    let before = detail(s, id);
+    expect_err!(
+        s.apply_live(&token, &[ChildEdit::AddLan(NewLan::new("late", "10.5.0.0/24"))]),
+        StoreError::NotEditable(n) if n.status == TopologyStatus::TearingDown
+    );
+    expect_err!(s.claim_next_mutation(id), StoreError::NotEditable(_));
+    assert_eq!(detail(s, id), before);
+    let failed = s.mark_mutation_failed(token, "torn down").unwrap();
+    assert_eq!(failed.state, MutationState::Failed);
+}
+
+/// `list_mutations` is newest first (by id) and filters by state.
+pub fn list_mutations_newest_first_and_filter<H: Harness>() {
+    use MutationState::*;
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    let ids: Vec<_> = (0..5)
+        .map(|_| {
+            s.enqueue_mutation(t.id, MutationOp::UpdateDecky, "{}", None)
+                .unwrap()
+                .id
+        })
+        .collect();
+    let (_, token) = claim(s, t.id);
+    s.mark_mutation_applied(token).unwrap();
+    let (_, token) = claim(s, t.id);
+    s.mark_mutation_failed(token, "no").unwrap();
+    let (_, _applying) = claim(s, t.id);
+
+    let listed = |state| -> Vec<_> {
+        s.list_mutations(t.id, state)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    };
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed(None), newest_first);
+    assert_eq!(listed(Some(Pending)), vec![ids[4], ids[3]]);
+    assert_eq!(listed(Some(Applying)), vec![ids[2]]);
+    assert_eq!(listed(Some(Applied)), vec![ids[0]]);
+    assert_eq!(listed(Some(Failed)), vec![ids[1]]);
+    let other = reach(s, "other", TopologyStatus::Active);
+    assert!(s.list_mutations(other.id, None).unwrap().is_empty());
+}
