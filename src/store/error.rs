@@ -168,7 +168,8 @@ pub enum StoreError {
     /// The version is at the maximum and cannot be bumped.
     #[error(transparent)]
     VersionOverflow(#[from] VersionOverflow),
-    /// An argument is unusable (empty name, text too long, a claim for another topology).
+    /// An argument is unusable (empty or over-long name, text too long, a non-finite
+    /// coordinate, a typed step that returned another topology).
     #[error("invalid {field}: {problem}")]
     Invalid {
         /// Which argument.

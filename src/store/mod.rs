@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`MemoryStore`] | `std` (default) | tests, single-process tools, embedding; nothing survives the process |
 //! | `SqliteStore` | `sqlite` | one machine: several threads and processes on one file (WAL) |
+//! | `PgStore` | `postgres` | many hosts / many processes on one server |
 //!
 //! Every guarantee holds atomically in every backend:
 //!
@@ -26,6 +27,13 @@
 //!   serial per topology ([`Claim::Busy`] is not [`Claim::Empty`]); marks move only from
 //!   `applying`. A mutation left `applying` by a crashed applier stays so: recovering
 //!   stuck claims is out of scope for this version.
+//!
+//! Across hosts (`PgStore`), versioning promises exactly what it promises in one process:
+//! a version is a claim checked at the next write, not a lock. Nothing is held between
+//! calls, so an editor that read version 3 on one host and writes with it after an editor
+//! on another host wrote version 4 gets [`StoreError::VersionConflict`], whatever the two
+//! hosts' clocks say; each write is checked and bumped inside one server transaction, and
+//! the server's row lock on the topology orders writers from every host.
 //!
 //! The typed layer on top, [`TypedStore`], lets the type system police the same rules.
 //!
@@ -51,6 +59,8 @@ mod error;
 mod memory;
 mod model;
 mod policy;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod typed;
@@ -67,6 +77,8 @@ pub use policy::{
     DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, check_coord, check_name,
     check_text,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;
@@ -123,7 +135,8 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// In precedence order: [`StoreError::NotFound`], [`StoreError::StaleStatus`],
-    /// [`StoreError::IllegalTransition`], [`StoreError::VersionConflict`].
+    /// [`StoreError::Invalid`] (an over-long reason), [`StoreError::IllegalTransition`],
+    /// [`StoreError::VersionConflict`].
     fn transition_status(
         &self,
         id: TopologyId,
@@ -147,8 +160,11 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// # Errors
     ///
-    /// See [`StoreError`] for the precedence; within a batch the first failing edit is
-    /// reported. Nothing is written on error.
+    /// The first failing edit's error (edits see the earlier edits of the same batch),
+    /// combined by [`StoreError`] precedence with the status gate and the version check: a
+    /// stale version beats a duplicate name in the failing edit, a missing row or a
+    /// non-pending topology beats a stale version. Nothing is written on error. An empty
+    /// batch, like a batch of no-op updates, runs the checks and bumps nothing.
     fn edit(
         &self,
         id: TopologyId,
@@ -207,18 +223,21 @@ pub trait TopologyStore: Send + Sync {
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError>;
 
-    /// Marks a claimed mutation `applied`.
+    /// Marks a claimed mutation `applied`, whatever the topology's status now (an applier
+    /// interrupted by a teardown can still close its claim).
     ///
     /// # Errors
     ///
-    /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`].
+    /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`] if
+    /// the mutation does not exist in the claim's topology.
     fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
 
-    /// Marks a claimed mutation `failed` with a reason.
+    /// Marks a claimed mutation `failed` with a reason, whatever the topology's status now.
     ///
     /// # Errors
     ///
-    /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`].
+    /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`] if
+    /// the mutation does not exist in the claim's topology.
     fn mark_mutation_failed(
         &self,
         claim: MutationClaim,
@@ -248,7 +267,8 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`], [`StoreError::NotEditable`] in any other status,
-    /// [`StoreError::VersionConflict`] if an expected version is given and stale.
+    /// [`StoreError::VersionConflict`] if an expected version is given and stale (it is only
+    /// checked: a deleted row has no version to bump, so this never overflows).
     fn delete_topology(
         &self,
         id: TopologyId,
@@ -300,7 +320,8 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// # Errors
     ///
-    /// As [`edit`](Self::edit); [`StoreError::LanInUse`] if it is some decky's only LAN.
+    /// As [`edit`](Self::edit); [`StoreError::LanInUse`] if it is some decky's only LAN
+    /// (naming the decky whose edge to the LAN is oldest, when several would be stranded).
     fn delete_lan(
         &self,
         id: TopologyId,

@@ -555,9 +555,10 @@ pub struct Mutation {
 
 /// Proof of a claimed mutation, needed for live edits and to mark the mutation.
 ///
-/// The store checks it in the same atomic step as the write: the mutation must still be
-/// `applying` on a topology that is `active` or `degraded`. It is not `Clone`, and the
-/// marks consume it.
+/// The store checks it in the same atomic step as the write: for a live edit the mutation
+/// must still be `applying` on a topology that is `active` or `degraded`; for a mark it
+/// must still be `applying`. A claim naming another topology than the mutation's finds no
+/// such mutation ([`StoreError::NotFound`]). It is not `Clone`, and the marks consume it.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct MutationClaim {
     id: MutationId,
