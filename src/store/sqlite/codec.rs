@@ -112,134 +112,13 @@ pub(super) fn describe_value(value: Option<&Value>) -> String {
 
 /// The JSON text of a service list: `["ssh","http"]`, exact for any string.
 pub(super) fn encode_services(services: &[String]) -> String {
-    let mut out = String::with_capacity(2 + services.iter().map(|s| s.len() + 3).sum::<usize>());
-    out.push('[');
-    for (i, service) in services.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for c in service.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if u32::from(c) < 0x20 => {
-                    out.push_str(&format!("\\u{:04x}", u32::from(c)));
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    out.push(']');
-    out
+    // `Value`'s `Display` is infallible, unlike `to_string` on a generic `Serialize`.
+    serde_json::Value::from(services.to_vec()).to_string()
 }
 
 /// Parses the JSON text of a service list (any valid JSON array of strings).
-pub(super) fn decode_services(text: &str) -> Result<Vec<String>, &'static str> {
-    let mut p = Parser {
-        chars: text.chars().peekable(),
-    };
-    p.skip_ws();
-    p.expect('[')?;
-    let mut out = Vec::new();
-    p.skip_ws();
-    if p.chars.peek() == Some(&']') {
-        p.chars.next();
-    } else {
-        loop {
-            p.skip_ws();
-            out.push(p.string()?);
-            p.skip_ws();
-            match p.chars.next() {
-                Some(',') => {}
-                Some(']') => break,
-                _ => return Err("expected ',' or ']'"),
-            }
-        }
-    }
-    p.skip_ws();
-    if p.chars.next().is_some() {
-        return Err("text after the list");
-    }
-    Ok(out)
-}
-
-struct Parser<'a> {
-    chars: std::iter::Peekable<std::str::Chars<'a>>,
-}
-
-impl Parser<'_> {
-    fn skip_ws(&mut self) {
-        while matches!(self.chars.peek(), Some(' ' | '\n' | '\r' | '\t')) {
-            self.chars.next();
-        }
-    }
-
-    fn expect(&mut self, c: char) -> Result<(), &'static str> {
-        if self.chars.next() == Some(c) {
-            Ok(())
-        } else {
-            Err("expected '['")
-        }
-    }
-
-    fn string(&mut self) -> Result<String, &'static str> {
-        if self.chars.next() != Some('"') {
-            return Err("expected a string");
-        }
-        let mut out = String::new();
-        loop {
-            match self.chars.next().ok_or("unterminated string")? {
-                '"' => return Ok(out),
-                '\\' => match self.chars.next().ok_or("unterminated escape")? {
-                    '"' => out.push('"'),
-                    '\\' => out.push('\\'),
-                    '/' => out.push('/'),
-                    'b' => out.push('\u{8}'),
-                    'f' => out.push('\u{c}'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'u' => {
-                        let high = self.hex4()?;
-                        let c = if (0xD800..0xDC00).contains(&high) {
-                            if self.chars.next() != Some('\\') || self.chars.next() != Some('u') {
-                                return Err("unpaired surrogate");
-                            }
-                            let low = self.hex4()?;
-                            if !(0xDC00..0xE000).contains(&low) {
-                                return Err("unpaired surrogate");
-                            }
-                            char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
-                        } else {
-                            char::from_u32(high)
-                        };
-                        out.push(c.ok_or("unpaired surrogate")?);
-                    }
-                    _ => return Err("unknown escape"),
-                },
-                c if u32::from(c) < 0x20 => return Err("control character in a string"),
-                c => out.push(c),
-            }
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u32, &'static str> {
-        let mut v = 0;
-        for _ in 0..4 {
-            let d = self
-                .chars
-                .next()
-                .and_then(|c| c.to_digit(16))
-                .ok_or("bad \\u escape")?;
-            v = v * 16 + d;
-        }
-        Ok(v)
-    }
+pub(super) fn decode_services(text: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
