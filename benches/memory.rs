@@ -1,0 +1,281 @@
+//! `MemoryStore` against anchors measured in the same run: a versioned child write against
+//! a `Mutex<HashMap>` doing the least a versioned write can do, and the store shared by two
+//! threads against the same store driven by one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use topostate::TopologyId;
+use topostate::store::{
+    ChildEdit, Edited, Lan, LanId, MemoryStore, NewLan, StoreError, TopologyStore,
+};
+
+/// LANs per topology before the bench starts a fresh one (untimed), so a topology never
+/// grows without bound whatever the iteration count.
+const CHUNK: u64 = 1000;
+
+fn new_lan(tag: &str, i: u64) -> NewLan {
+    NewLan::new(
+        format!("{tag}lan-{i}"),
+        format!("10.{}.{}.0/24", (i / 256) % 256, i % 256),
+    )
+}
+
+// ---- the anchor -----------------------------------------------------------------------
+
+struct AnchorTopology {
+    version: u64,
+    lans: Vec<Lan>,
+}
+
+/// The least a versioned child write can do: one lock, compare the version, bump it, push
+/// the row.
+#[derive(Default)]
+struct AnchorStore {
+    topologies: Mutex<HashMap<TopologyId, AnchorTopology>>,
+    next_lan: AtomicU64,
+}
+
+impl AnchorStore {
+    fn create(&self, id: TopologyId) {
+        self.topologies.lock().unwrap().insert(
+            id,
+            AnchorTopology {
+                version: 1,
+                lans: Vec::new(),
+            },
+        );
+    }
+
+    fn remove(&self, id: TopologyId) {
+        self.topologies.lock().unwrap().remove(&id);
+    }
+
+    fn add_lan(&self, id: TopologyId, new: NewLan, expected: u64) -> Result<Edited<LanId>, u64> {
+        let mut map = self.topologies.lock().unwrap();
+        let t = map.get_mut(&id).ok_or(0u64)?;
+        if t.version != expected {
+            return Err(t.version);
+        }
+        t.version += 1;
+        let lan_id = LanId::new(self.next_lan.fetch_add(1, Ordering::Relaxed) + 1);
+        t.lans.push(Lan {
+            id: lan_id,
+            topology_id: id,
+            name: new.name,
+            subnet: new.subnet,
+            is_dmz: new.is_dmz,
+            network_id: None,
+            x: new.x,
+            y: new.y,
+        });
+        Ok(Edited {
+            id: lan_id,
+            version: t.version,
+        })
+    }
+}
+
+// ---- (6) one versioned child write ----------------------------------------------------
+
+fn add_lan_versioned(c: &mut Criterion) {
+    let mut g = c.benchmark_group("memory_add_lan_versioned");
+    g.bench_function("topostate", |b| {
+        b.iter_custom(|iters| {
+            let store = MemoryStore::new();
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            let mut round = 0;
+            while done < iters {
+                let n = CHUNK.min(iters - done);
+                let t = store.create_topology(&format!("t{round}")).unwrap();
+                let lans: Vec<NewLan> = (0..n).map(|i| new_lan("", i)).collect();
+                let mut version = t.version;
+                let start = Instant::now();
+                for lan in lans {
+                    version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+                }
+                total += start.elapsed();
+                store.delete_topology(t.id, None).unwrap();
+                done += n;
+                round += 1;
+            }
+            total
+        });
+    });
+    g.bench_function("anchor_mutex_hashmap", |b| {
+        b.iter_custom(|iters| {
+            let store = AnchorStore::default();
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            let mut round = 0;
+            while done < iters {
+                let n = CHUNK.min(iters - done);
+                let id = TopologyId::new(round + 1);
+                store.create(id);
+                let lans: Vec<NewLan> = (0..n).map(|i| new_lan("", i)).collect();
+                let mut version = 1;
+                let start = Instant::now();
+                for lan in lans {
+                    version = store.add_lan(id, lan, version).unwrap().version;
+                }
+                total += start.elapsed();
+                store.remove(id);
+                done += n;
+                round += 1;
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+// ---- (7) two threads against one ------------------------------------------------------
+
+/// How the threads write.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `expected_version: None`: no check, so two writers on one topology contend only for
+    /// its lock.
+    Unversioned,
+    /// `Some(last seen)`, retrying with the stored version on a conflict; only successful
+    /// writes count.
+    Versioned,
+}
+
+/// Runs `total` successful single-LAN edits split over `threads` threads on `topologies`
+/// topologies and returns the wall time they took, from the moment every thread is ready
+/// until the last one finishes.
+///
+/// The work goes in rounds of at most `CHUNK` edits per topology, each round on fresh
+/// topologies created (and the previous ones deleted) outside the timing, so a topology
+/// never grows past `CHUNK` LANs whatever the iteration count. The workers build their
+/// edits before the clock starts and drop them after it stops.
+fn run_threads(total: u64, threads: u64, topologies: u64, mode: Mode) -> (Duration, u64) {
+    let store = MemoryStore::new();
+    let conflicts = AtomicU64::new(0);
+    let per_round = CHUNK * topologies;
+    let rounds = total.div_ceil(per_round);
+    let ids = RwLock::new(Vec::<TopologyId>::new());
+    let (ready, start, end) = (
+        Barrier::new(threads as usize + 1),
+        Barrier::new(threads as usize + 1),
+        Barrier::new(threads as usize + 1),
+    );
+    let mut elapsed = Duration::ZERO;
+    std::thread::scope(|s| {
+        for k in 0..threads {
+            let (store, ids, ready, start, end, conflicts) =
+                (&store, &ids, &ready, &start, &end, &conflicts);
+            s.spawn(move || {
+                let tag = format!("w{k}-");
+                let mut pick = k.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                for round in 0..rounds {
+                    ready.wait();
+                    let ids = ids.read().unwrap().clone();
+                    let in_round = per_round.min(total - round * per_round);
+                    let n = in_round / threads + u64::from(k < in_round % threads);
+                    let edits: Vec<ChildEdit> = (0..n)
+                        .map(|i| ChildEdit::AddLan(new_lan(&tag, i)))
+                        .collect();
+                    // Fresh topologies start at version 1.
+                    let mut seen = vec![1u64; ids.len()];
+                    start.wait();
+                    for edit in &edits {
+                        // A cheap xorshift spreads the writes over the topologies.
+                        pick ^= pick << 13;
+                        pick ^= pick >> 7;
+                        pick ^= pick << 17;
+                        let slot = (pick % ids.len() as u64) as usize;
+                        loop {
+                            let expected = match mode {
+                                Mode::Unversioned => None,
+                                Mode::Versioned => Some(seen[slot]),
+                            };
+                            match store.edit(ids[slot], expected, std::slice::from_ref(edit)) {
+                                Ok(report) => {
+                                    seen[slot] = report.version;
+                                    break;
+                                }
+                                Err(StoreError::VersionConflict(c)) => {
+                                    conflicts.fetch_add(1, Ordering::Relaxed);
+                                    seen[slot] = c.current;
+                                }
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                    }
+                    end.wait();
+                    drop(edits);
+                }
+            });
+        }
+        for _ in 0..rounds {
+            let old = std::mem::take(&mut *ids.write().unwrap());
+            for id in old {
+                store.delete_topology(id, None).unwrap();
+            }
+            let fresh = (0..topologies)
+                .map(|_| store.create_topology(&fresh_name()).unwrap().id)
+                .collect();
+            *ids.write().unwrap() = fresh;
+            ready.wait();
+            start.wait();
+            let t0 = Instant::now();
+            end.wait();
+            elapsed += t0.elapsed();
+        }
+    });
+    (elapsed, conflicts.into_inner())
+}
+
+/// A topology name never used before in this process.
+fn fresh_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn threads(c: &mut Criterion) {
+    for (group, topologies, mode) in [
+        (
+            "memory_threads_1_topology_unversioned",
+            1,
+            Mode::Unversioned,
+        ),
+        ("memory_threads_1_topology_versioned", 1, Mode::Versioned),
+        (
+            "memory_threads_1000_topologies_versioned",
+            1000,
+            Mode::Versioned,
+        ),
+    ] {
+        // How often two versioned writers collide here (reported, not timed).
+        let (_, conflicts) = run_threads(20_000, 2, topologies, mode);
+        eprintln!("{group}: 2 threads, 20000 successful writes, {conflicts} version conflicts");
+        let mut g = c.benchmark_group(group);
+        g.bench_function("anchor_1_thread", |b| {
+            b.iter_custom(|iters| run_threads(iters, 1, topologies, mode).0);
+        });
+        g.bench_function("topostate_2_threads", |b| {
+            b.iter_custom(|iters| run_threads(iters, 2, topologies, mode).0);
+        });
+        g.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = add_lan_versioned, threads
+}
+criterion_main!(benches);

@@ -1,0 +1,395 @@
+//! `SqliteStore` against raw rusqlite running the same statements, measured side by side.
+//!
+//! The anchors below copy the store's SQL (src/store/sqlite) statement for statement:
+//! prepared and cached on the connection, in one `BEGIN IMMEDIATE` transaction per write,
+//! on a connection configured as the store configures its own (busy timeout, foreign keys;
+//! on a file also WAL and `synchronous = NORMAL`). What is left between the two is the
+//! store's own work: guards, decoding, error mapping, the connection mutex.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use topostate::TopologyStatus;
+use topostate::store::{ChildEdit, NewLan, Precondition, SqliteStore, Timestamp, TopologyStore};
+
+/// LANs per topology before the bench starts a fresh one (untimed).
+const CHUNK: u64 = 1000;
+
+/// Edits in one batch for the batch-against-singles comparison.
+const K: usize = 16;
+
+fn new_lan(i: u64) -> NewLan {
+    NewLan::new(
+        format!("lan-{i}"),
+        format!("10.{}.{}.0/24", (i / 256) % 256, i % 256),
+    )
+}
+
+// ---- where the databases live -----------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Place {
+    Memory,
+    File,
+}
+
+impl Place {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::File => "file_wal",
+        }
+    }
+}
+
+/// A store, and a raw connection on a database with the store's schema, both at `place`.
+struct Pair {
+    store: SqliteStore,
+    raw: Connection,
+    // Keeps the files until the pair is dropped.
+    _dir: tempfile::TempDir,
+}
+
+fn pair(place: Place) -> Pair {
+    let dir = tempfile::tempdir().unwrap();
+    // The schema comes from the store itself: a store makes it on a file, and the anchor's
+    // database gets the same `CREATE` statements.
+    let template = dir.path().join("template.db");
+    drop(SqliteStore::open(&template).unwrap());
+    let ddl = schema_of(&template);
+    let (store, raw) = match place {
+        Place::Memory => {
+            let raw = Connection::open_in_memory().unwrap();
+            configure(&raw, false);
+            (SqliteStore::open_in_memory().unwrap(), raw)
+        }
+        Place::File => {
+            let raw = Connection::open(dir.path().join("anchor.db")).unwrap();
+            configure(&raw, true);
+            (SqliteStore::open(dir.path().join("store.db")).unwrap(), raw)
+        }
+    };
+    raw.execute_batch(&ddl).unwrap();
+    Pair {
+        store,
+        raw,
+        _dir: dir,
+    }
+}
+
+/// Every `CREATE` statement of the database at `path`, in creation order.
+fn schema_of(path: &Path) -> String {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL \
+             AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+        )
+        .unwrap();
+    let statements: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    statements.join(";\n") + ";"
+}
+
+/// The connection settings the store uses (src/store/sqlite: `configure`).
+fn configure(conn: &Connection, file: bool) {
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.set_prepared_statement_cache_capacity(96);
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    if file {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .unwrap();
+        assert!(mode.eq_ignore_ascii_case("wal"));
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    }
+}
+
+// ---- the anchors: the store's statements, by hand ---------------------------------------
+
+/// A `pending` topology as `create_topology` writes it.
+fn raw_create(conn: &mut Connection, name: &str) -> i64 {
+    let now = Timestamp::now().as_micros();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    let id = tx
+        .prepare_cached(
+            "INSERT INTO topologies (name, status, version, needs_resync, created_at, \
+             status_changed_at) VALUES (?1, ?2, 1, 0, ?3, ?3)",
+        )
+        .unwrap()
+        .insert(params![name, "pending", now])
+        .unwrap();
+    tx.commit().unwrap();
+    id
+}
+
+/// `edit` with `AddLan`s under one expected version: read the head, per LAN the name check
+/// and the insert, then the guarded bump; one transaction. Returns the new version.
+fn raw_add_lans(conn: &mut Connection, topology: i64, lans: &[NewLan], expected: i64) -> i64 {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    let (status_ok, version) = tx
+        .prepare_cached("SELECT id, status, version FROM topologies WHERE id = ?1")
+        .unwrap()
+        .query_row([topology], |r| {
+            Ok((r.get_ref(1)?.as_str()? == "pending", r.get::<_, i64>(2)?))
+        })
+        .unwrap();
+    assert!(status_ok && version == expected, "the anchor's guards");
+    for lan in lans {
+        let taken: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM lans WHERE topology_id = ?1 AND name = ?2 AND id <> ?3)",
+            )
+            .unwrap()
+            .query_row(params![topology, lan.name, 0], |r| r.get(0))
+            .unwrap();
+        assert!(!taken);
+        tx.prepare_cached(
+            "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .unwrap()
+        .insert(params![
+            topology, lan.name, lan.subnet, lan.is_dmz, lan.x, lan.y
+        ])
+        .unwrap();
+    }
+    let changed = tx
+        .prepare_cached(
+            "UPDATE topologies SET version = version + 1 \
+             WHERE id = ?1 AND version = ?2 AND version < ?3",
+        )
+        .unwrap()
+        .execute(params![topology, expected, i64::MAX])
+        .unwrap();
+    assert_eq!(changed, 1);
+    tx.commit().unwrap();
+    expected + 1
+}
+
+/// `transition_status`: read the row, the status compare-and-set, the event; one
+/// transaction.
+fn raw_transition(conn: &mut Connection, topology: i64, from: &str, to: &str) -> i64 {
+    let now = Timestamp::now().as_micros();
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    let stored_ok = tx
+        .prepare_cached(
+            "SELECT id, name, status, version, reason, needs_resync, created_at, \
+             status_changed_at FROM topologies WHERE id = ?1",
+        )
+        .unwrap()
+        .query_row([topology], |r| Ok(r.get_ref(2)?.as_str()? == from))
+        .optional()
+        .unwrap();
+    assert_eq!(stored_ok, Some(true));
+    let changed = tx
+        .prepare_cached(
+            "UPDATE topologies SET status = ?2, status_changed_at = ?3, reason = ?4 \
+             WHERE id = ?1 AND status = ?5",
+        )
+        .unwrap()
+        .execute(params![topology, to, now, None::<&str>, from])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let event = tx
+        .prepare_cached(
+            "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .unwrap()
+        .insert(params![topology, from, to, now, None::<&str>])
+        .unwrap();
+    tx.commit().unwrap();
+    event
+}
+
+// ---- (8) one versioned child write --------------------------------------------------------
+
+fn add_lan_versioned(c: &mut Criterion) {
+    for place in [Place::Memory, Place::File] {
+        let mut g = c.benchmark_group(format!("sqlite_add_lan_versioned_{}", place.name()));
+        let Pair {
+            store,
+            mut raw,
+            _dir,
+        } = pair(place);
+        let mut round = 0u64;
+        g.bench_function("topostate", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = CHUNK.min(iters - done);
+                    round += 1;
+                    let t = store.create_topology(&format!("t{round}")).unwrap();
+                    let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
+                    let mut version = t.version;
+                    let start = Instant::now();
+                    for lan in lans {
+                        version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+                    }
+                    total += start.elapsed();
+                    done += n;
+                }
+                total
+            });
+        });
+        g.bench_function("anchor_rusqlite", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = CHUNK.min(iters - done);
+                    round += 1;
+                    let id = raw_create(&mut raw, &format!("t{round}"));
+                    let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
+                    let mut version = 1;
+                    let start = Instant::now();
+                    for lan in &lans {
+                        version = raw_add_lans(&mut raw, id, std::slice::from_ref(lan), version);
+                    }
+                    total += start.elapsed();
+                    done += n;
+                }
+                total
+            });
+        });
+        g.finish();
+    }
+}
+
+// ---- (9) status compare-and-set plus event --------------------------------------------------
+
+fn transition_status(c: &mut Criterion) {
+    use TopologyStatus::{Active, Degraded};
+    for place in [Place::Memory, Place::File] {
+        let mut g = c.benchmark_group(format!("sqlite_transition_status_{}", place.name()));
+        let Pair {
+            store,
+            mut raw,
+            _dir,
+        } = pair(place);
+        // One active topology on each side; degraded <-> active is a legal 2-cycle, so each
+        // iteration is one real transition from the state the previous one left.
+        let t = store.create_topology("lab").unwrap();
+        for to in [TopologyStatus::Deploying, Active] {
+            store
+                .transition_status(t.id, to, None, Precondition::none())
+                .unwrap();
+        }
+        let raw_id = raw_create(&mut raw, "lab");
+        raw_transition(&mut raw, raw_id, "pending", "deploying");
+        raw_transition(&mut raw, raw_id, "deploying", "active");
+        let mut current = Active;
+        g.bench_function("topostate", |b| {
+            b.iter(|| {
+                let (from, to) = match current {
+                    Active => (Active, Degraded),
+                    _ => (Degraded, Active),
+                };
+                let done = store
+                    .transition_status(t.id, to, None, Precondition::status(from))
+                    .unwrap();
+                current = to;
+                black_box(done)
+            });
+        });
+        let mut raw_current = "active";
+        g.bench_function("anchor_rusqlite", |b| {
+            b.iter(|| {
+                let to = if raw_current == "active" {
+                    "degraded"
+                } else {
+                    "active"
+                };
+                let event = raw_transition(&mut raw, raw_id, raw_current, to);
+                raw_current = to;
+                black_box(event)
+            });
+        });
+        g.finish();
+    }
+}
+
+// ---- (10) a batch of K edits against K single edits --------------------------------------
+
+fn batch_vs_singles(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("sqlite_{K}_edits_file_wal"));
+    let Pair { store, _dir, .. } = pair(Place::File);
+    let mut round = 0u64;
+    let per_topology = CHUNK / K as u64;
+    // One iteration is K edits either way.
+    g.bench_function("topostate_one_batch", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = per_topology.min(iters - done);
+                round += 1;
+                let t = store.create_topology(&format!("b{round}")).unwrap();
+                let batches: Vec<Vec<ChildEdit>> = (0..n)
+                    .map(|j| {
+                        (0..K as u64)
+                            .map(|i| ChildEdit::AddLan(new_lan(j * K as u64 + i)))
+                            .collect()
+                    })
+                    .collect();
+                let mut version = t.version;
+                let start = Instant::now();
+                for batch in &batches {
+                    version = store.edit(t.id, Some(version), batch).unwrap().version;
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
+        });
+    });
+    g.bench_function("topostate_singles", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = per_topology.min(iters - done);
+                round += 1;
+                let t = store.create_topology(&format!("s{round}")).unwrap();
+                let lans: Vec<NewLan> = (0..n * K as u64).map(new_lan).collect();
+                let mut version = t.version;
+                let start = Instant::now();
+                for lan in lans {
+                    version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = add_lan_versioned, transition_status, batch_vs_singles
+}
+criterion_main!(benches);
