@@ -78,7 +78,7 @@ pub use policy::{
     check_text,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::PgStore;
+pub use postgres::{PgStore, PgStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;

@@ -40,8 +40,10 @@ pub trait Harness: Send + Sync + 'static {
 /// Expands to one `#[test]` per conformance check, each run on a fresh `$harness`.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($harness:ty) => {
-        $crate::conformance_tests!(@each $harness;
+    // `conformance_tests!(H, ignore = "why")` marks every test `#[ignore = "why"]`, for a
+    // backend that needs an outside service (it then runs with `--include-ignored`).
+    ($harness:ty $(, ignore = $reason:literal)?) => {
+        $crate::conformance_tests!(@each [$(#[ignore = $reason])?] $harness;
             // topologies
             create_get_list,
             duplicate_topology_name,
@@ -93,13 +95,17 @@ macro_rules! conformance_tests {
             race_claims_are_serial_and_exactly_once,
         );
     };
-    (@each $harness:ty; $($check:ident),* $(,)?) => {
+    (@each $attrs:tt $harness:ty; $($check:ident),* $(,)?) => {
         $(
-            #[test]
-            fn $check() {
-                $crate::conformance::$check::<$harness>();
-            }
+            $crate::conformance_tests!(@one $attrs $harness; $check);
         )*
+    };
+    (@one [$($attr:tt)*] $harness:ty; $check:ident) => {
+        #[test]
+        $($attr)*
+        fn $check() {
+            $crate::conformance::$check::<$harness>();
+        }
     };
 }
 

@@ -1,0 +1,413 @@
+//! `PgStore` against the raw `postgres` client running the same statements, and aggregate
+//! throughput with several stores (each its own pool) working at once.
+//!
+//! Needs a server: set `TOPOSTATE_PG_URL` (e.g. `eval "$(bash .ci/postgres.sh start)"`);
+//! without it the bench says so and measures nothing.
+//!
+//! The anchors copy the store's SQL (src/store/postgres) statement for statement: prepared
+//! once per connection, in one `READ COMMITTED` transaction per write that locks the
+//! topology's row first. What is left between the two is the store's own work: guards,
+//! decoding, error mapping, the pool checkout.
+//!
+//! Both sides work in one fresh schema of the database, dropped at the end.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use postgres::{Client, IsolationLevel, NoTls, Statement};
+use topostate::TopologyStatus;
+use topostate::store::{NewLan, PgStore, Precondition, Timestamp, TopologyStore};
+
+/// LANs per topology before the bench starts a fresh one (untimed).
+const CHUNK: u64 = 1000;
+
+const URL_VAR: &str = "TOPOSTATE_PG_URL";
+
+fn new_lan(i: u64) -> NewLan {
+    NewLan::new(
+        format!("lan-{i}"),
+        format!("10.{}.{}.0/24", (i / 256) % 256, i % 256),
+    )
+}
+
+/// Where the bench works: the server and a schema of its own.
+struct Setup {
+    url: String,
+    schema: String,
+}
+
+impl Setup {
+    fn store(&self, pool: u32) -> PgStore {
+        PgStore::builder(&self.url)
+            .schema(&self.schema)
+            .pool_size(pool)
+            .connect()
+            .unwrap()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if let Ok(mut client) = Client::connect(&self.url, NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
+
+// ---- the anchor: the store's statements, by hand ---------------------------------------
+
+/// A raw client on the bench's schema with the store's write statements prepared.
+struct Anchor {
+    client: Client,
+    create: Statement,
+    head: Statement,
+    name_taken: Statement,
+    insert_lan: Statement,
+    bump: Statement,
+    row: Statement,
+    set_status: Statement,
+    insert_event: Statement,
+}
+
+impl Anchor {
+    fn new(setup: &Setup) -> Self {
+        let mut client = Client::connect(&setup.url, NoTls).unwrap();
+        client
+            .execute(
+                "SELECT set_config('search_path', $1, false)",
+                &[&setup.schema],
+            )
+            .unwrap();
+        let mut prepare = |sql: &str| client.prepare(sql).unwrap();
+        let create = prepare(
+            "INSERT INTO topologies (name, status, version, reason, needs_resync, created_at, \
+             status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) \
+             ON CONFLICT ON CONSTRAINT topologies_name_unique DO NOTHING RETURNING id",
+        );
+        let head = prepare("SELECT id, status, version FROM topologies WHERE id = $1 FOR UPDATE");
+        let name_taken = prepare(
+            "SELECT EXISTS (SELECT 1 FROM lans WHERE topology_id = $1 AND name = $2 AND id <> $3)",
+        );
+        let insert_lan = prepare(
+            "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        );
+        let bump = prepare(
+            "UPDATE topologies SET version = version + 1 \
+             WHERE id = $1 AND version = $2 AND version < $3",
+        );
+        let row = prepare(
+            "SELECT id, name, status, version, reason, needs_resync, created_at, \
+             status_changed_at FROM topologies WHERE id = $1 FOR UPDATE",
+        );
+        let set_status = prepare(
+            "UPDATE topologies SET status = $2, status_changed_at = $3, reason = $4 \
+             WHERE id = $1 AND status = $5",
+        );
+        let insert_event = prepare(
+            "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        );
+        Self {
+            client,
+            create,
+            head,
+            name_taken,
+            insert_lan,
+            bump,
+            row,
+            set_status,
+            insert_event,
+        }
+    }
+
+    /// A `pending` topology as `create_topology` writes it.
+    fn create(&mut self, name: &str) -> i64 {
+        let now = Timestamp::now().as_micros();
+        self.client
+            .query_one(&self.create, &[&name, &"pending", &1i64, &now])
+            .unwrap()
+            .get(0)
+    }
+
+    /// `add_lan` with an expected version: lock and read the head, the name check, the
+    /// insert, the guarded bump; one transaction. Returns the new version.
+    fn add_lan(&mut self, topology: i64, lan: &NewLan, expected: i64) -> i64 {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .unwrap();
+        let head = tx.query_one(&self.head, &[&topology]).unwrap();
+        let (status, version): (&str, i64) = (head.get(1), head.get(2));
+        assert!(
+            status == "pending" && version == expected,
+            "the anchor's guards"
+        );
+        let taken: bool = tx
+            .query_one(&self.name_taken, &[&topology, &lan.name, &0i64])
+            .unwrap()
+            .get(0);
+        assert!(!taken);
+        let id: i64 = tx
+            .query_one(
+                &self.insert_lan,
+                &[
+                    &topology,
+                    &lan.name,
+                    &lan.subnet,
+                    &lan.is_dmz,
+                    &lan.x,
+                    &lan.y,
+                ],
+            )
+            .unwrap()
+            .get(0);
+        black_box(id);
+        let changed = tx
+            .execute(&self.bump, &[&topology, &expected, &i64::MAX])
+            .unwrap();
+        assert_eq!(changed, 1);
+        tx.commit().unwrap();
+        expected + 1
+    }
+
+    /// `transition_status`: lock and read the row, the status compare-and-set, the event;
+    /// one transaction.
+    fn transition(&mut self, topology: i64, from: &str, to: &str) -> i64 {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(IsolationLevel::ReadCommitted)
+            .start()
+            .unwrap();
+        let row = tx.query_one(&self.row, &[&topology]).unwrap();
+        assert_eq!(row.get::<_, &str>(2), from);
+        let now = Timestamp::now().as_micros();
+        let changed = tx
+            .execute(
+                &self.set_status,
+                &[&topology, &to, &now, &None::<&str>, &from],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        let event: i64 = tx
+            .query_one(
+                &self.insert_event,
+                &[&topology, &from, &to, &now, &None::<&str>],
+            )
+            .unwrap()
+            .get(0);
+        tx.commit().unwrap();
+        event
+    }
+}
+
+// ---- one versioned child write ----------------------------------------------------------
+
+fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
+    let mut g = c.benchmark_group("pg_add_lan_versioned");
+    let store = setup.store(1);
+    let mut anchor = Anchor::new(setup);
+    let mut round = 0u64;
+    g.bench_function("topostate", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = CHUNK.min(iters - done);
+                round += 1;
+                let t = store.create_topology(&format!("v{round}")).unwrap();
+                let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
+                let mut version = t.version;
+                let start = Instant::now();
+                for lan in lans {
+                    version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
+        });
+    });
+    g.bench_function("anchor_postgres", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = CHUNK.min(iters - done);
+                round += 1;
+                let id = anchor.create(&format!("v{round}"));
+                let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
+                let mut version = 1;
+                let start = Instant::now();
+                for lan in &lans {
+                    version = anchor.add_lan(id, lan, version);
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
+        });
+    });
+    g.finish();
+}
+
+// ---- status compare-and-set plus event --------------------------------------------------
+
+fn transition_status(c: &mut Criterion, setup: &Setup) {
+    use TopologyStatus::{Active, Degraded};
+    let mut g = c.benchmark_group("pg_transition_status");
+    let store = setup.store(1);
+    let mut anchor = Anchor::new(setup);
+    // One active topology on each side; degraded <-> active is a legal 2-cycle, so each
+    // iteration is one real transition from the state the previous one left.
+    let t = store.create_topology("lab").unwrap();
+    for to in [TopologyStatus::Deploying, Active] {
+        store
+            .transition_status(t.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    let raw_id = anchor.create("raw-lab");
+    anchor.transition(raw_id, "pending", "deploying");
+    anchor.transition(raw_id, "deploying", "active");
+    let mut current = Active;
+    g.bench_function("topostate", |b| {
+        b.iter(|| {
+            let (from, to) = match current {
+                Active => (Active, Degraded),
+                _ => (Degraded, Active),
+            };
+            let done = store
+                .transition_status(t.id, to, None, Precondition::status(from))
+                .unwrap();
+            current = to;
+            black_box(done)
+        });
+    });
+    let mut raw_current = "active";
+    g.bench_function("anchor_postgres", |b| {
+        b.iter(|| {
+            let to = if raw_current == "active" {
+                "degraded"
+            } else {
+                "active"
+            };
+            let event = anchor.transition(raw_id, raw_current, to);
+            raw_current = to;
+            black_box(event)
+        });
+    });
+    g.finish();
+}
+
+// ---- aggregate throughput ---------------------------------------------------------------
+
+/// `workers` threads, each with its own store (its own pool of one connection, as separate
+/// processes would have), share `iters` versioned `add_lan`s: each on a topology of its own
+/// (`shared == false`), or all on one topology, unversioned, queueing on its row lock
+/// (`shared == true`). The time is the wall time of the whole, so time per iteration is the
+/// inverse of aggregate throughput.
+fn run_workers(stores: &[PgStore], shared: bool, iters: u64, round: u64) -> Duration {
+    let workers = stores.len();
+    let one = stores[0]
+        .create_topology(&format!("shared-{workers}-{round}"))
+        .unwrap()
+        .id;
+    let per = iters.div_ceil(workers as u64);
+    let barrier = Barrier::new(workers + 1);
+    std::thread::scope(|scope| {
+        for (w, store) in stores.iter().enumerate() {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                let own = store
+                    .create_topology(&format!("own-{workers}-{round}-{w}"))
+                    .unwrap();
+                let lans: Vec<NewLan> = (0..per).map(|i| new_lan(i + per * w as u64)).collect();
+                barrier.wait();
+                let mut version = own.version;
+                for lan in lans {
+                    if shared {
+                        store.add_lan(one, lan, None).unwrap();
+                    } else {
+                        version = store.add_lan(own.id, lan, Some(version)).unwrap().version;
+                    }
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        barrier.wait();
+        start.elapsed()
+    })
+}
+
+fn throughput(c: &mut Criterion, setup: &Setup) {
+    for (name, shared) in [
+        ("pg_throughput_own_topologies", false),
+        ("pg_throughput_one_topology", true),
+    ] {
+        let mut g = c.benchmark_group(name);
+        let mut round = 0u64;
+        for workers in [1, 2, 4] {
+            // The stores, their pools and their connections exist before anything is timed.
+            let stores: Vec<PgStore> = (0..workers).map(|_| setup.store(1)).collect();
+            for store in &stores {
+                store
+                    .list_topologies(Some(TopologyStatus::TornDown))
+                    .unwrap();
+            }
+            g.bench_with_input(
+                BenchmarkId::from_parameter(workers),
+                &stores,
+                |b, stores| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        let mut done = 0;
+                        while done < iters {
+                            let n = CHUNK.min(iters - done);
+                            round += 1;
+                            total += run_workers(stores, shared, n, round);
+                            done += n;
+                        }
+                        total
+                    });
+                },
+            );
+        }
+        g.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+        .configure_from_args()
+}
+
+fn main() {
+    let Ok(url) = std::env::var(URL_VAR) else {
+        println!(
+            "skipping the PostgreSQL benches: set {URL_VAR} to a server's URL \
+             (e.g. `eval \"$(bash .ci/postgres.sh start)\"`; see README, \"PostgreSQL tests\")"
+        );
+        return;
+    };
+    let setup = Setup {
+        url,
+        schema: format!("bench_{}", std::process::id()),
+    };
+    // Creates the schema before anything is timed.
+    drop(setup.store(1));
+    let mut c = config();
+    add_lan_versioned(&mut c, &setup);
+    transition_status(&mut c, &setup);
+    throughput(&mut c, &setup);
+    c.final_summary();
+}

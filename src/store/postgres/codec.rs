@@ -1,0 +1,115 @@
+//! Reading stored values back, refusing the ones no valid write could have made.
+//!
+//! The schema's types and `CHECK`s already refuse most of them; these checks are what is
+//! left when a row was written around the store (constraints dropped, a hand-made table):
+//! an unknown name, an impossible version, a `NULL` where a value belongs.
+
+use std::format;
+use std::string::String;
+
+use postgres::Row;
+use postgres::types::FromSql;
+
+use crate::error::Quoted;
+use crate::store::StoreError;
+use crate::{MAX_VERSION, ParseStatusError};
+
+/// Which row is being read, for [`StoreError::Corrupt`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct At {
+    pub(super) table: &'static str,
+    pub(super) id: i64,
+}
+
+impl At {
+    pub(super) fn corrupt(self, problem: String) -> StoreError {
+        StoreError::Corrupt {
+            table: self.table,
+            row: self.id.to_string(),
+            problem,
+        }
+    }
+
+    /// A column of any type `FromSql` reads, a type mismatch or an unexpected `NULL` being a
+    /// corrupt row.
+    pub(super) fn get<'r, T: FromSql<'r>>(self, row: &'r Row, idx: usize) -> Result<T, StoreError> {
+        row.try_get::<_, T>(idx).map_err(|e| {
+            self.corrupt(format!(
+                "column {}: {} ({e})",
+                column_name(row, idx),
+                describe(row, idx)
+            ))
+        })
+    }
+
+    /// A column holding a declared name, parsed by `parse`.
+    pub(super) fn name<T>(
+        self,
+        row: &Row,
+        idx: usize,
+        parse: fn(&str) -> Result<T, ParseStatusError>,
+    ) -> Result<T, StoreError> {
+        let parsed = match row.try_get::<_, Option<&str>>(idx) {
+            Ok(Some(text)) => parse(text).map_err(|e| e.to_string()),
+            Ok(None) => Err(String::from("NULL, not a name")),
+            Err(e) => Err(format!("{}, not a name ({e})", describe(row, idx))),
+        };
+        parsed
+            .map_err(|problem| self.corrupt(format!("column {}: {problem}", column_name(row, idx))))
+    }
+
+    /// A version column: an integer in `1..=MAX_VERSION`.
+    pub(super) fn version(self, row: &Row, idx: usize) -> Result<u64, StoreError> {
+        match row.try_get::<_, Option<i64>>(idx) {
+            Ok(Some(v)) if v >= 1 => Ok(v.unsigned_abs()),
+            Ok(Some(v)) => Err(self.corrupt(format!(
+                "column {}: invalid topology version {v} (versions run from 1 to {MAX_VERSION})",
+                column_name(row, idx)
+            ))),
+            Ok(None) => Err(self.corrupt(format!(
+                "column {}: NULL, not an integer version",
+                column_name(row, idx)
+            ))),
+            Err(e) => Err(self.corrupt(format!(
+                "column {}: {}, not an integer version ({e})",
+                column_name(row, idx),
+                describe(row, idx)
+            ))),
+        }
+    }
+}
+
+fn column_name(row: &Row, idx: usize) -> &str {
+    row.columns().get(idx).map_or("?", |c| c.name())
+}
+
+/// A stored value as a message shows it, as far as it can be read generically.
+fn describe(row: &Row, idx: usize) -> String {
+    let ty = row
+        .columns()
+        .get(idx)
+        .map_or_else(|| String::from("?"), |c| c.type_().name().to_owned());
+    if let Ok(Some(text)) = row.try_get::<_, Option<&str>>(idx) {
+        format!("the {ty} {}", Quoted(text))
+    } else if let Ok(None) = row.try_get::<_, Option<AnyValue>>(idx) {
+        String::from("NULL")
+    } else {
+        format!("a value of type {ty}")
+    }
+}
+
+/// Any non-`NULL` value of any type, to tell `NULL` from the rest.
+struct AnyValue;
+
+impl<'a> FromSql<'a> for AnyValue {
+    fn from_sql(
+        _: &postgres::types::Type,
+        _: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self)
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+}

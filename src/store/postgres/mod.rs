@@ -1,0 +1,1473 @@
+//! [`PgStore`]: the store on a PostgreSQL server, shared by many processes on many hosts.
+//!
+//! How the guarantees of the [`TopologyStore`] contract hold here:
+//!
+//! - Every write is one `READ COMMITTED` transaction that first locks the topology's row
+//!   (`SELECT ... FOR UPDATE`), then reads, checks and writes its children. All writers of
+//!   one topology queue on that row, so a read-check-write sequence cannot be overtaken, and
+//!   the status read under the lock is the one the write is checked against. Locks are
+//!   always taken in one order (the topology row, then its children), and no write locks
+//!   two topologies, so these transactions cannot deadlock with each other. The runtime
+//!   writes (`set_lan_network_id`, `set_decky_runtime`, `set_needs_resync`) are single
+//!   statements holding one row lock.
+//! - Should the server still abort a transaction as a deadlock victim (40P01), a
+//!   serialization failure (40001, e.g. under a server-wide default isolation level this
+//!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),
+//!   the store rolls it back and runs it again, a bounded number of times with a short
+//!   backoff; nothing of the failed attempt was committed. Only when every attempt fails does
+//!   the error surface, as a [`StoreError::Backend`] that says so.
+//! - The version bump is a guarded `UPDATE ... SET version = version + 1 WHERE id = $1 AND
+//!   version = $2 AND version < i64::MAX`, inside the same transaction as the write.
+//! - The schema's `CHECK` lists and its fingerprint are generated from the lifecycle
+//!   declarations; nothing here spells out a status string. Every statement takes its
+//!   values as parameters.
+//! - Rows are read back strictly: an unknown name or an impossible version is a
+//!   [`StoreError::Corrupt`] naming the table, the row and the value.
+
+mod codec;
+mod edits;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::format;
+use std::string::String;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::vec::Vec;
+
+use postgres::config::Host;
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statement};
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::r2d2::{self, ManageConnection, Pool};
+
+use crate::store::policy::{delete_gate, free_form_gate, live_gate};
+use crate::store::{
+    BackendError, ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId,
+    EditReport, Edited, Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId,
+    Precondition, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord,
+    TopologyStore, Transitioned, check_name,
+};
+use crate::{
+    INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
+    VersionConflict, VersionError,
+};
+
+use codec::At;
+use edits::apply_edits;
+
+/// [`MAX_VERSION`] as the SQL integer it is stored as.
+const MAX_SQL_VERSION: i64 = i64::MAX;
+const _: () = assert!(MAX_VERSION == MAX_SQL_VERSION.unsigned_abs());
+
+/// [`INITIAL_VERSION`] as the SQL integer it is stored as.
+const INITIAL_SQL_VERSION: i64 = 1;
+const _: () = assert!(INITIAL_VERSION == INITIAL_SQL_VERSION.unsigned_abs());
+
+/// How many times a transaction the server aborted as a deadlock victim, a serialization
+/// failure or a lock timeout is run in all before the error is reported.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// The pool size of [`PgStore::connect`].
+const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// How long an operation waits for a free pooled connection, and a new connection for the
+/// server, unless told otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`TopologyStore`] on a PostgreSQL server.
+///
+/// A `PgStore` is a handle on a pool of connections: it is `Send + Sync`, cloning it is
+/// cheap (the clone shares the pool), and each operation checks one connection out for the
+/// length of one transaction. Any number of stores, in one process or many, on one host or
+/// many, can work on the same database: every write is one transaction that locks the
+/// topology's row first, so the contract's guarantees hold across all of them.
+///
+/// The store creates its tables itself, in the schema it is given
+/// ([`connect_with_schema`](Self::connect_with_schema), created if missing) or else the first
+/// schema of the connection's `search_path`; several processes may connect to a new database
+/// at once (one creates, under an advisory lock, the others find it done). A schema made from
+/// a different lifecycle declaration is refused (a fingerprint is checked on connect).
+///
+/// ```no_run
+/// use topostate::store::{NewLan, PgStore, TopologyStore, TypedStore};
+///
+/// let store = PgStore::connect("postgresql://topostate@localhost/topostate")?;
+/// let lab = store.create("lab")?;
+/// let lan = store.add_lan(lab.id(), NewLan::new("dmz", "10.0.0.0/24"), Some(lab.version()))?;
+/// assert_eq!(lan.version, 2);
+/// // An editor on another host still holding version 1 is refused, not overwritten:
+/// let stale = store.add_lan(lab.id(), NewLan::new("lan-a", "10.0.1.0/24"), Some(1));
+/// assert!(stale.unwrap_err().is_conflict());
+/// # Ok::<(), topostate::store::StoreError>(())
+/// ```
+///
+/// Connections are plain TCP or Unix-socket connections without TLS. Free text
+/// (subnets, configs, payloads, reasons, runtime fields) cannot hold the NUL character,
+/// which PostgreSQL's `text` refuses; such a write is [`StoreError::Invalid`] here.
+/// Timestamps come from the clock of the host that writes, as in every backend; history is
+/// ordered by ids, never by them.
+///
+/// Stuck claims: a mutation left `applying` by a crashed applier stays `applying` (the
+/// topology's queue then answers [`Claim::Busy`]); recovering it is out of scope here.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<Manager>,
+    place: Arc<str>,
+    schema: Option<Arc<str>>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("place", &&*self.place)
+            .field("schema", &self.schema.as_deref())
+            .field("pool_size", &self.pool.max_size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for [`PgStore`]: pool size, schema, timeouts. Made by [`PgStore::builder`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use topostate::store::PgStore;
+///
+/// let store = PgStore::builder("host=/run/postgresql dbname=topostate")
+///     .pool_size(4)
+///     .schema("lab_editor")
+///     .timeout(Duration::from_secs(3))
+///     .connect()?;
+/// assert_eq!(store.schema(), Some("lab_editor"));
+/// # Ok::<(), topostate::store::StoreError>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct PgStoreBuilder {
+    url: String,
+    pool_size: u32,
+    schema: Option<String>,
+    timeout: Duration,
+    test_on_checkout: bool,
+}
+
+impl fmt::Debug for PgStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: it is not shown.
+        f.debug_struct("PgStoreBuilder")
+            .field("pool_size", &self.pool_size)
+            .field("schema", &self.schema)
+            .field("timeout", &self.timeout)
+            .field("test_on_checkout", &self.test_on_checkout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStoreBuilder {
+    /// At most `size` connections (at least 1; default 8). Connections are opened when
+    /// needed, not up front, and closed after ten idle minutes.
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Keeps the tables in this schema (created if missing) by setting every connection's
+    /// `search_path` to it, e.g. one schema per tenant or per test. It must be a plain
+    /// lowercase identifier: `[a-z_][a-z0-9_]*`, at most 63 bytes, not starting with `pg_`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// How long to wait for a new connection to the server, and for a free connection of
+    /// the pool, before an operation fails (default 10 s). A `connect_timeout` in the URL
+    /// wins for the former.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Pings each connection (an empty query) when it is checked out of the pool, so a
+    /// connection the server closed while idle is replaced rather than failing one
+    /// operation. Off by default: it costs one round trip per operation.
+    pub fn test_on_checkout(mut self, test: bool) -> Self {
+        self.test_on_checkout = test;
+        self
+    }
+
+    /// Connects, creates or checks the schema, and returns the store.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a malformed URL (field `url`) or schema name (field
+    /// `schema`); [`StoreError::Backend`] if the server cannot be reached or refuses the
+    /// login (the message names host, port and database, never the password);
+    /// [`StoreError::Corrupt`] with table `meta` if the schema was made from a different
+    /// lifecycle declaration (the message shows the expected and the found fingerprint) or by
+    /// a newer schema version.
+    pub fn connect(self) -> Result<PgStore, StoreError> {
+        if let Some(schema) = &self.schema {
+            schema::check_schema_name(schema)?;
+        }
+        let mut config: Config = self.url.parse().map_err(|e| StoreError::Invalid {
+            field: "url",
+            problem: format!("not a PostgreSQL connection URL or key=value string: {e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.timeout);
+        }
+        if let Some(schema) = &self.schema {
+            // After any options of the URL, so this `search_path` wins.
+            let options = match config.get_options() {
+                Some(given) => format!("{given} -c search_path={schema}"),
+                None => format!("-c search_path={schema}"),
+            };
+            config.options(&options);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("topostate");
+        }
+        let place: Arc<str> = Arc::from(describe_place(&config, self.schema.as_deref()));
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
+        // One connection first, for a clear error (and the schema) before any pool exists.
+        let mut first = manager
+            .connect()
+            .map_err(|e| sql_error(e, format!("connecting to {place}")))?;
+        schema::migrate(&mut first.client, self.schema.as_deref(), &place)?;
+        drop(first);
+        let pool = Pool::builder()
+            .max_size(self.pool_size)
+            .min_idle(Some(0))
+            .test_on_check_out(self.test_on_checkout)
+            .connection_timeout(self.timeout)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(manager);
+        Ok(PgStore {
+            pool,
+            place,
+            schema: self.schema.map(Arc::from),
+        })
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` with a pool of 8 connections, creating or checking
+    /// the schema in the first schema of the connection's `search_path`.
+    ///
+    /// `url` is a `postgresql://user:password@host:port/dbname?options` URL or a libpq-style
+    /// `key=value` string (`host=/run/postgresql dbname=topostate`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStoreBuilder::connect`].
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect()
+    }
+
+    /// As [`connect`](Self::connect), with at most `size` pooled connections.
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStoreBuilder::connect`].
+    pub fn with_pool_size(url: &str, size: u32) -> Result<Self, StoreError> {
+        Self::builder(url).pool_size(size).connect()
+    }
+
+    /// As [`connect`](Self::connect), with the tables in `schema` (created if missing): see
+    /// [`PgStoreBuilder::schema`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStoreBuilder::connect`].
+    pub fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        Self::builder(url).schema(schema).connect()
+    }
+
+    /// A builder for the other options (pool size, schema, timeouts).
+    pub fn builder(url: &str) -> PgStoreBuilder {
+        PgStoreBuilder {
+            url: String::from(url),
+            pool_size: DEFAULT_POOL_SIZE,
+            schema: None,
+            timeout: DEFAULT_TIMEOUT,
+            test_on_checkout: false,
+        }
+    }
+
+    /// The schema given at connect time, if any.
+    #[must_use]
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The most connections this store's pool opens.
+    #[must_use]
+    pub fn pool_size(&self) -> u32 {
+        self.pool.max_size()
+    }
+
+    /// A pooled connection, or a backend error naming the server and the wait.
+    fn checkout(&self, op: &'static str) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(|e| {
+            backend(format!(
+                "{op}: no connection to {} within {} s ({e})",
+                self.place,
+                self.pool.connection_timeout().as_secs_f32()
+            ))
+        })
+    }
+
+    /// Runs `f` in one transaction of `isolation` (read-only for a snapshot), committed only
+    /// if `f` succeeds; a transaction the server aborted as transient is run again.
+    fn transaction<T>(
+        &self,
+        op: &'static str,
+        isolation: Isolation,
+        mut f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.checkout(op)?;
+        let Conn { client, statements } = &mut *conn;
+        retrying(op, || {
+            let builder = client.build_transaction();
+            let mut tx = match isolation {
+                Isolation::Write => builder.isolation_level(IsolationLevel::ReadCommitted),
+                Isolation::Snapshot => builder
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true),
+            }
+            .start()?;
+            let out = f(&mut Db {
+                client: &mut tx,
+                statements,
+            })?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` in one write transaction (see the module docs).
+    fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
+    ) -> Result<T, StoreError> {
+        self.transaction(op, Isolation::Write, f)
+    }
+
+    /// Runs `f` in one read-only snapshot: a consistent view of several statements.
+    fn read<T>(
+        &self,
+        op: &'static str,
+        f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
+    ) -> Result<T, StoreError> {
+        self.transaction(op, Isolation::Snapshot, f)
+    }
+
+    /// Runs single statements outside an explicit transaction (each its own), for reads of
+    /// one statement and writes of one row.
+    fn single<T>(
+        &self,
+        op: &'static str,
+        mut f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.checkout(op)?;
+        let Conn { client, statements } = &mut *conn;
+        retrying(op, || f(&mut Db { client, statements }))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Isolation {
+    /// `READ COMMITTED`, writes lock what they check.
+    Write,
+    /// `REPEATABLE READ READ ONLY`: one snapshot, never a serialization failure.
+    Snapshot,
+}
+
+/// Runs `attempt` until it succeeds, fails for a reason that is not transient, or has run
+/// [`MAX_ATTEMPTS`] times.
+fn retrying<T>(op: &'static str, mut attempt: impl FnMut() -> R<T>) -> Result<T, StoreError> {
+    let mut tries = 1;
+    loop {
+        match attempt() {
+            Err(Fail::Sql(e)) if transient(&e).is_some() => {
+                if tries >= MAX_ATTEMPTS {
+                    return Err(StoreError::Backend(BackendError::new(SqlError {
+                        context: String::from(op),
+                        source: e,
+                        attempts: Some(tries),
+                    })));
+                }
+                backoff(tries);
+                tries += 1;
+            }
+            other => return other.map_err(|e| e.into_store(op)),
+        }
+    }
+}
+
+/// What makes a driver error worth running the transaction again, if anything.
+fn transient(e: &postgres::Error) -> Option<&'static str> {
+    let code = e.code()?;
+    if *code == SqlState::T_R_DEADLOCK_DETECTED {
+        Some("deadlock")
+    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE {
+        Some("serialization failure")
+    } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+        Some("lock timeout")
+    } else {
+        None
+    }
+}
+
+/// Sleeps before attempt `tries + 1`: exponential from 2 ms, capped at 64 ms, with jitter
+/// so that two victims of one deadlock do not meet again in step.
+fn backoff(tries: u32) {
+    let base = 1u64 << tries.min(6);
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % (base * 1000));
+    std::thread::sleep(Duration::from_micros(base * 1000 + jitter));
+}
+
+/// Host, port, database and schema, as messages show them (never the password).
+fn describe_place(config: &Config, schema: Option<&str>) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        String::from("the default host")
+    } else {
+        hosts.join(",")
+    };
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("(default)");
+    match schema {
+        Some(schema) => format!("PostgreSQL database '{db}' on {hosts}, schema '{schema}'"),
+        None => format!("PostgreSQL database '{db}' on {hosts}"),
+    }
+}
+
+// ---- connections -----------------------------------------------------------------------
+
+/// The pool's manager: `r2d2_postgres`'s, plus a cache of prepared statements per
+/// connection (the store runs a few dozen fixed statements; each is parsed once per
+/// connection, not once per call).
+struct Manager(PostgresConnectionManager<NoTls>);
+
+/// A pooled connection and its prepared statements.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
+/// A connection or transaction with the statement cache, as the operations use it.
+struct Db<'a, C> {
+    client: &'a mut C,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl<C: GenericClient> Db<'_, C> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &'static str, params: Params<'_>) -> R<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.query(&statement, params)?)
+    }
+
+    fn query_opt(&mut self, sql: &'static str, params: Params<'_>) -> R<Option<Row>> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.query_opt(&statement, params)?)
+    }
+
+    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> R<Row> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.query_one(&statement, params)?)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> R<u64> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.execute(&statement, params)?)
+    }
+}
+
+// ---- errors ----------------------------------------------------------------------------
+
+/// A failed step: a refusal to report as it is, or a driver error to wrap.
+enum Fail {
+    Store(StoreError),
+    Sql(postgres::Error),
+}
+
+type R<T> = Result<T, Fail>;
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl Fail {
+    fn into_store(self, context: impl Into<String>) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::Sql(e) => sql_error(e, context),
+        }
+    }
+}
+
+/// A driver error with what the store was doing; `source` is the `postgres` error.
+#[derive(Debug)]
+struct SqlError {
+    context: String,
+    source: postgres::Error,
+    /// How many times the transaction ran, when it was retried and gave up.
+    attempts: Option<u32>,
+}
+
+impl fmt::Display for SqlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let context = &self.context;
+        let detail = match self.source.as_db_error() {
+            Some(db) => {
+                let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+                if let Some(detail) = db.detail() {
+                    text.push_str("; ");
+                    text.push_str(detail);
+                }
+                text
+            }
+            None => self.source.to_string(),
+        };
+        match (self.attempts, transient(&self.source)) {
+            (Some(attempts), Some(what)) => write!(
+                f,
+                "{context}: gave up after {attempts} attempts, the server aborted every one \
+                 ({what}): {detail}"
+            ),
+            _ => write!(f, "{context}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for SqlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Wraps a driver error as [`StoreError::Backend`].
+fn sql_error(e: postgres::Error, context: impl Into<String>) -> StoreError {
+    StoreError::Backend(BackendError::new(SqlError {
+        context: context.into(),
+        source: e,
+        attempts: None,
+    }))
+}
+
+fn backend(message: impl Into<String>) -> StoreError {
+    StoreError::Backend(BackendError::new(message.into()))
+}
+
+fn not_found(entity: Entity, id: u64) -> StoreError {
+    StoreError::NotFound { entity, id }
+}
+
+/// The error of highest precedence among `errors` (the earliest on a tie).
+fn pick<const N: usize>(errors: [Option<StoreError>; N]) -> Option<StoreError> {
+    errors.into_iter().fold(None, StoreError::first)
+}
+
+fn refuse(errors: Option<StoreError>) -> R<()> {
+    errors.map_or(Ok(()), |e| Err(Fail::Store(e)))
+}
+
+/// [`check_text`](crate::store::check_text), and no NUL character: PostgreSQL's `text`
+/// cannot hold one.
+fn check_text(field: &'static str, text: &str) -> Result<(), StoreError> {
+    crate::store::check_text(field, text)?;
+    if text.contains('\0') {
+        return Err(StoreError::Invalid {
+            field,
+            problem: String::from("contains a NUL character, which PostgreSQL text cannot store"),
+        });
+    }
+    Ok(())
+}
+
+/// A stored id as SQL's integer; ids above `i64::MAX` cannot exist.
+fn key(id: u64) -> Option<i64> {
+    i64::try_from(id).ok()
+}
+
+fn id_of(key: i64) -> u64 {
+    key.unsigned_abs()
+}
+
+// ---- reading rows ----------------------------------------------------------------------
+
+macro_rules! topology_columns {
+    () => {
+        "id, name, status, version, reason, needs_resync, created_at, status_changed_at"
+    };
+}
+macro_rules! lan_columns {
+    () => {
+        "id, topology_id, name, subnet, is_dmz, network_id, x, y"
+    };
+}
+macro_rules! decky_columns {
+    () => {
+        "id, topology_id, name, services, config, state, ip, last_error, x, y"
+    };
+}
+macro_rules! edge_columns {
+    () => {
+        "id, topology_id, decky_id, lan_id, is_bridge, forwards_l3"
+    };
+}
+macro_rules! event_columns {
+    () => {
+        "id, topology_id, from_status, to_status, at, reason"
+    };
+}
+macro_rules! mutation_columns {
+    () => {
+        "id, topology_id, op, payload, state, requested_at, applied_at, reason"
+    };
+}
+
+fn at(table: &'static str, row: &Row) -> R<At> {
+    let id = row.try_get::<_, i64>(0).map_err(|e| StoreError::Corrupt {
+        table,
+        row: String::from("?"),
+        problem: format!("column id: {e}"),
+    })?;
+    Ok(At { table, id })
+}
+
+fn topology_row(row: &Row) -> R<TopologyRecord> {
+    let at = at("topologies", row)?;
+    Ok(TopologyRecord {
+        id: TopologyId::new(id_of(at.id)),
+        name: at.get(row, 1)?,
+        status: at.name(row, 2, TopologyStatus::parse)?,
+        version: at.version(row, 3)?,
+        reason: at.get(row, 4)?,
+        needs_resync: at.get(row, 5)?,
+        created_at: Timestamp::from_micros(at.get(row, 6)?),
+        status_changed_at: Timestamp::from_micros(at.get(row, 7)?),
+    })
+}
+
+fn lan_row(row: &Row) -> R<Lan> {
+    let at = at("lans", row)?;
+    Ok(Lan {
+        id: LanId::new(id_of(at.id)),
+        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
+        name: at.get(row, 2)?,
+        subnet: at.get(row, 3)?,
+        is_dmz: at.get(row, 4)?,
+        network_id: at.get(row, 5)?,
+        x: at.get(row, 6)?,
+        y: at.get(row, 7)?,
+    })
+}
+
+fn decky_row(row: &Row) -> R<Decky> {
+    let at = at("deckies", row)?;
+    Ok(Decky {
+        id: DeckyId::new(id_of(at.id)),
+        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
+        name: at.get(row, 2)?,
+        services: at.get(row, 3)?,
+        config: at.get(row, 4)?,
+        state: at.name(row, 5, DeckyState::parse)?,
+        ip: at.get(row, 6)?,
+        last_error: at.get(row, 7)?,
+        x: at.get(row, 8)?,
+        y: at.get(row, 9)?,
+    })
+}
+
+fn edge_row(row: &Row) -> R<Edge> {
+    let at = at("edges", row)?;
+    Ok(Edge {
+        id: EdgeId::new(id_of(at.id)),
+        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
+        decky: DeckyId::new(id_of(at.get(row, 2)?)),
+        lan: LanId::new(id_of(at.get(row, 3)?)),
+        is_bridge: at.get(row, 4)?,
+        forwards_l3: at.get(row, 5)?,
+    })
+}
+
+fn event_row(row: &Row) -> R<StatusEvent> {
+    let at = at("status_events", row)?;
+    Ok(StatusEvent {
+        id: EventId::new(id_of(at.id)),
+        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
+        from: at.name(row, 2, TopologyStatus::parse)?,
+        to: at.name(row, 3, TopologyStatus::parse)?,
+        at: Timestamp::from_micros(at.get(row, 4)?),
+        reason: at.get(row, 5)?,
+    })
+}
+
+fn mutation_row(row: &Row) -> R<Mutation> {
+    let at = at("mutations", row)?;
+    Ok(Mutation {
+        id: MutationId::new(id_of(at.id)),
+        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
+        op: at.name(row, 2, MutationOp::parse)?,
+        payload: at.get(row, 3)?,
+        state: at.name(row, 4, MutationState::parse)?,
+        requested_at: Timestamp::from_micros(at.get(row, 5)?),
+        applied_at: at.get::<Option<i64>>(row, 6)?.map(Timestamp::from_micros),
+        reason: at.get(row, 7)?,
+    })
+}
+
+/// Decodes every row; the first unreadable row fails the list.
+fn decode_all<T>(rows: &[Row], decode: fn(&Row) -> R<T>) -> R<Vec<T>> {
+    rows.iter().map(decode).collect()
+}
+
+fn int0(row: &Row) -> R<i64> {
+    Ok(row.try_get(0)?)
+}
+
+/// A topology row, or [`StoreError::NotFound`]; `lock` takes its row lock.
+fn topology<C: GenericClient>(db: &mut Db<'_, C>, id: TopologyId, lock: bool) -> R<TopologyRecord> {
+    let sql = if lock {
+        concat!(
+            "SELECT ",
+            topology_columns!(),
+            " FROM topologies WHERE id = $1 FOR UPDATE"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            topology_columns!(),
+            " FROM topologies WHERE id = $1"
+        )
+    };
+    let found = match key(id.get()) {
+        Some(k) => db.query_opt(sql, &[&k])?,
+        None => None,
+    };
+    match found {
+        Some(row) => topology_row(&row),
+        None => Err(not_found(Entity::Topology, id.get()).into()),
+    }
+}
+
+/// What the guards of a write need to know about a topology.
+struct Head {
+    key: i64,
+    status: TopologyStatus,
+    version: u64,
+}
+
+/// The topology's head, or [`StoreError::NotFound`]; `lock` takes its row lock, as every
+/// write does before anything else.
+fn head<C: GenericClient>(db: &mut Db<'_, C>, id: TopologyId, lock: bool) -> R<Head> {
+    let sql = if lock {
+        "SELECT id, status, version FROM topologies WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT id, status, version FROM topologies WHERE id = $1"
+    };
+    let found = match key(id.get()) {
+        Some(k) => db.query_opt(sql, &[&k])?,
+        None => None,
+    };
+    let row = found.ok_or_else(|| not_found(Entity::Topology, id.get()))?;
+    let at = at("topologies", &row)?;
+    Ok(Head {
+        key: at.id,
+        status: at.name(&row, 1, TopologyStatus::parse)?,
+        version: at.version(&row, 2)?,
+    })
+}
+
+// ---- versions --------------------------------------------------------------------------
+
+/// The version guard of one write: a stale `expected` is a conflict; a matching one is a
+/// bump unless `bumps` is false, and a bump at the maximum is an overflow.
+fn version_guard(current: u64, expected: Option<u64>, bumps: bool) -> Option<StoreError> {
+    let expected = if bumps {
+        expected
+    } else {
+        // Checked, not bumped: only a conflict can come of it.
+        match expected {
+            Some(e) if e != current => {
+                return Some(StoreError::VersionConflict(VersionConflict {
+                    current,
+                    expected: e,
+                }));
+            }
+            _ => None,
+        }
+    };
+    match crate::check_and_bump(current, expected) {
+        Ok(_) => None,
+        Err(VersionError::Conflict(c)) => Some(StoreError::VersionConflict(c)),
+        Err(VersionError::Overflow(o)) => Some(StoreError::VersionOverflow(o)),
+    }
+}
+
+/// Bumps the version from `expected`, in the caller's transaction. The guard is repeated
+/// in SQL: the `UPDATE` matches only `expected` and only below `i64::MAX`.
+fn bump<C: GenericClient>(db: &mut Db<'_, C>, topology: i64, expected: u64) -> R<u64> {
+    let changed = match key(expected) {
+        Some(expected_key) => db.execute(
+            "UPDATE topologies SET version = version + 1 \
+             WHERE id = $1 AND version = $2 AND version < $3",
+            &[&topology, &expected_key, &MAX_SQL_VERSION],
+        )?,
+        None => 0,
+    };
+    if changed == 1 {
+        return Ok(expected + 1);
+    }
+    // Unreachable while the caller holds the row lock and checked the version under it;
+    // report what the table says rather than trusting that.
+    let current = head(db, TopologyId::new(id_of(topology)), false)?.version;
+    Err(version_guard(current, Some(expected), true)
+        .unwrap_or_else(|| backend("the version bump matched no row"))
+        .into())
+}
+
+/// Bumps once if `expected` is given and `bumps`; the version after the write.
+fn finish_version<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    head: &Head,
+    expected: Option<u64>,
+    bumps: bool,
+) -> R<u64> {
+    match expected {
+        Some(v) if bumps => bump(db, head.key, v),
+        _ => Ok(head.version),
+    }
+}
+
+// ---- the queue -------------------------------------------------------------------------
+
+/// A mutation's key and state, or [`StoreError::NotFound`] (also when it belongs to
+/// another topology than the claim says).
+fn claimed<C: GenericClient>(db: &mut Db<'_, C>, claim: &MutationClaim) -> R<(i64, MutationState)> {
+    let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
+        (Some(id), Some(topology)) => db.query_opt(
+            "SELECT id, topology_id, state FROM mutations WHERE id = $1 AND topology_id = $2",
+            &[&id, &topology],
+        )?,
+        _ => None,
+    };
+    let row = found.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()))?;
+    let at = at("mutations", &row)?;
+    Ok((at.id, at.name(&row, 2, MutationState::parse)?))
+}
+
+/// Moves a claimed mutation from `applying` to `to`; anything but `applying` is refused.
+fn mark<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    claim: &MutationClaim,
+    to: MutationState,
+    reason: Option<&str>,
+) -> R<Mutation> {
+    // The topology's row lock first, as in every write; a claim on a topology that is gone
+    // is that topology's not-found.
+    head(db, claim.topology_id(), true)?;
+    let (k, state) = claimed(db, claim)?;
+    refuse(pick([
+        (state != MutationState::Applying).then_some(StoreError::MutationState {
+            id: claim.id(),
+            expected: MutationState::Applying,
+            found: state,
+        }),
+        reason.and_then(|r| check_text("reason", r).err()),
+    ]))?;
+    let marked = db.query_opt(
+        concat!(
+            "UPDATE mutations SET state = $2, applied_at = $3, reason = $4 ",
+            "WHERE id = $1 AND state = $5 RETURNING ",
+            mutation_columns!()
+        ),
+        &[
+            &k,
+            &to.as_str(),
+            &Timestamp::now().as_micros(),
+            &reason,
+            &MutationState::Applying.as_str(),
+        ],
+    )?;
+    match marked {
+        Some(row) => mutation_row(&row),
+        None => Err(backend("the mutation left 'applying' during its mark").into()),
+    }
+}
+
+// ---- the contract ----------------------------------------------------------------------
+
+impl TopologyStore for PgStore {
+    fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+        check_name("topology name", name)?;
+        self.single("create_topology", |db| {
+            let now = Timestamp::now();
+            // A concurrent insert of the same name makes this one wait for its outcome,
+            // then do nothing: a duplicate, never a unique-violation error.
+            let row = db.query_opt(
+                concat!(
+                    "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
+                    "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) ",
+                    "ON CONFLICT ON CONSTRAINT topologies_name_unique DO NOTHING RETURNING ",
+                    topology_columns!()
+                ),
+                &[
+                    &name,
+                    &TopologyStatus::Pending.as_str(),
+                    &INITIAL_SQL_VERSION,
+                    &now.as_micros(),
+                ],
+            )?;
+            match row {
+                Some(row) => topology_row(&row),
+                None => Err(StoreError::Duplicate {
+                    entity: Entity::Topology,
+                    name: String::from(name),
+                }
+                .into()),
+            }
+        })
+    }
+
+    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
+        self.single("get_topology", |db| topology(db, id, false))
+    }
+
+    fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+    ) -> Result<Vec<TopologyRecord>, StoreError> {
+        // Every row is read, filter or not, so a corrupt row fails the list instead of
+        // silently falling out of it.
+        let all = self.single("list_topologies", |db| {
+            let rows = db.query(
+                concat!(
+                    "SELECT ",
+                    topology_columns!(),
+                    " FROM topologies ORDER BY id"
+                ),
+                &[],
+            )?;
+            decode_all(&rows, topology_row)
+        })?;
+        Ok(match status {
+            Some(s) => all.into_iter().filter(|t| t.status == s).collect(),
+            None => all,
+        })
+    }
+
+    fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
+        self.read("topology_detail", |db| {
+            let topology = topology(db, id, false)?;
+            let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
+            let lans = db.query(
+                concat!(
+                    "SELECT ",
+                    lan_columns!(),
+                    " FROM lans WHERE topology_id = $1 ORDER BY name"
+                ),
+                &[&k],
+            )?;
+            let deckies = db.query(
+                concat!(
+                    "SELECT ",
+                    decky_columns!(),
+                    " FROM deckies WHERE topology_id = $1 ORDER BY name"
+                ),
+                &[&k],
+            )?;
+            let edges = db.query(
+                concat!(
+                    "SELECT ",
+                    edge_columns!(),
+                    " FROM edges WHERE topology_id = $1 ORDER BY id"
+                ),
+                &[&k],
+            )?;
+            Ok(TopologyDetail {
+                topology,
+                lans: decode_all(&lans, lan_row)?,
+                deckies: decode_all(&deckies, decky_row)?,
+                edges: decode_all(&edges, edge_row)?,
+            })
+        })
+    }
+
+    fn transition_status(
+        &self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&str>,
+        precondition: Precondition,
+    ) -> Result<Transitioned, StoreError> {
+        self.write("transition_status", |db| {
+            // The row lock first: the status checked below is the one this write replaces.
+            let mut record = topology(db, id, true)?;
+            let from = record.status;
+            refuse(pick([
+                precondition
+                    .status
+                    .filter(|&believed| believed != from)
+                    .map(|expected| StoreError::StaleStatus {
+                        expected,
+                        found: from,
+                    }),
+                reason.and_then(|r| check_text("reason", r).err()),
+                (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
+                version_guard(record.version, precondition.version, false),
+            ]))?;
+            let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
+            let now = Timestamp::now();
+            // Compare-and-set on the status: the write matches only the status just checked.
+            let changed = db.execute(
+                "UPDATE topologies SET status = $2, status_changed_at = $3, reason = $4 \
+                 WHERE id = $1 AND status = $5",
+                &[&k, &to.as_str(), &now.as_micros(), &reason, &from.as_str()],
+            )?;
+            if changed != 1 {
+                return Err(backend("the status changed during its own transaction").into());
+            }
+            let event = db.query_one(
+                "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&k, &from.as_str(), &to.as_str(), &now.as_micros(), &reason],
+            )?;
+            let event = int0(&event)?;
+            record.status = to;
+            record.status_changed_at = now;
+            record.reason = reason.map(String::from);
+            Ok(Transitioned {
+                event: StatusEvent {
+                    id: EventId::new(id_of(event)),
+                    topology_id: id,
+                    from,
+                    to,
+                    at: now,
+                    reason: record.reason.clone(),
+                },
+                topology: record,
+            })
+        })
+    }
+
+    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
+        self.read("list_status_events", |db| {
+            let head = head(db, id, false)?;
+            let rows = db.query(
+                concat!(
+                    "SELECT ",
+                    event_columns!(),
+                    " FROM status_events WHERE topology_id = $1 ORDER BY id DESC"
+                ),
+                &[&head.key],
+            )?;
+            decode_all(&rows, event_row)
+        })
+    }
+
+    fn edit(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        self.write("edit", |db| {
+            let head = head(db, id, true)?;
+            let bumps = !edits.iter().all(ChildEdit::is_noop);
+            let (touched, refused) = apply_edits(db, head.key, edits)?;
+            refuse(pick([
+                refused,
+                free_form_gate(head.status).err(),
+                version_guard(head.version, expected_version, bumps),
+            ]))?;
+            let version = finish_version(db, &head, expected_version, bumps)?;
+            Ok(EditReport { touched, version })
+        })
+    }
+
+    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
+        let invalid = network_id.and_then(|n| check_text("network id", n).err());
+        self.single("set_lan_network_id", |db| {
+            let Some(k) = key(lan.get()) else {
+                return Err(not_found(Entity::Lan, lan.get()).into());
+            };
+            let changed = if invalid.is_some() {
+                // Not found comes first: only an existing LAN hears about its bad value.
+                db.query("SELECT id FROM lans WHERE id = $1", &[&k])?.len()
+            } else {
+                // One statement, one row lock: no status gate, no bump.
+                let n = db.execute(
+                    "UPDATE lans SET network_id = $2 WHERE id = $1",
+                    &[&k, &network_id],
+                )?;
+                usize::from(n > 0)
+            };
+            if changed == 0 {
+                return Err(not_found(Entity::Lan, lan.get()).into());
+            }
+            refuse(invalid.as_ref().map(clone_invalid))
+        })
+    }
+
+    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
+        let ip = runtime.ip.clone().flatten();
+        let last_error = runtime.last_error.clone().flatten();
+        let invalid = pick([
+            ip.as_deref()
+                .and_then(|ip| check_text("decky ip", ip).err()),
+            last_error
+                .as_deref()
+                .and_then(|e| check_text("decky last error", e).err()),
+        ]);
+        self.single("set_decky_runtime", |db| {
+            let Some(k) = key(decky.get()) else {
+                return Err(not_found(Entity::Decky, decky.get()).into());
+            };
+            let changed = if invalid.is_some() {
+                db.query("SELECT id FROM deckies WHERE id = $1", &[&k])?
+                    .len()
+            } else {
+                let n = db.execute(
+                    "UPDATE deckies SET \
+                         state = CASE WHEN $2 THEN $3::text ELSE state END, \
+                         ip = CASE WHEN $4 THEN $5::text ELSE ip END, \
+                         last_error = CASE WHEN $6 THEN $7::text ELSE last_error END \
+                     WHERE id = $1",
+                    &[
+                        &k,
+                        &runtime.state.is_some(),
+                        &runtime.state.map(DeckyState::as_str),
+                        &runtime.ip.is_some(),
+                        &ip,
+                        &runtime.last_error.is_some(),
+                        &last_error,
+                    ],
+                )?;
+                usize::from(n > 0)
+            };
+            if changed == 0 {
+                return Err(not_found(Entity::Decky, decky.get()).into());
+            }
+            refuse(invalid.as_ref().map(clone_invalid))
+        })
+    }
+
+    fn enqueue_mutation(
+        &self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Edited<MutationId>, StoreError> {
+        self.write("enqueue_mutation", |db| {
+            let head = head(db, id, true)?;
+            refuse(pick([
+                live_gate(head.status).err(),
+                check_text("payload", payload).err(),
+                version_guard(head.version, expected_version, true),
+            ]))?;
+            let mutation = db.query_one(
+                "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[
+                    &head.key,
+                    &op.as_str(),
+                    &payload,
+                    &MutationState::Pending.as_str(),
+                    &Timestamp::now().as_micros(),
+                ],
+            )?;
+            let mutation = int0(&mutation)?;
+            let version = finish_version(db, &head, expected_version, true)?;
+            Ok(Edited {
+                id: MutationId::new(id_of(mutation)),
+                version,
+            })
+        })
+    }
+
+    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
+        self.write("claim_next_mutation", |db| {
+            // The topology's row lock makes claims serial per topology: no other claim of
+            // this topology can run between the busy check and the claim below. (Under it,
+            // `SKIP LOCKED` would never skip a row, and could only break oldest-first.)
+            let head = head(db, id, true)?;
+            live_gate(head.status)?;
+            let applying = db.query_opt(
+                "SELECT id FROM mutations WHERE topology_id = $1 AND state = $2 \
+                 ORDER BY id LIMIT 1",
+                &[&head.key, &MutationState::Applying.as_str()],
+            )?;
+            if let Some(applying) = applying {
+                return Ok(Claim::Busy {
+                    applying: MutationId::new(id_of(int0(&applying)?)),
+                });
+            }
+            // One statement picks the oldest pending row and moves exactly it, returning it.
+            let claimed = db.query_opt(
+                concat!(
+                    "UPDATE mutations SET state = $2 WHERE id = ",
+                    "(SELECT id FROM mutations WHERE topology_id = $1 AND state = $3 ",
+                    "ORDER BY id LIMIT 1) AND state = $3 RETURNING ",
+                    mutation_columns!()
+                ),
+                &[
+                    &head.key,
+                    &MutationState::Applying.as_str(),
+                    &MutationState::Pending.as_str(),
+                ],
+            )?;
+            Ok(match claimed {
+                Some(row) => {
+                    let mutation = mutation_row(&row)?;
+                    Claim::Claimed {
+                        claim: MutationClaim::from_parts(mutation.id, id),
+                        mutation,
+                    }
+                }
+                None => Claim::Empty,
+            })
+        })
+    }
+
+    fn apply_live(
+        &self,
+        claim: &MutationClaim,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        self.write("apply_live", |db| {
+            let head = head(db, claim.topology_id(), true)?;
+            let (_, state) = claimed(db, claim)?;
+            let (touched, refused) = apply_edits(db, head.key, edits)?;
+            refuse(pick([
+                refused,
+                (state != MutationState::Applying).then_some(StoreError::MutationState {
+                    id: claim.id(),
+                    expected: MutationState::Applying,
+                    found: state,
+                }),
+                live_gate(head.status).err(),
+            ]))?;
+            Ok(EditReport {
+                touched,
+                version: head.version,
+            })
+        })
+    }
+
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        self.write("mark_mutation_applied", |db| {
+            mark(db, &claim, MutationState::Applied, None)
+        })
+    }
+
+    fn mark_mutation_failed(
+        &self,
+        claim: MutationClaim,
+        reason: &str,
+    ) -> Result<Mutation, StoreError> {
+        self.write("mark_mutation_failed", |db| {
+            mark(db, &claim, MutationState::Failed, Some(reason))
+        })
+    }
+
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> Result<Vec<Mutation>, StoreError> {
+        // As for topologies: a filter never hides a corrupt row.
+        let all = self.read("list_mutations", |db| {
+            let head = head(db, id, false)?;
+            let rows = db.query(
+                concat!(
+                    "SELECT ",
+                    mutation_columns!(),
+                    " FROM mutations WHERE topology_id = $1 ORDER BY id DESC"
+                ),
+                &[&head.key],
+            )?;
+            decode_all(&rows, mutation_row)
+        })?;
+        Ok(match state {
+            Some(s) => all.into_iter().filter(|m| m.state == s).collect(),
+            None => all,
+        })
+    }
+
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
+        self.single("set_needs_resync", |db| {
+            let changed = match key(id.get()) {
+                Some(k) => db.execute(
+                    "UPDATE topologies SET needs_resync = $2 WHERE id = $1",
+                    &[&k, &needs_resync],
+                )?,
+                None => 0,
+            };
+            if changed == 0 {
+                return Err(not_found(Entity::Topology, id.get()).into());
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.write("delete_topology", |db| {
+            let head = head(db, id, true)?;
+            refuse(pick([
+                delete_gate(head.status).err(),
+                version_guard(head.version, expected_version, false),
+            ]))?;
+            // One row: the children go by ON DELETE CASCADE, in the same transaction.
+            db.execute("DELETE FROM topologies WHERE id = $1", &[&head.key])?;
+            Ok(())
+        })
+    }
+}
+
+/// A copy of an [`StoreError::Invalid`] computed once outside a retried closure.
+fn clone_invalid(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Invalid { field, problem } => StoreError::Invalid {
+            field,
+            problem: problem.clone(),
+        },
+        other => backend(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_never_show_the_password() {
+        let config: Config = "postgresql://alice:s3cret@db.example:6543/lab"
+            .parse()
+            .unwrap();
+        let place = describe_place(&config, Some("t1"));
+        assert_eq!(
+            place,
+            "PostgreSQL database 'lab' on db.example:6543, schema 't1'"
+        );
+        let builder = PgStore::builder("postgresql://alice:s3cret@db.example/lab").pool_size(0);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("pool_size: 1"), "{shown}");
+    }
+
+    #[test]
+    fn nul_is_refused_as_invalid() {
+        let e = check_text("payload", "a\0b").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::Invalid {
+                    field: "payload",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(check_text("payload", "plain").is_ok());
+    }
+
+    #[test]
+    fn bad_urls_and_schemas_are_invalid_arguments() {
+        let e = PgStore::connect("postgresql://host:notaport/db").unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid { field: "url", .. }),
+            "{e:?}"
+        );
+        let e = PgStore::connect_with_schema("host=localhost", "Robert'); DROP").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::Invalid {
+                    field: "schema",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_is_a_clear_error() {
+        // Port 1 on loopback: nothing listens there.
+        let e = PgStore::builder("host=127.0.0.1 port=1 user=nobody dbname=lab")
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .unwrap_err();
+        let message = e.to_string();
+        assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+        assert!(message.contains("'lab'"), "{message}");
+    }
+}

@@ -1,0 +1,481 @@
+//! The schema: generated from the lifecycle declarations, created and migrated by the store
+//! itself inside one transaction holding a `pg_advisory_xact_lock`, and guarded by a
+//! fingerprint of those declarations.
+
+use std::format;
+use std::string::String;
+
+use postgres::Client;
+
+use crate::lifecycle::{Lifecycle, sql_in_list};
+use crate::store::{DeckyState, StoreError};
+use crate::{MutationOp, MutationState, TopologyStatus};
+
+use super::sql_error;
+
+/// The schema version this build writes and reads.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// The `meta` keys.
+const KEY_VERSION: &str = "schema_version";
+const KEY_FINGERPRINT: &str = "fingerprint";
+
+/// The first key of the advisory lock taken while creating or migrating a schema (the second
+/// is a hash of the schema's name), so stores of different schemas do not wait on each
+/// other. `'t' 'o' 'p' 'o'` as a big-endian `int4`.
+const LOCK_CLASS: i32 = 0x746f_706f;
+
+/// The canonical text a schema was generated from: the schema version and every stored
+/// name list, in declaration order.
+///
+/// A schema whose fingerprint differs was made by a build with a different declaration (a
+/// status added, renamed or reordered), so its `CHECK` lists and rows may not match this
+/// build; it is refused rather than half-read.
+pub(super) fn fingerprint_of(version: i64) -> String {
+    format!(
+        "topostate postgres schema {version}; {} {}: {}; {} {}: {}; {} {}: {}; {} {}: {}",
+        TopologyStatus::MACHINE,
+        TopologyStatus::NOUN,
+        <TopologyStatus as Lifecycle>::NAMES.join(","),
+        MutationState::MACHINE,
+        MutationState::NOUN,
+        <MutationState as Lifecycle>::NAMES.join(","),
+        "mutation",
+        "op",
+        MutationOp::NAMES.join(","),
+        "decky",
+        "state",
+        DeckyState::NAMES.join(","),
+    )
+}
+
+/// A `CHECK (column IN (...))` list for a set of names that is not a lifecycle.
+fn names_in_list(names: &[&str]) -> String {
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('\'');
+        out.push_str(&name.replace('\'', "''"));
+        out.push('\'');
+    }
+    out
+}
+
+/// The DDL of schema version 1, created in the connection's current schema. The generated
+/// `IN (...)` lists are the only text put into SQL by formatting; they come from the
+/// declarations, never from input.
+///
+/// Ids are `GENERATED ALWAYS AS IDENTITY`: never reused, so an id held by a client of a
+/// deleted row can never name a newer row. Event and mutation ids are drawn while the
+/// topology's row is locked, so within one topology they grow in commit order.
+/// Timestamps are `BIGINT` microseconds since the Unix epoch, as [`Timestamp`] keeps them.
+///
+/// [`Timestamp`]: crate::store::Timestamp
+pub(super) fn ddl_v1() -> String {
+    let status = sql_in_list::<TopologyStatus>();
+    let mutation_state = sql_in_list::<MutationState>();
+    let op = names_in_list(&MutationOp::NAMES);
+    let decky_state = names_in_list(&DeckyState::NAMES);
+    format!(
+        "
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE topologies (
+    id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name              TEXT NOT NULL,
+    status            TEXT NOT NULL CONSTRAINT topologies_status_known CHECK (status IN ({status})),
+    version           BIGINT NOT NULL CONSTRAINT topologies_version_positive CHECK (version >= 1),
+    reason            TEXT,
+    needs_resync      BOOLEAN NOT NULL DEFAULT false,
+    created_at        BIGINT NOT NULL,
+    status_changed_at BIGINT NOT NULL,
+    CONSTRAINT topologies_name_unique UNIQUE (name)
+);
+CREATE INDEX topologies_status ON topologies (status);
+
+CREATE TABLE lans (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topology_id BIGINT NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    subnet      TEXT NOT NULL,
+    is_dmz      BOOLEAN NOT NULL,
+    network_id  TEXT,
+    x           DOUBLE PRECISION,
+    y           DOUBLE PRECISION,
+    UNIQUE (topology_id, name),
+    UNIQUE (topology_id, id)
+);
+
+CREATE TABLE deckies (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topology_id BIGINT NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    services    TEXT[] NOT NULL CONSTRAINT deckies_services_flat
+                    CHECK (array_ndims(services) IS NULL OR
+                           (array_ndims(services) = 1 AND array_position(services, NULL) IS NULL)),
+    config      TEXT,
+    state       TEXT NOT NULL CONSTRAINT deckies_state_known CHECK (state IN ({decky_state})),
+    ip          TEXT,
+    last_error  TEXT,
+    x           DOUBLE PRECISION,
+    y           DOUBLE PRECISION,
+    UNIQUE (topology_id, name),
+    UNIQUE (topology_id, id)
+);
+
+CREATE TABLE edges (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topology_id BIGINT NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    decky_id    BIGINT NOT NULL,
+    lan_id      BIGINT NOT NULL,
+    is_bridge   BOOLEAN NOT NULL,
+    forwards_l3 BOOLEAN NOT NULL,
+    UNIQUE (decky_id, lan_id),
+    FOREIGN KEY (topology_id, decky_id) REFERENCES deckies (topology_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (topology_id, lan_id) REFERENCES lans (topology_id, id) ON DELETE CASCADE
+);
+CREATE INDEX edges_topology ON edges (topology_id, id);
+CREATE INDEX edges_lan ON edges (lan_id);
+
+CREATE TABLE status_events (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topology_id BIGINT NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    from_status TEXT NOT NULL CONSTRAINT status_events_from_known CHECK (from_status IN ({status})),
+    to_status   TEXT NOT NULL CONSTRAINT status_events_to_known CHECK (to_status IN ({status})),
+    at          BIGINT NOT NULL,
+    reason      TEXT
+);
+CREATE INDEX status_events_topology ON status_events (topology_id, id);
+
+CREATE TABLE mutations (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topology_id  BIGINT NOT NULL REFERENCES topologies (id) ON DELETE CASCADE,
+    op           TEXT NOT NULL CONSTRAINT mutations_op_known CHECK (op IN ({op})),
+    payload      TEXT NOT NULL,
+    state        TEXT NOT NULL CONSTRAINT mutations_state_known CHECK (state IN ({mutation_state})),
+    requested_at BIGINT NOT NULL,
+    applied_at   BIGINT,
+    reason       TEXT
+);
+CREATE INDEX mutations_topology_state ON mutations (topology_id, state, id);
+"
+    )
+}
+
+/// Is `name` a schema name this store accepts: a plain lowercase SQL identifier that needs
+/// no quoting (`[a-z_][a-z0-9_]*`, at most 63 bytes, not `pg_`-prefixed)?
+///
+/// `CREATE SCHEMA` takes no parameters, so the name is checked this strictly before it is
+/// put into the one statement that names it.
+pub(super) fn check_schema_name(name: &str) -> Result<(), StoreError> {
+    let problem = if name.is_empty() {
+        "must not be empty"
+    } else if name.len() > 63 {
+        "longer than PostgreSQL's 63-byte identifiers"
+    } else if name.starts_with("pg_") {
+        "names starting with 'pg_' are reserved by PostgreSQL"
+    } else if name.starts_with(|c: char| c.is_ascii_digit())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        "use lowercase ASCII letters, digits and '_', not starting with a digit"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::Invalid {
+        field: "schema",
+        problem: format!("{}: {problem}", crate::error::Quoted(name)),
+    })
+}
+
+/// Wraps a driver error met while connecting to `place`.
+fn opening<'a>(place: &'a str, step: &'a str) -> impl FnOnce(postgres::Error) -> StoreError + 'a {
+    move |e| sql_error(e, format!("opening {place}: {step}"))
+}
+
+/// What the `meta` table says, if the schema has one.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    version: i64,
+    fingerprint: String,
+}
+
+/// Reads the stamp of the current schema; `None` for a schema without a `meta` table.
+fn read_stamp(
+    conn: &mut impl postgres::GenericClient,
+    place: &str,
+) -> Result<Option<Stamp>, StoreError> {
+    let has_meta: bool = conn
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+             WHERE schemaname = current_schema() AND tablename = $1)",
+            &[&"meta"],
+        )
+        .and_then(|r| r.try_get(0))
+        .map_err(opening(place, "reading the schema"))?;
+    if !has_meta {
+        return Ok(None);
+    }
+    let version = meta_value(conn, KEY_VERSION, place, "reading the schema version")?;
+    let fingerprint = meta_value(
+        conn,
+        KEY_FINGERPRINT,
+        place,
+        "reading the schema fingerprint",
+    )?;
+    let version = match version.as_deref().map(str::parse::<i64>) {
+        Some(Ok(v)) if v >= 1 => v,
+        _ => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!(
+                    "the schema version of {place} is {}, not a positive integer",
+                    describe_text(version.as_deref())
+                ),
+            });
+        }
+    };
+    let Some(fingerprint) = fingerprint else {
+        return Err(StoreError::Corrupt {
+            table: "meta",
+            row: String::from(KEY_FINGERPRINT),
+            problem: format!("the schema fingerprint of {place} is missing"),
+        });
+    };
+    Ok(Some(Stamp {
+        version,
+        fingerprint,
+    }))
+}
+
+fn meta_value(
+    conn: &mut impl postgres::GenericClient,
+    key: &str,
+    place: &str,
+    step: &str,
+) -> Result<Option<String>, StoreError> {
+    conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+        .and_then(|row| row.map(|r| r.try_get::<_, String>(0)).transpose())
+        .map_err(opening(place, step))
+}
+
+fn describe_text(value: Option<&str>) -> String {
+    match value {
+        None => String::from("missing"),
+        Some(text) => format!("the text {}", crate::error::Quoted(text)),
+    }
+}
+
+/// Refuses a stamp this build cannot use as it is; `Ok(true)` when it is current.
+fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
+    if stamp.version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt {
+            table: "meta",
+            row: String::from(KEY_VERSION),
+            problem: format!(
+                "{place} has schema version {}, newer than the {SCHEMA_VERSION} this build of \
+                 topostate knows; connect with a newer build",
+                stamp.version
+            ),
+        });
+    }
+    let expected = fingerprint_of(stamp.version);
+    if stamp.fingerprint != expected {
+        return Err(StoreError::Corrupt {
+            table: "meta",
+            row: String::from(KEY_FINGERPRINT),
+            problem: format!(
+                "schema fingerprint mismatch: {place} was made from a different lifecycle \
+                 declaration and is refused (expected '{expected}', found '{}')",
+                stamp.fingerprint
+            ),
+        });
+    }
+    Ok(stamp.version == SCHEMA_VERSION)
+}
+
+/// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a schema
+/// from version `i + 1` to `i + 2`. Empty while there is only version 1.
+type Migration = fn(&mut postgres::Transaction<'_>) -> Result<(), postgres::Error>;
+const MIGRATIONS: &[Migration] = &[];
+
+/// Creates (the schema itself if `schema` names one that does not exist yet, then the
+/// tables) or migrates, safe when several processes connect at once: everything happens
+/// in one transaction holding an advisory lock, and the check is repeated under it, so
+/// exactly one of them creates the schema and the others find it done.
+pub(super) fn migrate(
+    client: &mut Client,
+    schema: Option<&str>,
+    place: &str,
+) -> Result<(), StoreError> {
+    // Fast path: an up-to-date schema needs no lock.
+    let exists = match schema {
+        Some(name) => schema_exists(client, name, place)?,
+        None => true,
+    };
+    if exists
+        && let Some(stamp) = read_stamp(client, place)?
+        && check_stamp(&stamp, place)?
+    {
+        return Ok(());
+    }
+    let mut tx = client
+        .transaction()
+        .map_err(opening(place, "starting the schema transaction"))?;
+    // Keyed by the schema the tables go to: the named one, else the search path's first.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2, current_schema(), '')))",
+        &[&LOCK_CLASS, &schema],
+    )
+    .map_err(opening(place, "locking the schema"))?;
+    if let Some(name) = schema
+        && !schema_exists(&mut tx, name, place)?
+    {
+        check_schema_name(name)?;
+        // The one statement that is not parameterised: `CREATE SCHEMA` takes no parameters,
+        // and `name` passed the strict identifier check above (no quoting needed).
+        tx.batch_execute(&format!("CREATE SCHEMA {name}"))
+            .map_err(opening(place, "creating the schema"))?;
+    }
+    let current: Option<String> = tx
+        .query_one("SELECT current_schema()", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(opening(place, "reading the search path"))?;
+    if current.is_none() {
+        return Err(super::backend(format!(
+            "opening {place}: the search path names no schema that exists, so there is \
+             nowhere to create the tables (name one with PgStore::connect_with_schema)"
+        )));
+    }
+    match read_stamp(&mut tx, place)? {
+        None => {
+            tx.batch_execute(&ddl_v1())
+                .map_err(opening(place, "creating the tables"))?;
+            let insert = "INSERT INTO meta (key, value) VALUES ($1, $2)";
+            tx.execute(insert, &[&KEY_VERSION, &"1"])
+                .map_err(opening(place, "stamping the schema"))?;
+            tx.execute(insert, &[&KEY_FINGERPRINT, &fingerprint_of(1)])
+                .map_err(opening(place, "stamping the schema"))?;
+            run_migrations(&mut tx, 1, place)?;
+        }
+        Some(stamp) => {
+            if !check_stamp(&stamp, place)? {
+                run_migrations(&mut tx, stamp.version, place)?;
+            }
+        }
+    }
+    tx.commit().map_err(opening(place, "committing the schema"))
+}
+
+fn schema_exists(
+    conn: &mut impl postgres::GenericClient,
+    name: &str,
+    place: &str,
+) -> Result<bool, StoreError> {
+    conn.query_one(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
+        &[&name],
+    )
+    .and_then(|r| r.try_get(0))
+    .map_err(opening(place, "looking the schema up"))
+}
+
+/// Runs every migration from `from` up to [`SCHEMA_VERSION`] and restamps the schema.
+fn run_migrations(
+    tx: &mut postgres::Transaction<'_>,
+    from: i64,
+    place: &str,
+) -> Result<(), StoreError> {
+    let mut version = from;
+    while version < SCHEMA_VERSION {
+        let step = usize::try_from(version - 1)
+            .ok()
+            .and_then(|i| MIGRATIONS.get(i))
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!("no migration from schema version {version} of {place}"),
+            })?;
+        step(tx).map_err(opening(place, "migrating the schema"))?;
+        version += 1;
+        let update = "UPDATE meta SET value = $2 WHERE key = $1";
+        tx.execute(update, &[&KEY_VERSION, &version.to_string()])
+            .map_err(opening(place, "migrating the schema"))?;
+        tx.execute(update, &[&KEY_FINGERPRINT, &fingerprint_of(version)])
+            .map_err(opening(place, "migrating the schema"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_lists_every_declared_name_and_nothing_else() {
+        let ddl = ddl_v1();
+        for name in <TopologyStatus as Lifecycle>::NAMES {
+            assert!(ddl.contains(&format!("'{name}'")), "{name}");
+        }
+        for name in MutationOp::NAMES {
+            assert!(ddl.contains(&format!("'{name}'")), "{name}");
+        }
+        assert!(ddl.contains(&sql_in_list::<MutationState>()));
+        assert!(ddl.contains(&names_in_list(&DeckyState::NAMES)));
+    }
+
+    #[test]
+    fn fingerprint_is_one_line_and_names_the_version() {
+        let f = fingerprint_of(SCHEMA_VERSION);
+        assert!(!f.contains('\n'));
+        assert!(f.starts_with("topostate postgres schema 1; topology status: pending,deploying,"));
+        assert!(f.contains("mutation op: add_lan,"));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let stamp = Stamp {
+            version: SCHEMA_VERSION + 1,
+            fingerprint: fingerprint_of(SCHEMA_VERSION + 1),
+        };
+        let err = check_stamp(&stamp, "db").unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        for ok in ["topostate", "t_1", "_x", &"a".repeat(63)] {
+            assert!(check_schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Upper",
+            "1abc",
+            "a-b",
+            "a b",
+            "a;drop",
+            "\"q\"",
+            "pg_temp",
+            &"a".repeat(64),
+        ] {
+            let e = check_schema_name(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    StoreError::Invalid {
+                        field: "schema",
+                        ..
+                    }
+                ),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+}

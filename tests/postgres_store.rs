@@ -1,0 +1,1675 @@
+//! `PgStore`: the shared conformance suite against a real PostgreSQL server (each handle its
+//! own pool), and what only PostgreSQL has: several OS processes with their own pools on one
+//! server, concurrent schema creation, the schema and its fingerprint, retries of
+//! transactions the server aborts, corrupt rows, and the connection itself.
+//!
+//! Every test here needs a server: they are `#[ignore]`d unless run with
+//! `--include-ignored` and `TOPOSTATE_PG_URL` set, e.g.
+//!
+//! ```sh
+//! eval "$(bash .ci/postgres.sh start)"
+//! cargo test --all-features --test postgres_store -- --include-ignored
+//! ```
+//!
+//! Each test works in a fresh schema of its own (dropped afterwards, best effort), so tests
+//! run in parallel against one database. The multi-process tests re-execute this test
+//! binary: the parent runs the ignored test [`child_process`] in child mode (an environment
+//! variable says which role).
+
+mod conformance;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use postgres::{Client, NoTls};
+use topostate::store::{
+    ChildEdit, Claim, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanPatch, MutationClaim,
+    NewDecky, NewEdge, NewLan, PgStore, Precondition, StoreError, TopologyStore, TypedStore,
+};
+use topostate::{MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
+
+use conformance::{Harness, assert_log_legal};
+
+/// The server the tests use.
+const URL_VAR: &str = "TOPOSTATE_PG_URL";
+
+fn pg_url() -> String {
+    std::env::var(URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{URL_VAR} is not set: start a server with `eval \"$(bash .ci/postgres.sh start)\"` \
+             (see README, \"PostgreSQL tests\") or point it at one of yours"
+        )
+    })
+}
+
+/// A schema name no other test (or earlier run) uses.
+fn fresh_schema(tag: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t_{tag}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A plain client, as an outside program (or an attacker) has, on `schema`.
+fn raw(schema: &str) -> Client {
+    let mut client = Client::connect(&pg_url(), NoTls).unwrap();
+    client
+        .execute("SELECT set_config('search_path', $1, false)", &[&schema])
+        .unwrap();
+    client
+}
+
+fn store_on(schema: &str, pool: u32) -> PgStore {
+    PgStore::builder(&pg_url())
+        .schema(schema)
+        .pool_size(pool)
+        .connect()
+        .unwrap()
+}
+
+/// Drops the schema and everything in it; best effort.
+fn drop_schema(schema: &str) {
+    if let Ok(mut client) = Client::connect(&pg_url(), NoTls) {
+        // The name came from `fresh_schema`: a plain identifier.
+        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    }
+}
+
+/// A fresh schema, dropped when this goes out of scope.
+struct Scratch {
+    schema: String,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        Self {
+            schema: fresh_schema(tag),
+        }
+    }
+
+    fn store(&self) -> PgStore {
+        store_on(&self.schema, 4)
+    }
+
+    fn raw(&self) -> Client {
+        raw(&self.schema)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        drop_schema(&self.schema);
+    }
+}
+
+fn key(id: u64) -> i64 {
+    i64::try_from(id).unwrap()
+}
+
+// ---- the conformance suite -------------------------------------------------------------
+
+/// A fresh schema per test; every handle is a new store with its own pool of 2 on it.
+struct PgHarness {
+    scratch: Scratch,
+}
+
+impl Harness for PgHarness {
+    fn new() -> Self {
+        let scratch = Scratch::new("conf");
+        scratch.store();
+        Self { scratch }
+    }
+
+    fn handle(&self) -> Box<dyn TopologyStore> {
+        Box::new(store_on(&self.scratch.schema, 2))
+    }
+
+    fn force_version(&self, id: TopologyId, version: u64) {
+        let version = i64::try_from(version).unwrap();
+        let changed = self
+            .scratch
+            .raw()
+            .execute(
+                "UPDATE topologies SET version = $1 WHERE id = $2",
+                &[&version, &key(id.get())],
+            )
+            .unwrap();
+        assert_eq!(changed, 1, "no topology {id} to force");
+    }
+}
+
+conformance_tests!(
+    PgHarness,
+    ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"
+);
+
+// ---- the handle ------------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn stores_are_cheap_shareable_handles() {
+    fn assert_traits<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    assert_traits::<PgStore>();
+    let scratch = Scratch::new("handle");
+    let store = PgStore::builder(&pg_url())
+        .schema(&scratch.schema)
+        .pool_size(3)
+        .connect()
+        .unwrap();
+    assert_eq!(store.pool_size(), 3);
+    assert_eq!(store.schema(), Some(scratch.schema.as_str()));
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains("PgStore") && shown.contains(&scratch.schema) && shown.contains("3"),
+        "{shown}"
+    );
+    let clone = store.clone();
+    let boxed: Box<dyn TopologyStore> = Box::new(clone);
+    boxed.create_topology("lab").unwrap();
+    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
+    // Another schema is another store.
+    let other = Scratch::new("handle_other");
+    assert!(other.store().list_topologies(None).unwrap().is_empty());
+    // Default pool size.
+    assert_eq!(
+        PgStore::connect_with_schema(&pg_url(), &scratch.schema)
+            .unwrap()
+            .pool_size(),
+        8
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_pool_of_one_serves_many_threads() {
+    let scratch = Scratch::new("pool1");
+    let store = store_on(&scratch.schema, 1);
+    let id = store.create_topology("lab").unwrap().id;
+    thread::scope(|scope| {
+        for t in 0..4 {
+            let store = store.clone();
+            scope.spawn(move || {
+                for i in 0..10 {
+                    store
+                        .add_lan(id, NewLan::new(format!("t{t}-{i}"), "10.0.0.0/24"), None)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.topology_detail(id).unwrap().lans.len(), 40);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_missing_database_is_a_clear_error() {
+    let mut config: postgres::Config = pg_url().parse().unwrap();
+    config.dbname("topostate_no_such_database");
+    // Rebuild a key=value string the store can parse, without a password.
+    let mut url = String::from("dbname=topostate_no_such_database");
+    for host in config.get_hosts() {
+        if let postgres::config::Host::Tcp(h) = host {
+            url.push_str(&format!(" host={h}"));
+        }
+    }
+    if let Some(port) = config.get_ports().first() {
+        url.push_str(&format!(" port={port}"));
+    }
+    if let Some(user) = config.get_user() {
+        url.push_str(&format!(" user={user}"));
+    }
+    let e = PgStore::connect(&url).unwrap_err();
+    let message = e.to_string();
+    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    assert!(message.contains("topostate_no_such_database"), "{message}");
+    println!("{message}");
+}
+
+// ---- the schema and its fingerprint ----------------------------------------------------
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn the_schema_is_created_once_and_stamped() {
+    let scratch = Scratch::new("stamp");
+    for _ in 0..3 {
+        scratch.store();
+    }
+    let mut raw = scratch.raw();
+    let rows: i64 = raw
+        .query_one("SELECT count(*) FROM meta", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2, "one schema version and one fingerprint");
+    let fingerprint: String = raw
+        .query_one("SELECT value FROM meta WHERE key = 'fingerprint'", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        fingerprint.contains(
+            "topology status: pending,deploying,active,degraded,failed,tearing_down,torn_down"
+        ),
+        "{fingerprint}"
+    );
+    // The tables live in the test's schema, nowhere else.
+    let tables: Vec<String> = raw
+        .query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
+            &[&scratch.schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "deckies",
+            "edges",
+            "lans",
+            "meta",
+            "mutations",
+            "status_events",
+            "topologies"
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_different_declaration_is_refused_on_connect() {
+    let scratch = Scratch::new("fingerprint");
+    scratch.store().create_topology("lab").unwrap();
+    let mut raw = scratch.raw();
+    let original: String = raw
+        .query_one("SELECT value FROM meta WHERE key = 'fingerprint'", &[])
+        .unwrap()
+        .get(0);
+    let tampered = original.replace("tearing_down,torn_down", "tearing_down,torn_down,archived");
+    raw.execute(
+        "UPDATE meta SET value = $1 WHERE key = 'fingerprint'",
+        &[&tampered],
+    )
+    .unwrap();
+    let e = PgStore::connect_with_schema(&pg_url(), &scratch.schema).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        matches!(e, StoreError::Corrupt { table: "meta", .. }),
+        "{e:?}"
+    );
+    assert!(message.contains("fingerprint mismatch"), "{message}");
+    assert!(
+        message.contains(&format!("expected '{original}'")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("found '{tampered}'")),
+        "{message}"
+    );
+    assert!(message.contains(&scratch.schema), "{message}");
+
+    raw.execute(
+        "UPDATE meta SET value = $1 WHERE key = 'fingerprint'",
+        &[&original],
+    )
+    .unwrap();
+    assert_eq!(scratch.store().list_topologies(None).unwrap().len(), 1);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_newer_or_garbled_schema_version_is_refused() {
+    let scratch = Scratch::new("newer");
+    scratch.store();
+    let mut raw = scratch.raw();
+    raw.execute(
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+        &[],
+    )
+    .unwrap();
+    let e = PgStore::connect_with_schema(&pg_url(), &scratch.schema).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Corrupt { table: "meta", .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("schema version 99"), "{e}");
+    raw.execute(
+        "UPDATE meta SET value = 'one' WHERE key = 'schema_version'",
+        &[],
+    )
+    .unwrap();
+    let e = PgStore::connect_with_schema(&pg_url(), &scratch.schema).unwrap_err();
+    assert!(e.to_string().contains("the text 'one'"), "{e}");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn sql_checks_refuse_what_the_api_cannot_express() {
+    let scratch = Scratch::new("checks");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let id = key(lab.id.get());
+    let mut raw = scratch.raw();
+    let mut refused = |sql: &str| {
+        let e = raw.execute(sql, &[&id]).unwrap_err();
+        let code = e.code().map(|c| c.code().to_owned());
+        assert_eq!(code.as_deref(), Some("23514"), "{sql}: {e}");
+    };
+    refused("UPDATE topologies SET status = 'bogus' WHERE id = $1");
+    refused("UPDATE topologies SET status = 'Active' WHERE id = $1");
+    refused("UPDATE topologies SET version = 0 WHERE id = $1");
+    refused(
+        "INSERT INTO status_events (topology_id, from_status, to_status, at) \
+         VALUES ($1, 'pending', 'exploded', 0)",
+    );
+    refused(
+        "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+         VALUES ($1, 'noop', '{}', 'pending', 0)",
+    );
+    refused(
+        "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+         VALUES ($1, 'add_lan', '{}', 'done', 0)",
+    );
+    refused(
+        "INSERT INTO deckies (topology_id, name, services, state) \
+         VALUES ($1, 'web', '{}', 'stopped')",
+    );
+    refused(
+        "INSERT INTO deckies (topology_id, name, services, state) \
+         VALUES ($1, 'web', ARRAY['ssh', NULL], 'running')",
+    );
+    // BIGINT: `version + 1` at the maximum is an error, never a float.
+    raw.execute(
+        "UPDATE topologies SET version = 9223372036854775807 WHERE id = $1",
+        &[&id],
+    )
+    .unwrap();
+    let e = raw
+        .execute(
+            "UPDATE topologies SET version = version + 1 WHERE id = $1",
+            &[&id],
+        )
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("22003"), "{e}");
+    let row = store.get_topology(lab.id).unwrap();
+    assert_eq!(row.status, TopologyStatus::Pending);
+    assert_eq!(row.version, MAX_VERSION);
+}
+
+// ---- stored values ---------------------------------------------------------------------
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn values_round_trip_exactly() {
+    let scratch = Scratch::new("values");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let services: Vec<String> = ["ssh", "a,b", "say \"hi\"", "line\nbreak", "", "🦀", "{}"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut decky = NewDecky::new("web");
+    decky.services = services.clone();
+    decky.config = Some(String::from("{\"ips_by_lan\": {}}"));
+    decky.x = Some(-1.5e300);
+    let web = store.add_decky(lab.id, decky, None).unwrap();
+    let mut lan = NewLan::new("dmz", "10.0.0.0/24");
+    lan.is_dmz = true;
+    lan.y = Some(f64::MAX);
+    let dmz = store.add_lan(lab.id, lan, None).unwrap();
+    store.set_lan_network_id(dmz.id, Some("net-1")).unwrap();
+    store
+        .set_decky_runtime(
+            web.id,
+            &DeckyRuntime {
+                state: Some(DeckyState::TeardownFailed),
+                ip: Some(Some(String::from("10.0.0.5"))),
+                last_error: Some(Some(String::from("exit 137"))),
+            },
+        )
+        .unwrap();
+    let detail = store.topology_detail(lab.id).unwrap();
+    let read = &detail.deckies[0];
+    assert_eq!(read.services, services);
+    assert_eq!(read.config.as_deref(), Some("{\"ips_by_lan\": {}}"));
+    assert_eq!(read.x, Some(-1.5e300));
+    assert_eq!(read.state, DeckyState::TeardownFailed);
+    assert_eq!(read.ip.as_deref(), Some("10.0.0.5"));
+    assert_eq!(read.last_error.as_deref(), Some("exit 137"));
+    assert!(detail.lans[0].is_dmz);
+    assert_eq!(detail.lans[0].y, Some(f64::MAX));
+    assert_eq!(detail.lans[0].network_id.as_deref(), Some("net-1"));
+
+    // Stored as a text[] other tools read natively.
+    let stored: Vec<String> = scratch
+        .raw()
+        .query_one(
+            "SELECT services FROM deckies WHERE id = $1",
+            &[&key(web.id.get())],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, services);
+
+    store
+        .update_decky(
+            lab.id,
+            web.id,
+            DeckyPatch {
+                services: Some(Vec::new()),
+                config: Some(None),
+                ..DeckyPatch::default()
+            },
+            None,
+        )
+        .unwrap();
+    let read = &store.topology_detail(lab.id).unwrap().deckies[0];
+    assert!(read.services.is_empty());
+    assert_eq!(read.config, None);
+
+    // Timestamps are the writer's microseconds, as in every backend.
+    let before = topostate::store::Timestamp::now();
+    let t = store
+        .transition_status(
+            lab.id,
+            TopologyStatus::Deploying,
+            Some("go"),
+            Precondition::none(),
+        )
+        .unwrap();
+    let after = topostate::store::Timestamp::now();
+    assert!(before <= t.event.at && t.event.at <= after);
+    assert_eq!(
+        store.get_topology(lab.id).unwrap().status_changed_at,
+        t.event.at
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn nul_characters_are_refused_not_lost() {
+    let scratch = Scratch::new("nul");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let e = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24\0"), Some(1))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Invalid {
+                field: "subnet",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("NUL"), "{e}");
+    let mut decky = NewDecky::new("web");
+    decky.services = vec![String::from("ss\0h")];
+    let e = store.add_decky(lab.id, decky, Some(1)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Invalid {
+                field: "decky service",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let lan = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), None)
+        .unwrap();
+    let e = store.set_lan_network_id(lan.id, Some("n\0")).unwrap_err();
+    assert!(matches!(e, StoreError::Invalid { .. }), "{e:?}");
+    // Not found still comes first.
+    let e = store
+        .set_lan_network_id(topostate::store::LanId::new(999_999), Some("n\0"))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotFound {
+                entity: Entity::Lan,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let e = store
+        .transition_status(
+            lab.id,
+            TopologyStatus::Deploying,
+            Some("\0"),
+            Precondition::none(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::Invalid {
+                field: "reason",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    let row = store.get_topology(lab.id).unwrap();
+    assert_eq!((row.status, row.version), (TopologyStatus::Pending, 1));
+    assert_eq!(store.topology_detail(lab.id).unwrap().lans.len(), 1);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn ids_are_never_reused_and_huge_ids_are_not_found() {
+    let scratch = Scratch::new("ids");
+    let store = scratch.store();
+    let first = store.create_topology("a").unwrap();
+    store.delete_topology(first.id, None).unwrap();
+    let second = store.create_topology("a").unwrap();
+    assert!(second.id > first.id);
+    let huge = TopologyId::new(u64::MAX);
+    assert!(matches!(
+        store.get_topology(huge),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.update_lan(
+            second.id,
+            topostate::store::LanId::new(u64::MAX),
+            LanPatch::default(),
+            None
+        ),
+        Err(StoreError::NotFound {
+            entity: Entity::Lan,
+            id: u64::MAX
+        })
+    ));
+    assert!(matches!(
+        store.mark_mutation_applied(MutationClaim::from_parts(
+            topostate::store::MutationId::new(u64::MAX),
+            second.id
+        )),
+        Err(StoreError::NotFound {
+            entity: Entity::Mutation,
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.set_needs_resync(huge, true),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn cascade_delete_leaves_no_row_behind() {
+    let scratch = Scratch::new("cascade");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let lan = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), None)
+        .unwrap();
+    let web = store.add_decky(lab.id, NewDecky::new("web"), None).unwrap();
+    store
+        .add_edge(lab.id, NewEdge::new(web.id, lan.id), None)
+        .unwrap();
+    for step in [
+        TopologyStatus::Deploying,
+        TopologyStatus::Active,
+        TopologyStatus::TearingDown,
+        TopologyStatus::TornDown,
+    ] {
+        store
+            .transition_status(lab.id, step, None, Precondition::none())
+            .unwrap();
+    }
+    let other = store.create_topology("other").unwrap();
+    store
+        .add_lan(other.id, NewLan::new("dmz", "10.0.0.0/24"), None)
+        .unwrap();
+    store.delete_topology(lab.id, Some(1)).unwrap();
+    let mut raw = scratch.raw();
+    for table in ["lans", "deckies", "edges", "status_events", "mutations"] {
+        let left: i64 = raw
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE topology_id = $1"),
+                &[&key(lab.id.get())],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{table} kept rows of a deleted topology");
+    }
+    assert_eq!(store.topology_detail(other.id).unwrap().lans.len(), 1);
+}
+
+// ---- corrupt rows ----------------------------------------------------------------------
+
+/// Asserts a [`StoreError::Corrupt`] naming `table`, `row` and every one of `mentions`.
+fn assert_corrupt(
+    result: Result<impl std::fmt::Debug, StoreError>,
+    table: &str,
+    row: i64,
+    mentions: &[&str],
+) {
+    match result {
+        Err(e @ StoreError::Corrupt { .. }) => {
+            let StoreError::Corrupt {
+                table: t, row: r, ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            let message = e.to_string();
+            assert_eq!(*t, table, "{message}");
+            assert_eq!(*r, row.to_string(), "{message}");
+            for m in mentions {
+                assert!(message.contains(m), "{message:?} does not mention {m:?}");
+            }
+        }
+        other => panic!("expected a corrupt row in {table} (id {row}), got {other:?}"),
+    }
+}
+
+/// A raw client on the schema with every `CHECK` the store made dropped: for corrupting on
+/// purpose, as a hand-made table or another program might.
+fn raw_unchecked(scratch: &Scratch) -> Client {
+    let mut raw = scratch.raw();
+    raw.batch_execute(
+        "ALTER TABLE topologies DROP CONSTRAINT topologies_status_known;
+         ALTER TABLE topologies DROP CONSTRAINT topologies_version_positive;
+         ALTER TABLE status_events DROP CONSTRAINT status_events_to_known;
+         ALTER TABLE mutations DROP CONSTRAINT mutations_op_known;
+         ALTER TABLE mutations DROP CONSTRAINT mutations_state_known;
+         ALTER TABLE deckies DROP CONSTRAINT deckies_state_known;
+         ALTER TABLE deckies DROP CONSTRAINT deckies_services_flat;",
+    )
+    .unwrap();
+    raw
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn corrupt_rows_are_named_and_other_rows_still_read() {
+    let scratch = Scratch::new("corrupt");
+    let store = scratch.store();
+    let good = store.create_topology("good").unwrap();
+    let bad = store.create_topology("bad").unwrap();
+    let mut raw = raw_unchecked(&scratch);
+    let id = key(bad.id.get());
+    raw.execute(
+        "UPDATE topologies SET status = 'exploded' WHERE id = $1",
+        &[&id],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.get_topology(bad.id),
+        "topologies",
+        id,
+        &["status", "'exploded'"],
+    );
+    assert_corrupt(
+        store.transition_status(
+            bad.id,
+            TopologyStatus::Deploying,
+            None,
+            Precondition::none(),
+        ),
+        "topologies",
+        id,
+        &["exploded"],
+    );
+    assert_corrupt(
+        store.add_lan(bad.id, NewLan::new("dmz", "10.0.0.0/24"), None),
+        "topologies",
+        id,
+        &["exploded"],
+    );
+    assert_corrupt(store.list_topologies(None), "topologies", id, &["exploded"]);
+    assert_corrupt(
+        store.list_topologies(Some(TopologyStatus::Pending)),
+        "topologies",
+        id,
+        &["exploded"],
+    );
+    assert_eq!(store.get_topology(good.id).unwrap().name, "good");
+    store
+        .add_lan(good.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+        .unwrap();
+
+    raw.execute(
+        "UPDATE topologies SET status = 'pending', version = 0 WHERE id = $1",
+        &[&id],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.get_topology(bad.id),
+        "topologies",
+        id,
+        &["version", "invalid topology version 0"],
+    );
+    assert_corrupt(
+        store.add_lan(bad.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1)),
+        "topologies",
+        id,
+        &["invalid topology version 0"],
+    );
+    raw.execute("UPDATE topologies SET version = 1 WHERE id = $1", &[&id])
+        .unwrap();
+
+    // Children.
+    let web = store.add_decky(bad.id, NewDecky::new("web"), None).unwrap();
+    let web_key = key(web.id.get());
+    raw.execute(
+        "UPDATE deckies SET state = 'stopped' WHERE id = $1",
+        &[&web_key],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.topology_detail(bad.id),
+        "deckies",
+        web_key,
+        &["state", "'stopped'"],
+    );
+    raw.execute(
+        "UPDATE deckies SET state = 'running', services = ARRAY['ssh', NULL] WHERE id = $1",
+        &[&web_key],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.topology_detail(bad.id),
+        "deckies",
+        web_key,
+        &["services"],
+    );
+    raw.execute(
+        "UPDATE deckies SET services = '{}' WHERE id = $1",
+        &[&web_key],
+    )
+    .unwrap();
+
+    // Events and mutations.
+    let first = store
+        .transition_status(
+            bad.id,
+            TopologyStatus::Deploying,
+            None,
+            Precondition::none(),
+        )
+        .unwrap()
+        .event;
+    store
+        .transition_status(bad.id, TopologyStatus::Active, None, Precondition::none())
+        .unwrap();
+    raw.execute(
+        "UPDATE status_events SET to_status = 'on_fire' WHERE id = $1",
+        &[&key(first.id.get())],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.list_status_events(bad.id),
+        "status_events",
+        key(first.id.get()),
+        &["to_status", "'on_fire'"],
+    );
+    let m1 = store
+        .enqueue_mutation(bad.id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    let m2 = store
+        .enqueue_mutation(bad.id, MutationOp::AddDecky, "{}", None)
+        .unwrap();
+    raw.execute(
+        "UPDATE mutations SET op = 'noop' WHERE id = $1",
+        &[&key(m1.id.get())],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.list_mutations(bad.id, None),
+        "mutations",
+        key(m1.id.get()),
+        &["op", "'noop'"],
+    );
+    // The claim reaches the oldest pending row and refuses it rather than skipping it, and
+    // claims nothing.
+    assert_corrupt(
+        store.claim_next_mutation(bad.id),
+        "mutations",
+        key(m1.id.get()),
+        &["noop"],
+    );
+    raw.execute(
+        "UPDATE mutations SET op = 'add_lan', state = 'half_done' WHERE id = $1",
+        &[&key(m2.id.get())],
+    )
+    .unwrap();
+    raw.execute(
+        "UPDATE mutations SET op = 'add_lan' WHERE id = $1",
+        &[&key(m1.id.get())],
+    )
+    .unwrap();
+    assert_corrupt(
+        store.list_mutations(bad.id, Some(MutationState::Pending)),
+        "mutations",
+        key(m2.id.get()),
+        &["state", "'half_done'"],
+    );
+    raw.execute(
+        "UPDATE mutations SET state = 'pending' WHERE id = $1",
+        &[&key(m2.id.get())],
+    )
+    .unwrap();
+    let pending = store
+        .list_mutations(bad.id, Some(MutationState::Pending))
+        .unwrap();
+    assert_eq!(pending.len(), 2, "the failed claim claimed something");
+    // The good topology never noticed.
+    assert_eq!(store.topology_detail(good.id).unwrap().lans.len(), 1);
+}
+
+// ---- retries: deadlocks, lock timeouts -------------------------------------------------
+
+/// Sessions (other than `raw`'s own) currently waiting for a lock `raw` holds.
+fn waiting_on(raw: &mut impl postgres::GenericClient) -> i64 {
+    raw.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Waits (bounded) until someone waits on a lock of `raw`.
+fn until_someone_waits_on(raw: &mut impl postgres::GenericClient) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while waiting_on(raw) == 0 {
+        assert!(
+            Instant::now() < until,
+            "nobody started waiting for the lock"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_deadlock_victim_is_retried_inside_the_store() {
+    // An outside program takes the locks in the opposite order to the store's (a LAN row,
+    // then its topology's row) while the store's edit holds the topology and waits for the
+    // LAN. The server aborts one of the two; the store is the one that waited first (and the
+    // outside session raises its own deadlock_timeout when allowed to), so it is the victim,
+    // and it must come back with a success, not an error.
+    let scratch = Scratch::new("deadlock");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let lan = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+        .unwrap();
+    let mut outside = scratch.raw();
+    // Superusers only; the test holds without it (the store waits first).
+    let _ = outside.batch_execute("SET deadlock_timeout = '30s'");
+    let mut tx = outside.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM lans WHERE id = $1 FOR UPDATE",
+        &[&key(lan.id.get())],
+    )
+    .unwrap();
+    let started = Instant::now();
+    let editor = thread::spawn({
+        let store = store.clone();
+        move || {
+            let rename = LanPatch {
+                name: Some(String::from("renamed")),
+                ..LanPatch::default()
+            };
+            store.update_lan(lab.id, lan.id, rename, Some(2))
+        }
+    });
+    until_someone_waits_on(&mut tx);
+    // Closes the cycle: blocks until the server aborts the store's transaction.
+    tx.execute(
+        "SELECT 1 FROM topologies WHERE id = $1 FOR UPDATE",
+        &[&key(lab.id.get())],
+    )
+    .unwrap();
+    tx.execute(
+        "UPDATE lans SET subnet = '10.9.9.0/24' WHERE id = $1",
+        &[&key(lan.id.get())],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    let edited = editor.join().unwrap().unwrap();
+    let waited = started.elapsed();
+    println!("the store's edit survived a deadlock and returned after {waited:?}");
+    assert_eq!(edited.version, 3);
+    assert!(
+        waited >= Duration::from_millis(500),
+        "no deadlock happened ({waited:?})"
+    );
+    // Both writes landed: the outside one first, then the store's retry.
+    let detail = store.topology_detail(lab.id).unwrap();
+    assert_eq!(detail.lans[0].name, "renamed");
+    assert_eq!(detail.lans[0].subnet, "10.9.9.0/24");
+    assert_eq!(detail.topology.version, 3);
+}
+
+/// The server's URL with `lock_timeout` set to `ms` milliseconds for every session.
+fn lock_timeout_url(ms: u32) -> String {
+    let url = pg_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20lock_timeout%3D{ms}")
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn lock_timeouts_are_retried_then_reported_clearly() {
+    let scratch = Scratch::new("lock_timeout");
+    let url = lock_timeout_url(40);
+    let shown: String = Client::connect(&url, NoTls)
+        .unwrap()
+        .query_one("SHOW lock_timeout", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "40ms", "the URL's options reach the sessions");
+    let store = PgStore::builder(&url)
+        .schema(&scratch.schema)
+        .pool_size(2)
+        .connect()
+        .unwrap();
+    let lab = store.create_topology("lab").unwrap();
+
+    // Held briefly: the store's attempts time out, retry, and one gets through.
+    let mut outside = scratch.raw();
+    let mut tx = outside.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM topologies WHERE id = $1 FOR UPDATE",
+        &[&key(lab.id.get())],
+    )
+    .unwrap();
+    let editor = thread::spawn({
+        let store = store.clone();
+        move || store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+    });
+    thread::sleep(Duration::from_millis(150));
+    tx.commit().unwrap();
+    assert_eq!(editor.join().unwrap().unwrap().version, 2);
+
+    // Held for good: a bounded number of attempts, then a clear error, nothing written.
+    let mut tx = outside.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM topologies WHERE id = $1 FOR UPDATE",
+        &[&key(lab.id.get())],
+    )
+    .unwrap();
+    let started = Instant::now();
+    let e = store
+        .add_lan(lab.id, NewLan::new("lan-a", "10.0.1.0/24"), Some(2))
+        .unwrap_err();
+    let took = started.elapsed();
+    tx.rollback().unwrap();
+    let message = e.to_string();
+    println!("gave up after {took:?}: {message}");
+    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    assert!(message.contains("lock timeout"), "{message}");
+    assert!(message.contains("attempts"), "{message}");
+    assert!(message.contains("edit"), "{message}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(store.get_topology(lab.id).unwrap().version, 2);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn cross_topology_churn_never_surfaces_a_backend_error() {
+    // Many threads, each its own store, doing everything at once across a few topologies:
+    // child edits, edges whose ends live in other topologies, runtime writes on children of
+    // topologies being deleted and recreated, transitions, queue traffic, resync flags.
+    // Every outcome must be a success or a contract error; lock order (topology row, then
+    // children; one topology per transaction) leaves the server no deadlock to break.
+    const THREADS: usize = 8;
+    const OPS: usize = 150;
+    let scratch = Scratch::new("churn");
+    let setup = scratch.store();
+    let names: Vec<String> = (0..4).map(|i| format!("churn-{i}")).collect();
+    for name in &names {
+        setup.create_topology(name).unwrap();
+    }
+    let barrier = Barrier::new(THREADS);
+    let until = Instant::now() + Duration::from_secs(60);
+    let tallies: Vec<BTreeMap<String, usize>> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (scratch, names, barrier) = (&scratch, &names, &barrier);
+                scope.spawn(move || {
+                    let store = store_on(&scratch.schema, 2);
+                    let mut tally = BTreeMap::new();
+                    barrier.wait();
+                    for i in 0..OPS {
+                        if Instant::now() > until {
+                            break;
+                        }
+                        let outcome = churn_step(&store, names, t, i);
+                        let label = match outcome {
+                            Ok(()) => String::from("ok"),
+                            Err(StoreError::Backend(e)) => {
+                                panic!("thread {t} op {i}: backend error: {e}")
+                            }
+                            Err(StoreError::Corrupt { .. }) => {
+                                panic!("thread {t} op {i}: corrupt row")
+                            }
+                            Err(e) => error_kind(&e),
+                        };
+                        *tally.entry(label).or_insert(0) += 1;
+                    }
+                    tally
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let mut total: BTreeMap<String, usize> = BTreeMap::new();
+    for tally in tallies {
+        for (k, v) in tally {
+            *total.entry(k).or_insert(0) += v;
+        }
+    }
+    println!("cross-topology churn, {THREADS} threads x {OPS} ops: {total:?}");
+    assert!(total.get("ok").copied().unwrap_or(0) > THREADS * OPS / 10);
+    // Every topology left is consistent.
+    for t in setup.list_topologies(None).unwrap() {
+        assert_log_legal(&setup, t.id);
+        let detail = setup.topology_detail(t.id).unwrap();
+        for edge in &detail.edges {
+            assert!(detail.deckies.iter().any(|d| d.id == edge.decky));
+            assert!(detail.lans.iter().any(|l| l.id == edge.lan));
+        }
+        let applying = setup
+            .list_mutations(t.id, Some(MutationState::Applying))
+            .unwrap();
+        assert!(applying.len() <= 1, "{applying:?}");
+    }
+}
+
+fn error_kind(e: &StoreError) -> String {
+    let debug = format!("{e:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// One pseudo-random step of the churn test.
+fn churn_step(store: &PgStore, names: &[String], t: usize, i: usize) -> Result<(), StoreError> {
+    let pick = |salt: usize| (t * 31 + i * 17 + salt * 7) % names.len();
+    let find = |n: usize| -> Result<TopologyId, StoreError> {
+        store
+            .list_topologies(None)?
+            .into_iter()
+            .find(|r| r.name == names[n])
+            .map(|r| r.id)
+            .ok_or(StoreError::NotFound {
+                entity: Entity::Topology,
+                id: 0,
+            })
+    };
+    let here = pick(0);
+    let id = match find(here) {
+        Ok(id) => id,
+        Err(_) => {
+            // Deleted by someone: bring it back (or lose the race to whoever did).
+            store.create_topology(&names[here])?;
+            return Ok(());
+        }
+    };
+    let detail = store.topology_detail(id)?;
+    let other = find(pick(1)).and_then(|o| store.topology_detail(o));
+    match (t + i) % 9 {
+        0 => {
+            store.add_lan(
+                id,
+                NewLan::new(format!("l{t}-{i}"), "10.0.0.0/24"),
+                Some(detail.topology.version),
+            )?;
+        }
+        1 => {
+            let decky = store.add_decky(id, NewDecky::new(format!("d{t}-{i}")), None)?;
+            if let Some(lan) = detail.lans.first() {
+                store.add_edge(id, NewEdge::new(decky.id, lan.id), None)?;
+            }
+        }
+        2 => {
+            // An edge whose LAN lives in another topology: a foreign end, or not found.
+            if let (Some(decky), Ok(other)) = (detail.deckies.first(), &other)
+                && let Some(lan) = other.lans.first()
+            {
+                store.add_edge(id, NewEdge::new(decky.id, lan.id), None)?;
+            }
+        }
+        3 => {
+            // Runtime writes on another topology's children, which may be going away.
+            if let Ok(other) = &other {
+                if let Some(decky) = other.deckies.last() {
+                    store.set_decky_runtime(
+                        decky.id,
+                        &DeckyRuntime {
+                            state: Some(DeckyState::Running),
+                            ..DeckyRuntime::default()
+                        },
+                    )?;
+                }
+                if let Some(lan) = other.lans.last() {
+                    store.set_lan_network_id(lan.id, Some("net"))?;
+                }
+            }
+        }
+        4 => {
+            // Forward along the lifecycle, believing what was read.
+            use TopologyStatus::*;
+            let to = match detail.topology.status {
+                Pending => Deploying,
+                Deploying => Active,
+                Active => Degraded,
+                Degraded | Failed => TearingDown,
+                TearingDown => TornDown,
+                TornDown => return store.delete_topology(id, Some(detail.topology.version)),
+            };
+            store.transition_status(
+                id,
+                to,
+                Some("churn"),
+                Precondition::status(detail.topology.status),
+            )?;
+        }
+        5 => {
+            store.enqueue_mutation(id, MutationOp::AddLan, "{}", Some(detail.topology.version))?;
+        }
+        6 => {
+            if let Claim::Claimed { claim, .. } = store.claim_next_mutation(id)? {
+                let lan = NewLan::new(format!("live{t}-{i}"), "10.0.0.0/24");
+                let applied = store.apply_live(&claim, &[ChildEdit::AddLan(lan)]);
+                match applied {
+                    Ok(_) => {
+                        store.mark_mutation_applied(claim)?;
+                    }
+                    Err(e) => {
+                        store.mark_mutation_failed(claim, &e.to_string())?;
+                    }
+                }
+            }
+        }
+        7 => {
+            store.set_needs_resync(id, i.is_multiple_of(2))?;
+            if let Some(lan) = detail.lans.first() {
+                store.delete_lan(id, lan.id, None)?;
+            }
+        }
+        _ => {
+            // Delete (only from a deletable status), to be recreated by a later step.
+            store.delete_topology(id, Some(detail.topology.version))?;
+        }
+    }
+    Ok(())
+}
+
+// ---- several processes on one server ---------------------------------------------------
+
+/// Set in a child process: which role [`child_process`] plays.
+const CHILD_ROLE: &str = "TOPOSTATE_PG_CHILD";
+const CHILD_SCHEMA: &str = "TOPOSTATE_PG_CHILD_SCHEMA";
+const CHILD_INDEX: &str = "TOPOSTATE_PG_CHILD_INDEX";
+const CHILD_TOPOLOGIES: &str = "TOPOSTATE_PG_CHILD_TOPOLOGIES";
+const CHILD_START: &str = "TOPOSTATE_PG_CHILD_START";
+const WRITES_PER_CHILD: usize = 60;
+const STEPS_PER_CHILD: usize = 240;
+
+/// The child side of the multi-process tests; does nothing unless started by one of them.
+#[test]
+#[ignore = "run by the PostgreSQL multi-process tests in a child process"]
+fn child_process() {
+    let Ok(role) = std::env::var(CHILD_ROLE) else {
+        return;
+    };
+    let schema = std::env::var(CHILD_SCHEMA).unwrap();
+    let index: usize = std::env::var(CHILD_INDEX).unwrap().parse().unwrap();
+    let start: u64 = std::env::var(CHILD_START).unwrap().parse().unwrap();
+    let topologies: Vec<TopologyId> = std::env::var(CHILD_TOPOLOGIES)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| TopologyId::new(s.parse().unwrap()))
+        .collect();
+    let until = Instant::now() + Duration::from_secs(60);
+    match role.as_str() {
+        "writer" => {
+            // Its own pool, as a separate editor host would have.
+            let store = store_on(&schema, 2);
+            let id = topologies[0];
+            wait_until(start);
+            let (mut won, mut lost) = (Vec::new(), 0);
+            for i in 0..WRITES_PER_CHILD {
+                if Instant::now() > until {
+                    break;
+                }
+                let seen = store.get_topology(id).unwrap().version;
+                // A slow editor: others get to write between this read and this write.
+                let think = u64::try_from((i * 37 + index * 101) % 5).unwrap() * 200;
+                thread::sleep(Duration::from_micros(think));
+                let lan = NewLan::new(format!("p{index}-{i}"), "10.0.0.0/24");
+                match store.add_lan(id, lan, Some(seen)) {
+                    Ok(edited) => {
+                        assert_eq!(edited.version, seen + 1);
+                        won.push(i.to_string());
+                    }
+                    Err(StoreError::VersionConflict(c)) => {
+                        assert_eq!(c.expected, seen);
+                        assert!(c.current > c.expected, "{c:?}");
+                        lost += 1;
+                    }
+                    Err(other) => panic!("write {i} of process {index} failed: {other}"),
+                }
+            }
+            println!("RESULT won={} lost={lost} ok={}", won.len(), won.join(","));
+        }
+        "mixed" => {
+            let store = store_on(&schema, 3);
+            wait_until(start);
+            let mut enqueued = Vec::new();
+            let mut claimed = Vec::new();
+            let mut transitions: BTreeMap<u64, usize> = BTreeMap::new();
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut steps = 0;
+            for i in 0..STEPS_PER_CHILD {
+                if Instant::now() > until {
+                    break;
+                }
+                steps += 1;
+                // Four steps on one topology (enqueue, claim, transition, read), then the
+                // next; the processes start on different topologies and meet on all.
+                let id = topologies[(i / 4 + index) % topologies.len()];
+                let label = match i % 4 {
+                    0 => {
+                        let seen = store.get_topology(id).unwrap().version;
+                        let payload = format!("{{\"p\":{index},\"i\":{i}}}");
+                        match store.enqueue_mutation(id, MutationOp::AddLan, &payload, Some(seen)) {
+                            Ok(edited) => {
+                                assert_eq!(edited.version, seen + 1);
+                                enqueued.push(format!("{}:{}", id, edited.id));
+                                "enqueued"
+                            }
+                            Err(StoreError::VersionConflict(c)) => {
+                                assert!(c.current > c.expected && c.expected == seen);
+                                "enqueue_conflict"
+                            }
+                            Err(e) => panic!("enqueue: {e}"),
+                        }
+                    }
+                    1 => match store.claim_next_mutation(id).unwrap() {
+                        Claim::Claimed { mutation, claim } => {
+                            assert_eq!(mutation.state, MutationState::Applying);
+                            let lan = NewLan::new(format!("live-p{index}-{i}"), "10.0.0.0/24");
+                            store.apply_live(&claim, &[ChildEdit::AddLan(lan)]).unwrap();
+                            let marked = if i.is_multiple_of(3) {
+                                store.mark_mutation_failed(claim, "on purpose").unwrap()
+                            } else {
+                                store.mark_mutation_applied(claim).unwrap()
+                            };
+                            claimed.push(format!("{}:{}", id, marked.id));
+                            "claimed"
+                        }
+                        Claim::Busy { .. } => "busy",
+                        Claim::Empty => "empty",
+                    },
+                    2 => {
+                        let seen = store.get_topology(id).unwrap().status;
+                        let to = if seen == TopologyStatus::Active {
+                            TopologyStatus::Degraded
+                        } else {
+                            TopologyStatus::Active
+                        };
+                        match store.transition_status(
+                            id,
+                            to,
+                            Some(&format!("process {index}")),
+                            Precondition::status(seen),
+                        ) {
+                            Ok(_) => {
+                                *transitions.entry(id.get()).or_insert(0) += 1;
+                                "transitioned"
+                            }
+                            Err(StoreError::StaleStatus { expected, .. }) => {
+                                assert_eq!(expected, seen);
+                                "stale"
+                            }
+                            Err(e) => panic!("transition: {e}"),
+                        }
+                    }
+                    _ => {
+                        store.set_needs_resync(id, i.is_multiple_of(2)).unwrap();
+                        store.list_mutations(id, None).unwrap();
+                        "read"
+                    }
+                };
+                *counts.entry(label).or_insert(0) += 1;
+            }
+            let transitions: Vec<String> = transitions
+                .iter()
+                .map(|(id, n)| format!("{id}:{n}"))
+                .collect();
+            let counts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            println!(
+                "RESULT steps={steps} enq={} claimed={} transitions={} counts={}",
+                enqueued.join(","),
+                claimed.join(","),
+                transitions.join(","),
+                counts.join(",")
+            );
+        }
+        "opener" => {
+            wait_until(start);
+            let store = store_on(&schema, 1);
+            let created = store.create_topology(&format!("process-{index}")).unwrap();
+            println!("RESULT opened id={}", created.id);
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+fn now_micros() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
+}
+
+fn wait_until(micros: u64) {
+    let now = now_micros();
+    if micros > now {
+        thread::sleep(Duration::from_micros(micros - now));
+    }
+}
+
+/// Starts `n` children of this test binary in `role`, all told to begin at the same
+/// instant, and waits for them (each is killed if it runs past two minutes).
+fn run_children(role: &str, n: usize, schema: &str, topologies: &[TopologyId]) -> Vec<String> {
+    let exe = std::env::current_exe().unwrap();
+    let start = now_micros() + 1_500_000;
+    let list: Vec<String> = topologies.iter().map(ToString::to_string).collect();
+    let children: Vec<_> = (0..n)
+        .map(|index| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_process",
+                    "--include-ignored",
+                    "--nocapture",
+                ])
+                .args(["--test-threads", "1"])
+                .env(CHILD_ROLE, role)
+                .env(CHILD_SCHEMA, schema)
+                .env(CHILD_INDEX, index.to_string())
+                .env(CHILD_START, start.to_string())
+                .env(CHILD_TOPOLOGIES, list.join(","))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let watchdog_ids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = thread::spawn({
+        let done = Arc::clone(&done);
+        move || {
+            let until = Instant::now() + Duration::from_secs(120);
+            while !done.load(Ordering::SeqCst) {
+                if Instant::now() > until {
+                    for pid in &watchdog_ids {
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    }
+                    return;
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    let results = children
+        .into_iter()
+        .enumerate()
+        .map(|(index, child)| {
+            let Output {
+                status,
+                stdout,
+                stderr,
+            } = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&stderr).into_owned();
+            assert!(
+                status.success(),
+                "child {index} ({role}) failed: {status}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+            );
+            let result = stdout
+                .lines()
+                .find_map(|l| l.split_once("RESULT ").map(|(_, result)| result))
+                .unwrap_or_else(|| {
+                    panic!("child {index} ran no child test\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+                });
+            String::from(result)
+        })
+        .collect();
+    done.store(true, Ordering::SeqCst);
+    watchdog.join().unwrap();
+    results
+}
+
+fn field<'a>(result: &'a str, name: &str) -> &'a str {
+    result
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name} in {result:?}"))
+}
+
+fn pairs(list: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
+    list.split(',').filter(|s| !s.is_empty()).map(|p| {
+        let (a, b) = p.split_once(':').unwrap();
+        (a.parse().unwrap(), b.parse().unwrap())
+    })
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn processes_racing_versioned_writes_on_one_topology_lose_no_update() {
+    const PROCESSES: usize = 4;
+    let scratch = Scratch::new("proc_one");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let started = Instant::now();
+    let results = run_children("writer", PROCESSES, &scratch.schema, &[lab.id]);
+
+    let (mut won, mut lost) = (0, 0);
+    let detail = store.topology_detail(lab.id).unwrap();
+    let names: BTreeSet<&str> = detail.lans.iter().map(|l| l.name.as_str()).collect();
+    for (index, result) in results.iter().enumerate() {
+        let w: usize = field(result, "won").parse().unwrap();
+        let l: usize = field(result, "lost").parse().unwrap();
+        println!("process {index}: {w} writes won, {l} lost to a version conflict");
+        assert_eq!(w + l, WRITES_PER_CHILD, "a child ran out of time");
+        for i in field(result, "ok").split(',').filter(|s| !s.is_empty()) {
+            let name = format!("p{index}-{i}");
+            assert!(names.contains(name.as_str()), "{name} won but is missing");
+        }
+        won += w;
+        lost += l;
+    }
+    println!(
+        "{PROCESSES} processes x {WRITES_PER_CHILD} versioned writes on one topology: {won} won, \
+         {lost} conflicts, final version {}, in {:?}",
+        detail.topology.version,
+        started.elapsed()
+    );
+    assert!(won >= 1);
+    assert_eq!(won + lost, PROCESSES * WRITES_PER_CHILD);
+    assert_eq!(detail.topology.version, 1 + u64::try_from(won).unwrap());
+    assert_eq!(
+        detail.lans.len(),
+        won,
+        "a lost write left a row, or a won one is missing"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn processes_hammering_many_topologies_keep_every_invariant() {
+    const PROCESSES: usize = 4;
+    const TOPOLOGIES: usize = 6;
+    let scratch = Scratch::new("proc_many");
+    let store = scratch.store();
+    let ids: Vec<TopologyId> = (0..TOPOLOGIES)
+        .map(|i| {
+            let lab = store.create(&format!("lab-{i}")).unwrap();
+            let lab = store.advance(lab, |t| t.deploy()).unwrap();
+            store.advance(lab, |t| t.activate()).unwrap().id()
+        })
+        .collect();
+    let started = Instant::now();
+    let results = run_children("mixed", PROCESSES, &scratch.schema, &ids);
+    let elapsed = started.elapsed();
+
+    let mut enqueued: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    let mut claimed: HashMap<u64, usize> = HashMap::new();
+    let mut transitions: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut steps = 0;
+    for (index, result) in results.iter().enumerate() {
+        println!(
+            "process {index}: {} steps, {}",
+            field(result, "steps"),
+            field(result, "counts")
+        );
+        steps += field(result, "steps").parse::<usize>().unwrap();
+        for (t, m) in pairs(field(result, "enq")) {
+            assert!(
+                enqueued.entry(t).or_default().insert(m),
+                "mutation {m} twice"
+            );
+        }
+        for (_, m) in pairs(field(result, "claimed")) {
+            *claimed.entry(m).or_insert(0) += 1;
+        }
+        for (t, n) in pairs(field(result, "transitions")) {
+            *transitions.entry(t).or_insert(0) += usize::try_from(n).unwrap();
+        }
+    }
+    assert_eq!(
+        steps,
+        PROCESSES * STEPS_PER_CHILD,
+        "a child ran out of time"
+    );
+    assert!(
+        claimed.values().all(|&n| n == 1),
+        "a mutation was claimed twice: {claimed:?}"
+    );
+
+    let mut totals = (0, 0, 0);
+    for &id in &ids {
+        let record = store.get_topology(id).unwrap();
+        let queued = enqueued.remove(&id.get()).unwrap_or_default();
+        // Versions: 1 + one bump per successful versioned enqueue, nothing else.
+        assert_eq!(
+            record.version,
+            1 + queued.len() as u64,
+            "topology {id}: an update was lost or invented"
+        );
+        let mutations = store.list_mutations(id, None).unwrap();
+        let stored: BTreeSet<u64> = mutations.iter().map(|m| m.id.get()).collect();
+        assert_eq!(
+            stored, queued,
+            "topology {id}: queue differs from accepted enqueues"
+        );
+        for m in &mutations {
+            let was_claimed = claimed.contains_key(&m.id.get());
+            match m.state {
+                MutationState::Applied | MutationState::Failed => assert!(was_claimed, "{m:?}"),
+                MutationState::Pending => assert!(!was_claimed, "{m:?}"),
+                MutationState::Applying => panic!("left applying: {m:?}"),
+            }
+        }
+        // The event log: the two setup steps plus every successful transition, a legal path.
+        let events = assert_log_legal(&store, id);
+        let moved = transitions.get(&id.get()).copied().unwrap_or(0);
+        assert_eq!(events.len(), 2 + moved, "topology {id}");
+        // Whatever is left pending is claimed oldest first.
+        let mut pending: Vec<_> = mutations
+            .iter()
+            .filter(|m| m.state == MutationState::Pending)
+            .map(|m| m.id)
+            .collect();
+        pending.sort();
+        if record.status == TopologyStatus::Active || record.status == TopologyStatus::Degraded {
+            for expected in pending {
+                match store.claim_next_mutation(id).unwrap() {
+                    Claim::Claimed { mutation, claim } => {
+                        assert_eq!(mutation.id, expected);
+                        store.mark_mutation_applied(claim).unwrap();
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        totals.0 += queued.len();
+        totals.1 += moved;
+        totals.2 += detail_lans(&store, id);
+    }
+    println!(
+        "{PROCESSES} processes x {STEPS_PER_CHILD} steps over {TOPOLOGIES} topologies in \
+         {elapsed:?}: {} enqueued, {} claimed, {} transitions, {} live LANs",
+        totals.0,
+        claimed.len(),
+        totals.1,
+        totals.2
+    );
+}
+
+fn detail_lans(store: &PgStore, id: TopologyId) -> usize {
+    store.topology_detail(id).unwrap().lans.len()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn processes_creating_one_schema_at_once_all_succeed() {
+    const PROCESSES: usize = 6;
+    let scratch = Scratch::new("proc_open");
+    let results = run_children("opener", PROCESSES, &scratch.schema, &[]);
+    assert_eq!(results.len(), PROCESSES);
+    let store = scratch.store();
+    let mut names: Vec<String> = store
+        .list_topologies(None)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    names.sort();
+    let expected: Vec<String> = (0..PROCESSES).map(|i| format!("process-{i}")).collect();
+    assert_eq!(names, expected);
+    let stamps: i64 = scratch
+        .raw()
+        .query_one("SELECT count(*) FROM meta", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stamps, 2, "one schema version and one fingerprint");
+    println!(
+        "{PROCESSES} processes created schema {} at once",
+        scratch.schema
+    );
+}
