@@ -52,8 +52,21 @@ port_in_use() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# The postmaster's pid if it is alive (a zombie left by a crash does not count).
+live_pid() {
+    local pid state
+    [[ -f $DATA/postmaster.pid ]] || return 1
+    pid=$(head -n 1 "$DATA/postmaster.pid")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    state=$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]] || return 1
+    echo "$pid"
+}
+
+# Running and accepting connections on its port.
 running() {
-    [[ -f $DATA/postmaster.pid ]] && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+    live_pid >/dev/null && [[ -f $DIR/port ]] &&
+        "$BIN/pg_isready" -q -h "$DIR" -p "$(cat "$DIR/port")" >/dev/null 2>&1
 }
 
 url() {
@@ -104,6 +117,11 @@ start() {
         print_exports
         return
     fi
+    if live_pid >/dev/null; then
+        die "a server owns $DATA but does not accept connections; run: $0 stop"
+    fi
+    # A crashed server's pid file would stop the new one from starting.
+    rm -f "$DATA/postmaster.pid"
     mkdir -p "$DIR"
     chown "$RUN_AS": "$DIR"
     chmod 0700 "$DIR"
@@ -131,8 +149,10 @@ stop() {
         say "nothing to stop in $DIR"
         return
     fi
-    if running; then
-        as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >&2 || die "pg_ctl stop failed"
+    if live_pid >/dev/null; then
+        as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 30 stop >&2 ||
+            as_pg "$BIN/pg_ctl" -D "$DATA" -m immediate -w -t 30 stop >&2 ||
+            die "the server in $DATA does not stop; $DIR is left as it is"
     fi
     rm -rf "$DIR"
     say "stopped and removed $DIR"
