@@ -1,0 +1,1794 @@
+//! Model-based testing of every store backend against a plain reference model.
+//!
+//! proptest generates sequences of abstract operations (every operation of the
+//! [`TopologyStore`] contract: create, legal and illegal transitions with and without
+//! preconditions, child edit batches with current, stale and absent expected versions,
+//! the single-edit methods, runtime field writes, enqueue, claim, live edits, marks,
+//! delete, the resync flag, filtered listings). Each abstract operation is resolved into a
+//! concrete call against the model's state (picking existing, deleted, foreign or never
+//! minted ids), run on the model and on the backend, and the outcomes are compared:
+//! `Ok` vs `Err`, the whole error (kind and every field, through its `Debug` text), the
+//! returned rows and versions. After every step the whole store is compared too (every
+//! topology's detail, status log and mutation queue). Timestamps are the only thing not
+//! compared. A divergence fails with the shrunk sequence and the concrete calls up to it.
+//!
+//! The model is single-threaded and deliberately naive: each topology is a set of
+//! `BTreeMap`s, a batch is checked by applying it to a clone, ids come from counters that
+//! advance only on success.
+//!
+//! `TOPOSTATE_PROPTEST_CASES` sets the number of sequences per backend (default 2,000);
+//! `TOPOSTATE_PROPTEST_LEN` the maximum sequence length (default 30; sequences are 15 to 30 operations after a 6-call seed).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use topostate::store::{
+    ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
+    EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, MemoryStore, Mutation,
+    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, StatusEvent, StoreError,
+    Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned, check_coord,
+    check_name, check_text,
+};
+use topostate::{
+    MutationOp, MutationState, TopologyId, TopologyNotEditable, TopologyStatus, VersionConflict,
+    VersionError, check_and_bump,
+};
+
+// ---- abstract operations (what proptest generates and shrinks) --------------------------
+
+/// An expected version, resolved against the model's current version.
+#[derive(Clone, Debug)]
+enum Ver {
+    None,
+    Current,
+    /// Odd: `current + k`; even: `current - k` (saturating at 0).
+    Stale(u8),
+}
+
+#[derive(Clone, Debug)]
+enum Target {
+    /// The `n`-th legal next status (modulo their count), or an illegal one at a terminal.
+    Legal(u8),
+    Any(TopologyStatus),
+}
+
+#[derive(Clone, Debug)]
+enum PreStatus {
+    None,
+    Current,
+    Any(TopologyStatus),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Coord {
+    None,
+    At(i8),
+    NaN,
+}
+
+#[derive(Clone, Debug)]
+enum EditSpec {
+    AddLan {
+        name: u8,
+        subnet: u8,
+        dmz: bool,
+        x: Coord,
+    },
+    UpdateLan {
+        lan: u8,
+        name: Option<u8>,
+        subnet: Option<u8>,
+        dmz: Option<bool>,
+        y: Option<Coord>,
+    },
+    DeleteLan {
+        lan: u8,
+    },
+    AddDecky {
+        name: u8,
+        services: Vec<u8>,
+        config: Option<u8>,
+        y: Coord,
+    },
+    UpdateDecky {
+        decky: u8,
+        name: Option<u8>,
+        services: Option<Vec<u8>>,
+        config: Option<Option<u8>>,
+        x: Option<Coord>,
+    },
+    DeleteDecky {
+        decky: u8,
+    },
+    AddEdge {
+        decky: u8,
+        lan: u8,
+        bridge: bool,
+    },
+    DeleteEdge {
+        edge: u8,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create {
+        name: u8,
+    },
+    Transition {
+        topo: u8,
+        to: Target,
+        reason: Option<u8>,
+        pre_status: PreStatus,
+        pre_version: Ver,
+    },
+    Edit {
+        topo: u8,
+        ver: Ver,
+        /// A one-edit batch goes through the named method (`add_lan`, …) instead.
+        single: bool,
+        edits: Vec<EditSpec>,
+    },
+    SetNetworkId {
+        lan: u8,
+        value: Option<u8>,
+    },
+    SetRuntime {
+        decky: u8,
+        state: Option<u8>,
+        ip: Option<Option<u8>>,
+        error: Option<Option<u8>>,
+    },
+    Enqueue {
+        topo: u8,
+        op: u8,
+        payload: u8,
+        ver: Ver,
+    },
+    Claim {
+        topo: u8,
+    },
+    ApplyLive {
+        mutation: u8,
+        foreign: bool,
+        edits: Vec<EditSpec>,
+    },
+    MarkApplied {
+        mutation: u8,
+        foreign: bool,
+    },
+    MarkFailed {
+        mutation: u8,
+        foreign: bool,
+        reason: u8,
+    },
+    Delete {
+        topo: u8,
+        ver: Ver,
+    },
+    SetResync {
+        topo: u8,
+        on: bool,
+    },
+    ListByStatus {
+        status: TopologyStatus,
+    },
+    ListMutations {
+        topo: u8,
+        state: Option<MutationState>,
+    },
+}
+
+const TOPOLOGY_NAMES: [&str; 10] = [
+    "lab", "prod", "ünï", "lab", "prod", "ünï", "lab", "prod", "", " ",
+];
+const CHILD_NAMES: [&str; 10] = ["a", "b", "c", "d", "é", "a", "b", "c", "", "x\u{7}"];
+const TEXTS: [&str; 4] = ["", "10.0.0.0/24", "{\"k\":1}", "ünïcode ✓"];
+const SERVICES: [&str; 3] = ["ssh", "http", ""];
+
+fn status() -> impl Strategy<Value = TopologyStatus> {
+    prop::sample::select(TopologyStatus::ALL.to_vec())
+}
+
+fn ver() -> impl Strategy<Value = Ver> {
+    prop_oneof![
+        2 => Just(Ver::None),
+        5 => Just(Ver::Current),
+        2 => (1u8..4).prop_map(Ver::Stale),
+    ]
+}
+
+fn coord() -> impl Strategy<Value = Coord> {
+    prop_oneof![
+        4 => Just(Coord::None),
+        4 => any::<i8>().prop_map(Coord::At),
+        1 => Just(Coord::NaN),
+    ]
+}
+
+fn edit_spec() -> impl Strategy<Value = EditSpec> {
+    let sel = any::<u8>;
+    prop_oneof![
+        6 => (sel(), sel(), any::<bool>(), coord())
+            .prop_map(|(name, subnet, dmz, x)| EditSpec::AddLan { name, subnet, dmz, x }),
+        2 => (sel(), prop::option::of(sel()), prop::option::of(sel()),
+              prop::option::of(any::<bool>()), prop::option::of(coord()))
+            .prop_map(|(lan, name, subnet, dmz, y)| EditSpec::UpdateLan { lan, name, subnet, dmz, y }),
+        1 => sel().prop_map(|lan| EditSpec::DeleteLan { lan }),
+        6 => (sel(), prop::collection::vec(sel(), 0..3), prop::option::of(sel()), coord())
+            .prop_map(|(name, services, config, y)| EditSpec::AddDecky { name, services, config, y }),
+        2 => (sel(), prop::option::of(sel()), prop::option::of(prop::collection::vec(sel(), 0..3)),
+              prop::option::of(prop::option::of(sel())), prop::option::of(coord()))
+            .prop_map(|(decky, name, services, config, x)| EditSpec::UpdateDecky { decky, name, services, config, x }),
+        1 => sel().prop_map(|decky| EditSpec::DeleteDecky { decky }),
+        6 => (sel(), sel(), any::<bool>())
+            .prop_map(|(decky, lan, bridge)| EditSpec::AddEdge { decky, lan, bridge }),
+        2 => sel().prop_map(|edge| EditSpec::DeleteEdge { edge }),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let sel = any::<u8>;
+    prop_oneof![
+        2 => sel().prop_map(|name| Op::Create { name }),
+        10 => (
+            sel(),
+            prop_oneof![9 => sel().prop_map(Target::Legal), 1 => status().prop_map(Target::Any)],
+            prop::option::of(sel()),
+            prop_oneof![
+                2 => Just(PreStatus::None),
+                3 => Just(PreStatus::Current),
+                1 => status().prop_map(PreStatus::Any),
+            ],
+            ver(),
+        )
+            .prop_map(|(topo, to, reason, pre_status, pre_version)| Op::Transition {
+                topo, to, reason, pre_status, pre_version,
+            }),
+        12 => (sel(), ver(), any::<bool>(), prop::collection::vec(edit_spec(), 0..4))
+            .prop_map(|(topo, ver, single, edits)| Op::Edit { topo, ver, single, edits }),
+        1 => (sel(), prop::option::of(sel()))
+            .prop_map(|(lan, value)| Op::SetNetworkId { lan, value }),
+        1 => (sel(), prop::option::of(sel()), prop::option::of(prop::option::of(sel())),
+              prop::option::of(prop::option::of(sel())))
+            .prop_map(|(decky, state, ip, error)| Op::SetRuntime { decky, state, ip, error }),
+        5 => (sel(), sel(), sel(), ver())
+            .prop_map(|(topo, op, payload, ver)| Op::Enqueue { topo, op, payload, ver }),
+        5 => sel().prop_map(|topo| Op::Claim { topo }),
+        3 => (sel(), prop::bool::weighted(0.1), prop::collection::vec(edit_spec(), 0..4))
+            .prop_map(|(mutation, foreign, edits)| Op::ApplyLive { mutation, foreign, edits }),
+        2 => (sel(), prop::bool::weighted(0.1))
+            .prop_map(|(mutation, foreign)| Op::MarkApplied { mutation, foreign }),
+        2 => (sel(), prop::bool::weighted(0.1), sel())
+            .prop_map(|(mutation, foreign, reason)| Op::MarkFailed { mutation, foreign, reason }),
+        1 => (sel(), ver()).prop_map(|(topo, ver)| Op::Delete { topo, ver }),
+        1 => (sel(), any::<bool>()).prop_map(|(topo, on)| Op::SetResync { topo, on }),
+        1 => status().prop_map(|status| Op::ListByStatus { status }),
+        1 => (sel(), prop::option::of(prop::sample::select(MutationState::ALL.to_vec())))
+            .prop_map(|(topo, state)| Op::ListMutations { topo, state }),
+    ]
+}
+
+// ---- concrete calls ---------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Call {
+    Create(String),
+    Transition(TopologyId, TopologyStatus, Option<String>, Precondition),
+    Edit(TopologyId, Option<u64>, bool, Vec<ChildEdit>),
+    SetNetworkId(LanId, Option<String>),
+    SetRuntime(DeckyId, DeckyRuntime),
+    Enqueue(TopologyId, MutationOp, String, Option<u64>),
+    Claim(TopologyId),
+    ApplyLive(MutationId, TopologyId, Vec<ChildEdit>),
+    MarkApplied(MutationId, TopologyId),
+    MarkFailed(MutationId, TopologyId, String),
+    Delete(TopologyId, Option<u64>),
+    SetResync(TopologyId, bool),
+    List(Option<TopologyStatus>),
+    ListMutations(TopologyId, Option<MutationState>),
+}
+
+/// What a call returned, with timestamps zeroed; errors as their `Debug` text (every field).
+#[derive(Debug, PartialEq)]
+enum Out {
+    Record(TopologyRecord),
+    Transitioned(Transitioned),
+    Report(EditReport),
+    Unit,
+    Enqueued(Edited<MutationId>),
+    Claimed(Mutation, MutationId, TopologyId),
+    Busy(MutationId),
+    Empty,
+    Mutation(Mutation),
+    Records(Vec<TopologyRecord>),
+    Mutations(Vec<Mutation>),
+    Err(String),
+}
+
+const ZERO: Timestamp = Timestamp::from_micros(0);
+
+fn norm_record(mut r: TopologyRecord) -> TopologyRecord {
+    r.created_at = ZERO;
+    r.status_changed_at = ZERO;
+    r
+}
+
+fn norm_event(mut e: StatusEvent) -> StatusEvent {
+    e.at = ZERO;
+    e
+}
+
+fn norm_mutation(mut m: Mutation) -> Mutation {
+    m.requested_at = ZERO;
+    m.applied_at = m.applied_at.map(|_| ZERO);
+    m
+}
+
+fn out<T>(r: Result<T, StoreError>, f: impl FnOnce(T) -> Out) -> Out {
+    match r {
+        Ok(v) => f(v),
+        Err(e) => Out::Err(format!("{e:?}")),
+    }
+}
+
+/// Runs a call on a backend.
+fn run(s: &dyn TopologyStore, call: &Call) -> Out {
+    match call {
+        Call::Create(name) => out(s.create_topology(name), |r| Out::Record(norm_record(r))),
+        Call::Transition(id, to, reason, pre) => out(
+            s.transition_status(*id, *to, reason.as_deref(), *pre),
+            |t| {
+                Out::Transitioned(Transitioned {
+                    topology: norm_record(t.topology),
+                    event: norm_event(t.event),
+                })
+            },
+        ),
+        Call::Edit(id, v, true, edits) if edits.len() == 1 => {
+            let (id, v) = (*id, *v);
+            let result = match edits[0].clone() {
+                ChildEdit::AddLan(new) => s
+                    .add_lan(id, new, v)
+                    .map(|e| (Touched::Lan(e.id), e.version)),
+                ChildEdit::UpdateLan(lan, patch) => s
+                    .update_lan(id, lan, patch, v)
+                    .map(|e| (Touched::Lan(e.id), e.version)),
+                ChildEdit::DeleteLan(lan) => s
+                    .delete_lan(id, lan, v)
+                    .map(|e| (Touched::Lan(e.id), e.version)),
+                ChildEdit::AddDecky(new) => s
+                    .add_decky(id, new, v)
+                    .map(|e| (Touched::Decky(e.id), e.version)),
+                ChildEdit::UpdateDecky(decky, patch) => s
+                    .update_decky(id, decky, patch, v)
+                    .map(|e| (Touched::Decky(e.id), e.version)),
+                ChildEdit::DeleteDecky(decky) => s
+                    .delete_decky(id, decky, v)
+                    .map(|e| (Touched::Decky(e.id), e.version)),
+                ChildEdit::AddEdge(new) => s
+                    .add_edge(id, new, v)
+                    .map(|e| (Touched::Edge(e.id), e.version)),
+                ChildEdit::DeleteEdge(edge) => s
+                    .delete_edge(id, edge, v)
+                    .map(|e| (Touched::Edge(e.id), e.version)),
+            };
+            out(result, |(touched, version)| {
+                Out::Report(EditReport {
+                    touched: vec![touched],
+                    version,
+                })
+            })
+        }
+        Call::Edit(id, v, _, edits) => out(s.edit(*id, *v, edits), Out::Report),
+        Call::SetNetworkId(lan, value) => {
+            out(s.set_lan_network_id(*lan, value.as_deref()), |()| Out::Unit)
+        }
+        Call::SetRuntime(decky, runtime) => {
+            out(s.set_decky_runtime(*decky, runtime), |()| Out::Unit)
+        }
+        Call::Enqueue(id, op, payload, v) => {
+            out(s.enqueue_mutation(*id, *op, payload, *v), Out::Enqueued)
+        }
+        Call::Claim(id) => out(s.claim_next_mutation(*id), |c| match c {
+            Claim::Claimed { mutation, claim } => {
+                Out::Claimed(norm_mutation(mutation), claim.id(), claim.topology_id())
+            }
+            Claim::Busy { applying } => Out::Busy(applying),
+            Claim::Empty => Out::Empty,
+        }),
+        Call::ApplyLive(m, t, edits) => out(
+            s.apply_live(&MutationClaim::from_parts(*m, *t), edits),
+            Out::Report,
+        ),
+        Call::MarkApplied(m, t) => out(
+            s.mark_mutation_applied(MutationClaim::from_parts(*m, *t)),
+            |m| Out::Mutation(norm_mutation(m)),
+        ),
+        Call::MarkFailed(m, t, reason) => out(
+            s.mark_mutation_failed(MutationClaim::from_parts(*m, *t), reason),
+            |m| Out::Mutation(norm_mutation(m)),
+        ),
+        Call::Delete(id, v) => out(s.delete_topology(*id, *v), |()| Out::Unit),
+        Call::SetResync(id, on) => out(s.set_needs_resync(*id, *on), |()| Out::Unit),
+        Call::List(status) => out(s.list_topologies(*status), |rs| {
+            Out::Records(rs.into_iter().map(norm_record).collect())
+        }),
+        Call::ListMutations(id, state) => out(s.list_mutations(*id, *state), |ms| {
+            Out::Mutations(ms.into_iter().map(norm_mutation).collect())
+        }),
+    }
+}
+
+/// Everything a backend holds, as the contract orders it, timestamps zeroed.
+#[derive(Debug, PartialEq)]
+struct Snapshot(Vec<(TopologyDetail, Vec<StatusEvent>, Vec<Mutation>)>);
+
+fn snapshot(s: &dyn TopologyStore) -> Result<Snapshot, String> {
+    let all = s.list_topologies(None).map_err(|e| format!("{e:?}"))?;
+    let mut rows = Vec::new();
+    for rec in all {
+        let mut detail = s.topology_detail(rec.id).map_err(|e| format!("{e:?}"))?;
+        detail.topology = norm_record(detail.topology);
+        let events = s.list_status_events(rec.id).map_err(|e| format!("{e:?}"))?;
+        let mutations = s
+            .list_mutations(rec.id, None)
+            .map_err(|e| format!("{e:?}"))?;
+        rows.push((
+            detail,
+            events.into_iter().map(norm_event).collect(),
+            mutations.into_iter().map(norm_mutation).collect(),
+        ));
+    }
+    Ok(Snapshot(rows))
+}
+
+// ---- the reference model -----------------------------------------------------------------
+
+const FREE_FORM: &str = "free-form edits are pending-only; use the mutation queue after deploy";
+const LIVE: &str = "the mutation queue is only open for 'active' or 'degraded' topologies";
+const DELETE: &str =
+    "delete is allowed from 'pending', 'torn_down' or 'failed'; tear it down first";
+
+fn gate(status: TopologyStatus, allowed: &[TopologyStatus], reason: &str) -> Option<StoreError> {
+    (!allowed.contains(&status)).then(|| {
+        StoreError::NotEditable(TopologyNotEditable {
+            status,
+            reason: Some(reason.into()),
+        })
+    })
+}
+
+fn free_form_gate(status: TopologyStatus) -> Option<StoreError> {
+    gate(status, &[TopologyStatus::Pending], FREE_FORM)
+}
+
+fn live_gate(status: TopologyStatus) -> Option<StoreError> {
+    gate(
+        status,
+        &[TopologyStatus::Active, TopologyStatus::Degraded],
+        LIVE,
+    )
+}
+
+fn delete_gate(status: TopologyStatus) -> Option<StoreError> {
+    use TopologyStatus::*;
+    gate(status, &[Pending, TornDown, Failed], DELETE)
+}
+
+fn not_found(entity: Entity, id: u64) -> StoreError {
+    StoreError::NotFound { entity, id }
+}
+
+fn conflict(current: u64, expected: u64) -> StoreError {
+    StoreError::VersionConflict(VersionConflict { current, expected })
+}
+
+fn version_error(e: VersionError) -> StoreError {
+    match e {
+        VersionError::Conflict(c) => StoreError::VersionConflict(c),
+        VersionError::Overflow(o) => StoreError::VersionOverflow(o),
+        other => panic!("unexpected version error {other:?}"),
+    }
+}
+
+/// The error that wins among the given ones, by the contract's precedence.
+fn first(errors: impl IntoIterator<Item = Option<StoreError>>) -> Option<StoreError> {
+    errors.into_iter().fold(None, StoreError::first)
+}
+
+#[derive(Clone, Debug)]
+struct MTopo {
+    rec: TopologyRecord,
+    lans: BTreeMap<LanId, Lan>,
+    deckies: BTreeMap<DeckyId, Decky>,
+    edges: BTreeMap<EdgeId, Edge>,
+    /// Append order.
+    events: Vec<StatusEvent>,
+    mutations: BTreeMap<MutationId, Mutation>,
+}
+
+/// Id counters: the last id minted of each kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seq {
+    topology: u64,
+    lan: u64,
+    decky: u64,
+    edge: u64,
+    event: u64,
+    mutation: u64,
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    topos: BTreeMap<TopologyId, MTopo>,
+    seq: Seq,
+    /// Every id ever minted (deleted ones included), for the selectors.
+    topo_ids: Vec<TopologyId>,
+    lan_ids: Vec<LanId>,
+    decky_ids: Vec<DeckyId>,
+    edge_ids: Vec<EdgeId>,
+    mutation_ids: Vec<(MutationId, TopologyId)>,
+}
+
+const QUEUE_OPEN: [TopologyStatus; 2] = [TopologyStatus::Active, TopologyStatus::Degraded];
+
+/// An id no store ever minted in a test sequence.
+const ABSENT: u64 = 1_000_000;
+
+/// Picks an id: mostly a live one of `preferred`, sometimes any live one, one ever minted
+/// (perhaps deleted), or one never minted.
+fn pick<T: Copy>(preferred: &[T], live: &[T], minted: &[T], sel: u8, absent: T) -> T {
+    let from = |ids: &[T]| ids.get(usize::from(sel / 8) % ids.len().max(1)).copied();
+    match sel % 8 {
+        0..=4 => from(preferred)
+            .or_else(|| from(live))
+            .or_else(|| from(minted)),
+        5 => from(live).or_else(|| from(minted)),
+        6 => from(minted),
+        _ => None,
+    }
+    .unwrap_or(absent)
+}
+
+fn text(sel: u8) -> String {
+    TEXTS[usize::from(sel) % TEXTS.len()].to_string()
+}
+
+impl Model {
+    fn topo(&self, sel: u8) -> TopologyId {
+        self.topo_in(sel, &TopologyStatus::ALL)
+    }
+
+    /// A topology, preferably in one of `statuses`.
+    fn topo_in(&self, sel: u8, statuses: &[TopologyStatus]) -> TopologyId {
+        let live: Vec<TopologyId> = self.topos.keys().copied().collect();
+        let preferred: Vec<TopologyId> = self
+            .topos
+            .values()
+            .filter(|t| statuses.contains(&t.rec.status))
+            .map(|t| t.rec.id)
+            .collect();
+        pick(
+            &preferred,
+            &live,
+            &self.topo_ids,
+            sel,
+            TopologyId::new(ABSENT),
+        )
+    }
+
+    fn lan(&self, topology: TopologyId, sel: u8) -> LanId {
+        let mine: Vec<LanId> = self
+            .topos
+            .get(&topology)
+            .map_or(vec![], |t| t.lans.keys().copied().collect());
+        let live: Vec<LanId> = self
+            .topos
+            .values()
+            .flat_map(|t| t.lans.keys().copied())
+            .collect();
+        pick(&mine, &live, &self.lan_ids, sel, LanId::new(ABSENT))
+    }
+
+    fn decky(&self, topology: TopologyId, sel: u8) -> DeckyId {
+        let mine: Vec<DeckyId> = self
+            .topos
+            .get(&topology)
+            .map_or(vec![], |t| t.deckies.keys().copied().collect());
+        let live: Vec<DeckyId> = self
+            .topos
+            .values()
+            .flat_map(|t| t.deckies.keys().copied())
+            .collect();
+        pick(&mine, &live, &self.decky_ids, sel, DeckyId::new(ABSENT))
+    }
+
+    fn edge(&self, topology: TopologyId, sel: u8) -> EdgeId {
+        let mine: Vec<EdgeId> = self
+            .topos
+            .get(&topology)
+            .map_or(vec![], |t| t.edges.keys().copied().collect());
+        let live: Vec<EdgeId> = self
+            .topos
+            .values()
+            .flat_map(|t| t.edges.keys().copied())
+            .collect();
+        pick(&mine, &live, &self.edge_ids, sel, EdgeId::new(ABSENT))
+    }
+
+    fn version_of(&self, id: TopologyId) -> u64 {
+        self.topos.get(&id).map_or(1, |t| t.rec.version)
+    }
+
+    fn ver(&self, id: TopologyId, v: &Ver) -> Option<u64> {
+        let current = self.version_of(id);
+        match v {
+            Ver::None => None,
+            Ver::Current => Some(current),
+            Ver::Stale(k) if k % 2 == 1 => Some(current + u64::from(*k)),
+            Ver::Stale(k) => Some(current.saturating_sub(u64::from(*k))),
+        }
+    }
+
+    fn coord(c: Coord) -> Option<f64> {
+        match c {
+            Coord::None => None,
+            Coord::At(v) => Some(f64::from(v) * 0.5),
+            Coord::NaN => Some(f64::NAN),
+        }
+    }
+
+    fn child_name(sel: u8) -> String {
+        CHILD_NAMES[usize::from(sel) % CHILD_NAMES.len()].to_string()
+    }
+
+    fn services(sels: &[u8]) -> Vec<String> {
+        sels.iter()
+            .map(|s| SERVICES[usize::from(*s) % SERVICES.len()].to_string())
+            .collect()
+    }
+
+    fn edit(&self, topology: TopologyId, spec: &EditSpec) -> ChildEdit {
+        let lan = |sel| self.lan(topology, sel);
+        let decky = |sel| self.decky(topology, sel);
+        match spec {
+            EditSpec::AddLan {
+                name,
+                subnet,
+                dmz,
+                x,
+            } => ChildEdit::AddLan(NewLan {
+                name: Self::child_name(*name),
+                subnet: text(*subnet),
+                is_dmz: *dmz,
+                x: Self::coord(*x),
+                y: Some(1.0),
+            }),
+            EditSpec::UpdateLan {
+                lan: l,
+                name,
+                subnet,
+                dmz,
+                y,
+            } => ChildEdit::UpdateLan(
+                lan(*l),
+                LanPatch {
+                    name: name.map(Self::child_name),
+                    subnet: subnet.map(text),
+                    is_dmz: *dmz,
+                    x: None,
+                    y: y.map(Self::coord),
+                },
+            ),
+            EditSpec::DeleteLan { lan: l } => ChildEdit::DeleteLan(lan(*l)),
+            EditSpec::AddDecky {
+                name,
+                services,
+                config,
+                y,
+            } => ChildEdit::AddDecky(NewDecky {
+                name: Self::child_name(*name),
+                services: Self::services(services),
+                config: config.map(text),
+                x: None,
+                y: Self::coord(*y),
+            }),
+            EditSpec::UpdateDecky {
+                decky: d,
+                name,
+                services,
+                config,
+                x,
+            } => ChildEdit::UpdateDecky(
+                decky(*d),
+                DeckyPatch {
+                    name: name.map(Self::child_name),
+                    services: services.as_deref().map(Self::services),
+                    config: config.map(|c| c.map(text)),
+                    x: x.map(Self::coord),
+                    y: None,
+                },
+            ),
+            EditSpec::DeleteDecky { decky: d } => ChildEdit::DeleteDecky(decky(*d)),
+            EditSpec::AddEdge {
+                decky: d,
+                lan: l,
+                bridge,
+            } => ChildEdit::AddEdge(NewEdge {
+                decky: decky(*d),
+                lan: lan(*l),
+                is_bridge: *bridge,
+                forwards_l3: !*bridge,
+            }),
+            EditSpec::DeleteEdge { edge } => ChildEdit::DeleteEdge(self.edge(topology, *edge)),
+        }
+    }
+
+    fn claim_parts(&self, sel: u8, foreign: bool) -> (MutationId, TopologyId) {
+        let applying: Vec<(MutationId, TopologyId)> = self
+            .topos
+            .values()
+            .flat_map(|t| t.mutations.values())
+            .filter(|m| m.state == MutationState::Applying)
+            .map(|m| (m.id, m.topology_id))
+            .collect();
+        let (m, t) = pick(
+            &applying,
+            &self.mutation_ids,
+            &self.mutation_ids,
+            sel,
+            (MutationId::new(ABSENT), TopologyId::new(1)),
+        );
+        if foreign {
+            (m, TopologyId::new(t.get() % 3 + 1))
+        } else {
+            (m, t)
+        }
+    }
+
+    /// Resolves an abstract operation into a concrete call against the current state.
+    fn resolve(&self, op: &Op) -> Call {
+        match op {
+            Op::Create { name } => {
+                Call::Create(TOPOLOGY_NAMES[usize::from(*name) % TOPOLOGY_NAMES.len()].to_string())
+            }
+            Op::Transition {
+                topo,
+                to,
+                reason,
+                pre_status,
+                pre_version,
+            } => {
+                let moving: Vec<TopologyStatus> = TopologyStatus::ALL
+                    .into_iter()
+                    .filter(|s| !s.is_terminal())
+                    .collect();
+                let id = self.topo_in(*topo, &moving);
+                let current = self
+                    .topos
+                    .get(&id)
+                    .map_or(TopologyStatus::Pending, |t| t.rec.status);
+                let to = match to {
+                    // Mostly forward (the first declared edge: pending → deploying →
+                    // active ⇄ degraded, failed → tearing_down → torn_down).
+                    Target::Legal(n) => {
+                        let legal: Vec<_> = current.legal_next().collect();
+                        if legal.is_empty() {
+                            TopologyStatus::Active
+                        } else if n % 4 != 0 {
+                            legal[0]
+                        } else {
+                            legal[usize::from(*n / 4) % legal.len()]
+                        }
+                    }
+                    Target::Any(s) => *s,
+                };
+                let status = match pre_status {
+                    PreStatus::None => None,
+                    PreStatus::Current => Some(current),
+                    PreStatus::Any(s) => Some(*s),
+                };
+                Call::Transition(
+                    id,
+                    to,
+                    reason.map(text),
+                    Precondition {
+                        status,
+                        version: self.ver(id, pre_version),
+                    },
+                )
+            }
+            Op::Edit {
+                topo,
+                ver,
+                single,
+                edits,
+            } => {
+                let id = self.topo_in(*topo, &[TopologyStatus::Pending]);
+                Call::Edit(
+                    id,
+                    self.ver(id, ver),
+                    *single,
+                    edits.iter().map(|e| self.edit(id, e)).collect(),
+                )
+            }
+            Op::SetNetworkId { lan, value } => {
+                Call::SetNetworkId(self.lan(TopologyId::new(ABSENT), *lan), value.map(text))
+            }
+            Op::SetRuntime {
+                decky,
+                state,
+                ip,
+                error,
+            } => Call::SetRuntime(
+                self.decky(TopologyId::new(ABSENT), *decky),
+                DeckyRuntime {
+                    state: state.map(|s| DeckyState::ALL[usize::from(s) % DeckyState::ALL.len()]),
+                    ip: ip.map(|v| v.map(text)),
+                    last_error: error.map(|v| v.map(text)),
+                },
+            ),
+            Op::Enqueue {
+                topo,
+                op,
+                payload,
+                ver,
+            } => {
+                let id = self.topo_in(*topo, &QUEUE_OPEN);
+                Call::Enqueue(
+                    id,
+                    MutationOp::ALL[usize::from(*op) % MutationOp::ALL.len()],
+                    text(*payload),
+                    self.ver(id, ver),
+                )
+            }
+            Op::Claim { topo } => Call::Claim(self.topo_in(*topo, &QUEUE_OPEN)),
+            Op::ApplyLive {
+                mutation,
+                foreign,
+                edits,
+            } => {
+                let (m, t) = self.claim_parts(*mutation, *foreign);
+                Call::ApplyLive(m, t, edits.iter().map(|e| self.edit(t, e)).collect())
+            }
+            Op::MarkApplied { mutation, foreign } => {
+                let (m, t) = self.claim_parts(*mutation, *foreign);
+                Call::MarkApplied(m, t)
+            }
+            Op::MarkFailed {
+                mutation,
+                foreign,
+                reason,
+            } => {
+                let (m, t) = self.claim_parts(*mutation, *foreign);
+                Call::MarkFailed(m, t, text(*reason))
+            }
+            Op::Delete { topo, ver } => {
+                let id = self.topo(*topo);
+                Call::Delete(id, self.ver(id, ver))
+            }
+            Op::SetResync { topo, on } => Call::SetResync(self.topo(*topo), *on),
+            Op::ListByStatus { status } => Call::List(Some(*status)),
+            Op::ListMutations { topo, state } => Call::ListMutations(self.topo(*topo), *state),
+        }
+    }
+
+    fn get(&self, id: TopologyId) -> Result<&MTopo, StoreError> {
+        self.topos
+            .get(&id)
+            .ok_or_else(|| not_found(Entity::Topology, id.get()))
+    }
+
+    fn lan_owner(&self, lan: LanId) -> Option<TopologyId> {
+        self.topos
+            .values()
+            .find(|t| t.lans.contains_key(&lan))
+            .map(|t| t.rec.id)
+    }
+
+    fn decky_owner(&self, decky: DeckyId) -> Option<TopologyId> {
+        self.topos
+            .values()
+            .find(|t| t.deckies.contains_key(&decky))
+            .map(|t| t.rec.id)
+    }
+
+    /// Why an edge end that is not (referable) in the topology fails.
+    fn missing_end(
+        &self,
+        entity: Entity,
+        id: u64,
+        owner: Option<TopologyId>,
+        topology: TopologyId,
+    ) -> StoreError {
+        match owner {
+            Some(owner) if owner != topology => StoreError::ForeignEnd {
+                entity,
+                id,
+                owner: owner.get(),
+                topology: topology.get(),
+            },
+            _ => not_found(entity, id),
+        }
+    }
+
+    /// Checks a batch against a copy of the topology, edit by edit; on success the copy
+    /// with the batch applied, what each edit touched, and the advanced id counters.
+    fn stage(
+        &self,
+        id: TopologyId,
+        edits: &[ChildEdit],
+    ) -> Result<(MTopo, Vec<Touched>, Seq), StoreError> {
+        let mut t = self.get(id)?.clone();
+        let mut seq = self.seq;
+        let mut touched = Vec::new();
+        // Rows added by this batch: the batch cannot refer to them by id.
+        let (mut new_lans, mut new_deckies, mut new_edges) = (vec![], vec![], vec![]);
+        for edit in edits {
+            match edit {
+                ChildEdit::AddLan(new) => {
+                    check_name("lan name", &new.name)?;
+                    check_text("subnet", &new.subnet)?;
+                    check_coord("lan x", new.x)?;
+                    check_coord("lan y", new.y)?;
+                    if t.lans.values().any(|l| l.name == new.name) {
+                        return Err(StoreError::Duplicate {
+                            entity: Entity::Lan,
+                            name: new.name.clone(),
+                        });
+                    }
+                    seq.lan += 1;
+                    let lan = LanId::new(seq.lan);
+                    t.lans.insert(
+                        lan,
+                        Lan {
+                            id: lan,
+                            topology_id: id,
+                            name: new.name.clone(),
+                            subnet: new.subnet.clone(),
+                            is_dmz: new.is_dmz,
+                            network_id: None,
+                            x: new.x,
+                            y: new.y,
+                        },
+                    );
+                    new_lans.push(lan);
+                    touched.push(Touched::Lan(lan));
+                }
+                ChildEdit::UpdateLan(lan, patch) => {
+                    let current = t
+                        .lans
+                        .get(lan)
+                        .filter(|_| !new_lans.contains(lan))
+                        .ok_or_else(|| not_found(Entity::Lan, lan.get()))?
+                        .name
+                        .clone();
+                    if let Some(name) = &patch.name {
+                        check_name("lan name", name)?;
+                    }
+                    if let Some(subnet) = &patch.subnet {
+                        check_text("subnet", subnet)?;
+                    }
+                    check_coord("lan x", patch.x.flatten())?;
+                    check_coord("lan y", patch.y.flatten())?;
+                    if let Some(name) = &patch.name
+                        && *name != current
+                        && t.lans.values().any(|l| l.name == *name)
+                    {
+                        return Err(StoreError::Duplicate {
+                            entity: Entity::Lan,
+                            name: name.clone(),
+                        });
+                    }
+                    let row = t.lans.get_mut(lan).unwrap();
+                    if let Some(name) = &patch.name {
+                        row.name.clone_from(name);
+                    }
+                    if let Some(subnet) = &patch.subnet {
+                        row.subnet.clone_from(subnet);
+                    }
+                    if let Some(dmz) = patch.is_dmz {
+                        row.is_dmz = dmz;
+                    }
+                    if let Some(x) = patch.x {
+                        row.x = x;
+                    }
+                    if let Some(y) = patch.y {
+                        row.y = y;
+                    }
+                    touched.push(Touched::Lan(*lan));
+                }
+                ChildEdit::DeleteLan(lan) => {
+                    if !t.lans.contains_key(lan) || new_lans.contains(lan) {
+                        return Err(not_found(Entity::Lan, lan.get()));
+                    }
+                    // The decky whose edge to the LAN is oldest, among those it would strand.
+                    let orphan = t.edges.values().filter(|e| e.lan == *lan).find_map(|e| {
+                        let count = t.edges.values().filter(|o| o.decky == e.decky).count();
+                        (count == 1).then_some(e.decky)
+                    });
+                    if let Some(decky) = orphan {
+                        return Err(StoreError::LanInUse {
+                            lan: *lan,
+                            decky,
+                            decky_name: t.deckies[&decky].name.clone(),
+                        });
+                    }
+                    t.lans.remove(lan);
+                    t.edges.retain(|_, e| e.lan != *lan);
+                    touched.push(Touched::Lan(*lan));
+                }
+                ChildEdit::AddDecky(new) => {
+                    check_name("decky name", &new.name)?;
+                    for service in &new.services {
+                        check_text("decky service", service)?;
+                    }
+                    if let Some(config) = &new.config {
+                        check_text("decky config", config)?;
+                    }
+                    check_coord("decky x", new.x)?;
+                    check_coord("decky y", new.y)?;
+                    if t.deckies.values().any(|d| d.name == new.name) {
+                        return Err(StoreError::Duplicate {
+                            entity: Entity::Decky,
+                            name: new.name.clone(),
+                        });
+                    }
+                    seq.decky += 1;
+                    let decky = DeckyId::new(seq.decky);
+                    t.deckies.insert(
+                        decky,
+                        Decky {
+                            id: decky,
+                            topology_id: id,
+                            name: new.name.clone(),
+                            services: new.services.clone(),
+                            config: new.config.clone(),
+                            state: DeckyState::Pending,
+                            ip: None,
+                            last_error: None,
+                            x: new.x,
+                            y: new.y,
+                        },
+                    );
+                    new_deckies.push(decky);
+                    touched.push(Touched::Decky(decky));
+                }
+                ChildEdit::UpdateDecky(decky, patch) => {
+                    let current = t
+                        .deckies
+                        .get(decky)
+                        .filter(|_| !new_deckies.contains(decky))
+                        .ok_or_else(|| not_found(Entity::Decky, decky.get()))?
+                        .name
+                        .clone();
+                    if let Some(name) = &patch.name {
+                        check_name("decky name", name)?;
+                    }
+                    for service in patch.services.as_deref().unwrap_or_default() {
+                        check_text("decky service", service)?;
+                    }
+                    if let Some(Some(config)) = &patch.config {
+                        check_text("decky config", config)?;
+                    }
+                    check_coord("decky x", patch.x.flatten())?;
+                    check_coord("decky y", patch.y.flatten())?;
+                    if let Some(name) = &patch.name
+                        && *name != current
+                        && t.deckies.values().any(|d| d.name == *name)
+                    {
+                        return Err(StoreError::Duplicate {
+                            entity: Entity::Decky,
+                            name: name.clone(),
+                        });
+                    }
+                    let row = t.deckies.get_mut(decky).unwrap();
+                    if let Some(name) = &patch.name {
+                        row.name.clone_from(name);
+                    }
+                    if let Some(services) = &patch.services {
+                        row.services.clone_from(services);
+                    }
+                    if let Some(config) = &patch.config {
+                        row.config.clone_from(config);
+                    }
+                    if let Some(x) = patch.x {
+                        row.x = x;
+                    }
+                    if let Some(y) = patch.y {
+                        row.y = y;
+                    }
+                    touched.push(Touched::Decky(*decky));
+                }
+                ChildEdit::DeleteDecky(decky) => {
+                    if !t.deckies.contains_key(decky) || new_deckies.contains(decky) {
+                        return Err(not_found(Entity::Decky, decky.get()));
+                    }
+                    t.deckies.remove(decky);
+                    t.edges.retain(|_, e| e.decky != *decky);
+                    touched.push(Touched::Decky(*decky));
+                }
+                ChildEdit::AddEdge(new) => {
+                    let decky_error = (!t.deckies.contains_key(&new.decky)
+                        || new_deckies.contains(&new.decky))
+                    .then(|| {
+                        self.missing_end(
+                            Entity::Decky,
+                            new.decky.get(),
+                            self.decky_owner(new.decky),
+                            id,
+                        )
+                    });
+                    let lan_error = (!t.lans.contains_key(&new.lan) || new_lans.contains(&new.lan))
+                        .then(|| {
+                            self.missing_end(
+                                Entity::Lan,
+                                new.lan.get(),
+                                self.lan_owner(new.lan),
+                                id,
+                            )
+                        });
+                    if let Some(e) = StoreError::first(decky_error, lan_error) {
+                        return Err(e);
+                    }
+                    if t.edges
+                        .values()
+                        .any(|e| e.decky == new.decky && e.lan == new.lan)
+                    {
+                        return Err(StoreError::Duplicate {
+                            entity: Entity::Edge,
+                            name: format!("decky {} ↔ lan {}", new.decky, new.lan),
+                        });
+                    }
+                    seq.edge += 1;
+                    let edge = EdgeId::new(seq.edge);
+                    t.edges.insert(
+                        edge,
+                        Edge {
+                            id: edge,
+                            topology_id: id,
+                            decky: new.decky,
+                            lan: new.lan,
+                            is_bridge: new.is_bridge,
+                            forwards_l3: new.forwards_l3,
+                        },
+                    );
+                    new_edges.push(edge);
+                    touched.push(Touched::Edge(edge));
+                }
+                ChildEdit::DeleteEdge(edge) => {
+                    if !t.edges.contains_key(edge) || new_edges.contains(edge) {
+                        return Err(not_found(Entity::Edge, edge.get()));
+                    }
+                    t.edges.remove(edge);
+                    touched.push(Touched::Edge(*edge));
+                }
+            }
+        }
+        Ok((t, touched, seq))
+    }
+
+    /// Commits a staged batch: the topology copy, the new ids for the selectors.
+    fn commit(&mut self, t: MTopo, seq: Seq) {
+        self.lan_ids
+            .extend((self.seq.lan + 1..=seq.lan).map(LanId::new));
+        self.decky_ids
+            .extend((self.seq.decky + 1..=seq.decky).map(DeckyId::new));
+        self.edge_ids
+            .extend((self.seq.edge + 1..=seq.edge).map(EdgeId::new));
+        self.seq = seq;
+        self.topos.insert(t.rec.id, t);
+    }
+
+    /// Checks, and if nothing refuses, writes a batch (free-form or live).
+    fn run_edits(
+        &mut self,
+        id: TopologyId,
+        refusal: Option<StoreError>,
+        version: Result<u64, StoreError>,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        let staged = self.stage(id, edits);
+        let (next, version_error) = match version {
+            Ok(v) => (v, None),
+            Err(e) => (0, Some(e)),
+        };
+        let edit_error = staged.as_ref().err().map(|e| clone_error(e));
+        if let Some(e) = first([refusal, version_error, edit_error]) {
+            return Err(e);
+        }
+        let (mut t, touched, seq) = staged.unwrap_or_else(|_| unreachable!());
+        t.rec.version = next;
+        self.commit(t, seq);
+        Ok(EditReport {
+            touched,
+            version: next,
+        })
+    }
+
+    fn exec(&mut self, call: &Call) -> Result<Out, StoreError> {
+        Ok(match call {
+            Call::Create(name) => {
+                check_name("topology name", name)?;
+                if self.topos.values().any(|t| t.rec.name == *name) {
+                    return Err(StoreError::Duplicate {
+                        entity: Entity::Topology,
+                        name: name.clone(),
+                    });
+                }
+                self.seq.topology += 1;
+                let id = TopologyId::new(self.seq.topology);
+                let rec = TopologyRecord {
+                    id,
+                    name: name.clone(),
+                    status: TopologyStatus::Pending,
+                    version: 1,
+                    reason: None,
+                    needs_resync: false,
+                    created_at: ZERO,
+                    status_changed_at: ZERO,
+                };
+                self.topo_ids.push(id);
+                self.topos.insert(
+                    id,
+                    MTopo {
+                        rec: rec.clone(),
+                        lans: BTreeMap::new(),
+                        deckies: BTreeMap::new(),
+                        edges: BTreeMap::new(),
+                        events: Vec::new(),
+                        mutations: BTreeMap::new(),
+                    },
+                );
+                Out::Record(rec)
+            }
+            Call::Transition(id, to, reason, pre) => {
+                let t = self.get(*id)?;
+                let (from, current) = (t.rec.status, t.rec.version);
+                let e = first([
+                    pre.status
+                        .filter(|s| *s != from)
+                        .map(|expected| StoreError::StaleStatus {
+                            expected,
+                            found: from,
+                        }),
+                    reason
+                        .as_deref()
+                        .and_then(|r| check_text("reason", r).err()),
+                    (!from.can_transition_to(*to))
+                        .then_some(StoreError::IllegalTransition { from, to: *to }),
+                    pre.version
+                        .filter(|v| *v != current)
+                        .map(|expected| conflict(current, expected)),
+                ]);
+                if let Some(e) = e {
+                    return Err(e);
+                }
+                self.seq.event += 1;
+                let event = StatusEvent {
+                    id: EventId::new(self.seq.event),
+                    topology_id: *id,
+                    from,
+                    to: *to,
+                    at: ZERO,
+                    reason: reason.clone(),
+                };
+                let t = self.topos.get_mut(id).unwrap();
+                t.rec.status = *to;
+                t.rec.reason.clone_from(reason);
+                t.events.push(event.clone());
+                Out::Transitioned(Transitioned {
+                    topology: t.rec.clone(),
+                    event,
+                })
+            }
+            Call::Edit(id, expected, _, edits) => {
+                let t = self.get(*id)?;
+                let current = t.rec.version;
+                let gate = free_form_gate(t.rec.status);
+                let version = if edits.iter().all(ChildEdit::is_noop) {
+                    match expected {
+                        Some(v) if *v != current => Err(conflict(current, *v)),
+                        _ => Ok(current),
+                    }
+                } else {
+                    check_and_bump(current, *expected).map_err(version_error)
+                };
+                Out::Report(self.run_edits(*id, gate, version, edits)?)
+            }
+            Call::SetNetworkId(lan, value) => {
+                let owner = self
+                    .lan_owner(*lan)
+                    .ok_or_else(|| not_found(Entity::Lan, lan.get()))?;
+                if let Some(v) = value {
+                    check_text("network id", v)?;
+                }
+                let t = self.topos.get_mut(&owner).unwrap();
+                t.lans.get_mut(lan).unwrap().network_id.clone_from(value);
+                Out::Unit
+            }
+            Call::SetRuntime(decky, runtime) => {
+                let owner = self
+                    .decky_owner(*decky)
+                    .ok_or_else(|| not_found(Entity::Decky, decky.get()))?;
+                if let Some(Some(ip)) = &runtime.ip {
+                    check_text("decky ip", ip)?;
+                }
+                if let Some(Some(error)) = &runtime.last_error {
+                    check_text("decky last error", error)?;
+                }
+                let t = self.topos.get_mut(&owner).unwrap();
+                let row = t.deckies.get_mut(decky).unwrap();
+                if let Some(state) = runtime.state {
+                    row.state = state;
+                }
+                if let Some(ip) = &runtime.ip {
+                    row.ip.clone_from(ip);
+                }
+                if let Some(error) = &runtime.last_error {
+                    row.last_error.clone_from(error);
+                }
+                Out::Unit
+            }
+            Call::Enqueue(id, op, payload, expected) => {
+                let t = self.get(*id)?;
+                let version = check_and_bump(t.rec.version, *expected).map_err(version_error);
+                let e = first([
+                    live_gate(t.rec.status),
+                    check_text("payload", payload).err(),
+                    version.as_ref().err().map(clone_error),
+                ]);
+                if let Some(e) = e {
+                    return Err(e);
+                }
+                self.seq.mutation += 1;
+                let m = MutationId::new(self.seq.mutation);
+                self.mutation_ids.push((m, *id));
+                let t = self.topos.get_mut(id).unwrap();
+                t.rec.version = version.unwrap_or_else(|_| unreachable!());
+                t.mutations.insert(
+                    m,
+                    Mutation {
+                        id: m,
+                        topology_id: *id,
+                        op: *op,
+                        payload: payload.clone(),
+                        state: MutationState::Pending,
+                        requested_at: ZERO,
+                        applied_at: None,
+                        reason: None,
+                    },
+                );
+                Out::Enqueued(Edited {
+                    id: m,
+                    version: t.rec.version,
+                })
+            }
+            Call::Claim(id) => {
+                let t = self.get(*id)?;
+                if let Some(e) = live_gate(t.rec.status) {
+                    return Err(e);
+                }
+                let t = self.topos.get_mut(id).unwrap();
+                if let Some(m) = t
+                    .mutations
+                    .values()
+                    .find(|m| m.state == MutationState::Applying)
+                {
+                    Out::Busy(m.id)
+                } else if let Some(m) = t
+                    .mutations
+                    .values_mut()
+                    .find(|m| m.state == MutationState::Pending)
+                {
+                    m.state = MutationState::Applying;
+                    Out::Claimed(m.clone(), m.id, *id)
+                } else {
+                    Out::Empty
+                }
+            }
+            Call::ApplyLive(m, id, edits) => {
+                let t = self.get(*id)?;
+                let mutation = t
+                    .mutations
+                    .get(m)
+                    .ok_or_else(|| not_found(Entity::Mutation, m.get()))?;
+                let state = (mutation.state != MutationState::Applying).then(|| {
+                    StoreError::MutationState {
+                        id: *m,
+                        expected: MutationState::Applying,
+                        found: mutation.state,
+                    }
+                });
+                let refusal = first([state, live_gate(t.rec.status)]);
+                let current = t.rec.version;
+                Out::Report(self.run_edits(*id, refusal, Ok(current), edits)?)
+            }
+            Call::MarkApplied(m, id) => Out::Mutation(self.mark(*m, *id, None)?),
+            Call::MarkFailed(m, id, reason) => Out::Mutation(self.mark(*m, *id, Some(reason))?),
+            Call::Delete(id, expected) => {
+                let t = self.get(*id)?;
+                let current = t.rec.version;
+                let e = first([
+                    delete_gate(t.rec.status),
+                    expected
+                        .filter(|v| *v != current)
+                        .map(|v| conflict(current, v)),
+                ]);
+                if let Some(e) = e {
+                    return Err(e);
+                }
+                self.topos.remove(id);
+                Out::Unit
+            }
+            Call::SetResync(id, on) => {
+                self.get(*id)?;
+                self.topos.get_mut(id).unwrap().rec.needs_resync = *on;
+                Out::Unit
+            }
+            Call::List(status) => Out::Records(
+                self.topos
+                    .values()
+                    .filter(|t| status.is_none_or(|s| t.rec.status == s))
+                    .map(|t| t.rec.clone())
+                    .collect(),
+            ),
+            Call::ListMutations(id, state) => Out::Mutations(
+                self.get(*id)?
+                    .mutations
+                    .values()
+                    .rev()
+                    .filter(|m| state.is_none_or(|s| m.state == s))
+                    .cloned()
+                    .collect(),
+            ),
+        })
+    }
+
+    fn mark(
+        &mut self,
+        m: MutationId,
+        id: TopologyId,
+        reason: Option<&String>,
+    ) -> Result<Mutation, StoreError> {
+        let t = self.get(id)?;
+        let mutation = t
+            .mutations
+            .get(&m)
+            .ok_or_else(|| not_found(Entity::Mutation, m.get()))?;
+        let e = first([
+            (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
+                id: m,
+                expected: MutationState::Applying,
+                found: mutation.state,
+            }),
+            reason.and_then(|r| check_text("reason", r).err()),
+        ]);
+        if let Some(e) = e {
+            return Err(e);
+        }
+        let mutation = self
+            .topos
+            .get_mut(&id)
+            .unwrap()
+            .mutations
+            .get_mut(&m)
+            .unwrap();
+        mutation.state = if reason.is_some() {
+            MutationState::Failed
+        } else {
+            MutationState::Applied
+        };
+        mutation.applied_at = Some(ZERO);
+        mutation.reason = reason.cloned();
+        Ok(mutation.clone())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot(
+            self.topos
+                .values()
+                .map(|t| {
+                    let mut lans: Vec<Lan> = t.lans.values().cloned().collect();
+                    lans.sort_by(|a, b| a.name.cmp(&b.name));
+                    let mut deckies: Vec<Decky> = t.deckies.values().cloned().collect();
+                    deckies.sort_by(|a, b| a.name.cmp(&b.name));
+                    (
+                        TopologyDetail {
+                            topology: t.rec.clone(),
+                            lans,
+                            deckies,
+                            edges: t.edges.values().copied().collect(),
+                        },
+                        t.events.iter().rev().cloned().collect(),
+                        t.mutations.values().rev().cloned().collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `StoreError` is not `Clone`: rebuild the variants the model produces.
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::NotFound { entity, id } => StoreError::NotFound {
+            entity: *entity,
+            id: *id,
+        },
+        StoreError::NotEditable(n) => StoreError::NotEditable(n.clone()),
+        StoreError::LanInUse {
+            lan,
+            decky,
+            decky_name,
+        } => StoreError::LanInUse {
+            lan: *lan,
+            decky: *decky,
+            decky_name: decky_name.clone(),
+        },
+        StoreError::ForeignEnd {
+            entity,
+            id,
+            owner,
+            topology,
+        } => StoreError::ForeignEnd {
+            entity: *entity,
+            id: *id,
+            owner: *owner,
+            topology: *topology,
+        },
+        StoreError::VersionConflict(c) => StoreError::VersionConflict(*c),
+        StoreError::VersionOverflow(o) => StoreError::VersionOverflow(*o),
+        StoreError::Duplicate { entity, name } => StoreError::Duplicate {
+            entity: *entity,
+            name: name.clone(),
+        },
+        StoreError::Invalid { field, problem } => StoreError::Invalid {
+            field,
+            problem: problem.clone(),
+        },
+        other => panic!("the model does not produce {other:?}"),
+    }
+}
+
+// ---- the runner ---------------------------------------------------------------------------
+
+/// Every sequence starts from two seeded topologies (so that the generated operations
+/// rarely miss): `lab` (id 1) with LANs 1, 2, deckies 1, 2 and edges d1–l1, d2–l1, d2–l2
+/// (deleting LAN 1 would strand decky 1), and `prod` (id 2) with LAN 3, decky 3, edge d3–l3.
+fn prologue() -> Vec<Call> {
+    let (lab, prod) = (TopologyId::new(1), TopologyId::new(2));
+    let edge = |d, l| ChildEdit::AddEdge(NewEdge::new(DeckyId::new(d), LanId::new(l)));
+    vec![
+        Call::Create("lab".into()),
+        Call::Edit(
+            lab,
+            Some(1),
+            false,
+            vec![
+                ChildEdit::AddLan(NewLan::new("a", "10.0.1.0/24")),
+                ChildEdit::AddLan(NewLan::new("b", "10.0.2.0/24")),
+                ChildEdit::AddDecky(NewDecky::new("a")),
+                ChildEdit::AddDecky(NewDecky::new("b")),
+            ],
+        ),
+        Call::Edit(
+            lab,
+            Some(2),
+            false,
+            vec![edge(1, 1), edge(2, 1), edge(2, 2)],
+        ),
+        Call::Create("prod".into()),
+        Call::Edit(
+            prod,
+            None,
+            false,
+            vec![
+                ChildEdit::AddLan(NewLan::new("a", "10.0.3.0/24")),
+                ChildEdit::AddDecky(NewDecky::new("a")),
+            ],
+        ),
+        Call::Edit(prod, None, false, vec![edge(3, 3)]),
+    ]
+}
+
+/// Runs one sequence on a fresh model and a fresh backend, comparing after every step.
+fn check_sequence(
+    store: &dyn TopologyStore,
+    ops: &[Op],
+    executed: &Cell<u64>,
+    tally: &RefCell<BTreeMap<String, u64>>,
+) -> Result<(), TestCaseError> {
+    let mut model = Model::default();
+    let mut log = Vec::new();
+    let prologue = prologue();
+    let steps = prologue.iter().map(Ok).chain(ops.iter().map(Err));
+    for (step, op) in steps.enumerate() {
+        let call = match op {
+            Ok(call) => call.clone(),
+            Err(op) => model.resolve(op),
+        };
+        log.push(format!("{step:>3}: {call:?}"));
+        let expected = match model.exec(&call) {
+            Ok(out) => out,
+            Err(e) => Out::Err(format!("{e:?}")),
+        };
+        let actual = run(store, &call);
+        executed.set(executed.get() + 1);
+        let kind = outcome_kind(&call, &actual);
+        if std::env::var("MB_DEBUG").is_ok_and(|k| kind.contains(&k)) {
+            println!("{call:?} => {actual:?}");
+        }
+        *tally.borrow_mut().entry(kind).or_default() += 1;
+        if expected != actual {
+            return Err(TestCaseError::fail(format!(
+                "divergence at step {step}\ncalls:\n{}\nmodel:   {expected:?}\nbackend: {actual:?}",
+                log.join("\n")
+            )));
+        }
+        let (want, got) = (model.snapshot(), snapshot(store));
+        if got.as_ref() != Ok(&want) {
+            return Err(TestCaseError::fail(format!(
+                "state divergence after step {step}\ncalls:\n{}\nmodel:   {want:?}\nbackend: {got:?}",
+                log.join("\n")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `"<call> -> <Ok|Claimed|Busy|Empty|error variant>"`, for the coverage tally.
+fn outcome_kind(call: &Call, out: &Out) -> String {
+    let name = |debug: String| {
+        debug
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let result = match out {
+        Out::Err(e) if e.starts_with("NotFound") => {
+            format!(
+                "NotFound({})",
+                e.split("entity: ")
+                    .nth(1)
+                    .map(|t| name(t.to_string()))
+                    .unwrap_or_default()
+            )
+        }
+        Out::Err(e) => name(e.clone()),
+        Out::Claimed(..) => "Claimed".into(),
+        Out::Busy(_) => "Busy".into(),
+        Out::Empty => "Empty".into(),
+        _ => "Ok".into(),
+    };
+    format!("{} -> {result}", name(format!("{call:?}")))
+}
+
+fn env_number(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run_backend(backend: &str, make: impl Fn() -> Box<dyn TopologyStore>) {
+    let cases = env_number("TOPOSTATE_PROPTEST_CASES", 2_000);
+    let max_len = env_number("TOPOSTATE_PROPTEST_LEN", 30).max(2) as usize;
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 20_000,
+        ..Config::default()
+    });
+    let sequences = Cell::new(0u64);
+    let executed = Cell::new(0u64);
+    let tally = RefCell::new(BTreeMap::new());
+    let started = Instant::now();
+    let strategy = prop::collection::vec(op(), (max_len / 2)..=max_len);
+    let result = runner.run(&strategy, |ops| {
+        sequences.set(sequences.get() + 1);
+        let store = make();
+        check_sequence(&*store, &ops, &executed, &tally)
+    });
+    println!(
+        "model_based[{backend}]: {} sequences run ({cases} required), {} operations executed, {:.1?}",
+        sequences.get(),
+        executed.get(),
+        started.elapsed()
+    );
+    let tally = tally.into_inner();
+    let line: Vec<String> = tally.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    println!("model_based[{backend}] outcomes: {}", line.join(", "));
+    if let Err(e) = result {
+        panic!("{backend} diverged from the model: {e}");
+    }
+    // The sequences must reach every corner, or agreement proves little.
+    for must in [
+        "Create -> Ok",
+        "Create -> Duplicate",
+        "Create -> Invalid",
+        "Transition -> Ok",
+        "Transition -> StaleStatus",
+        "Transition -> IllegalTransition",
+        "Transition -> VersionConflict",
+        "Edit -> Ok",
+        "Edit -> NotFound(Lan)",
+        "Edit -> NotEditable",
+        "Edit -> VersionConflict",
+        "Edit -> Duplicate",
+        "Edit -> Invalid",
+        "Edit -> LanInUse",
+        "Edit -> ForeignEnd",
+        "SetNetworkId -> Ok",
+        "SetRuntime -> Ok",
+        "Enqueue -> Ok",
+        "Enqueue -> NotEditable",
+        "Enqueue -> VersionConflict",
+        "Claim -> Claimed",
+        "Claim -> Busy",
+        "Claim -> Empty",
+        "ApplyLive -> Ok",
+        "ApplyLive -> MutationState",
+        "MarkApplied -> Ok",
+        "MarkFailed -> Ok",
+        "MarkApplied -> MutationState",
+        "Delete -> Ok",
+        "Delete -> NotEditable",
+        "Delete -> VersionConflict",
+    ] {
+        if cases >= 500 {
+            assert!(tally.contains_key(must), "no sequence reached {must:?}");
+        }
+    }
+}
+
+#[test]
+fn memory_store_matches_the_model() {
+    run_backend("memory", || Box::new(MemoryStore::new()));
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_store_matches_the_model() {
+    run_backend("sqlite", || {
+        Box::new(topostate::store::SqliteStore::open_in_memory().expect("in-memory sqlite"))
+    });
+}
+
+/// The model itself: a few hand-checked steps, so a bug in the model is not mistaken for
+/// agreement.
+#[test]
+fn the_model_agrees_with_hand_checked_steps() {
+    let mut m = Model::default();
+    let lab = TopologyId::new(1);
+    assert!(matches!(
+        m.exec(&Call::Create("lab".into())),
+        Ok(Out::Record(_))
+    ));
+    let add = |name: &str| ChildEdit::AddLan(NewLan::new(name, "s"));
+    assert!(matches!(
+        m.exec(&Call::Edit(lab, Some(1), false, vec![add("a"), add("b")])),
+        Ok(Out::Report(EditReport { version: 2, .. }))
+    ));
+    assert!(matches!(
+        m.exec(&Call::Edit(lab, Some(1), false, vec![add("a")])),
+        Err(StoreError::VersionConflict(VersionConflict {
+            current: 2,
+            expected: 1
+        }))
+    ));
+    assert!(matches!(
+        m.exec(&Call::Transition(
+            lab,
+            TopologyStatus::Active,
+            None,
+            Precondition::none()
+        )),
+        Err(StoreError::IllegalTransition { .. })
+    ));
+}
