@@ -9,7 +9,7 @@
 //! topology's row first. What is left between the two is the store's own work: guards,
 //! decoding, error mapping, the pool checkout.
 //!
-//! Both sides work in one fresh schema of the database, dropped at the end.
+//! Each side works in a fresh schema of its own (same tables), dropped at the end.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -32,13 +32,27 @@ fn new_lan(i: u64) -> NewLan {
     )
 }
 
-/// Where the bench works: the server and a schema of its own.
+/// Where the bench works: the server, a schema for the stores and one (with the same
+/// tables, made by a store) for the anchors, so neither side works on the other's dead rows.
 struct Setup {
     url: String,
     schema: String,
+    anchor_schema: String,
 }
 
 impl Setup {
+    fn new(url: String) -> Self {
+        let setup = Self {
+            url,
+            schema: format!("bench_{}", std::process::id()),
+            anchor_schema: format!("bench_{}_anchor", std::process::id()),
+        };
+        // Both schemas exist before anything is timed.
+        drop(setup.store(1));
+        drop(PgStore::connect_with_schema(&setup.url, &setup.anchor_schema).unwrap());
+        setup
+    }
+
     fn store(&self, pool: u32) -> PgStore {
         PgStore::builder(&self.url)
             .schema(&self.schema)
@@ -51,7 +65,9 @@ impl Setup {
 impl Drop for Setup {
     fn drop(&mut self) {
         if let Ok(mut client) = Client::connect(&self.url, NoTls) {
-            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+            for schema in [&self.schema, &self.anchor_schema] {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
         }
     }
 }
@@ -77,7 +93,7 @@ impl Anchor {
         client
             .execute(
                 "SELECT set_config('search_path', $1, false)",
-                &[&setup.schema],
+                &[&setup.anchor_schema],
             )
             .unwrap();
         let mut prepare = |sql: &str| client.prepare(sql).unwrap();
@@ -314,7 +330,7 @@ fn transition_status(c: &mut Criterion, setup: &Setup) {
 fn run_workers(stores: &[PgStore], shared: bool, iters: u64, round: u64) -> Duration {
     let workers = stores.len();
     let one = stores[0]
-        .create_topology(&format!("shared-{workers}-{round}"))
+        .create_topology(&format!("shared-{shared}-{workers}-{round}"))
         .unwrap()
         .id;
     let per = iters.div_ceil(workers as u64);
@@ -324,7 +340,7 @@ fn run_workers(stores: &[PgStore], shared: bool, iters: u64, round: u64) -> Dura
             let barrier = &barrier;
             scope.spawn(move || {
                 let own = store
-                    .create_topology(&format!("own-{workers}-{round}-{w}"))
+                    .create_topology(&format!("own-{shared}-{workers}-{round}-{w}"))
                     .unwrap();
                 let lans: Vec<NewLan> = (0..per).map(|i| new_lan(i + per * w as u64)).collect();
                 barrier.wait();
@@ -383,6 +399,136 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
     }
 }
 
+// ---- interleaved ratios ------------------------------------------------------------------
+
+/// Rounds of the interleaved comparison, and operations per side per round.
+const ROUNDS: usize = 41;
+const PER_ROUND: u64 = 60;
+
+/// The store against the anchor, interleaved: each round times `PER_ROUND` operations of one
+/// side, then of the other (which side goes first alternates), so a load that drifts over
+/// seconds (other work on the machine, autovacuum) weighs on both alike. Prints the median
+/// per-operation times and the median and quartiles of the per-round ratio store / anchor.
+fn interleaved(setup: &Setup) {
+    use TopologyStatus::{Active, Degraded};
+    let store = setup.store(1);
+    let mut anchor = Anchor::new(setup);
+    let mut lan_ratios = Vec::new();
+    let mut lan_times = (Vec::new(), Vec::new());
+    let mut next = 0u64;
+    for round in 0..ROUNDS {
+        let t = store.create_topology(&format!("i{round}")).unwrap();
+        let raw_id = anchor.create(&format!("i{round}"));
+        let lans: Vec<NewLan> = (next..next + PER_ROUND).map(new_lan).collect();
+        next += PER_ROUND;
+        let run_store = || {
+            let start = Instant::now();
+            let mut version = t.version;
+            for lan in lans.clone() {
+                version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+            }
+            start.elapsed()
+        };
+        let mut run_anchor = || {
+            let start = Instant::now();
+            let mut version = 1;
+            for lan in &lans {
+                version = anchor.add_lan(raw_id, lan, version);
+            }
+            start.elapsed()
+        };
+        let (a, b) = if round % 2 == 0 {
+            let a = run_store();
+            (a, run_anchor())
+        } else {
+            let b = run_anchor();
+            (run_store(), b)
+        };
+        lan_ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        lan_times.0.push(a.as_secs_f64() / PER_ROUND as f64);
+        lan_times.1.push(b.as_secs_f64() / PER_ROUND as f64);
+    }
+    report("versioned add_lan", &lan_ratios, &lan_times);
+
+    let t = store.create_topology("i-transition").unwrap();
+    for to in [TopologyStatus::Deploying, Active] {
+        store
+            .transition_status(t.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    let raw_id = anchor.create("i-transition");
+    anchor.transition(raw_id, "pending", "deploying");
+    anchor.transition(raw_id, "deploying", "active");
+    let (mut current, mut raw_current) = (Active, "active");
+    let mut ratios = Vec::new();
+    let mut times = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let mut run_store = || {
+            let start = Instant::now();
+            for _ in 0..PER_ROUND {
+                let (from, to) = match current {
+                    Active => (Active, Degraded),
+                    _ => (Degraded, Active),
+                };
+                black_box(
+                    store
+                        .transition_status(t.id, to, None, Precondition::status(from))
+                        .unwrap(),
+                );
+                current = to;
+            }
+            start.elapsed()
+        };
+        let mut run_anchor = || {
+            let start = Instant::now();
+            for _ in 0..PER_ROUND {
+                let to = if raw_current == "active" {
+                    "degraded"
+                } else {
+                    "active"
+                };
+                black_box(anchor.transition(raw_id, raw_current, to));
+                raw_current = to;
+            }
+            start.elapsed()
+        };
+        let (a, b) = if round % 2 == 0 {
+            let a = run_store();
+            (a, run_anchor())
+        } else {
+            let b = run_anchor();
+            (run_store(), b)
+        };
+        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        times.0.push(a.as_secs_f64() / PER_ROUND as f64);
+        times.1.push(b.as_secs_f64() / PER_ROUND as f64);
+    }
+    report("transition_status", &ratios, &times);
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
+}
+
+fn report(what: &str, ratios: &[f64], times: &(Vec<f64>, Vec<f64>)) {
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (r, s, a) = (sorted(ratios), sorted(&times.0), sorted(&times.1));
+    println!(
+        "interleaved {what}: topostate {:.0} µs, anchor {:.0} µs (medians per op); \
+         ratio median {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds x {PER_ROUND} ops)",
+        quantile(&s, 0.5) * 1e6,
+        quantile(&a, 0.5) * 1e6,
+        quantile(&r, 0.5),
+        quantile(&r, 0.25),
+        quantile(&r, 0.75),
+    );
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -399,12 +545,8 @@ fn main() {
         );
         return;
     };
-    let setup = Setup {
-        url,
-        schema: format!("bench_{}", std::process::id()),
-    };
-    // Creates the schema before anything is timed.
-    drop(setup.store(1));
+    let setup = Setup::new(url);
+    interleaved(&setup);
     let mut c = config();
     add_lan_versioned(&mut c, &setup);
     transition_status(&mut c, &setup);
