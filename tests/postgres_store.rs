@@ -1673,3 +1673,75 @@ fn processes_creating_one_schema_at_once_all_succeed() {
         scratch.schema
     );
 }
+
+// ---- connections the server closes -----------------------------------------------------
+
+/// Terminates every session of the database whose `application_name` is `name`.
+fn terminate_sessions(name: &str) -> i64 {
+    let mut admin = Client::connect(&pg_url(), NoTls).unwrap();
+    admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[&name],
+        )
+        .unwrap()
+        .get(0)
+}
+
+fn url_with_application_name(name: &str) -> String {
+    let url = pg_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name={name}")
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_connection_the_server_closed_is_replaced_and_the_call_run_again() {
+    let scratch = Scratch::new("closed");
+    let name = format!("{}_app", scratch.schema);
+    let store = PgStore::builder(&url_with_application_name(&name))
+        .schema(&scratch.schema)
+        .pool_size(1)
+        .connect()
+        .unwrap();
+    let lab = store.create_topology("lab").unwrap();
+    assert_eq!(terminate_sessions(&name), 1);
+    // The server said it ended the session: the store runs the call again on a new
+    // connection, and the caller never sees it.
+    assert_eq!(
+        store
+            .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(terminate_sessions(&name), 1);
+    store.create_topology("after").unwrap();
+    // Every pooled connection gone at once (a server restart looks the same).
+    let wide = PgStore::builder(&url_with_application_name(&name))
+        .schema(&scratch.schema)
+        .pool_size(4)
+        .connect()
+        .unwrap();
+    thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| wide.get_topology(lab.id).unwrap());
+        }
+    });
+    assert!(terminate_sessions(&name) >= 2);
+    for _ in 0..8 {
+        assert_eq!(wide.get_topology(lab.id).unwrap().version, 2);
+    }
+
+    // With test_on_checkout, a dead connection is replaced before the call uses it.
+    let checked = PgStore::builder(&url_with_application_name(&name))
+        .schema(&scratch.schema)
+        .pool_size(1)
+        .test_on_checkout(true)
+        .connect()
+        .unwrap();
+    checked.get_topology(lab.id).unwrap();
+    assert!(terminate_sessions(&name) >= 1);
+    assert_eq!(checked.get_topology(lab.id).unwrap().version, 2);
+}

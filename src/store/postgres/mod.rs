@@ -16,6 +16,11 @@
 //!   the store rolls it back and runs it again, a bounded number of times with a short
 //!   backoff; nothing of the failed attempt was committed. Only when every attempt fails does
 //!   the error surface, as a [`StoreError::Backend`] that says so.
+//! - A pooled connection found closed (a server restart, `pg_terminate_backend`, an idle
+//!   timeout) before the call changed anything (at the start of its transaction, or in a
+//!   call that is safe to repeat) is dropped and the call run again on another one, within
+//!   the same bound. A connection lost in the middle of a write fails the call with a
+//!   [`StoreError::Backend`]: whether the server committed it is unknown.
 //! - The version bump is a guarded `UPDATE ... SET version = version + 1 WHERE id = $1 AND
 //!   version = $2 AND version < i64::MAX`, inside the same transaction as the write.
 //! - The schema's `CHECK` lists and its fingerprint are generated from the lifecycle
@@ -104,6 +109,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Ok::<(), topostate::store::StoreError>(())
 /// ```
 ///
+/// A pooled connection the server closed (a restart, `pg_terminate_backend`, an idle
+/// timeout) is replaced, and the call run again on a new one, when it is found closed before
+/// the call changed anything; one lost in the middle of a write fails that call with
+/// [`StoreError::Backend`] (whether it committed is unknown), and is then replaced.
+///
 /// Connections are plain TCP or Unix-socket connections without TLS. Free text
 /// (subnets, configs, payloads, reasons, runtime fields) cannot hold the NUL character,
 /// which PostgreSQL's `text` refuses; such a write is [`StoreError::Invalid`] here.
@@ -189,9 +199,9 @@ impl PgStoreBuilder {
         self
     }
 
-    /// Pings each connection (an empty query) when it is checked out of the pool, so a
-    /// connection the server closed while idle is replaced rather than failing one
-    /// operation. Off by default: it costs one round trip per operation.
+    /// Pings each connection (an empty query) when it is checked out of the pool. Off by
+    /// default: it costs one round trip per operation, and the store already replaces a
+    /// connection it finds closed at the start of a call.
     pub fn test_on_checkout(mut self, test: bool) -> Self {
         self.test_on_checkout = test;
         self
@@ -327,9 +337,10 @@ impl PgStore {
         isolation: Isolation,
         mut f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.checkout(op)?;
-        let Conn { client, statements } = &mut *conn;
-        retrying(op, || {
+        self.retrying(op, |conn| {
+            let Conn {
+                client, statements, ..
+            } = conn;
             let builder = client.build_transaction();
             let mut tx = match isolation {
                 Isolation::Write => builder.isolation_level(IsolationLevel::ReadCommitted),
@@ -337,7 +348,15 @@ impl PgStore {
                     .isolation_level(IsolationLevel::RepeatableRead)
                     .read_only(true),
             }
-            .start()?;
+            .start()
+            // Nothing has run yet: a connection found closed here loses nothing.
+            .map_err(|e| {
+                if e.is_closed() {
+                    Fail::Lost(e)
+                } else {
+                    Fail::Sql(e)
+                }
+            })?;
             let out = f(&mut Db {
                 client: &mut tx,
                 statements,
@@ -366,15 +385,65 @@ impl PgStore {
     }
 
     /// Runs single statements outside an explicit transaction (each its own), for reads of
-    /// one statement and writes of one row.
+    /// one statement and writes of one row. `idempotent`: running `f` twice is the same as
+    /// once, so a connection found closed may be replaced and `f` run again even though its
+    /// statement might have run.
     fn single<T>(
         &self,
         op: &'static str,
+        idempotent: bool,
         mut f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
     ) -> Result<T, StoreError> {
+        self.retrying(op, |conn| {
+            let Conn {
+                client, statements, ..
+            } = conn;
+            match f(&mut Db { client, statements }) {
+                Err(Fail::Sql(e)) if idempotent && e.is_closed() => Err(Fail::Lost(e)),
+                other => other,
+            }
+        })
+    }
+
+    /// Runs `attempt` on a pooled connection until it succeeds, fails for a reason that is
+    /// not transient, or has run [`MAX_ATTEMPTS`] times. A transaction the server aborted
+    /// runs again after a short backoff; a call the server refused because it closed the
+    /// connection (the call was not executed) runs again at once on another connection.
+    fn retrying<T>(
+        &self,
+        op: &'static str,
+        mut attempt: impl FnMut(&mut Conn) -> R<T>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.checkout(op)?;
-        let Conn { client, statements } = &mut *conn;
-        retrying(op, || f(&mut Db { client, statements }))
+        let mut tries = 1;
+        loop {
+            match attempt(&mut conn) {
+                Err(Fail::Lost(_)) if tries < MAX_ATTEMPTS => {
+                    // Dropped as broken: the pool discards it and opens another.
+                    conn.broken = true;
+                    drop(conn);
+                    conn = self.checkout(op)?;
+                }
+                Err(Fail::Sql(e)) if tries < MAX_ATTEMPTS && connection_lost(&e) => {
+                    // Dropped as broken: the pool discards it and opens another.
+                    conn.broken = true;
+                    drop(conn);
+                    conn = self.checkout(op)?;
+                }
+                Err(Fail::Sql(e)) if transient(&e).is_some() => {
+                    if tries >= MAX_ATTEMPTS {
+                        return Err(StoreError::Backend(BackendError::new(SqlError {
+                            context: String::from(op),
+                            source: e,
+                            attempts: Some(tries),
+                        })));
+                    }
+                    backoff(tries);
+                }
+                other => return other.map_err(|e| e.into_store(op)),
+            }
+            tries += 1;
+        }
     }
 }
 
@@ -384,28 +453,6 @@ enum Isolation {
     Write,
     /// `REPEATABLE READ READ ONLY`: one snapshot, never a serialization failure.
     Snapshot,
-}
-
-/// Runs `attempt` until it succeeds, fails for a reason that is not transient, or has run
-/// [`MAX_ATTEMPTS`] times.
-fn retrying<T>(op: &'static str, mut attempt: impl FnMut() -> R<T>) -> Result<T, StoreError> {
-    let mut tries = 1;
-    loop {
-        match attempt() {
-            Err(Fail::Sql(e)) if transient(&e).is_some() => {
-                if tries >= MAX_ATTEMPTS {
-                    return Err(StoreError::Backend(BackendError::new(SqlError {
-                        context: String::from(op),
-                        source: e,
-                        attempts: Some(tries),
-                    })));
-                }
-                backoff(tries);
-                tries += 1;
-            }
-            other => return other.map_err(|e| e.into_store(op)),
-        }
-    }
 }
 
 /// What makes a driver error worth running the transaction again, if anything.
@@ -420,6 +467,22 @@ fn transient(e: &postgres::Error) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Did the server end the session instead of running the statement (an administrator's
+/// `pg_terminate_backend`, a shutdown, a restart)? It then rolled back whatever the session
+/// had begun, so the call can run again, whole, on another connection. A connection that
+/// drops without a word (no such message) is not retried: whether its last statement
+/// committed is unknown.
+fn connection_lost(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|code| {
+        [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code)
+    })
 }
 
 /// Sleeps before attempt `tries + 1`: exponential from 2 ms, capped at 64 ms, with jitter
@@ -474,6 +537,8 @@ struct Manager(PostgresConnectionManager<NoTls>);
 struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    /// Set when the server ended the session: the pool must not hand it out again.
+    broken: bool,
 }
 
 impl ManageConnection for Manager {
@@ -484,6 +549,7 @@ impl ManageConnection for Manager {
         Ok(Conn {
             client: self.0.connect()?,
             statements: HashMap::new(),
+            broken: false,
         })
     }
 
@@ -492,7 +558,7 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        self.0.has_broken(&mut conn.client)
+        conn.broken || self.0.has_broken(&mut conn.client)
     }
 }
 
@@ -541,6 +607,8 @@ impl<C: GenericClient> Db<'_, C> {
 enum Fail {
     Store(StoreError),
     Sql(postgres::Error),
+    /// The connection was found closed before the call could have changed anything.
+    Lost(postgres::Error),
 }
 
 type R<T> = Result<T, Fail>;
@@ -561,7 +629,7 @@ impl Fail {
     fn into_store(self, context: impl Into<String>) -> StoreError {
         match self {
             Self::Store(e) => e,
-            Self::Sql(e) => sql_error(e, context),
+            Self::Sql(e) | Self::Lost(e) => sql_error(e, context),
         }
     }
 }
@@ -962,7 +1030,7 @@ fn mark<C: GenericClient>(
 impl TopologyStore for PgStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         check_name("topology name", name)?;
-        self.single("create_topology", |db| {
+        self.write("create_topology", |db| {
             let now = Timestamp::now();
             // A concurrent insert of the same name makes this one wait for its outcome,
             // then do nothing: a duplicate, never a unique-violation error.
@@ -992,7 +1060,7 @@ impl TopologyStore for PgStore {
     }
 
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.single("get_topology", |db| topology(db, id, false))
+        self.single("get_topology", true, |db| topology(db, id, false))
     }
 
     fn list_topologies(
@@ -1001,7 +1069,7 @@ impl TopologyStore for PgStore {
     ) -> Result<Vec<TopologyRecord>, StoreError> {
         // Every row is read, filter or not, so a corrupt row fails the list instead of
         // silently falling out of it.
-        let all = self.single("list_topologies", |db| {
+        let all = self.single("list_topologies", true, |db| {
             let rows = db.query(
                 concat!(
                     "SELECT ",
@@ -1149,7 +1217,7 @@ impl TopologyStore for PgStore {
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
         let invalid = network_id.and_then(|n| check_text("network id", n).err());
-        self.single("set_lan_network_id", |db| {
+        self.single("set_lan_network_id", true, |db| {
             let Some(k) = key(lan.get()) else {
                 return Err(not_found(Entity::Lan, lan.get()).into());
             };
@@ -1181,7 +1249,7 @@ impl TopologyStore for PgStore {
                 .as_deref()
                 .and_then(|e| check_text("decky last error", e).err()),
         ]);
-        self.single("set_decky_runtime", |db| {
+        self.single("set_decky_runtime", true, |db| {
             let Some(k) = key(decky.get()) else {
                 return Err(not_found(Entity::Decky, decky.get()).into());
             };
@@ -1358,7 +1426,7 @@ impl TopologyStore for PgStore {
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.single("set_needs_resync", |db| {
+        self.single("set_needs_resync", true, |db| {
             let changed = match key(id.get()) {
                 Some(k) => db.execute(
                     "UPDATE topologies SET needs_resync = $2 WHERE id = $1",
