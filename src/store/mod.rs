@@ -63,6 +63,7 @@ mod policy;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod sync;
 mod typed;
 
 pub use error::{BackendError, Entity, StoreError};

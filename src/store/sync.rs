@@ -1,0 +1,16 @@
+//! The synchronisation primitives the in-memory store is built on: `std::sync`, or
+//! `loom::sync` when built with `--cfg loom`, so that `tests/loom.rs` can explore every
+//! interleaving of [`MemoryStore`](super::MemoryStore)'s locks and atomics.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{
+    Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    atomic::{AtomicU64, Ordering},
+};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{
+    Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    atomic::{AtomicU64, Ordering},
+};
+// Lock results are `std::sync`'s types under both.
+pub(crate) use std::sync::{PoisonError, TryLockError};
