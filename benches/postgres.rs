@@ -275,49 +275,76 @@ fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
 // ---- status compare-and-set plus event --------------------------------------------------
 
 fn transition_status(c: &mut Criterion, setup: &Setup) {
-    use TopologyStatus::{Active, Degraded};
     let mut g = c.benchmark_group("pg_transition_status");
     let store = setup.store(1);
     let mut anchor = Anchor::new(setup);
-    // One active topology on each side; degraded <-> active is a legal 2-cycle, so each
-    // iteration is one real transition from the state the previous one left.
-    let t = store.create_topology("lab").unwrap();
-    for to in [TopologyStatus::Deploying, Active] {
-        store
-            .transition_status(t.id, to, None, Precondition::none())
-            .unwrap();
-    }
-    let raw_id = anchor.create("raw-lab");
-    anchor.transition(raw_id, "pending", "deploying");
-    anchor.transition(raw_id, "deploying", "active");
-    let mut current = Active;
+    // Each side on an active topology of its own, a fresh one every `TRANSITIONS_PER_ROW`
+    // transitions (untimed), so neither times a row with more dead versions than the other;
+    // degraded <-> active is a legal 2-cycle, so each iteration is one real transition.
+    let mut round = 0u64;
     g.bench_function("topostate", |b| {
-        b.iter(|| {
-            let (from, to) = match current {
-                Active => (Active, Degraded),
-                _ => (Degraded, Active),
-            };
-            let done = store
-                .transition_status(t.id, to, None, Precondition::status(from))
-                .unwrap();
-            current = to;
-            black_box(done)
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = TRANSITIONS_PER_ROW.min(iters - done);
+                round += 1;
+                let t = store.create_topology(&format!("t{round}")).unwrap();
+                for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+                    store
+                        .transition_status(t.id, to, None, Precondition::none())
+                        .unwrap();
+                }
+                let start = Instant::now();
+                for i in 0..n {
+                    let (from, to) = flip(i);
+                    black_box(
+                        store
+                            .transition_status(t.id, to, None, Precondition::status(from))
+                            .unwrap(),
+                    );
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
         });
     });
-    let mut raw_current = "active";
     g.bench_function("anchor_postgres", |b| {
-        b.iter(|| {
-            let to = if raw_current == "active" {
-                "degraded"
-            } else {
-                "active"
-            };
-            let event = anchor.transition(raw_id, raw_current, to);
-            raw_current = to;
-            black_box(event)
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let n = TRANSITIONS_PER_ROW.min(iters - done);
+                round += 1;
+                let id = anchor.create(&format!("t{round}"));
+                anchor.transition(id, "pending", "deploying");
+                anchor.transition(id, "deploying", "active");
+                let start = Instant::now();
+                for i in 0..n {
+                    let (from, to) = flip(i);
+                    black_box(anchor.transition(id, from.as_str(), to.as_str()));
+                }
+                total += start.elapsed();
+                done += n;
+            }
+            total
         });
     });
     g.finish();
+}
+
+/// Transitions on one row before the bench moves to a fresh one.
+const TRANSITIONS_PER_ROW: u64 = 200;
+
+/// The `i`-th step of the active <-> degraded cycle, from `active`.
+fn flip(i: u64) -> (TopologyStatus, TopologyStatus) {
+    use TopologyStatus::{Active, Degraded};
+    if i.is_multiple_of(2) {
+        (Active, Degraded)
+    } else {
+        (Degraded, Active)
+    }
 }
 
 // ---- aggregate throughput ---------------------------------------------------------------
@@ -402,15 +429,14 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
 // ---- interleaved ratios ------------------------------------------------------------------
 
 /// Rounds of the interleaved comparison, and operations per side per round.
-const ROUNDS: usize = 41;
-const PER_ROUND: u64 = 60;
+const ROUNDS: usize = 81;
+const PER_ROUND: u64 = 40;
 
 /// The store against the anchor, interleaved: each round times `PER_ROUND` operations of one
 /// side, then of the other (which side goes first alternates), so a load that drifts over
 /// seconds (other work on the machine, autovacuum) weighs on both alike. Prints the median
 /// per-operation times and the median and quartiles of the per-round ratio store / anchor.
 fn interleaved(setup: &Setup) {
-    use TopologyStatus::{Active, Degraded};
     let store = setup.store(1);
     let mut anchor = Anchor::new(setup);
     let mut lan_ratios = Vec::new();
@@ -450,45 +476,36 @@ fn interleaved(setup: &Setup) {
     }
     report("versioned add_lan", &lan_ratios, &lan_times);
 
-    let t = store.create_topology("i-transition").unwrap();
-    for to in [TopologyStatus::Deploying, Active] {
-        store
-            .transition_status(t.id, to, None, Precondition::none())
-            .unwrap();
-    }
-    let raw_id = anchor.create("i-transition");
-    anchor.transition(raw_id, "pending", "deploying");
-    anchor.transition(raw_id, "deploying", "active");
-    let (mut current, mut raw_current) = (Active, "active");
     let mut ratios = Vec::new();
     let mut times = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let mut run_store = || {
+        // A fresh active row on each side every round (untimed).
+        let t = store.create_topology(&format!("it{round}")).unwrap();
+        for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+            store
+                .transition_status(t.id, to, None, Precondition::none())
+                .unwrap();
+        }
+        let raw_id = anchor.create(&format!("it{round}"));
+        anchor.transition(raw_id, "pending", "deploying");
+        anchor.transition(raw_id, "deploying", "active");
+        let run_store = || {
             let start = Instant::now();
-            for _ in 0..PER_ROUND {
-                let (from, to) = match current {
-                    Active => (Active, Degraded),
-                    _ => (Degraded, Active),
-                };
+            for i in 0..PER_ROUND {
+                let (from, to) = flip(i);
                 black_box(
                     store
                         .transition_status(t.id, to, None, Precondition::status(from))
                         .unwrap(),
                 );
-                current = to;
             }
             start.elapsed()
         };
         let mut run_anchor = || {
             let start = Instant::now();
-            for _ in 0..PER_ROUND {
-                let to = if raw_current == "active" {
-                    "degraded"
-                } else {
-                    "active"
-                };
-                black_box(anchor.transition(raw_id, raw_current, to));
-                raw_current = to;
+            for i in 0..PER_ROUND {
+                let (from, to) = flip(i);
+                black_box(anchor.transition(raw_id, from.as_str(), to.as_str()));
             }
             start.elapsed()
         };
@@ -504,6 +521,55 @@ fn interleaved(setup: &Setup) {
         times.1.push(b.as_secs_f64() / PER_ROUND as f64);
     }
     report("transition_status", &ratios, &times);
+}
+
+/// Aggregate throughput of 1, 2 and 4 stores at once, interleaved: each round runs every
+/// worker count once (in a rotating order) on `OPS_PER_ROUND` versioned writes, so drifting
+/// load weighs on all alike. Prints the median writes per second of each.
+fn interleaved_throughput(setup: &Setup) {
+    const COUNTS: [usize; 3] = [1, 2, 4];
+    const THROUGHPUT_ROUNDS: usize = 21;
+    const OPS_PER_ROUND: u64 = 240;
+    for shared in [false, true] {
+        let stores: Vec<Vec<PgStore>> = COUNTS
+            .iter()
+            .map(|&n| (0..n).map(|_| setup.store(1)).collect())
+            .collect();
+        for group in &stores {
+            for store in group {
+                store
+                    .list_topologies(Some(TopologyStatus::TornDown))
+                    .unwrap();
+            }
+        }
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COUNTS.len()];
+        for round in 0..THROUGHPUT_ROUNDS {
+            for k in 0..COUNTS.len() {
+                let which = (k + round) % COUNTS.len();
+                let took =
+                    run_workers(&stores[which], shared, OPS_PER_ROUND, 10_000 + round as u64);
+                rates[which].push(OPS_PER_ROUND as f64 / took.as_secs_f64());
+            }
+        }
+        let line: Vec<String> = COUNTS
+            .iter()
+            .zip(&mut rates)
+            .map(|(n, r)| {
+                r.sort_by(f64::total_cmp);
+                format!("{n} → {:.0}/s", quantile(r, 0.5))
+            })
+            .collect();
+        println!(
+            "interleaved throughput, {} ({THROUGHPUT_ROUNDS} rounds x {OPS_PER_ROUND} writes, \
+             median): {}",
+            if shared {
+                "one topology, unversioned add_lan"
+            } else {
+                "a topology per store, versioned add_lan"
+            },
+            line.join(", ")
+        );
+    }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -547,6 +613,7 @@ fn main() {
     };
     let setup = Setup::new(url);
     interleaved(&setup);
+    interleaved_throughput(&setup);
     let mut c = config();
     add_lan_versioned(&mut c, &setup);
     transition_status(&mut c, &setup);
