@@ -973,13 +973,13 @@ fn lock_timeout_url(ms: u32) -> String {
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn lock_timeouts_are_retried_then_reported_clearly() {
     let scratch = Scratch::new("lock_timeout");
-    let url = lock_timeout_url(40);
+    let url = lock_timeout_url(100);
     let shown: String = Client::connect(&url, NoTls)
         .unwrap()
         .query_one("SHOW lock_timeout", &[])
         .unwrap()
         .get(0);
-    assert_eq!(shown, "40ms", "the URL's options reach the sessions");
+    assert_eq!(shown, "100ms", "the URL's options reach the sessions");
     let store = PgStore::builder(&url)
         .schema(&scratch.schema)
         .pool_size(2)
@@ -999,7 +999,9 @@ fn lock_timeouts_are_retried_then_reported_clearly() {
         let store = store.clone();
         move || store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
     });
-    thread::sleep(Duration::from_millis(150));
+    // Past the first attempt's timeout, well within the bounded retries (about 1 s).
+    until_someone_waits_on(&mut tx);
+    thread::sleep(Duration::from_millis(250));
     tx.commit().unwrap();
     assert_eq!(editor.join().unwrap().unwrap().version, 2);
 
