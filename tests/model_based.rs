@@ -17,7 +17,7 @@
 //! advance only on success.
 //!
 //! `TOPOSTATE_PROPTEST_CASES` sets the number of sequences per backend (default 2,000);
-//! `TOPOSTATE_PROPTEST_LEN` the maximum sequence length (default 30; sequences are 15 to 30 operations after a 6-call seed).
+//! `TOPOSTATE_PROPTEST_LEN` the maximum sequence length (default 30; sequences are 15 to 30 operations after a 10-call seed).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -1578,7 +1578,8 @@ fn clone_error(e: &StoreError) -> StoreError {
 
 /// Every sequence starts from two seeded topologies (so that the generated operations
 /// rarely miss): `lab` (id 1) with LANs 1, 2, deckies 1, 2 and edges d1–l1, d2–l1, d2–l2
-/// (deleting LAN 1 would strand decky 1), and `prod` (id 2) with LAN 3, decky 3, edge d3–l3.
+/// (deleting LAN 1 would strand decky 1), and `prod` (id 2) with LAN 3, decky 3, edge d3–l3,
+/// `active`, with two mutations queued.
 fn prologue() -> Vec<Call> {
     let (lab, prod) = (TopologyId::new(1), TopologyId::new(2));
     let edge = |d, l| ChildEdit::AddEdge(NewEdge::new(DeckyId::new(d), LanId::new(l)));
@@ -1612,6 +1613,10 @@ fn prologue() -> Vec<Call> {
             ],
         ),
         Call::Edit(prod, None, false, vec![edge(3, 3)]),
+        Call::Transition(prod, TopologyStatus::Deploying, None, Precondition::none()),
+        Call::Transition(prod, TopologyStatus::Active, None, Precondition::none()),
+        Call::Enqueue(prod, MutationOp::AddLan, "{}".into(), Some(1)),
+        Call::Enqueue(prod, MutationOp::AddDecky, "{}".into(), None),
     ]
 }
 
