@@ -267,11 +267,11 @@ fn check_after_kill(
 
         // A legal log ending at the status.
         let mut at = TopologyStatus::Pending;
-        for event in &events {
-            assert_eq!(event.from, at, "topology {t}: {events:?}");
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event.from, at, "topology {t}: event {i}: {event:?}");
             assert!(
                 event.from.can_transition_to(event.to),
-                "topology {t}: {events:?}"
+                "topology {t}: illegal event {i}: {event:?}"
             );
             at = event.to;
         }

@@ -372,7 +372,7 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
             assert_eq!(
                 *v,
                 i as u64 + 2,
-                "topology {t}: versions produced {writes:?}"
+                "topology {t}: write {i} of {n} produced version {v}"
             );
         }
 
@@ -401,15 +401,19 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
             .filter(|m| m.0 == t)
             .map(|&(_, e, v)| (e, v))
             .collect();
-        assert_eq!(events.len(), moves.len(), "topology {t}: {events:?}");
+        assert_eq!(
+            events.len(),
+            moves.len(),
+            "topology {t}: events vs acknowledged moves"
+        );
         let mut at = TopologyStatus::Pending;
         // (version at the transition, status after it), in log order.
         let mut history = Vec::new();
-        for event in &events {
-            assert_eq!(event.from, at, "topology {t}: {events:?}");
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(event.from, at, "topology {t}: event {i}: {event:?}");
             assert!(
                 event.from.can_transition_to(event.to),
-                "topology {t}: {events:?}"
+                "topology {t}: illegal event {i}: {event:?}"
             );
             let version = moves.get(&event.id.get()).unwrap_or_else(|| {
                 panic!("topology {t}: event {} was never acknowledged", event.id)
@@ -420,7 +424,7 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
         assert_eq!(at, row.status, "topology {t}");
         assert!(
             history.windows(2).all(|w| w[0].0 <= w[1].0),
-            "topology {t}: versions go back in the log {history:?}"
+            "topology {t}: versions go back in the log"
         );
 
         // Each write happened in the status left by the transitions recorded below the
