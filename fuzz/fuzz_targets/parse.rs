@@ -7,8 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use topostate::store::DeckyState;
 use topostate::{
-    MutationOp, MutationState, TopologyStatus, TopologyStatusError, assert_transition,
-    legal_next,
+    MutationOp, MutationState, TopologyStatus, TopologyStatusError, assert_transition, legal_next,
 };
 
 /// The longest message a refusal of one value may have.
