@@ -428,4 +428,3 @@ fn check_services(services: &[String]) -> Option<StoreError> {
 fn check_coord(field: &'static str, value: Option<f64>) -> Option<StoreError> {
     crate::store::check_coord(field, value).err()
 }
-
