@@ -2,19 +2,25 @@
 //!
 //! Every group holds the library function (`topostate`) and the anchor it is judged by
 //! (`anchor_*`), implemented below in this file, so the ratio between them is what
-//! BENCHMARKS.md records; absolute times on a shared machine mean little.
+//! BENCHMARKS.md records; absolute times on a shared machine mean little. Before the
+//! criterion groups, an interleaved pass prints each ratio measured round by round with
+//! the two sides alternating, which a load drifting during the run cannot skew.
 
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use serde::Deserialize;
 use topostate::{Topology, TopologyData, TopologyId, TopologyStatus, state};
 
 // ---- anchors --------------------------------------------------------------------------
 
 /// The hand-written parse every generated one is compared with.
+///
+/// Written in the caller's crate, a match like this is open to the inliner, and with its
+/// one call site (in `anchor_match`) it is inlined there. The library's `parse` is measured
+/// as shipped, called across the crate boundary.
 fn anchor_parse(s: &str) -> Result<TopologyStatus, ()> {
     match s {
         "pending" => Ok(TopologyStatus::Pending),
@@ -67,9 +73,11 @@ fn anchor_hash_table() -> HashMap<TopologyStatus, HashSet<TopologyStatus>> {
 /// Moving the data through eight plain functions, doing what a typed transition does to
 /// the data (clearing the last-transition reason) and nothing else.
 #[inline]
-fn plain_step(mut data: TopologyData) -> TopologyData {
-    data.reason = None;
-    data
+fn plain_step(data: TopologyData) -> TopologyData {
+    TopologyData {
+        reason: None,
+        ..data
+    }
 }
 
 // Both chains are compiled as one out-of-line function each, so the comparison is between
@@ -140,7 +148,12 @@ fn mixed_inputs() -> Vec<&'static str> {
             out.push(*v.next().unwrap());
         }
     }
-    assert_eq!(out.iter().filter(|s| anchor_parse(s).is_err()).count(), 30);
+    assert_eq!(
+        out.iter()
+            .filter(|s| TopologyStatus::parse(s).is_err())
+            .count(),
+        30
+    );
     out
 }
 
@@ -158,32 +171,122 @@ fn all_pairs() -> Vec<(TopologyStatus, TopologyStatus)> {
         .collect()
 }
 
-// ---- benches --------------------------------------------------------------------------
+// ---- the measured routines -----------------------------------------------------------
+//
+// Each is compiled once, out of line, and called the same way by criterion and by the
+// interleaved pass below, so both measure the same code (and callgrind can count it).
+
+#[inline(never)]
+fn lib_parse(inputs: &[&str]) -> usize {
+    let mut n = 0;
+    for s in inputs {
+        match TopologyStatus::parse(s) {
+            Ok(st) => n += st as usize,
+            Err(e) => {
+                black_box(&e);
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[inline(never)]
+fn anchor_match(inputs: &[&str]) -> usize {
+    let mut n = 0;
+    for s in inputs {
+        match anchor_parse(s) {
+            Ok(st) => n += st as usize,
+            Err(()) => {
+                black_box(s);
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[inline(never)]
+fn lib_serde(inputs: &[String]) -> usize {
+    let mut n = 0;
+    for s in inputs {
+        let st: TopologyStatus = serde_json::from_str(s).unwrap();
+        n += st as usize;
+    }
+    n
+}
+
+#[inline(never)]
+fn anchor_serde(inputs: &[String]) -> usize {
+    let mut n = 0;
+    for s in inputs {
+        let st: AnchorStatus = serde_json::from_str(s).unwrap();
+        n += st as usize;
+    }
+    n
+}
+
+#[inline(never)]
+fn lib_pairs(pairs: &[(TopologyStatus, TopologyStatus)]) -> usize {
+    pairs
+        .iter()
+        .filter(|&&(a, b)| a.can_transition_to(b))
+        .count()
+}
+
+#[inline(never)]
+fn anchor_bitmask(pairs: &[(TopologyStatus, TopologyStatus)]) -> usize {
+    pairs
+        .iter()
+        .filter(|&&(a, b)| anchor_mask_allows(a, b))
+        .count()
+}
+
+#[inline(never)]
+fn anchor_hashmap(
+    table: &HashMap<TopologyStatus, HashSet<TopologyStatus>>,
+    pairs: &[(TopologyStatus, TopologyStatus)],
+) -> usize {
+    pairs
+        .iter()
+        .filter(|&&(a, b)| table.get(&a).is_some_and(|next| next.contains(&b)))
+        .count()
+}
+
+/// Chains per call of the chain routines.
+const CHAINS: u64 = 64;
+
+/// Each chain builds its topology in the loop (an empty name, so nothing is allocated or
+/// freed on either side), runs the 8 steps in one out-of-line function and reads the id of
+/// the result, the same way on both sides.
+#[inline(never)]
+fn lib_chains() -> u64 {
+    let mut n = 0;
+    for i in 0..CHAINS {
+        let t = Topology::new(TopologyId::new(black_box(i)), String::new());
+        n += typed_chain(t).id().get();
+    }
+    n
+}
+
+#[inline(never)]
+fn anchor_chains() -> u64 {
+    let mut n = 0;
+    for i in 0..CHAINS {
+        let d = TopologyData::new(TopologyId::new(black_box(i)), String::new());
+        n += anchor_chain(d).id.get();
+    }
+    n
+}
+
+// ---- criterion --------------------------------------------------------------------------
 
 fn parse_valid(c: &mut Criterion) {
     let inputs = valid_inputs();
     let mut g = c.benchmark_group("parse_valid");
-    g.bench_function("topostate", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for s in black_box(&inputs) {
-                if let Ok(st) = TopologyStatus::parse(s) {
-                    n += st as usize;
-                }
-            }
-            n
-        });
-    });
+    g.bench_function("topostate", |b| b.iter(|| lib_parse(black_box(&inputs))));
     g.bench_function("anchor_match", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for s in black_box(&inputs) {
-                if let Ok(st) = anchor_parse(s) {
-                    n += st as usize;
-                }
-            }
-            n
-        });
+        b.iter(|| anchor_match(black_box(&inputs)))
     });
     g.finish();
 }
@@ -191,29 +294,9 @@ fn parse_valid(c: &mut Criterion) {
 fn parse_mixed(c: &mut Criterion) {
     let inputs = mixed_inputs();
     let mut g = c.benchmark_group("parse_30pct_invalid");
-    g.bench_function("topostate", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for s in black_box(&inputs) {
-                match TopologyStatus::parse(s) {
-                    Ok(st) => n += st as usize,
-                    Err(e) => n += black_box(e).input().len(),
-                }
-            }
-            n
-        });
-    });
+    g.bench_function("topostate", |b| b.iter(|| lib_parse(black_box(&inputs))));
     g.bench_function("anchor_match", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for s in black_box(&inputs) {
-                match anchor_parse(s) {
-                    Ok(st) => n += st as usize,
-                    Err(()) => n += black_box(s).len(),
-                }
-            }
-            n
-        });
+        b.iter(|| anchor_match(black_box(&inputs)))
     });
     g.finish();
 }
@@ -221,25 +304,9 @@ fn parse_mixed(c: &mut Criterion) {
 fn serde_deserialize(c: &mut Criterion) {
     let inputs = json_inputs();
     let mut g = c.benchmark_group("serde_json_deserialize");
-    g.bench_function("topostate", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for s in black_box(&inputs) {
-                let st: TopologyStatus = serde_json::from_str(s).unwrap();
-                n += st as usize;
-            }
-            n
-        });
-    });
+    g.bench_function("topostate", |b| b.iter(|| lib_serde(black_box(&inputs))));
     g.bench_function("anchor_derive", |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            for s in black_box(&inputs) {
-                let st: AnchorStatus = serde_json::from_str(s).unwrap();
-                n += st as usize;
-            }
-            n
-        });
+        b.iter(|| anchor_serde(black_box(&inputs)))
     });
     g.finish();
 }
@@ -247,8 +314,116 @@ fn serde_deserialize(c: &mut Criterion) {
 fn can_transition_to(c: &mut Criterion) {
     let pairs = all_pairs();
     let table = anchor_hash_table();
-    // The anchors agree with the library on every pair, or the comparison means nothing.
-    for &(a, b) in &pairs {
+    let mut g = c.benchmark_group("can_transition_to_49_pairs");
+    g.bench_function("topostate", |b| b.iter(|| lib_pairs(black_box(&pairs))));
+    g.bench_function("anchor_bitmask", |b| {
+        b.iter(|| anchor_bitmask(black_box(&pairs)))
+    });
+    g.bench_function("anchor_hashmap", |b| {
+        b.iter(|| anchor_hashmap(black_box(&table), black_box(&pairs)))
+    });
+    g.finish();
+}
+
+fn typed_chain_8(c: &mut Criterion) {
+    let mut g = c.benchmark_group("typed_chain_8_steps_x64");
+    g.bench_function("topostate", |b| b.iter(lib_chains));
+    g.bench_function("anchor_move", |b| b.iter(anchor_chains));
+    g.finish();
+}
+
+// ---- interleaved ratios -----------------------------------------------------------------
+
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 31;
+
+/// The library against its anchor, interleaved: each round times one batch of work on
+/// each side (which side goes first alternates), so load that drifts over seconds on this
+/// shared machine weighs on both alike. Prints the median per-round ratio (library /
+/// anchor) and its quartiles.
+fn interleaved(
+    what: &str,
+    mut lib: impl FnMut() -> Duration,
+    mut anchor: impl FnMut() -> Duration,
+) {
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (l, a) = if round % 2 == 0 {
+            let l = lib();
+            (l, anchor())
+        } else {
+            let a = anchor();
+            (lib(), a)
+        };
+        ratios.push(l.as_secs_f64() / a.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q = |p: f64| ratios[((ROUNDS - 1) as f64 * p).round() as usize];
+    println!(
+        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds)",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+}
+
+/// The time `reps` calls of `f` take.
+fn timed<T>(reps: u32, mut f: impl FnMut() -> T) -> Duration {
+    let start = Instant::now();
+    for _ in 0..reps {
+        black_box(f());
+    }
+    start.elapsed()
+}
+
+fn interleaved_ratios() {
+    let (valid, mixed) = (valid_inputs(), mixed_inputs());
+    let (json, pairs, table) = (json_inputs(), all_pairs(), anchor_hash_table());
+    interleaved(
+        "parse_valid topostate/anchor_match",
+        || timed(20_000, || lib_parse(black_box(&valid))),
+        || timed(20_000, || anchor_match(black_box(&valid))),
+    );
+    interleaved(
+        "parse_30pct_invalid topostate/anchor_match",
+        || timed(5_000, || lib_parse(black_box(&mixed))),
+        || timed(5_000, || anchor_match(black_box(&mixed))),
+    );
+    interleaved(
+        "serde_json_deserialize topostate/anchor_derive",
+        || timed(5_000, || lib_serde(black_box(&json))),
+        || timed(5_000, || anchor_serde(black_box(&json))),
+    );
+    interleaved(
+        "can_transition_to_49_pairs topostate/anchor_bitmask",
+        || timed(50_000, || lib_pairs(black_box(&pairs))),
+        || timed(50_000, || anchor_bitmask(black_box(&pairs))),
+    );
+    interleaved(
+        "can_transition_to_49_pairs anchor_hashmap/topostate",
+        || {
+            timed(2_000, || {
+                anchor_hashmap(black_box(&table), black_box(&pairs))
+            })
+        },
+        || timed(2_000, || lib_pairs(black_box(&pairs))),
+    );
+    interleaved(
+        "typed_chain_8_steps_x64 topostate/anchor_move",
+        || timed(5_000, lib_chains),
+        || timed(5_000, anchor_chains),
+    );
+}
+
+fn main() {
+    // The anchors agree with the library on every input, or the comparison means nothing.
+    // (Through the measured routines only, so `anchor_parse` keeps one call site, as a
+    // helper in a caller's crate usually has.)
+    for s in mixed_inputs() {
+        assert_eq!(lib_parse(&[s]), anchor_match(&[s]), "{s:?}");
+    }
+    let table = anchor_hash_table();
+    for (a, b) in all_pairs() {
         assert_eq!(
             a.can_transition_to(b),
             anchor_mask_allows(a, b),
@@ -256,75 +431,18 @@ fn can_transition_to(c: &mut Criterion) {
         );
         assert_eq!(a.can_transition_to(b), table[&a].contains(&b), "{a} -> {b}");
     }
-    let mut g = c.benchmark_group("can_transition_to_49_pairs");
-    g.bench_function("topostate", |b| {
-        b.iter(|| {
-            black_box(&pairs)
-                .iter()
-                .filter(|&&(a, b)| a.can_transition_to(b))
-                .count()
-        });
-    });
-    g.bench_function("anchor_bitmask", |b| {
-        b.iter(|| {
-            black_box(&pairs)
-                .iter()
-                .filter(|&&(a, b)| anchor_mask_allows(a, b))
-                .count()
-        });
-    });
-    g.bench_function("anchor_hashmap", |b| {
-        b.iter(|| {
-            let table = black_box(&table);
-            black_box(&pairs)
-                .iter()
-                .filter(|&&(a, b)| table.get(&a).is_some_and(|next| next.contains(&b)))
-                .count()
-        });
-    });
-    g.finish();
-}
+    assert_eq!(lib_chains(), anchor_chains());
 
-/// 64 topologies per iteration, each through the 8-step chain; the input is built outside
-/// the timing and the output vector reuses the input's allocation in both.
-fn typed_chain_8(c: &mut Criterion) {
-    const N: u64 = 64;
-    let mut g = c.benchmark_group("typed_chain_8_steps_x64");
-    g.bench_function("topostate", |b| {
-        b.iter_batched(
-            || {
-                (0..N)
-                    .map(|i| Topology::new(TopologyId::new(i), "lab"))
-                    .collect::<Vec<_>>()
-            },
-            |v| v.into_iter().map(typed_chain).collect::<Vec<_>>(),
-            BatchSize::SmallInput,
-        );
-    });
-    g.bench_function("anchor_move", |b| {
-        b.iter_batched(
-            || {
-                (0..N)
-                    .map(|i| TopologyData::new(TopologyId::new(i), "lab"))
-                    .collect::<Vec<_>>()
-            },
-            |v| v.into_iter().map(anchor_chain).collect::<Vec<_>>(),
-            BatchSize::SmallInput,
-        );
-    });
-    g.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
+    interleaved_ratios();
+    let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30)
+        .configure_from_args();
+    parse_valid(&mut c);
+    parse_mixed(&mut c);
+    serde_deserialize(&mut c);
+    can_transition_to(&mut c);
+    typed_chain_8(&mut c);
+    c.final_summary();
 }
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = parse_valid, parse_mixed, serde_deserialize, can_transition_to, typed_chain_8
-}
-criterion_main!(benches);

@@ -1,13 +1,15 @@
 //! `MemoryStore` against anchors measured in the same run: a versioned child write against
 //! a `Mutex<HashMap>` doing the least a versioned write can do, and the store shared by two
-//! threads against the same store driven by one.
+//! threads against the same store driven by one. Before the criterion groups, an interleaved
+//! pass prints each ratio measured round by round with the two sides alternating, which a
+//! load drifting during the run cannot skew.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use topostate::TopologyId;
 use topostate::store::{
     ChildEdit, Edited, Lan, LanId, MemoryStore, NewLan, StoreError, TopologyStore,
@@ -81,54 +83,58 @@ impl AnchorStore {
 
 // ---- (6) one versioned child write ----------------------------------------------------
 
+/// `n` versioned `add_lan`s on a fresh topology of `store`: the time the writes took (the
+/// topology, the inputs and the clean-up are not timed).
+fn lib_adds(store: &MemoryStore, n: u64) -> Duration {
+    let t = store.create_topology(&fresh_name()).unwrap();
+    let lans: Vec<NewLan> = (0..n).map(|i| new_lan("", i)).collect();
+    let mut version = t.version;
+    let start = Instant::now();
+    for lan in lans {
+        version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+    }
+    let elapsed = start.elapsed();
+    store.delete_topology(t.id, None).unwrap();
+    elapsed
+}
+
+/// The same on the anchor.
+fn anchor_adds(store: &AnchorStore, n: u64) -> Duration {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = TopologyId::new(NEXT.fetch_add(1, Ordering::Relaxed));
+    store.create(id);
+    let lans: Vec<NewLan> = (0..n).map(|i| new_lan("", i)).collect();
+    let mut version = 1;
+    let start = Instant::now();
+    for lan in lans {
+        version = store.add_lan(id, lan, version).unwrap().version;
+    }
+    let elapsed = start.elapsed();
+    store.remove(id);
+    elapsed
+}
+
+/// `iters` writes in chunks of at most `CHUNK` per topology.
+fn chunked(iters: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        total += run(n);
+        done += n;
+    }
+    total
+}
+
 fn add_lan_versioned(c: &mut Criterion) {
     let mut g = c.benchmark_group("memory_add_lan_versioned");
     g.bench_function("topostate", |b| {
-        b.iter_custom(|iters| {
-            let store = MemoryStore::new();
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            let mut round = 0;
-            while done < iters {
-                let n = CHUNK.min(iters - done);
-                let t = store.create_topology(&format!("t{round}")).unwrap();
-                let lans: Vec<NewLan> = (0..n).map(|i| new_lan("", i)).collect();
-                let mut version = t.version;
-                let start = Instant::now();
-                for lan in lans {
-                    version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
-                }
-                total += start.elapsed();
-                store.delete_topology(t.id, None).unwrap();
-                done += n;
-                round += 1;
-            }
-            total
-        });
+        let store = MemoryStore::new();
+        b.iter_custom(|iters| chunked(iters, |n| lib_adds(&store, n)));
     });
     g.bench_function("anchor_mutex_hashmap", |b| {
-        b.iter_custom(|iters| {
-            let store = AnchorStore::default();
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            let mut round = 0;
-            while done < iters {
-                let n = CHUNK.min(iters - done);
-                let id = TopologyId::new(round + 1);
-                store.create(id);
-                let lans: Vec<NewLan> = (0..n).map(|i| new_lan("", i)).collect();
-                let mut version = 1;
-                let start = Instant::now();
-                for lan in lans {
-                    version = store.add_lan(id, lan, version).unwrap().version;
-                }
-                total += start.elapsed();
-                store.remove(id);
-                done += n;
-                round += 1;
-            }
-            total
-        });
+        let store = AnchorStore::default();
+        b.iter_custom(|iters| chunked(iters, |n| anchor_adds(&store, n)));
     });
     g.finish();
 }
@@ -148,7 +154,10 @@ enum Mode {
 
 /// Runs `total` successful single-LAN edits split over `threads` threads on `topologies`
 /// topologies and returns the wall time they took, from the moment every thread is ready
-/// until the last one finishes.
+/// until the last one finishes, and how many version conflicts were retried.
+///
+/// With more topologies than threads, each thread writes to its own share of them (as
+/// editors of different canvases do); on one topology both threads write to it.
 ///
 /// The work goes in rounds of at most `CHUNK` edits per topology, each round on fresh
 /// topologies created (and the previous ones deleted) outside the timing, so a topology
@@ -183,13 +192,20 @@ fn run_threads(total: u64, threads: u64, topologies: u64, mode: Mode) -> (Durati
                         .collect();
                     // Fresh topologies start at version 1.
                     let mut seen = vec![1u64; ids.len()];
+                    // With more topologies than threads each thread edits its own share,
+                    // so versioned writers conflict only where they share a topology.
+                    let mine: Vec<usize> = (0..ids.len())
+                        .filter(|&i| {
+                            ids.len() < threads as usize || i % threads as usize == k as usize
+                        })
+                        .collect();
                     start.wait();
                     for edit in &edits {
                         // A cheap xorshift spreads the writes over the topologies.
                         pick ^= pick << 13;
                         pick ^= pick >> 7;
                         pick ^= pick << 17;
-                        let slot = (pick % ids.len() as u64) as usize;
+                        let slot = mine[(pick % mine.len() as u64) as usize];
                         loop {
                             let expected = match mode {
                                 Mode::Unversioned => None,
@@ -238,23 +254,23 @@ fn fresh_name() -> String {
     format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The thread comparisons: a name, the number of topologies and how the threads write.
+const THREAD_CASES: [(&str, u64, Mode); 3] = [
+    (
+        "memory_threads_1_topology_unversioned",
+        1,
+        Mode::Unversioned,
+    ),
+    ("memory_threads_1_topology_versioned", 1, Mode::Versioned),
+    (
+        "memory_threads_1000_topologies_versioned",
+        1000,
+        Mode::Versioned,
+    ),
+];
+
 fn threads(c: &mut Criterion) {
-    for (group, topologies, mode) in [
-        (
-            "memory_threads_1_topology_unversioned",
-            1,
-            Mode::Unversioned,
-        ),
-        ("memory_threads_1_topology_versioned", 1, Mode::Versioned),
-        (
-            "memory_threads_1000_topologies_versioned",
-            1000,
-            Mode::Versioned,
-        ),
-    ] {
-        // How often two versioned writers collide here (reported, not timed).
-        let (_, conflicts) = run_threads(20_000, 2, topologies, mode);
-        eprintln!("{group}: 2 threads, 20000 successful writes, {conflicts} version conflicts");
+    for (group, topologies, mode) in THREAD_CASES {
         let mut g = c.benchmark_group(group);
         g.bench_function("anchor_1_thread", |b| {
             b.iter_custom(|iters| run_threads(iters, 1, topologies, mode).0);
@@ -266,16 +282,71 @@ fn threads(c: &mut Criterion) {
     }
 }
 
-fn config() -> Criterion {
-    Criterion::default()
+// ---- interleaved ratios -----------------------------------------------------------------
+
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 21;
+
+/// The library against its anchor, interleaved: each round times one batch of work on
+/// each side (which side goes first alternates), so load that drifts over seconds on this
+/// shared machine weighs on both alike. Prints the median per-round ratio (library /
+/// anchor) and its quartiles.
+fn interleaved(
+    what: &str,
+    mut lib: impl FnMut() -> Duration,
+    mut anchor: impl FnMut() -> Duration,
+) {
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (l, a) = if round % 2 == 0 {
+            let l = lib();
+            (l, anchor())
+        } else {
+            let a = anchor();
+            (lib(), a)
+        };
+        ratios.push(l.as_secs_f64() / a.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q = |p: f64| ratios[((ROUNDS - 1) as f64 * p).round() as usize];
+    println!(
+        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds)",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+}
+
+fn interleaved_ratios() {
+    let (store, anchor) = (MemoryStore::new(), AnchorStore::default());
+    interleaved(
+        "memory_add_lan_versioned topostate/anchor_mutex_hashmap",
+        || lib_adds(&store, CHUNK),
+        || anchor_adds(&anchor, CHUNK),
+    );
+    for (group, topologies, mode) in THREAD_CASES {
+        // Time ratio for the same work; below 1 means two threads get more done.
+        interleaved(
+            &format!("{group} topostate_2_threads/anchor_1_thread"),
+            || run_threads(20_000, 2, topologies, mode).0,
+            || run_threads(20_000, 1, topologies, mode).0,
+        );
+        // How often two versioned writers collide here (reported, not timed).
+        let (_, conflicts) = run_threads(20_000, 2, topologies, mode);
+        println!(
+            "{group}: 2 threads, 20000 successful writes, {conflicts} version conflicts retried"
+        );
+    }
+}
+
+fn main() {
+    interleaved_ratios();
+    let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
+        .configure_from_args();
+    add_lan_versioned(&mut c);
+    threads(&mut c);
+    c.final_summary();
 }
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = add_lan_versioned, threads
-}
-criterion_main!(benches);

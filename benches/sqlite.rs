@@ -8,12 +8,13 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::Criterion;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use topostate::TopologyStatus;
 use topostate::store::{ChildEdit, NewLan, Precondition, SqliteStore, Timestamp, TopologyStore};
+use topostate::{TopologyId, TopologyStatus};
 
 /// LANs per topology before the bench starts a fresh one (untimed).
 const CHUNK: u64 = 1000;
@@ -215,6 +216,147 @@ fn raw_transition(conn: &mut Connection, topology: i64, from: &str, to: &str) ->
     event
 }
 
+// ---- the measured routines -------------------------------------------------------------
+
+/// A topology name never used before in this process.
+fn fresh_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `n` versioned `add_lan`s on a fresh topology: the time the writes took.
+fn lib_adds(store: &SqliteStore, n: u64) -> Duration {
+    let t = store.create_topology(&fresh_name()).unwrap();
+    let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
+    let mut version = t.version;
+    let start = Instant::now();
+    for lan in lans {
+        version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+    }
+    start.elapsed()
+}
+
+/// The same statements by hand.
+fn anchor_adds(raw: &mut Connection, n: u64) -> Duration {
+    let id = raw_create(raw, &fresh_name());
+    let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
+    let mut version = 1;
+    let start = Instant::now();
+    for lan in &lans {
+        version = raw_add_lans(raw, id, std::slice::from_ref(lan), version);
+    }
+    start.elapsed()
+}
+
+/// `iters` writes in chunks of at most `CHUNK` per topology.
+fn chunked(iters: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = CHUNK.min(iters - done);
+        total += run(n);
+        done += n;
+    }
+    total
+}
+
+/// An active topology in the store, moved degraded <-> active (a legal 2-cycle), so each
+/// call is one real transition from the state the previous one left.
+struct LibFlip {
+    id: TopologyId,
+    current: TopologyStatus,
+}
+
+impl LibFlip {
+    fn new(store: &SqliteStore) -> Self {
+        let t = store.create_topology(&fresh_name()).unwrap();
+        for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+            store
+                .transition_status(t.id, to, None, Precondition::none())
+                .unwrap();
+        }
+        Self {
+            id: t.id,
+            current: TopologyStatus::Active,
+        }
+    }
+
+    fn run(&mut self, store: &SqliteStore, n: u64) -> Duration {
+        use TopologyStatus::{Active, Degraded};
+        let start = Instant::now();
+        for _ in 0..n {
+            let to = if self.current == Active {
+                Degraded
+            } else {
+                Active
+            };
+            black_box(
+                store
+                    .transition_status(self.id, to, None, Precondition::status(self.current))
+                    .unwrap(),
+            );
+            self.current = to;
+        }
+        start.elapsed()
+    }
+}
+
+/// The same on the anchor's database.
+struct AnchorFlip {
+    id: i64,
+    current: &'static str,
+}
+
+impl AnchorFlip {
+    fn new(raw: &mut Connection) -> Self {
+        let id = raw_create(raw, &fresh_name());
+        raw_transition(raw, id, "pending", "deploying");
+        raw_transition(raw, id, "deploying", "active");
+        Self {
+            id,
+            current: "active",
+        }
+    }
+
+    fn run(&mut self, raw: &mut Connection, n: u64) -> Duration {
+        let start = Instant::now();
+        for _ in 0..n {
+            let to = if self.current == "active" {
+                "degraded"
+            } else {
+                "active"
+            };
+            black_box(raw_transition(raw, self.id, self.current, to));
+            self.current = to;
+        }
+        start.elapsed()
+    }
+}
+
+/// `n` batches of `K` new LANs, one `edit` call (one expected version) each, on a fresh
+/// topology: the time the calls took.
+fn lib_batches(store: &SqliteStore, n: u64) -> Duration {
+    let t = store.create_topology(&fresh_name()).unwrap();
+    let batches: Vec<Vec<ChildEdit>> = (0..n)
+        .map(|j| {
+            (0..K as u64)
+                .map(|i| ChildEdit::AddLan(new_lan(j * K as u64 + i)))
+                .collect()
+        })
+        .collect();
+    let mut version = t.version;
+    let start = Instant::now();
+    for batch in &batches {
+        version = store.edit(t.id, Some(version), batch).unwrap().version;
+    }
+    start.elapsed()
+}
+
+/// The same `n * K` LANs as single versioned `add_lan`s.
+fn lib_singles(store: &SqliteStore, n: u64) -> Duration {
+    lib_adds(store, n * K as u64)
+}
+
 // ---- (8) one versioned child write --------------------------------------------------------
 
 fn add_lan_versioned(c: &mut Criterion) {
@@ -225,46 +367,11 @@ fn add_lan_versioned(c: &mut Criterion) {
             mut raw,
             _dir,
         } = pair(place);
-        let mut round = 0u64;
         g.bench_function("topostate", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let n = CHUNK.min(iters - done);
-                    round += 1;
-                    let t = store.create_topology(&format!("t{round}")).unwrap();
-                    let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
-                    let mut version = t.version;
-                    let start = Instant::now();
-                    for lan in lans {
-                        version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
-                    }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            });
+            b.iter_custom(|iters| chunked(iters, |n| lib_adds(&store, n)));
         });
         g.bench_function("anchor_rusqlite", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let n = CHUNK.min(iters - done);
-                    round += 1;
-                    let id = raw_create(&mut raw, &format!("t{round}"));
-                    let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
-                    let mut version = 1;
-                    let start = Instant::now();
-                    for lan in &lans {
-                        version = raw_add_lans(&mut raw, id, std::slice::from_ref(lan), version);
-                    }
-                    total += start.elapsed();
-                    done += n;
-                }
-                total
-            });
+            b.iter_custom(|iters| chunked(iters, |n| anchor_adds(&mut raw, n)));
         });
         g.finish();
     }
@@ -273,7 +380,6 @@ fn add_lan_versioned(c: &mut Criterion) {
 // ---- (9) status compare-and-set plus event --------------------------------------------------
 
 fn transition_status(c: &mut Criterion) {
-    use TopologyStatus::{Active, Degraded};
     for place in [Place::Memory, Place::File] {
         let mut g = c.benchmark_group(format!("sqlite_transition_status_{}", place.name()));
         let Pair {
@@ -281,43 +387,13 @@ fn transition_status(c: &mut Criterion) {
             mut raw,
             _dir,
         } = pair(place);
-        // One active topology on each side; degraded <-> active is a legal 2-cycle, so each
-        // iteration is one real transition from the state the previous one left.
-        let t = store.create_topology("lab").unwrap();
-        for to in [TopologyStatus::Deploying, Active] {
-            store
-                .transition_status(t.id, to, None, Precondition::none())
-                .unwrap();
-        }
-        let raw_id = raw_create(&mut raw, "lab");
-        raw_transition(&mut raw, raw_id, "pending", "deploying");
-        raw_transition(&mut raw, raw_id, "deploying", "active");
-        let mut current = Active;
+        let mut lib = LibFlip::new(&store);
+        let mut anchor = AnchorFlip::new(&mut raw);
         g.bench_function("topostate", |b| {
-            b.iter(|| {
-                let (from, to) = match current {
-                    Active => (Active, Degraded),
-                    _ => (Degraded, Active),
-                };
-                let done = store
-                    .transition_status(t.id, to, None, Precondition::status(from))
-                    .unwrap();
-                current = to;
-                black_box(done)
-            });
+            b.iter_custom(|iters| lib.run(&store, iters));
         });
-        let mut raw_current = "active";
         g.bench_function("anchor_rusqlite", |b| {
-            b.iter(|| {
-                let to = if raw_current == "active" {
-                    "degraded"
-                } else {
-                    "active"
-                };
-                let event = raw_transition(&mut raw, raw_id, raw_current, to);
-                raw_current = to;
-                black_box(event)
-            });
+            b.iter_custom(|iters| anchor.run(&mut raw, iters));
         });
         g.finish();
     }
@@ -328,7 +404,6 @@ fn transition_status(c: &mut Criterion) {
 fn batch_vs_singles(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("sqlite_{K}_edits_file_wal"));
     let Pair { store, _dir, .. } = pair(Place::File);
-    let mut round = 0u64;
     let per_topology = CHUNK / K as u64;
     // One iteration is K edits either way.
     g.bench_function("topostate_one_batch", |b| {
@@ -337,21 +412,7 @@ fn batch_vs_singles(c: &mut Criterion) {
             let mut done = 0;
             while done < iters {
                 let n = per_topology.min(iters - done);
-                round += 1;
-                let t = store.create_topology(&format!("b{round}")).unwrap();
-                let batches: Vec<Vec<ChildEdit>> = (0..n)
-                    .map(|j| {
-                        (0..K as u64)
-                            .map(|i| ChildEdit::AddLan(new_lan(j * K as u64 + i)))
-                            .collect()
-                    })
-                    .collect();
-                let mut version = t.version;
-                let start = Instant::now();
-                for batch in &batches {
-                    version = store.edit(t.id, Some(version), batch).unwrap().version;
-                }
-                total += start.elapsed();
+                total += lib_batches(&store, n);
                 done += n;
             }
             total
@@ -363,15 +424,7 @@ fn batch_vs_singles(c: &mut Criterion) {
             let mut done = 0;
             while done < iters {
                 let n = per_topology.min(iters - done);
-                round += 1;
-                let t = store.create_topology(&format!("s{round}")).unwrap();
-                let lans: Vec<NewLan> = (0..n * K as u64).map(new_lan).collect();
-                let mut version = t.version;
-                let start = Instant::now();
-                for lan in lans {
-                    version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
-                }
-                total += start.elapsed();
+                total += lib_singles(&store, n);
                 done += n;
             }
             total
@@ -380,16 +433,89 @@ fn batch_vs_singles(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
+// ---- interleaved ratios -----------------------------------------------------------------
+
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 21;
+
+/// The library against its anchor, interleaved: each round times one batch of work on
+/// each side (which side goes first alternates), so load that drifts over seconds on this
+/// shared machine weighs on both alike. Prints the median per-round ratio (library /
+/// anchor) and its quartiles.
+fn interleaved(
+    what: &str,
+    mut lib: impl FnMut() -> Duration,
+    mut anchor: impl FnMut() -> Duration,
+) {
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (l, a) = if round % 2 == 0 {
+            let l = lib();
+            (l, anchor())
+        } else {
+            let a = anchor();
+            (lib(), a)
+        };
+        ratios.push(l.as_secs_f64() / a.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    let q = |p: f64| ratios[((ROUNDS - 1) as f64 * p).round() as usize];
+    println!(
+        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds)",
+        q(0.5),
+        q(0.25),
+        q(0.75)
+    );
+}
+
+fn interleaved_ratios() {
+    for place in [Place::Memory, Place::File] {
+        let Pair {
+            store,
+            mut raw,
+            _dir,
+        } = pair(place);
+        let ops = match place {
+            Place::Memory => 500,
+            Place::File => 100,
+        };
+        interleaved(
+            &format!(
+                "sqlite_add_lan_versioned_{} topostate/anchor_rusqlite",
+                place.name()
+            ),
+            || lib_adds(&store, ops),
+            || anchor_adds(&mut raw, ops),
+        );
+        let mut lib = LibFlip::new(&store);
+        let mut anchor = AnchorFlip::new(&mut raw);
+        interleaved(
+            &format!(
+                "sqlite_transition_status_{} topostate/anchor_rusqlite",
+                place.name()
+            ),
+            || lib.run(&store, ops),
+            || anchor.run(&mut raw, ops),
+        );
+    }
+    let Pair { store, _dir, .. } = pair(Place::File);
+    // Time ratio for the same 10 * K edits; the throughput gain is its inverse.
+    interleaved(
+        &format!("sqlite_{K}_edits_file_wal topostate_one_batch/topostate_singles"),
+        || lib_batches(&store, 10),
+        || lib_singles(&store, 10),
+    );
+}
+
+fn main() {
+    interleaved_ratios();
+    let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
+        .configure_from_args();
+    add_lan_versioned(&mut c);
+    transition_status(&mut c);
+    batch_vs_singles(&mut c);
+    c.final_summary();
 }
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = add_lan_versioned, transition_status, batch_vs_singles
-}
-criterion_main!(benches);
