@@ -43,10 +43,11 @@ struct Tally {
 fn explore(name: &str, preemptions: Option<usize>, body: impl Fn() + Sync + Send + 'static) {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let before = RUNS.load(Ordering::SeqCst);
+    // `Builder::new` reads `LOOM_MAX_PREEMPTIONS`: it overrides a bounded model's bound;
+    // the unbounded models stay exhaustive.
     let mut builder = Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = preemptions;
-    }
+    builder.preemption_bound =
+        preemptions.map(|default| builder.preemption_bound.unwrap_or(default));
     let started = Instant::now();
     builder.check(move || {
         RUNS.fetch_add(1, Ordering::SeqCst);

@@ -26,7 +26,7 @@
 //! the ignored test [`stress_child`] runs the workload when an environment variable says so
 //! and prints its record on stdout.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -189,7 +189,7 @@ impl Record {
             .map(|(_, v)| v)
             .sum();
         println!(
-            "stress {what}: {attempts} attempted writes in {elapsed:.2?}; {} versioned writes, {} transitions, {} claims acknowledged",
+            "stress {what}: {attempts} attempts in {elapsed:.2?}; {} versioned writes, {} transitions, {} claims acknowledged",
             self.writes.len(),
             self.moves.len(),
             self.claims.len()
@@ -343,9 +343,12 @@ fn work(
 
 /// Checks every promise on `topologies` against the merged record of all workers.
 fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) {
-    let mut claimed = BTreeSet::new();
-    for &(_, m) in &record.claims {
-        assert!(claimed.insert(m), "mutation {m} was claimed twice");
+    let mut claimed = HashSet::new();
+    for &claim in &record.claims {
+        assert!(
+            claimed.insert(claim),
+            "mutation {claim:?} was claimed twice"
+        );
     }
     let mut final_statuses: BTreeMap<&str, usize> = BTreeMap::new();
     for &id in topologies {
@@ -430,11 +433,11 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
         // Each write happened in the status left by the transitions recorded below the
         // version it produced.
         for &(kind, v) in &writes {
-            let status = history
-                .iter()
-                .take_while(|(w, _)| *w < v)
-                .last()
-                .map_or(TopologyStatus::Pending, |h| h.1);
+            // `history` is sorted by version (checked above).
+            let before = history.partition_point(|(w, _)| *w < v);
+            let status = before
+                .checked_sub(1)
+                .map_or(TopologyStatus::Pending, |i| history[i].1);
             let allowed = match kind {
                 Kind::Lan | Kind::Batch => status == TopologyStatus::Pending,
                 Kind::Enqueue => {
@@ -451,7 +454,7 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
         let mutations = store.list_mutations(id, None).unwrap();
         assert_eq!(mutations.len(), count(Kind::Enqueue), "topology {t}");
         for m in &mutations {
-            let was_claimed = record.claims.contains(&(t, m.id.get()));
+            let was_claimed = claimed.contains(&(t, m.id.get()));
             match m.state {
                 MutationState::Pending => assert!(!was_claimed, "{m:?}"),
                 MutationState::Applying => panic!("topology {t}: {m:?} left applying"),
