@@ -428,58 +428,57 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
 
 // ---- interleaved ratios ------------------------------------------------------------------
 
-/// Rounds of the interleaved comparison, and operations per side per round.
-const ROUNDS: usize = 81;
+/// Rounds of the interleaved comparison (a fresh row each), and operations per side per
+/// round.
+const ROUNDS: usize = 60;
 const PER_ROUND: u64 = 40;
 
-/// The store against the anchor, interleaved: each round times `PER_ROUND` operations of one
-/// side, then of the other (which side goes first alternates), so a load that drifts over
-/// seconds (other work on the machine, autovacuum) weighs on both alike. Prints the median
-/// per-operation times and the median and quartiles of the per-round ratio store / anchor.
+/// The store against the anchor, interleaved operation by operation: store, anchor,
+/// anchor, store, ... (each pair in alternating order), each operation timed on its own, so
+/// load that comes and goes (other work on the machine, autovacuum) lands on both sides
+/// alike. Prints each side's median and quartiles per operation, and the ratio of the
+/// medians.
 fn interleaved(setup: &Setup) {
     let store = setup.store(1);
     let mut anchor = Anchor::new(setup);
-    let mut lan_ratios = Vec::new();
-    let mut lan_times = (Vec::new(), Vec::new());
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     let mut next = 0u64;
     for round in 0..ROUNDS {
+        // A fresh topology on each side every round (untimed).
         let t = store.create_topology(&format!("i{round}")).unwrap();
         let raw_id = anchor.create(&format!("i{round}"));
-        let lans: Vec<NewLan> = (next..next + PER_ROUND).map(new_lan).collect();
-        next += PER_ROUND;
-        let run_store = || {
-            let start = Instant::now();
-            let mut version = t.version;
-            for lan in lans.clone() {
-                version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
-            }
-            start.elapsed()
-        };
-        let mut run_anchor = || {
-            let start = Instant::now();
-            let mut version = 1;
-            for lan in &lans {
-                version = anchor.add_lan(raw_id, lan, version);
-            }
-            start.elapsed()
-        };
-        let (a, b) = if round % 2 == 0 {
-            let a = run_store();
-            (a, run_anchor())
-        } else {
-            let b = run_anchor();
-            (run_store(), b)
-        };
-        lan_ratios.push(a.as_secs_f64() / b.as_secs_f64());
-        lan_times.0.push(a.as_secs_f64() / PER_ROUND as f64);
-        lan_times.1.push(b.as_secs_f64() / PER_ROUND as f64);
+        let (mut version, mut raw_version) = (t.version, 1);
+        for i in 0..PER_ROUND {
+            let lan = new_lan(next);
+            next += 1;
+            let mut store_op = || {
+                let start = Instant::now();
+                version = store
+                    .add_lan(t.id, lan.clone(), Some(version))
+                    .unwrap()
+                    .version;
+                start.elapsed()
+            };
+            let mut anchor_op = || {
+                let start = Instant::now();
+                raw_version = anchor.add_lan(raw_id, &lan, raw_version);
+                start.elapsed()
+            };
+            let (a, b) = if i.is_multiple_of(2) {
+                let a = store_op();
+                (a, anchor_op())
+            } else {
+                let b = anchor_op();
+                (store_op(), b)
+            };
+            ours.push(a.as_secs_f64());
+            theirs.push(b.as_secs_f64());
+        }
     }
-    report("versioned add_lan", &lan_ratios, &lan_times);
+    report("versioned add_lan", &mut ours, &mut theirs);
 
-    let mut ratios = Vec::new();
-    let mut times = (Vec::new(), Vec::new());
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        // A fresh active row on each side every round (untimed).
         let t = store.create_topology(&format!("it{round}")).unwrap();
         for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
             store
@@ -489,38 +488,34 @@ fn interleaved(setup: &Setup) {
         let raw_id = anchor.create(&format!("it{round}"));
         anchor.transition(raw_id, "pending", "deploying");
         anchor.transition(raw_id, "deploying", "active");
-        let run_store = || {
-            let start = Instant::now();
-            for i in 0..PER_ROUND {
-                let (from, to) = flip(i);
+        for i in 0..PER_ROUND {
+            let (from, to) = flip(i);
+            let store_op = || {
+                let start = Instant::now();
                 black_box(
                     store
                         .transition_status(t.id, to, None, Precondition::status(from))
                         .unwrap(),
                 );
-            }
-            start.elapsed()
-        };
-        let mut run_anchor = || {
-            let start = Instant::now();
-            for i in 0..PER_ROUND {
-                let (from, to) = flip(i);
+                start.elapsed()
+            };
+            let mut anchor_op = || {
+                let start = Instant::now();
                 black_box(anchor.transition(raw_id, from.as_str(), to.as_str()));
-            }
-            start.elapsed()
-        };
-        let (a, b) = if round % 2 == 0 {
-            let a = run_store();
-            (a, run_anchor())
-        } else {
-            let b = run_anchor();
-            (run_store(), b)
-        };
-        ratios.push(a.as_secs_f64() / b.as_secs_f64());
-        times.0.push(a.as_secs_f64() / PER_ROUND as f64);
-        times.1.push(b.as_secs_f64() / PER_ROUND as f64);
+                start.elapsed()
+            };
+            let (a, b) = if i.is_multiple_of(2) {
+                let a = store_op();
+                (a, anchor_op())
+            } else {
+                let b = anchor_op();
+                (store_op(), b)
+            };
+            ours.push(a.as_secs_f64());
+            theirs.push(b.as_secs_f64());
+        }
     }
-    report("transition_status", &ratios, &times);
+    report("transition_status", &mut ours, &mut theirs);
 }
 
 /// Aggregate throughput of 1, 2 and 4 stores at once, interleaved: each round runs every
@@ -528,8 +523,8 @@ fn interleaved(setup: &Setup) {
 /// load weighs on all alike. Prints the median writes per second of each.
 fn interleaved_throughput(setup: &Setup) {
     const COUNTS: [usize; 3] = [1, 2, 4];
-    const THROUGHPUT_ROUNDS: usize = 21;
-    const OPS_PER_ROUND: u64 = 240;
+    const THROUGHPUT_ROUNDS: usize = 15;
+    const OPS_PER_ROUND: u64 = 480;
     for shared in [false, true] {
         let stores: Vec<Vec<PgStore>> = COUNTS
             .iter()
@@ -577,21 +572,21 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i]
 }
 
-fn report(what: &str, ratios: &[f64], times: &(Vec<f64>, Vec<f64>)) {
-    let sorted = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v
-    };
-    let (r, s, a) = (sorted(ratios), sorted(&times.0), sorted(&times.1));
+fn report(what: &str, ours: &mut [f64], theirs: &mut [f64]) {
+    ours.sort_by(f64::total_cmp);
+    theirs.sort_by(f64::total_cmp);
+    let us = |v: &[f64], q| quantile(v, q) * 1e6;
     println!(
-        "interleaved {what}: topostate {:.0} µs, anchor {:.0} µs (medians per op); \
-         ratio median {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds x {PER_ROUND} ops)",
-        quantile(&s, 0.5) * 1e6,
-        quantile(&a, 0.5) * 1e6,
-        quantile(&r, 0.5),
-        quantile(&r, 0.25),
-        quantile(&r, 0.75),
+        "interleaved {what}, {} ops a side: topostate median {:.0} µs (quartiles {:.0}..{:.0}), \
+         anchor median {:.0} µs (quartiles {:.0}..{:.0}); ratio of medians {:.3}",
+        ours.len(),
+        us(ours, 0.5),
+        us(ours, 0.25),
+        us(ours, 0.75),
+        us(theirs, 0.5),
+        us(theirs, 0.25),
+        us(theirs, 0.75),
+        quantile(ours, 0.5) / quantile(theirs, 0.5),
     );
 }
 
