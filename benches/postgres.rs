@@ -53,6 +53,27 @@ impl Setup {
         setup
     }
 
+    /// Vacuums both schemas (untimed, between the two sides of a group), so that the dead
+    /// rows one side left are not cleaned up by autovacuum while the other side is timed.
+    fn vacuum(&self) {
+        let mut client = Client::connect(&self.url, NoTls).unwrap();
+        for schema in [&self.schema, &self.anchor_schema] {
+            for table in [
+                "topologies",
+                "lans",
+                "deckies",
+                "edges",
+                "status_events",
+                "mutations",
+            ] {
+                // Names from this file and `Setup::new`: plain identifiers.
+                client
+                    .batch_execute(&format!("VACUUM (ANALYZE) {schema}.{table}"))
+                    .unwrap();
+            }
+        }
+    }
+
     fn store(&self, pool: u32) -> PgStore {
         PgStore::builder(&self.url)
             .schema(&self.schema)
@@ -225,6 +246,7 @@ impl Anchor {
 // ---- one versioned child write ----------------------------------------------------------
 
 fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
+    setup.vacuum();
     let mut g = c.benchmark_group("pg_add_lan_versioned");
     let store = setup.store(1);
     let mut anchor = Anchor::new(setup);
@@ -249,6 +271,7 @@ fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
             total
         });
     });
+    setup.vacuum();
     g.bench_function("anchor_postgres", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -275,6 +298,7 @@ fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
 // ---- status compare-and-set plus event --------------------------------------------------
 
 fn transition_status(c: &mut Criterion, setup: &Setup) {
+    setup.vacuum();
     let mut g = c.benchmark_group("pg_transition_status");
     let store = setup.store(1);
     let mut anchor = Anchor::new(setup);
@@ -310,6 +334,7 @@ fn transition_status(c: &mut Criterion, setup: &Setup) {
             total
         });
     });
+    setup.vacuum();
     g.bench_function("anchor_postgres", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
