@@ -592,6 +592,109 @@ fn interleaved_throughput(setup: &Setup) {
     }
 }
 
+// ---- aggregate throughput of processes ------------------------------------------------------
+
+/// Set in a child process of [`process_throughput`]: `URL SCHEMA START_MICROS WRITES INDEX`.
+const CHILD_VAR: &str = "TOPOSTATE_PG_BENCH_CHILD";
+
+fn now_micros() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
+}
+
+/// The child side: its own store and pool, its own topology, `writes` versioned `add_lan`s
+/// from the shared start instant; prints the instant it finished.
+fn bench_child(spec: &str) {
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let [url, schema, start, writes, index] = parts[..] else {
+        panic!("bad {CHILD_VAR}: {spec}");
+    };
+    let (start, writes): (u64, u64) = (start.parse().unwrap(), writes.parse().unwrap());
+    let store = PgStore::builder(url)
+        .schema(schema)
+        .pool_size(1)
+        .connect()
+        .unwrap();
+    let t = store
+        .create_topology(&format!("proc-{index}-{start}"))
+        .unwrap();
+    let lans: Vec<NewLan> = (0..writes).map(new_lan).collect();
+    let now = now_micros();
+    if start > now {
+        std::thread::sleep(Duration::from_micros(start - now));
+    }
+    let mut version = t.version;
+    for lan in lans {
+        version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+    }
+    println!("DONE {}", now_micros());
+}
+
+/// Aggregate throughput of 1, 2 and 4 OS processes (this bench binary re-executed), each
+/// with its own pool and topology, `PROCESS_WRITES` versioned writes in all per run, all
+/// starting at one instant; interleaved runs, median writes per second.
+fn process_throughput(setup: &Setup) {
+    const COUNTS: [usize; 3] = [1, 2, 4];
+    const RUNS: usize = 7;
+    const PROCESS_WRITES: u64 = 960;
+    let exe = std::env::current_exe().unwrap();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COUNTS.len()];
+    for run in 0..RUNS {
+        for k in 0..COUNTS.len() {
+            let which = (k + run) % COUNTS.len();
+            let n = COUNTS[which];
+            // Long enough for every child to start, connect and set up before it.
+            let start = now_micros() + 1_500_000;
+            let per = PROCESS_WRITES / n as u64;
+            let children: Vec<_> = (0..n)
+                .map(|i| {
+                    std::process::Command::new(&exe)
+                        .env(
+                            CHILD_VAR,
+                            format!("{} {} {start} {per} {i}", setup.url, setup.schema),
+                        )
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            let mut last = start;
+            for child in children {
+                let out = child.wait_with_output().unwrap();
+                assert!(out.status.success(), "a bench child failed");
+                let text = String::from_utf8_lossy(&out.stdout);
+                let done: u64 = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("DONE "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                last = last.max(done);
+            }
+            let seconds = (last - start) as f64 / 1e6;
+            rates[which].push((per * n as u64) as f64 / seconds);
+        }
+    }
+    let line: Vec<String> = COUNTS
+        .iter()
+        .zip(&mut rates)
+        .map(|(n, r)| {
+            r.sort_by(f64::total_cmp);
+            format!("{n} → {:.0}/s", quantile(r, 0.5))
+        })
+        .collect();
+    println!(
+        "interleaved throughput, processes, a topology each, versioned add_lan ({RUNS} runs x \
+         {PROCESS_WRITES} writes, median): {}",
+        line.join(", ")
+    );
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[i]
@@ -624,6 +727,10 @@ fn config() -> Criterion {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(CHILD_VAR) {
+        bench_child(&spec);
+        return;
+    }
     let Ok(url) = std::env::var(URL_VAR) else {
         println!(
             "skipping the PostgreSQL benches: set {URL_VAR} to a server's URL \
@@ -634,6 +741,7 @@ fn main() {
     let setup = Setup::new(url);
     interleaved(&setup);
     interleaved_throughput(&setup);
+    process_throughput(&setup);
     let mut c = config();
     add_lan_versioned(&mut c, &setup);
     transition_status(&mut c, &setup);
