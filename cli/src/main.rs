@@ -1,5 +1,6 @@
 //! The `topostate` command: check transitions, list legal next statuses, draw the
-//! lifecycle, audit a SQLite database written by the store, and run the first-run demo.
+//! lifecycle, audit a SQLite database or PostgreSQL schema written by the store, and run
+//! the first-run demo.
 //!
 //! Exit codes follow the `grep`/`diff` convention: 0 when all is well, 1 when a check found
 //! a problem (an illegal transition, audit findings), 2 on a usage or input error or when
@@ -72,17 +73,24 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Machine::Topology)]
         machine: Machine,
     },
-    /// Report every problem in a SQLite database written by the store; never writes.
+    /// Report every problem in a SQLite database or PostgreSQL schema written by the store;
+    /// never writes.
     ///
-    /// Opens DB read-only and reads the raw tables, so it also works on a database the
-    /// store would refuse. Findings: corrupt status, state or op strings; versions outside
+    /// DB is a SQLite file or a postgres:// (postgresql://) URL. Opens it read-only (a
+    /// READ ONLY transaction on PostgreSQL) and reads the raw tables, so it also works on a
+    /// database the store would refuse. Findings: corrupt status, state or op strings; versions outside
     /// 1..=MAX_VERSION; status logs that are not a legal path from the initial status or
     /// that end elsewhere than the stored status; mutations in impossible states; orphan
     /// rows. One line per finding (or one JSON document), then a summary. Exit 1 if
     /// anything was found.
     Audit {
-        /// The database file.
+        /// The SQLite database file, or a PostgreSQL URL (postgres://user@host/db).
         db: PathBuf,
+        /// PostgreSQL only: the schema holding the store's tables (as given to the store),
+        /// instead of the first schema of the search_path (which the URL may set with
+        /// options=-csearch_path%3D<schema>).
+        #[arg(long, value_name = "NAME")]
+        schema: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -157,7 +165,7 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             format,
         } => check::next(machine, &status, format, out),
         Command::Graph { format, machine } => graph::graph(format, machine, out),
-        Command::Audit { db, format } => audit::audit(&db, format, out),
+        Command::Audit { db, schema, format } => audit::audit(&db, schema.as_deref(), format, out),
         Command::Demo { db } => demo::demo(db.as_deref(), out),
     }
 }

@@ -1,12 +1,14 @@
-//! `audit DB`: every problem in a SQLite database written by the store, found without
-//! writing a byte.
+//! `audit DB`: every problem in a SQLite database or a PostgreSQL schema written by the
+//! store, found without writing a byte.
 //!
-//! The file is opened read-only (`SQLITE_OPEN_READ_ONLY`, and `query_only` on top) and read
-//! with plain SQL over the raw tables rather than through the store, which refuses corrupt
-//! files and rows: the audit has to see exactly those.
+//! A file is opened read-only (`SQLITE_OPEN_READ_ONLY`, and `query_only` on top); a
+//! PostgreSQL URL is read inside a `READ ONLY` transaction. Either is read with plain SQL
+//! over the raw tables rather than through the store, which refuses corrupt files and rows:
+//! the audit has to see exactly those. Both hand the same raw values to one set of checks.
 
 mod finding;
 mod scan;
+mod source;
 
 use std::io::{IsTerminal as _, Write};
 use std::path::Path;
@@ -19,6 +21,7 @@ use serde::Serialize;
 
 use self::finding::Finding;
 use self::scan::{Checked, TABLES};
+use self::source::Source;
 use crate::output::{Format, Outcome, write_json};
 
 /// How long to wait for a writer holding a lock the audit needs to read.
@@ -48,18 +51,38 @@ struct Summary {
 /// # Errors
 ///
 /// A missing file, a file that is not a SQLite database or not one written by the store
-/// (a table is missing), a SQL error while reading, or an I/O error on `out`.
-pub fn audit(db: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let conn = open(db)?;
-    let total = scan::total_rows(&conn).with_context(|| format!("cannot read {}", db.display()))?;
+/// (a table is missing); a PostgreSQL server that cannot be reached, or a schema that is
+/// missing or not the store's; `schema` with a file; a SQL error while reading, or an I/O
+/// error on `out`.
+pub fn audit(
+    db: &Path,
+    schema: Option<&str>,
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let (mut src, shown): (Box<dyn Source>, String) =
+        match db.to_str().filter(|db| source::is_postgres_url(db)) {
+            Some(url) => {
+                let (src, place) = source::Postgres::open(url, schema)?;
+                (Box::new(src), place)
+            }
+            None => {
+                if schema.is_some() {
+                    bail!(
+                        "--schema applies to a PostgreSQL URL (postgres://...), not to the file {}",
+                        db.display()
+                    );
+                }
+                (Box::new(open(db)?), db.display().to_string())
+            }
+        };
+    let total = scan::total_rows(&mut *src).with_context(|| format!("cannot read {shown}"))?;
     let progress = progress_bar(total);
-    let result = scan::scan(&conn, &progress);
+    let result = scan::scan(&mut *src, &progress);
     progress.finish_and_clear();
+    drop(src);
     let scan = result.with_context(|| {
-        format!(
-            "cannot read {}: its tables do not have the columns the store writes",
-            db.display()
-        )
+        format!("cannot read {shown}: its tables do not have the columns the store writes")
     })?;
 
     let findings = &scan.findings;
@@ -67,7 +90,7 @@ pub fn audit(db: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<O
         Format::Json => write_json(
             out,
             &Report {
-                database: db.display().to_string(),
+                database: shown.clone(),
                 schema_version: scan.schema_version,
                 findings,
                 summary: Summary {
@@ -86,9 +109,9 @@ pub fn audit(db: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<O
                 c.topologies, c.lans, c.deckies, c.edges, c.status_events, c.mutations
             );
             match findings.len() {
-                0 => writeln!(out, "no findings in {} ({checked})", db.display())?,
-                1 => writeln!(out, "1 finding in {} ({checked})", db.display())?,
-                n => writeln!(out, "{n} findings in {} ({checked})", db.display())?,
+                0 => writeln!(out, "no findings in {shown} ({checked})")?,
+                1 => writeln!(out, "1 finding in {shown} ({checked})")?,
+                n => writeln!(out, "{n} findings in {shown} ({checked})")?,
             }
         }
     }

@@ -1,5 +1,6 @@
-//! The checks: one pass over each table, reading every column as a raw SQLite value (so no
-//! stored value can stop the audit), plus a few joins for rows pointing nowhere.
+//! The checks: one pass over each table, reading every column as a raw SQLite-kind value
+//! from either backend (see `source.rs`, so no stored value can stop the audit), plus a few
+//! joins for rows pointing nowhere.
 //!
 //! Every status, state and op is judged by the library's parsers and transition table;
 //! nothing here names one as a string.
@@ -8,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use indicatif::ProgressBar;
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row};
 use serde::Serialize;
 use topostate::store::{DeckyState, StoreError, check_coord, check_name, check_text};
 use topostate::{
@@ -16,6 +16,7 @@ use topostate::{
 };
 
 use super::finding::{Finding, Kind, describe, quoted, short};
+use super::source::{Dialect, Source};
 use crate::check::illegal_message;
 
 /// The tables the store writes, in the order they are scanned.
@@ -65,14 +66,14 @@ fn initial_status() -> TopologyStatus {
     TopologyStatus::ALL[0]
 }
 
-/// Runs every check over `conn`, advancing `progress` by one per row read.
+/// Runs every check over `src`, advancing `progress` by one per row read.
 ///
 /// # Errors
 ///
 /// A SQL error (e.g. a table missing a column the store writes).
-pub fn scan(conn: &Connection, progress: &ProgressBar) -> rusqlite::Result<Scan> {
+pub fn scan(src: &mut dyn Source, progress: &ProgressBar) -> anyhow::Result<Scan> {
     let mut auditor = Auditor {
-        conn,
+        src,
         progress,
         findings: Vec::new(),
         checked: Checked::default(),
@@ -98,27 +99,28 @@ pub fn scan(conn: &Connection, progress: &ProgressBar) -> rusqlite::Result<Scan>
 /// # Errors
 ///
 /// A SQL error.
-pub fn total_rows(conn: &Connection) -> rusqlite::Result<u64> {
+pub fn total_rows(src: &mut dyn Source) -> anyhow::Result<u64> {
     let mut total = 0u64;
     for table in TABLES {
         // Table names are the constants above, never input.
-        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-        total = total.saturating_add(u64::try_from(n).unwrap_or(0));
+        let rows = src.rows(&format!("SELECT count(*) FROM {table}"))?;
+        let n = rows.first().and_then(|r| r.first()).and_then(as_int);
+        total = total.saturating_add(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0));
     }
     Ok(total)
 }
 
 /// The state of one scan.
 struct Auditor<'a> {
-    conn: &'a Connection,
+    src: &'a mut dyn Source,
     progress: &'a ProgressBar,
     findings: Vec<Finding>,
     checked: Checked,
 }
 
-/// Column `idx` of `row` as an owned raw value (reading a `Value` never fails on type).
-fn col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
-    row.get::<_, Value>(idx)
+/// Column `idx` of `row` as an owned raw value.
+fn col(row: &[Value], idx: usize) -> Value {
+    row.get(idx).cloned().unwrap_or(Value::Null)
 }
 
 /// The integer inside a value, if it is one.
@@ -252,12 +254,8 @@ impl Auditor<'_> {
     }
 
     /// Reads the schema stamp; a missing or unreadable one is a finding.
-    fn meta(&mut self) -> rusqlite::Result<Option<i64>> {
-        let has_meta: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
-            [],
-            |r| r.get(0),
-        )?;
+    fn meta(&mut self) -> anyhow::Result<Option<i64>> {
+        let has_meta = self.src.has_table("meta")?;
         let key = Value::Text("schema_version".to_owned());
         if !has_meta {
             self.find(
@@ -269,10 +267,11 @@ impl Auditor<'_> {
             );
             return Ok(None);
         }
-        let mut stmt = self.conn.prepare("SELECT value FROM meta WHERE key = ?1")?;
-        let mut rows = stmt.query([&key])?;
-        let value = match rows.next()? {
-            Some(row) => col(row, 0)?,
+        let rows = self
+            .src
+            .rows("SELECT value FROM meta WHERE key = 'schema_version'")?;
+        let value = match rows.first() {
+            Some(row) => col(row, 0),
             None => {
                 self.find(
                     Kind::CorruptMeta,
@@ -283,6 +282,13 @@ impl Auditor<'_> {
                 );
                 return Ok(None);
             }
+        };
+        // PostgreSQL keeps the stamp as text, SQLite as an integer.
+        let value = match (value, self.src.dialect()) {
+            (Value::Text(text), Dialect::Postgres) => text
+                .parse::<i64>()
+                .map_or(Value::Text(text), Value::Integer),
+            (value, _) => value,
         };
         match value {
             Value::Integer(v) if v >= 1 => Ok(Some(v)),
@@ -300,18 +306,17 @@ impl Auditor<'_> {
     }
 
     /// Checks every topology row; returns each id with its status when that parses.
-    fn topologies(&mut self) -> rusqlite::Result<BTreeMap<i64, Option<TopologyStatus>>> {
+    fn topologies(&mut self) -> anyhow::Result<BTreeMap<i64, Option<TopologyStatus>>> {
         const T: &str = "topologies";
         let mut statuses = BTreeMap::new();
-        let mut stmt = self.conn.prepare(
+        let rows = self.src.rows(
             "SELECT id, name, status, version, reason, needs_resync, created_at, status_changed_at
              FROM topologies ORDER BY id",
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in rows {
             self.progress.inc(1);
             self.checked.topologies += 1;
-            let id = col(row, 0)?;
+            let id = col(&row, 0);
             let topology = as_int(&id);
             self.column(
                 Kind::CorruptValue,
@@ -319,9 +324,9 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "name",
-                name_problem("topology name", &col(row, 1)?),
+                name_problem("topology name", &col(&row, 1)),
             );
-            let status = match parse_name(&col(row, 2)?, TopologyStatus::parse) {
+            let status = match parse_name(&col(&row, 2), TopologyStatus::parse) {
                 Ok(status) => Some(status),
                 Err(problem) => {
                     self.column(
@@ -341,7 +346,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "version",
-                version_problem(&col(row, 3)?),
+                version_problem(&col(&row, 3)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -349,7 +354,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "reason",
-                free_text_problem(&col(row, 4)?, true),
+                free_text_problem(&col(&row, 4), true),
             );
             self.column(
                 Kind::CorruptValue,
@@ -357,7 +362,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "needs_resync",
-                flag_problem(&col(row, 5)?),
+                flag_problem(&col(&row, 5)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -365,7 +370,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "created_at",
-                integer_problem(&col(row, 6)?),
+                integer_problem(&col(&row, 6)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -373,7 +378,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "status_changed_at",
-                integer_problem(&col(row, 7)?),
+                integer_problem(&col(&row, 7)),
             );
             if let Some(topology) = topology {
                 statuses.insert(topology, status);
@@ -383,24 +388,23 @@ impl Auditor<'_> {
     }
 
     /// Checks every LAN row's columns.
-    fn lans(&mut self) -> rusqlite::Result<()> {
+    fn lans(&mut self) -> anyhow::Result<()> {
         const T: &str = "lans";
-        let mut stmt = self.conn.prepare(
+        let rows = self.src.rows(
             "SELECT id, topology_id, name, subnet, is_dmz, network_id, x, y FROM lans ORDER BY id",
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in rows {
             self.progress.inc(1);
             self.checked.lans += 1;
-            let id = col(row, 0)?;
-            let topology = as_int(&col(row, 1)?);
+            let id = col(&row, 0);
+            let topology = as_int(&col(&row, 1));
             self.column(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
                 "name",
-                name_problem("lan name", &col(row, 2)?),
+                name_problem("lan name", &col(&row, 2)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -408,7 +412,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "subnet",
-                free_text_problem(&col(row, 3)?, false),
+                free_text_problem(&col(&row, 3), false),
             );
             self.column(
                 Kind::CorruptValue,
@@ -416,7 +420,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "is_dmz",
-                flag_problem(&col(row, 4)?),
+                flag_problem(&col(&row, 4)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -424,7 +428,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "network_id",
-                text_problem(&col(row, 5)?, true),
+                text_problem(&col(&row, 5), true),
             );
             self.column(
                 Kind::CorruptValue,
@@ -432,7 +436,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "x",
-                coordinate_problem(&col(row, 6)?),
+                coordinate_problem(&col(&row, 6)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -440,34 +444,33 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "y",
-                coordinate_problem(&col(row, 7)?),
+                coordinate_problem(&col(&row, 7)),
             );
         }
         Ok(())
     }
 
     /// Checks every decky row's columns, its state with the library's parser.
-    fn deckies(&mut self) -> rusqlite::Result<()> {
+    fn deckies(&mut self) -> anyhow::Result<()> {
         const T: &str = "deckies";
-        let mut stmt = self.conn.prepare(
+        let rows = self.src.rows(
             "SELECT id, topology_id, name, services, config, state, ip, last_error, x, y
              FROM deckies ORDER BY id",
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in rows {
             self.progress.inc(1);
             self.checked.deckies += 1;
-            let id = col(row, 0)?;
-            let topology = as_int(&col(row, 1)?);
+            let id = col(&row, 0);
+            let topology = as_int(&col(&row, 1));
             self.column(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
                 "name",
-                name_problem("decky name", &col(row, 2)?),
+                name_problem("decky name", &col(&row, 2)),
             );
-            let services = match col(row, 3)? {
+            let services = match col(&row, 3) {
                 Value::Text(text) => serde_json::from_str::<Vec<String>>(&text)
                     .err()
                     .map(|e| format!("{} is not a JSON list of strings ({e})", quoted(&text))),
@@ -483,9 +486,9 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "config",
-                free_text_problem(&col(row, 4)?, true),
+                free_text_problem(&col(&row, 4), true),
             );
-            let state = parse_name(&col(row, 5)?, DeckyState::parse).err();
+            let state = parse_name(&col(&row, 5), DeckyState::parse).err();
             self.column(Kind::CorruptState, T, &id, topology, "state", state);
             self.column(
                 Kind::CorruptValue,
@@ -493,7 +496,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "ip",
-                text_problem(&col(row, 6)?, true),
+                text_problem(&col(&row, 6), true),
             );
             self.column(
                 Kind::CorruptValue,
@@ -501,7 +504,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "last_error",
-                text_problem(&col(row, 7)?, true),
+                text_problem(&col(&row, 7), true),
             );
             self.column(
                 Kind::CorruptValue,
@@ -509,7 +512,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "x",
-                coordinate_problem(&col(row, 8)?),
+                coordinate_problem(&col(&row, 8)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -517,31 +520,30 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "y",
-                coordinate_problem(&col(row, 9)?),
+                coordinate_problem(&col(&row, 9)),
             );
         }
         Ok(())
     }
 
     /// Checks every edge row's flags (its ends are checked by [`Self::edge_ends`]).
-    fn edges(&mut self) -> rusqlite::Result<()> {
+    fn edges(&mut self) -> anyhow::Result<()> {
         const T: &str = "edges";
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, topology_id, is_bridge, forwards_l3 FROM edges ORDER BY id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        let rows = self
+            .src
+            .rows("SELECT id, topology_id, is_bridge, forwards_l3 FROM edges ORDER BY id")?;
+        for row in rows {
             self.progress.inc(1);
             self.checked.edges += 1;
-            let id = col(row, 0)?;
-            let topology = as_int(&col(row, 1)?);
+            let id = col(&row, 0);
+            let topology = as_int(&col(&row, 1));
             self.column(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
                 "is_bridge",
-                flag_problem(&col(row, 2)?),
+                flag_problem(&col(&row, 2)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -549,7 +551,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "forwards_l3",
-                flag_problem(&col(row, 3)?),
+                flag_problem(&col(&row, 3)),
             );
         }
         Ok(())
@@ -560,25 +562,24 @@ impl Auditor<'_> {
     fn status_events(
         &mut self,
         statuses: &BTreeMap<i64, Option<TopologyStatus>>,
-    ) -> rusqlite::Result<()> {
+    ) -> anyhow::Result<()> {
         const T: &str = "status_events";
         // Per topology: the last event's id and its parsed `to_status`.
         let mut last: HashMap<i64, (Value, Option<TopologyStatus>)> = HashMap::new();
         // Where the replay of the current topology's log stands; `None` once a corrupt
         // status made it lose track.
         let mut replay: Option<(i64, Option<TopologyStatus>)> = None;
-        let mut stmt = self.conn.prepare(
+        let rows = self.src.rows(
             "SELECT id, topology_id, from_status, to_status, at, reason
              FROM status_events ORDER BY topology_id, id",
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in rows {
             self.progress.inc(1);
             self.checked.status_events += 1;
-            let id = col(row, 0)?;
-            let topology = as_int(&col(row, 1)?);
-            let from = parse_name(&col(row, 2)?, TopologyStatus::parse);
-            let to = parse_name(&col(row, 3)?, TopologyStatus::parse);
+            let id = col(&row, 0);
+            let topology = as_int(&col(&row, 1));
+            let from = parse_name(&col(&row, 2), TopologyStatus::parse);
+            let to = parse_name(&col(&row, 3), TopologyStatus::parse);
             if let Err(problem) = &from {
                 self.column(
                     Kind::CorruptStatus,
@@ -605,7 +606,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "at",
-                integer_problem(&col(row, 4)?),
+                integer_problem(&col(&row, 4)),
             );
             self.column(
                 Kind::CorruptValue,
@@ -613,7 +614,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "reason",
-                free_text_problem(&col(row, 5)?, true),
+                free_text_problem(&col(&row, 5), true),
             );
 
             // An event of a missing topology is an orphan, reported by `orphans`.
@@ -661,7 +662,6 @@ impl Auditor<'_> {
             replay = Some((topology, to));
             last.insert(topology, (id, to));
         }
-        drop(rows);
 
         for (&topology, stored) in statuses {
             let Some(stored) = *stored else { continue };
@@ -696,20 +696,19 @@ impl Auditor<'_> {
 
     /// Checks every mutation: op and state by the library's parsers, the columns its
     /// state implies, and at most one `applying` per topology.
-    fn mutations(&mut self) -> rusqlite::Result<()> {
+    fn mutations(&mut self) -> anyhow::Result<()> {
         const T: &str = "mutations";
         let mut applying: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
-        let mut stmt = self.conn.prepare(
+        let rows = self.src.rows(
             "SELECT id, topology_id, op, payload, state, requested_at, applied_at, reason
              FROM mutations ORDER BY topology_id, id",
         )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        for row in rows {
             self.progress.inc(1);
             self.checked.mutations += 1;
-            let id = col(row, 0)?;
-            let topology = as_int(&col(row, 1)?);
-            let op = parse_name(&col(row, 2)?, MutationOp::parse).err();
+            let id = col(&row, 0);
+            let topology = as_int(&col(&row, 1));
+            let op = parse_name(&col(&row, 2), MutationOp::parse).err();
             self.column(Kind::CorruptOp, T, &id, topology, "op", op);
             self.column(
                 Kind::CorruptValue,
@@ -717,7 +716,7 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "payload",
-                free_text_problem(&col(row, 3)?, false),
+                free_text_problem(&col(&row, 3), false),
             );
             self.column(
                 Kind::CorruptValue,
@@ -725,9 +724,9 @@ impl Auditor<'_> {
                 &id,
                 topology,
                 "requested_at",
-                integer_problem(&col(row, 5)?),
+                integer_problem(&col(&row, 5)),
             );
-            let applied_at = col(row, 6)?;
+            let applied_at = col(&row, 6);
             if !matches!(applied_at, Value::Null) {
                 self.column(
                     Kind::CorruptValue,
@@ -738,7 +737,7 @@ impl Auditor<'_> {
                     integer_problem(&applied_at),
                 );
             }
-            let reason = col(row, 7)?;
+            let reason = col(&row, 7);
             self.column(
                 Kind::CorruptValue,
                 T,
@@ -747,7 +746,7 @@ impl Auditor<'_> {
                 "reason",
                 free_text_problem(&reason, true),
             );
-            let state = match parse_name(&col(row, 4)?, MutationState::parse) {
+            let state = match parse_name(&col(&row, 4), MutationState::parse) {
                 Ok(state) => state,
                 Err(problem) => {
                     self.column(Kind::CorruptState, T, &id, topology, "state", Some(problem));
@@ -808,7 +807,6 @@ impl Auditor<'_> {
                 applying.entry(topology).or_default().push(id);
             }
         }
-        drop(rows);
         for (topology, ids) in applying {
             if let [_, rest @ ..] = ids.as_slice() {
                 if rest.is_empty() {
@@ -835,18 +833,17 @@ impl Auditor<'_> {
     }
 
     /// Finds child rows whose topology does not exist.
-    fn orphans(&mut self) -> rusqlite::Result<()> {
+    fn orphans(&mut self) -> anyhow::Result<()> {
         for table in CHILD_TABLES {
             // Table names are the constants above, never input.
-            let mut stmt = self.conn.prepare(&format!(
+            let rows = self.src.rows(&format!(
                 "SELECT c.id, c.topology_id FROM {table} AS c
                  WHERE NOT EXISTS (SELECT 1 FROM topologies AS t WHERE t.id = c.topology_id)
                  ORDER BY c.id"
             ))?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let id = col(row, 0)?;
-                let topology = col(row, 1)?;
+            for row in rows {
+                let id = col(&row, 0);
+                let topology = col(&row, 1);
                 self.find(
                     Kind::OrphanRow,
                     table,
@@ -860,25 +857,29 @@ impl Auditor<'_> {
     }
 
     /// Finds edges whose decky or LAN is missing or belongs to another topology.
-    fn edge_ends(&mut self) -> rusqlite::Result<()> {
+    fn edge_ends(&mut self) -> anyhow::Result<()> {
         const T: &str = "edges";
-        let mut stmt = self.conn.prepare(
+        // SQLite's `IS NOT` is PostgreSQL's `IS DISTINCT FROM`: both treat NULLs as values.
+        let distinct = match self.src.dialect() {
+            Dialect::Sqlite => "IS NOT",
+            Dialect::Postgres => "IS DISTINCT FROM",
+        };
+        let rows = self.src.rows(&format!(
             "SELECT e.id, e.topology_id, e.decky_id, d.id, d.topology_id, e.lan_id, l.id, l.topology_id
              FROM edges AS e
              LEFT JOIN deckies AS d ON d.id = e.decky_id
              LEFT JOIN lans AS l ON l.id = e.lan_id
              WHERE d.id IS NULL OR l.id IS NULL
-                OR d.topology_id IS NOT e.topology_id OR l.topology_id IS NOT e.topology_id
-             ORDER BY e.id",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let id = col(row, 0)?;
-            let edge_topology = col(row, 1)?;
+                OR d.topology_id {distinct} e.topology_id OR l.topology_id {distinct} e.topology_id
+             ORDER BY e.id"
+        ))?;
+        for row in rows {
+            let id = col(&row, 0);
+            let edge_topology = col(&row, 1);
             let topology = as_int(&edge_topology);
             for (entity, end, found, owner) in [
-                ("decky", col(row, 2)?, col(row, 3)?, col(row, 4)?),
-                ("lan", col(row, 5)?, col(row, 6)?, col(row, 7)?),
+                ("decky", col(&row, 2), col(&row, 3), col(&row, 4)),
+                ("lan", col(&row, 5), col(&row, 6), col(&row, 7)),
             ] {
                 if matches!(found, Value::Null) {
                     self.find(
