@@ -5,6 +5,7 @@
 //! load drifting during the run cannot skew.
 
 use std::collections::HashMap;
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -296,7 +297,7 @@ fn interleaved(
     mut lib: impl FnMut() -> Duration,
     mut anchor: impl FnMut() -> Duration,
 ) {
-    let mut ratios = Vec::with_capacity(ROUNDS);
+    let (mut ratios, mut libs, mut anchors) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let (l, a) = if round % 2 == 0 {
             let l = lib();
@@ -306,14 +307,21 @@ fn interleaved(
             (lib(), a)
         };
         ratios.push(l.as_secs_f64() / a.as_secs_f64());
+        libs.push(l);
+        anchors.push(a);
     }
     ratios.sort_by(f64::total_cmp);
-    let q = |p: f64| ratios[((ROUNDS - 1) as f64 * p).round() as usize];
+    libs.sort();
+    anchors.sort();
+    let q = |p: f64| ((ROUNDS - 1) as f64 * p).round() as usize;
     println!(
-        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds)",
-        q(0.5),
-        q(0.25),
-        q(0.75)
+        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds; \
+         median round {:?} / {:?})",
+        ratios[q(0.5)],
+        ratios[q(0.25)],
+        ratios[q(0.75)],
+        libs[q(0.5)],
+        anchors[q(0.5)],
     );
 }
 
@@ -339,7 +347,23 @@ fn interleaved_ratios() {
     }
 }
 
+/// Puts the allocator in the state a long-running process is in before anything is timed.
+///
+/// A topology of 1000 LANs has hash tables of over 128 KiB, which a fresh process's glibc
+/// allocator serves with `mmap` (and returns with `munmap`, page faults included) until the
+/// first large free raises its dynamic threshold; that made the store's writes about twice
+/// as slow early in the process as later, and which phase a measurement fell in depended
+/// on what ran before it (criterion's own analysis frees large buffers). Freeing one large
+/// buffer here settles it for both sides; then both run a little.
+fn warm_up() {
+    drop(black_box(vec![0u8; 8 << 20]));
+    let (store, anchor) = (MemoryStore::new(), AnchorStore::default());
+    chunked(100_000, |n| lib_adds(&store, n));
+    chunked(100_000, |n| anchor_adds(&anchor, n));
+}
+
 fn main() {
+    warm_up();
     interleaved_ratios();
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))

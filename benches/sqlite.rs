@@ -447,7 +447,7 @@ fn interleaved(
     mut lib: impl FnMut() -> Duration,
     mut anchor: impl FnMut() -> Duration,
 ) {
-    let mut ratios = Vec::with_capacity(ROUNDS);
+    let (mut ratios, mut libs, mut anchors) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let (l, a) = if round % 2 == 0 {
             let l = lib();
@@ -457,14 +457,21 @@ fn interleaved(
             (lib(), a)
         };
         ratios.push(l.as_secs_f64() / a.as_secs_f64());
+        libs.push(l);
+        anchors.push(a);
     }
     ratios.sort_by(f64::total_cmp);
-    let q = |p: f64| ratios[((ROUNDS - 1) as f64 * p).round() as usize];
+    libs.sort();
+    anchors.sort();
+    let q = |p: f64| ((ROUNDS - 1) as f64 * p).round() as usize;
     println!(
-        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds)",
-        q(0.5),
-        q(0.25),
-        q(0.75)
+        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds; \
+         median round {:?} / {:?})",
+        ratios[q(0.5)],
+        ratios[q(0.25)],
+        ratios[q(0.75)],
+        libs[q(0.5)],
+        anchors[q(0.5)],
     );
 }
 
