@@ -453,94 +453,114 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
 
 // ---- interleaved ratios ------------------------------------------------------------------
 
-/// Rounds of the interleaved comparison (a fresh row each), and operations per side per
+/// The interleaved comparison: blocks (each with a new store and a new anchor connection,
+/// so new server processes), rounds per block (each on fresh rows), operations per side per
 /// round.
-const ROUNDS: usize = 60;
+const BLOCKS: usize = 7;
+const ROUNDS: usize = 8;
 const PER_ROUND: u64 = 40;
+
+/// One timed operation of one side; its argument is the operation's index in the round.
+type Op<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
+/// Sets up a round on fresh rows (untimed) and returns the two sides' operations.
+type Round = for<'a> fn(&'a PgStore, &'a mut Anchor, usize) -> (Op<'a>, Op<'a>);
+
+fn add_lan_round<'a>(store: &'a PgStore, anchor: &'a mut Anchor, round: usize) -> (Op<'a>, Op<'a>) {
+    let name = format!("i{round}-{}", now_micros());
+    let t = store.create_topology(&name).unwrap();
+    let raw_id = anchor.create(&name);
+    let (mut version, mut raw_version) = (t.version, 1);
+    (
+        Box::new(move |i| {
+            let lan = new_lan(i);
+            let start = Instant::now();
+            version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
+            start.elapsed()
+        }),
+        Box::new(move |i| {
+            let lan = new_lan(i);
+            let start = Instant::now();
+            raw_version = anchor.add_lan(raw_id, &lan, raw_version);
+            start.elapsed()
+        }),
+    )
+}
+
+fn transition_round<'a>(
+    store: &'a PgStore,
+    anchor: &'a mut Anchor,
+    round: usize,
+) -> (Op<'a>, Op<'a>) {
+    let name = format!("it{round}-{}", now_micros());
+    let t = store.create_topology(&name).unwrap();
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(t.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    let raw_id = anchor.create(&name);
+    anchor.transition(raw_id, "pending", "deploying");
+    anchor.transition(raw_id, "deploying", "active");
+    (
+        Box::new(move |i| {
+            let (from, to) = flip(i);
+            let start = Instant::now();
+            black_box(
+                store
+                    .transition_status(t.id, to, None, Precondition::status(from))
+                    .unwrap(),
+            );
+            start.elapsed()
+        }),
+        Box::new(move |i| {
+            let (from, to) = flip(i);
+            let start = Instant::now();
+            black_box(anchor.transition(raw_id, from.as_str(), to.as_str()));
+            start.elapsed()
+        }),
+    )
+}
 
 /// The store against the anchor, interleaved operation by operation: store, anchor,
 /// anchor, store, ... (each pair in alternating order), each operation timed on its own, so
 /// load that comes and goes (other work on the machine, autovacuum) lands on both sides
-/// alike. Prints each side's median and quartiles per operation, and the ratio of the
-/// medians.
+/// alike. On a busy machine the two connections' server processes can still land on
+/// differently loaded cores for seconds at a time, so the comparison runs in blocks, each
+/// with new connections, and the median of the blocks' ratios is the result.
 fn interleaved(setup: &Setup) {
-    let store = setup.store(1);
-    let mut anchor = Anchor::new(setup);
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    let mut next = 0u64;
-    for round in 0..ROUNDS {
-        // A fresh topology on each side every round (untimed).
-        let t = store.create_topology(&format!("i{round}")).unwrap();
-        let raw_id = anchor.create(&format!("i{round}"));
-        let (mut version, mut raw_version) = (t.version, 1);
-        for i in 0..PER_ROUND {
-            let lan = new_lan(next);
-            next += 1;
-            let mut store_op = || {
-                let start = Instant::now();
-                version = store
-                    .add_lan(t.id, lan.clone(), Some(version))
-                    .unwrap()
-                    .version;
-                start.elapsed()
-            };
-            let mut anchor_op = || {
-                let start = Instant::now();
-                raw_version = anchor.add_lan(raw_id, &lan, raw_version);
-                start.elapsed()
-            };
-            let (a, b) = if i.is_multiple_of(2) {
-                let a = store_op();
-                (a, anchor_op())
-            } else {
-                let b = anchor_op();
-                (store_op(), b)
-            };
-            ours.push(a.as_secs_f64());
-            theirs.push(b.as_secs_f64());
-        }
-    }
-    report("versioned add_lan", &mut ours, &mut theirs);
+    compare(setup, "versioned add_lan", add_lan_round);
+    compare(setup, "transition_status", transition_round);
+}
 
+fn compare(setup: &Setup, what: &str, round: Round) {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let t = store.create_topology(&format!("it{round}")).unwrap();
-        for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
-            store
-                .transition_status(t.id, to, None, Precondition::none())
-                .unwrap();
+    let mut block_ratios = Vec::new();
+    for block in 0..BLOCKS {
+        let store = setup.store(1);
+        let mut anchor = Anchor::new(setup);
+        let (mut block_ours, mut block_theirs) = (Vec::new(), Vec::new());
+        for r in 0..ROUNDS {
+            let (mut store_op, mut anchor_op) = round(&store, &mut anchor, block * ROUNDS + r);
+            for i in 0..PER_ROUND {
+                let (a, b) = if i.is_multiple_of(2) {
+                    let a = store_op(i);
+                    (a, anchor_op(i))
+                } else {
+                    let b = anchor_op(i);
+                    (store_op(i), b)
+                };
+                block_ours.push(a.as_secs_f64());
+                block_theirs.push(b.as_secs_f64());
+            }
         }
-        let raw_id = anchor.create(&format!("it{round}"));
-        anchor.transition(raw_id, "pending", "deploying");
-        anchor.transition(raw_id, "deploying", "active");
-        for i in 0..PER_ROUND {
-            let (from, to) = flip(i);
-            let store_op = || {
-                let start = Instant::now();
-                black_box(
-                    store
-                        .transition_status(t.id, to, None, Precondition::status(from))
-                        .unwrap(),
-                );
-                start.elapsed()
-            };
-            let mut anchor_op = || {
-                let start = Instant::now();
-                black_box(anchor.transition(raw_id, from.as_str(), to.as_str()));
-                start.elapsed()
-            };
-            let (a, b) = if i.is_multiple_of(2) {
-                let a = store_op();
-                (a, anchor_op())
-            } else {
-                let b = anchor_op();
-                (store_op(), b)
-            };
-            ours.push(a.as_secs_f64());
-            theirs.push(b.as_secs_f64());
-        }
+        block_ours.sort_by(f64::total_cmp);
+        block_theirs.sort_by(f64::total_cmp);
+        block_ratios.push(quantile(&block_ours, 0.5) / quantile(&block_theirs, 0.5));
+        ours.extend(block_ours);
+        theirs.extend(block_theirs);
     }
-    report("transition_status", &mut ours, &mut theirs);
+    report(what, &mut ours, &mut theirs, &mut block_ratios);
 }
 
 /// Aggregate throughput of 1, 2 and 4 stores at once, interleaved: each round runs every
@@ -700,13 +720,16 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[i]
 }
 
-fn report(what: &str, ours: &mut [f64], theirs: &mut [f64]) {
+fn report(what: &str, ours: &mut [f64], theirs: &mut [f64], block_ratios: &mut [f64]) {
     ours.sort_by(f64::total_cmp);
     theirs.sort_by(f64::total_cmp);
+    block_ratios.sort_by(f64::total_cmp);
     let us = |v: &[f64], q| quantile(v, q) * 1e6;
+    let blocks: Vec<String> = block_ratios.iter().map(|r| format!("{r:.3}")).collect();
     println!(
         "interleaved {what}, {} ops a side: topostate median {:.0} µs (quartiles {:.0}..{:.0}), \
-         anchor median {:.0} µs (quartiles {:.0}..{:.0}); ratio of medians {:.3}",
+         anchor median {:.0} µs (quartiles {:.0}..{:.0}); ratio {:.3} (median of {BLOCKS} \
+         blocks: {})",
         ours.len(),
         us(ours, 0.5),
         us(ours, 0.25),
@@ -714,7 +737,8 @@ fn report(what: &str, ours: &mut [f64], theirs: &mut [f64]) {
         us(theirs, 0.5),
         us(theirs, 0.25),
         us(theirs, 0.75),
-        quantile(ours, 0.5) / quantile(theirs, 0.5),
+        quantile(block_ratios, 0.5),
+        blocks.join(" "),
     );
 }
 
