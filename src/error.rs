@@ -65,6 +65,8 @@ pub struct ParseStatusError {
 
 impl ParseStatusError {
     /// The error for `input`, which is not a value of lifecycle `L`.
+    #[inline(never)]
+    #[cold]
     pub fn new<L: Lifecycle>(input: &str) -> Self {
         Self::new_named(L::MACHINE, L::NOUN, input, L::NAMES)
     }

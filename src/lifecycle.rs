@@ -401,6 +401,9 @@ macro_rules! __lifecycle_core {
             ///
             /// [`ParseStatusError`]($crate::ParseStatusError) naming the input and
             /// listing the accepted values when `s` is not exactly one of them.
+            // Inlined into callers so the valid path is a bare `match`; the cold error
+            // constructor stays out of line.
+            #[inline(always)]
             pub fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
                 match s {
                     $( $name => ::core::result::Result::Ok(Self::$Var), )+

@@ -105,6 +105,13 @@ fn gate(
 /// );
 /// ```
 pub fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
+    // Fast path: printable ASCII with a non-blank byte is always a valid name.
+    if name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && name.bytes().any(|b| b != b' ')
+    {
+        return Ok(());
+    }
     let problem = if name.trim().is_empty() {
         String::from("must not be empty or blank")
     } else if name.len() > MAX_NAME_LEN {
