@@ -50,7 +50,9 @@
 //! - `std` (default): `std::error::Error` impls and the [`store`] module. Without it the
 //!   core builds on `core` and `alloc`.
 //! - `serde` (default): statuses serialize as their snake_case strings.
-//! - `sqlite`: the SQLite store backend (bundled SQLite).
+//! - `sqlite`: the SQLite store backend (bundled SQLite), for one machine.
+//! - `postgres`: the PostgreSQL store backend (`postgres` client, r2d2 pool), for many
+//!   hosts. The [`store`] module docs say which backend to pick when.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
