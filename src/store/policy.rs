@@ -124,20 +124,28 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
     Err(StoreError::Invalid { field, problem })
 }
 
-/// Checks free text: at most [`MAX_TEXT_LEN`] bytes.
+/// Checks free text: at most [`MAX_TEXT_LEN`] bytes and no NUL character (PostgreSQL's
+/// `text` cannot hold one, so no backend accepts it and all of them agree).
 ///
 /// # Errors
 ///
-/// [`StoreError::Invalid`] naming `field` and the length.
+/// [`StoreError::Invalid`] naming `field` and the problem.
+///
+/// ```
+/// use topostate::store::check_text;
+///
+/// assert!(check_text("reason", "compose up exited 1").is_ok());
+/// assert!(check_text("reason", "a\0b").is_err());
+/// ```
 pub fn check_text(field: &'static str, text: &str) -> Result<(), StoreError> {
-    if text.len() > MAX_TEXT_LEN {
-        Err(StoreError::Invalid {
-            field,
-            problem: std::format!("{} bytes, longer than {MAX_TEXT_LEN}", text.len()),
-        })
+    let problem = if text.len() > MAX_TEXT_LEN {
+        std::format!("{} bytes, longer than {MAX_TEXT_LEN}", text.len())
+    } else if text.contains('\0') {
+        String::from("contains a NUL character, which not every backend can store")
     } else {
-        Ok(())
-    }
+        return Ok(());
+    };
+    Err(StoreError::Invalid { field, problem })
 }
 
 /// Checks a canvas coordinate: finite (NaN and infinities do not survive every backend).

@@ -1391,3 +1391,33 @@ pub fn canvas_coordinates_must_be_finite<H: Harness>() {
     let tiny = after.deckies.iter().find(|d| d.id == tiny).unwrap();
     assert_eq!((tiny.x, tiny.y), (Some(f64::MIN_POSITIVE), Some(-2.5)));
 }
+
+/// No backend stores a NUL character in free text (PostgreSQL's `text` cannot), so every
+/// backend refuses it the same way and writes nothing.
+pub fn text_must_not_contain_nul<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Pending);
+    let v = version(s, id);
+    let before = detail(s, id);
+    let invalid = |e: StoreError, field: &str| {
+        assert!(
+            matches!(e, StoreError::Invalid { field: f, .. } if f == field),
+            "{e:?}"
+        );
+    };
+    invalid(
+        s.add_lan(id, NewLan::new("new", "10.0.0.0/24\0"), Some(v))
+            .unwrap_err(),
+        "subnet",
+    );
+    let mut decky = NewDecky::new("new");
+    decky.config = Some(String::from("{\"a\":\"\0\"}"));
+    invalid(s.add_decky(id, decky, None).unwrap_err(), "decky config");
+    invalid(
+        s.set_lan_network_id(rows.lan_a, Some("net\0")).unwrap_err(),
+        "network id",
+    );
+    assert_eq!(detail(s, id), before, "refused text was written");
+    assert_eq!(version(s, id), v);
+}

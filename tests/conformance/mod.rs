@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             pending_only_edits,
             runtime_fields_any_status,
             canvas_coordinates_must_be_finite,
+            text_must_not_contain_nul,
             // transitions
             transition_all_pairs,
             stale_status_wins_even_when_legal,

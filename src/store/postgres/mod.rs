@@ -700,18 +700,8 @@ fn refuse(errors: Option<StoreError>) -> R<()> {
     errors.map_or(Ok(()), |e| Err(Fail::Store(e)))
 }
 
-/// [`check_text`](crate::store::check_text), and no NUL character: PostgreSQL's `text`
-/// cannot hold one.
-fn check_text(field: &'static str, text: &str) -> Result<(), StoreError> {
-    crate::store::check_text(field, text)?;
-    if text.contains('\0') {
-        return Err(StoreError::Invalid {
-            field,
-            problem: String::from("contains a NUL character, which PostgreSQL text cannot store"),
-        });
-    }
-    Ok(())
-}
+// The shared check refuses NUL, which PostgreSQL's `text` cannot hold.
+pub(super) use crate::store::check_text;
 
 /// A stored id as SQL's integer; ids above `i64::MAX` cannot exist.
 fn key(id: u64) -> Option<i64> {
