@@ -6,6 +6,8 @@
 //! criterion groups, an interleaved pass prints each ratio measured round by round with
 //! the two sides alternating, which a load drifting during the run cannot skew.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -337,41 +339,9 @@ fn typed_chain_8(c: &mut Criterion) {
 /// Rounds of the interleaved comparison.
 const ROUNDS: usize = 31;
 
-/// The library against its anchor, interleaved: each round times one batch of work on
-/// each side (which side goes first alternates), so load that drifts over seconds on this
-/// shared machine weighs on both alike. Prints the median per-round ratio (library /
-/// anchor) and its quartiles.
-fn interleaved(
-    what: &str,
-    mut lib: impl FnMut() -> Duration,
-    mut anchor: impl FnMut() -> Duration,
-) {
-    let (mut ratios, mut libs, mut anchors) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (l, a) = if round % 2 == 0 {
-            let l = lib();
-            (l, anchor())
-        } else {
-            let a = anchor();
-            (lib(), a)
-        };
-        ratios.push(l.as_secs_f64() / a.as_secs_f64());
-        libs.push(l);
-        anchors.push(a);
-    }
-    ratios.sort_by(f64::total_cmp);
-    libs.sort();
-    anchors.sort();
-    let q = |p: f64| ((ROUNDS - 1) as f64 * p).round() as usize;
-    println!(
-        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds; \
-         median round {:?} / {:?})",
-        ratios[q(0.5)],
-        ratios[q(0.25)],
-        ratios[q(0.75)],
-        libs[q(0.5)],
-        anchors[q(0.5)],
-    );
+/// The shared interleaved comparison, with this file's number of rounds.
+fn interleaved(what: &str, lib: impl FnMut() -> Duration, anchor: impl FnMut() -> Duration) {
+    common::interleaved(what, ROUNDS, lib, anchor);
 }
 
 /// The time `reps` calls of `f` take.

@@ -6,6 +6,8 @@
 //! on a file also WAL and `synchronous = NORMAL`). What is left between the two is the
 //! store's own work: guards, decoding, error mapping, the connection mutex.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -438,41 +440,9 @@ fn batch_vs_singles(c: &mut Criterion) {
 /// Rounds of the interleaved comparison.
 const ROUNDS: usize = 21;
 
-/// The library against its anchor, interleaved: each round times one batch of work on
-/// each side (which side goes first alternates), so load that drifts over seconds on this
-/// shared machine weighs on both alike. Prints the median per-round ratio (library /
-/// anchor) and its quartiles.
-fn interleaved(
-    what: &str,
-    mut lib: impl FnMut() -> Duration,
-    mut anchor: impl FnMut() -> Duration,
-) {
-    let (mut ratios, mut libs, mut anchors) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (l, a) = if round % 2 == 0 {
-            let l = lib();
-            (l, anchor())
-        } else {
-            let a = anchor();
-            (lib(), a)
-        };
-        ratios.push(l.as_secs_f64() / a.as_secs_f64());
-        libs.push(l);
-        anchors.push(a);
-    }
-    ratios.sort_by(f64::total_cmp);
-    libs.sort();
-    anchors.sort();
-    let q = |p: f64| ((ROUNDS - 1) as f64 * p).round() as usize;
-    println!(
-        "interleaved {what}: ratio {:.3} (quartiles {:.3}..{:.3}, {ROUNDS} rounds; \
-         median round {:?} / {:?})",
-        ratios[q(0.5)],
-        ratios[q(0.25)],
-        ratios[q(0.75)],
-        libs[q(0.5)],
-        anchors[q(0.5)],
-    );
+/// The shared interleaved comparison, with this file's number of rounds.
+fn interleaved(what: &str, lib: impl FnMut() -> Duration, anchor: impl FnMut() -> Duration) {
+    common::interleaved(what, ROUNDS, lib, anchor);
 }
 
 fn interleaved_ratios() {
