@@ -170,14 +170,7 @@ impl SqliteStore {
         op: &'static str,
         f: impl FnOnce(&Connection) -> R<T>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        })();
-        result.map_err(|e: Fail| e.into_store(op))
+        self.transaction(op, TransactionBehavior::Immediate, f)
     }
 
     /// Runs `f` in one read transaction: a consistent snapshot, no write lock.
@@ -186,9 +179,19 @@ impl SqliteStore {
         op: &'static str,
         f: impl FnOnce(&Connection) -> R<T>,
     ) -> Result<T, StoreError> {
+        self.transaction(op, TransactionBehavior::Deferred, f)
+    }
+
+    /// Runs `f` in one transaction of the given behavior, committed only if `f` succeeds.
+    fn transaction<T>(
+        &self,
+        op: &'static str,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Connection) -> R<T>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let tx = conn.transaction_with_behavior(behavior)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
