@@ -223,6 +223,7 @@ impl StoreError {
 
     /// Of two outcomes, the error that takes precedence (the first on a tie).
     #[must_use]
+    #[inline]
     pub fn first(a: Option<Self>, b: Option<Self>) -> Option<Self> {
         match (a, b) {
             (Some(a), Some(b)) => Some(if b.precedence() < a.precedence() {

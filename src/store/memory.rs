@@ -18,7 +18,7 @@
 //! that cannot fail. That is why a lock poisoned by a panicking thread is simply taken
 //! over: the data behind it is never half-written.
 
-use std::collections::hash_map::{Entry, RandomState};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -148,38 +148,37 @@ impl MemoryStore {
         })
     }
 
-    /// Checks a batch against the aggregate: the new version and the last edit's name
-    /// hash (see [`Stage::check`]), or the error that takes precedence among `refusal`,
-    /// `version` and the first failing edit.
-    fn check_edits(
+    /// Checks a batch against the aggregate: the new version, or the error that takes
+    /// precedence among `refusal`, `version` and the first failing edit.
+    fn check_edits<H: AsRef<[Option<u64>]>>(
         &self,
         agg: &Aggregate,
         refusal: Option<StoreError>,
         version: Result<u64, StoreError>,
         edits: &[ChildEdit],
-    ) -> Result<(u64, Option<u64>), StoreError> {
-        let (hash, edit_error) = match Stage::check(agg, &self.inner, edits) {
-            Ok(hash) => (hash, None),
-            Err(e) => (None, Some(e)),
-        };
-        Ok((settle(refusal, version, edit_error)?, hash))
+        prepared: &mut Prepared<H>,
+    ) -> Result<u64, StoreError> {
+        let edit_error = Stage::check(agg, &self.inner, edits, prepared).err();
+        settle(refusal, version, edit_error)
     }
 
-    /// Checks a batch, then, if nothing refuses, writes it.
+    /// Checks a batch made [`Ready`] before the lock, then, if nothing refuses, writes it.
     fn run_edits(
         &self,
         agg: &mut Aggregate,
         refusal: Option<StoreError>,
         version: Result<u64, StoreError>,
-        edits: &[ChildEdit],
+        ready: Ready,
     ) -> Result<EditReport, StoreError> {
-        let (version, hash) = self.check_edits(agg, refusal, version, edits)?;
-        let last = edits.len().saturating_sub(1);
-        let touched = edits
-            .iter()
-            .enumerate()
-            .map(|(i, edit)| agg.apply(&self.inner, edit.clone(), hash.filter(|_| i == last)))
-            .collect();
+        let Ready {
+            edits,
+            mut prepared,
+            mut touched,
+        } = ready;
+        let version = self.check_edits(agg, refusal, version, &edits, &mut prepared)?;
+        for (i, edit) in edits.into_iter().enumerate() {
+            touched.push(agg.apply(&self.inner, edit, prepared.hash(i)));
+        }
         agg.row.version = version;
         Ok(EditReport { touched, version })
     }
@@ -192,12 +191,13 @@ impl MemoryStore {
         expected_version: Option<u64>,
         edit: ChildEdit,
     ) -> Result<Edited<Touched>, StoreError> {
+        let mut prepared = Prepared::one(&self.inner.names, &edit);
         self.with(id, |agg| {
             let edits = std::slice::from_ref(&edit);
             let gate = free_form_gate(agg.row.status).err();
             let version = next_version(agg.row.version, expected_version, edits);
-            let (version, hash) = self.check_edits(agg, gate, version, edits)?;
-            let touched = agg.apply(&self.inner, edit, hash);
+            let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
+            let touched = agg.apply(&self.inner, edit, prepared.hash(0));
             agg.row.version = version;
             Ok(Edited {
                 id: touched,
@@ -298,7 +298,7 @@ impl TopologyStore for MemoryStore {
             Arc::new(Mutex::new(Aggregate {
                 row: row.clone(),
                 deleted: false,
-                kids: Children::default(),
+                kids: Children::new(&self.inner.names),
             })),
         );
         Ok(row)
@@ -404,10 +404,11 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
+        let ready = Ready::new(&self.inner.names, edits);
         self.with(id, |agg| {
             let gate = free_form_gate(agg.row.status).err();
             let version = next_version(agg.row.version, expected_version, edits);
-            self.run_edits(agg, gate, version, edits)
+            self.run_edits(agg, gate, version, ready)
         })
     }
 
@@ -516,10 +517,11 @@ impl TopologyStore for MemoryStore {
         claim: &MutationClaim,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
+        let ready = Ready::new(&self.inner.names, edits);
         self.with_claim(claim, |agg, state| {
             let refusal = StoreError::first(state, live_gate(agg.row.status).err());
             let current = agg.row.version;
-            self.run_edits(agg, refusal, Ok(current), edits)
+            self.run_edits(agg, refusal, Ok(current), ready)
         })
     }
 
@@ -725,7 +727,13 @@ struct Inner {
     lans: Index,
     deckies: Index,
     seq: Sequences,
+    /// Hashes child names, for every topology's name indexes and for the checks made
+    /// before a topology is locked (see [`Prepared`]).
+    names: NameHasher,
 }
+
+/// The hash of child names: callers choose them, so it is keyed with a random seed.
+type NameHasher = foldhash::fast::RandomState;
 
 /// The topologies, sharded by id so that threads on different topologies rarely touch
 /// the same lock.
@@ -787,7 +795,7 @@ type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// A fast hash for keys the store mints itself (ids, and pairs of them); names, which
-/// callers choose, keep std's keyed hasher.
+/// callers choose, take the seeded [`NameHasher`].
 ///
 /// A single id hashes to itself in the low bits, so ids minted in sequence land in
 /// neighbouring buckets (inserting them touches memory in order), with multiplied bits on
@@ -900,8 +908,8 @@ struct Children {
 
 impl Aggregate {
     /// Writes one edit that [`Stage::check`] accepted; nothing here can fail. The edit is
-    /// owned so its strings move into the rows; `name_hash` is the hash the check computed
-    /// for the name of the row this edit adds, if it did.
+    /// owned so its strings move into the rows; `name_hash` is the hash [`precheck`]
+    /// computed for the name the edit sets, if it sets one.
     fn apply(&mut self, inner: &Inner, edit: ChildEdit, name_hash: Option<u64>) -> Touched {
         let topology_id = self.row.id;
         let kids = &mut self.kids;
@@ -927,7 +935,7 @@ impl Aggregate {
             }
             ChildEdit::UpdateLan(id, patch) => {
                 if let Some(name) = patch.name {
-                    kids.lans.rename(id, name);
+                    kids.lans.rename(id, name, name_hash);
                 }
                 if let Some(lan) = kids.lans.get_mut(&id) {
                     if let Some(subnet) = patch.subnet {
@@ -977,7 +985,7 @@ impl Aggregate {
             }
             ChildEdit::UpdateDecky(id, patch) => {
                 if let Some(name) = patch.name {
-                    kids.deckies.rename(id, name);
+                    kids.deckies.rename(id, name, name_hash);
                 }
                 if let Some(decky) = kids.deckies.get_mut(&id) {
                     if let Some(services) = patch.services {
@@ -1031,6 +1039,15 @@ impl Aggregate {
 }
 
 impl Children {
+    /// No children yet; names are hashed with the store's `names`.
+    fn new(names: &NameHasher) -> Self {
+        Self {
+            lans: Rows::new(names.clone()),
+            deckies: Rows::new(names.clone()),
+            ..Self::default()
+        }
+    }
+
     /// Removes an edge and its index entries (those still present).
     fn remove_edge(&mut self, id: EdgeId) {
         if let Some(edge) = self.edges.remove(&id) {
@@ -1074,28 +1091,33 @@ impl Named for Decky {
 /// The rows of one kind in a topology, by id, with their names (unique in the topology)
 /// indexed.
 ///
-/// The name index is keyed by the name's hash (std's keyed hasher) rather than by the
-/// name, so a name is stored once and growing the index never re-hashes strings; a lookup
-/// compares the names of the few rows with that hash.
+/// The name index is keyed by the name's hash (the store's [`NameHasher`]) rather than by
+/// the name, so a name is stored once and growing the index never re-hashes strings; a
+/// lookup compares the names of the few rows with that hash.
 struct Rows<I, R> {
     rows: IdMap<I, R>,
-    /// Invariant: holds exactly one entry per row, under the hash of its name.
-    names: IdMap<u64, Slot<I>>,
-    hasher: RandomState,
-}
-
-/// The ids whose names share one hash: almost always one.
-enum Slot<I> {
-    One(I),
-    Many(Vec<I>),
+    /// Invariant: every row is indexed exactly once under the hash of its name: here, or
+    /// in `clashes` when another row holds that hash here.
+    names: IdMap<u64, I>,
+    /// The other rows whose names share a hash held in `names`: a 64-bit collision, so
+    /// almost always empty. Invariant: no empty lists.
+    clashes: IdMap<u64, Vec<I>>,
+    hasher: NameHasher,
 }
 
 impl<I, R> Default for Rows<I, R> {
     fn default() -> Self {
+        Self::new(NameHasher::default())
+    }
+}
+
+impl<I, R> Rows<I, R> {
+    fn new(hasher: NameHasher) -> Self {
         Self {
             rows: IdMap::default(),
             names: IdMap::default(),
-            hasher: RandomState::new(),
+            clashes: IdMap::default(),
+            hasher,
         }
     }
 }
@@ -1126,10 +1148,18 @@ impl<I: Copy + Eq + Hash, R: Named> Rows<I, R> {
     /// The row named `name`, whose [`hash`](Self::hash) is `hash`, if any.
     fn find(&self, hash: u64, name: &str) -> Option<I> {
         let named = |id: &I| self.rows.get(id).is_some_and(|row| row.name() == name);
-        match self.names.get(&hash)? {
-            Slot::One(id) => named(id).then_some(*id),
-            Slot::Many(ids) => ids.iter().copied().find(|id| named(id)),
+        let first = self.names.get(&hash)?;
+        if named(first) {
+            return Some(*first);
         }
+        if self.clashes.is_empty() {
+            return None;
+        }
+        self.clashes
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|id| named(id))
     }
 
     /// Adds a row; `hash` is its name's, when already known.
@@ -1141,18 +1171,19 @@ impl<I: Copy + Eq + Hash, R: Named> Rows<I, R> {
 
     fn remove(&mut self, id: &I) -> Option<R> {
         let row = self.rows.remove(id)?;
-        self.unlink(self.hasher.hash_one(row.name()), *id);
+        self.unlink(self.hash(row.name()), *id);
         Some(row)
     }
 
-    fn rename(&mut self, id: I, name: String) {
+    /// Renames a row; `hash` is the new name's, when already known.
+    fn rename(&mut self, id: I, name: String, hash: Option<u64>) {
         let Some(row) = self.rows.get_mut(&id) else {
             return;
         };
         if row.name() != name {
             let (old, new) = (
                 self.hasher.hash_one(row.name()),
-                self.hasher.hash_one(&name),
+                hash.unwrap_or_else(|| self.hasher.hash_one(name.as_str())),
             );
             *row.name_mut() = name;
             self.unlink(old, id);
@@ -1163,35 +1194,32 @@ impl<I: Copy + Eq + Hash, R: Named> Rows<I, R> {
     fn link(&mut self, hash: u64, id: I) {
         match self.names.entry(hash) {
             Entry::Vacant(slot) => {
-                slot.insert(Slot::One(id));
+                slot.insert(id);
             }
-            Entry::Occupied(mut slot) => {
-                let slot = slot.get_mut();
-                match slot {
-                    Slot::One(other) => *slot = Slot::Many(vec![*other, id]),
-                    Slot::Many(ids) => ids.push(id),
-                }
-            }
+            Entry::Occupied(_) => self.clashes.entry(hash).or_default().push(id),
         }
     }
 
     fn unlink(&mut self, hash: u64, id: I) {
-        let Entry::Occupied(mut slot) = self.names.entry(hash) else {
+        let first = self.names.get(&hash) == Some(&id);
+        let Entry::Occupied(mut clash) = self.clashes.entry(hash) else {
+            if first {
+                self.names.remove(&hash);
+            }
             return;
         };
-        match slot.get_mut() {
-            Slot::One(other) if *other == id => {
-                slot.remove();
-            }
-            Slot::One(_) => {}
-            Slot::Many(ids) => {
-                ids.retain(|other| *other != id);
-                if let [last] = ids[..] {
-                    *slot.get_mut() = Slot::One(last);
-                } else if ids.is_empty() {
-                    slot.remove();
-                }
-            }
+        let ids = clash.get_mut();
+        if first {
+            // Another row with this hash takes the freed place.
+            match ids.pop() {
+                Some(next) => self.names.insert(hash, next),
+                None => self.names.remove(&hash),
+            };
+        } else {
+            ids.retain(|other| *other != id);
+        }
+        if ids.is_empty() {
+            clash.remove();
         }
     }
 }
@@ -1202,20 +1230,18 @@ struct Names<'a, I> {
     gone: IdSet<I>,
     renamed: IdMap<I, &'a str>,
     /// `true`: taken by the batch; `false`: freed by it.
-    overlay: HashMap<&'a str, bool>,
-}
-
-impl<I> Default for Names<'_, I> {
-    fn default() -> Self {
-        Self {
-            gone: IdSet::default(),
-            renamed: IdMap::default(),
-            overlay: HashMap::new(),
-        }
-    }
+    overlay: HashMap<&'a str, bool, NameHasher>,
 }
 
 impl<'a, I: Copy + Eq + Hash> Names<'a, I> {
+    fn new(names: &NameHasher) -> Self {
+        Self {
+            gone: IdSet::default(),
+            renamed: IdMap::default(),
+            overlay: HashMap::with_hasher(names.clone()),
+        }
+    }
+
     /// The staged name of an existing row, or `None` if it does not exist (any more).
     fn current<R: Named>(&self, rows: &'a Rows<I, R>, id: I) -> Option<&'a str> {
         if self.gone.contains(&id) {
@@ -1259,7 +1285,6 @@ impl<'a, I: Copy + Eq + Hash> Names<'a, I> {
 /// What a batch has changed so far, for checking its next edit as if the earlier ones had
 /// been written. It holds only the changes (never a copy of the aggregate), so checking
 /// an edit costs the same on an aggregate of ten rows or ten thousand.
-#[derive(Default)]
 struct Stage<'a> {
     lans: Names<'a, LanId>,
     deckies: Names<'a, DeckyId>,
@@ -1269,34 +1294,43 @@ struct Stage<'a> {
 }
 
 impl<'a> Stage<'a> {
-    /// Checks every edit in order against the aggregate as the earlier edits leave it.
+    fn new(names: &NameHasher) -> Self {
+        Self {
+            lans: Names::new(names),
+            deckies: Names::new(names),
+            gone_edges: IdSet::default(),
+            new_pairs: Vec::new(),
+        }
+    }
+
+    /// Checks every edit in order against the aggregate as the earlier edits leave it,
+    /// with the checks `prepared` made of each edit's own fields before the lock.
     ///
     /// # Errors
     ///
     /// The first failing edit's error.
-    /// On success, the name hash the last edit computed, if it adds a row (see
-    /// [`Aggregate::apply`]).
-    fn check(
+    fn check<H: AsRef<[Option<u64>]>>(
         agg: &'a Aggregate,
         inner: &Inner,
         edits: &'a [ChildEdit],
-    ) -> Result<Option<u64>, StoreError> {
-        Self::check_staged(agg, inner, edits).map(|(_, hash)| hash)
+        prepared: &mut Prepared<H>,
+    ) -> Result<(), StoreError> {
+        Self::check_staged(agg, inner, edits, prepared).map(drop)
     }
 
-    fn check_staged(
+    fn check_staged<H: AsRef<[Option<u64>]>>(
         agg: &'a Aggregate,
         inner: &Inner,
         edits: &'a [ChildEdit],
-    ) -> Result<(Self, Option<u64>), StoreError> {
-        let mut stage = Self::default();
-        let mut hash = None;
+        prepared: &mut Prepared<H>,
+    ) -> Result<Self, StoreError> {
+        let mut stage = Self::new(&inner.names);
         for (i, edit) in edits.iter().enumerate() {
             // The last edit's effects are never read: skip staging them.
             let record = i + 1 < edits.len();
-            hash = stage.edit(agg, inner, edit, record)?;
+            stage.edit(agg, inner, edit, prepared.take(i), record)?;
         }
-        Ok((stage, hash))
+        Ok(stage)
     }
 
     #[cfg(all(test, not(loom)))]
@@ -1304,47 +1338,38 @@ impl<'a> Stage<'a> {
         self.lans.len() + self.deckies.len() + self.gone_edges.len() + self.new_pairs.len()
     }
 
-    /// Checks one edit; on success, the hash of the name of the row it adds, if any.
+    /// Checks one edit. `pre` is its [`precheck`]: the error of its own fields, which
+    /// is reported where the edit checks them, or the hash of the name it sets.
     fn edit(
         &mut self,
         agg: &'a Aggregate,
         inner: &Inner,
         edit: &'a ChildEdit,
+        pre: Result<Option<u64>, StoreError>,
         record: bool,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<(), StoreError> {
         let kids = &agg.kids;
         match edit {
             ChildEdit::AddLan(new) => {
-                check_name("lan name", &new.name)?;
-                check_text("subnet", &new.subnet)?;
-                check_coord("lan x", new.x)?;
-                check_coord("lan y", new.y)?;
-                let hash = kids.lans.hash(&new.name);
+                let hash = pre?.unwrap_or_else(|| kids.lans.hash(&new.name));
                 if self.lans.taken(&kids.lans, &new.name, hash) {
                     return Err(duplicate(Entity::Lan, &new.name));
                 }
                 if record {
                     self.lans.add(&new.name);
                 }
-                return Ok(Some(hash));
             }
             ChildEdit::UpdateLan(id, patch) => {
                 let current = self
                     .lans
                     .current(&kids.lans, *id)
                     .ok_or_else(|| not_found(Entity::Lan, id.get()))?;
-                if let Some(name) = &patch.name {
-                    check_name("lan name", name)?;
-                }
-                if let Some(subnet) = &patch.subnet {
-                    check_text("subnet", subnet)?;
-                }
-                check_coord("lan x", patch.x.flatten())?;
-                check_coord("lan y", patch.y.flatten())?;
+                let hash = pre?;
                 if let Some(name) = &patch.name
                     && name != current
                 {
-                    if self.lans.taken(&kids.lans, name, kids.lans.hash(name)) {
+                    let hash = hash.unwrap_or_else(|| kids.lans.hash(name));
+                    if self.lans.taken(&kids.lans, name, hash) {
                         return Err(duplicate(Entity::Lan, name));
                     }
                     if record {
@@ -1372,40 +1397,25 @@ impl<'a> Stage<'a> {
                 }
             }
             ChildEdit::AddDecky(new) => {
-                check_name("decky name", &new.name)?;
-                check_decky_texts(&new.services, new.config.as_deref())?;
-                check_coord("decky x", new.x)?;
-                check_coord("decky y", new.y)?;
-                let hash = kids.deckies.hash(&new.name);
+                let hash = pre?.unwrap_or_else(|| kids.deckies.hash(&new.name));
                 if self.deckies.taken(&kids.deckies, &new.name, hash) {
                     return Err(duplicate(Entity::Decky, &new.name));
                 }
                 if record {
                     self.deckies.add(&new.name);
                 }
-                return Ok(Some(hash));
             }
             ChildEdit::UpdateDecky(id, patch) => {
                 let current = self
                     .deckies
                     .current(&kids.deckies, *id)
                     .ok_or_else(|| not_found(Entity::Decky, id.get()))?;
-                if let Some(name) = &patch.name {
-                    check_name("decky name", name)?;
-                }
-                check_decky_texts(
-                    patch.services.as_deref().unwrap_or_default(),
-                    patch.config.as_ref().and_then(Option::as_deref),
-                )?;
-                check_coord("decky x", patch.x.flatten())?;
-                check_coord("decky y", patch.y.flatten())?;
+                let hash = pre?;
                 if let Some(name) = &patch.name
                     && name != current
                 {
-                    if self
-                        .deckies
-                        .taken(&kids.deckies, name, kids.deckies.hash(name))
-                    {
+                    let hash = hash.unwrap_or_else(|| kids.deckies.hash(name));
+                    if self.deckies.taken(&kids.deckies, name, hash) {
                         return Err(duplicate(Entity::Decky, name));
                     }
                     if record {
@@ -1465,7 +1475,7 @@ impl<'a> Stage<'a> {
                 }
             }
         }
-        Ok(None)
+        Ok(())
     }
 
     /// A decky whose only LAN (as staged) is `lan`, with its staged name.
@@ -1506,6 +1516,134 @@ impl<'a> Stage<'a> {
             .count();
         let added = self.new_pairs.iter().filter(|&&(d, _)| d == decky).count();
         stored + added
+    }
+}
+
+/// The checks of one edit that need no topology, made before its topology is locked (so
+/// that writers to one topology make them in parallel): its own fields, in the order
+/// [`Stage::edit`] reports them. On success, the hash of the name the edit sets, if any.
+fn precheck(names: &NameHasher, edit: &ChildEdit) -> Result<Option<u64>, StoreError> {
+    let hash = |name: &str| names.hash_one(name);
+    Ok(match edit {
+        ChildEdit::AddLan(new) => {
+            check_name("lan name", &new.name)?;
+            check_text("subnet", &new.subnet)?;
+            check_coord("lan x", new.x)?;
+            check_coord("lan y", new.y)?;
+            Some(hash(&new.name))
+        }
+        ChildEdit::UpdateLan(_, patch) => {
+            if let Some(name) = &patch.name {
+                check_name("lan name", name)?;
+            }
+            if let Some(subnet) = &patch.subnet {
+                check_text("subnet", subnet)?;
+            }
+            check_coord("lan x", patch.x.flatten())?;
+            check_coord("lan y", patch.y.flatten())?;
+            patch.name.as_deref().map(hash)
+        }
+        ChildEdit::AddDecky(new) => {
+            check_name("decky name", &new.name)?;
+            check_decky_texts(&new.services, new.config.as_deref())?;
+            check_coord("decky x", new.x)?;
+            check_coord("decky y", new.y)?;
+            Some(hash(&new.name))
+        }
+        ChildEdit::UpdateDecky(_, patch) => {
+            if let Some(name) = &patch.name {
+                check_name("decky name", name)?;
+            }
+            check_decky_texts(
+                patch.services.as_deref().unwrap_or_default(),
+                patch.config.as_ref().and_then(Option::as_deref),
+            )?;
+            check_coord("decky x", patch.x.flatten())?;
+            check_coord("decky y", patch.y.flatten())?;
+            patch.name.as_deref().map(hash)
+        }
+        ChildEdit::DeleteLan(_)
+        | ChildEdit::DeleteDecky(_)
+        | ChildEdit::AddEdge(_)
+        | ChildEdit::DeleteEdge(_) => None,
+    })
+}
+
+/// The [`precheck`]s of a batch: the name hash of each edit up to the first one whose own
+/// fields are invalid, and that edit's error. `H` is an array for a single edit, a `Vec`
+/// for a batch.
+struct Prepared<H> {
+    hashes: H,
+    invalid: Option<(usize, StoreError)>,
+}
+
+impl Prepared<[Option<u64>; 1]> {
+    fn one(names: &NameHasher, edit: &ChildEdit) -> Self {
+        match precheck(names, edit) {
+            Ok(hash) => Self {
+                hashes: [hash],
+                invalid: None,
+            },
+            Err(e) => Self {
+                hashes: [None],
+                invalid: Some((0, e)),
+            },
+        }
+    }
+}
+
+impl Prepared<Vec<Option<u64>>> {
+    fn batch(names: &NameHasher, edits: &[ChildEdit]) -> Self {
+        let mut hashes = Vec::with_capacity(edits.len());
+        for (i, edit) in edits.iter().enumerate() {
+            match precheck(names, edit) {
+                Ok(hash) => hashes.push(hash),
+                // The batch stops at this edit at the latest: the rest need no checks.
+                Err(e) => {
+                    return Self {
+                        hashes,
+                        invalid: Some((i, e)),
+                    };
+                }
+            }
+        }
+        Self {
+            hashes,
+            invalid: None,
+        }
+    }
+}
+
+impl<H: AsRef<[Option<u64>]>> Prepared<H> {
+    /// The precheck of edit `i`, for [`Stage::edit`]; an error is handed out once.
+    fn take(&mut self, i: usize) -> Result<Option<u64>, StoreError> {
+        match self.invalid.take_if(|(at, _)| *at == i) {
+            Some((_, e)) => Err(e),
+            None => Ok(self.hash(i)),
+        }
+    }
+
+    /// The hash of the name edit `i` sets, if it sets one.
+    fn hash(&self, i: usize) -> Option<u64> {
+        self.hashes.as_ref().get(i).copied().flatten()
+    }
+}
+
+/// A batch made ready before its topology is locked: the edits owned (their strings move
+/// into the rows), their [`precheck`]s, and room for the report.
+struct Ready {
+    edits: Vec<ChildEdit>,
+    prepared: Prepared<Vec<Option<u64>>>,
+    touched: Vec<Touched>,
+}
+
+impl Ready {
+    fn new(names: &NameHasher, edits: &[ChildEdit]) -> Self {
+        Self {
+            edits: edits.to_vec(),
+            prepared: Prepared::batch(names, edits),
+            touched: Vec::with_capacity(edits.len()),
+        }
     }
 }
 
@@ -1697,7 +1835,8 @@ mod tests {
             ),
             ChildEdit::AddLan(NewLan::new("lan-1", "10.2.0.0/24")),
         ];
-        let (stage, _) = Stage::check_staged(&agg, &store.inner, &batch)?;
+        let mut prepared = Prepared::batch(&store.inner.names, &batch);
+        let stage = Stage::check_staged(&agg, &store.inner, &batch, &mut prepared)?;
         // 10,000 LANs stored, a handful of staged entries: the aggregate was not copied.
         assert!(stage.len() <= 8, "staged {} entries", stage.len());
         Ok(())
@@ -1733,13 +1872,13 @@ mod tests {
                 );
             }
         }
-        assert!(rows.names.is_empty());
+        assert!(rows.names.is_empty() && rows.clashes.is_empty());
         // And with real hashes, a rename moves the entry.
         rows.insert(LanId::new(4), lan(4, "x"), None);
-        rows.rename(LanId::new(4), "y".into());
+        rows.rename(LanId::new(4), "y".into(), None);
         assert_eq!(rows.find(rows.hash("x"), "x"), None);
         assert_eq!(rows.find(rows.hash("y"), "y"), Some(LanId::new(4)));
-        assert_eq!(rows.names.len(), 1);
+        assert_eq!((rows.names.len(), rows.clashes.len()), (1, 0));
     }
 
     #[test]

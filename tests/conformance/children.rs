@@ -698,6 +698,22 @@ pub fn batch_reports_first_failing_edit<H: Harness>() {
         ),
         StoreError::Duplicate { .. }
     );
+    // Within one edit, a missing row is reported before its invalid fields.
+    let blank = LanPatch {
+        name: Some(" ".into()),
+        ..LanPatch::default()
+    };
+    expect_err!(
+        s.edit(id, None, &[ChildEdit::UpdateLan(missing, blank.clone())]),
+        StoreError::NotFound { .. }
+    );
+    expect_err!(
+        s.edit(id, None, &[ChildEdit::UpdateLan(rows.lan_b, blank)]),
+        StoreError::Invalid {
+            field: "lan name",
+            ..
+        }
+    );
 }
 
 /// Not found > not editable > domain refusal > version conflict > duplicate.
