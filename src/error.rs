@@ -3,6 +3,7 @@
 //! Messages are lowercase, carry their fields and keep the wording of the Python module this
 //! crate replaces, so logs and API bodies stay compatible.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
 
@@ -59,20 +60,79 @@ impl fmt::Display for Quoted<'_> {
 pub struct ParseStatusError {
     machine: &'static str,
     noun: &'static str,
-    input: String,
+    input: Kept,
     accepted: &'static [&'static str],
+}
+
+/// The longest input an error keeps without allocating: status strings and their near
+/// misses fit, and the error stays as large as with a `String`.
+const INLINE: usize = 22;
+
+/// A rejected input, kept inline when it is short, so that rejecting a bad value in a
+/// stream of stored ones costs no allocation (see BENCHMARKS.md, row 2).
+#[derive(Clone)]
+enum Kept {
+    /// Invariant: `bytes[..len]` is the whole input, so valid UTF-8.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap(Box<str>),
+}
+
+impl Kept {
+    fn new(input: &str) -> Self {
+        match u8::try_from(input.len()) {
+            Ok(len) if input.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..input.len()].copy_from_slice(input.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::heap(input),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn heap(input: &str) -> Self {
+        Self::Heap(Box::from(input))
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes are a whole `&str`'s, so they always decode.
+            Self::Inline { len, bytes } => {
+                core::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Heap(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Kept {}
+
+impl fmt::Debug for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl ParseStatusError {
     /// The error for `input`, which is not a value of lifecycle `L`.
-    #[inline(never)]
-    #[cold]
+    #[inline]
     pub fn new<L: Lifecycle>(input: &str) -> Self {
         Self::new_named(L::MACHINE, L::NOUN, input, L::NAMES)
     }
 
     /// The error for `input`, which is not one of `accepted`, for any named set of values
     /// (e.g. `new_named("mutation", "op", "noop", &MutationOp::NAMES)`).
+    #[inline]
     pub fn new_named(
         machine: &'static str,
         noun: &'static str,
@@ -82,7 +142,7 @@ impl ParseStatusError {
         Self {
             machine,
             noun,
-            input: String::from(input),
+            input: Kept::new(input),
             accepted,
         }
     }
@@ -105,7 +165,7 @@ impl ParseStatusError {
     /// The rejected input.
     #[must_use]
     pub fn input(&self) -> &str {
-        &self.input
+        self.input.as_str()
     }
 
     /// The machine whose value was being parsed, e.g. `"topology"`.
@@ -128,7 +188,7 @@ impl fmt::Display for ParseStatusError {
             "unknown {} {}: {} (expected one of: ",
             self.machine,
             self.noun,
-            Quoted(&self.input)
+            Quoted(self.input.as_str())
         )?;
         for (i, name) in self.accepted.iter().enumerate() {
             if i > 0 {
@@ -379,7 +439,36 @@ impl<T: fmt::Debug, L: Lifecycle> core::error::Error for StatusMismatch<T, L> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
     use alloc::string::ToString;
+
+    #[test]
+    fn kept_input_round_trips_inline_and_on_the_heap() {
+        let long = "x".repeat(INLINE + 1);
+        let cases = [
+            "",
+            "torn-down",
+            "é€🦀 mixed",
+            &long[..INLINE],
+            &long,
+            "nul\0inside",
+        ];
+        for input in cases {
+            let err = ParseStatusError::new::<TopologyStatus>(input);
+            assert_eq!(err.input(), input);
+            assert_eq!(err, err.clone());
+            assert!(
+                format!("{err:?}").contains(&format!("{input:?}")),
+                "{err:?}"
+            );
+            let inline = matches!(err.input, Kept::Inline { .. });
+            assert_eq!(inline, input.len() <= INLINE, "{input:?}");
+        }
+        assert_ne!(
+            ParseStatusError::new::<TopologyStatus>("a"),
+            ParseStatusError::new::<TopologyStatus>("b")
+        );
+    }
 
     #[test]
     fn quoted_escapes_and_truncates() {
