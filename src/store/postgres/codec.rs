@@ -6,76 +6,115 @@
 
 use std::format;
 use std::string::String;
+use std::vec::Vec;
 
 use postgres::Row;
 use postgres::types::FromSql;
 
 use crate::error::Quoted;
 use crate::store::StoreError;
+use crate::store::sql::{At, Columns};
 use crate::{MAX_VERSION, ParseStatusError};
 
-/// Which row is being read, for [`StoreError::Corrupt`].
-#[derive(Clone, Copy, Debug)]
-pub(super) struct At {
-    pub(super) table: &'static str,
-    pub(super) id: i64,
+use super::Fail;
+
+/// A column of any type `FromSql` reads, a type mismatch or an unexpected `NULL` being a
+/// corrupt row.
+fn get<'r, T: FromSql<'r>>(row: &'r Row, at: At, idx: usize) -> Result<T, StoreError> {
+    row.try_get::<_, T>(idx).map_err(|e| {
+        at.corrupt(format!(
+            "column {}: {} ({e})",
+            column_name(row, idx),
+            describe(row, idx)
+        ))
+    })
 }
 
-impl At {
-    pub(super) fn corrupt(self, problem: String) -> StoreError {
-        StoreError::Corrupt {
-            table: self.table,
-            row: self.id.to_string(),
-            problem,
-        }
+impl Columns for Row {
+    type Fail = Fail;
+
+    fn at(&self, table: &'static str) -> Result<At, Fail> {
+        let id = self.try_get::<_, i64>(0).map_err(|e| StoreError::Corrupt {
+            table,
+            row: String::from("?"),
+            problem: format!("column id: {e}"),
+        })?;
+        Ok(At { table, id })
     }
 
-    /// A column of any type `FromSql` reads, a type mismatch or an unexpected `NULL` being a
-    /// corrupt row.
-    pub(super) fn get<'r, T: FromSql<'r>>(self, row: &'r Row, idx: usize) -> Result<T, StoreError> {
-        row.try_get::<_, T>(idx).map_err(|e| {
-            self.corrupt(format!(
-                "column {}: {} ({e})",
-                column_name(row, idx),
-                describe(row, idx)
-            ))
-        })
+    fn int(&self, at: At, idx: usize) -> Result<i64, StoreError> {
+        get(self, at, idx)
     }
 
-    /// A column holding a declared name, parsed by `parse`.
-    pub(super) fn name<T>(
-        self,
-        row: &Row,
+    fn opt_int(&self, at: At, idx: usize) -> Result<Option<i64>, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn text(&self, at: At, idx: usize) -> Result<String, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn opt_text(&self, at: At, idx: usize) -> Result<Option<String>, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn flag(&self, at: At, idx: usize) -> Result<bool, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn opt_real(&self, at: At, idx: usize) -> Result<Option<f64>, StoreError> {
+        get(self, at, idx)
+    }
+
+    /// A decky's service list, stored as a `text[]`.
+    fn services(&self, at: At, idx: usize) -> Result<Vec<String>, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn name<T>(
+        &self,
+        at: At,
         idx: usize,
         parse: fn(&str) -> Result<T, ParseStatusError>,
     ) -> Result<T, StoreError> {
-        let parsed = match row.try_get::<_, Option<&str>>(idx) {
+        let parsed = match self.try_get::<_, Option<&str>>(idx) {
             Ok(Some(text)) => parse(text).map_err(|e| e.to_string()),
             Ok(None) => Err(String::from("NULL, not a name")),
-            Err(e) => Err(format!("{}, not a name ({e})", describe(row, idx))),
+            Err(e) => Err(format!("{}, not a name ({e})", describe(self, idx))),
         };
         parsed
-            .map_err(|problem| self.corrupt(format!("column {}: {problem}", column_name(row, idx))))
+            .map_err(|problem| at.corrupt(format!("column {}: {problem}", column_name(self, idx))))
     }
 
-    /// A version column: an integer in `1..=MAX_VERSION`.
-    pub(super) fn version(self, row: &Row, idx: usize) -> Result<u64, StoreError> {
-        match row.try_get::<_, Option<i64>>(idx) {
+    fn version(&self, at: At, idx: usize) -> Result<u64, StoreError> {
+        match self.try_get::<_, Option<i64>>(idx) {
             Ok(Some(v)) if v >= 1 => Ok(v.unsigned_abs()),
-            Ok(Some(v)) => Err(self.corrupt(format!(
+            Ok(Some(v)) => Err(at.corrupt(format!(
                 "column {}: invalid topology version {v} (versions run from 1 to {MAX_VERSION})",
-                column_name(row, idx)
+                column_name(self, idx)
             ))),
-            Ok(None) => Err(self.corrupt(format!(
+            Ok(None) => Err(at.corrupt(format!(
                 "column {}: NULL, not an integer version",
-                column_name(row, idx)
+                column_name(self, idx)
             ))),
-            Err(e) => Err(self.corrupt(format!(
+            Err(e) => Err(at.corrupt(format!(
                 "column {}: {}, not an integer version ({e})",
-                column_name(row, idx),
-                describe(row, idx)
+                column_name(self, idx),
+                describe(self, idx)
             ))),
         }
+    }
+
+    fn raw_int(&self, idx: usize) -> Result<i64, Fail> {
+        Ok(self.try_get(idx)?)
+    }
+
+    fn raw_text(&self, idx: usize) -> Result<String, Fail> {
+        Ok(self.try_get(idx)?)
+    }
+
+    fn raw_flag(&self, idx: usize) -> Result<bool, Fail> {
+        Ok(self.try_get(idx)?)
     }
 }
 

@@ -30,7 +30,6 @@
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
 
 mod codec;
-mod edits;
 mod schema;
 
 use std::collections::HashMap;
@@ -48,28 +47,18 @@ use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statem
 use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::r2d2::{self, ManageConnection, Pool};
 
-use crate::store::policy::{delete_gate, free_form_gate, live_gate};
+// `check_text` refuses NUL, which PostgreSQL's `text` cannot hold.
+use crate::store::sql::rows::topology_columns;
+use crate::store::sql::{
+    self, Columns, FromRow, INITIAL_SQL_VERSION, Lock, Param, Session, Stmt, backend, key,
+    not_found, pick, refuse,
+};
 use crate::store::{
-    BackendError, ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId,
-    Precondition, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord,
-    TopologyStore, Transitioned, check_name,
+    BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState, EditReport, Edited, Entity,
+    LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError, Timestamp,
+    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, check_name, check_text,
 };
-use crate::{
-    INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
-    VersionConflict, VersionError,
-};
-
-use codec::At;
-use edits::apply_edits;
-
-/// [`MAX_VERSION`] as the SQL integer it is stored as.
-const MAX_SQL_VERSION: i64 = i64::MAX;
-const _: () = assert!(MAX_VERSION == MAX_SQL_VERSION.unsigned_abs());
-
-/// [`INITIAL_VERSION`] as the SQL integer it is stored as.
-const INITIAL_SQL_VERSION: i64 = 1;
-const _: () = assert!(INITIAL_VERSION == INITIAL_SQL_VERSION.unsigned_abs());
+use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 /// How many times a transaction the server aborted as a deadlock victim, a serialization
 /// failure or a lock timeout is run in all before the error is reported.
@@ -604,7 +593,7 @@ impl<C: GenericClient> Db<'_, C> {
 // ---- errors ----------------------------------------------------------------------------
 
 /// A failed step: a refusal to report as it is, or a driver error to wrap.
-enum Fail {
+pub(crate) enum Fail {
     Store(StoreError),
     Sql(postgres::Error),
     /// The connection was found closed before the call could have changed anything.
@@ -683,335 +672,65 @@ fn sql_error(e: postgres::Error, context: impl Into<String>) -> StoreError {
     }))
 }
 
-fn backend(message: impl Into<String>) -> StoreError {
-    StoreError::Backend(BackendError::new(message.into()))
-}
+// ---- running the shared statements ----------------------------------------------------
 
-fn not_found(entity: Entity, id: u64) -> StoreError {
-    StoreError::NotFound { entity, id }
-}
-
-/// The error of highest precedence among `errors` (the earliest on a tie).
-fn pick<const N: usize>(errors: [Option<StoreError>; N]) -> Option<StoreError> {
-    errors.into_iter().fold(None, StoreError::first)
-}
-
-fn refuse(errors: Option<StoreError>) -> R<()> {
-    errors.map_or(Ok(()), |e| Err(Fail::Store(e)))
-}
-
-// The shared check refuses NUL, which PostgreSQL's `text` cannot hold.
-pub(super) use crate::store::check_text;
-
-/// A stored id as SQL's integer; ids above `i64::MAX` cannot exist.
-fn key(id: u64) -> Option<i64> {
-    i64::try_from(id).ok()
-}
-
-fn id_of(key: i64) -> u64 {
-    key.unsigned_abs()
-}
-
-// ---- reading rows ----------------------------------------------------------------------
-
-macro_rules! topology_columns {
-    () => {
-        "id, name, status, version, reason, needs_resync, created_at, status_changed_at"
-    };
-}
-macro_rules! lan_columns {
-    () => {
-        "id, topology_id, name, subnet, is_dmz, network_id, x, y"
-    };
-}
-macro_rules! decky_columns {
-    () => {
-        "id, topology_id, name, services, config, state, ip, last_error, x, y"
-    };
-}
-macro_rules! edge_columns {
-    () => {
-        "id, topology_id, decky_id, lan_id, is_bridge, forwards_l3"
-    };
-}
-macro_rules! event_columns {
-    () => {
-        "id, topology_id, from_status, to_status, at, reason"
-    };
-}
-macro_rules! mutation_columns {
-    () => {
-        "id, topology_id, op, payload, state, requested_at, applied_at, reason"
-    };
-}
-
-fn at(table: &'static str, row: &Row) -> R<At> {
-    let id = row.try_get::<_, i64>(0).map_err(|e| StoreError::Corrupt {
-        table,
-        row: String::from("?"),
-        problem: format!("column id: {e}"),
-    })?;
-    Ok(At { table, id })
-}
-
-fn topology_row(row: &Row) -> R<TopologyRecord> {
-    let at = at("topologies", row)?;
-    Ok(TopologyRecord {
-        id: TopologyId::new(id_of(at.id)),
-        name: at.get(row, 1)?,
-        status: at.name(row, 2, TopologyStatus::parse)?,
-        version: at.version(row, 3)?,
-        reason: at.get(row, 4)?,
-        needs_resync: at.get(row, 5)?,
-        created_at: Timestamp::from_micros(at.get(row, 6)?),
-        status_changed_at: Timestamp::from_micros(at.get(row, 7)?),
-    })
-}
-
-fn lan_row(row: &Row) -> R<Lan> {
-    let at = at("lans", row)?;
-    Ok(Lan {
-        id: LanId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        name: at.get(row, 2)?,
-        subnet: at.get(row, 3)?,
-        is_dmz: at.get(row, 4)?,
-        network_id: at.get(row, 5)?,
-        x: at.get(row, 6)?,
-        y: at.get(row, 7)?,
-    })
-}
-
-fn decky_row(row: &Row) -> R<Decky> {
-    let at = at("deckies", row)?;
-    Ok(Decky {
-        id: DeckyId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        name: at.get(row, 2)?,
-        services: at.get(row, 3)?,
-        config: at.get(row, 4)?,
-        state: at.name(row, 5, DeckyState::parse)?,
-        ip: at.get(row, 6)?,
-        last_error: at.get(row, 7)?,
-        x: at.get(row, 8)?,
-        y: at.get(row, 9)?,
-    })
-}
-
-fn edge_row(row: &Row) -> R<Edge> {
-    let at = at("edges", row)?;
-    Ok(Edge {
-        id: EdgeId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        decky: DeckyId::new(id_of(at.get(row, 2)?)),
-        lan: LanId::new(id_of(at.get(row, 3)?)),
-        is_bridge: at.get(row, 4)?,
-        forwards_l3: at.get(row, 5)?,
-    })
-}
-
-fn event_row(row: &Row) -> R<StatusEvent> {
-    let at = at("status_events", row)?;
-    Ok(StatusEvent {
-        id: EventId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        from: at.name(row, 2, TopologyStatus::parse)?,
-        to: at.name(row, 3, TopologyStatus::parse)?,
-        at: Timestamp::from_micros(at.get(row, 4)?),
-        reason: at.get(row, 5)?,
-    })
-}
-
-fn mutation_row(row: &Row) -> R<Mutation> {
-    let at = at("mutations", row)?;
-    Ok(Mutation {
-        id: MutationId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        op: at.name(row, 2, MutationOp::parse)?,
-        payload: at.get(row, 3)?,
-        state: at.name(row, 4, MutationState::parse)?,
-        requested_at: Timestamp::from_micros(at.get(row, 5)?),
-        applied_at: at.get::<Option<i64>>(row, 6)?.map(Timestamp::from_micros),
-        reason: at.get(row, 7)?,
-    })
-}
-
-/// Decodes every row; the first unreadable row fails the list.
-fn decode_all<T>(rows: &[Row], decode: fn(&Row) -> R<T>) -> R<Vec<T>> {
-    rows.iter().map(decode).collect()
-}
-
-fn int0(row: &Row) -> R<i64> {
-    Ok(row.try_get(0)?)
-}
-
-/// A topology row, or [`StoreError::NotFound`]; `lock` takes its row lock.
-fn topology<C: GenericClient>(db: &mut Db<'_, C>, id: TopologyId, lock: bool) -> R<TopologyRecord> {
-    let sql = if lock {
-        concat!(
-            "SELECT ",
-            topology_columns!(),
-            " FROM topologies WHERE id = $1 FOR UPDATE"
-        )
-    } else {
-        concat!(
-            "SELECT ",
-            topology_columns!(),
-            " FROM topologies WHERE id = $1"
-        )
-    };
-    let found = match key(id.get()) {
-        Some(k) => db.query_opt(sql, &[&k])?,
-        None => None,
-    };
-    match found {
-        Some(row) => topology_row(&row),
-        None => Err(not_found(Entity::Topology, id.get()).into()),
-    }
-}
-
-/// What the guards of a write need to know about a topology.
-struct Head {
-    key: i64,
-    status: TopologyStatus,
-    version: u64,
-}
-
-/// The topology's head, or [`StoreError::NotFound`]; `lock` takes its row lock, as every
-/// write does before anything else.
-fn head<C: GenericClient>(db: &mut Db<'_, C>, id: TopologyId, lock: bool) -> R<Head> {
-    let sql = if lock {
-        "SELECT id, status, version FROM topologies WHERE id = $1 FOR UPDATE"
-    } else {
-        "SELECT id, status, version FROM topologies WHERE id = $1"
-    };
-    let found = match key(id.get()) {
-        Some(k) => db.query_opt(sql, &[&k])?,
-        None => None,
-    };
-    let row = found.ok_or_else(|| not_found(Entity::Topology, id.get()))?;
-    let at = at("topologies", &row)?;
-    Ok(Head {
-        key: at.id,
-        status: at.name(&row, 1, TopologyStatus::parse)?,
-        version: at.version(&row, 2)?,
-    })
-}
-
-// ---- versions --------------------------------------------------------------------------
-
-/// The version guard of one write: a stale `expected` is a conflict; a matching one is a
-/// bump unless `bumps` is false, and a bump at the maximum is an overflow.
-fn version_guard(current: u64, expected: Option<u64>, bumps: bool) -> Option<StoreError> {
-    let expected = if bumps {
-        expected
-    } else {
-        // Checked, not bumped: only a conflict can come of it.
-        match expected {
-            Some(e) if e != current => {
-                return Some(StoreError::VersionConflict(VersionConflict {
-                    current,
-                    expected: e,
-                }));
-            }
-            _ => None,
+impl Param<'_> {
+    /// The value as the driver binds it.
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Int(v) => v,
+            Param::Text(text) => text,
+            Param::OptText(text) => text,
+            Param::Bool(b) => b,
+            Param::OptBool(b) => b,
+            Param::OptReal(r) => r,
+            Param::Services(services) => services,
+            Param::OptServices(services) => services,
         }
-    };
-    match crate::check_and_bump(current, expected) {
-        Ok(_) => None,
-        Err(VersionError::Conflict(c)) => Some(StoreError::VersionConflict(c)),
-        Err(VersionError::Overflow(o)) => Some(StoreError::VersionOverflow(o)),
     }
 }
 
-/// Bumps the version from `expected`, in the caller's transaction. The guard is repeated
-/// in SQL: the `UPDATE` matches only `expected` and only below `i64::MAX`.
-fn bump<C: GenericClient>(db: &mut Db<'_, C>, topology: i64, expected: u64) -> R<u64> {
-    let changed = match key(expected) {
-        Some(expected_key) => db.execute(
-            "UPDATE topologies SET version = version + 1 \
-             WHERE id = $1 AND version = $2 AND version < $3",
-            &[&topology, &expected_key, &MAX_SQL_VERSION],
-        )?,
-        None => 0,
-    };
-    if changed == 1 {
-        return Ok(expected + 1);
+/// The driver's parameter list for `params`.
+fn bind<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params.iter().map(Param::as_sql).collect()
+}
+
+// Inside, `self.query_one(sql.pg, ..)` and the like are `Db`'s own methods (inherent
+// methods win over the trait's), which take the driver's parameters.
+impl<C: GenericClient> Session for Db<'_, C> {
+    type Fail = Fail;
+
+    fn refusal(fail: Fail) -> Result<StoreError, Fail> {
+        match fail {
+            Fail::Store(refused) => Ok(refused),
+            other => Err(other),
+        }
     }
-    // Unreachable while the caller holds the row lock and checked the version under it;
-    // report what the table says rather than trusting that.
-    let current = head(db, TopologyId::new(id_of(topology)), false)?.version;
-    Err(version_guard(current, Some(expected), true)
-        .unwrap_or_else(|| backend("the version bump matched no row"))
-        .into())
-}
 
-/// Bumps once if `expected` is given and `bumps`; the version after the write.
-fn finish_version<C: GenericClient>(
-    db: &mut Db<'_, C>,
-    head: &Head,
-    expected: Option<u64>,
-    bumps: bool,
-) -> R<u64> {
-    match expected {
-        Some(v) if bumps => bump(db, head.key, v),
-        _ => Ok(head.version),
+    fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
+        T::from_row(&self.query_one(sql.pg, &bind(params))?)
     }
-}
 
-// ---- the queue -------------------------------------------------------------------------
+    fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
+        match self.query_opt(sql.pg, &bind(params))? {
+            Some(row) => T::from_row(&row).map(Some),
+            None => Ok(None),
+        }
+    }
 
-/// A mutation's key and state, or [`StoreError::NotFound`] (also when it belongs to
-/// another topology than the claim says).
-fn claimed<C: GenericClient>(db: &mut Db<'_, C>, claim: &MutationClaim) -> R<(i64, MutationState)> {
-    let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
-        (Some(id), Some(topology)) => db.query_opt(
-            "SELECT id, topology_id, state FROM mutations WHERE id = $1 AND topology_id = $2",
-            &[&id, &topology],
-        )?,
-        _ => None,
-    };
-    let row = found.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()))?;
-    let at = at("mutations", &row)?;
-    Ok((at.id, at.name(&row, 2, MutationState::parse)?))
-}
+    fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
+        self.query(sql.pg, &bind(params))?
+            .iter()
+            .map(T::from_row)
+            .collect()
+    }
 
-/// Moves a claimed mutation from `applying` to `to`; anything but `applying` is refused.
-fn mark<C: GenericClient>(
-    db: &mut Db<'_, C>,
-    claim: &MutationClaim,
-    to: MutationState,
-    reason: Option<&str>,
-) -> R<Mutation> {
-    // The topology's row lock first, as in every write; a claim on a topology that is gone
-    // is that topology's not-found.
-    head(db, claim.topology_id(), true)?;
-    let (k, state) = claimed(db, claim)?;
-    refuse(pick([
-        (state != MutationState::Applying).then_some(StoreError::MutationState {
-            id: claim.id(),
-            expected: MutationState::Applying,
-            found: state,
-        }),
-        reason.and_then(|r| check_text("reason", r).err()),
-    ]))?;
-    let marked = db.query_opt(
-        concat!(
-            "UPDATE mutations SET state = $2, applied_at = $3, reason = $4 ",
-            "WHERE id = $1 AND state = $5 RETURNING ",
-            mutation_columns!()
-        ),
-        &[
-            &k,
-            &to.as_str(),
-            &Timestamp::now().as_micros(),
-            &reason,
-            &MutationState::Applying.as_str(),
-        ],
-    )?;
-    match marked {
-        Some(row) => mutation_row(&row),
-        None => Err(backend("the mutation left 'applying' during its mark").into()),
+    fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
+        self.query_one(sql.pg, &bind(params))?.raw_int(0)
+    }
+
+    fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
+        self.execute(sql.pg, &bind(params))
     }
 }
 
@@ -1039,7 +758,7 @@ impl TopologyStore for PgStore {
                 ],
             )?;
             match row {
-                Some(row) => topology_row(&row),
+                Some(row) => TopologyRecord::from_row(&row),
                 None => Err(StoreError::Duplicate {
                     entity: Entity::Topology,
                     name: String::from(name),
@@ -1050,67 +769,20 @@ impl TopologyStore for PgStore {
     }
 
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.single("get_topology", true, |db| topology(db, id, false))
+        self.single("get_topology", true, |db| sql::topology(db, id, Lock::None))
     }
 
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
-        // Every row is read, filter or not, so a corrupt row fails the list instead of
-        // silently falling out of it.
-        let all = self.single("list_topologies", true, |db| {
-            let rows = db.query(
-                concat!(
-                    "SELECT ",
-                    topology_columns!(),
-                    " FROM topologies ORDER BY id"
-                ),
-                &[],
-            )?;
-            decode_all(&rows, topology_row)
-        })?;
-        Ok(match status {
-            Some(s) => all.into_iter().filter(|t| t.status == s).collect(),
-            None => all,
+        self.single("list_topologies", true, |db| {
+            sql::list_topologies(db, status)
         })
     }
 
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
-        self.read("topology_detail", |db| {
-            let topology = topology(db, id, false)?;
-            let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
-            let lans = db.query(
-                concat!(
-                    "SELECT ",
-                    lan_columns!(),
-                    " FROM lans WHERE topology_id = $1 ORDER BY name"
-                ),
-                &[&k],
-            )?;
-            let deckies = db.query(
-                concat!(
-                    "SELECT ",
-                    decky_columns!(),
-                    " FROM deckies WHERE topology_id = $1 ORDER BY name"
-                ),
-                &[&k],
-            )?;
-            let edges = db.query(
-                concat!(
-                    "SELECT ",
-                    edge_columns!(),
-                    " FROM edges WHERE topology_id = $1 ORDER BY id"
-                ),
-                &[&k],
-            )?;
-            Ok(TopologyDetail {
-                topology,
-                lans: decode_all(&lans, lan_row)?,
-                deckies: decode_all(&deckies, decky_row)?,
-                edges: decode_all(&edges, edge_row)?,
-            })
-        })
+        self.read("topology_detail", |db| sql::topology_detail(db, id))
     }
 
     fn transition_status(
@@ -1121,68 +793,12 @@ impl TopologyStore for PgStore {
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
         self.write("transition_status", |db| {
-            // The row lock first: the status checked below is the one this write replaces.
-            let mut record = topology(db, id, true)?;
-            let from = record.status;
-            refuse(pick([
-                precondition
-                    .status
-                    .filter(|&believed| believed != from)
-                    .map(|expected| StoreError::StaleStatus {
-                        expected,
-                        found: from,
-                    }),
-                reason.and_then(|r| check_text("reason", r).err()),
-                (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
-                version_guard(record.version, precondition.version, false),
-            ]))?;
-            let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
-            let now = Timestamp::now();
-            // Compare-and-set on the status: the write matches only the status just checked.
-            let changed = db.execute(
-                "UPDATE topologies SET status = $2, status_changed_at = $3, reason = $4 \
-                 WHERE id = $1 AND status = $5",
-                &[&k, &to.as_str(), &now.as_micros(), &reason, &from.as_str()],
-            )?;
-            if changed != 1 {
-                return Err(backend("the status changed during its own transaction").into());
-            }
-            let event = db.query_one(
-                "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&k, &from.as_str(), &to.as_str(), &now.as_micros(), &reason],
-            )?;
-            let event = int0(&event)?;
-            record.status = to;
-            record.status_changed_at = now;
-            record.reason = reason.map(String::from);
-            Ok(Transitioned {
-                event: StatusEvent {
-                    id: EventId::new(id_of(event)),
-                    topology_id: id,
-                    from,
-                    to,
-                    at: now,
-                    reason: record.reason.clone(),
-                },
-                topology: record,
-            })
+            sql::transition_status(db, id, to, reason, precondition)
         })
     }
 
     fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.read("list_status_events", |db| {
-            let head = head(db, id, false)?;
-            let rows = db.query(
-                concat!(
-                    "SELECT ",
-                    event_columns!(),
-                    " FROM status_events WHERE topology_id = $1 ORDER BY id DESC"
-                ),
-                &[&head.key],
-            )?;
-            decode_all(&rows, event_row)
-        })
+        self.read("list_status_events", |db| sql::list_status_events(db, id))
     }
 
     fn edit(
@@ -1191,18 +807,7 @@ impl TopologyStore for PgStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.write("edit", |db| {
-            let head = head(db, id, true)?;
-            let bumps = !edits.iter().all(ChildEdit::is_noop);
-            let (touched, refused) = apply_edits(db, head.key, edits)?;
-            refuse(pick([
-                refused,
-                free_form_gate(head.status).err(),
-                version_guard(head.version, expected_version, bumps),
-            ]))?;
-            let version = finish_version(db, &head, expected_version, bumps)?;
-            Ok(EditReport { touched, version })
-        })
+        self.write("edit", |db| sql::edit(db, id, expected_version, edits))
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
@@ -1225,7 +830,7 @@ impl TopologyStore for PgStore {
             if changed == 0 {
                 return Err(not_found(Entity::Lan, lan.get()).into());
             }
-            refuse(invalid.as_ref().map(clone_invalid))
+            Ok(refuse(invalid.as_ref().map(clone_invalid))?)
         })
     }
 
@@ -1268,7 +873,7 @@ impl TopologyStore for PgStore {
             if changed == 0 {
                 return Err(not_found(Entity::Decky, decky.get()).into());
             }
-            refuse(invalid.as_ref().map(clone_invalid))
+            Ok(refuse(invalid.as_ref().map(clone_invalid))?)
         })
     }
 
@@ -1280,74 +885,12 @@ impl TopologyStore for PgStore {
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError> {
         self.write("enqueue_mutation", |db| {
-            let head = head(db, id, true)?;
-            refuse(pick([
-                live_gate(head.status).err(),
-                check_text("payload", payload).err(),
-                version_guard(head.version, expected_version, true),
-            ]))?;
-            let mutation = db.query_one(
-                "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[
-                    &head.key,
-                    &op.as_str(),
-                    &payload,
-                    &MutationState::Pending.as_str(),
-                    &Timestamp::now().as_micros(),
-                ],
-            )?;
-            let mutation = int0(&mutation)?;
-            let version = finish_version(db, &head, expected_version, true)?;
-            Ok(Edited {
-                id: MutationId::new(id_of(mutation)),
-                version,
-            })
+            sql::enqueue_mutation(db, id, op, payload, expected_version)
         })
     }
 
     fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.write("claim_next_mutation", |db| {
-            // The topology's row lock makes claims serial per topology: no other claim of
-            // this topology can run between the busy check and the claim below. (Under it,
-            // `SKIP LOCKED` would never skip a row, and could only break oldest-first.)
-            let head = head(db, id, true)?;
-            live_gate(head.status)?;
-            let applying = db.query_opt(
-                "SELECT id FROM mutations WHERE topology_id = $1 AND state = $2 \
-                 ORDER BY id LIMIT 1",
-                &[&head.key, &MutationState::Applying.as_str()],
-            )?;
-            if let Some(applying) = applying {
-                return Ok(Claim::Busy {
-                    applying: MutationId::new(id_of(int0(&applying)?)),
-                });
-            }
-            // One statement picks the oldest pending row and moves exactly it, returning it.
-            let claimed = db.query_opt(
-                concat!(
-                    "UPDATE mutations SET state = $2 WHERE id = ",
-                    "(SELECT id FROM mutations WHERE topology_id = $1 AND state = $3 ",
-                    "ORDER BY id LIMIT 1) AND state = $3 RETURNING ",
-                    mutation_columns!()
-                ),
-                &[
-                    &head.key,
-                    &MutationState::Applying.as_str(),
-                    &MutationState::Pending.as_str(),
-                ],
-            )?;
-            Ok(match claimed {
-                Some(row) => {
-                    let mutation = mutation_row(&row)?;
-                    Claim::Claimed {
-                        claim: MutationClaim::from_parts(mutation.id, id),
-                        mutation,
-                    }
-                }
-                None => Claim::Empty,
-            })
-        })
+        self.write("claim_next_mutation", |db| sql::claim_next_mutation(db, id))
     }
 
     fn apply_live(
@@ -1355,29 +898,12 @@ impl TopologyStore for PgStore {
         claim: &MutationClaim,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.write("apply_live", |db| {
-            let head = head(db, claim.topology_id(), true)?;
-            let (_, state) = claimed(db, claim)?;
-            let (touched, refused) = apply_edits(db, head.key, edits)?;
-            refuse(pick([
-                refused,
-                (state != MutationState::Applying).then_some(StoreError::MutationState {
-                    id: claim.id(),
-                    expected: MutationState::Applying,
-                    found: state,
-                }),
-                live_gate(head.status).err(),
-            ]))?;
-            Ok(EditReport {
-                touched,
-                version: head.version,
-            })
-        })
+        self.write("apply_live", |db| sql::apply_live(db, claim, edits))
     }
 
     fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
         self.write("mark_mutation_applied", |db| {
-            mark(db, &claim, MutationState::Applied, None)
+            sql::mark(db, &claim, MutationState::Applied, None)
         })
     }
 
@@ -1387,7 +913,7 @@ impl TopologyStore for PgStore {
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         self.write("mark_mutation_failed", |db| {
-            mark(db, &claim, MutationState::Failed, Some(reason))
+            sql::mark(db, &claim, MutationState::Failed, Some(reason))
         })
     }
 
@@ -1396,38 +922,12 @@ impl TopologyStore for PgStore {
         id: TopologyId,
         state: Option<MutationState>,
     ) -> Result<Vec<Mutation>, StoreError> {
-        // As for topologies: a filter never hides a corrupt row.
-        let all = self.read("list_mutations", |db| {
-            let head = head(db, id, false)?;
-            let rows = db.query(
-                concat!(
-                    "SELECT ",
-                    mutation_columns!(),
-                    " FROM mutations WHERE topology_id = $1 ORDER BY id DESC"
-                ),
-                &[&head.key],
-            )?;
-            decode_all(&rows, mutation_row)
-        })?;
-        Ok(match state {
-            Some(s) => all.into_iter().filter(|m| m.state == s).collect(),
-            None => all,
-        })
+        self.read("list_mutations", |db| sql::list_mutations(db, id, state))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.single("set_needs_resync", true, |db| {
-            let changed = match key(id.get()) {
-                Some(k) => db.execute(
-                    "UPDATE topologies SET needs_resync = $2 WHERE id = $1",
-                    &[&k, &needs_resync],
-                )?,
-                None => 0,
-            };
-            if changed == 0 {
-                return Err(not_found(Entity::Topology, id.get()).into());
-            }
-            Ok(())
+            sql::set_needs_resync(db, id, needs_resync)
         })
     }
 
@@ -1437,14 +937,7 @@ impl TopologyStore for PgStore {
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
         self.write("delete_topology", |db| {
-            let head = head(db, id, true)?;
-            refuse(pick([
-                delete_gate(head.status).err(),
-                version_guard(head.version, expected_version, false),
-            ]))?;
-            // One row: the children go by ON DELETE CASCADE, in the same transaction.
-            db.execute("DELETE FROM topologies WHERE id = $1", &[&head.key])?;
-            Ok(())
+            sql::delete_topology(db, id, expected_version)
         })
     }
 }

@@ -7,60 +7,24 @@ use std::string::String;
 
 use postgres::Client;
 
-use crate::lifecycle::{Lifecycle, sql_in_list};
-use crate::store::{DeckyState, StoreError};
-use crate::{MutationOp, MutationState, TopologyStatus};
+use crate::store::StoreError;
+use crate::store::sql;
+use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, Stamp};
 
 use super::sql_error;
 
-/// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 1;
-
-/// The `meta` keys.
-const KEY_VERSION: &str = "schema_version";
-const KEY_FINGERPRINT: &str = "fingerprint";
+/// The dialect the fingerprint names.
+const DIALECT: &str = "postgres";
 
 /// The first key of the advisory lock taken while creating or migrating a schema (the second
 /// is a hash of the schema's name), so stores of different schemas do not wait on each
 /// other. `'t' 'o' 'p' 'o'` as a big-endian `int4`.
 const LOCK_CLASS: i32 = 0x746f_706f;
 
-/// The canonical text a schema was generated from: the schema version and every stored
-/// name list, in declaration order.
-///
-/// A schema whose fingerprint differs was made by a build with a different declaration (a
-/// status added, renamed or reordered), so its `CHECK` lists and rows may not match this
-/// build; it is refused rather than half-read.
+/// The canonical text a schema was generated from (see
+/// [`fingerprint_of`](sql::schema::fingerprint_of)).
 pub(super) fn fingerprint_of(version: i64) -> String {
-    format!(
-        "topostate postgres schema {version}; {} {}: {}; {} {}: {}; {} {}: {}; {} {}: {}",
-        TopologyStatus::MACHINE,
-        TopologyStatus::NOUN,
-        <TopologyStatus as Lifecycle>::NAMES.join(","),
-        MutationState::MACHINE,
-        MutationState::NOUN,
-        <MutationState as Lifecycle>::NAMES.join(","),
-        "mutation",
-        "op",
-        MutationOp::NAMES.join(","),
-        "decky",
-        "state",
-        DeckyState::NAMES.join(","),
-    )
-}
-
-/// A `CHECK (column IN (...))` list for a set of names that is not a lifecycle.
-fn names_in_list(names: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('\'');
-        out.push_str(&name.replace('\'', "''"));
-        out.push('\'');
-    }
-    out
+    sql::schema::fingerprint_of(DIALECT, version)
 }
 
 /// The DDL of schema version 1, created in the connection's current schema. The generated
@@ -79,10 +43,12 @@ fn names_in_list(names: &[&str]) -> String {
 ///
 /// [`Timestamp`]: crate::store::Timestamp
 pub(super) fn ddl_v1() -> String {
-    let status = sql_in_list::<TopologyStatus>();
-    let mutation_state = sql_in_list::<MutationState>();
-    let op = names_in_list(&MutationOp::NAMES);
-    let decky_state = names_in_list(&DeckyState::NAMES);
+    let NameLists {
+        status,
+        mutation_state,
+        op,
+        decky_state,
+    } = NameLists::new();
     format!(
         "
 CREATE TABLE meta (
@@ -203,13 +169,6 @@ fn opening<'a>(place: &'a str, step: &'a str) -> impl FnOnce(postgres::Error) ->
     move |e| sql_error(e, format!("opening {place}: {step}"))
 }
 
-/// What the `meta` table says, if the schema has one.
-#[derive(Debug, PartialEq, Eq)]
-struct Stamp {
-    version: i64,
-    fingerprint: String,
-}
-
 /// Reads the stamp of the current schema; `None` for a schema without a `meta` table.
 fn read_stamp(
     conn: &mut impl postgres::GenericClient,
@@ -279,30 +238,7 @@ fn describe_text(value: Option<&str>) -> String {
 
 /// Refuses a stamp this build cannot use as it is; `Ok(true)` when it is current.
 fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
-    if stamp.version > SCHEMA_VERSION {
-        return Err(StoreError::Corrupt {
-            table: "meta",
-            row: String::from(KEY_VERSION),
-            problem: format!(
-                "{place} has schema version {}, newer than the {SCHEMA_VERSION} this build of \
-                 topostate knows; connect with a newer build",
-                stamp.version
-            ),
-        });
-    }
-    let expected = fingerprint_of(stamp.version);
-    if stamp.fingerprint != expected {
-        return Err(StoreError::Corrupt {
-            table: "meta",
-            row: String::from(KEY_FINGERPRINT),
-            problem: format!(
-                "schema fingerprint mismatch: {place} was made from a different lifecycle \
-                 declaration and is refused (expected '{expected}', found '{}')",
-                stamp.fingerprint
-            ),
-        });
-    }
-    Ok(stamp.version == SCHEMA_VERSION)
+    stamp.check(DIALECT, place, "connect")
 }
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a schema
@@ -353,7 +289,7 @@ pub(super) fn migrate(
         .and_then(|r| r.try_get(0))
         .map_err(opening(place, "reading the search path"))?;
     if current.is_none() {
-        return Err(super::backend(format!(
+        return Err(sql::backend(format!(
             "opening {place}: the search path names no schema that exists, so there is \
              nowhere to create the tables (name one with PgStore::connect_with_schema)"
         )));
@@ -391,36 +327,31 @@ fn schema_exists(
     .map_err(opening(place, "looking the schema up"))
 }
 
-/// Runs every migration from `from` up to [`SCHEMA_VERSION`] and restamps the schema.
+/// Runs every migration from `from` up to the current schema version and restamps the
+/// schema.
 fn run_migrations(
     tx: &mut postgres::Transaction<'_>,
     from: i64,
     place: &str,
 ) -> Result<(), StoreError> {
-    let mut version = from;
-    while version < SCHEMA_VERSION {
-        let step = usize::try_from(version - 1)
-            .ok()
-            .and_then(|i| MIGRATIONS.get(i))
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "meta",
-                row: String::from(KEY_VERSION),
-                problem: format!("no migration from schema version {version} of {place}"),
-            })?;
+    sql::schema::run_migrations(MIGRATIONS, from, place, |step, version| {
         step(tx).map_err(opening(place, "migrating the schema"))?;
-        version += 1;
         let update = "UPDATE meta SET value = $2 WHERE key = $1";
         tx.execute(update, &[&KEY_VERSION, &version.to_string()])
             .map_err(opening(place, "migrating the schema"))?;
         tx.execute(update, &[&KEY_FINGERPRINT, &fingerprint_of(version)])
             .map_err(opening(place, "migrating the schema"))?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::{Lifecycle, sql_in_list};
+    use crate::store::DeckyState;
+    use crate::store::sql::schema::{SCHEMA_VERSION, names_in_list};
+    use crate::{MutationOp, MutationState, TopologyStatus};
 
     #[test]
     fn ddl_lists_every_declared_name_and_nothing_else() {
@@ -436,11 +367,8 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_is_one_line_and_names_the_version() {
-        let f = fingerprint_of(SCHEMA_VERSION);
-        assert!(!f.contains('\n'));
-        assert!(f.starts_with("topostate postgres schema 1; topology status: pending,deploying,"));
-        assert!(f.contains("mutation op: add_lan,"));
+    fn fingerprint_names_postgres() {
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 1; "));
     }
 
     #[test]
@@ -451,6 +379,7 @@ mod tests {
         };
         let err = check_stamp(&stamp, "db").unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
+        assert!(err.contains("connect with a newer build"), "{err}");
     }
 
     #[test]

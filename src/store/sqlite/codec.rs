@@ -6,48 +6,80 @@ use std::string::String;
 use std::vec::Vec;
 
 use rusqlite::Row;
-use rusqlite::types::{FromSql, Value, ValueRef};
+use rusqlite::types::{FromSql, Null, ToSql, ToSqlOutput, Value, ValueRef};
 
 use crate::error::Quoted;
 use crate::store::StoreError;
+use crate::store::sql::{At, Columns, Param};
 use crate::{MAX_VERSION, ParseStatusError};
 
-/// Which row is being read, for [`StoreError::Corrupt`].
-#[derive(Clone, Copy, Debug)]
-pub(super) struct At {
-    pub(super) table: &'static str,
-    pub(super) id: i64,
+use super::Fail;
+
+/// A column of any type `FromSql` reads, a type mismatch being a corrupt row.
+fn get<T: FromSql>(row: &Row<'_>, at: At, idx: usize) -> Result<T, StoreError> {
+    row.get::<_, T>(idx).map_err(|e| {
+        let value = row.get_ref(idx).ok();
+        at.corrupt(format!(
+            "column {}: {} ({e})",
+            column_name(row, idx),
+            describe_ref(value)
+        ))
+    })
 }
 
-impl At {
-    pub(super) fn corrupt(self, problem: String) -> StoreError {
-        StoreError::Corrupt {
-            table: self.table,
-            row: self.id.to_string(),
-            problem,
-        }
+impl Columns for Row<'_> {
+    type Fail = Fail;
+
+    fn at(&self, table: &'static str) -> Result<At, Fail> {
+        Ok(At {
+            table,
+            id: self.get(0)?,
+        })
     }
 
-    /// A column of any type `FromSql` reads, a type mismatch being a corrupt row.
-    pub(super) fn get<T: FromSql>(self, row: &Row<'_>, idx: usize) -> Result<T, StoreError> {
-        row.get::<_, T>(idx).map_err(|e| {
-            let value = row.get_ref(idx).ok();
-            self.corrupt(format!(
-                "column {}: {} ({e})",
-                column_name(row, idx),
-                describe_ref(value)
+    fn int(&self, at: At, idx: usize) -> Result<i64, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn opt_int(&self, at: At, idx: usize) -> Result<Option<i64>, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn text(&self, at: At, idx: usize) -> Result<String, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn opt_text(&self, at: At, idx: usize) -> Result<Option<String>, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn flag(&self, at: At, idx: usize) -> Result<bool, StoreError> {
+        get(self, at, idx)
+    }
+
+    fn opt_real(&self, at: At, idx: usize) -> Result<Option<f64>, StoreError> {
+        get(self, at, idx)
+    }
+
+    /// A decky's service list, stored as a JSON array of strings.
+    fn services(&self, at: At, idx: usize) -> Result<Vec<String>, StoreError> {
+        let text: String = get(self, at, idx)?;
+        decode_services(&text).map_err(|problem| {
+            at.corrupt(format!(
+                "column {}: {} is not a JSON list of strings: {problem}",
+                column_name(self, idx),
+                Quoted(&text)
             ))
         })
     }
 
-    /// A column holding a declared name, parsed by `parse`.
-    pub(super) fn name<T>(
-        self,
-        row: &Row<'_>,
+    fn name<T>(
+        &self,
+        at: At,
         idx: usize,
         parse: fn(&str) -> Result<T, ParseStatusError>,
     ) -> Result<T, StoreError> {
-        let value = row.get_ref(idx).map_err(|e| self.corrupt(e.to_string()))?;
+        let value = self.get_ref(idx).map_err(|e| at.corrupt(e.to_string()))?;
         let parsed = match value {
             ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => parse(text).map_err(|e| e.to_string()),
@@ -56,35 +88,53 @@ impl At {
             other => Err(format!("{}, not a name", describe_ref(Some(other)))),
         };
         parsed
-            .map_err(|problem| self.corrupt(format!("column {}: {problem}", column_name(row, idx))))
+            .map_err(|problem| at.corrupt(format!("column {}: {problem}", column_name(self, idx))))
     }
 
-    /// A version column: an integer in `1..=MAX_VERSION`.
-    pub(super) fn version(self, row: &Row<'_>, idx: usize) -> Result<u64, StoreError> {
-        let value = row.get_ref(idx).map_err(|e| self.corrupt(e.to_string()))?;
+    fn version(&self, at: At, idx: usize) -> Result<u64, StoreError> {
+        let value = self.get_ref(idx).map_err(|e| at.corrupt(e.to_string()))?;
         match value {
             ValueRef::Integer(v) if v >= 1 => Ok(v.unsigned_abs()),
-            ValueRef::Integer(v) => Err(self.corrupt(format!(
+            ValueRef::Integer(v) => Err(at.corrupt(format!(
                 "column {}: invalid topology version {v} (versions run from 1 to {MAX_VERSION})",
-                column_name(row, idx)
+                column_name(self, idx)
             ))),
-            other => Err(self.corrupt(format!(
+            other => Err(at.corrupt(format!(
                 "column {}: {}, not an integer version",
-                column_name(row, idx),
+                column_name(self, idx),
                 describe_ref(Some(other))
             ))),
         }
     }
 
-    /// A decky's service list, stored as a JSON array of strings.
-    pub(super) fn services(self, row: &Row<'_>, idx: usize) -> Result<Vec<String>, StoreError> {
-        let text: String = self.get(row, idx)?;
-        decode_services(&text).map_err(|problem| {
-            self.corrupt(format!(
-                "column {}: {} is not a JSON list of strings: {problem}",
-                column_name(row, idx),
-                Quoted(&text)
-            ))
+    fn raw_int(&self, idx: usize) -> Result<i64, Fail> {
+        Ok(self.get(idx)?)
+    }
+
+    fn raw_text(&self, idx: usize) -> Result<String, Fail> {
+        Ok(self.get(idx)?)
+    }
+
+    fn raw_flag(&self, idx: usize) -> Result<bool, Fail> {
+        Ok(self.get(idx)?)
+    }
+}
+
+/// Binds as the schema stores it: a service list as its JSON text.
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Param::Int(v) => ToSqlOutput::from(v),
+            Param::Text(text) => ToSqlOutput::from(text),
+            Param::OptText(Some(text)) => ToSqlOutput::from(text),
+            Param::Bool(b) | Param::OptBool(Some(b)) => ToSqlOutput::from(b),
+            Param::OptReal(Some(r)) => ToSqlOutput::from(r),
+            Param::Services(services) => ToSqlOutput::from(encode_services(services)),
+            Param::OptServices(Some(services)) => ToSqlOutput::from(encode_services(services)),
+            Param::OptText(None)
+            | Param::OptBool(None)
+            | Param::OptReal(None)
+            | Param::OptServices(None) => ToSqlOutput::from(Null),
         })
     }
 }

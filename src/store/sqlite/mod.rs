@@ -14,7 +14,6 @@
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
 
 mod codec;
-mod edits;
 mod schema;
 
 use std::fmt;
@@ -25,36 +24,25 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use rusqlite::{Connection, ErrorCode, Row, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior, params, params_from_iter};
 
-use crate::store::policy::{delete_gate, free_form_gate, live_gate};
+use crate::store::sql::rows::{Flag, Key, topology_columns};
+use crate::store::sql::{
+    self, FromRow, INITIAL_SQL_VERSION, Lock, Param, Session, Stmt, backend, key, not_found, pick,
+    refuse, stmt,
+};
 use crate::store::{
-    BackendError, ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId,
-    Precondition, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord,
-    TopologyStore, Transitioned, check_name, check_text,
+    BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState, EditReport, Edited, Entity,
+    LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError, Timestamp,
+    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, check_name, check_text,
 };
-use crate::{
-    INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
-    VersionConflict, VersionError,
-};
-
-use codec::At;
-use edits::apply_edits;
+use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 /// How long a connection waits for another one's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection; more than the store's distinct statements.
 const STATEMENT_CACHE: usize = 96;
-
-/// [`MAX_VERSION`] as the SQL integer it is stored as.
-const MAX_SQL_VERSION: i64 = i64::MAX;
-const _: () = assert!(MAX_VERSION == MAX_SQL_VERSION.unsigned_abs());
-
-/// [`INITIAL_VERSION`] as the SQL integer it is stored as.
-const INITIAL_SQL_VERSION: i64 = 1;
-const _: () = assert!(INITIAL_VERSION == INITIAL_SQL_VERSION.unsigned_abs());
 
 /// A [`TopologyStore`] on one SQLite database (a file, or memory).
 ///
@@ -168,7 +156,7 @@ impl SqliteStore {
     fn write<T>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Connection) -> R<T>,
+        f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
         self.transaction(op, TransactionBehavior::Immediate, f)
     }
@@ -177,7 +165,7 @@ impl SqliteStore {
     fn read<T>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Connection) -> R<T>,
+        f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
         self.transaction(op, TransactionBehavior::Deferred, f)
     }
@@ -187,12 +175,12 @@ impl SqliteStore {
         &self,
         op: &'static str,
         behavior: TransactionBehavior,
-        f: impl FnOnce(&Connection) -> R<T>,
+        f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
         let mut conn = self.lock();
         let result = (|| {
             let tx = conn.transaction_with_behavior(behavior)?;
-            let out = f(&tx)?;
+            let out = f(&mut Db(&tx))?;
             tx.commit()?;
             Ok(out)
         })();
@@ -203,17 +191,17 @@ impl SqliteStore {
     fn read_one<T>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&Connection) -> R<T>,
+        f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
         let conn = self.lock();
-        f(&conn).map_err(|e| e.into_store(op))
+        f(&mut Db(&conn)).map_err(|e| e.into_store(op))
     }
 }
 
 // ---- errors ----------------------------------------------------------------------------
 
 /// A failed step: a refusal to report as it is, or a driver error to wrap.
-enum Fail {
+pub(crate) enum Fail {
     Store(StoreError),
     Sql(rusqlite::Error),
 }
@@ -285,33 +273,6 @@ fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
     }))
 }
 
-fn not_found(entity: Entity, id: u64) -> StoreError {
-    StoreError::NotFound { entity, id }
-}
-
-/// The error of highest precedence among `errors` (the earliest on a tie).
-fn pick<const N: usize>(errors: [Option<StoreError>; N]) -> Option<StoreError> {
-    errors.into_iter().fold(None, StoreError::first)
-}
-
-fn refuse(errors: Option<StoreError>) -> R<()> {
-    errors.map_or(Ok(()), |e| Err(Fail::Store(e)))
-}
-
-/// A stored id as SQL's integer; ids above `i64::MAX` cannot exist.
-fn key(id: u64) -> Option<i64> {
-    i64::try_from(id).ok()
-}
-
-/// A topology id as SQL's integer, or not found.
-fn topology_key(id: TopologyId) -> R<i64> {
-    key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()).into())
-}
-
-fn id_of(key: i64) -> u64 {
-    key.unsigned_abs()
-}
-
 // ---- connection setup ------------------------------------------------------------------
 
 fn configure(conn: &Connection, file: bool) -> R<()> {
@@ -369,338 +330,80 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn backend(message: impl Into<String>) -> StoreError {
-    StoreError::Backend(BackendError::new(message.into()))
-}
+// ---- running the shared statements ----------------------------------------------------
 
-// ---- reading rows ----------------------------------------------------------------------
+/// A connection (or the transaction on it), as the shared operations run statements on it.
+struct Db<'c>(&'c Connection);
 
-macro_rules! topology_columns {
-    () => {
-        "id, name, status, version, reason, needs_resync, created_at, status_changed_at"
-    };
-}
-macro_rules! lan_columns {
-    () => {
-        "id, topology_id, name, subnet, is_dmz, network_id, x, y"
-    };
-}
-macro_rules! decky_columns {
-    () => {
-        "id, topology_id, name, services, config, state, ip, last_error, x, y"
-    };
-}
-macro_rules! edge_columns {
-    () => {
-        "id, topology_id, decky_id, lan_id, is_bridge, forwards_l3"
-    };
-}
-macro_rules! event_columns {
-    () => {
-        "id, topology_id, from_status, to_status, at, reason"
-    };
-}
-macro_rules! mutation_columns {
-    () => {
-        "id, topology_id, op, payload, state, requested_at, applied_at, reason"
-    };
-}
+impl Session for Db<'_> {
+    type Fail = Fail;
 
-fn at(table: &'static str, row: &Row<'_>) -> R<At> {
-    Ok(At {
-        table,
-        id: row.get(0)?,
-    })
-}
-
-fn topology_row(row: &Row<'_>) -> R<TopologyRecord> {
-    let at = at("topologies", row)?;
-    Ok(TopologyRecord {
-        id: TopologyId::new(id_of(at.id)),
-        name: at.get(row, 1)?,
-        status: at.name(row, 2, TopologyStatus::parse)?,
-        version: at.version(row, 3)?,
-        reason: at.get(row, 4)?,
-        needs_resync: at.get(row, 5)?,
-        created_at: Timestamp::from_micros(at.get(row, 6)?),
-        status_changed_at: Timestamp::from_micros(at.get(row, 7)?),
-    })
-}
-
-fn lan_row(row: &Row<'_>) -> R<Lan> {
-    let at = at("lans", row)?;
-    Ok(Lan {
-        id: LanId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        name: at.get(row, 2)?,
-        subnet: at.get(row, 3)?,
-        is_dmz: at.get(row, 4)?,
-        network_id: at.get(row, 5)?,
-        x: at.get(row, 6)?,
-        y: at.get(row, 7)?,
-    })
-}
-
-fn decky_row(row: &Row<'_>) -> R<Decky> {
-    let at = at("deckies", row)?;
-    Ok(Decky {
-        id: DeckyId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        name: at.get(row, 2)?,
-        services: at.services(row, 3)?,
-        config: at.get(row, 4)?,
-        state: at.name(row, 5, DeckyState::parse)?,
-        ip: at.get(row, 6)?,
-        last_error: at.get(row, 7)?,
-        x: at.get(row, 8)?,
-        y: at.get(row, 9)?,
-    })
-}
-
-fn edge_row(row: &Row<'_>) -> R<Edge> {
-    let at = at("edges", row)?;
-    Ok(Edge {
-        id: EdgeId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        decky: DeckyId::new(id_of(at.get(row, 2)?)),
-        lan: LanId::new(id_of(at.get(row, 3)?)),
-        is_bridge: at.get(row, 4)?,
-        forwards_l3: at.get(row, 5)?,
-    })
-}
-
-fn event_row(row: &Row<'_>) -> R<StatusEvent> {
-    let at = at("status_events", row)?;
-    Ok(StatusEvent {
-        id: EventId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        from: at.name(row, 2, TopologyStatus::parse)?,
-        to: at.name(row, 3, TopologyStatus::parse)?,
-        at: Timestamp::from_micros(at.get(row, 4)?),
-        reason: at.get(row, 5)?,
-    })
-}
-
-fn mutation_row(row: &Row<'_>) -> R<Mutation> {
-    let at = at("mutations", row)?;
-    Ok(Mutation {
-        id: MutationId::new(id_of(at.id)),
-        topology_id: TopologyId::new(id_of(at.get(row, 1)?)),
-        op: at.name(row, 2, MutationOp::parse)?,
-        payload: at.get(row, 3)?,
-        state: at.name(row, 4, MutationState::parse)?,
-        requested_at: Timestamp::from_micros(at.get(row, 5)?),
-        applied_at: at.get::<Option<i64>>(row, 6)?.map(Timestamp::from_micros),
-        reason: at.get(row, 7)?,
-    })
-}
-
-/// Runs a cached query and decodes at most one row.
-fn query_one<T, P: rusqlite::Params>(
-    conn: &Connection,
-    sql: &'static str,
-    params: P,
-    decode: fn(&Row<'_>) -> R<T>,
-) -> R<Option<T>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    match rows.next()? {
-        Some(row) => decode(row).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Runs a cached query and decodes every row; the first unreadable row fails the list.
-fn query_all<T, P: rusqlite::Params>(
-    conn: &Connection,
-    sql: &'static str,
-    params: P,
-    decode: fn(&Row<'_>) -> R<T>,
-) -> R<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(decode(row)?);
-    }
-    Ok(out)
-}
-
-fn int0(row: &Row<'_>) -> R<i64> {
-    Ok(row.get(0)?)
-}
-
-/// A topology row, or [`StoreError::NotFound`].
-fn topology(conn: &Connection, id: TopologyId) -> R<TopologyRecord> {
-    let found = match key(id.get()) {
-        Some(k) => query_one(
-            conn,
-            concat!(
-                "SELECT ",
-                topology_columns!(),
-                " FROM topologies WHERE id = ?1"
-            ),
-            [k],
-            topology_row,
-        )?,
-        None => None,
-    };
-    found.ok_or_else(|| not_found(Entity::Topology, id.get()).into())
-}
-
-/// What the guards of a write need to know about a topology.
-struct Head {
-    key: i64,
-    status: TopologyStatus,
-    version: u64,
-}
-
-fn head(conn: &Connection, id: TopologyId) -> R<Head> {
-    fn decode(row: &Row<'_>) -> R<Head> {
-        let at = at("topologies", row)?;
-        Ok(Head {
-            key: at.id,
-            status: at.name(row, 1, TopologyStatus::parse)?,
-            version: at.version(row, 2)?,
-        })
-    }
-    let found = match key(id.get()) {
-        Some(k) => query_one(
-            conn,
-            "SELECT id, status, version FROM topologies WHERE id = ?1",
-            [k],
-            decode,
-        )?,
-        None => None,
-    };
-    found.ok_or_else(|| not_found(Entity::Topology, id.get()).into())
-}
-
-// ---- versions --------------------------------------------------------------------------
-
-/// The version guard of one write: a stale `expected` is a conflict; a matching one is a
-/// bump unless `bumps` is false, and a bump at the maximum is an overflow.
-fn version_guard(current: u64, expected: Option<u64>, bumps: bool) -> Option<StoreError> {
-    let expected = if bumps {
-        expected
-    } else {
-        // Checked, not bumped: only a conflict can come of it.
-        match expected {
-            Some(e) if e != current => {
-                return Some(StoreError::VersionConflict(VersionConflict {
-                    current,
-                    expected: e,
-                }));
-            }
-            _ => None,
+    fn refusal(fail: Fail) -> Result<StoreError, Fail> {
+        match fail {
+            Fail::Store(refused) => Ok(refused),
+            sql @ Fail::Sql(_) => Err(sql),
         }
-    };
-    match crate::check_and_bump(current, expected) {
-        Ok(_) => None,
-        Err(VersionError::Conflict(c)) => Some(StoreError::VersionConflict(c)),
-        Err(VersionError::Overflow(o)) => Some(StoreError::VersionOverflow(o)),
     }
-}
 
-/// Bumps the version from `expected`, in the caller's transaction. The guard is repeated
-/// in SQL: the `UPDATE` matches only `expected` and only below `i64::MAX`, so `version + 1`
-/// is never computed where it would overflow into a float.
-fn bump(conn: &Connection, topology: i64, expected: u64) -> R<u64> {
-    let changed = match key(expected) {
-        Some(expected_key) => conn
-            .prepare_cached(
-                "UPDATE topologies SET version = version + 1 \
-                 WHERE id = ?1 AND version = ?2 AND version < ?3",
-            )?
-            .execute(params![topology, expected_key, MAX_SQL_VERSION])?,
-        None => 0,
-    };
-    if changed == 1 {
-        return Ok(expected + 1);
+    fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
+        let mut stmt = self.0.prepare_cached(sql.sqlite)?;
+        let mut rows = stmt.query(params_from_iter(params))?;
+        match rows.next()? {
+            Some(row) => T::from_row(row),
+            None => Err(rusqlite::Error::QueryReturnedNoRows.into()),
+        }
     }
-    // Unreachable while the caller checked the version in this transaction; report what
-    // the table says rather than trusting that.
-    let current = head(conn, TopologyId::new(id_of(topology)))?.version;
-    Err(version_guard(current, Some(expected), true)
-        .unwrap_or_else(|| backend("the version bump matched no row"))
-        .into())
-}
 
-/// Bumps once if `expected` is given and `bumps`; the version after the write.
-fn finish_version(conn: &Connection, head: &Head, expected: Option<u64>, bumps: bool) -> R<u64> {
-    match expected {
-        Some(v) if bumps => bump(conn, head.key, v),
-        _ => Ok(head.version),
+    fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
+        let mut stmt = self.0.prepare_cached(sql.sqlite)?;
+        let mut rows = stmt.query(params_from_iter(params))?;
+        match rows.next()? {
+            Some(row) => T::from_row(row).map(Some),
+            None => Ok(None),
+        }
     }
-}
 
-// ---- the queue -------------------------------------------------------------------------
-
-/// A mutation's topology and state, or [`StoreError::NotFound`] (also when it belongs to
-/// another topology than the claim says).
-fn claimed(conn: &Connection, claim: &MutationClaim) -> R<(i64, MutationState)> {
-    fn decode(row: &Row<'_>) -> R<(i64, MutationState)> {
-        let at = at("mutations", row)?;
-        Ok((at.id, at.name(row, 2, MutationState::parse)?))
+    fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
+        let mut stmt = self.0.prepare_cached(sql.sqlite)?;
+        let mut rows = stmt.query(params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(T::from_row(row)?);
+        }
+        Ok(out)
     }
-    let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
-        (Some(id), Some(topology)) => query_one(
-            conn,
-            "SELECT id, topology_id, state FROM mutations WHERE id = ?1 AND topology_id = ?2",
-            [id, topology],
-            decode,
-        )?,
-        _ => None,
-    };
-    found.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()).into())
-}
 
-/// Moves a claimed mutation from `applying` to `to`; anything but `applying` is refused.
-fn mark(
-    conn: &Connection,
-    claim: &MutationClaim,
-    to: MutationState,
-    reason: Option<&str>,
-) -> R<Mutation> {
-    // As in every backend: a claim on a topology that is gone is that topology's not-found.
-    head(conn, claim.topology_id())?;
-    let (k, state) = claimed(conn, claim)?;
-    refuse(pick([
-        (state != MutationState::Applying).then_some(StoreError::MutationState {
-            id: claim.id(),
-            expected: MutationState::Applying,
-            found: state,
-        }),
-        reason.and_then(|r| check_text("reason", r).err()),
-    ]))?;
-    let marked = query_one(
-        conn,
-        concat!(
-            "UPDATE mutations SET state = ?2, applied_at = ?3, reason = ?4 ",
-            "WHERE id = ?1 AND state = ?5 RETURNING ",
-            mutation_columns!()
-        ),
-        params![
-            k,
-            to.as_str(),
-            Timestamp::now().as_micros(),
-            reason,
-            MutationState::Applying.as_str()
-        ],
-        mutation_row,
-    )?;
-    marked.ok_or_else(|| backend("the mutation left 'applying' during its mark").into())
+    fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
+        Ok(self
+            .0
+            .prepare_cached(sql.sqlite)?
+            .insert(params_from_iter(params))?)
+    }
+
+    fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
+        let changed = self
+            .0
+            .prepare_cached(sql.sqlite)?
+            .execute(params_from_iter(params))?;
+        // A count of rows always fits; saturate rather than assume it.
+        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+    }
 }
 
 // ---- the contract ----------------------------------------------------------------------
 
 impl TopologyStore for SqliteStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+        const TAKEN: Stmt = stmt!("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = $1)");
+        const INSERT: Stmt = stmt!(concat!(
+            "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
+            "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, 0, $4, $4) ",
+            "RETURNING ",
+            topology_columns!()
+        ));
         check_name("topology name", name)?;
-        self.write("create_topology", |conn| {
-            let taken = conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = ?1)")?
-                .query_row([name], |r| r.get::<_, bool>(0))?;
+        self.write("create_topology", |db| {
+            let Flag(taken) = db.query_one(&TAKEN, &[Param::Text(name)])?;
             if taken {
                 return Err(StoreError::Duplicate {
                     entity: Entity::Topology,
@@ -709,92 +412,32 @@ impl TopologyStore for SqliteStore {
                 .into());
             }
             let now = Timestamp::now();
-            let record = query_one(
-                conn,
-                concat!(
-                    "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
-                    "created_at, status_changed_at) VALUES (?1, ?2, ?3, NULL, 0, ?4, ?4) ",
-                    "RETURNING ",
-                    topology_columns!()
-                ),
-                params![
-                    name,
-                    TopologyStatus::Pending.as_str(),
-                    INITIAL_SQL_VERSION,
-                    now.as_micros()
+            let record = db.query_opt(
+                &INSERT,
+                &[
+                    Param::Text(name),
+                    Param::Text(TopologyStatus::Pending.as_str()),
+                    Param::Int(INITIAL_SQL_VERSION),
+                    Param::Int(now.as_micros()),
                 ],
-                topology_row,
             )?;
             record.ok_or_else(|| backend("the insert returned no row").into())
         })
     }
 
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.read_one("get_topology", |conn| topology(conn, id))
+        self.read_one("get_topology", |db| sql::topology(db, id, Lock::None))
     }
 
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
-        // Every row is read, filter or not, so a corrupt row fails the list instead of
-        // silently falling out of it.
-        let all = self.read_one("list_topologies", |conn| {
-            query_all(
-                conn,
-                concat!(
-                    "SELECT ",
-                    topology_columns!(),
-                    " FROM topologies ORDER BY id"
-                ),
-                [],
-                topology_row,
-            )
-        })?;
-        Ok(match status {
-            Some(s) => all.into_iter().filter(|t| t.status == s).collect(),
-            None => all,
-        })
+        self.read_one("list_topologies", |db| sql::list_topologies(db, status))
     }
 
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
-        self.read("topology_detail", |conn| {
-            let topology = topology(conn, id)?;
-            let k = topology_key(id)?;
-            Ok(TopologyDetail {
-                topology,
-                lans: query_all(
-                    conn,
-                    concat!(
-                        "SELECT ",
-                        lan_columns!(),
-                        " FROM lans WHERE topology_id = ?1 ORDER BY name"
-                    ),
-                    [k],
-                    lan_row,
-                )?,
-                deckies: query_all(
-                    conn,
-                    concat!(
-                        "SELECT ",
-                        decky_columns!(),
-                        " FROM deckies WHERE topology_id = ?1 ORDER BY name"
-                    ),
-                    [k],
-                    decky_row,
-                )?,
-                edges: query_all(
-                    conn,
-                    concat!(
-                        "SELECT ",
-                        edge_columns!(),
-                        " FROM edges WHERE topology_id = ?1 ORDER BY id"
-                    ),
-                    [k],
-                    edge_row,
-                )?,
-            })
-        })
+        self.read("topology_detail", |db| sql::topology_detail(db, id))
     }
 
     fn transition_status(
@@ -804,82 +447,13 @@ impl TopologyStore for SqliteStore {
         reason: Option<&str>,
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
-        self.write("transition_status", |conn| {
-            let mut record = topology(conn, id)?;
-            let from = record.status;
-            refuse(pick([
-                precondition
-                    .status
-                    .filter(|&believed| believed != from)
-                    .map(|expected| StoreError::StaleStatus {
-                        expected,
-                        found: from,
-                    }),
-                reason.and_then(|r| check_text("reason", r).err()),
-                (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
-                version_guard(record.version, precondition.version, false),
-            ]))?;
-            let k = topology_key(id)?;
-            let now = Timestamp::now();
-            // Compare-and-set on the status: the write matches only the status just checked.
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE topologies SET status = ?2, status_changed_at = ?3, reason = ?4 \
-                     WHERE id = ?1 AND status = ?5",
-                )?
-                .execute(params![
-                    k,
-                    to.as_str(),
-                    now.as_micros(),
-                    reason,
-                    from.as_str()
-                ])?;
-            if changed != 1 {
-                return Err(backend("the status changed during its own transaction").into());
-            }
-            let event = conn
-                .prepare_cached(
-                    "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .insert(params![
-                    k,
-                    from.as_str(),
-                    to.as_str(),
-                    now.as_micros(),
-                    reason
-                ])?;
-            record.status = to;
-            record.status_changed_at = now;
-            record.reason = reason.map(String::from);
-            Ok(Transitioned {
-                event: StatusEvent {
-                    id: EventId::new(id_of(event)),
-                    topology_id: id,
-                    from,
-                    to,
-                    at: now,
-                    reason: record.reason.clone(),
-                },
-                topology: record,
-            })
+        self.write("transition_status", |db| {
+            sql::transition_status(db, id, to, reason, precondition)
         })
     }
 
     fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.read("list_status_events", |conn| {
-            let head = head(conn, id)?;
-            query_all(
-                conn,
-                concat!(
-                    "SELECT ",
-                    event_columns!(),
-                    " FROM status_events WHERE topology_id = ?1 ORDER BY id DESC"
-                ),
-                [head.key],
-                event_row,
-            )
-        })
+        self.read("list_status_events", |db| sql::list_status_events(db, id))
     }
 
     fn edit(
@@ -888,43 +462,38 @@ impl TopologyStore for SqliteStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.write("edit", |conn| {
-            let head = head(conn, id)?;
-            let bumps = !edits.iter().all(ChildEdit::is_noop);
-            let (touched, refused) = apply_edits(conn, head.key, edits)?;
-            refuse(pick([
-                refused,
-                free_form_gate(head.status).err(),
-                version_guard(head.version, expected_version, bumps),
-            ]))?;
-            let version = finish_version(conn, &head, expected_version, bumps)?;
-            Ok(EditReport { touched, version })
-        })
+        self.write("edit", |db| sql::edit(db, id, expected_version, edits))
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
-        self.write("set_lan_network_id", |conn| {
+        self.write("set_lan_network_id", |db| {
             let owner = match key(lan.get()) {
-                Some(k) => query_one(conn, "SELECT id FROM lans WHERE id = ?1", [k], int0)?,
+                Some(k) => db.query_opt::<Key>(
+                    &stmt!("SELECT id FROM lans WHERE id = $1"),
+                    &[Param::Int(k)],
+                )?,
                 None => None,
             };
-            let k = owner.ok_or_else(|| not_found(Entity::Lan, lan.get()))?;
+            let Key(k) = owner.ok_or_else(|| not_found(Entity::Lan, lan.get()))?;
             if let Some(n) = network_id {
                 check_text("network id", n)?;
             }
-            conn.prepare_cached("UPDATE lans SET network_id = ?2 WHERE id = ?1")?
+            db.0.prepare_cached("UPDATE lans SET network_id = ?2 WHERE id = ?1")?
                 .execute(params![k, network_id])?;
             Ok(())
         })
     }
 
     fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
-        self.write("set_decky_runtime", |conn| {
+        self.write("set_decky_runtime", |db| {
             let owner = match key(decky.get()) {
-                Some(k) => query_one(conn, "SELECT id FROM deckies WHERE id = ?1", [k], int0)?,
+                Some(k) => db.query_opt::<Key>(
+                    &stmt!("SELECT id FROM deckies WHERE id = $1"),
+                    &[Param::Int(k)],
+                )?,
                 None => None,
             };
-            let k = owner.ok_or_else(|| not_found(Entity::Decky, decky.get()))?;
+            let Key(k) = owner.ok_or_else(|| not_found(Entity::Decky, decky.get()))?;
             refuse(pick([
                 runtime
                     .ip
@@ -937,7 +506,7 @@ impl TopologyStore for SqliteStore {
                     .and_then(Option::as_deref)
                     .and_then(|e| check_text("decky last error", e).err()),
             ]))?;
-            conn.prepare_cached(
+            db.0.prepare_cached(
                 "UPDATE deckies SET \
                      state = CASE WHEN ?2 THEN ?3 ELSE state END, \
                      ip = CASE WHEN ?4 THEN ?5 ELSE ip END, \
@@ -964,72 +533,13 @@ impl TopologyStore for SqliteStore {
         payload: &str,
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError> {
-        self.write("enqueue_mutation", |conn| {
-            let head = head(conn, id)?;
-            refuse(pick([
-                live_gate(head.status).err(),
-                check_text("payload", payload).err(),
-                version_guard(head.version, expected_version, true),
-            ]))?;
-            let mutation = conn
-                .prepare_cached(
-                    "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .insert(params![
-                    head.key,
-                    op.as_str(),
-                    payload,
-                    MutationState::Pending.as_str(),
-                    Timestamp::now().as_micros()
-                ])?;
-            let version = finish_version(conn, &head, expected_version, true)?;
-            Ok(Edited {
-                id: MutationId::new(id_of(mutation)),
-                version,
-            })
+        self.write("enqueue_mutation", |db| {
+            sql::enqueue_mutation(db, id, op, payload, expected_version)
         })
     }
 
     fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.write("claim_next_mutation", |conn| {
-            let head = head(conn, id)?;
-            live_gate(head.status)?;
-            let applying = query_one(
-                conn,
-                "SELECT id FROM mutations WHERE topology_id = ?1 AND state = ?2 ORDER BY id LIMIT 1",
-                params![head.key, MutationState::Applying.as_str()],
-                int0,
-            )?;
-            if let Some(applying) = applying {
-                return Ok(Claim::Busy {
-                    applying: MutationId::new(id_of(applying)),
-                });
-            }
-            // One statement picks the oldest pending row and moves exactly it, returning it.
-            let claimed = query_one(
-                conn,
-                concat!(
-                    "UPDATE mutations SET state = ?2 WHERE id = ",
-                    "(SELECT id FROM mutations WHERE topology_id = ?1 AND state = ?3 ",
-                    "ORDER BY id LIMIT 1) AND state = ?3 RETURNING ",
-                    mutation_columns!()
-                ),
-                params![
-                    head.key,
-                    MutationState::Applying.as_str(),
-                    MutationState::Pending.as_str()
-                ],
-                mutation_row,
-            )?;
-            Ok(match claimed {
-                Some(mutation) => Claim::Claimed {
-                    claim: MutationClaim::from_parts(mutation.id, id),
-                    mutation,
-                },
-                None => Claim::Empty,
-            })
-        })
+        self.write("claim_next_mutation", |db| sql::claim_next_mutation(db, id))
     }
 
     fn apply_live(
@@ -1037,29 +547,12 @@ impl TopologyStore for SqliteStore {
         claim: &MutationClaim,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.write("apply_live", |conn| {
-            let head = head(conn, claim.topology_id())?;
-            let (_, state) = claimed(conn, claim)?;
-            let (touched, refused) = apply_edits(conn, head.key, edits)?;
-            refuse(pick([
-                refused,
-                (state != MutationState::Applying).then_some(StoreError::MutationState {
-                    id: claim.id(),
-                    expected: MutationState::Applying,
-                    found: state,
-                }),
-                live_gate(head.status).err(),
-            ]))?;
-            Ok(EditReport {
-                touched,
-                version: head.version,
-            })
-        })
+        self.write("apply_live", |db| sql::apply_live(db, claim, edits))
     }
 
     fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
-        self.write("mark_mutation_applied", |conn| {
-            mark(conn, &claim, MutationState::Applied, None)
+        self.write("mark_mutation_applied", |db| {
+            sql::mark(db, &claim, MutationState::Applied, None)
         })
     }
 
@@ -1068,8 +561,8 @@ impl TopologyStore for SqliteStore {
         claim: MutationClaim,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
-        self.write("mark_mutation_failed", |conn| {
-            mark(conn, &claim, MutationState::Failed, Some(reason))
+        self.write("mark_mutation_failed", |db| {
+            sql::mark(db, &claim, MutationState::Failed, Some(reason))
         })
     }
 
@@ -1078,38 +571,12 @@ impl TopologyStore for SqliteStore {
         id: TopologyId,
         state: Option<MutationState>,
     ) -> Result<Vec<Mutation>, StoreError> {
-        // As for topologies: a filter never hides a corrupt row.
-        let all = self.read("list_mutations", |conn| {
-            let head = head(conn, id)?;
-            query_all(
-                conn,
-                concat!(
-                    "SELECT ",
-                    mutation_columns!(),
-                    " FROM mutations WHERE topology_id = ?1 ORDER BY id DESC"
-                ),
-                [head.key],
-                mutation_row,
-            )
-        })?;
-        Ok(match state {
-            Some(s) => all.into_iter().filter(|m| m.state == s).collect(),
-            None => all,
-        })
+        self.read("list_mutations", |db| sql::list_mutations(db, id, state))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.write("set_needs_resync", |conn| {
-            let changed = match key(id.get()) {
-                Some(k) => conn
-                    .prepare_cached("UPDATE topologies SET needs_resync = ?2 WHERE id = ?1")?
-                    .execute(params![k, needs_resync])?,
-                None => 0,
-            };
-            if changed == 0 {
-                return Err(not_found(Entity::Topology, id.get()).into());
-            }
-            Ok(())
+        self.write("set_needs_resync", |db| {
+            sql::set_needs_resync(db, id, needs_resync)
         })
     }
 
@@ -1118,16 +585,8 @@ impl TopologyStore for SqliteStore {
         id: TopologyId,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.write("delete_topology", |conn| {
-            let head = head(conn, id)?;
-            refuse(pick([
-                delete_gate(head.status).err(),
-                version_guard(head.version, expected_version, false),
-            ]))?;
-            // One row: the children go by ON DELETE CASCADE, in the same transaction.
-            conn.prepare_cached("DELETE FROM topologies WHERE id = ?1")?
-                .execute([head.key])?;
-            Ok(())
+        self.write("delete_topology", |db| {
+            sql::delete_topology(db, id, expected_version)
         })
     }
 }

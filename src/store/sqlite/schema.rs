@@ -7,64 +7,30 @@ use std::string::String;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::lifecycle::{Lifecycle, sql_in_list};
-use crate::store::{DeckyState, StoreError};
-use crate::{MutationOp, MutationState, TopologyStatus};
+use crate::store::StoreError;
+use crate::store::sql;
+use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, Stamp};
 
 use super::sql_error;
 
-/// The schema version this build writes and reads.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// The dialect the fingerprint names.
+const DIALECT: &str = "sqlite";
 
-/// The `meta` keys.
-const KEY_VERSION: &str = "schema_version";
-const KEY_FINGERPRINT: &str = "fingerprint";
-
-/// The canonical text a file's schema was generated from: the schema version and every
-/// stored name list, in declaration order.
-///
-/// A file whose fingerprint differs was made by a build with a different declaration (a
-/// status added, renamed or reordered), so its `CHECK` lists and rows may not match this
-/// build; it is refused rather than half-read.
+/// The canonical text a file's schema was generated from (see
+/// [`fingerprint_of`](sql::schema::fingerprint_of)).
 pub(super) fn fingerprint_of(version: i64) -> String {
-    format!(
-        "topostate sqlite schema {version}; {} {}: {}; {} {}: {}; {} {}: {}; {} {}: {}",
-        TopologyStatus::MACHINE,
-        TopologyStatus::NOUN,
-        <TopologyStatus as Lifecycle>::NAMES.join(","),
-        MutationState::MACHINE,
-        MutationState::NOUN,
-        <MutationState as Lifecycle>::NAMES.join(","),
-        "mutation",
-        "op",
-        MutationOp::NAMES.join(","),
-        "decky",
-        "state",
-        DeckyState::NAMES.join(","),
-    )
-}
-
-/// A `CHECK (column IN (...))` list for a set of names that is not a lifecycle.
-fn names_in_list(names: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('\'');
-        out.push_str(&name.replace('\'', "''"));
-        out.push('\'');
-    }
-    out
+    sql::schema::fingerprint_of(DIALECT, version)
 }
 
 /// The DDL of schema version 1. The generated `IN (...)` lists are the only text put into
 /// SQL by formatting; they come from the declarations, never from input.
 pub(super) fn ddl_v1() -> String {
-    let status = sql_in_list::<TopologyStatus>();
-    let mutation_state = sql_in_list::<MutationState>();
-    let op = names_in_list(&MutationOp::NAMES);
-    let decky_state = names_in_list(&DeckyState::NAMES);
+    let NameLists {
+        status,
+        mutation_state,
+        op,
+        decky_state,
+    } = NameLists::new();
     // AUTOINCREMENT: ids are never reused, so an id held by a client of a deleted row can
     // never name a newer row, and event and mutation ids keep growing.
     format!(
@@ -158,13 +124,6 @@ fn opening<'a>(place: &'a str, step: &'a str) -> impl FnOnce(rusqlite::Error) ->
     move |e| sql_error(e, format!("opening {place}: {step}"))
 }
 
-/// What the `meta` table says, if the file has one.
-#[derive(Debug, PartialEq, Eq)]
-struct Stamp {
-    version: i64,
-    fingerprint: String,
-}
-
 /// Reads the stamp; `None` for a file without a `meta` table (a new file).
 fn read_stamp(conn: &Connection, place: &str) -> Result<Option<Stamp>, StoreError> {
     let has_meta: bool = conn
@@ -221,30 +180,7 @@ fn read_stamp(conn: &Connection, place: &str) -> Result<Option<Stamp>, StoreErro
 
 /// Refuses a stamp this build cannot use as it is; `Ok(true)` when it is current.
 fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
-    if stamp.version > SCHEMA_VERSION {
-        return Err(StoreError::Corrupt {
-            table: "meta",
-            row: String::from(KEY_VERSION),
-            problem: format!(
-                "{place} has schema version {}, newer than the {SCHEMA_VERSION} this build of \
-                 topostate knows; open it with a newer build",
-                stamp.version
-            ),
-        });
-    }
-    let expected = fingerprint_of(stamp.version);
-    if stamp.fingerprint != expected {
-        return Err(StoreError::Corrupt {
-            table: "meta",
-            row: String::from(KEY_FINGERPRINT),
-            problem: format!(
-                "schema fingerprint mismatch: {place} was made from a different lifecycle \
-                 declaration and is refused (expected '{expected}', found '{}')",
-                stamp.fingerprint
-            ),
-        });
-    }
-    Ok(stamp.version == SCHEMA_VERSION)
+    stamp.check(DIALECT, place, "open it")
 }
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a file
@@ -288,20 +224,10 @@ pub(super) fn migrate(conn: &mut Connection, place: &str) -> Result<(), StoreErr
     tx.commit().map_err(opening(place, "committing the schema"))
 }
 
-/// Runs every migration from `from` up to [`SCHEMA_VERSION`] and restamps the file.
+/// Runs every migration from `from` up to the current schema version and restamps the file.
 fn run_migrations(conn: &Connection, from: i64, place: &str) -> Result<(), StoreError> {
-    let mut version = from;
-    while version < SCHEMA_VERSION {
-        let step = usize::try_from(version - 1)
-            .ok()
-            .and_then(|i| MIGRATIONS.get(i))
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "meta",
-                row: String::from(KEY_VERSION),
-                problem: format!("no migration from schema version {version} of {place}"),
-            })?;
+    sql::schema::run_migrations(MIGRATIONS, from, place, |step, version| {
         step(conn).map_err(opening(place, "migrating the schema"))?;
-        version += 1;
         let mut update = conn
             .prepare_cached("UPDATE meta SET value = ?2 WHERE key = ?1")
             .map_err(opening(place, "migrating the schema"))?;
@@ -311,13 +237,17 @@ fn run_migrations(conn: &Connection, from: i64, place: &str) -> Result<(), Store
         update
             .execute(rusqlite::params![KEY_FINGERPRINT, fingerprint_of(version)])
             .map_err(opening(place, "migrating the schema"))?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::{Lifecycle, sql_in_list};
+    use crate::store::DeckyState;
+    use crate::store::sql::schema::{SCHEMA_VERSION, names_in_list};
+    use crate::{MutationOp, MutationState, TopologyStatus};
 
     #[test]
     fn ddl_lists_every_declared_name_and_nothing_else() {
@@ -333,11 +263,8 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_is_one_line_and_names_the_version() {
-        let f = fingerprint_of(SCHEMA_VERSION);
-        assert!(!f.contains('\n'));
-        assert!(f.starts_with("topostate sqlite schema 1; topology status: pending,deploying,"));
-        assert!(f.contains("mutation op: add_lan,"));
+    fn fingerprint_names_sqlite() {
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate sqlite schema 1; "));
     }
 
     #[test]
@@ -348,5 +275,6 @@ mod tests {
         };
         let err = check_stamp(&stamp, "x.db").unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
+        assert!(err.contains("open it with a newer build"), "{err}");
     }
 }

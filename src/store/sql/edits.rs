@@ -1,0 +1,434 @@
+//! Child edits (LANs, deckies, edges), applied one by one inside the caller's transaction.
+//!
+//! Each edit runs its guards in the contract's precedence, then writes. Later edits of a
+//! batch see the earlier ones (they are already written in the transaction); a refusal
+//! stops the batch, and the caller's rollback undoes what it had written.
+
+use std::collections::HashSet;
+use std::format;
+use std::string::String;
+use std::vec::Vec;
+
+use crate::store::{
+    ChildEdit, DeckyId, DeckyPatch, DeckyState, EdgeId, Entity, LanId, LanPatch, NewDecky, NewEdge,
+    NewLan, StoreError, Touched, check_name, check_text,
+};
+
+use super::rows::{Flag, Key, Named};
+use super::{
+    Param, Session, Stmt, backend, id_of, insert_stmt, key, not_found, pick, refuse, stmt,
+};
+
+const LAN_OWNER: Stmt = stmt!("SELECT topology_id FROM lans WHERE id = $1");
+const DECKY_OWNER: Stmt = stmt!("SELECT topology_id FROM deckies WHERE id = $1");
+const EDGE_OWNER: Stmt = stmt!("SELECT topology_id FROM edges WHERE id = $1");
+
+/// Applies `edits` in order to `topology`. A refusal stops the batch and is returned beside
+/// the rows touched so far, for the caller to weigh against its own guards (status gate,
+/// version) before it rolls back; driver errors fail at once.
+pub(crate) fn apply_edits<S: Session>(
+    db: &mut S,
+    topology: i64,
+    edits: &[ChildEdit],
+) -> Result<(Vec<Touched>, Option<StoreError>), S::Fail> {
+    let mut batch = Batch {
+        db,
+        topology,
+        created: HashSet::new(),
+    };
+    let mut touched = Vec::with_capacity(edits.len());
+    for (i, edit) in edits.iter().enumerate() {
+        match batch.apply(edit) {
+            Ok(row) => {
+                // Only later edits of the batch read the set.
+                let later = i + 1 < edits.len();
+                if later
+                    && matches!(
+                        edit,
+                        ChildEdit::AddLan(_) | ChildEdit::AddDecky(_) | ChildEdit::AddEdge(_)
+                    )
+                {
+                    batch.created.insert(row);
+                }
+                touched.push(row);
+            }
+            Err(fail) => return Ok((touched, Some(S::refusal(fail)?))),
+        }
+    }
+    Ok((touched, None))
+}
+
+/// One batch of edits being applied to one topology.
+struct Batch<'b, S> {
+    db: &'b mut S,
+    topology: i64,
+    /// The rows this batch added. A batch cannot refer to them (their ids are the store's
+    /// to mint, not the caller's to guess), so they read as not found, as in every backend.
+    created: HashSet<Touched>,
+}
+
+impl<S: Session> Batch<'_, S> {
+    fn apply(&mut self, edit: &ChildEdit) -> Result<Touched, S::Fail> {
+        match edit {
+            ChildEdit::AddLan(lan) => self.add_lan(lan),
+            ChildEdit::UpdateLan(id, patch) => self.update_lan(*id, patch),
+            ChildEdit::DeleteLan(id) => self.delete_lan(*id),
+            ChildEdit::AddDecky(decky) => self.add_decky(decky),
+            ChildEdit::UpdateDecky(id, patch) => self.update_decky(*id, patch),
+            ChildEdit::DeleteDecky(id) => self.delete_decky(*id),
+            ChildEdit::AddEdge(edge) => self.add_edge(edge),
+            ChildEdit::DeleteEdge(id) => self.delete_edge(*id),
+        }
+    }
+
+    /// A row's key and owning topology as this batch may see it: `None` if it is missing
+    /// or was added by the batch.
+    fn owner(&mut self, sql: &Stmt, id: u64, row: Touched) -> Result<Option<(i64, i64)>, S::Fail> {
+        if self.created.contains(&row) {
+            return Ok(None);
+        }
+        Ok(match key(id) {
+            Some(k) => self
+                .db
+                .query_opt::<Key>(sql, &[Param::Int(k)])?
+                .map(|Key(owner)| (k, owner)),
+            None => None,
+        })
+    }
+
+    /// The key of a row of this topology, or [`StoreError::NotFound`] (also for a row of
+    /// another topology).
+    fn child(&mut self, sql: &Stmt, entity: Entity, id: u64, row: Touched) -> Result<i64, S::Fail> {
+        match self.owner(sql, id, row)? {
+            Some((k, owner)) if owner == self.topology => Ok(k),
+            _ => Err(not_found(entity, id).into()),
+        }
+    }
+
+    fn lan(&mut self, lan: LanId) -> Result<i64, S::Fail> {
+        self.child(&LAN_OWNER, Entity::Lan, lan.get(), Touched::Lan(lan))
+    }
+
+    fn decky(&mut self, decky: DeckyId) -> Result<i64, S::Fail> {
+        self.child(
+            &DECKY_OWNER,
+            Entity::Decky,
+            decky.get(),
+            Touched::Decky(decky),
+        )
+    }
+
+    /// One end of a new edge: missing is not found, in another topology a foreign end.
+    fn edge_end(
+        &mut self,
+        sql: &Stmt,
+        entity: Entity,
+        id: u64,
+        row: Touched,
+    ) -> Result<Result<i64, StoreError>, S::Fail> {
+        Ok(match self.owner(sql, id, row)? {
+            None => Err(not_found(entity, id)),
+            Some((_, owner)) if owner != self.topology => Err(StoreError::ForeignEnd {
+                entity,
+                id,
+                owner: id_of(owner),
+                topology: id_of(self.topology),
+            }),
+            Some((k, _)) => Ok(k),
+        })
+    }
+
+    /// [`StoreError::Duplicate`] if a row of `table` other than `except` has `name`.
+    fn name_taken(
+        &mut self,
+        sql: &Stmt,
+        entity: Entity,
+        name: &str,
+        except: i64,
+    ) -> Result<Option<StoreError>, S::Fail> {
+        let Flag(taken) = self.db.query_one(
+            sql,
+            &[
+                Param::Int(self.topology),
+                Param::Text(name),
+                Param::Int(except),
+            ],
+        )?;
+        Ok(taken.then(|| StoreError::Duplicate {
+            entity,
+            name: String::from(name),
+        }))
+    }
+
+    fn lan_name_taken(&mut self, name: &str, except: i64) -> Result<Option<StoreError>, S::Fail> {
+        const TAKEN: Stmt = stmt!(
+            "SELECT EXISTS (SELECT 1 FROM lans WHERE topology_id = $1 AND name = $2 AND id <> $3)"
+        );
+        self.name_taken(&TAKEN, Entity::Lan, name, except)
+    }
+
+    fn decky_name_taken(&mut self, name: &str, except: i64) -> Result<Option<StoreError>, S::Fail> {
+        const TAKEN: Stmt = stmt!(
+            "SELECT EXISTS (SELECT 1 FROM deckies WHERE topology_id = $1 AND name = $2 AND id <> $3)"
+        );
+        self.name_taken(&TAKEN, Entity::Decky, name, except)
+    }
+
+    fn add_lan(&mut self, lan: &NewLan) -> Result<Touched, S::Fail> {
+        const INSERT: Stmt = insert_stmt!(
+            "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        );
+        refuse(pick([
+            check_name("lan name", &lan.name).err(),
+            check_text("subnet", &lan.subnet).err(),
+            check_coord("lan x", lan.x),
+            check_coord("lan y", lan.y),
+        ]))?;
+        refuse(self.lan_name_taken(&lan.name, 0)?)?;
+        let id = self.db.insert(
+            &INSERT,
+            &[
+                Param::Int(self.topology),
+                Param::Text(&lan.name),
+                Param::Text(&lan.subnet),
+                Param::Bool(lan.is_dmz),
+                Param::OptReal(lan.x),
+                Param::OptReal(lan.y),
+            ],
+        )?;
+        Ok(Touched::Lan(LanId::new(id_of(id))))
+    }
+
+    fn update_lan(&mut self, lan: LanId, patch: &LanPatch) -> Result<Touched, S::Fail> {
+        const UPDATE: Stmt = stmt!(
+            "UPDATE lans SET \
+                 name = CASE WHEN $2 THEN $3::text ELSE name END, \
+                 subnet = CASE WHEN $4 THEN $5::text ELSE subnet END, \
+                 is_dmz = CASE WHEN $6 THEN $7::boolean ELSE is_dmz END, \
+                 x = CASE WHEN $8 THEN $9::float8 ELSE x END, \
+                 y = CASE WHEN $10 THEN $11::float8 ELSE y END \
+             WHERE id = $1"
+        );
+        let k = self.lan(lan)?;
+        refuse(pick([
+            patch
+                .name
+                .as_deref()
+                .and_then(|n| check_name("lan name", n).err()),
+            patch
+                .subnet
+                .as_deref()
+                .and_then(|s| check_text("subnet", s).err()),
+            check_coord("lan x", patch.x.flatten()),
+            check_coord("lan y", patch.y.flatten()),
+        ]))?;
+        if let Some(name) = &patch.name {
+            refuse(self.lan_name_taken(name, k)?)?;
+        }
+        if !patch.is_empty() {
+            self.db.execute(
+                &UPDATE,
+                &[
+                    Param::Int(k),
+                    Param::Bool(patch.name.is_some()),
+                    Param::OptText(patch.name.as_deref()),
+                    Param::Bool(patch.subnet.is_some()),
+                    Param::OptText(patch.subnet.as_deref()),
+                    Param::Bool(patch.is_dmz.is_some()),
+                    Param::OptBool(patch.is_dmz),
+                    Param::Bool(patch.x.is_some()),
+                    Param::OptReal(patch.x.flatten()),
+                    Param::Bool(patch.y.is_some()),
+                    Param::OptReal(patch.y.flatten()),
+                ],
+            )?;
+        }
+        Ok(Touched::Lan(lan))
+    }
+
+    fn delete_lan(&mut self, lan: LanId) -> Result<Touched, S::Fail> {
+        // A decky whose every edge goes to this LAN would be left with none; the first
+        // such edge by id names it.
+        const ORPHAN: Stmt = stmt!(
+            "SELECT d.id, d.name FROM edges e JOIN deckies d ON d.id = e.decky_id \
+             WHERE e.lan_id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM edges o WHERE o.decky_id = e.decky_id AND o.lan_id <> $1) \
+             ORDER BY e.id LIMIT 1"
+        );
+        let k = self.lan(lan)?;
+        if let Some(Named(decky, decky_name)) = self.db.query_opt(&ORPHAN, &[Param::Int(k)])? {
+            return Err(StoreError::LanInUse {
+                lan,
+                decky: DeckyId::new(id_of(decky)),
+                decky_name,
+            }
+            .into());
+        }
+        self.db.execute(
+            &stmt!("DELETE FROM edges WHERE lan_id = $1"),
+            &[Param::Int(k)],
+        )?;
+        self.db
+            .execute(&stmt!("DELETE FROM lans WHERE id = $1"), &[Param::Int(k)])?;
+        Ok(Touched::Lan(lan))
+    }
+
+    fn add_decky(&mut self, decky: &NewDecky) -> Result<Touched, S::Fail> {
+        const INSERT: Stmt = insert_stmt!(
+            "INSERT INTO deckies (topology_id, name, services, config, state, x, y) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        );
+        refuse(pick([
+            check_name("decky name", &decky.name).err(),
+            check_services(&decky.services),
+            decky
+                .config
+                .as_deref()
+                .and_then(|c| check_text("decky config", c).err()),
+            check_coord("decky x", decky.x),
+            check_coord("decky y", decky.y),
+        ]))?;
+        refuse(self.decky_name_taken(&decky.name, 0)?)?;
+        let id = self.db.insert(
+            &INSERT,
+            &[
+                Param::Int(self.topology),
+                Param::Text(&decky.name),
+                Param::Services(&decky.services),
+                Param::OptText(decky.config.as_deref()),
+                Param::Text(DeckyState::Pending.as_str()),
+                Param::OptReal(decky.x),
+                Param::OptReal(decky.y),
+            ],
+        )?;
+        Ok(Touched::Decky(DeckyId::new(id_of(id))))
+    }
+
+    fn update_decky(&mut self, decky: DeckyId, patch: &DeckyPatch) -> Result<Touched, S::Fail> {
+        const UPDATE: Stmt = stmt!(
+            "UPDATE deckies SET \
+                 name = CASE WHEN $2 THEN $3::text ELSE name END, \
+                 services = CASE WHEN $4 THEN $5::text[] ELSE services END, \
+                 config = CASE WHEN $6 THEN $7::text ELSE config END, \
+                 x = CASE WHEN $8 THEN $9::float8 ELSE x END, \
+                 y = CASE WHEN $10 THEN $11::float8 ELSE y END \
+             WHERE id = $1"
+        );
+        let k = self.decky(decky)?;
+        let config = patch.config.as_ref().and_then(Option::as_deref);
+        refuse(pick([
+            patch
+                .name
+                .as_deref()
+                .and_then(|n| check_name("decky name", n).err()),
+            patch.services.as_deref().and_then(check_services),
+            config.and_then(|c| check_text("decky config", c).err()),
+            check_coord("decky x", patch.x.flatten()),
+            check_coord("decky y", patch.y.flatten()),
+        ]))?;
+        if let Some(name) = &patch.name {
+            refuse(self.decky_name_taken(name, k)?)?;
+        }
+        if !patch.is_empty() {
+            self.db.execute(
+                &UPDATE,
+                &[
+                    Param::Int(k),
+                    Param::Bool(patch.name.is_some()),
+                    Param::OptText(patch.name.as_deref()),
+                    Param::Bool(patch.services.is_some()),
+                    Param::OptServices(patch.services.as_deref()),
+                    Param::Bool(patch.config.is_some()),
+                    Param::OptText(config),
+                    Param::Bool(patch.x.is_some()),
+                    Param::OptReal(patch.x.flatten()),
+                    Param::Bool(patch.y.is_some()),
+                    Param::OptReal(patch.y.flatten()),
+                ],
+            )?;
+        }
+        Ok(Touched::Decky(decky))
+    }
+
+    fn delete_decky(&mut self, decky: DeckyId) -> Result<Touched, S::Fail> {
+        let k = self.decky(decky)?;
+        self.db.execute(
+            &stmt!("DELETE FROM edges WHERE decky_id = $1"),
+            &[Param::Int(k)],
+        )?;
+        self.db.execute(
+            &stmt!("DELETE FROM deckies WHERE id = $1"),
+            &[Param::Int(k)],
+        )?;
+        Ok(Touched::Decky(decky))
+    }
+
+    fn add_edge(&mut self, edge: &NewEdge) -> Result<Touched, S::Fail> {
+        const TAKEN: Stmt =
+            stmt!("SELECT EXISTS (SELECT 1 FROM edges WHERE decky_id = $1 AND lan_id = $2)");
+        const INSERT: Stmt = insert_stmt!(
+            "INSERT INTO edges (topology_id, decky_id, lan_id, is_bridge, forwards_l3) \
+             VALUES ($1, $2, $3, $4, $5)"
+        );
+        let decky = self.edge_end(
+            &DECKY_OWNER,
+            Entity::Decky,
+            edge.decky.get(),
+            Touched::Decky(edge.decky),
+        )?;
+        let lan = self.edge_end(
+            &LAN_OWNER,
+            Entity::Lan,
+            edge.lan.get(),
+            Touched::Lan(edge.lan),
+        )?;
+        let (decky, lan) = match (decky, lan) {
+            (Ok(decky), Ok(lan)) => (decky, lan),
+            (decky, lan) => {
+                refuse(pick([decky.err(), lan.err()]))?;
+                return Err(backend("an edge end was refused without an error").into());
+            }
+        };
+        let Flag(taken) = self
+            .db
+            .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])?;
+        if taken {
+            return Err(StoreError::Duplicate {
+                entity: Entity::Edge,
+                name: format!("decky {} ↔ lan {}", edge.decky, edge.lan),
+            }
+            .into());
+        }
+        let id = self.db.insert(
+            &INSERT,
+            &[
+                Param::Int(self.topology),
+                Param::Int(decky),
+                Param::Int(lan),
+                Param::Bool(edge.is_bridge),
+                Param::Bool(edge.forwards_l3),
+            ],
+        )?;
+        Ok(Touched::Edge(EdgeId::new(id_of(id))))
+    }
+
+    fn delete_edge(&mut self, edge: EdgeId) -> Result<Touched, S::Fail> {
+        let k = self.child(&EDGE_OWNER, Entity::Edge, edge.get(), Touched::Edge(edge))?;
+        self.db
+            .execute(&stmt!("DELETE FROM edges WHERE id = $1"), &[Param::Int(k)])?;
+        Ok(Touched::Edge(edge))
+    }
+}
+
+fn check_services(services: &[String]) -> Option<StoreError> {
+    services
+        .iter()
+        .find_map(|s| check_text("decky service", s).err())
+}
+
+/// The shared finiteness check, as an `Option` for the combinators here (SQLite would also
+/// store a NaN `REAL` as `NULL`, i.e. read back "no position").
+fn check_coord(field: &'static str, value: Option<f64>) -> Option<StoreError> {
+    crate::store::check_coord(field, value).err()
+}

@@ -1,0 +1,264 @@
+//! What the SQL backends share: the statements, the row decoders, the version guard, the
+//! queue and the edit planner, written once over a small [`Session`] trait.
+//!
+//! A backend supplies a [`Session`] (run a statement returning one row, an optional row or
+//! all rows, or execute one) and [`Columns`] for its rows (read a column, a mismatch being a
+//! corrupt row). Everything else, in the contract's precedence, lives here; what is really
+//! backend-specific (transactions, locking, retries, connection setup, the schema's DDL)
+//! stays in the backend.
+//!
+//! Statements are written once, in PostgreSQL's spelling (`$1` placeholders, `::type`
+//! casts where a `CASE` needs a type); [`stmt!`] derives SQLite's spelling (`?1`, no casts)
+//! at compile time, so the two can never drift. A statement whose text really differs (a
+//! row lock) is written out for each dialect as a [`Stmt`].
+
+mod edits;
+mod ops;
+pub(crate) mod rows;
+pub(crate) mod schema;
+
+use std::string::String;
+use std::vec::Vec;
+
+use crate::ParseStatusError;
+use crate::store::{BackendError, Entity, StoreError};
+
+pub(crate) use edits::apply_edits;
+pub(crate) use ops::*;
+pub(crate) use rows::{At, FromRow};
+
+/// One statement, as each enabled dialect spells it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stmt {
+    /// SQLite's text: `?N` placeholders, no casts.
+    #[cfg(feature = "sqlite")]
+    pub(crate) sqlite: &'static str,
+    /// PostgreSQL's text: `$N` placeholders.
+    #[cfg(feature = "postgres")]
+    pub(crate) pg: &'static str,
+}
+
+/// A [`Stmt`] from PostgreSQL's text, SQLite's derived from it at compile time.
+macro_rules! stmt {
+    ($pg:expr) => {{
+        const PG: &str = $pg;
+        $crate::store::sql::Stmt {
+            #[cfg(feature = "sqlite")]
+            sqlite: {
+                const LEN: usize = $crate::store::sql::sqlite_len(PG);
+                const BYTES: [u8; LEN] = $crate::store::sql::to_sqlite::<LEN>(PG);
+                match core::str::from_utf8(&BYTES) {
+                    Ok(text) => text,
+                    Err(_) => panic!("a statement's SQLite text is not UTF-8"),
+                }
+            },
+            #[cfg(feature = "postgres")]
+            pg: PG,
+        }
+    }};
+}
+pub(crate) use stmt;
+
+/// An `INSERT` [`Stmt`] run by [`Session::insert`]: PostgreSQL's text gets `RETURNING id`;
+/// SQLite's has none and reads the new row's id from the connection instead, which costs
+/// less than a `RETURNING` clause.
+macro_rules! insert_stmt {
+    ($pg:expr) => {{
+        const PLAIN: $crate::store::sql::Stmt = $crate::store::sql::stmt!($pg);
+        $crate::store::sql::Stmt {
+            #[cfg(feature = "sqlite")]
+            sqlite: PLAIN.sqlite,
+            #[cfg(feature = "postgres")]
+            pg: concat!($pg, " RETURNING id"),
+        }
+    }};
+}
+pub(crate) use insert_stmt;
+
+/// Does `b` belong to the type name of a `::type` cast?
+#[cfg(feature = "sqlite")]
+const fn cast_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'[' || b == b']'
+}
+
+/// Writes SQLite's spelling of `pg` into `out` as far as it fits (`$` becomes `?`, a
+/// `::type` cast is dropped); the length of the whole spelling.
+#[cfg(feature = "sqlite")]
+const fn spell_sqlite(pg: &str, out: &mut [u8]) -> usize {
+    let b = pg.as_bytes();
+    let mut i = 0;
+    let mut n = 0;
+    while i < b.len() {
+        if b[i] == b':' && i + 1 < b.len() && b[i + 1] == b':' {
+            i += 2;
+            while i < b.len() && cast_byte(b[i]) {
+                i += 1;
+            }
+        } else {
+            if n < out.len() {
+                out[n] = if b[i] == b'$' { b'?' } else { b[i] };
+            }
+            n += 1;
+            i += 1;
+        }
+    }
+    n
+}
+
+/// The length of SQLite's spelling of `pg` (see [`to_sqlite`]).
+#[cfg(feature = "sqlite")]
+pub(crate) const fn sqlite_len(pg: &str) -> usize {
+    spell_sqlite(pg, &mut [])
+}
+
+/// SQLite's spelling of `pg`: `$N` placeholders become `?N`, `::type` casts are dropped.
+#[cfg(feature = "sqlite")]
+pub(crate) const fn to_sqlite<const N: usize>(pg: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    spell_sqlite(pg, &mut out);
+    out
+}
+
+/// A statement parameter, as both dialects bind it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Param<'a> {
+    /// An SQL integer.
+    Int(i64),
+    /// Text.
+    Text(&'a str),
+    /// Text or `NULL`.
+    OptText(Option<&'a str>),
+    /// A boolean.
+    Bool(bool),
+    /// A boolean or `NULL`.
+    OptBool(Option<bool>),
+    /// A float or `NULL`.
+    OptReal(Option<f64>),
+    /// A decky's service list, stored as each backend stores it.
+    Services(&'a [String]),
+    /// A service list or `NULL`.
+    OptServices(Option<&'a [String]>),
+}
+
+/// One row of a result, read column by column.
+///
+/// The checked reads (`int` to `version`) refuse a value no valid write could have made as
+/// [`StoreError::Corrupt`], naming the table, the row and the column; the `raw_` reads are
+/// for values the statement computed itself, where a mismatch is the driver's error.
+pub(crate) trait Columns {
+    /// A failed step of the backend.
+    type Fail: From<StoreError>;
+
+    /// Which row this is (column 0 is its id), for the messages of the checked reads.
+    fn at(&self, table: &'static str) -> Result<At, Self::Fail>;
+    /// An integer column.
+    fn int(&self, at: At, idx: usize) -> Result<i64, StoreError>;
+    /// An integer column that may be `NULL`.
+    fn opt_int(&self, at: At, idx: usize) -> Result<Option<i64>, StoreError>;
+    /// A text column.
+    fn text(&self, at: At, idx: usize) -> Result<String, StoreError>;
+    /// A text column that may be `NULL`.
+    fn opt_text(&self, at: At, idx: usize) -> Result<Option<String>, StoreError>;
+    /// A boolean column.
+    fn flag(&self, at: At, idx: usize) -> Result<bool, StoreError>;
+    /// A float column that may be `NULL`.
+    fn opt_real(&self, at: At, idx: usize) -> Result<Option<f64>, StoreError>;
+    /// A decky's service list.
+    fn services(&self, at: At, idx: usize) -> Result<Vec<String>, StoreError>;
+    /// A column holding a declared name, parsed by `parse`.
+    fn name<T>(
+        &self,
+        at: At,
+        idx: usize,
+        parse: fn(&str) -> Result<T, ParseStatusError>,
+    ) -> Result<T, StoreError>;
+    /// A version column: an integer in `1..=MAX_VERSION`.
+    fn version(&self, at: At, idx: usize) -> Result<u64, StoreError>;
+    /// A computed integer.
+    fn raw_int(&self, idx: usize) -> Result<i64, Self::Fail>;
+    /// A computed text.
+    fn raw_text(&self, idx: usize) -> Result<String, Self::Fail>;
+    /// A computed boolean.
+    fn raw_flag(&self, idx: usize) -> Result<bool, Self::Fail>;
+}
+
+/// A connection or transaction of a backend, running the shared statements.
+///
+/// Generic, not a trait object: the operations are monomorphized per backend, so the
+/// hot path costs what the backend's own calls cost.
+pub(crate) trait Session {
+    /// A failed step: a refusal to report as it is, or a driver error to wrap.
+    type Fail: From<StoreError>;
+
+    /// The refusal inside `fail`, or `fail` back if it is a driver error.
+    fn refusal(fail: Self::Fail) -> Result<StoreError, Self::Fail>;
+    /// Runs `sql` and decodes its one row; no row is a driver error.
+    fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> Result<T, Self::Fail>;
+    /// Runs `sql` and decodes its first row, if any.
+    fn query_opt<T: FromRow>(
+        &mut self,
+        sql: &Stmt,
+        params: &[Param<'_>],
+    ) -> Result<Option<T>, Self::Fail>;
+    /// Runs `sql` and decodes every row; the first unreadable row fails the list.
+    fn query_all<T: FromRow>(
+        &mut self,
+        sql: &Stmt,
+        params: &[Param<'_>],
+    ) -> Result<Vec<T>, Self::Fail>;
+    /// Runs the `INSERT` `sql` (made by [`insert_stmt!`]); the new row's id.
+    fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> Result<i64, Self::Fail>;
+    /// Runs `sql`; the number of rows it changed.
+    fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> Result<u64, Self::Fail>;
+}
+
+// ---- small helpers ---------------------------------------------------------------------
+
+pub(crate) fn not_found(entity: Entity, id: u64) -> StoreError {
+    StoreError::NotFound { entity, id }
+}
+
+pub(crate) fn backend(message: impl Into<String>) -> StoreError {
+    StoreError::Backend(BackendError::new(message.into()))
+}
+
+/// The error of highest precedence among `errors` (the earliest on a tie).
+pub(crate) fn pick<const N: usize>(errors: [Option<StoreError>; N]) -> Option<StoreError> {
+    errors.into_iter().fold(None, StoreError::first)
+}
+
+/// `Err` with the refusal, if there is one.
+pub(crate) fn refuse(errors: Option<StoreError>) -> Result<(), StoreError> {
+    errors.map_or(Ok(()), Err)
+}
+
+/// A stored id as SQL's integer; ids above `i64::MAX` cannot exist.
+pub(crate) fn key(id: u64) -> Option<i64> {
+    i64::try_from(id).ok()
+}
+
+pub(crate) fn id_of(key: i64) -> u64 {
+    key.unsigned_abs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_spelling_swaps_placeholders_and_drops_casts() {
+        const S: Stmt = stmt!(concat!(
+            "UPDATE t SET a = CASE WHEN $2 THEN $3::text ELSE a END, ",
+            "s = CASE WHEN $4 THEN $5::text[] ELSE s END WHERE id = $1 AND n <> '↔'"
+        ));
+        #[cfg(feature = "sqlite")]
+        assert_eq!(
+            S.sqlite,
+            "UPDATE t SET a = CASE WHEN ?2 THEN ?3 ELSE a END, \
+             s = CASE WHEN ?4 THEN ?5 ELSE s END WHERE id = ?1 AND n <> '↔'"
+        );
+        #[cfg(feature = "postgres")]
+        assert!(S.pg.contains("$5::text[]"));
+        let _ = S;
+    }
+}

@@ -1,0 +1,551 @@
+//! The operations of the contract that read and write the same way in every SQL backend,
+//! each run inside the transaction its backend opened: guards in the contract's
+//! precedence, then the writes, then the version bump.
+//!
+//! A write first reads the topology's head with [`Lock::Row`]: PostgreSQL takes the row
+//! lock there (`FOR UPDATE`), which orders every writer of the topology; SQLite's
+//! `BEGIN IMMEDIATE` already holds the file's write lock, so its text has no lock clause.
+
+use std::string::String;
+use std::vec::Vec;
+
+use crate::store::policy::{delete_gate, free_form_gate, live_gate};
+use crate::store::{
+    ChildEdit, Claim, EditReport, Edited, Entity, EventId, Mutation, MutationClaim, MutationId,
+    Precondition, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, Transitioned,
+    check_text,
+};
+use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
+use crate::{VersionConflict, VersionError};
+
+use super::rows::{
+    ClaimedRow, Head, Key, decky_columns, edge_columns, event_columns, lan_columns,
+    mutation_columns, topology_columns,
+};
+use super::{
+    Param, Session, Stmt, apply_edits, backend, id_of, insert_stmt, key, not_found, pick, refuse,
+    stmt,
+};
+
+/// [`MAX_VERSION`] as the SQL integer it is stored as.
+pub(crate) const MAX_SQL_VERSION: i64 = i64::MAX;
+const _: () = assert!(MAX_VERSION == MAX_SQL_VERSION.unsigned_abs());
+
+/// [`INITIAL_VERSION`] as the SQL integer it is stored as.
+pub(crate) const INITIAL_SQL_VERSION: i64 = 1;
+const _: () = assert!(INITIAL_VERSION == INITIAL_SQL_VERSION.unsigned_abs());
+
+/// Whether a read of a topology takes its row lock (where the dialect has row locks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// A plain read.
+    None,
+    /// The read of a write: the row is locked until the transaction ends.
+    Row,
+}
+
+/// A statement with and without `FOR UPDATE` (PostgreSQL); SQLite reads the same text both
+/// ways, since its write transactions hold the whole file.
+macro_rules! lockable {
+    ($name:ident, $locked:ident, $sql:expr) => {
+        const $name: Stmt = stmt!($sql);
+        const $locked: Stmt = Stmt {
+            #[cfg(feature = "sqlite")]
+            sqlite: $name.sqlite,
+            #[cfg(feature = "postgres")]
+            pg: concat!($sql, " FOR UPDATE"),
+        };
+    };
+}
+
+lockable!(
+    TOPOLOGY,
+    TOPOLOGY_FOR_UPDATE,
+    concat!(
+        "SELECT ",
+        topology_columns!(),
+        " FROM topologies WHERE id = $1"
+    )
+);
+lockable!(
+    HEAD,
+    HEAD_FOR_UPDATE,
+    "SELECT id, status, version FROM topologies WHERE id = $1"
+);
+
+/// A topology row, or [`StoreError::NotFound`].
+pub(crate) fn topology<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    lock: Lock,
+) -> Result<TopologyRecord, S::Fail> {
+    let sql = match lock {
+        Lock::None => &TOPOLOGY,
+        Lock::Row => &TOPOLOGY_FOR_UPDATE,
+    };
+    let found = match key(id.get()) {
+        Some(k) => db.query_opt(sql, &[Param::Int(k)])?,
+        None => None,
+    };
+    found.ok_or_else(|| not_found(Entity::Topology, id.get()).into())
+}
+
+/// The topology's head, or [`StoreError::NotFound`]; every write reads it with
+/// [`Lock::Row`] before anything else.
+pub(crate) fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result<Head, S::Fail> {
+    let sql = match lock {
+        Lock::None => &HEAD,
+        Lock::Row => &HEAD_FOR_UPDATE,
+    };
+    let found = match key(id.get()) {
+        Some(k) => db.query_opt(sql, &[Param::Int(k)])?,
+        None => None,
+    };
+    found.ok_or_else(|| not_found(Entity::Topology, id.get()).into())
+}
+
+// ---- versions --------------------------------------------------------------------------
+
+/// The version guard of one write: a stale `expected` is a conflict; a matching one is a
+/// bump unless `bumps` is false, and a bump at the maximum is an overflow.
+pub(crate) fn version_guard(
+    current: u64,
+    expected: Option<u64>,
+    bumps: bool,
+) -> Option<StoreError> {
+    let expected = if bumps {
+        expected
+    } else {
+        // Checked, not bumped: only a conflict can come of it.
+        match expected {
+            Some(e) if e != current => {
+                return Some(StoreError::VersionConflict(VersionConflict {
+                    current,
+                    expected: e,
+                }));
+            }
+            _ => None,
+        }
+    };
+    match crate::check_and_bump(current, expected) {
+        Ok(_) => None,
+        Err(VersionError::Conflict(c)) => Some(StoreError::VersionConflict(c)),
+        Err(VersionError::Overflow(o)) => Some(StoreError::VersionOverflow(o)),
+    }
+}
+
+/// Bumps the version from `expected`, in the caller's transaction. The guard is repeated
+/// in SQL: the `UPDATE` matches only `expected` and only below `i64::MAX`, so `version + 1`
+/// is never computed where it would overflow (SQLite would turn it into a float).
+fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u64, S::Fail> {
+    const BUMP: Stmt = stmt!(
+        "UPDATE topologies SET version = version + 1 \
+         WHERE id = $1 AND version = $2 AND version < $3"
+    );
+    let changed = match key(expected) {
+        Some(expected_key) => db.execute(
+            &BUMP,
+            &[
+                Param::Int(topology),
+                Param::Int(expected_key),
+                Param::Int(MAX_SQL_VERSION),
+            ],
+        )?,
+        None => 0,
+    };
+    if changed == 1 {
+        return Ok(expected + 1);
+    }
+    // Unreachable while the caller checked the version under its lock in this
+    // transaction; report what the table says rather than trusting that.
+    let current = head(db, TopologyId::new(id_of(topology)), Lock::None)?.version;
+    Err(version_guard(current, Some(expected), true)
+        .unwrap_or_else(|| backend("the version bump matched no row"))
+        .into())
+}
+
+/// Bumps once if `expected` is given and `bumps`; the version after the write.
+pub(crate) fn finish_version<S: Session>(
+    db: &mut S,
+    head: &Head,
+    expected: Option<u64>,
+    bumps: bool,
+) -> Result<u64, S::Fail> {
+    match expected {
+        Some(v) if bumps => bump(db, head.key, v),
+        _ => Ok(head.version),
+    }
+}
+
+// ---- the queue -------------------------------------------------------------------------
+
+/// A mutation's key and state, or [`StoreError::NotFound`] (also when it belongs to
+/// another topology than the claim says).
+fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<ClaimedRow, S::Fail> {
+    const CLAIMED: Stmt =
+        stmt!("SELECT id, topology_id, state FROM mutations WHERE id = $1 AND topology_id = $2");
+    let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
+        (Some(id), Some(topology)) => {
+            db.query_opt(&CLAIMED, &[Param::Int(id), Param::Int(topology)])?
+        }
+        _ => None,
+    };
+    found.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()).into())
+}
+
+/// [`StoreError::MutationState`] unless the claimed mutation is `applying`.
+fn not_applying(claim: &MutationClaim, state: MutationState) -> Option<StoreError> {
+    (state != MutationState::Applying).then_some(StoreError::MutationState {
+        id: claim.id(),
+        expected: MutationState::Applying,
+        found: state,
+    })
+}
+
+/// Moves a claimed mutation from `applying` to `to`; anything but `applying` is refused.
+pub(crate) fn mark<S: Session>(
+    db: &mut S,
+    claim: &MutationClaim,
+    to: MutationState,
+    reason: Option<&str>,
+) -> Result<Mutation, S::Fail> {
+    const MARK: Stmt = stmt!(concat!(
+        "UPDATE mutations SET state = $2, applied_at = $3, reason = $4 ",
+        "WHERE id = $1 AND state = $5 RETURNING ",
+        mutation_columns!()
+    ));
+    // The topology's lock first, as in every write; a claim on a topology that is gone is
+    // that topology's not-found.
+    head(db, claim.topology_id(), Lock::Row)?;
+    let ClaimedRow { key: k, state } = claimed(db, claim)?;
+    refuse(pick([
+        not_applying(claim, state),
+        reason.and_then(|r| check_text("reason", r).err()),
+    ]))?;
+    let marked = db.query_opt(
+        &MARK,
+        &[
+            Param::Int(k),
+            Param::Text(to.as_str()),
+            Param::Int(Timestamp::now().as_micros()),
+            Param::OptText(reason),
+            Param::Text(MutationState::Applying.as_str()),
+        ],
+    )?;
+    marked.ok_or_else(|| backend("the mutation left 'applying' during its mark").into())
+}
+
+// ---- the contract ----------------------------------------------------------------------
+
+/// The topologies (of `status`, if given), oldest first. Every row is read, filter or not,
+/// so a corrupt row fails the list instead of silently falling out of it.
+pub(crate) fn list_topologies<S: Session>(
+    db: &mut S,
+    status: Option<TopologyStatus>,
+) -> Result<Vec<TopologyRecord>, S::Fail> {
+    const ALL: Stmt = stmt!(concat!(
+        "SELECT ",
+        topology_columns!(),
+        " FROM topologies ORDER BY id"
+    ));
+    let all: Vec<TopologyRecord> = db.query_all(&ALL, &[])?;
+    Ok(match status {
+        Some(s) => all.into_iter().filter(|t| t.status == s).collect(),
+        None => all,
+    })
+}
+
+/// The topology and its children, from one snapshot.
+pub(crate) fn topology_detail<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+) -> Result<TopologyDetail, S::Fail> {
+    const LANS: Stmt = stmt!(concat!(
+        "SELECT ",
+        lan_columns!(),
+        " FROM lans WHERE topology_id = $1 ORDER BY name"
+    ));
+    const DECKIES: Stmt = stmt!(concat!(
+        "SELECT ",
+        decky_columns!(),
+        " FROM deckies WHERE topology_id = $1 ORDER BY name"
+    ));
+    const EDGES: Stmt = stmt!(concat!(
+        "SELECT ",
+        edge_columns!(),
+        " FROM edges WHERE topology_id = $1 ORDER BY id"
+    ));
+    let topology = topology(db, id, Lock::None)?;
+    let k = [Param::Int(
+        key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?,
+    )];
+    Ok(TopologyDetail {
+        topology,
+        lans: db.query_all(&LANS, &k)?,
+        deckies: db.query_all(&DECKIES, &k)?,
+        edges: db.query_all(&EDGES, &k)?,
+    })
+}
+
+/// A compare-and-set on the status, with its event.
+pub(crate) fn transition_status<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    to: TopologyStatus,
+    reason: Option<&str>,
+    precondition: Precondition,
+) -> Result<Transitioned, S::Fail> {
+    const SET: Stmt = stmt!(
+        "UPDATE topologies SET status = $2, status_changed_at = $3, reason = $4 \
+         WHERE id = $1 AND status = $5"
+    );
+    const EVENT: Stmt = insert_stmt!(
+        "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
+         VALUES ($1, $2, $3, $4, $5)"
+    );
+    // The lock first: the status checked below is the one this write replaces.
+    let mut record = topology(db, id, Lock::Row)?;
+    let from = record.status;
+    refuse(pick([
+        precondition
+            .status
+            .filter(|&believed| believed != from)
+            .map(|expected| StoreError::StaleStatus {
+                expected,
+                found: from,
+            }),
+        reason.and_then(|r| check_text("reason", r).err()),
+        (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
+        version_guard(record.version, precondition.version, false),
+    ]))?;
+    let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
+    let now = Timestamp::now();
+    // Compare-and-set on the status: the write matches only the status just checked.
+    let changed = db.execute(
+        &SET,
+        &[
+            Param::Int(k),
+            Param::Text(to.as_str()),
+            Param::Int(now.as_micros()),
+            Param::OptText(reason),
+            Param::Text(from.as_str()),
+        ],
+    )?;
+    if changed != 1 {
+        return Err(backend("the status changed during its own transaction").into());
+    }
+    let event = db.insert(
+        &EVENT,
+        &[
+            Param::Int(k),
+            Param::Text(from.as_str()),
+            Param::Text(to.as_str()),
+            Param::Int(now.as_micros()),
+            Param::OptText(reason),
+        ],
+    )?;
+    record.status = to;
+    record.status_changed_at = now;
+    record.reason = reason.map(String::from);
+    Ok(Transitioned {
+        event: StatusEvent {
+            id: EventId::new(id_of(event)),
+            topology_id: id,
+            from,
+            to,
+            at: now,
+            reason: record.reason.clone(),
+        },
+        topology: record,
+    })
+}
+
+/// The topology's events, newest first.
+pub(crate) fn list_status_events<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+) -> Result<Vec<StatusEvent>, S::Fail> {
+    const EVENTS: Stmt = stmt!(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM status_events WHERE topology_id = $1 ORDER BY id DESC"
+    ));
+    let head = head(db, id, Lock::None)?;
+    db.query_all(&EVENTS, &[Param::Int(head.key)])
+}
+
+/// A batch of free-form child edits: `pending` only, one bump for the batch.
+pub(crate) fn edit<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    expected_version: Option<u64>,
+    edits: &[ChildEdit],
+) -> Result<EditReport, S::Fail> {
+    let head = head(db, id, Lock::Row)?;
+    let bumps = !edits.iter().all(ChildEdit::is_noop);
+    let (touched, refused) = apply_edits(db, head.key, edits)?;
+    refuse(pick([
+        refused,
+        free_form_gate(head.status).err(),
+        version_guard(head.version, expected_version, bumps),
+    ]))?;
+    let version = finish_version(db, &head, expected_version, bumps)?;
+    Ok(EditReport { touched, version })
+}
+
+/// `UPDATE topologies SET needs_resync`: one statement, no gate, no bump.
+pub(crate) fn set_needs_resync<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    needs_resync: bool,
+) -> Result<(), S::Fail> {
+    const SET: Stmt = stmt!("UPDATE topologies SET needs_resync = $2 WHERE id = $1");
+    let changed = match key(id.get()) {
+        Some(k) => db.execute(&SET, &[Param::Int(k), Param::Bool(needs_resync)])?,
+        None => 0,
+    };
+    if changed == 0 {
+        return Err(not_found(Entity::Topology, id.get()).into());
+    }
+    Ok(())
+}
+
+/// Queues a mutation of a live topology.
+pub(crate) fn enqueue_mutation<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    op: MutationOp,
+    payload: &str,
+    expected_version: Option<u64>,
+) -> Result<Edited<MutationId>, S::Fail> {
+    const INSERT: Stmt = insert_stmt!(
+        "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+         VALUES ($1, $2, $3, $4, $5)"
+    );
+    let head = head(db, id, Lock::Row)?;
+    refuse(pick([
+        live_gate(head.status).err(),
+        check_text("payload", payload).err(),
+        version_guard(head.version, expected_version, true),
+    ]))?;
+    let mutation = db.insert(
+        &INSERT,
+        &[
+            Param::Int(head.key),
+            Param::Text(op.as_str()),
+            Param::Text(payload),
+            Param::Text(MutationState::Pending.as_str()),
+            Param::Int(Timestamp::now().as_micros()),
+        ],
+    )?;
+    let version = finish_version(db, &head, expected_version, true)?;
+    Ok(Edited {
+        id: MutationId::new(id_of(mutation)),
+        version,
+    })
+}
+
+/// Claims the oldest pending mutation, unless one is being applied.
+pub(crate) fn claim_next_mutation<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+) -> Result<Claim, S::Fail> {
+    const APPLYING: Stmt =
+        stmt!("SELECT id FROM mutations WHERE topology_id = $1 AND state = $2 ORDER BY id LIMIT 1");
+    // One statement picks the oldest pending row and moves exactly it, returning it.
+    const CLAIM: Stmt = stmt!(concat!(
+        "UPDATE mutations SET state = $2 WHERE id = ",
+        "(SELECT id FROM mutations WHERE topology_id = $1 AND state = $3 ",
+        "ORDER BY id LIMIT 1) AND state = $3 RETURNING ",
+        mutation_columns!()
+    ));
+    // The topology's lock makes claims serial per topology: no other claim of this
+    // topology can run between the busy check and the claim below. (Under it, PostgreSQL's
+    // `SKIP LOCKED` would never skip a row, and could only break oldest-first.)
+    let head = head(db, id, Lock::Row)?;
+    live_gate(head.status)?;
+    let applying = db.query_opt::<Key>(
+        &APPLYING,
+        &[
+            Param::Int(head.key),
+            Param::Text(MutationState::Applying.as_str()),
+        ],
+    )?;
+    if let Some(Key(applying)) = applying {
+        return Ok(Claim::Busy {
+            applying: MutationId::new(id_of(applying)),
+        });
+    }
+    let claimed = db.query_opt::<Mutation>(
+        &CLAIM,
+        &[
+            Param::Int(head.key),
+            Param::Text(MutationState::Applying.as_str()),
+            Param::Text(MutationState::Pending.as_str()),
+        ],
+    )?;
+    Ok(match claimed {
+        Some(mutation) => Claim::Claimed {
+            claim: MutationClaim::from_parts(mutation.id, id),
+            mutation,
+        },
+        None => Claim::Empty,
+    })
+}
+
+/// Child edits under a claim: no status gate of `pending`, no bump.
+pub(crate) fn apply_live<S: Session>(
+    db: &mut S,
+    claim: &MutationClaim,
+    edits: &[ChildEdit],
+) -> Result<EditReport, S::Fail> {
+    let head = head(db, claim.topology_id(), Lock::Row)?;
+    let ClaimedRow { state, .. } = claimed(db, claim)?;
+    let (touched, refused) = apply_edits(db, head.key, edits)?;
+    refuse(pick([
+        refused,
+        not_applying(claim, state),
+        live_gate(head.status).err(),
+    ]))?;
+    Ok(EditReport {
+        touched,
+        version: head.version,
+    })
+}
+
+/// The topology's mutations (in `state`, if given), newest first; as for topologies, a
+/// filter never hides a corrupt row.
+pub(crate) fn list_mutations<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    state: Option<MutationState>,
+) -> Result<Vec<Mutation>, S::Fail> {
+    const ALL: Stmt = stmt!(concat!(
+        "SELECT ",
+        mutation_columns!(),
+        " FROM mutations WHERE topology_id = $1 ORDER BY id DESC"
+    ));
+    let head = head(db, id, Lock::None)?;
+    let all: Vec<Mutation> = db.query_all(&ALL, &[Param::Int(head.key)])?;
+    Ok(match state {
+        Some(s) => all.into_iter().filter(|m| m.state == s).collect(),
+        None => all,
+    })
+}
+
+/// Deletes a topology from a deletable status; its children go by `ON DELETE CASCADE`.
+pub(crate) fn delete_topology<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+    expected_version: Option<u64>,
+) -> Result<(), S::Fail> {
+    const DELETE: Stmt = stmt!("DELETE FROM topologies WHERE id = $1");
+    let head = head(db, id, Lock::Row)?;
+    refuse(pick([
+        delete_gate(head.status).err(),
+        version_guard(head.version, expected_version, false),
+    ]))?;
+    // One row: the children go by ON DELETE CASCADE, in the same transaction.
+    db.execute(&DELETE, &[Param::Int(head.key)])?;
+    Ok(())
+}
