@@ -17,6 +17,11 @@
 //! view holding only what the batch changes) and only then changes anything, with steps
 //! that cannot fail. That is why a lock poisoned by a panicking thread is simply taken
 //! over: the data behind it is never half-written.
+//!
+//! What needs no topology is done before its lock is taken, so that writers to one
+//! topology do it in parallel: each edit's own fields are checked, the names it sets are
+//! hashed, and a batch's edits are copied (see [`Prepared`] and [`Ready`]). Its errors are
+//! still reported where the edit's checks would report them.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
