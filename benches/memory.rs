@@ -117,27 +117,15 @@ fn anchor_adds(store: &AnchorStore, n: u64) -> Duration {
     elapsed
 }
 
-/// `iters` writes in chunks of at most `CHUNK` per topology.
-fn chunked(iters: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = CHUNK.min(iters - done);
-        total += run(n);
-        done += n;
-    }
-    total
-}
-
 fn add_lan_versioned(c: &mut Criterion) {
     let mut g = c.benchmark_group("memory_add_lan_versioned");
     g.bench_function("topostate", |b| {
         let store = MemoryStore::new();
-        b.iter_custom(|iters| chunked(iters, |n| lib_adds(&store, n)));
+        b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| lib_adds(&store, n)));
     });
     g.bench_function("anchor_mutex_hashmap", |b| {
         let store = AnchorStore::default();
-        b.iter_custom(|iters| chunked(iters, |n| anchor_adds(&store, n)));
+        b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| anchor_adds(&store, n)));
     });
     g.finish();
 }
@@ -328,8 +316,8 @@ fn interleaved_ratios() {
 fn warm_up() {
     drop(black_box(vec![0u8; 8 << 20]));
     let (store, anchor) = (MemoryStore::new(), AnchorStore::default());
-    chunked(100_000, |n| lib_adds(&store, n));
-    chunked(100_000, |n| anchor_adds(&anchor, n));
+    common::chunked(100_000, CHUNK, |n| lib_adds(&store, n));
+    common::chunked(100_000, CHUNK, |n| anchor_adds(&anchor, n));
 }
 
 fn main() {

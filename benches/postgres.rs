@@ -11,6 +11,8 @@
 //!
 //! Each side works in a fresh schema of its own (same tables), dropped at the end.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -253,10 +255,7 @@ fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
     let mut round = 0u64;
     g.bench_function("topostate", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = CHUNK.min(iters - done);
+            common::chunked(iters, CHUNK, |n| {
                 round += 1;
                 let t = store.create_topology(&format!("v{round}")).unwrap();
                 let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
@@ -265,19 +264,14 @@ fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
                 for lan in lans {
                     version = store.add_lan(t.id, lan, Some(version)).unwrap().version;
                 }
-                total += start.elapsed();
-                done += n;
-            }
-            total
+                start.elapsed()
+            })
         });
     });
     setup.vacuum();
     g.bench_function("anchor_postgres", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = CHUNK.min(iters - done);
+            common::chunked(iters, CHUNK, |n| {
                 round += 1;
                 let id = anchor.create(&format!("v{round}"));
                 let lans: Vec<NewLan> = (0..n).map(new_lan).collect();
@@ -286,10 +280,8 @@ fn add_lan_versioned(c: &mut Criterion, setup: &Setup) {
                 for lan in &lans {
                     version = anchor.add_lan(id, lan, version);
                 }
-                total += start.elapsed();
-                done += n;
-            }
-            total
+                start.elapsed()
+            })
         });
     });
     g.finish();
@@ -308,10 +300,7 @@ fn transition_status(c: &mut Criterion, setup: &Setup) {
     let mut round = 0u64;
     g.bench_function("topostate", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = TRANSITIONS_PER_ROW.min(iters - done);
+            common::chunked(iters, TRANSITIONS_PER_ROW, |n| {
                 round += 1;
                 let t = store.create_topology(&format!("t{round}")).unwrap();
                 for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
@@ -328,19 +317,14 @@ fn transition_status(c: &mut Criterion, setup: &Setup) {
                             .unwrap(),
                     );
                 }
-                total += start.elapsed();
-                done += n;
-            }
-            total
+                start.elapsed()
+            })
         });
     });
     setup.vacuum();
     g.bench_function("anchor_postgres", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = TRANSITIONS_PER_ROW.min(iters - done);
+            common::chunked(iters, TRANSITIONS_PER_ROW, |n| {
                 round += 1;
                 let id = anchor.create(&format!("t{round}"));
                 anchor.transition(id, "pending", "deploying");
@@ -350,10 +334,8 @@ fn transition_status(c: &mut Criterion, setup: &Setup) {
                     let (from, to) = flip(i);
                     black_box(anchor.transition(id, from.as_str(), to.as_str()));
                 }
-                total += start.elapsed();
-                done += n;
-            }
-            total
+                start.elapsed()
+            })
         });
     });
     g.finish();
@@ -434,15 +416,10 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
                 &stores,
                 |b, stores| {
                     b.iter_custom(|iters| {
-                        let mut total = Duration::ZERO;
-                        let mut done = 0;
-                        while done < iters {
-                            let n = CHUNK.min(iters - done);
+                        common::chunked(iters, CHUNK, |n| {
                             round += 1;
-                            total += run_workers(stores, shared, n, round);
-                            done += n;
-                        }
-                        total
+                            run_workers(stores, shared, n, round)
+                        })
                     });
                 },
             );

@@ -250,18 +250,6 @@ fn anchor_adds(raw: &mut Connection, n: u64) -> Duration {
     start.elapsed()
 }
 
-/// `iters` writes in chunks of at most `CHUNK` per topology.
-fn chunked(iters: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let n = CHUNK.min(iters - done);
-        total += run(n);
-        done += n;
-    }
-    total
-}
-
 /// An active topology in the store, moved degraded <-> active (a legal 2-cycle), so each
 /// call is one real transition from the state the previous one left.
 struct LibFlip {
@@ -370,10 +358,10 @@ fn add_lan_versioned(c: &mut Criterion) {
             _dir,
         } = pair(place);
         g.bench_function("topostate", |b| {
-            b.iter_custom(|iters| chunked(iters, |n| lib_adds(&store, n)));
+            b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| lib_adds(&store, n)));
         });
         g.bench_function("anchor_rusqlite", |b| {
-            b.iter_custom(|iters| chunked(iters, |n| anchor_adds(&mut raw, n)));
+            b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| anchor_adds(&mut raw, n)));
         });
         g.finish();
     }
@@ -409,28 +397,10 @@ fn batch_vs_singles(c: &mut Criterion) {
     let per_topology = CHUNK / K as u64;
     // One iteration is K edits either way.
     g.bench_function("topostate_one_batch", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = per_topology.min(iters - done);
-                total += lib_batches(&store, n);
-                done += n;
-            }
-            total
-        });
+        b.iter_custom(|iters| common::chunked(iters, per_topology, |n| lib_batches(&store, n)));
     });
     g.bench_function("topostate_singles", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = per_topology.min(iters - done);
-                total += lib_singles(&store, n);
-                done += n;
-            }
-            total
-        });
+        b.iter_custom(|iters| common::chunked(iters, per_topology, |n| lib_singles(&store, n)));
     });
     g.finish();
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 /// work on each side (which side goes first alternates), so load that drifts over seconds
 /// on this shared machine weighs on both alike. Prints the median per-round ratio (library
 /// / anchor) and its quartiles.
+#[allow(dead_code)] // benches/postgres.rs interleaves blocks of rounds its own way.
 pub fn interleaved(
     what: &str,
     rounds: usize,
@@ -38,4 +39,19 @@ pub fn interleaved(
         libs[q(0.5)],
         anchors[q(0.5)],
     );
+}
+
+/// Times `iters` operations run in chunks of at most `chunk` (`run(n)` does `n` and returns
+/// the time they took, leaving its set-up and clean-up untimed), so a topology or row never
+/// grows without bound whatever the iteration count criterion asks for.
+#[allow(dead_code)] // Not every bench writes in chunks.
+pub fn chunked(iters: u64, chunk: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = chunk.min(iters - done);
+        total += run(n);
+        done += n;
+    }
+    total
 }
