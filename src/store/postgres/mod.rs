@@ -54,11 +54,10 @@ use crate::store::sql::{
     not_found, pick, refuse,
 };
 use crate::store::{
-    BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState, EditReport, Edited, Entity,
-    LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, check_name, check_text,
+    BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
+    TopologyRecord, TopologyStore, check_name, check_text,
 };
-use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
+use crate::{TopologyId, TopologyStatus};
 
 /// How many times a transaction the server aborted as a deadlock victim, a serialization
 /// failure or a lock timeout is run in all before the error is reported.
@@ -737,6 +736,8 @@ impl<C: GenericClient> Session for Db<'_, C> {
 // ---- the contract ----------------------------------------------------------------------
 
 impl TopologyStore for PgStore {
+    sql::shared_store_methods!();
+
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         check_name("topology name", name)?;
         self.write("create_topology", |db| {
@@ -779,35 +780,6 @@ impl TopologyStore for PgStore {
         self.single("list_topologies", true, |db| {
             sql::list_topologies(db, status)
         })
-    }
-
-    fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
-        self.read("topology_detail", |db| sql::topology_detail(db, id))
-    }
-
-    fn transition_status(
-        &self,
-        id: TopologyId,
-        to: TopologyStatus,
-        reason: Option<&str>,
-        precondition: Precondition,
-    ) -> Result<Transitioned, StoreError> {
-        self.write("transition_status", |db| {
-            sql::transition_status(db, id, to, reason, precondition)
-        })
-    }
-
-    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.read("list_status_events", |db| sql::list_status_events(db, id))
-    }
-
-    fn edit(
-        &self,
-        id: TopologyId,
-        expected_version: Option<u64>,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
-        self.write("edit", |db| sql::edit(db, id, expected_version, edits))
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
@@ -877,67 +849,9 @@ impl TopologyStore for PgStore {
         })
     }
 
-    fn enqueue_mutation(
-        &self,
-        id: TopologyId,
-        op: MutationOp,
-        payload: &str,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<MutationId>, StoreError> {
-        self.write("enqueue_mutation", |db| {
-            sql::enqueue_mutation(db, id, op, payload, expected_version)
-        })
-    }
-
-    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.write("claim_next_mutation", |db| sql::claim_next_mutation(db, id))
-    }
-
-    fn apply_live(
-        &self,
-        claim: &MutationClaim,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
-        self.write("apply_live", |db| sql::apply_live(db, claim, edits))
-    }
-
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
-        self.write("mark_mutation_applied", |db| {
-            sql::mark(db, &claim, MutationState::Applied, None)
-        })
-    }
-
-    fn mark_mutation_failed(
-        &self,
-        claim: MutationClaim,
-        reason: &str,
-    ) -> Result<Mutation, StoreError> {
-        self.write("mark_mutation_failed", |db| {
-            sql::mark(db, &claim, MutationState::Failed, Some(reason))
-        })
-    }
-
-    fn list_mutations(
-        &self,
-        id: TopologyId,
-        state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError> {
-        self.read("list_mutations", |db| sql::list_mutations(db, id, state))
-    }
-
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.single("set_needs_resync", true, |db| {
             sql::set_needs_resync(db, id, needs_resync)
-        })
-    }
-
-    fn delete_topology(
-        &self,
-        id: TopologyId,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError> {
-        self.write("delete_topology", |db| {
-            sql::delete_topology(db, id, expected_version)
         })
     }
 }

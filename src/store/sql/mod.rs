@@ -64,10 +64,12 @@ pub(crate) use stmt;
 /// less than a `RETURNING` clause.
 macro_rules! insert_stmt {
     ($pg:expr) => {{
-        const PLAIN: $crate::store::sql::Stmt = $crate::store::sql::stmt!($pg);
         $crate::store::sql::Stmt {
             #[cfg(feature = "sqlite")]
-            sqlite: PLAIN.sqlite,
+            sqlite: {
+                const PLAIN: $crate::store::sql::Stmt = $crate::store::sql::stmt!($pg);
+                PLAIN.sqlite
+            },
             #[cfg(feature = "postgres")]
             pg: concat!($pg, " RETURNING id"),
         }

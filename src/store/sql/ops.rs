@@ -549,3 +549,124 @@ pub(crate) fn delete_topology<S: Session>(
     db.execute(&DELETE, &[Param::Int(head.key)])?;
     Ok(())
 }
+
+/// The [`TopologyStore`](crate::store::TopologyStore) methods every SQL backend runs the
+/// same way: one shared operation inside the backend's `write` runner (a write transaction)
+/// or `read` runner (one consistent snapshot). Expanded inside the backend's
+/// `impl TopologyStore`; the methods that differ (creation, single-statement reads and
+/// runtime writes) are written there.
+macro_rules! shared_store_methods {
+    () => {
+        fn topology_detail(
+            &self,
+            id: $crate::TopologyId,
+        ) -> Result<$crate::store::TopologyDetail, $crate::store::StoreError> {
+            self.read("topology_detail", |db| {
+                $crate::store::sql::topology_detail(db, id)
+            })
+        }
+
+        fn transition_status(
+            &self,
+            id: $crate::TopologyId,
+            to: $crate::TopologyStatus,
+            reason: Option<&str>,
+            precondition: $crate::store::Precondition,
+        ) -> Result<$crate::store::Transitioned, $crate::store::StoreError> {
+            self.write("transition_status", |db| {
+                $crate::store::sql::transition_status(db, id, to, reason, precondition)
+            })
+        }
+
+        fn list_status_events(
+            &self,
+            id: $crate::TopologyId,
+        ) -> Result<Vec<$crate::store::StatusEvent>, $crate::store::StoreError> {
+            self.read("list_status_events", |db| {
+                $crate::store::sql::list_status_events(db, id)
+            })
+        }
+
+        fn edit(
+            &self,
+            id: $crate::TopologyId,
+            expected_version: Option<u64>,
+            edits: &[$crate::store::ChildEdit],
+        ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
+            self.write("edit", |db| {
+                $crate::store::sql::edit(db, id, expected_version, edits)
+            })
+        }
+
+        fn enqueue_mutation(
+            &self,
+            id: $crate::TopologyId,
+            op: $crate::MutationOp,
+            payload: &str,
+            expected_version: Option<u64>,
+        ) -> Result<$crate::store::Edited<$crate::store::MutationId>, $crate::store::StoreError> {
+            self.write("enqueue_mutation", |db| {
+                $crate::store::sql::enqueue_mutation(db, id, op, payload, expected_version)
+            })
+        }
+
+        fn claim_next_mutation(
+            &self,
+            id: $crate::TopologyId,
+        ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
+            self.write("claim_next_mutation", |db| {
+                $crate::store::sql::claim_next_mutation(db, id)
+            })
+        }
+
+        fn apply_live(
+            &self,
+            claim: &$crate::store::MutationClaim,
+            edits: &[$crate::store::ChildEdit],
+        ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
+            self.write("apply_live", |db| {
+                $crate::store::sql::apply_live(db, claim, edits)
+            })
+        }
+
+        fn mark_mutation_applied(
+            &self,
+            claim: $crate::store::MutationClaim,
+        ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+            self.write("mark_mutation_applied", |db| {
+                $crate::store::sql::mark(db, &claim, $crate::MutationState::Applied, None)
+            })
+        }
+
+        fn mark_mutation_failed(
+            &self,
+            claim: $crate::store::MutationClaim,
+            reason: &str,
+        ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+            self.write("mark_mutation_failed", |db| {
+                $crate::store::sql::mark(db, &claim, $crate::MutationState::Failed, Some(reason))
+            })
+        }
+
+        fn list_mutations(
+            &self,
+            id: $crate::TopologyId,
+            state: Option<$crate::MutationState>,
+        ) -> Result<Vec<$crate::store::Mutation>, $crate::store::StoreError> {
+            self.read("list_mutations", |db| {
+                $crate::store::sql::list_mutations(db, id, state)
+            })
+        }
+
+        fn delete_topology(
+            &self,
+            id: $crate::TopologyId,
+            expected_version: Option<u64>,
+        ) -> Result<(), $crate::store::StoreError> {
+            self.write("delete_topology", |db| {
+                $crate::store::sql::delete_topology(db, id, expected_version)
+            })
+        }
+    };
+}
+pub(crate) use shared_store_methods;

@@ -148,6 +148,24 @@ pub(crate) fn run_migrations<M>(
     Ok(())
 }
 
+/// Test helper: `ddl` holds every declared name in its `CHECK` lists.
+#[cfg(test)]
+pub(crate) fn assert_lists_every_name(ddl: &str) {
+    for name in <TopologyStatus as Lifecycle>::NAMES {
+        assert!(ddl.contains(&format!("'{name}'")), "{name}");
+    }
+    for name in MutationOp::NAMES {
+        assert!(ddl.contains(&format!("'{name}'")), "{name}");
+    }
+    let lists = NameLists::new();
+    assert!(
+        ddl.contains(&lists.mutation_state),
+        "{}",
+        lists.mutation_state
+    );
+    assert!(ddl.contains(&lists.decky_state), "{}", lists.decky_state);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,11 +32,10 @@ use crate::store::sql::{
     refuse, stmt,
 };
 use crate::store::{
-    BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState, EditReport, Edited, Entity,
-    LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, check_name, check_text,
+    BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
+    TopologyRecord, TopologyStore, check_name, check_text,
 };
-use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
+use crate::{TopologyId, TopologyStatus};
 
 /// How long a connection waits for another one's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -393,6 +392,8 @@ impl Session for Db<'_> {
 // ---- the contract ----------------------------------------------------------------------
 
 impl TopologyStore for SqliteStore {
+    sql::shared_store_methods!();
+
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         const TAKEN: Stmt = stmt!("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = $1)");
         const INSERT: Stmt = stmt!(concat!(
@@ -434,35 +435,6 @@ impl TopologyStore for SqliteStore {
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
         self.read_one("list_topologies", |db| sql::list_topologies(db, status))
-    }
-
-    fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
-        self.read("topology_detail", |db| sql::topology_detail(db, id))
-    }
-
-    fn transition_status(
-        &self,
-        id: TopologyId,
-        to: TopologyStatus,
-        reason: Option<&str>,
-        precondition: Precondition,
-    ) -> Result<Transitioned, StoreError> {
-        self.write("transition_status", |db| {
-            sql::transition_status(db, id, to, reason, precondition)
-        })
-    }
-
-    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.read("list_status_events", |db| sql::list_status_events(db, id))
-    }
-
-    fn edit(
-        &self,
-        id: TopologyId,
-        expected_version: Option<u64>,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
-        self.write("edit", |db| sql::edit(db, id, expected_version, edits))
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
@@ -526,67 +498,9 @@ impl TopologyStore for SqliteStore {
         })
     }
 
-    fn enqueue_mutation(
-        &self,
-        id: TopologyId,
-        op: MutationOp,
-        payload: &str,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<MutationId>, StoreError> {
-        self.write("enqueue_mutation", |db| {
-            sql::enqueue_mutation(db, id, op, payload, expected_version)
-        })
-    }
-
-    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.write("claim_next_mutation", |db| sql::claim_next_mutation(db, id))
-    }
-
-    fn apply_live(
-        &self,
-        claim: &MutationClaim,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
-        self.write("apply_live", |db| sql::apply_live(db, claim, edits))
-    }
-
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
-        self.write("mark_mutation_applied", |db| {
-            sql::mark(db, &claim, MutationState::Applied, None)
-        })
-    }
-
-    fn mark_mutation_failed(
-        &self,
-        claim: MutationClaim,
-        reason: &str,
-    ) -> Result<Mutation, StoreError> {
-        self.write("mark_mutation_failed", |db| {
-            sql::mark(db, &claim, MutationState::Failed, Some(reason))
-        })
-    }
-
-    fn list_mutations(
-        &self,
-        id: TopologyId,
-        state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError> {
-        self.read("list_mutations", |db| sql::list_mutations(db, id, state))
-    }
-
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.write("set_needs_resync", |db| {
             sql::set_needs_resync(db, id, needs_resync)
-        })
-    }
-
-    fn delete_topology(
-        &self,
-        id: TopologyId,
-        expected_version: Option<u64>,
-    ) -> Result<(), StoreError> {
-        self.write("delete_topology", |db| {
-            sql::delete_topology(db, id, expected_version)
         })
     }
 }
