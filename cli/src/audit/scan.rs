@@ -253,6 +253,20 @@ impl Auditor<'_> {
         }
     }
 
+    /// Records each `(column, problem)` of one row that has a problem, in order.
+    fn columns<const N: usize>(
+        &mut self,
+        kind: Kind,
+        table: &'static str,
+        id: &Value,
+        topology: Option<i64>,
+        problems: [(&str, Option<String>); N],
+    ) {
+        for (column, problem) in problems {
+            self.column(kind, table, id, topology, column, problem);
+        }
+    }
+
     /// Reads the schema stamp; a missing or unreadable one is a finding.
     fn meta(&mut self) -> anyhow::Result<Option<i64>> {
         let has_meta = self.src.has_table("meta")?;
@@ -348,37 +362,17 @@ impl Auditor<'_> {
                 "version",
                 version_problem(&col(&row, 3)),
             );
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "reason",
-                free_text_problem(&col(&row, 4), true),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "needs_resync",
-                flag_problem(&col(&row, 5)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "created_at",
-                integer_problem(&col(&row, 6)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "status_changed_at",
-                integer_problem(&col(&row, 7)),
+                [
+                    ("reason", free_text_problem(&col(&row, 4), true)),
+                    ("needs_resync", flag_problem(&col(&row, 5))),
+                    ("created_at", integer_problem(&col(&row, 6))),
+                    ("status_changed_at", integer_problem(&col(&row, 7))),
+                ],
             );
             if let Some(topology) = topology {
                 statuses.insert(topology, status);
@@ -398,53 +392,19 @@ impl Auditor<'_> {
             self.checked.lans += 1;
             let id = col(&row, 0);
             let topology = as_int(&col(&row, 1));
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "name",
-                name_problem("lan name", &col(&row, 2)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "subnet",
-                free_text_problem(&col(&row, 3), false),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "is_dmz",
-                flag_problem(&col(&row, 4)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "network_id",
-                text_problem(&col(&row, 5), true),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "x",
-                coordinate_problem(&col(&row, 6)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "y",
-                coordinate_problem(&col(&row, 7)),
+                [
+                    ("name", name_problem("lan name", &col(&row, 2))),
+                    ("subnet", free_text_problem(&col(&row, 3), false)),
+                    ("is_dmz", flag_problem(&col(&row, 4))),
+                    ("network_id", text_problem(&col(&row, 5), true)),
+                    ("x", coordinate_problem(&col(&row, 6))),
+                    ("y", coordinate_problem(&col(&row, 7))),
+                ],
             );
         }
         Ok(())
@@ -479,48 +439,29 @@ impl Auditor<'_> {
                     describe(&other)
                 )),
             };
-            self.column(Kind::CorruptValue, T, &id, topology, "services", services);
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "config",
-                free_text_problem(&col(&row, 4), true),
+                [
+                    ("services", services),
+                    ("config", free_text_problem(&col(&row, 4), true)),
+                ],
             );
             let state = parse_name(&col(&row, 5), DeckyState::parse).err();
             self.column(Kind::CorruptState, T, &id, topology, "state", state);
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "ip",
-                text_problem(&col(&row, 6), true),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "last_error",
-                text_problem(&col(&row, 7), true),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "x",
-                coordinate_problem(&col(&row, 8)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "y",
-                coordinate_problem(&col(&row, 9)),
+                [
+                    ("ip", text_problem(&col(&row, 6), true)),
+                    ("last_error", text_problem(&col(&row, 7), true)),
+                    ("x", coordinate_problem(&col(&row, 8))),
+                    ("y", coordinate_problem(&col(&row, 9))),
+                ],
             );
         }
         Ok(())
@@ -537,21 +478,15 @@ impl Auditor<'_> {
             self.checked.edges += 1;
             let id = col(&row, 0);
             let topology = as_int(&col(&row, 1));
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "is_bridge",
-                flag_problem(&col(&row, 2)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "forwards_l3",
-                flag_problem(&col(&row, 3)),
+                [
+                    ("is_bridge", flag_problem(&col(&row, 2))),
+                    ("forwards_l3", flag_problem(&col(&row, 3))),
+                ],
             );
         }
         Ok(())
@@ -600,21 +535,15 @@ impl Auditor<'_> {
                     Some(problem.clone()),
                 );
             }
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "at",
-                integer_problem(&col(&row, 4)),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "reason",
-                free_text_problem(&col(&row, 5), true),
+                [
+                    ("at", integer_problem(&col(&row, 4))),
+                    ("reason", free_text_problem(&col(&row, 5), true)),
+                ],
             );
 
             // An event of a missing topology is an orphan, reported by `orphans`.
@@ -710,21 +639,15 @@ impl Auditor<'_> {
             let topology = as_int(&col(&row, 1));
             let op = parse_name(&col(&row, 2), MutationOp::parse).err();
             self.column(Kind::CorruptOp, T, &id, topology, "op", op);
-            self.column(
+            self.columns(
                 Kind::CorruptValue,
                 T,
                 &id,
                 topology,
-                "payload",
-                free_text_problem(&col(&row, 3), false),
-            );
-            self.column(
-                Kind::CorruptValue,
-                T,
-                &id,
-                topology,
-                "requested_at",
-                integer_problem(&col(&row, 5)),
+                [
+                    ("payload", free_text_problem(&col(&row, 3), false)),
+                    ("requested_at", integer_problem(&col(&row, 5))),
+                ],
             );
             let applied_at = col(&row, 6);
             if !matches!(applied_at, Value::Null) {
