@@ -17,22 +17,24 @@
 //! variable says which role).
 
 mod conformance;
+mod sql_backends;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::{Command, Output, Stdio};
+use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls};
 use topostate::store::{
-    ChildEdit, Claim, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanPatch, MutationClaim,
-    NewDecky, NewEdge, NewLan, PgStore, Precondition, StoreError, TopologyStore, TypedStore,
+    ChildEdit, Claim, DeckyRuntime, DeckyState, Entity, LanPatch, NewDecky, NewEdge, NewLan,
+    PgStore, Precondition, StoreError, TopologyStore, TypedStore,
 };
 use topostate::{MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use conformance::{Harness, assert_log_legal};
+use sql_backends::key;
+use sql_backends::processes::{self, ChildEnv, field};
 
 /// The server the tests use.
 const URL_VAR: &str = "TOPOSTATE_PG_URL";
@@ -110,10 +112,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         drop_schema(&self.schema);
     }
-}
-
-fn key(id: u64) -> i64 {
-    i64::try_from(id).unwrap()
 }
 
 // ---- the conformance suite -------------------------------------------------------------
@@ -294,35 +292,20 @@ fn a_different_declaration_is_refused_on_connect() {
         .query_one("SELECT value FROM meta WHERE key = 'fingerprint'", &[])
         .unwrap()
         .get(0);
-    let tampered = original.replace("tearing_down,torn_down", "tearing_down,torn_down,archived");
-    raw.execute(
-        "UPDATE meta SET value = $1 WHERE key = 'fingerprint'",
-        &[&tampered],
-    )
-    .unwrap();
-    let e = PgStore::connect_with_schema(&pg_url(), &scratch.schema).unwrap_err();
-    let message = e.to_string();
-    assert!(
-        matches!(e, StoreError::Corrupt { table: "meta", .. }),
-        "{e:?}"
+    let open = || PgStore::connect_with_schema(&pg_url(), &scratch.schema);
+    let mut set_fingerprint = |value: &str| {
+        raw.execute(
+            "UPDATE meta SET value = $1 WHERE key = 'fingerprint'",
+            &[&value],
+        )
+        .unwrap();
+    };
+    sql_backends::a_different_declaration_is_refused(
+        &original,
+        &mut set_fingerprint,
+        open,
+        &scratch.schema,
     );
-    assert!(message.contains("fingerprint mismatch"), "{message}");
-    assert!(
-        message.contains(&format!("expected '{original}'")),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("found '{tampered}'")),
-        "{message}"
-    );
-    assert!(message.contains(&scratch.schema), "{message}");
-
-    raw.execute(
-        "UPDATE meta SET value = $1 WHERE key = 'fingerprint'",
-        &[&original],
-    )
-    .unwrap();
-    assert_eq!(scratch.store().list_topologies(None).unwrap().len(), 1);
 }
 
 #[test]
@@ -331,17 +314,16 @@ fn a_newer_or_garbled_schema_version_is_refused() {
     let scratch = Scratch::new("newer");
     scratch.store();
     let mut raw = scratch.raw();
-    raw.execute(
-        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
-        &[],
-    )
-    .unwrap();
-    let e = PgStore::connect_with_schema(&pg_url(), &scratch.schema).unwrap_err();
-    assert!(
-        matches!(e, StoreError::Corrupt { table: "meta", .. }),
-        "{e:?}"
+    sql_backends::a_newer_schema_is_refused(
+        &mut |version| {
+            raw.execute(
+                "UPDATE meta SET value = $1 WHERE key = 'schema_version'",
+                &[&version.to_string()],
+            )
+            .unwrap();
+        },
+        || PgStore::connect_with_schema(&pg_url(), &scratch.schema),
     );
-    assert!(e.to_string().contains("schema version 99"), "{e}");
     raw.execute(
         "UPDATE meta SET value = 'one' WHERE key = 'schema_version'",
         &[],
@@ -411,87 +393,17 @@ fn sql_checks_refuse_what_the_api_cannot_express() {
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn values_round_trip_exactly() {
     let scratch = Scratch::new("values");
-    let store = scratch.store();
-    let lab = store.create_topology("lab").unwrap();
-    let services: Vec<String> = ["ssh", "a,b", "say \"hi\"", "line\nbreak", "", "🦀", "{}"]
-        .into_iter()
-        .map(String::from)
-        .collect();
-    let mut decky = NewDecky::new("web");
-    decky.services = services.clone();
-    decky.config = Some(String::from("{\"ips_by_lan\": {}}"));
-    decky.x = Some(-1.5e300);
-    let web = store.add_decky(lab.id, decky, None).unwrap();
-    let mut lan = NewLan::new("dmz", "10.0.0.0/24");
-    lan.is_dmz = true;
-    lan.y = Some(f64::MAX);
-    let dmz = store.add_lan(lab.id, lan, None).unwrap();
-    store.set_lan_network_id(dmz.id, Some("net-1")).unwrap();
-    store
-        .set_decky_runtime(
-            web.id,
-            &DeckyRuntime {
-                state: Some(DeckyState::TeardownFailed),
-                ip: Some(Some(String::from("10.0.0.5"))),
-                last_error: Some(Some(String::from("exit 137"))),
-            },
-        )
-        .unwrap();
-    let detail = store.topology_detail(lab.id).unwrap();
-    let read = &detail.deckies[0];
-    assert_eq!(read.services, services);
-    assert_eq!(read.config.as_deref(), Some("{\"ips_by_lan\": {}}"));
-    assert_eq!(read.x, Some(-1.5e300));
-    assert_eq!(read.state, DeckyState::TeardownFailed);
-    assert_eq!(read.ip.as_deref(), Some("10.0.0.5"));
-    assert_eq!(read.last_error.as_deref(), Some("exit 137"));
-    assert!(detail.lans[0].is_dmz);
-    assert_eq!(detail.lans[0].y, Some(f64::MAX));
-    assert_eq!(detail.lans[0].network_id.as_deref(), Some("net-1"));
-
-    // Stored as a text[] other tools read natively.
-    let stored: Vec<String> = scratch
-        .raw()
-        .query_one(
-            "SELECT services FROM deckies WHERE id = $1",
-            &[&key(web.id.get())],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(stored, services);
-
-    store
-        .update_decky(
-            lab.id,
-            web.id,
-            DeckyPatch {
-                services: Some(Vec::new()),
-                config: Some(None),
-                ..DeckyPatch::default()
-            },
-            None,
-        )
-        .unwrap();
-    let read = &store.topology_detail(lab.id).unwrap().deckies[0];
-    assert!(read.services.is_empty());
-    assert_eq!(read.config, None);
-
-    // Timestamps are the writer's microseconds, as in every backend.
-    let before = topostate::store::Timestamp::now();
-    let t = store
-        .transition_status(
-            lab.id,
-            TopologyStatus::Deploying,
-            Some("go"),
-            Precondition::none(),
-        )
-        .unwrap();
-    let after = topostate::store::Timestamp::now();
-    assert!(before <= t.event.at && t.event.at <= after);
-    assert_eq!(
-        store.get_topology(lab.id).unwrap().status_changed_at,
-        t.event.at
-    );
+    sql_backends::values_round_trip_exactly(&scratch.store(), |web| {
+        // Stored as a text[] other tools read natively.
+        scratch
+            .raw()
+            .query_one(
+                "SELECT services FROM deckies WHERE id = $1",
+                &[&key(web.get())],
+            )
+            .unwrap()
+            .get(0)
+    });
 }
 
 #[test]
@@ -574,112 +486,26 @@ fn nul_characters_are_refused_not_lost() {
 fn ids_are_never_reused_and_huge_ids_are_not_found() {
     let scratch = Scratch::new("ids");
     let store = scratch.store();
-    let first = store.create_topology("a").unwrap();
-    store.delete_topology(first.id, None).unwrap();
-    let second = store.create_topology("a").unwrap();
-    assert!(second.id > first.id);
-    let huge = TopologyId::new(u64::MAX);
-    assert!(matches!(
-        store.get_topology(huge),
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(matches!(
-        store.update_lan(
-            second.id,
-            topostate::store::LanId::new(u64::MAX),
-            LanPatch::default(),
-            None
-        ),
-        Err(StoreError::NotFound {
-            entity: Entity::Lan,
-            id: u64::MAX
-        })
-    ));
-    assert!(matches!(
-        store.mark_mutation_applied(MutationClaim::from_parts(
-            topostate::store::MutationId::new(u64::MAX),
-            second.id
-        )),
-        Err(StoreError::NotFound {
-            entity: Entity::Mutation,
-            ..
-        })
-    ));
-    assert!(matches!(
-        store.set_needs_resync(huge, true),
-        Err(StoreError::NotFound { .. })
-    ));
+    sql_backends::ids_are_never_reused(&store);
+    sql_backends::ids_beyond_sql_integers_are_not_found(&store);
 }
 
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn cascade_delete_leaves_no_row_behind() {
     let scratch = Scratch::new("cascade");
-    let store = scratch.store();
-    let lab = store.create_topology("lab").unwrap();
-    let lan = store
-        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), None)
-        .unwrap();
-    let web = store.add_decky(lab.id, NewDecky::new("web"), None).unwrap();
-    store
-        .add_edge(lab.id, NewEdge::new(web.id, lan.id), None)
-        .unwrap();
-    for step in [
-        TopologyStatus::Deploying,
-        TopologyStatus::Active,
-        TopologyStatus::TearingDown,
-        TopologyStatus::TornDown,
-    ] {
-        store
-            .transition_status(lab.id, step, None, Precondition::none())
-            .unwrap();
-    }
-    let other = store.create_topology("other").unwrap();
-    store
-        .add_lan(other.id, NewLan::new("dmz", "10.0.0.0/24"), None)
-        .unwrap();
-    store.delete_topology(lab.id, Some(1)).unwrap();
     let mut raw = scratch.raw();
-    for table in ["lans", "deckies", "edges", "status_events", "mutations"] {
-        let left: i64 = raw
-            .query_one(
-                &format!("SELECT count(*) FROM {table} WHERE topology_id = $1"),
-                &[&key(lab.id.get())],
-            )
-            .unwrap()
-            .get(0);
-        assert_eq!(left, 0, "{table} kept rows of a deleted topology");
-    }
-    assert_eq!(store.topology_detail(other.id).unwrap().lans.len(), 1);
+    sql_backends::delete_leaves_no_row_behind(&scratch.store(), |table, topology| {
+        raw.query_one(
+            &format!("SELECT count(*) FROM {table} WHERE topology_id = $1"),
+            &[&topology],
+        )
+        .unwrap()
+        .get(0)
+    });
 }
 
 // ---- corrupt rows ----------------------------------------------------------------------
-
-/// Asserts a [`StoreError::Corrupt`] naming `table`, `row` and every one of `mentions`.
-fn assert_corrupt(
-    result: Result<impl std::fmt::Debug, StoreError>,
-    table: &str,
-    row: i64,
-    mentions: &[&str],
-) {
-    match result {
-        Err(e @ StoreError::Corrupt { .. }) => {
-            let StoreError::Corrupt {
-                table: t, row: r, ..
-            } = &e
-            else {
-                unreachable!()
-            };
-            let message = e.to_string();
-            assert_eq!(*t, table, "{message}");
-            assert_eq!(*r, row.to_string(), "{message}");
-            for m in mentions {
-                assert!(message.contains(m), "{message:?} does not mention {m:?}");
-            }
-        }
-        other => panic!("expected a corrupt row in {table} (id {row}), got {other:?}"),
-    }
-}
 
 /// A raw client on the schema with every `CHECK` the store made dropped: for corrupting on
 /// purpose, as a hand-made table or another program might.
@@ -703,177 +529,22 @@ fn raw_unchecked(scratch: &Scratch) -> Client {
 fn corrupt_rows_are_named_and_other_rows_still_read() {
     let scratch = Scratch::new("corrupt");
     let store = scratch.store();
-    let good = store.create_topology("good").unwrap();
-    let bad = store.create_topology("bad").unwrap();
     let mut raw = raw_unchecked(&scratch);
-    let id = key(bad.id.get());
-    raw.execute(
-        "UPDATE topologies SET status = 'exploded' WHERE id = $1",
-        &[&id],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.get_topology(bad.id),
-        "topologies",
-        id,
-        &["status", "'exploded'"],
+    let mut corrupt = |sql: &str, id: i64| {
+        raw.execute(sql, &[&id]).unwrap();
+    };
+    sql_backends::corrupt_status_is_named(&store, &mut corrupt);
+    sql_backends::corrupt_versions_are_named(
+        &store,
+        &mut corrupt,
+        &[
+            ("0", "invalid topology version 0"),
+            ("-3", "invalid topology version -3"),
+        ],
     );
-    assert_corrupt(
-        store.transition_status(
-            bad.id,
-            TopologyStatus::Deploying,
-            None,
-            Precondition::none(),
-        ),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    assert_corrupt(
-        store.add_lan(bad.id, NewLan::new("dmz", "10.0.0.0/24"), None),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    assert_corrupt(store.list_topologies(None), "topologies", id, &["exploded"]);
-    assert_corrupt(
-        store.list_topologies(Some(TopologyStatus::Pending)),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    assert_eq!(store.get_topology(good.id).unwrap().name, "good");
-    store
-        .add_lan(good.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
-        .unwrap();
-
-    raw.execute(
-        "UPDATE topologies SET status = 'pending', version = 0 WHERE id = $1",
-        &[&id],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.get_topology(bad.id),
-        "topologies",
-        id,
-        &["version", "invalid topology version 0"],
-    );
-    assert_corrupt(
-        store.add_lan(bad.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1)),
-        "topologies",
-        id,
-        &["invalid topology version 0"],
-    );
-    raw.execute("UPDATE topologies SET version = 1 WHERE id = $1", &[&id])
-        .unwrap();
-
-    // Children.
-    let web = store.add_decky(bad.id, NewDecky::new("web"), None).unwrap();
-    let web_key = key(web.id.get());
-    raw.execute(
-        "UPDATE deckies SET state = 'stopped' WHERE id = $1",
-        &[&web_key],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.topology_detail(bad.id),
-        "deckies",
-        web_key,
-        &["state", "'stopped'"],
-    );
-    raw.execute(
-        "UPDATE deckies SET state = 'running', services = ARRAY['ssh', NULL] WHERE id = $1",
-        &[&web_key],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.topology_detail(bad.id),
-        "deckies",
-        web_key,
-        &["services"],
-    );
-    raw.execute(
-        "UPDATE deckies SET services = '{}' WHERE id = $1",
-        &[&web_key],
-    )
-    .unwrap();
-
-    // Events and mutations.
-    let first = store
-        .transition_status(
-            bad.id,
-            TopologyStatus::Deploying,
-            None,
-            Precondition::none(),
-        )
-        .unwrap()
-        .event;
-    store
-        .transition_status(bad.id, TopologyStatus::Active, None, Precondition::none())
-        .unwrap();
-    raw.execute(
-        "UPDATE status_events SET to_status = 'on_fire' WHERE id = $1",
-        &[&key(first.id.get())],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.list_status_events(bad.id),
-        "status_events",
-        key(first.id.get()),
-        &["to_status", "'on_fire'"],
-    );
-    let m1 = store
-        .enqueue_mutation(bad.id, MutationOp::AddLan, "{}", None)
-        .unwrap();
-    let m2 = store
-        .enqueue_mutation(bad.id, MutationOp::AddDecky, "{}", None)
-        .unwrap();
-    raw.execute(
-        "UPDATE mutations SET op = 'noop' WHERE id = $1",
-        &[&key(m1.id.get())],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.list_mutations(bad.id, None),
-        "mutations",
-        key(m1.id.get()),
-        &["op", "'noop'"],
-    );
-    // The claim reaches the oldest pending row and refuses it rather than skipping it, and
-    // claims nothing.
-    assert_corrupt(
-        store.claim_next_mutation(bad.id),
-        "mutations",
-        key(m1.id.get()),
-        &["noop"],
-    );
-    raw.execute(
-        "UPDATE mutations SET op = 'add_lan', state = 'half_done' WHERE id = $1",
-        &[&key(m2.id.get())],
-    )
-    .unwrap();
-    raw.execute(
-        "UPDATE mutations SET op = 'add_lan' WHERE id = $1",
-        &[&key(m1.id.get())],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.list_mutations(bad.id, Some(MutationState::Pending)),
-        "mutations",
-        key(m2.id.get()),
-        &["state", "'half_done'"],
-    );
-    raw.execute(
-        "UPDATE mutations SET state = 'pending' WHERE id = $1",
-        &[&key(m2.id.get())],
-    )
-    .unwrap();
-    let pending = store
-        .list_mutations(bad.id, Some(MutationState::Pending))
-        .unwrap();
-    assert_eq!(pending.len(), 2, "the failed claim claimed something");
-    // The good topology never noticed.
-    assert_eq!(store.topology_detail(good.id).unwrap().lans.len(), 1);
+    sql_backends::corrupt_event_is_named(&store, &mut corrupt);
+    sql_backends::corrupt_mutation_is_named(&store, &mut corrupt);
+    sql_backends::corrupt_decky_is_named(&store, &mut corrupt, "ARRAY['ssh', NULL]", &["services"]);
 }
 
 // ---- retries: deadlocks, lock timeouts -------------------------------------------------
@@ -1224,12 +895,8 @@ fn churn_step(store: &PgStore, names: &[String], t: usize, i: usize) -> Result<(
 
 // ---- several processes on one server ---------------------------------------------------
 
-/// Set in a child process: which role [`child_process`] plays.
-const CHILD_ROLE: &str = "TOPOSTATE_PG_CHILD";
-const CHILD_SCHEMA: &str = "TOPOSTATE_PG_CHILD_SCHEMA";
-const CHILD_INDEX: &str = "TOPOSTATE_PG_CHILD_INDEX";
-const CHILD_TOPOLOGIES: &str = "TOPOSTATE_PG_CHILD_TOPOLOGIES";
-const CHILD_START: &str = "TOPOSTATE_PG_CHILD_START";
+/// The prefix of the environment variables that tell a child process its role.
+const CHILD: &str = "TOPOSTATE_PG_CHILD";
 const WRITES_PER_CHILD: usize = 60;
 const STEPS_PER_CHILD: usize = 240;
 
@@ -1237,53 +904,17 @@ const STEPS_PER_CHILD: usize = 240;
 #[test]
 #[ignore = "run by the PostgreSQL multi-process tests in a child process"]
 fn child_process() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else {
+    let Some(child) = ChildEnv::from_env(CHILD) else {
         return;
     };
-    let schema = std::env::var(CHILD_SCHEMA).unwrap();
-    let index: usize = std::env::var(CHILD_INDEX).unwrap().parse().unwrap();
-    let start: u64 = std::env::var(CHILD_START).unwrap().parse().unwrap();
-    let topologies: Vec<TopologyId> = std::env::var(CHILD_TOPOLOGIES)
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| TopologyId::new(s.parse().unwrap()))
-        .collect();
+    let (schema, index, topologies) = (&child.place, child.index, &child.topologies);
     let until = Instant::now() + Duration::from_secs(60);
-    match role.as_str() {
-        "writer" => {
-            // Its own pool, as a separate editor host would have.
-            let store = store_on(&schema, 2);
-            let id = topologies[0];
-            wait_until(start);
-            let (mut won, mut lost) = (Vec::new(), 0);
-            for i in 0..WRITES_PER_CHILD {
-                if Instant::now() > until {
-                    break;
-                }
-                let seen = store.get_topology(id).unwrap().version;
-                // A slow editor: others get to write between this read and this write.
-                let think = u64::try_from((i * 37 + index * 101) % 5).unwrap() * 200;
-                thread::sleep(Duration::from_micros(think));
-                let lan = NewLan::new(format!("p{index}-{i}"), "10.0.0.0/24");
-                match store.add_lan(id, lan, Some(seen)) {
-                    Ok(edited) => {
-                        assert_eq!(edited.version, seen + 1);
-                        won.push(i.to_string());
-                    }
-                    Err(StoreError::VersionConflict(c)) => {
-                        assert_eq!(c.expected, seen);
-                        assert!(c.current > c.expected, "{c:?}");
-                        lost += 1;
-                    }
-                    Err(other) => panic!("write {i} of process {index} failed: {other}"),
-                }
-            }
-            println!("RESULT won={} lost={lost} ok={}", won.len(), won.join(","));
-        }
+    match child.role.as_str() {
+        // Its own pool, as a separate editor host would have.
+        "writer" => processes::writer(&store_on(schema, 2), &child, WRITES_PER_CHILD),
         "mixed" => {
-            let store = store_on(&schema, 3);
-            wait_until(start);
+            let store = store_on(schema, 3);
+            child.wait_for_start();
             let mut enqueued = Vec::new();
             let mut claimed = Vec::new();
             let mut transitions: BTreeMap<u64, usize> = BTreeMap::new();
@@ -1375,112 +1006,15 @@ fn child_process() {
                 counts.join(",")
             );
         }
-        "opener" => {
-            wait_until(start);
-            let store = store_on(&schema, 1);
-            let created = store.create_topology(&format!("process-{index}")).unwrap();
-            println!("RESULT opened id={}", created.id);
-        }
+        "opener" => processes::opener(&child, || Box::new(store_on(schema, 1))),
         other => panic!("unknown child role {other}"),
     }
 }
 
-fn now_micros() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-    )
-    .unwrap()
-}
-
-fn wait_until(micros: u64) {
-    let now = now_micros();
-    if micros > now {
-        thread::sleep(Duration::from_micros(micros - now));
-    }
-}
-
-/// Starts `n` children of this test binary in `role`, all told to begin at the same
-/// instant, and waits for them (each is killed if it runs past two minutes).
+/// Starts `n` children in `role` on `schema`; their `RESULT` lines.
 fn run_children(role: &str, n: usize, schema: &str, topologies: &[TopologyId]) -> Vec<String> {
-    let exe = std::env::current_exe().unwrap();
-    let start = now_micros() + 1_500_000;
-    let list: Vec<String> = topologies.iter().map(ToString::to_string).collect();
-    let children: Vec<_> = (0..n)
-        .map(|index| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_process",
-                    "--include-ignored",
-                    "--nocapture",
-                ])
-                .args(["--test-threads", "1"])
-                .env(CHILD_ROLE, role)
-                .env(CHILD_SCHEMA, schema)
-                .env(CHILD_INDEX, index.to_string())
-                .env(CHILD_START, start.to_string())
-                .env(CHILD_TOPOLOGIES, list.join(","))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let watchdog_ids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watchdog = thread::spawn({
-        let done = Arc::clone(&done);
-        move || {
-            let until = Instant::now() + Duration::from_secs(120);
-            while !done.load(Ordering::SeqCst) {
-                if Instant::now() > until {
-                    for pid in &watchdog_ids {
-                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                    }
-                    return;
-                }
-                thread::sleep(Duration::from_millis(100));
-            }
-        }
-    });
-    let results = children
-        .into_iter()
-        .enumerate()
-        .map(|(index, child)| {
-            let Output {
-                status,
-                stdout,
-                stderr,
-            } = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&stdout).into_owned();
-            let stderr = String::from_utf8_lossy(&stderr).into_owned();
-            assert!(
-                status.success(),
-                "child {index} ({role}) failed: {status}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-            );
-            let result = stdout
-                .lines()
-                .find_map(|l| l.split_once("RESULT ").map(|(_, result)| result))
-                .unwrap_or_else(|| {
-                    panic!("child {index} ran no child test\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
-                });
-            String::from(result)
-        })
-        .collect();
-    done.store(true, Ordering::SeqCst);
-    watchdog.join().unwrap();
-    results
-}
-
-fn field<'a>(result: &'a str, name: &str) -> &'a str {
-    result
-        .split(' ')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {name} in {result:?}"))
+    let lead = Duration::from_millis(1500);
+    processes::run_children(CHILD, role, n, schema, topologies, lead, &[])
 }
 
 fn pairs(list: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
@@ -1499,36 +1033,7 @@ fn processes_racing_versioned_writes_on_one_topology_lose_no_update() {
     let lab = store.create_topology("lab").unwrap();
     let started = Instant::now();
     let results = run_children("writer", PROCESSES, &scratch.schema, &[lab.id]);
-
-    let (mut won, mut lost) = (0, 0);
-    let detail = store.topology_detail(lab.id).unwrap();
-    let names: BTreeSet<&str> = detail.lans.iter().map(|l| l.name.as_str()).collect();
-    for (index, result) in results.iter().enumerate() {
-        let w: usize = field(result, "won").parse().unwrap();
-        let l: usize = field(result, "lost").parse().unwrap();
-        println!("process {index}: {w} writes won, {l} lost to a version conflict");
-        assert_eq!(w + l, WRITES_PER_CHILD, "a child ran out of time");
-        for i in field(result, "ok").split(',').filter(|s| !s.is_empty()) {
-            let name = format!("p{index}-{i}");
-            assert!(names.contains(name.as_str()), "{name} won but is missing");
-        }
-        won += w;
-        lost += l;
-    }
-    println!(
-        "{PROCESSES} processes x {WRITES_PER_CHILD} versioned writes on one topology: {won} won, \
-         {lost} conflicts, final version {}, in {:?}",
-        detail.topology.version,
-        started.elapsed()
-    );
-    assert!(won >= 1);
-    assert_eq!(won + lost, PROCESSES * WRITES_PER_CHILD);
-    assert_eq!(detail.topology.version, 1 + u64::try_from(won).unwrap());
-    assert_eq!(
-        detail.lans.len(),
-        won,
-        "a lost write left a row, or a won one is missing"
-    );
+    processes::check_writers(&store, lab.id, &results, WRITES_PER_CHILD, started);
 }
 
 #[test]
@@ -1655,15 +1160,7 @@ fn processes_creating_one_schema_at_once_all_succeed() {
     let results = run_children("opener", PROCESSES, &scratch.schema, &[]);
     assert_eq!(results.len(), PROCESSES);
     let store = scratch.store();
-    let mut names: Vec<String> = store
-        .list_topologies(None)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    names.sort();
-    let expected: Vec<String> = (0..PROCESSES).map(|i| format!("process-{i}")).collect();
-    assert_eq!(names, expected);
+    processes::check_openers(&store, &results);
     let stamps: i64 = scratch
         .raw()
         .query_one("SELECT count(*) FROM meta", &[])

@@ -7,20 +7,19 @@
 //! the same under `cargo test` and `cargo nextest run`.
 
 mod conformance;
+mod sql_backends;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
-use topostate::store::{
-    ChildEdit, DeckyPatch, DeckyRuntime, DeckyState, Entity, MutationClaim, NewDecky, NewEdge,
-    NewLan, Precondition, SqliteStore, StoreError, TopologyStore, TypedStore,
-};
+use topostate::store::{ChildEdit, NewLan, SqliteStore, StoreError, TopologyStore, TypedStore};
 use topostate::{MAX_VERSION, MutationOp, TopologyId, TopologyStatus};
 
 use conformance::Harness;
+use sql_backends::key;
+use sql_backends::processes::{self, ChildEnv};
 
 // ---- the conformance suite -------------------------------------------------------------
 
@@ -80,36 +79,6 @@ fn temp_store() -> (TempDir, PathBuf, SqliteStore) {
     (dir, path, store)
 }
 
-fn key(id: u64) -> i64 {
-    i64::try_from(id).unwrap()
-}
-
-/// Asserts a [`StoreError::Corrupt`] naming `table`, `row` and every one of `mentions`.
-fn assert_corrupt(
-    result: Result<impl std::fmt::Debug, StoreError>,
-    table: &str,
-    row: i64,
-    mentions: &[&str],
-) {
-    match result {
-        Err(e @ StoreError::Corrupt { .. }) => {
-            let StoreError::Corrupt {
-                table: t, row: r, ..
-            } = &e
-            else {
-                unreachable!()
-            };
-            let message = e.to_string();
-            assert_eq!(*t, table, "{message}");
-            assert_eq!(*r, row.to_string(), "{message}");
-            for m in mentions {
-                assert!(message.contains(m), "{message:?} does not mention {m:?}");
-            }
-        }
-        other => panic!("expected a corrupt row in {table} (id {row}), got {other:?}"),
-    }
-}
-
 // ---- the file: WAL, foreign keys, handles ----------------------------------------------
 
 #[test]
@@ -126,48 +95,15 @@ fn foreign_keys_cascade_a_delete() {
     // The store deletes only the topology row; everything else goes by ON DELETE CASCADE,
     // which happens only with `foreign_keys = ON` on the store's connection.
     let (_dir, path, store) = temp_store();
-    let lab = store.create_topology("lab").unwrap();
-    let lan = store
-        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), None)
-        .unwrap();
-    let web = store.add_decky(lab.id, NewDecky::new("web"), None).unwrap();
-    store
-        .add_edge(lab.id, NewEdge::new(web.id, lan.id), None)
-        .unwrap();
-    store
-        .transition_status(
-            lab.id,
-            TopologyStatus::Deploying,
-            None,
-            Precondition::none(),
-        )
-        .unwrap();
-    store
-        .transition_status(
-            lab.id,
-            TopologyStatus::Failed,
-            Some("boom"),
-            Precondition::none(),
-        )
-        .unwrap();
-    let other = store.create_topology("other").unwrap();
-    store
-        .add_lan(other.id, NewLan::new("dmz", "10.0.0.0/24"), None)
-        .unwrap();
-
-    store.delete_topology(lab.id, Some(1)).unwrap();
     let conn = raw(&path);
-    for table in ["lans", "deckies", "edges", "status_events", "mutations"] {
-        let left: i64 = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {table} WHERE topology_id = ?1"),
-                [key(lab.id.get())],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(left, 0, "{table} kept rows of a deleted topology");
-    }
-    assert_eq!(store.topology_detail(other.id).unwrap().lans.len(), 1);
+    sql_backends::delete_leaves_no_row_behind(&store, |table, topology| {
+        conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE topology_id = ?1"),
+            [topology],
+            |r| r.get(0),
+        )
+        .unwrap()
+    });
 }
 
 #[test]
@@ -217,152 +153,31 @@ fn data_survives_reopening() {
 #[test]
 fn ids_are_never_reused() {
     let (_dir, _path, store) = temp_store();
-    let first = store.create_topology("a").unwrap();
-    store.delete_topology(first.id, None).unwrap();
-    let second = store.create_topology("a").unwrap();
-    assert!(
-        second.id > first.id,
-        "{:?} reused {:?}",
-        second.id,
-        first.id
-    );
-    assert!(matches!(
-        store.get_topology(first.id),
-        Err(StoreError::NotFound {
-            entity: Entity::Topology,
-            ..
-        })
-    ));
+    sql_backends::ids_are_never_reused(&store);
 }
 
 #[test]
 fn ids_beyond_sql_integers_are_not_found() {
     let store = SqliteStore::open_in_memory().unwrap();
-    let lab = store.create_topology("lab").unwrap();
-    let huge = TopologyId::new(u64::MAX);
-    assert!(matches!(
-        store.get_topology(huge),
-        Err(StoreError::NotFound { .. })
-    ));
-    assert!(matches!(
-        store.update_lan(
-            lab.id,
-            topostate::store::LanId::new(u64::MAX),
-            topostate::store::LanPatch::default(),
-            None
-        ),
-        Err(StoreError::NotFound {
-            entity: Entity::Lan,
-            id: u64::MAX
-        })
-    ));
-    assert!(matches!(
-        store.mark_mutation_applied(MutationClaim::from_parts(
-            topostate::store::MutationId::new(u64::MAX),
-            lab.id
-        )),
-        Err(StoreError::NotFound {
-            entity: Entity::Mutation,
-            ..
-        })
-    ));
+    sql_backends::ids_beyond_sql_integers_are_not_found(&store);
 }
 
 // ---- stored values ---------------------------------------------------------------------
 
 #[test]
-fn services_round_trip_exactly() {
+fn values_round_trip_exactly() {
     let (_dir, path, store) = temp_store();
-    let lab = store.create_topology("lab").unwrap();
-    let services: Vec<String> = [
-        "ssh",
-        "a,b",
-        "say \"hi\"",
-        "line\nbreak",
-        "",
-        "back\\slash",
-        "🦀",
-        "[]",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
-    let mut decky = NewDecky::new("web");
-    decky.services = services.clone();
-    decky.config = Some(String::from("{\"ips_by_lan\": {}}"));
-    let web = store.add_decky(lab.id, decky, None).unwrap();
-    let read = &store.topology_detail(lab.id).unwrap().deckies[0];
-    assert_eq!(read.services, services);
-    assert_eq!(read.config.as_deref(), Some("{\"ips_by_lan\": {}}"));
-    assert_eq!(read.state, DeckyState::Pending);
-
-    // Stored as a JSON list that other tools can read.
-    let text: String = raw(&path)
-        .query_row(
-            "SELECT services FROM deckies WHERE id = ?1",
-            [key(web.id.get())],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let parsed: Vec<String> = serde_json::from_str(&text).unwrap();
-    assert_eq!(parsed, services);
-
-    let patch = DeckyPatch {
-        services: Some(vec![String::from("x,y"), String::from("z")]),
-        config: Some(None),
-        ..DeckyPatch::default()
-    };
-    store.update_decky(lab.id, web.id, patch, None).unwrap();
-    let read = &store.topology_detail(lab.id).unwrap().deckies[0];
-    assert_eq!(read.services, ["x,y", "z"]);
-    assert_eq!(read.config, None);
-    store
-        .update_decky(
-            lab.id,
-            web.id,
-            DeckyPatch {
-                services: Some(Vec::new()),
-                ..DeckyPatch::default()
-            },
-            None,
-        )
-        .unwrap();
-    assert!(
-        store.topology_detail(lab.id).unwrap().deckies[0]
-            .services
-            .is_empty()
-    );
-}
-
-#[test]
-fn coordinates_and_runtime_fields_round_trip() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let lab = store.create_topology("lab").unwrap();
-    let mut lan = NewLan::new("dmz", "10.0.0.0/24");
-    lan.x = Some(-1.5e300);
-    lan.y = Some(f64::MAX);
-    lan.is_dmz = true;
-    let lan = store.add_lan(lab.id, lan, None).unwrap();
-    let web = store.add_decky(lab.id, NewDecky::new("web"), None).unwrap();
-    store.set_lan_network_id(lan.id, Some("net-1")).unwrap();
-    store
-        .set_decky_runtime(
-            web.id,
-            &DeckyRuntime {
-                state: Some(DeckyState::TeardownFailed),
-                ip: Some(Some(String::from("10.0.0.5"))),
-                last_error: Some(Some(String::from("exit 137"))),
-            },
-        )
-        .unwrap();
-    let detail = store.topology_detail(lab.id).unwrap();
-    assert_eq!(detail.lans[0].x, Some(-1.5e300));
-    assert_eq!(detail.lans[0].y, Some(f64::MAX));
-    assert!(detail.lans[0].is_dmz);
-    assert_eq!(detail.lans[0].network_id.as_deref(), Some("net-1"));
-    assert_eq!(detail.deckies[0].state, DeckyState::TeardownFailed);
-    assert_eq!(detail.deckies[0].ip.as_deref(), Some("10.0.0.5"));
-    assert_eq!(detail.deckies[0].last_error.as_deref(), Some("exit 137"));
+    sql_backends::values_round_trip_exactly(&store, |web| {
+        // Stored as a JSON list that other tools can read.
+        let text: String = raw(&path)
+            .query_row(
+                "SELECT services FROM deckies WHERE id = ?1",
+                [key(web.get())],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    });
 }
 
 #[test]
@@ -471,228 +286,55 @@ fn sql_checks_refuse_what_the_api_cannot_express() {
 
 // ---- corrupt rows ----------------------------------------------------------------------
 
+/// Runs one statement (`$1` the id) on a connection that ignores the `CHECK`s.
+fn corrupter(path: &Path) -> impl FnMut(&str, i64) {
+    let conn = raw_unchecked(path);
+    move |sql, id| {
+        conn.execute(&sql.replace("$1", "?1"), [id]).unwrap();
+    }
+}
+
 #[test]
 fn corrupt_status_is_named_and_other_rows_still_read() {
     let (_dir, path, store) = temp_store();
-    let good = store.create_topology("good").unwrap();
-    let bad = store.create_topology("bad").unwrap();
-    let later = store.create_topology("later").unwrap();
-    raw_unchecked(&path)
-        .execute(
-            "UPDATE topologies SET status = 'exploded' WHERE id = ?1",
-            [key(bad.id.get())],
-        )
-        .unwrap();
-    let id = key(bad.id.get());
-    assert_corrupt(
-        store.get_topology(bad.id),
-        "topologies",
-        id,
-        &["status", "'exploded'"],
-    );
-    assert_corrupt(
-        store.topology_detail(bad.id),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    assert_corrupt(
-        store.transition_status(
-            bad.id,
-            TopologyStatus::Deploying,
-            None,
-            Precondition::none(),
-        ),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    assert_corrupt(
-        store.add_lan(bad.id, NewLan::new("dmz", "10.0.0.0/24"), None),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    // Lists meet the row and fail naming it, filtered or not; nothing is skipped silently.
-    assert_corrupt(store.list_topologies(None), "topologies", id, &["exploded"]);
-    assert_corrupt(
-        store.list_topologies(Some(TopologyStatus::Pending)),
-        "topologies",
-        id,
-        &["exploded"],
-    );
-    // Other rows read and write as usual.
-    assert_eq!(store.get_topology(good.id).unwrap().name, "good");
-    assert_eq!(store.get_topology(later.id).unwrap().name, "later");
-    store
-        .add_lan(good.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
-        .unwrap();
+    sql_backends::corrupt_status_is_named(&store, &mut corrupter(&path));
 }
 
 #[test]
 fn corrupt_versions_are_named() {
     let (_dir, path, store) = temp_store();
-    let good = store.create_topology("good").unwrap();
-    let conn = raw_unchecked(&path);
-    for (value, mention) in [
-        ("0", "invalid topology version 0"),
-        ("-3", "invalid topology version -3"),
-        ("1.5", "the real number 1.5"),
-        ("'seven'", "the text 'seven'"),
-    ] {
-        let bad = store.create_topology(&format!("bad {value}")).unwrap();
-        let id = key(bad.id.get());
-        let sql = format!("UPDATE topologies SET version = {value} WHERE id = ?1");
-        conn.execute(&sql, [id]).unwrap();
-        assert_corrupt(
-            store.get_topology(bad.id),
-            "topologies",
-            id,
-            &["version", mention],
-        );
-        assert_corrupt(
-            store.add_lan(bad.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1)),
-            "topologies",
-            id,
-            &[mention],
-        );
-        assert_corrupt(store.list_topologies(None), "topologies", id, &[mention]);
-        assert_eq!(store.get_topology(good.id).unwrap().version, 1);
-        conn.execute("DELETE FROM topologies WHERE id = ?1", [id])
-            .unwrap();
-    }
+    sql_backends::corrupt_versions_are_named(
+        &store,
+        &mut corrupter(&path),
+        &[
+            ("0", "invalid topology version 0"),
+            ("-3", "invalid topology version -3"),
+            ("1.5", "the real number 1.5"),
+            ("'seven'", "the text 'seven'"),
+        ],
+    );
     assert_eq!(store.list_topologies(None).unwrap().len(), 1);
 }
 
 #[test]
 fn corrupt_event_is_named() {
     let (_dir, path, store) = temp_store();
-    let lab = store.create_topology("lab").unwrap();
-    let other = store.create_topology("other").unwrap();
-    let first = store
-        .transition_status(
-            lab.id,
-            TopologyStatus::Deploying,
-            None,
-            Precondition::none(),
-        )
-        .unwrap()
-        .event;
-    store
-        .transition_status(lab.id, TopologyStatus::Active, None, Precondition::none())
-        .unwrap();
-    store
-        .transition_status(
-            other.id,
-            TopologyStatus::Deploying,
-            None,
-            Precondition::none(),
-        )
-        .unwrap();
-    raw_unchecked(&path)
-        .execute(
-            "UPDATE status_events SET to_status = 'on_fire' WHERE id = ?1",
-            [key(first.id.get())],
-        )
-        .unwrap();
-    assert_corrupt(
-        store.list_status_events(lab.id),
-        "status_events",
-        key(first.id.get()),
-        &["to_status", "'on_fire'"],
-    );
-    assert_eq!(store.list_status_events(other.id).unwrap().len(), 1);
-    // The topology row itself is fine.
-    assert_eq!(
-        store.get_topology(lab.id).unwrap().status,
-        TopologyStatus::Active
-    );
+    sql_backends::corrupt_event_is_named(&store, &mut corrupter(&path));
 }
 
 #[test]
 fn corrupt_mutation_is_named() {
     let (_dir, path, store) = temp_store();
-    let lab = store.create_topology("lab").unwrap();
-    for step in [TopologyStatus::Deploying, TopologyStatus::Active] {
-        store
-            .transition_status(lab.id, step, None, Precondition::none())
-            .unwrap();
-    }
-    let first = store
-        .enqueue_mutation(lab.id, MutationOp::AddLan, "{}", None)
-        .unwrap();
-    let second = store
-        .enqueue_mutation(lab.id, MutationOp::AddDecky, "{}", None)
-        .unwrap();
-    let conn = raw_unchecked(&path);
-    conn.execute(
-        "UPDATE mutations SET op = 'noop' WHERE id = ?1",
-        [key(first.id.get())],
-    )
-    .unwrap();
-    let id = key(first.id.get());
-    assert_corrupt(
-        store.list_mutations(lab.id, None),
-        "mutations",
-        id,
-        &["op", "'noop'"],
-    );
-    // The claim reaches the oldest pending row and refuses it rather than skipping it.
-    assert_corrupt(
-        store.claim_next_mutation(lab.id),
-        "mutations",
-        id,
-        &["noop"],
-    );
-    // Nothing was claimed by that failed attempt.
-    conn.execute("UPDATE mutations SET op = 'add_lan' WHERE id = ?1", [id])
-        .unwrap();
-    let listed = store.list_mutations(lab.id, None).unwrap();
-    assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0].id, second.id);
-    assert!(
-        listed
-            .iter()
-            .all(|m| m.state == topostate::MutationState::Pending)
-    );
-
-    conn.execute(
-        "UPDATE mutations SET state = 'half_done' WHERE id = ?1",
-        [key(second.id.get())],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.list_mutations(lab.id, Some(topostate::MutationState::Pending)),
-        "mutations",
-        key(second.id.get()),
-        &["state", "'half_done'"],
-    );
+    sql_backends::corrupt_mutation_is_named(&store, &mut corrupter(&path));
 }
 
 #[test]
 fn corrupt_decky_is_named() {
     let (_dir, path, store) = temp_store();
-    let lab = store.create_topology("lab").unwrap();
-    let web = store.add_decky(lab.id, NewDecky::new("web"), None).unwrap();
-    let conn = raw_unchecked(&path);
-    let id = key(web.id.get());
-    conn.execute("UPDATE deckies SET state = 'stopped' WHERE id = ?1", [id])
-        .unwrap();
-    assert_corrupt(
-        store.topology_detail(lab.id),
-        "deckies",
-        id,
-        &["state", "'stopped'"],
-    );
-    conn.execute(
-        "UPDATE deckies SET state = 'running', services = 'ssh,http' WHERE id = ?1",
-        [id],
-    )
-    .unwrap();
-    assert_corrupt(
-        store.topology_detail(lab.id),
-        "deckies",
-        id,
+    sql_backends::corrupt_decky_is_named(
+        &store,
+        &mut corrupter(&path),
+        "'ssh,http'",
         &["services", "ssh,http"],
     );
 }
@@ -712,57 +354,35 @@ fn a_different_declaration_is_refused_on_open() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(original.contains(
-        "topology status: pending,deploying,active,degraded,failed,tearing_down,torn_down"
-    ));
-    let tampered = original.replace("tearing_down,torn_down", "tearing_down,torn_down,archived");
-    conn.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'fingerprint'",
-        [&tampered],
-    )
-    .unwrap();
-    let e = SqliteStore::open(&path).unwrap_err();
-    let message = e.to_string();
-    assert!(
-        matches!(e, StoreError::Corrupt { table: "meta", .. }),
-        "{e:?}"
+    sql_backends::a_different_declaration_is_refused(
+        &original,
+        &mut |value| {
+            conn.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'fingerprint'",
+                [value],
+            )
+            .unwrap();
+        },
+        || SqliteStore::open(&path),
+        path.to_str().unwrap(),
     );
-    assert!(message.contains("fingerprint mismatch"), "{message}");
-    assert!(
-        message.contains(&format!("expected '{original}'")),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("found '{tampered}'")),
-        "{message}"
-    );
-
-    // Restored, it opens again with its data.
-    conn.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'fingerprint'",
-        [&original],
-    )
-    .unwrap();
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
 }
 
 #[test]
 fn a_newer_schema_is_refused_on_open() {
     let (_dir, path, store) = temp_store();
     drop(store);
-    raw(&path)
-        .execute(
-            "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
-    let e = SqliteStore::open(&path).unwrap_err();
-    assert!(
-        matches!(e, StoreError::Corrupt { table: "meta", .. }),
-        "{e:?}"
+    let conn = raw(&path);
+    sql_backends::a_newer_schema_is_refused(
+        &mut |version| {
+            conn.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [version],
+            )
+            .unwrap();
+        },
+        || SqliteStore::open(&path),
     );
-    assert!(e.to_string().contains("schema version 99"), "{e}");
 }
 
 #[test]
@@ -931,141 +551,35 @@ fn a_lock_held_past_the_busy_timeout_is_a_clear_error() {
 
 // ---- several processes on one file -----------------------------------------------------
 
-/// Set in a child process: which role [`child_process`] plays.
-const CHILD_ROLE: &str = "TOPOSTATE_SQLITE_CHILD";
-const CHILD_PATH: &str = "TOPOSTATE_SQLITE_CHILD_PATH";
-const CHILD_INDEX: &str = "TOPOSTATE_SQLITE_CHILD_INDEX";
-const CHILD_TOPOLOGY: &str = "TOPOSTATE_SQLITE_CHILD_TOPOLOGY";
-const CHILD_START: &str = "TOPOSTATE_SQLITE_CHILD_START";
+/// The prefix of the environment variables that tell a child process its role.
+const CHILD: &str = "TOPOSTATE_SQLITE_CHILD";
 const WRITES_PER_CHILD: usize = 50;
 
 /// The child side of the multi-process tests; does nothing unless started by one of them.
 #[test]
 #[ignore = "run by the multi-process tests in a child process"]
 fn child_process() {
-    let Ok(role) = std::env::var(CHILD_ROLE) else {
+    let Some(child) = ChildEnv::from_env(CHILD) else {
         return;
     };
-    let path = PathBuf::from(std::env::var(CHILD_PATH).unwrap());
-    let index: usize = std::env::var(CHILD_INDEX).unwrap().parse().unwrap();
-    let start: u64 = std::env::var(CHILD_START).unwrap().parse().unwrap();
-    match role.as_str() {
+    match child.role.as_str() {
         "writer" => {
-            let store = SqliteStore::open(&path).unwrap();
-            let id = TopologyId::new(std::env::var(CHILD_TOPOLOGY).unwrap().parse().unwrap());
-            wait_until(start);
-            let (mut won, mut lost) = (Vec::new(), 0);
-            for i in 0..WRITES_PER_CHILD {
-                let seen = store.get_topology(id).unwrap().version;
-                // A slow editor: others get to write between this read and this write.
-                let think = u64::try_from((i * 37 + index * 101) % 5).unwrap() * 200;
-                std::thread::sleep(Duration::from_micros(think));
-                let lan = NewLan::new(format!("p{index}-{i}"), "10.0.0.0/24");
-                match store.add_lan(id, lan, Some(seen)) {
-                    Ok(edited) => {
-                        assert_eq!(edited.version, seen + 1);
-                        won.push(i.to_string());
-                    }
-                    Err(StoreError::VersionConflict(c)) => {
-                        assert_eq!(c.expected, seen);
-                        assert!(c.current > c.expected, "{c:?}");
-                        lost += 1;
-                    }
-                    Err(other) => panic!("write {i} of process {index} failed: {other}"),
-                }
-            }
-            println!("RESULT won={} lost={lost} ok={}", won.len(), won.join(","));
+            let store = SqliteStore::open(&child.place).unwrap();
+            processes::writer(&store, &child, WRITES_PER_CHILD);
         }
-        "opener" => {
-            wait_until(start);
-            let store = SqliteStore::open(&path).unwrap();
-            let created = store.create_topology(&format!("process-{index}")).unwrap();
-            println!("RESULT opened id={}", created.id);
-        }
+        "opener" => processes::opener(&child, || {
+            Box::new(SqliteStore::open(&child.place).unwrap())
+        }),
         other => panic!("unknown child role {other}"),
     }
 }
 
-fn now_micros() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-    )
-    .unwrap()
-}
-
-fn wait_until(micros: u64) {
-    let now = now_micros();
-    if micros > now {
-        std::thread::sleep(Duration::from_micros(micros - now));
-    }
-}
-
-/// Starts `n` children of this test binary in `role`, all told to begin at the same
-/// instant, and waits for them.
-fn run_children(role: &str, n: usize, path: &Path, topology: Option<TopologyId>) -> Vec<String> {
-    let exe = std::env::current_exe().unwrap();
-    let start = now_micros() + 700_000;
-    let children: Vec<_> = (0..n)
-        .map(|index| {
-            let mut cmd = Command::new(&exe);
-            cmd.args([
-                "--exact",
-                "child_process",
-                "--include-ignored",
-                "--nocapture",
-            ])
-            .args(["--test-threads", "1"])
-            .env(CHILD_ROLE, role)
-            .env(CHILD_PATH, path)
-            .env(CHILD_INDEX, index.to_string())
-            .env(CHILD_START, start.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-            if let Some(id) = topology {
-                cmd.env(CHILD_TOPOLOGY, id.to_string());
-            }
-            cmd.spawn().unwrap()
-        })
-        .collect();
-    children
-        .into_iter()
-        .enumerate()
-        .map(|(index, child)| {
-            let Output {
-                status,
-                stdout,
-                stderr,
-            } = child.wait_with_output().unwrap();
-            let stdout = String::from_utf8_lossy(&stdout).into_owned();
-            let stderr = String::from_utf8_lossy(&stderr).into_owned();
-            assert!(
-                status.success(),
-                "child {index} ({role}) failed: {status}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-            );
-            assert!(
-                !stdout.contains("locked") && !stderr.contains("locked"),
-                "child {index}: {stdout}{stderr}"
-            );
-            let result = stdout
-                .lines()
-                .find_map(|l| l.split_once("RESULT ").map(|(_, result)| result))
-                .unwrap_or_else(|| {
-                    panic!("child {index} ran no child test\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
-                });
-            String::from(result)
-        })
-        .collect()
-}
-
-fn field<'a>(result: &'a str, name: &str) -> &'a str {
-    result
-        .split(' ')
-        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {name} in {result:?}"))
+/// Starts `n` children in `role` on the file at `path`; their `RESULT` lines. No child may
+/// ever see the database locked.
+fn run_children(role: &str, n: usize, path: &Path, topologies: &[TopologyId]) -> Vec<String> {
+    let place = path.to_str().unwrap();
+    let lead = Duration::from_millis(700);
+    processes::run_children(CHILD, role, n, place, topologies, lead, &["locked"])
 }
 
 #[test]
@@ -1073,38 +587,9 @@ fn processes_racing_versioned_writes_lose_no_update() {
     const PROCESSES: usize = 4;
     let (_dir, path, store) = temp_store();
     let lab = store.create_topology("lab").unwrap();
-    let results = run_children("writer", PROCESSES, &path, Some(lab.id));
-
-    let (mut won, mut lost) = (0, 0);
-    let detail = store.topology_detail(lab.id).unwrap();
-    let names: std::collections::HashSet<&str> =
-        detail.lans.iter().map(|l| l.name.as_str()).collect();
-    for (index, result) in results.iter().enumerate() {
-        let w: usize = field(result, "won").parse().unwrap();
-        let l: usize = field(result, "lost").parse().unwrap();
-        println!("process {index}: {w} writes won, {l} lost to a version conflict");
-        assert_eq!(w + l, WRITES_PER_CHILD);
-        // Every successful write's row exists.
-        for i in field(result, "ok").split(',').filter(|s| !s.is_empty()) {
-            let name = format!("p{index}-{i}");
-            assert!(names.contains(name.as_str()), "{name} won but is missing");
-        }
-        won += w;
-        lost += l;
-    }
-    println!(
-        "{PROCESSES} processes x {WRITES_PER_CHILD} writes: {won} won, {lost} conflicts, \
-         final version {}",
-        detail.topology.version
-    );
-    assert!(won >= 1);
-    assert_eq!(won + lost, PROCESSES * WRITES_PER_CHILD);
-    assert_eq!(detail.topology.version, 1 + u64::try_from(won).unwrap());
-    assert_eq!(
-        detail.lans.len(),
-        won,
-        "a write that lost still left a row, or one was lost"
-    );
+    let started = Instant::now();
+    let results = run_children("writer", PROCESSES, &path, &[lab.id]);
+    processes::check_writers(&store, lab.id, &results, WRITES_PER_CHILD, started);
 }
 
 #[test]
@@ -1113,18 +598,10 @@ fn processes_opening_a_new_file_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.db");
     assert!(!path.exists());
-    let results = run_children("opener", PROCESSES, &path, None);
+    let results = run_children("opener", PROCESSES, &path, &[]);
     assert_eq!(results.len(), PROCESSES);
     let store = SqliteStore::open(&path).unwrap();
-    let mut names: Vec<String> = store
-        .list_topologies(None)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    names.sort();
-    let expected: Vec<String> = (0..PROCESSES).map(|i| format!("process-{i}")).collect();
-    assert_eq!(names, expected);
+    processes::check_openers(&store, &results);
     let conn = raw(&path);
     let stamps: i64 = conn
         .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
