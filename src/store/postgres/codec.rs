@@ -13,7 +13,7 @@ use postgres::types::FromSql;
 
 use crate::error::Quoted;
 use crate::store::StoreError;
-use crate::store::sql::{At, Columns};
+use crate::store::sql::{At, Columns, typed_reads};
 use crate::{MAX_VERSION, ParseStatusError};
 
 use super::Fail;
@@ -42,29 +42,7 @@ impl Columns for Row {
         Ok(At { table, id })
     }
 
-    fn int(&self, at: At, idx: usize) -> Result<i64, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn opt_int(&self, at: At, idx: usize) -> Result<Option<i64>, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn text(&self, at: At, idx: usize) -> Result<String, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn opt_text(&self, at: At, idx: usize) -> Result<Option<String>, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn flag(&self, at: At, idx: usize) -> Result<bool, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn opt_real(&self, at: At, idx: usize) -> Result<Option<f64>, StoreError> {
-        get(self, at, idx)
-    }
+    typed_reads!(get, raw = try_get);
 
     /// A decky's service list, stored as a `text[]`.
     fn services(&self, at: At, idx: usize) -> Result<Vec<String>, StoreError> {
@@ -103,18 +81,6 @@ impl Columns for Row {
                 describe(self, idx)
             ))),
         }
-    }
-
-    fn raw_int(&self, idx: usize) -> Result<i64, Fail> {
-        Ok(self.try_get(idx)?)
-    }
-
-    fn raw_text(&self, idx: usize) -> Result<String, Fail> {
-        Ok(self.try_get(idx)?)
-    }
-
-    fn raw_flag(&self, idx: usize) -> Result<bool, Fail> {
-        Ok(self.try_get(idx)?)
     }
 }
 

@@ -9,8 +9,10 @@
 //!
 //! Statements are written once, in PostgreSQL's spelling (`$1` placeholders, `::type`
 //! casts where a `CASE` needs a type); [`stmt!`] derives SQLite's spelling (`?1`, no casts)
-//! at compile time, so the two can never drift. A statement whose text really differs (a
-//! row lock) is written out for each dialect as a [`Stmt`].
+//! at compile time, so the two can never drift. (The derivation is textual: a statement
+//! must not hold `$` or `::` inside a string literal.) A statement whose text really
+//! differs (a row lock, `RETURNING id`) is spelled per dialect by `lockable!` and
+//! [`insert_stmt!`].
 
 mod edits;
 mod ops;
@@ -24,7 +26,11 @@ use crate::ParseStatusError;
 use crate::store::{BackendError, Entity, StoreError};
 
 pub(crate) use edits::apply_edits;
-pub(crate) use ops::*;
+pub(crate) use ops::{
+    INITIAL_SQL_VERSION, Lock, apply_live, claim_next_mutation, delete_topology, edit,
+    enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, set_needs_resync,
+    shared_store_methods, topology, topology_detail, transition_status,
+};
 pub(crate) use rows::{At, FromRow};
 
 /// One statement, as each enabled dialect spells it.
@@ -183,6 +189,62 @@ pub(crate) trait Columns {
     /// A computed boolean.
     fn raw_flag(&self, idx: usize) -> Result<bool, Self::Fail>;
 }
+
+/// The reads of [`Columns`] that are one call of the backend's generic typed reads, for a
+/// backend's `impl Columns`: the checked ones (`int` to `opt_real`) call `$get(row, at,
+/// idx)`, the raw ones call the driver's row method `row.$raw(idx)`.
+macro_rules! typed_reads {
+    ($get:path, raw = $raw:ident) => {
+        fn raw_int(&self, idx: usize) -> Result<i64, Self::Fail> {
+            Ok(self.$raw(idx)?)
+        }
+
+        fn raw_text(&self, idx: usize) -> Result<String, Self::Fail> {
+            Ok(self.$raw(idx)?)
+        }
+
+        fn raw_flag(&self, idx: usize) -> Result<bool, Self::Fail> {
+            Ok(self.$raw(idx)?)
+        }
+
+        fn int(&self, at: $crate::store::sql::At, idx: usize) -> Result<i64, StoreError> {
+            $get(self, at, idx)
+        }
+
+        fn opt_int(
+            &self,
+            at: $crate::store::sql::At,
+            idx: usize,
+        ) -> Result<Option<i64>, StoreError> {
+            $get(self, at, idx)
+        }
+
+        fn text(&self, at: $crate::store::sql::At, idx: usize) -> Result<String, StoreError> {
+            $get(self, at, idx)
+        }
+
+        fn opt_text(
+            &self,
+            at: $crate::store::sql::At,
+            idx: usize,
+        ) -> Result<Option<String>, StoreError> {
+            $get(self, at, idx)
+        }
+
+        fn flag(&self, at: $crate::store::sql::At, idx: usize) -> Result<bool, StoreError> {
+            $get(self, at, idx)
+        }
+
+        fn opt_real(
+            &self,
+            at: $crate::store::sql::At,
+            idx: usize,
+        ) -> Result<Option<f64>, StoreError> {
+            $get(self, at, idx)
+        }
+    };
+}
+pub(crate) use typed_reads;
 
 /// A connection or transaction of a backend, running the shared statements.
 ///

@@ -28,7 +28,7 @@ use super::{
 };
 
 /// [`MAX_VERSION`] as the SQL integer it is stored as.
-pub(crate) const MAX_SQL_VERSION: i64 = i64::MAX;
+const MAX_SQL_VERSION: i64 = i64::MAX;
 const _: () = assert!(MAX_VERSION == MAX_SQL_VERSION.unsigned_abs());
 
 /// [`INITIAL_VERSION`] as the SQL integer it is stored as.
@@ -92,7 +92,7 @@ pub(crate) fn topology<S: Session>(
 
 /// The topology's head, or [`StoreError::NotFound`]; every write reads it with
 /// [`Lock::Row`] before anything else.
-pub(crate) fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result<Head, S::Fail> {
+fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result<Head, S::Fail> {
     let sql = match lock {
         Lock::None => &HEAD,
         Lock::Row => &HEAD_FOR_UPDATE,
@@ -108,11 +108,7 @@ pub(crate) fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result
 
 /// The version guard of one write: a stale `expected` is a conflict; a matching one is a
 /// bump unless `bumps` is false, and a bump at the maximum is an overflow.
-pub(crate) fn version_guard(
-    current: u64,
-    expected: Option<u64>,
-    bumps: bool,
-) -> Option<StoreError> {
+fn version_guard(current: u64, expected: Option<u64>, bumps: bool) -> Option<StoreError> {
     let expected = if bumps {
         expected
     } else {
@@ -165,7 +161,7 @@ fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u64, S::
 }
 
 /// Bumps once if `expected` is given and `bumps`; the version after the write.
-pub(crate) fn finish_version<S: Session>(
+fn finish_version<S: Session>(
     db: &mut S,
     head: &Head,
     expected: Option<u64>,

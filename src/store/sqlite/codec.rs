@@ -10,7 +10,7 @@ use rusqlite::types::{FromSql, Null, ToSql, ToSqlOutput, Value, ValueRef};
 
 use crate::error::Quoted;
 use crate::store::StoreError;
-use crate::store::sql::{At, Columns, Param};
+use crate::store::sql::{At, Columns, Param, typed_reads};
 use crate::{MAX_VERSION, ParseStatusError};
 
 use super::Fail;
@@ -37,29 +37,7 @@ impl Columns for Row<'_> {
         })
     }
 
-    fn int(&self, at: At, idx: usize) -> Result<i64, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn opt_int(&self, at: At, idx: usize) -> Result<Option<i64>, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn text(&self, at: At, idx: usize) -> Result<String, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn opt_text(&self, at: At, idx: usize) -> Result<Option<String>, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn flag(&self, at: At, idx: usize) -> Result<bool, StoreError> {
-        get(self, at, idx)
-    }
-
-    fn opt_real(&self, at: At, idx: usize) -> Result<Option<f64>, StoreError> {
-        get(self, at, idx)
-    }
+    typed_reads!(get, raw = get);
 
     /// A decky's service list, stored as a JSON array of strings.
     fn services(&self, at: At, idx: usize) -> Result<Vec<String>, StoreError> {
@@ -105,18 +83,6 @@ impl Columns for Row<'_> {
                 describe_ref(Some(other))
             ))),
         }
-    }
-
-    fn raw_int(&self, idx: usize) -> Result<i64, Fail> {
-        Ok(self.get(idx)?)
-    }
-
-    fn raw_text(&self, idx: usize) -> Result<String, Fail> {
-        Ok(self.get(idx)?)
-    }
-
-    fn raw_flag(&self, idx: usize) -> Result<bool, Fail> {
-        Ok(self.get(idx)?)
     }
 }
 
