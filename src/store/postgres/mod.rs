@@ -109,7 +109,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ordered by ids, never by them.
 ///
 /// Stuck claims: a mutation left `applying` by a crashed applier stays `applying` (the
-/// topology's queue then answers [`Claim::Busy`]); recovering it is out of scope here.
+/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
+/// out of scope here.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool<Manager>,

@@ -72,7 +72,8 @@ const STATEMENT_CACHE: usize = 96;
 /// ```
 ///
 /// Stuck claims: a mutation left `applying` by a crashed applier stays `applying` (the
-/// topology's queue then answers [`Claim::Busy`]); recovering it is out of scope here.
+/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
+/// out of scope here.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
