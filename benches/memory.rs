@@ -59,10 +59,15 @@ impl AnchorStore {
         self.topologies.lock().unwrap().remove(&id);
     }
 
-    fn add_lan(&self, id: TopologyId, new: NewLan, expected: u64) -> Result<Edited<LanId>, u64> {
+    fn add_lan(
+        &self,
+        id: TopologyId,
+        new: NewLan,
+        expected: Option<u64>,
+    ) -> Result<Edited<LanId>, u64> {
         let mut map = self.topologies.lock().unwrap();
         let t = map.get_mut(&id).ok_or(0u64)?;
-        if t.version != expected {
+        if expected.is_some_and(|seen| seen != t.version) {
             return Err(t.version);
         }
         t.version += 1;
@@ -110,7 +115,7 @@ fn anchor_adds(store: &AnchorStore, n: u64) -> Duration {
     let mut version = 1;
     let start = Instant::now();
     for lan in lans {
-        version = store.add_lan(id, lan, version).unwrap().version;
+        version = store.add_lan(id, lan, Some(version)).unwrap().version;
     }
     let elapsed = start.elapsed();
     store.remove(id);
@@ -143,6 +148,53 @@ enum Mode {
     Versioned,
 }
 
+/// What the thread comparison drives: the store, or the anchor for reference.
+trait Target: Default + Sync {
+    fn create(&self) -> TopologyId;
+    fn delete(&self, id: TopologyId);
+    /// One single-LAN write: the new version, or the stored one on a version conflict.
+    fn write(&self, id: TopologyId, edit: &ChildEdit, expected: Option<u64>) -> Result<u64, u64>;
+}
+
+impl Target for MemoryStore {
+    fn create(&self) -> TopologyId {
+        self.create_topology(&fresh_name()).unwrap().id
+    }
+
+    fn delete(&self, id: TopologyId) {
+        self.delete_topology(id, None).unwrap();
+    }
+
+    fn write(&self, id: TopologyId, edit: &ChildEdit, expected: Option<u64>) -> Result<u64, u64> {
+        match self.edit(id, expected, std::slice::from_ref(edit)) {
+            Ok(report) => Ok(report.version),
+            Err(StoreError::VersionConflict(c)) => Err(c.current),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+impl Target for AnchorStore {
+    fn create(&self) -> TopologyId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = TopologyId::new(NEXT.fetch_add(1, Ordering::Relaxed));
+        AnchorStore::create(self, id);
+        id
+    }
+
+    fn delete(&self, id: TopologyId) {
+        self.remove(id);
+    }
+
+    /// Copies the row out of the edit, as the store does.
+    fn write(&self, id: TopologyId, edit: &ChildEdit, expected: Option<u64>) -> Result<u64, u64> {
+        let ChildEdit::AddLan(new) = edit else {
+            panic!("the anchor only adds LANs")
+        };
+        self.add_lan(id, new.clone(), expected).map(|e| e.version)
+    }
+}
+
 /// Runs `total` successful single-LAN edits split over `threads` threads on `topologies`
 /// topologies and returns the wall time they took, from the moment every thread is ready
 /// until the last one finishes, and how many version conflicts were retried.
@@ -154,8 +206,13 @@ enum Mode {
 /// topologies created (and the previous ones deleted) outside the timing, so a topology
 /// never grows past `CHUNK` LANs whatever the iteration count. The workers build their
 /// edits before the clock starts and drop them after it stops.
-fn run_threads(total: u64, threads: u64, topologies: u64, mode: Mode) -> (Duration, u64) {
-    let store = MemoryStore::new();
+fn run_threads<S: Target>(
+    total: u64,
+    threads: u64,
+    topologies: u64,
+    mode: Mode,
+) -> (Duration, u64) {
+    let store = S::default();
     let conflicts = AtomicU64::new(0);
     let per_round = CHUNK * topologies;
     let rounds = total.div_ceil(per_round);
@@ -202,16 +259,15 @@ fn run_threads(total: u64, threads: u64, topologies: u64, mode: Mode) -> (Durati
                                 Mode::Unversioned => None,
                                 Mode::Versioned => Some(seen[slot]),
                             };
-                            match store.edit(ids[slot], expected, std::slice::from_ref(edit)) {
-                                Ok(report) => {
-                                    seen[slot] = report.version;
+                            match store.write(ids[slot], edit, expected) {
+                                Ok(version) => {
+                                    seen[slot] = version;
                                     break;
                                 }
-                                Err(StoreError::VersionConflict(c)) => {
+                                Err(current) => {
                                     conflicts.fetch_add(1, Ordering::Relaxed);
-                                    seen[slot] = c.current;
+                                    seen[slot] = current;
                                 }
-                                Err(e) => panic!("{e}"),
                             }
                         }
                     }
@@ -223,11 +279,9 @@ fn run_threads(total: u64, threads: u64, topologies: u64, mode: Mode) -> (Durati
         for _ in 0..rounds {
             let old = std::mem::take(&mut *ids.write().unwrap());
             for id in old {
-                store.delete_topology(id, None).unwrap();
+                store.delete(id);
             }
-            let fresh = (0..topologies)
-                .map(|_| store.create_topology(&fresh_name()).unwrap().id)
-                .collect();
+            let fresh = (0..topologies).map(|_| store.create()).collect();
             *ids.write().unwrap() = fresh;
             ready.wait();
             start.wait();
@@ -264,10 +318,10 @@ fn threads(c: &mut Criterion) {
     for (group, topologies, mode) in THREAD_CASES {
         let mut g = c.benchmark_group(group);
         g.bench_function("anchor_1_thread", |b| {
-            b.iter_custom(|iters| run_threads(iters, 1, topologies, mode).0);
+            b.iter_custom(|iters| run_threads::<MemoryStore>(iters, 1, topologies, mode).0);
         });
         g.bench_function("topostate_2_threads", |b| {
-            b.iter_custom(|iters| run_threads(iters, 2, topologies, mode).0);
+            b.iter_custom(|iters| run_threads::<MemoryStore>(iters, 2, topologies, mode).0);
         });
         g.finish();
     }
@@ -294,11 +348,19 @@ fn interleaved_ratios() {
         // Time ratio for the same work; below 1 means two threads get more done.
         interleaved(
             &format!("{group} topostate_2_threads/anchor_1_thread"),
-            || run_threads(20_000, 2, topologies, mode).0,
-            || run_threads(20_000, 1, topologies, mode).0,
+            || run_threads::<MemoryStore>(20_000, 2, topologies, mode).0,
+            || run_threads::<MemoryStore>(20_000, 1, topologies, mode).0,
+        );
+        // The same comparison for the anchor's minimal write: what sharing the writes
+        // between two cores costs on this machine whatever the store does (a reference for
+        // reading the row above, not a goal).
+        interleaved(
+            &format!("{group} anchor_mutex_hashmap_2_threads/anchor_mutex_hashmap_1_thread"),
+            || run_threads::<AnchorStore>(20_000, 2, topologies, mode).0,
+            || run_threads::<AnchorStore>(20_000, 1, topologies, mode).0,
         );
         // How often two versioned writers collide here (reported, not timed).
-        let (_, conflicts) = run_threads(20_000, 2, topologies, mode);
+        let (_, conflicts) = run_threads::<MemoryStore>(20_000, 2, topologies, mode);
         println!(
             "{group}: 2 threads, 20000 successful writes, {conflicts} version conflicts retried"
         );
