@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
-use super::policy::{delete_gate, free_form_gate, live_gate};
+use super::policy::{check_fields, delete_gate, free_form_gate, live_gate, transition_refusal};
 use super::sync::{
     Arc, AtomicU64, Mutex, MutexGuard, Ordering, PoisonError, RwLock, RwLockReadGuard,
     RwLockWriteGuard, TryLockError,
@@ -37,8 +37,7 @@ use super::{
     BackendError, ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge,
     EdgeId, EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim,
     MutationId, NewDecky, NewEdge, NewLan, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned, check_coord, check_name,
-    check_text,
+    TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned, check_name, check_text,
 };
 use crate::{
     INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
@@ -357,23 +356,7 @@ impl TopologyStore for MemoryStore {
     ) -> Result<Transitioned, StoreError> {
         self.with(id, |agg| {
             let from = agg.row.status;
-            let current = agg.row.version;
-            let checks = [
-                precondition
-                    .status
-                    .filter(|&believed| believed != from)
-                    .map(|expected| StoreError::StaleStatus {
-                        expected,
-                        found: from,
-                    }),
-                reason.and_then(|r| check_text("reason", r).err()),
-                (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
-                precondition
-                    .version
-                    .filter(|&seen| seen != current)
-                    .map(|expected| conflict(current, expected)),
-            ];
-            if let Some(e) = checks.into_iter().fold(None, StoreError::first) {
+            if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition) {
                 return Err(e);
             }
             let at = Timestamp::now();
@@ -1528,45 +1511,13 @@ impl<'a> Stage<'a> {
 /// that writers to one topology make them in parallel): its own fields, in the order
 /// [`Stage::edit`] reports them. On success, the hash of the name the edit sets, if any.
 fn precheck(names: &NameHasher, edit: &ChildEdit) -> Result<Option<u64>, StoreError> {
+    check_fields(edit)?;
     let hash = |name: &str| names.hash_one(name);
     Ok(match edit {
-        ChildEdit::AddLan(new) => {
-            check_name("lan name", &new.name)?;
-            check_text("subnet", &new.subnet)?;
-            check_coord("lan x", new.x)?;
-            check_coord("lan y", new.y)?;
-            Some(hash(&new.name))
-        }
-        ChildEdit::UpdateLan(_, patch) => {
-            if let Some(name) = &patch.name {
-                check_name("lan name", name)?;
-            }
-            if let Some(subnet) = &patch.subnet {
-                check_text("subnet", subnet)?;
-            }
-            check_coord("lan x", patch.x.flatten())?;
-            check_coord("lan y", patch.y.flatten())?;
-            patch.name.as_deref().map(hash)
-        }
-        ChildEdit::AddDecky(new) => {
-            check_name("decky name", &new.name)?;
-            check_decky_texts(&new.services, new.config.as_deref())?;
-            check_coord("decky x", new.x)?;
-            check_coord("decky y", new.y)?;
-            Some(hash(&new.name))
-        }
-        ChildEdit::UpdateDecky(_, patch) => {
-            if let Some(name) = &patch.name {
-                check_name("decky name", name)?;
-            }
-            check_decky_texts(
-                patch.services.as_deref().unwrap_or_default(),
-                patch.config.as_ref().and_then(Option::as_deref),
-            )?;
-            check_coord("decky x", patch.x.flatten())?;
-            check_coord("decky y", patch.y.flatten())?;
-            patch.name.as_deref().map(hash)
-        }
+        ChildEdit::AddLan(new) => Some(hash(&new.name)),
+        ChildEdit::AddDecky(new) => Some(hash(&new.name)),
+        ChildEdit::UpdateLan(_, patch) => patch.name.as_deref().map(hash),
+        ChildEdit::UpdateDecky(_, patch) => patch.name.as_deref().map(hash),
         ChildEdit::DeleteLan(_)
         | ChildEdit::DeleteDecky(_)
         | ChildEdit::AddEdge(_)
@@ -1650,16 +1601,6 @@ impl Ready {
             touched: Vec::with_capacity(edits.len()),
         }
     }
-}
-
-fn check_decky_texts(services: &[String], config: Option<&str>) -> Result<(), StoreError> {
-    for service in services {
-        check_text("decky service", service)?;
-    }
-    if let Some(config) = config {
-        check_text("decky config", config)?;
-    }
-    Ok(())
 }
 
 /// Why an edge end that is not in the topology fails: it is in another one, or nowhere.

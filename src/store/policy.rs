@@ -4,9 +4,9 @@
 use std::string::String;
 
 use crate::state::{Active, Degraded, State};
-use crate::{TopologyNotEditable, TopologyStatus};
+use crate::{TopologyNotEditable, TopologyStatus, VersionConflict};
 
-use super::StoreError;
+use super::{ChildEdit, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, Precondition, StoreError};
 
 /// Statuses that accept free-form child edits.
 pub const EDITABLE: &[TopologyStatus] = &[TopologyStatus::Pending];
@@ -205,6 +205,107 @@ fn not_finite(field: &'static str, v: f64) -> StoreError {
         field,
         problem: std::format!("{v} is not a finite number"),
     }
+}
+
+/// Why a transition of a topology at status `from` and version `version` to `to` is
+/// refused, if it is: of a stale believed status, an invalid reason, an edge the lifecycle
+/// does not declare and a stale version, the one that takes precedence.
+pub(crate) fn transition_refusal(
+    from: TopologyStatus,
+    version: u64,
+    to: TopologyStatus,
+    reason: Option<&str>,
+    precondition: Precondition,
+) -> Option<StoreError> {
+    [
+        precondition
+            .status
+            .filter(|&believed| believed != from)
+            .map(|expected| StoreError::StaleStatus {
+                expected,
+                found: from,
+            }),
+        reason.and_then(|r| check_text("reason", r).err()),
+        (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
+        precondition
+            .version
+            .filter(|&seen| seen != version)
+            .map(|expected| {
+                StoreError::VersionConflict(VersionConflict {
+                    current: version,
+                    expected,
+                })
+            }),
+    ]
+    .into_iter()
+    .fold(None, StoreError::first)
+}
+
+/// Checks the fields an edit carries (names, texts, coordinates) without reading anything
+/// stored, in the order every backend reports them: the first failing field's error.
+/// Edits of ids only (deletes, edges) carry none.
+pub(crate) fn check_fields(edit: &ChildEdit) -> Result<(), StoreError> {
+    match edit {
+        ChildEdit::AddLan(lan) => check_new_lan(lan),
+        ChildEdit::UpdateLan(_, patch) => check_lan_patch(patch),
+        ChildEdit::AddDecky(decky) => check_new_decky(decky),
+        ChildEdit::UpdateDecky(_, patch) => check_decky_patch(patch),
+        ChildEdit::DeleteLan(_)
+        | ChildEdit::DeleteDecky(_)
+        | ChildEdit::AddEdge(NewEdge { .. })
+        | ChildEdit::DeleteEdge(_) => Ok(()),
+    }
+}
+
+/// The fields of a new LAN (see [`check_fields`]).
+pub(crate) fn check_new_lan(lan: &NewLan) -> Result<(), StoreError> {
+    check_name("lan name", &lan.name)?;
+    check_text("subnet", &lan.subnet)?;
+    check_coord("lan x", lan.x)?;
+    check_coord("lan y", lan.y)
+}
+
+/// The fields a LAN patch sets (see [`check_fields`]).
+pub(crate) fn check_lan_patch(patch: &LanPatch) -> Result<(), StoreError> {
+    if let Some(name) = &patch.name {
+        check_name("lan name", name)?;
+    }
+    if let Some(subnet) = &patch.subnet {
+        check_text("subnet", subnet)?;
+    }
+    check_coord("lan x", patch.x.flatten())?;
+    check_coord("lan y", patch.y.flatten())
+}
+
+/// The fields of a new decky (see [`check_fields`]).
+pub(crate) fn check_new_decky(decky: &NewDecky) -> Result<(), StoreError> {
+    check_name("decky name", &decky.name)?;
+    check_decky_texts(&decky.services, decky.config.as_deref())?;
+    check_coord("decky x", decky.x)?;
+    check_coord("decky y", decky.y)
+}
+
+/// The fields a decky patch sets (see [`check_fields`]).
+pub(crate) fn check_decky_patch(patch: &DeckyPatch) -> Result<(), StoreError> {
+    if let Some(name) = &patch.name {
+        check_name("decky name", name)?;
+    }
+    check_decky_texts(
+        patch.services.as_deref().unwrap_or_default(),
+        patch.config.as_ref().and_then(Option::as_deref),
+    )?;
+    check_coord("decky x", patch.x.flatten())?;
+    check_coord("decky y", patch.y.flatten())
+}
+
+fn check_decky_texts(services: &[String], config: Option<&str>) -> Result<(), StoreError> {
+    for service in services {
+        check_text("decky service", service)?;
+    }
+    if let Some(config) = config {
+        check_text("decky config", config)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
+use crate::store::policy::{check_decky_patch, check_lan_patch, check_new_decky, check_new_lan};
 use crate::store::{
     ChildEdit, DeckyId, DeckyPatch, DeckyState, EdgeId, Entity, LanId, LanPatch, NewDecky, NewEdge,
-    NewLan, StoreError, Touched, check_name, check_text,
+    NewLan, StoreError, Touched,
 };
 
 use super::rows::{Flag, Key, Named};
@@ -179,12 +180,7 @@ impl<S: Session> Batch<'_, S> {
             "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
              VALUES ($1, $2, $3, $4, $5, $6)"
         );
-        refuse(pick([
-            check_name("lan name", &lan.name).err(),
-            check_text("subnet", &lan.subnet).err(),
-            check_coord("lan x", lan.x),
-            check_coord("lan y", lan.y),
-        ]))?;
+        check_new_lan(lan)?;
         refuse(self.lan_name_taken(&lan.name, 0)?)?;
         let id = self.db.insert(
             &INSERT,
@@ -211,18 +207,7 @@ impl<S: Session> Batch<'_, S> {
              WHERE id = $1"
         );
         let k = self.lan(lan)?;
-        refuse(pick([
-            patch
-                .name
-                .as_deref()
-                .and_then(|n| check_name("lan name", n).err()),
-            patch
-                .subnet
-                .as_deref()
-                .and_then(|s| check_text("subnet", s).err()),
-            check_coord("lan x", patch.x.flatten()),
-            check_coord("lan y", patch.y.flatten()),
-        ]))?;
+        check_lan_patch(patch)?;
         if let Some(name) = &patch.name {
             refuse(self.lan_name_taken(name, k)?)?;
         }
@@ -279,16 +264,7 @@ impl<S: Session> Batch<'_, S> {
             "INSERT INTO deckies (topology_id, name, services, config, state, x, y) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)"
         );
-        refuse(pick([
-            check_name("decky name", &decky.name).err(),
-            check_services(&decky.services),
-            decky
-                .config
-                .as_deref()
-                .and_then(|c| check_text("decky config", c).err()),
-            check_coord("decky x", decky.x),
-            check_coord("decky y", decky.y),
-        ]))?;
+        check_new_decky(decky)?;
         refuse(self.decky_name_taken(&decky.name, 0)?)?;
         let id = self.db.insert(
             &INSERT,
@@ -317,16 +293,7 @@ impl<S: Session> Batch<'_, S> {
         );
         let k = self.decky(decky)?;
         let config = patch.config.as_ref().and_then(Option::as_deref);
-        refuse(pick([
-            patch
-                .name
-                .as_deref()
-                .and_then(|n| check_name("decky name", n).err()),
-            patch.services.as_deref().and_then(check_services),
-            config.and_then(|c| check_text("decky config", c).err()),
-            check_coord("decky x", patch.x.flatten()),
-            check_coord("decky y", patch.y.flatten()),
-        ]))?;
+        check_decky_patch(patch)?;
         if let Some(name) = &patch.name {
             refuse(self.decky_name_taken(name, k)?)?;
         }
@@ -419,16 +386,4 @@ impl<S: Session> Batch<'_, S> {
             .execute(&stmt!("DELETE FROM edges WHERE id = $1"), &[Param::Int(k)])?;
         Ok(Touched::Edge(edge))
     }
-}
-
-fn check_services(services: &[String]) -> Option<StoreError> {
-    services
-        .iter()
-        .find_map(|s| check_text("decky service", s).err())
-}
-
-/// The shared finiteness check, as an `Option` for the combinators here (SQLite would also
-/// store a NaN `REAL` as `NULL`, i.e. read back "no position").
-fn check_coord(field: &'static str, value: Option<f64>) -> Option<StoreError> {
-    crate::store::check_coord(field, value).err()
 }

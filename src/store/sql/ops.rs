@@ -9,7 +9,7 @@
 use std::string::String;
 use std::vec::Vec;
 
-use crate::store::policy::{delete_gate, free_form_gate, live_gate};
+use crate::store::policy::{delete_gate, free_form_gate, live_gate, transition_refusal};
 use crate::store::{
     ChildEdit, Claim, EditReport, Edited, Entity, EventId, Mutation, MutationClaim, MutationId,
     Precondition, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, Transitioned,
@@ -302,18 +302,13 @@ pub(crate) fn transition_status<S: Session>(
     // The lock first: the status checked below is the one this write replaces.
     let mut record = topology(db, id, Lock::Row)?;
     let from = record.status;
-    refuse(pick([
-        precondition
-            .status
-            .filter(|&believed| believed != from)
-            .map(|expected| StoreError::StaleStatus {
-                expected,
-                found: from,
-            }),
-        reason.and_then(|r| check_text("reason", r).err()),
-        (!from.can_transition_to(to)).then_some(StoreError::IllegalTransition { from, to }),
-        version_guard(record.version, precondition.version, false),
-    ]))?;
+    refuse(transition_refusal(
+        from,
+        record.version,
+        to,
+        reason,
+        precondition,
+    ))?;
     let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
     let now = Timestamp::now();
     // Compare-and-set on the status: the write matches only the status just checked.
