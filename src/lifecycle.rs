@@ -267,8 +267,13 @@ fn dot_id(name: &str) -> String {
 /// assert_eq!(sql_in_list::<MutationState>(), "'pending', 'applying', 'applied', 'failed'");
 /// ```
 pub fn sql_in_list<L: Lifecycle>() -> String {
+    names_in_list(L::NAMES)
+}
+
+/// [`sql_in_list`] for any set of names (e.g. those of a `named_values!` type).
+pub(crate) fn names_in_list(names: &[&str]) -> String {
     let mut out = String::new();
-    for (i, name) in L::NAMES.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }

@@ -66,18 +66,7 @@ impl NameLists {
 }
 
 /// A `CHECK (column IN (...))` list for a set of names that is not a lifecycle.
-pub(crate) fn names_in_list(names: &[&str]) -> String {
-    let mut out = String::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('\'');
-        out.push_str(&name.replace('\'', "''"));
-        out.push('\'');
-    }
-    out
-}
+pub(crate) use crate::lifecycle::names_in_list;
 
 /// What the `meta` table says.
 #[derive(Debug, PartialEq, Eq)]
