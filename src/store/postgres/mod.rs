@@ -569,22 +569,22 @@ impl<C: GenericClient> Db<'_, C> {
         Ok(statement)
     }
 
-    fn query(&mut self, sql: &'static str, params: Params<'_>) -> R<Vec<Row>> {
+    fn prepared_query(&mut self, sql: &'static str, params: Params<'_>) -> R<Vec<Row>> {
         let statement = self.statement(sql)?;
         Ok(self.client.query(&statement, params)?)
     }
 
-    fn query_opt(&mut self, sql: &'static str, params: Params<'_>) -> R<Option<Row>> {
+    fn prepared_query_opt(&mut self, sql: &'static str, params: Params<'_>) -> R<Option<Row>> {
         let statement = self.statement(sql)?;
         Ok(self.client.query_opt(&statement, params)?)
     }
 
-    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> R<Row> {
+    fn prepared_query_one(&mut self, sql: &'static str, params: Params<'_>) -> R<Row> {
         let statement = self.statement(sql)?;
         Ok(self.client.query_one(&statement, params)?)
     }
 
-    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> R<u64> {
+    fn prepared_execute(&mut self, sql: &'static str, params: Params<'_>) -> R<u64> {
         let statement = self.statement(sql)?;
         Ok(self.client.execute(&statement, params)?)
     }
@@ -695,8 +695,8 @@ fn bind<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
     params.iter().map(Param::as_sql).collect()
 }
 
-// Inside, `self.query_one(sql.pg, ..)` and the like are `Db`'s own methods (inherent
-// methods win over the trait's), which take the driver's parameters.
+// Inside, `self.prepared_query_one(sql.pg, ..)` and the like are `Db`'s own driver-level
+// methods, which take the driver's parameters.
 impl<C: GenericClient> Session for Db<'_, C> {
     type Fail = Fail;
 
@@ -708,29 +708,29 @@ impl<C: GenericClient> Session for Db<'_, C> {
     }
 
     fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
-        T::from_row(&self.query_one(sql.pg, &bind(params))?)
+        T::from_row(&self.prepared_query_one(sql.pg, &bind(params))?)
     }
 
     fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
-        match self.query_opt(sql.pg, &bind(params))? {
+        match self.prepared_query_opt(sql.pg, &bind(params))? {
             Some(row) => T::from_row(&row).map(Some),
             None => Ok(None),
         }
     }
 
     fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
-        self.query(sql.pg, &bind(params))?
+        self.prepared_query(sql.pg, &bind(params))?
             .iter()
             .map(T::from_row)
             .collect()
     }
 
     fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
-        self.query_one(sql.pg, &bind(params))?.raw_int(0)
+        self.prepared_query_one(sql.pg, &bind(params))?.raw_int(0)
     }
 
     fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
-        self.execute(sql.pg, &bind(params))
+        self.prepared_execute(sql.pg, &bind(params))
     }
 }
 
@@ -745,7 +745,7 @@ impl TopologyStore for PgStore {
             let now = Timestamp::now();
             // A concurrent insert of the same name makes this one wait for its outcome,
             // then do nothing: a duplicate, never a unique-violation error.
-            let row = db.query_opt(
+            let row = db.prepared_query_opt(
                 concat!(
                     "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
                     "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) ",
@@ -791,10 +791,11 @@ impl TopologyStore for PgStore {
             };
             let changed = if invalid.is_some() {
                 // Not found comes first: only an existing LAN hears about its bad value.
-                db.query("SELECT id FROM lans WHERE id = $1", &[&k])?.len()
+                db.prepared_query("SELECT id FROM lans WHERE id = $1", &[&k])?
+                    .len()
             } else {
                 // One statement, one row lock: no status gate, no bump.
-                let n = db.execute(
+                let n = db.prepared_execute(
                     "UPDATE lans SET network_id = $2 WHERE id = $1",
                     &[&k, &network_id],
                 )?;
@@ -822,10 +823,10 @@ impl TopologyStore for PgStore {
                 return Err(not_found(Entity::Decky, decky.get()).into());
             };
             let changed = if invalid.is_some() {
-                db.query("SELECT id FROM deckies WHERE id = $1", &[&k])?
+                db.prepared_query("SELECT id FROM deckies WHERE id = $1", &[&k])?
                     .len()
             } else {
-                let n = db.execute(
+                let n = db.prepared_execute(
                     "UPDATE deckies SET \
                          state = CASE WHEN $2 THEN $3::text ELSE state END, \
                          ip = CASE WHEN $4 THEN $5::text ELSE ip END, \
