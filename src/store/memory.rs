@@ -1508,8 +1508,9 @@ impl<'a> Stage<'a> {
 }
 
 /// The checks of one edit that need no topology, made before its topology is locked (so
-/// that writers to one topology make them in parallel): its own fields, in the order
-/// [`Stage::edit`] reports them. On success, the hash of the name the edit sets, if any.
+/// that writers to one topology make them in parallel): its own fields, by the policy every
+/// backend applies ([`check_fields`]). On success, the hash of the name the edit sets, if
+/// any. [`Stage::edit`] reports an error from here where the edit's stateful checks put it.
 fn precheck(names: &NameHasher, edit: &ChildEdit) -> Result<Option<u64>, StoreError> {
     check_fields(edit)?;
     let hash = |name: &str| names.hash_one(name);
