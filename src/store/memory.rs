@@ -1090,6 +1090,8 @@ struct Rows<I, R> {
     /// The other rows whose names share a hash held in `names`: a 64-bit collision, so
     /// almost always empty. Invariant: no empty lists.
     clashes: IdMap<u64, Vec<I>>,
+    /// Invariant: in a live topology, a copy of the store's `Inner::names`, so the hashes
+    /// [`precheck`] makes before the lock find the rows indexed here.
     hasher: NameHasher,
 }
 
