@@ -34,10 +34,10 @@ use super::sync::{
     RwLockWriteGuard, TryLockError,
 };
 use super::{
-    BackendError, ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge,
-    EdgeId, EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim,
-    MutationId, NewDecky, NewEdge, NewLan, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned, check_name, check_text,
+    ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId, EditReport, Edited,
+    Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent,
+    StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
+    check_name, check_text,
 };
 use crate::{
     INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
@@ -549,121 +549,14 @@ impl TopologyStore for MemoryStore {
         })
     }
 
-    // The single-edit operations, as the provided ones but through `write_one`.
-
-    fn add_lan(
+    /// Without copying the edit or allocating a report: see `write_one`.
+    fn edit_one(
         &self,
         id: TopologyId,
-        lan: NewLan,
         expected_version: Option<u64>,
-    ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::AddLan(lan))?;
-        match edited.id {
-            Touched::Lan(lan) => Ok(Edited {
-                id: lan,
-                version: edited.version,
-            }),
-            _ => Err(wrong_row()),
-        }
-    }
-
-    fn update_lan(
-        &self,
-        id: TopologyId,
-        lan: LanId,
-        patch: LanPatch,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::UpdateLan(lan, patch))?;
-        Ok(Edited {
-            id: lan,
-            version: edited.version,
-        })
-    }
-
-    fn delete_lan(
-        &self,
-        id: TopologyId,
-        lan: LanId,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::DeleteLan(lan))?;
-        Ok(Edited {
-            id: lan,
-            version: edited.version,
-        })
-    }
-
-    fn add_decky(
-        &self,
-        id: TopologyId,
-        decky: NewDecky,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::AddDecky(decky))?;
-        match edited.id {
-            Touched::Decky(decky) => Ok(Edited {
-                id: decky,
-                version: edited.version,
-            }),
-            _ => Err(wrong_row()),
-        }
-    }
-
-    fn update_decky(
-        &self,
-        id: TopologyId,
-        decky: DeckyId,
-        patch: DeckyPatch,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch))?;
-        Ok(Edited {
-            id: decky,
-            version: edited.version,
-        })
-    }
-
-    fn delete_decky(
-        &self,
-        id: TopologyId,
-        decky: DeckyId,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::DeleteDecky(decky))?;
-        Ok(Edited {
-            id: decky,
-            version: edited.version,
-        })
-    }
-
-    fn add_edge(
-        &self,
-        id: TopologyId,
-        edge: NewEdge,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<EdgeId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::AddEdge(edge))?;
-        match edited.id {
-            Touched::Edge(edge) => Ok(Edited {
-                id: edge,
-                version: edited.version,
-            }),
-            _ => Err(wrong_row()),
-        }
-    }
-
-    fn delete_edge(
-        &self,
-        id: TopologyId,
-        edge: EdgeId,
-        expected_version: Option<u64>,
-    ) -> Result<Edited<EdgeId>, StoreError> {
-        let edited = self.write_one(id, expected_version, ChildEdit::DeleteEdge(edge))?;
-        Ok(Edited {
-            id: edge,
-            version: edited.version,
-        })
+        edit: ChildEdit,
+    ) -> Result<Edited<Touched>, StoreError> {
+        self.write_one(id, expected_version, edit)
     }
 
     fn delete_topology(
@@ -1661,14 +1554,6 @@ fn version_error(e: VersionError) -> StoreError {
 
 fn conflict(current: u64, expected: u64) -> StoreError {
     StoreError::VersionConflict(VersionConflict { current, expected })
-}
-
-/// An add reported a row of another kind; cannot happen, as `apply` maps each add to its
-/// own kind, but is an error rather than a panic.
-fn wrong_row() -> StoreError {
-    StoreError::Backend(BackendError::new(
-        "memory store touched a different kind of row than the edit",
-    ))
 }
 
 fn not_found(entity: Entity, id: u64) -> StoreError {

@@ -278,6 +278,29 @@ pub trait TopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> Result<(), StoreError>;
 
+    /// Applies one edit: [`edit`](Self::edit) with a batch of one, reporting the row it
+    /// touched. The single-edit methods below all go through it, so a backend that can
+    /// apply one edit more cheaply than a batch overrides this one method.
+    ///
+    /// # Errors
+    ///
+    /// As [`edit`](Self::edit).
+    fn edit_one(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edit: ChildEdit,
+    ) -> Result<Edited<Touched>, StoreError> {
+        let report = self.edit(id, expected_version, core::slice::from_ref(&edit))?;
+        match report.touched.as_slice() {
+            [one] => Ok(Edited {
+                id: *one,
+                version: report.version,
+            }),
+            _ => Err(wrong_row()),
+        }
+    }
+
     /// Adds a LAN to a `pending` topology.
     ///
     /// # Errors
@@ -289,13 +312,13 @@ pub trait TopologyStore: Send + Sync {
         lan: NewLan,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::AddLan(lan)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::AddLan(lan))?;
         Ok(Edited {
-            id: only_touched(&report, |t| match t {
+            id: touched_as(edited.id, |t| match t {
                 Touched::Lan(id) => Some(id),
                 _ => None,
             })?,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -312,10 +335,10 @@ pub trait TopologyStore: Send + Sync {
         patch: LanPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::UpdateLan(lan, patch)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch))?;
         Ok(Edited {
             id: lan,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -331,10 +354,10 @@ pub trait TopologyStore: Send + Sync {
         lan: LanId,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::DeleteLan(lan)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan))?;
         Ok(Edited {
             id: lan,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -349,13 +372,13 @@ pub trait TopologyStore: Send + Sync {
         decky: NewDecky,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::AddDecky(decky)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::AddDecky(decky))?;
         Ok(Edited {
-            id: only_touched(&report, |t| match t {
+            id: touched_as(edited.id, |t| match t {
                 Touched::Decky(id) => Some(id),
                 _ => None,
             })?,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -372,14 +395,10 @@ pub trait TopologyStore: Send + Sync {
         patch: DeckyPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let report = self.edit(
-            id,
-            expected_version,
-            &[ChildEdit::UpdateDecky(decky, patch)],
-        )?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch))?;
         Ok(Edited {
             id: decky,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -394,10 +413,10 @@ pub trait TopologyStore: Send + Sync {
         decky: DeckyId,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::DeleteDecky(decky)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky))?;
         Ok(Edited {
             id: decky,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -413,13 +432,13 @@ pub trait TopologyStore: Send + Sync {
         edge: NewEdge,
         expected_version: Option<u64>,
     ) -> Result<Edited<EdgeId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::AddEdge(edge)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::AddEdge(edge))?;
         Ok(Edited {
-            id: only_touched(&report, |t| match t {
+            id: touched_as(edited.id, |t| match t {
                 Touched::Edge(id) => Some(id),
                 _ => None,
             })?,
-            version: report.version,
+            version: edited.version,
         })
     }
 
@@ -434,26 +453,22 @@ pub trait TopologyStore: Send + Sync {
         edge: EdgeId,
         expected_version: Option<u64>,
     ) -> Result<Edited<EdgeId>, StoreError> {
-        let report = self.edit(id, expected_version, &[ChildEdit::DeleteEdge(edge)])?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteEdge(edge))?;
         Ok(Edited {
             id: edge,
-            version: report.version,
+            version: edited.version,
         })
     }
 }
 
-/// The one id a single-edit report must hold.
-fn only_touched<I>(
-    report: &EditReport,
-    pick: impl Fn(Touched) -> Option<I>,
-) -> Result<I, StoreError> {
-    match report.touched.as_slice() {
-        [one] => pick(*one),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        StoreError::Backend(BackendError::new(
-            "backend reported a different row than the single edit it was given",
-        ))
-    })
+/// The id of the row a single edit touched, if it is of the kind `pick` accepts.
+fn touched_as<I>(touched: Touched, pick: impl Fn(Touched) -> Option<I>) -> Result<I, StoreError> {
+    pick(touched).ok_or_else(wrong_row)
+}
+
+/// A backend reported a row that does not match the single edit it was given.
+fn wrong_row() -> StoreError {
+    StoreError::Backend(BackendError::new(
+        "backend reported a different row than the single edit it was given",
+    ))
 }
