@@ -2,38 +2,14 @@
 //! the typed `CanTransitionTo` impls all describe the same 13 edges, which match a table
 //! written out by hand. Also user-declared lifecycles sharing one module.
 
+mod spec;
+
 use std::collections::BTreeSet;
 
+use spec::{EDGES, STATUSES};
 use topostate::lifecycle::{dot, edges, mermaid};
 use topostate::state::{self, Active, Degraded, Deploying, Failed, Pending, TearingDown, TornDown};
 use topostate::{Lifecycle, MutationState, TopologyStatus};
-
-const STATUSES: [&str; 7] = [
-    "pending",
-    "deploying",
-    "active",
-    "degraded",
-    "failed",
-    "tearing_down",
-    "torn_down",
-];
-
-/// The 13 legal edges, written out by hand (not derived from the crate).
-const EDGES: [(&str, &str); 13] = [
-    ("pending", "deploying"),
-    ("pending", "torn_down"),
-    ("deploying", "active"),
-    ("deploying", "failed"),
-    ("deploying", "degraded"),
-    ("deploying", "tearing_down"),
-    ("active", "degraded"),
-    ("active", "tearing_down"),
-    ("degraded", "active"),
-    ("degraded", "tearing_down"),
-    ("failed", "tearing_down"),
-    ("tearing_down", "torn_down"),
-    ("tearing_down", "degraded"),
-];
 
 type EdgeSet = BTreeSet<(String, String)>;
 

@@ -1,40 +1,15 @@
 //! The runtime status API, checked against an independent, hand-written table:
 //! every ordered pair, every message, every parse path and serde.
 
+mod spec;
+
 use std::collections::HashMap;
 
+use spec::{EDGES, STATUSES};
 use topostate::{
     Lifecycle, MutationOp, MutationState, ParseStatusError, TopologyNotEditable, TopologyStatus,
     TopologyStatusError, VersionConflict, assert_transition, legal_next,
 };
-
-/// The seven statuses, in declaration order, written out by hand.
-const STATUSES: [&str; 7] = [
-    "pending",
-    "deploying",
-    "active",
-    "degraded",
-    "failed",
-    "tearing_down",
-    "torn_down",
-];
-
-/// The 13 legal edges, written out by hand (not derived from the crate).
-const EDGES: [(&str, &str); 13] = [
-    ("pending", "deploying"),
-    ("pending", "torn_down"),
-    ("deploying", "active"),
-    ("deploying", "failed"),
-    ("deploying", "degraded"),
-    ("deploying", "tearing_down"),
-    ("active", "degraded"),
-    ("active", "tearing_down"),
-    ("degraded", "active"),
-    ("degraded", "tearing_down"),
-    ("failed", "tearing_down"),
-    ("tearing_down", "torn_down"),
-    ("tearing_down", "degraded"),
-];
 
 const TOPOLOGY_ACCEPTED: &str =
     "(expected one of: pending, deploying, active, degraded, failed, tearing_down, torn_down)";

@@ -1,21 +1,14 @@
 //! The typed layer: named verbs, reasons, erase and restore for every state.
 
+mod spec;
+
+use spec::STATUSES;
 use topostate::state::{
     self, Active, Degraded, Deploying, Failed, Pending, State, TearingDown, TornDown,
 };
 use topostate::{AnyTopology, Topology, TopologyData, TopologyId, TopologyStatus};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const STATUSES: [&str; 7] = [
-    "pending",
-    "deploying",
-    "active",
-    "degraded",
-    "failed",
-    "tearing_down",
-    "torn_down",
-];
 
 fn new() -> Topology<Pending> {
     Topology::new(TopologyId::new(7), "lab")
