@@ -2,7 +2,6 @@
 //! seed-compatible string API.
 
 use alloc::string::String;
-use core::fmt;
 
 use crate::error::TopologyStatusError;
 use crate::lifecycle::LegalNext;
@@ -93,17 +92,18 @@ crate::lifecycle! {
     }
 }
 
-/// The identifier of a stored topology, minted by the store.
-///
-/// ```
-/// use topostate::TopologyId;
-///
-/// let id = TopologyId::new(42);
-/// assert_eq!(id.get(), 42);
-/// assert_eq!(id.to_string(), "42");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopologyId(u64);
+crate::names::ids! {
+    /// The identifier of a stored topology, minted by the store.
+    ///
+    /// ```
+    /// use topostate::TopologyId;
+    ///
+    /// let id = TopologyId::new(42);
+    /// assert_eq!(id.get(), 42);
+    /// assert_eq!(id.to_string(), "42");
+    /// ```
+    TopologyId,
+}
 
 #[cfg(feature = "serde")]
 impl serde::Serialize for TopologyId {
@@ -116,26 +116,6 @@ impl serde::Serialize for TopologyId {
 impl<'de> serde::Deserialize<'de> for TopologyId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         u64::deserialize(deserializer).map(Self)
-    }
-}
-
-impl TopologyId {
-    /// Wraps a raw id.
-    #[must_use]
-    pub const fn new(id: u64) -> Self {
-        Self(id)
-    }
-
-    /// The raw id.
-    #[must_use]
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for TopologyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -10,35 +10,7 @@ use crate::{
 
 use super::StoreError;
 
-macro_rules! ids {
-    ($( $(#[$doc:meta])* $Id:ident, )+) => {$(
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $Id(u64);
-
-        impl $Id {
-            /// Wraps a raw id.
-            #[must_use]
-            pub const fn new(id: u64) -> Self {
-                Self(id)
-            }
-
-            /// The raw id.
-            #[must_use]
-            pub const fn get(self) -> u64 {
-                self.0
-            }
-        }
-
-        impl core::fmt::Display for $Id {
-            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                core::fmt::Display::fmt(&self.0, f)
-            }
-        }
-    )+};
-}
-
-ids! {
+crate::names::ids! {
     /// The id of a LAN, minted by the store.
     LanId,
     /// The id of a decky, minted by the store.
