@@ -479,33 +479,7 @@ macro_rules! __lifecycle_core {
             }
         }
 
-        impl ::core::fmt::Display for $Enum {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::core::convert::AsRef<str> for $Enum {
-            fn as_ref(&self) -> &str {
-                self.as_str()
-            }
-        }
-
-        impl ::core::str::FromStr for $Enum {
-            type Err = $crate::ParseStatusError;
-
-            fn from_str(s: &str) -> ::core::result::Result<Self, Self::Err> {
-                Self::parse(s)
-            }
-        }
-
-        impl ::core::convert::TryFrom<&str> for $Enum {
-            type Error = $crate::ParseStatusError;
-
-            fn try_from(s: &str) -> ::core::result::Result<Self, Self::Error> {
-                Self::parse(s)
-            }
-        }
+        $crate::__str_conversions!($Enum);
 
         impl ::core::convert::TryFrom<&[u8]> for $Enum {
             type Error = $crate::ParseStatusError;
@@ -708,6 +682,43 @@ macro_rules! __lifecycle_typed {
                         self,
                     ))
                 }
+            }
+        }
+    };
+}
+
+// Not public API.
+/// The string conversions of a named enum with `as_str` and `parse` (a lifecycle's runtime
+/// enum, or a `named_values!` type): `Display`, `AsRef<str>`, `FromStr`, `TryFrom<&str>`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __str_conversions {
+    ($Enum:ident) => {
+        impl ::core::fmt::Display for $Enum {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::core::convert::AsRef<str> for $Enum {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl ::core::str::FromStr for $Enum {
+            type Err = $crate::ParseStatusError;
+
+            fn from_str(s: &str) -> ::core::result::Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+
+        impl ::core::convert::TryFrom<&str> for $Enum {
+            type Error = $crate::ParseStatusError;
+
+            fn try_from(s: &str) -> ::core::result::Result<Self, Self::Error> {
+                Self::parse(s)
             }
         }
     };
