@@ -20,7 +20,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 
 use self::finding::Finding;
-use self::scan::{Checked, TABLES};
+use self::scan::{Checked, require_store_tables};
 use self::source::Source;
 use crate::output::{Format, Outcome, write_json};
 
@@ -160,16 +160,7 @@ fn open(db: &Path) -> anyhow::Result<Connection> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
     };
-    let missing: Vec<&str> = TABLES
-        .into_iter()
-        .filter(|t| !tables.iter().any(|have| have == t))
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "cannot audit {shown}: not a database written by the topostate store (it has no table {})",
-            missing.join(", ")
-        );
-    }
+    require_store_tables(&shown, "database", &tables)?;
     Ok(conn)
 }
 

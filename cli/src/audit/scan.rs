@@ -29,6 +29,26 @@ pub const TABLES: [&str; 6] = [
     "mutations",
 ];
 
+/// Refuses to audit `place` (a `kind`: database or schema) unless it has every table the
+/// store writes: `tables` are the ones it has.
+pub fn require_store_tables(
+    place: impl std::fmt::Display,
+    kind: &str,
+    tables: &[String],
+) -> anyhow::Result<()> {
+    let missing: Vec<&str> = TABLES
+        .into_iter()
+        .filter(|t| !tables.iter().any(|have| have == t))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "cannot audit {place}: not a {kind} written by the topostate store (it has no table {})",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// The tables whose rows belong to a topology through `topology_id`.
 const CHILD_TABLES: [&str; 5] = ["lans", "deckies", "edges", "status_events", "mutations"];
 

@@ -14,7 +14,7 @@ use postgres::{Client, Config, NoTls};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::scan::TABLES;
+use super::scan::require_store_tables;
 
 /// The SQL dialect of a source, for the few statements that differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,17 +191,7 @@ impl Postgres {
             )
             .and_then(|rows| rows.iter().map(|r| r.try_get(0)).collect())
             .with_context(|| format!("cannot read {place}"))?;
-        let missing: Vec<&str> = TABLES
-            .into_iter()
-            .filter(|t| !tables.iter().any(|have| have == t))
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "cannot audit {place}: not a schema written by the topostate store (it has no \
-                 table {})",
-                missing.join(", ")
-            );
-        }
+        require_store_tables(&place, "schema", &tables)?;
         Ok((source, place))
     }
 }
