@@ -6,43 +6,37 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::thread;
 
-use topostate::store::{ChildEdit, Claim, NewLan, Precondition, StoreError};
+use topostate::store::{ChildEdit, Claim, NewLan, Precondition, StoreError, TopologyStore};
 use topostate::{MutationOp, MutationState, TopologyStatus};
 
 use super::{Harness, assert_log_legal, deadline, detail, reach, setup, version};
 
-/// No lost update: N threads each read the version and write with it. Afterwards the
-/// version is 1 + the successes, every success's row exists with the version it reported
-/// and every failure is a conflict whose `current` is above its `expected`.
-pub fn race_no_lost_update<H: Harness>() {
-    const THREADS: usize = 8;
-    const ATTEMPTS: usize = 50;
-    // More rounds only while no conflict has been seen yet (a race that never overlapped
-    // proves nothing).
+/// Runs `threads` threads, each on its own handle and all released at once, each making
+/// `attempts` calls `attempt(store, round, thread, i)`; then more rounds, up to 10, only
+/// while no outcome is `failed` yet (a race that never overlapped proves nothing). Returns
+/// every outcome and the number of rounds run.
+fn race_rounds<H: Harness, T: Send>(
+    h: &H,
+    threads: usize,
+    attempts: usize,
+    attempt: impl Fn(&dyn TopologyStore, usize, usize, usize) -> T + Sync,
+    failed: impl Fn(&T) -> bool,
+) -> (Vec<T>, usize) {
     const MAX_ROUNDS: usize = 10;
-    let (h, s) = setup::<H>();
-    let id = s.create_topology("race").unwrap().id;
     let mut outcomes = Vec::new();
     let mut rounds = 0;
     while rounds < MAX_ROUNDS {
         rounds += 1;
-        let barrier = Barrier::new(THREADS);
+        let barrier = Barrier::new(threads);
         outcomes.extend(thread::scope(|scope| {
-            let workers: Vec<_> = (0..THREADS)
+            let workers: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (h, barrier) = (&h, &barrier);
+                    let (barrier, attempt) = (&barrier, &attempt);
                     scope.spawn(move || {
                         let store = h.handle();
                         barrier.wait();
-                        (0..ATTEMPTS)
-                            .map(|i| {
-                                let seen = store.get_topology(id).unwrap().version;
-                                // A slow client: let the others write in between.
-                                thread::yield_now();
-                                let name = format!("r{rounds}-t{t}-{i}");
-                                let lan = NewLan::new(name.clone(), "10.0.0.0/24");
-                                (name, seen, store.add_lan(id, lan, Some(seen)))
-                            })
+                        (0..attempts)
+                            .map(|i| attempt(&*store, rounds, t, i))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -52,10 +46,35 @@ pub fn race_no_lost_update<H: Harness>() {
                 .flat_map(|w| w.join().unwrap())
                 .collect::<Vec<_>>()
         }));
-        if outcomes.iter().any(|(_, _, r)| r.is_err()) {
+        if outcomes.iter().any(&failed) {
             break;
         }
     }
+    (outcomes, rounds)
+}
+
+/// No lost update: N threads each read the version and write with it. Afterwards the
+/// version is 1 + the successes, every success's row exists with the version it reported
+/// and every failure is a conflict whose `current` is above its `expected`.
+pub fn race_no_lost_update<H: Harness>() {
+    const THREADS: usize = 8;
+    const ATTEMPTS: usize = 50;
+    let (h, s) = setup::<H>();
+    let id = s.create_topology("race").unwrap().id;
+    let (outcomes, rounds) = race_rounds(
+        &h,
+        THREADS,
+        ATTEMPTS,
+        |store, round, t, i| {
+            let seen = store.get_topology(id).unwrap().version;
+            // A slow client: let the others write in between.
+            thread::yield_now();
+            let name = format!("r{round}-t{t}-{i}");
+            let lan = NewLan::new(name.clone(), "10.0.0.0/24");
+            (name, seen, store.add_lan(id, lan, Some(seen)))
+        },
+        |(_, _, r)| r.is_err(),
+    );
 
     let mut successes = Vec::new();
     let mut conflicts = 0;
@@ -106,46 +125,20 @@ pub fn race_no_lost_update<H: Harness>() {
 pub fn race_enqueue_no_lost_update<H: Harness>() {
     const THREADS: usize = 4;
     const ATTEMPTS: usize = 25;
-    const MAX_ROUNDS: usize = 10;
     let (h, s) = setup::<H>();
     let t = reach(&*s, "race", TopologyStatus::Active);
-    let mut outcomes = Vec::new();
-    let mut rounds = 0;
-    while rounds < MAX_ROUNDS {
-        rounds += 1;
-        let barrier = Barrier::new(THREADS);
-        outcomes.extend(thread::scope(|scope| {
-            let workers: Vec<_> = (0..THREADS)
-                .map(|_| {
-                    let (h, barrier) = (&h, &barrier);
-                    scope.spawn(move || {
-                        let store = h.handle();
-                        barrier.wait();
-                        (0..ATTEMPTS)
-                            .map(|_| {
-                                let seen = store.get_topology(t.id).unwrap().version;
-                                thread::yield_now();
-                                let r = store.enqueue_mutation(
-                                    t.id,
-                                    MutationOp::AddLan,
-                                    "{}",
-                                    Some(seen),
-                                );
-                                (seen, r)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap())
-                .collect::<Vec<_>>()
-        }));
-        if outcomes.iter().any(|(_, r)| r.is_err()) {
-            break;
-        }
-    }
+    let (outcomes, rounds) = race_rounds(
+        &h,
+        THREADS,
+        ATTEMPTS,
+        |store, _, _, _| {
+            let seen = store.get_topology(t.id).unwrap().version;
+            thread::yield_now();
+            let r = store.enqueue_mutation(t.id, MutationOp::AddLan, "{}", Some(seen));
+            (seen, r)
+        },
+        |(_, r)| r.is_err(),
+    );
     let mut queued = BTreeSet::new();
     let mut conflicts = 0;
     for (seen, outcome) in outcomes {
