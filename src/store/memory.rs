@@ -302,7 +302,7 @@ impl TopologyStore for MemoryStore {
             Arc::new(Mutex::new(Aggregate {
                 row: row.clone(),
                 deleted: false,
-                kids: Children::new(&self.inner.names),
+                kids: Children::default(),
             })),
         );
         Ok(row)
@@ -608,13 +608,18 @@ struct Inner {
     lans: Index,
     deckies: Index,
     seq: Sequences,
-    /// Hashes child names, for every topology's name indexes and for the checks made
-    /// before a topology is locked (see [`Prepared`]).
+    /// The one hasher of child names (see [`hash_name`]): every topology's name index and
+    /// the hashes made before a topology is locked (see [`Prepared`]) use it.
     names: NameHasher,
 }
 
 /// The hash of child names: callers choose them, so it is keyed with a random seed.
 type NameHasher = foldhash::fast::RandomState;
+
+/// The hash a child name is indexed under, with the store's `Inner::names`.
+fn hash_name(names: &NameHasher, name: &str) -> u64 {
+    names.hash_one(name)
+}
 
 /// The topologies, sharded by id so that threads on different topologies rarely touch
 /// the same lock.
@@ -797,6 +802,7 @@ impl Aggregate {
         match edit {
             ChildEdit::AddLan(new) => {
                 let id = LanId::new(inner.seq.lans.mint());
+                let hash = name_hash.unwrap_or_else(|| hash_name(&inner.names, &new.name));
                 kids.lans.insert(
                     id,
                     Lan {
@@ -809,14 +815,15 @@ impl Aggregate {
                         x: new.x,
                         y: new.y,
                     },
-                    name_hash,
+                    hash,
                 );
                 inner.lans.insert(id.get(), topology_id);
                 Touched::Lan(id)
             }
             ChildEdit::UpdateLan(id, patch) => {
                 if let Some(name) = patch.name {
-                    kids.lans.rename(id, name, name_hash);
+                    let hash = name_hash.unwrap_or_else(|| hash_name(&inner.names, &name));
+                    kids.lans.rename(&inner.names, id, name, hash);
                 }
                 if let Some(lan) = kids.lans.get_mut(&id) {
                     if let Some(subnet) = patch.subnet {
@@ -835,7 +842,7 @@ impl Aggregate {
                 Touched::Lan(id)
             }
             ChildEdit::DeleteLan(id) => {
-                if kids.lans.remove(&id).is_some() {
+                if kids.lans.remove(&inner.names, &id).is_some() {
                     inner.lans.remove(id.get());
                 }
                 for edge in kids.lan_edges.remove(&id).unwrap_or_default() {
@@ -845,6 +852,7 @@ impl Aggregate {
             }
             ChildEdit::AddDecky(new) => {
                 let id = DeckyId::new(inner.seq.deckies.mint());
+                let hash = name_hash.unwrap_or_else(|| hash_name(&inner.names, &new.name));
                 kids.deckies.insert(
                     id,
                     Decky {
@@ -859,14 +867,15 @@ impl Aggregate {
                         x: new.x,
                         y: new.y,
                     },
-                    name_hash,
+                    hash,
                 );
                 inner.deckies.insert(id.get(), topology_id);
                 Touched::Decky(id)
             }
             ChildEdit::UpdateDecky(id, patch) => {
                 if let Some(name) = patch.name {
-                    kids.deckies.rename(id, name, name_hash);
+                    let hash = name_hash.unwrap_or_else(|| hash_name(&inner.names, &name));
+                    kids.deckies.rename(&inner.names, id, name, hash);
                 }
                 if let Some(decky) = kids.deckies.get_mut(&id) {
                     if let Some(services) = patch.services {
@@ -885,7 +894,7 @@ impl Aggregate {
                 Touched::Decky(id)
             }
             ChildEdit::DeleteDecky(id) => {
-                if kids.deckies.remove(&id).is_some() {
+                if kids.deckies.remove(&inner.names, &id).is_some() {
                     inner.deckies.remove(id.get());
                 }
                 for edge in kids.decky_edges.remove(&id).unwrap_or_default() {
@@ -920,15 +929,6 @@ impl Aggregate {
 }
 
 impl Children {
-    /// No children yet; names are hashed with the store's `names`.
-    fn new(names: &NameHasher) -> Self {
-        Self {
-            lans: Rows::new(names.clone()),
-            deckies: Rows::new(names.clone()),
-            ..Self::default()
-        }
-    }
-
     /// Removes an edge and its index entries (those still present).
     fn remove_edge(&mut self, id: EdgeId) {
         if let Some(edge) = self.edges.remove(&id) {
@@ -983,24 +983,14 @@ struct Rows<I, R> {
     /// The other rows whose names share a hash held in `names`: a 64-bit collision, so
     /// almost always empty. Invariant: no empty lists.
     clashes: IdMap<u64, Vec<I>>,
-    /// Invariant: in a live topology, a copy of the store's `Inner::names`, so the hashes
-    /// [`precheck`] makes before the lock find the rows indexed here.
-    hasher: NameHasher,
 }
 
 impl<I, R> Default for Rows<I, R> {
     fn default() -> Self {
-        Self::new(NameHasher::default())
-    }
-}
-
-impl<I, R> Rows<I, R> {
-    fn new(hasher: NameHasher) -> Self {
         Self {
             rows: IdMap::default(),
             names: IdMap::default(),
             clashes: IdMap::default(),
-            hasher,
         }
     }
 }
@@ -1023,12 +1013,7 @@ impl<I: Copy + Eq + Hash, R: Named> Rows<I, R> {
         self.rows.values()
     }
 
-    /// The hash a name is indexed under.
-    fn hash(&self, name: &str) -> u64 {
-        self.hasher.hash_one(name)
-    }
-
-    /// The row named `name`, whose [`hash`](Self::hash) is `hash`, if any.
+    /// The row named `name`, whose [`hash_name`] is `hash`, if any.
     fn find(&self, hash: u64, name: &str) -> Option<I> {
         let named = |id: &I| self.rows.get(id).is_some_and(|row| row.name() == name);
         let first = self.names.get(&hash)?;
@@ -1045,29 +1030,25 @@ impl<I: Copy + Eq + Hash, R: Named> Rows<I, R> {
             .find(|id| named(id))
     }
 
-    /// Adds a row; `hash` is its name's, when already known.
-    fn insert(&mut self, id: I, row: R, hash: Option<u64>) {
-        let hash = hash.unwrap_or_else(|| self.hash(row.name()));
+    /// Adds a row; `hash` is its name's [`hash_name`].
+    fn insert(&mut self, id: I, row: R, hash: u64) {
         self.link(hash, id);
         self.rows.insert(id, row);
     }
 
-    fn remove(&mut self, id: &I) -> Option<R> {
+    fn remove(&mut self, names: &NameHasher, id: &I) -> Option<R> {
         let row = self.rows.remove(id)?;
-        self.unlink(self.hash(row.name()), *id);
+        self.unlink(hash_name(names, row.name()), *id);
         Some(row)
     }
 
-    /// Renames a row; `hash` is the new name's, when already known.
-    fn rename(&mut self, id: I, name: String, hash: Option<u64>) {
+    /// Renames a row; `hash` is the new name's [`hash_name`].
+    fn rename(&mut self, names: &NameHasher, id: I, name: String, hash: u64) {
         let Some(row) = self.rows.get_mut(&id) else {
             return;
         };
         if row.name() != name {
-            let (old, new) = (
-                self.hasher.hash_one(row.name()),
-                hash.unwrap_or_else(|| self.hasher.hash_one(name.as_str())),
-            );
+            let (old, new) = (hash_name(names, row.name()), hash);
             *row.name_mut() = name;
             self.unlink(old, id);
             self.link(new, id);
@@ -1234,7 +1215,7 @@ impl<'a> Stage<'a> {
         let kids = &agg.kids;
         match edit {
             ChildEdit::AddLan(new) => {
-                let hash = pre?.unwrap_or_else(|| kids.lans.hash(&new.name));
+                let hash = pre?.unwrap_or_else(|| hash_name(&inner.names, &new.name));
                 if self.lans.taken(&kids.lans, &new.name, hash) {
                     return Err(duplicate(Entity::Lan, &new.name));
                 }
@@ -1251,7 +1232,7 @@ impl<'a> Stage<'a> {
                 if let Some(name) = &patch.name
                     && name != current
                 {
-                    let hash = hash.unwrap_or_else(|| kids.lans.hash(name));
+                    let hash = hash.unwrap_or_else(|| hash_name(&inner.names, name));
                     if self.lans.taken(&kids.lans, name, hash) {
                         return Err(duplicate(Entity::Lan, name));
                     }
@@ -1280,7 +1261,7 @@ impl<'a> Stage<'a> {
                 }
             }
             ChildEdit::AddDecky(new) => {
-                let hash = pre?.unwrap_or_else(|| kids.deckies.hash(&new.name));
+                let hash = pre?.unwrap_or_else(|| hash_name(&inner.names, &new.name));
                 if self.deckies.taken(&kids.deckies, &new.name, hash) {
                     return Err(duplicate(Entity::Decky, &new.name));
                 }
@@ -1297,7 +1278,7 @@ impl<'a> Stage<'a> {
                 if let Some(name) = &patch.name
                     && name != current
                 {
-                    let hash = hash.unwrap_or_else(|| kids.deckies.hash(name));
+                    let hash = hash.unwrap_or_else(|| hash_name(&inner.names, name));
                     if self.deckies.taken(&kids.deckies, name, hash) {
                         return Err(duplicate(Entity::Decky, name));
                     }
@@ -1408,7 +1389,7 @@ impl<'a> Stage<'a> {
 /// any. [`Stage::edit`] reports an error from here where the edit's stateful checks put it.
 fn precheck(names: &NameHasher, edit: &ChildEdit) -> Result<Option<u64>, StoreError> {
     check_fields(edit)?;
-    let hash = |name: &str| names.hash_one(name);
+    let hash = |name: &str| hash_name(names, name);
     Ok(match edit {
         ChildEdit::AddLan(new) => Some(hash(&new.name)),
         ChildEdit::AddDecky(new) => Some(hash(&new.name)),
@@ -1655,7 +1636,8 @@ mod tests {
         let lan = |i| {
             let name = format!("lan-{i}");
             let lans = &agg.kids.lans;
-            lans.find(lans.hash(&name), &name).unwrap_or(LanId::new(0))
+            lans.find(hash_name(&store.inner.names, &name), &name)
+                .unwrap_or(LanId::new(0))
         };
         let batch = [
             ChildEdit::AddLan(NewLan::new("new", "10.1.0.0/24")),
@@ -1691,7 +1673,7 @@ mod tests {
         let mut rows: Rows<LanId, Lan> = Rows::default();
         // Three names under one hash, as a 64-bit collision would put them.
         for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
-            rows.insert(LanId::new(id), lan(id, name), Some(7));
+            rows.insert(LanId::new(id), lan(id, name), 7);
         }
         assert_eq!(rows.find(7, "b"), Some(LanId::new(2)));
         assert_eq!(rows.find(7, "d"), None);
@@ -1708,10 +1690,11 @@ mod tests {
         }
         assert!(rows.names.is_empty() && rows.clashes.is_empty());
         // And with real hashes, a rename moves the entry.
-        rows.insert(LanId::new(4), lan(4, "x"), None);
-        rows.rename(LanId::new(4), "y".into(), None);
-        assert_eq!(rows.find(rows.hash("x"), "x"), None);
-        assert_eq!(rows.find(rows.hash("y"), "y"), Some(LanId::new(4)));
+        let names = NameHasher::default();
+        rows.insert(LanId::new(4), lan(4, "x"), hash_name(&names, "x"));
+        rows.rename(&names, LanId::new(4), "y".into(), hash_name(&names, "y"));
+        assert_eq!(rows.find(hash_name(&names, "x"), "x"), None);
+        assert_eq!(rows.find(hash_name(&names, "y"), "y"), Some(LanId::new(4)));
         assert_eq!((rows.names.len(), rows.clashes.len()), (1, 0));
     }
 
