@@ -5,7 +5,7 @@
 use std::format;
 use std::string::String;
 
-use crate::lifecycle::{Lifecycle, sql_in_list};
+use crate::lifecycle::{Lifecycle, names_in_list, sql_in_list};
 use crate::store::{DeckyState, StoreError};
 use crate::{MutationOp, MutationState, TopologyStatus};
 
@@ -64,9 +64,6 @@ impl NameLists {
         }
     }
 }
-
-/// A `CHECK (column IN (...))` list for a set of names that is not a lifecycle.
-pub(crate) use crate::lifecycle::names_in_list;
 
 /// What the `meta` table says.
 #[derive(Debug, PartialEq, Eq)]
