@@ -470,11 +470,7 @@ fn main() {
     assert_eq!(lib_chains(), anchor_chains());
 
     interleaved_ratios();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-        .configure_from_args();
+    let mut c = common::criterion(2, 30);
     parse_valid(&mut c);
     parse_mixed(&mut c);
     serde_deserialize(&mut c);

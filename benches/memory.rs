@@ -385,11 +385,7 @@ fn warm_up() {
 fn main() {
     warm_up();
     interleaved_ratios();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
-        .configure_from_args();
+    let mut c = common::criterion(3, 20);
     add_lan_versioned(&mut c);
     threads(&mut c);
     c.final_summary();

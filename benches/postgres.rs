@@ -719,14 +719,6 @@ fn report(what: &str, ours: &mut [f64], theirs: &mut [f64], block_ratios: &mut [
     );
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
-        .configure_from_args()
-}
-
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_VAR) {
         bench_child(&spec);
@@ -743,7 +735,7 @@ fn main() {
     interleaved(&setup);
     interleaved_throughput(&setup);
     process_throughput(&setup);
-    let mut c = config();
+    let mut c = common::criterion(3, 20);
     add_lan_versioned(&mut c, &setup);
     transition_status(&mut c, &setup);
     throughput(&mut c, &setup);

@@ -456,11 +456,7 @@ fn interleaved_ratios() {
 
 fn main() {
     interleaved_ratios();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(20)
-        .configure_from_args();
+    let mut c = common::criterion(3, 20);
     add_lan_versioned(&mut c);
     transition_status(&mut c);
     batch_vs_singles(&mut c);

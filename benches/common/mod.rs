@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use criterion::Criterion;
+
 /// The library against its anchor, interleaved: each of `rounds` rounds times one batch of
 /// work on each side (which side goes first alternates), so load that drifts over seconds
 /// on this shared machine weighs on both alike. Prints the median per-round ratio (library
@@ -54,4 +56,15 @@ pub fn chunked(iters: u64, chunk: u64, mut run: impl FnMut(u64) -> Duration) -> 
         done += n;
     }
     total
+}
+
+/// The criterion settings every bench shares (trimmed so the whole suite stays within five
+/// minutes): 0.5 s of warm-up, then `measure_secs` seconds and `samples` samples per
+/// function, unless the command line says otherwise.
+pub fn criterion(measure_secs: u64, samples: usize) -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(measure_secs))
+        .sample_size(samples)
+        .configure_from_args()
 }
