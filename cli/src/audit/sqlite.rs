@@ -346,6 +346,52 @@ impl Source for SqliteFile {
 mod tests {
     use super::*;
 
+    /// A store's database in a fresh directory, last changed long ago (so a change now
+    /// shows in the modification time even where the clock is coarse).
+    fn quiet_store() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("lab.sqlite");
+        drop(topostate::store::SqliteStore::open(&path)?);
+        std::fs::File::options()
+            .append(true)
+            .open(&path)?
+            .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400))?;
+        Ok((dir, path))
+    }
+
+    #[test]
+    fn a_quiet_file_changed_while_read_is_reported_changed() -> anyhow::Result<()> {
+        let (_dir, path) = quiet_store()?;
+        let file = SqliteFile::open(&path)?;
+        assert_eq!(file.mode, Mode::Quiet);
+        // A writer comes, commits and leaves (checkpointing into the file) during the read.
+        let writer = Connection::open(&path)?;
+        writer.execute(
+            "INSERT INTO topologies (name, status, version, reason, needs_resync, created_at, status_changed_at)
+             VALUES ('late', 'pending', 1, NULL, 0, 1, 1)",
+            [],
+        )?;
+        drop(writer);
+        assert_eq!(file.finish()?, Attempt::Changed);
+
+        let file = SqliteFile::open(&path)?;
+        assert_eq!(file.finish()?, Attempt::Consistent);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_with_a_writers_shared_memory_is_read_live() -> anyhow::Result<()> {
+        let (_dir, path) = quiet_store()?;
+        let writer = Connection::open(&path)?;
+        writer.query_row("SELECT count(*) FROM topologies", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        let file = SqliteFile::open(&path)?;
+        assert_eq!(file.mode, Mode::Live);
+        assert_eq!(file.finish()?, Attempt::Consistent);
+        Ok(())
+    }
+
     #[test]
     fn uris_escape_every_character_uri_syntax_uses() -> anyhow::Result<()> {
         let got = uri(Path::new("/d/a b?c#d%e&f.sqlite"), "mode=ro")?;
