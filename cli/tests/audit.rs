@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{dir_state, stderr_of, stdout_of, store_db, topostate};
+use common::{dir_state, joined, stderr_of, stdout_of, store_db, topostate};
 use predicates::prelude::*;
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -15,21 +15,6 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// The store's database in `dir`, written by `topostate demo --db`.
 fn demo_db(dir: &TempDir) -> PathBuf {
     store_db(dir.path(), "store.sqlite")
-}
-
-/// A finding line with its aligned columns joined by `: `, as `kind: location: message`.
-fn joined(line: &str) -> String {
-    let mut columns = Vec::new();
-    let mut rest = line;
-    for _ in 0..2 {
-        let Some((column, after)) = rest.split_once("  ") else {
-            break;
-        };
-        columns.push(column);
-        rest = after.trim_start_matches(' ');
-    }
-    columns.push(rest);
-    columns.join(": ")
 }
 
 /// Corrupts a store database on purpose, bypassing the schema's CHECK constraints and
@@ -272,5 +257,47 @@ fn a_sqlite_file_of_another_program_is_an_error() -> TestResult {
         .stderr(predicate::str::contains(
             "not a database written by the topostate store (it has no table topologies",
         ));
+    Ok(())
+}
+
+#[test]
+fn key_value_connection_strings_are_postgres() -> TestResult {
+    // Nothing listens on port 1: the string was taken as PostgreSQL, not as a file name.
+    let output = topostate()
+        .args([
+            "audit",
+            "host=127.0.0.1 port=1 user=nobody password=secret dbname=lab",
+        ])
+        .output()?;
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL database 'lab' on 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "the password leaked: {stderr}");
+
+    let output = topostate()
+        .args(["audit", "host=127.0.0.1 colour=blue"])
+        .output()?;
+    let stderr = stderr_of(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not a PostgreSQL URL or key=value list"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_existing_file_named_like_a_key_value_string_is_audited_as_a_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    store_db(dir.path(), "dbname=lab");
+    topostate()
+        .current_dir(dir.path())
+        .args(["audit", "dbname=lab"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("no findings in dbname=lab ("));
     Ok(())
 }

@@ -266,3 +266,28 @@ impl Source for Postgres {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_key_value_lists_are_postgres_files_are_not() {
+        for conninfo in [
+            "postgres://u@h/db",
+            "postgresql:///db?host=/run/postgresql",
+            "host=/run/postgresql dbname=topostate",
+            "dbname = lab",
+            " user=audit",
+        ] {
+            assert_eq!(
+                postgres_conninfo(Path::new(conninfo)),
+                Some(conninfo),
+                "{conninfo}"
+            );
+        }
+        for file in ["lab.sqlite", "./host=x", "", "=x", "data/db=1", "my db=x"] {
+            assert_eq!(postgres_conninfo(Path::new(file)), None, "{file}");
+        }
+    }
+}

@@ -81,3 +81,19 @@ pub fn succeeds(program: &str, args: &[&str]) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// An audit's finding line with its aligned columns joined by `: `, as
+/// `kind: location: message`.
+pub fn joined(line: &str) -> String {
+    let mut columns = Vec::new();
+    let mut rest = line;
+    for _ in 0..2 {
+        let Some((column, after)) = rest.split_once("  ") else {
+            break;
+        };
+        columns.push(column);
+        rest = after.trim_start_matches(' ');
+    }
+    columns.push(rest);
+    columns.join(": ")
+}
