@@ -103,6 +103,28 @@ fn a_file_a_writer_holds_is_read_through_its_files_and_nothing_is_added() -> Tes
     Ok(())
 }
 
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_to_a_file_a_writer_holds_is_read_through_the_writers_files() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = store_db(dir.path(), "lab.sqlite");
+    let writer = attached_writer(&db)?;
+    let links = tempfile::tempdir()?;
+    let link = links.path().join("link.sqlite");
+    std::os::unix::fs::symlink(&db, &link)?;
+    let output = Command::new(binary()).arg("audit").arg(&link).output()?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    // Read immutable (its -wal overlooked), it would count one topology.
+    assert!(
+        stdout_of(&output).contains("(2 topologies,"),
+        "{}",
+        stdout_of(&output)
+    );
+    assert_eq!(dir_state(links.path())?.len(), 1);
+    drop(writer);
+    Ok(())
+}
+
 /// The binary where `USER` may run it: itself if it can, else a copy in `dir`.
 #[cfg(unix)]
 fn runnable_by_user(dir: &Path) -> std::io::Result<PathBuf> {

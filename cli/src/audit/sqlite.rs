@@ -143,7 +143,10 @@ fn uri(path: &Path, query: &str) -> anyhow::Result<String> {
 #[derive(Debug)]
 pub struct SqliteFile {
     conn: Connection,
+    /// The path as given, for messages.
     path: PathBuf,
+    /// The file itself, past any symbolic link.
+    real: PathBuf,
     mode: Mode,
     /// For [`Mode::Quiet`]: the file as it was before it was opened.
     before: Option<Stamp>,
@@ -180,7 +183,9 @@ impl SqliteFile {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot audit {shown}")),
         }
-        let look = |suffix| beside(path, suffix).with_context(|| format!("cannot audit {shown}"));
+        // SQLite keeps its files beside the real file, past any symbolic link.
+        let real = std::fs::canonicalize(path).with_context(|| format!("cannot audit {shown}"))?;
+        let look = |suffix| beside(&real, suffix).with_context(|| format!("cannot audit {shown}"));
         let (wal, shm, journal) = (look("-wal")?, look("-shm")?, look("-journal")?);
         let mode = if shm.is_some() || journal.is_some() {
             Mode::Live
@@ -196,7 +201,7 @@ impl SqliteFile {
             Mode::Quiet
         };
         let before = match mode {
-            Mode::Quiet => Some(Stamp::of(path).with_context(|| format!("cannot audit {shown}"))?),
+            Mode::Quiet => Some(Stamp::of(&real).with_context(|| format!("cannot audit {shown}"))?),
             Mode::Live => None,
         };
         let query = match mode {
@@ -204,7 +209,7 @@ impl SqliteFile {
             Mode::Live => "mode=ro",
         };
         let conn = Connection::open_with_flags(
-            uri(path, query)?,
+            uri(&real, query)?,
             OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_URI
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -236,6 +241,7 @@ impl SqliteFile {
         Ok(Self {
             conn,
             path: path.to_owned(),
+            real,
             mode,
             before,
         })
@@ -248,7 +254,11 @@ impl SqliteFile {
     /// The file cannot be looked at any more.
     pub fn finish(self) -> anyhow::Result<Attempt> {
         let Self {
-            conn, path, before, ..
+            conn,
+            path,
+            real,
+            before,
+            ..
         } = self;
         // Closing first, so the check below covers every read.
         drop(conn);
@@ -256,7 +266,7 @@ impl SqliteFile {
             // One read transaction: SQLite guarantees the snapshot.
             return Ok(Attempt::Consistent);
         };
-        let after = Stamp::of(&path).with_context(|| format!("cannot audit {}", path.display()))?;
+        let after = Stamp::of(&real).with_context(|| format!("cannot audit {}", path.display()))?;
         Ok(if after == before {
             Attempt::Consistent
         } else {
