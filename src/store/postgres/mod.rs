@@ -22,7 +22,8 @@
 //!   write's `BEGIN` reads the transaction's id in the same round trip
 //!   (`txid_current()`). A connection lost (any I/O error, a closed connection, the
 //!   server ending the session: 57P01/57P02/57P03) before `COMMIT` was sent leaves nothing
-//!   committed: the write is run again on another connection. One lost after `COMMIT` was
+//!   committed: the write is run again on another connection (as often as it takes,
+//!   within [`PgStoreBuilder::call_timeout`]). One lost after `COMMIT` was
 //!   sent (or whose time ran out then) is a commit in doubt: the store asks the server on
 //!   another connection how that transaction ended (`txid_status`), and returns the
 //!   write's own result if it committed, runs it again if it aborted, and asks again while
@@ -32,7 +33,8 @@
 //!   may or may not have been applied; it is never reported as a refusal.
 //! - **Reads are run again on any lost connection** (they change nothing), as are the
 //!   runtime writes (each sets one row's field to a value: running it twice is running it
-//!   once), within the same 8 attempts.
+//!   once), within [`PgStoreBuilder::call_timeout`]: a read whose connection dies at any
+//!   point (at `BEGIN`, mid-snapshot, at its `COMMIT`) is read again on another one.
 //! - **Every call is bounded**: the wait for a pooled connection and for a new connection
 //!   by [`PgStoreBuilder::timeout`] (default 10 s), all of a call's work on the server by
 //!   [`PgStoreBuilder::call_timeout`] (default 30 s, a client-side timer that abandons the

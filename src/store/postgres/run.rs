@@ -18,9 +18,10 @@ use crate::store::{BackendError, StoreError};
 use super::conn::{PgSession, Settings};
 use super::{Fail, SqlError, backend, sql_error, statement_timed_out};
 
-/// How many times a call is run in all (a transaction the server aborted as a deadlock
-/// victim, a serialization failure or a lock timeout; a connection lost before the call
-/// could have changed anything) before the error is reported.
+/// How many times a transaction the server aborted as a deadlock victim, a serialization
+/// failure or a lock timeout is run in all before the error is reported. (A call whose
+/// connection was lost before it could have changed anything is run again until its
+/// `call_timeout`.)
 const MAX_ATTEMPTS: u32 = 8;
 
 /// What the store did about lost connections so far: counters since it was connected,
@@ -214,12 +215,10 @@ impl Core {
                     match self.resolve(op, xid, value, cause).await {
                         Resolved::Committed(value) => return Ok(value),
                         Resolved::Unknown(e) => return Err(e),
+                        // Nothing was applied: run again, within the call's bound.
                         Resolved::Aborted => {
-                            if tries >= MAX_ATTEMPTS {
-                                return Err(backend(format!(
-                                    "{op}: gave up after {tries} attempts, the connection was \
-                                     lost every time (none of them was applied)"
-                                )));
+                            if Instant::now() >= deadline {
+                                return Err(self.call_timed_out(op));
                             }
                             tries += 1;
                             continue;
@@ -336,7 +335,9 @@ impl Core {
             },
             Fail::Store(_) => return Err(fail.into_store(op)),
         };
-        if tries >= MAX_ATTEMPTS {
+        // A lost connection is run again until the call's bound: nothing was applied, and
+        // a restart or a storm of session kills may take a while to pass.
+        if tries >= MAX_ATTEMPTS && !matches!(fail, Fail::Lost(_)) {
             return Err(match fail {
                 Fail::Sql(e) | Fail::Lost(e) => StoreError::Backend(BackendError::new(SqlError {
                     context: format!(
