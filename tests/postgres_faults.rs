@@ -318,7 +318,7 @@ fn write_until(store: &PgStore, own: &Own, stop: &AtomicBool) -> Told {
             }
             Kind::Queue => {
                 // Every other enqueue is versioned.
-                let expected = if i % 2 == 0 { version } else { None };
+                let expected = if i.is_multiple_of(2) { version } else { None };
                 match store.enqueue_mutation(topology(), MutationOp::AddLan, &item, expected) {
                     Ok(edited) => {
                         told.acked.insert(item.clone());

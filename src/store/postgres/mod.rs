@@ -314,8 +314,32 @@ impl PgStoreBuilder {
 /// use it inside that runtime. Dropping the future of a call abandons the call: its
 /// connection is closed (the server rolls back what it had not committed), never reused.
 ///
-/// See the [module docs](self) for how a lost connection, a commit in doubt and the bounds
-/// are handled, and [`PgStoreBuilder`] for the options.
+/// # Lost connections, commits in doubt, bounds
+///
+/// - **A write is never applied twice, nor refused for its own committed work.** A
+///   connection lost (any I/O error, a closed connection, the server ending the session)
+///   before the write's `COMMIT` was sent leaves nothing committed: the write runs again
+///   on another connection, until [`call_timeout`](PgStoreBuilder::call_timeout). One lost
+///   after `COMMIT` was sent is a commit in doubt: the store asks the server how that
+///   transaction ended (its id was read with `BEGIN`, in the same round trip) and returns
+///   the write's own result if it committed, runs it again if it aborted, and returns
+///   [`StoreError::OutcomeUnknown`] (the write may or may not have been applied) if the
+///   server cannot say within [`resolve_timeout`](PgStoreBuilder::resolve_timeout).
+/// - **Reads run again on any lost connection**, wherever it is lost, as do the runtime
+///   writes (`set_*`: running one twice is running it once).
+/// - **Every call is bounded**: waiting for a pooled or a new connection by
+///   [`timeout`](PgStoreBuilder::timeout) (default 10 s), the call's work on the server by
+///   [`call_timeout`](PgStoreBuilder::call_timeout) (default 30 s, a client-side timer:
+///   it bounds a server that stops answering without closing the connection too), plus
+///   [`resolve_timeout`](PgStoreBuilder::resolve_timeout) (default 10 s) for a commit in
+///   doubt. The server cancels statements running past
+///   [`statement_timeout`](PgStoreBuilder::statement_timeout) (default 30 s); TCP
+///   [`keepalive`](PgStoreBuilder::keepalive)s (default 30 s) end connections to a peer
+///   that is gone. A passed bound is a [`StoreError::Timeout`]: nothing was written. A
+///   connection abandoned by a timer is closed, never handed out again.
+/// - A transaction the server aborts as a deadlock victim, a serialization failure or a
+///   lock timeout runs again, at most 8 times in all; then a [`StoreError::Backend`] says
+///   so. [`stats`](Self::stats) counts the runs again and the commits in doubt.
 ///
 /// ```no_run
 /// use topostate::store::AsyncPgStore;
@@ -802,8 +826,9 @@ fn clone_invalid(e: &StoreError) -> StoreError {
 /// (the clone shares the pool), and each operation checks one connection out for the
 /// length of one transaction. Any number of stores, in one process or many, on one host or
 /// many, can work on the same database: every write is one transaction that locks the
-/// topology's row first, so the contract's guarantees hold across all of them. Commits in
-/// doubt, retries and bounds are the async store's: see the [module docs](self).
+/// topology's row first, so the contract's guarantees hold across all of them. Lost
+/// connections, commits in doubt, retries and bounds are handled as
+/// [`AsyncPgStore`'s](AsyncPgStore#lost-connections-commits-in-doubt-bounds) are.
 ///
 /// **Inside an async runtime**, use [`AsyncPgStore`]. A `PgStore` made, called or dropped
 /// inside a tokio task does not panic (as a runtime started within a runtime would): each
