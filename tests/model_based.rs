@@ -1730,7 +1730,17 @@ fn env_number(name: &str, default: u32) -> u32 {
 /// Runs the sequences on one backend; `full`: compare every topology's contents after
 /// every step (else only those the step could change, and everything at the end).
 fn run_backend(backend: &str, full: bool, make: impl Fn() -> Box<dyn TopologyStore>) {
-    let cases = env_number("TOPOSTATE_PROPTEST_CASES", 2_000);
+    run_backend_with(backend, full, 2_000, make);
+}
+
+/// As [`run_backend`], with `default_cases` sequences unless the environment says.
+fn run_backend_with(
+    backend: &str,
+    full: bool,
+    default_cases: u32,
+    make: impl Fn() -> Box<dyn TopologyStore>,
+) {
+    let cases = env_number("TOPOSTATE_PROPTEST_CASES", default_cases);
     let max_len = env_number("TOPOSTATE_PROPTEST_LEN", 30).max(2) as usize;
     let mut runner = TestRunner::new(Config {
         cases,
@@ -1811,6 +1821,54 @@ fn sqlite_store_matches_the_model() {
     run_backend("sqlite", false, || {
         Box::new(topostate::store::SqliteStore::open_in_memory().expect("in-memory sqlite"))
     });
+}
+
+#[cfg(feature = "tokio")]
+#[path = "conformance/awaiting.rs"]
+mod awaiting;
+
+/// The same sequences through the async face, awaited on a tokio runtime: the async face
+/// of each backend agrees with the model, so with the sync face, call for call.
+#[cfg(feature = "tokio")]
+mod through_async {
+    use std::sync::Arc;
+
+    use topostate::store::{MemoryStore, Offload};
+
+    use super::awaiting;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("a tokio runtime")
+    }
+
+    #[test]
+    fn memory_store_async_face_matches_the_model() {
+        let rt = runtime();
+        // Fewer sequences than the sync face's: the code under them is the same, only the
+        // face differs (still enough to reach every outcome the tally requires).
+        super::run_backend_with("memory, async face", true, 500, || {
+            Box::new(awaiting::Awaiting::new(
+                Arc::new(MemoryStore::new()),
+                rt.handle().clone(),
+            ))
+        });
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn sqlite_store_async_face_matches_the_model() {
+        let rt = runtime();
+        super::run_backend_with("sqlite, async face", false, 500, || {
+            let store = topostate::store::SqliteStore::open_in_memory().expect("in-memory sqlite");
+            Box::new(awaiting::Awaiting::new(
+                Arc::new(Offload::new(store)),
+                rt.handle().clone(),
+            ))
+        });
+    }
 }
 
 /// The model itself: a few hand-checked steps, so a bug in the model is not mistaken for

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls};
 use topostate::store::{
-    AsyncPgStore, Claim, NewLan, PgStore, PgStoreStats, Precondition, StoreError, TopologyStore,
+    AsyncPgStore, AsyncTopologyStore, Claim, NewLan, PgStore, PgStoreStats, Precondition,
+    StoreError, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 

@@ -274,6 +274,10 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+/// Every call holds a topology's lock only for its own checks and writes, never across
+/// I/O: its async face runs inline (see [`NonBlocking`](super::NonBlocking)).
+impl super::NonBlocking for MemoryStore {}
+
 impl TopologyStore for MemoryStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         check_name("topology name", name)?;

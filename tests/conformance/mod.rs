@@ -126,11 +126,13 @@ macro_rules! expect_err {
     };
 }
 
+pub mod awaiting;
 mod children;
 mod queue;
 mod races;
 #[path = "../spec/mod.rs"]
 mod spec;
+pub mod through_async;
 mod topologies;
 mod transitions;
 

@@ -74,9 +74,10 @@ use crate::store::sql::{
     stmt,
 };
 use crate::store::{
-    BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState, EditReport, Edited, Entity,
-    LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, check_name, check_text,
+    AsyncTopologyStore, BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState,
+    EditReport, Edited, Entity, LanId, Mutation, MutationClaim, MutationId, Precondition,
+    StatusEvent, StoreError, StoreFuture, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
+    Transitioned, check_name, check_text,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -305,8 +306,9 @@ impl PgStoreBuilder {
 
 // ---- the async store -------------------------------------------------------------------
 
-/// A [`TopologyStore`] on a PostgreSQL server, for async callers (tokio): every operation
-/// of the contract as an `async fn` whose future is `Send`.
+/// A store on a PostgreSQL server for async callers (tokio): the contract through
+/// [`AsyncTopologyStore`] (and so [`AsyncTypedStore`](crate::store::AsyncTypedStore)),
+/// whose futures are `Send`.
 ///
 /// Like [`PgStore`] (which is a blocking handle on this store) it is a cheap, cloneable
 /// handle on a pool of connections; each operation checks one out for the length of one
@@ -342,13 +344,13 @@ impl PgStoreBuilder {
 ///   so. [`stats`](Self::stats) counts the runs again and the commits in doubt.
 ///
 /// ```no_run
-/// use topostate::store::AsyncPgStore;
+/// use topostate::store::{AsyncPgStore, AsyncTopologyStore, NewLan};
 ///
 /// # async fn run() -> Result<(), topostate::store::StoreError> {
 /// let store = AsyncPgStore::connect("postgresql://topostate@localhost/topostate").await?;
 /// let lab = store.create_topology("lab").await?;
-/// let again = store.get_topology(lab.id).await?;
-/// assert_eq!(again.version, 1);
+/// let lan = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1)).await?;
+/// assert_eq!(lan.version, 2);
 /// # Ok(())
 /// # }
 /// ```
@@ -419,13 +421,12 @@ impl AsyncPgStore {
     pub fn stats(&self) -> PgStoreStats {
         self.core.stats()
     }
+}
 
-    /// As [`TopologyStore::create_topology`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::create_topology`], and the failures of the module docs.
-    pub async fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+/// The operations, on the shared planner; [`AsyncPgStore`] and [`PgStore`] call them.
+impl Core {
+    /// [`TopologyStore::create_topology`].
+    async fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         const CREATE: Stmt = stmt!(concat!(
             "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
             "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) ",
@@ -433,139 +434,104 @@ impl AsyncPgStore {
             crate::store::sql::rows::topology_columns!()
         ));
         check_name("topology name", name)?;
-        self.core
-            .write(
-                "create_topology",
-                on_session!(db => async {
-                    let now = Timestamp::now();
-                    // A concurrent insert of the same name makes this one wait for its
-                    // outcome, then do nothing: a duplicate, never a unique-violation error.
-                    let row = db
-                        .query_opt::<TopologyRecord>(
-                            &CREATE,
-                            &[
-                                Param::Text(name),
-                                Param::Text(TopologyStatus::Pending.as_str()),
-                                Param::Int(INITIAL_SQL_VERSION),
-                                Param::Int(now.as_micros()),
-                            ],
-                        )
-                        .await?;
-                    row.ok_or_else(|| {
-                        Fail::Store(StoreError::Duplicate {
-                            entity: Entity::Topology,
-                            name: String::from(name),
-                        })
+        self.write(
+            "create_topology",
+            on_session!(db => async {
+                let now = Timestamp::now();
+                // A concurrent insert of the same name makes this one wait for its
+                // outcome, then do nothing: a duplicate, never a unique-violation error.
+                let row = db
+                    .query_opt::<TopologyRecord>(
+                        &CREATE,
+                        &[
+                            Param::Text(name),
+                            Param::Text(TopologyStatus::Pending.as_str()),
+                            Param::Int(INITIAL_SQL_VERSION),
+                            Param::Int(now.as_micros()),
+                        ],
+                    )
+                    .await?;
+                row.ok_or_else(|| {
+                    Fail::Store(StoreError::Duplicate {
+                        entity: Entity::Topology,
+                        name: String::from(name),
                     })
-                }),
-            )
-            .await
+                })
+            }),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::get_topology`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::get_topology`], and the failures of the module docs.
-    pub async fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.core
-            .single(
-                "get_topology",
-                on_session!(db => sql::topology(db, id, Lock::None)),
-            )
-            .await
+    /// [`TopologyStore::get_topology`].
+    async fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
+        self.single(
+            "get_topology",
+            on_session!(db => sql::topology(db, id, Lock::None)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::list_topologies`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::list_topologies`], and the failures of the module docs.
-    pub async fn list_topologies(
+    /// [`TopologyStore::list_topologies`].
+    async fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.core
-            .single(
-                "list_topologies",
-                on_session!(db => sql::list_topologies(db, status)),
-            )
-            .await
+        self.single(
+            "list_topologies",
+            on_session!(db => sql::list_topologies(db, status)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::topology_detail`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::topology_detail`], and the failures of the module docs.
-    pub async fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
-        self.core
-            .read(
-                "topology_detail",
-                on_session!(db => sql::topology_detail(db, id)),
-            )
-            .await
+    /// [`TopologyStore::topology_detail`].
+    async fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
+        self.read(
+            "topology_detail",
+            on_session!(db => sql::topology_detail(db, id)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::transition_status`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::transition_status`], and the failures of the module docs.
-    pub async fn transition_status(
+    /// [`TopologyStore::transition_status`].
+    async fn transition_status(
         &self,
         id: TopologyId,
         to: TopologyStatus,
         reason: Option<&str>,
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
-        self.core
-            .write(
-                "transition_status",
-                on_session!(db => sql::transition_status(db, id, to, reason, precondition)),
-            )
-            .await
+        self.write(
+            "transition_status",
+            on_session!(db => sql::transition_status(db, id, to, reason, precondition)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::list_status_events`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::list_status_events`], and the failures of the module docs.
-    pub async fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.core
-            .read(
-                "list_status_events",
-                on_session!(db => sql::list_status_events(db, id)),
-            )
-            .await
+    /// [`TopologyStore::list_status_events`].
+    async fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
+        self.read(
+            "list_status_events",
+            on_session!(db => sql::list_status_events(db, id)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::edit`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::edit`], and the failures of the module docs.
-    pub async fn edit(
+    /// [`TopologyStore::edit`].
+    async fn edit(
         &self,
         id: TopologyId,
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.core
-            .write(
-                "edit",
-                on_session!(db => sql::edit(db, id, expected_version, edits)),
-            )
-            .await
+        self.write(
+            "edit",
+            on_session!(db => sql::edit(db, id, expected_version, edits)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::set_lan_network_id`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::set_lan_network_id`], and the failures of the module docs.
-    pub async fn set_lan_network_id(
+    /// [`TopologyStore::set_lan_network_id`].
+    async fn set_lan_network_id(
         &self,
         lan: LanId,
         network_id: Option<&str>,
@@ -574,38 +540,33 @@ impl AsyncPgStore {
         const SET: Stmt = stmt!("UPDATE lans SET network_id = $2 WHERE id = $1");
         let invalid = network_id.and_then(|n| check_text("network id", n).err());
         let invalid = invalid.as_ref();
-        self.core
-            .single(
-                "set_lan_network_id",
-                on_session!(db => async {
-                    let Some(k) = key(lan.get()) else {
-                        return Err(not_found(Entity::Lan, lan.get()).into());
-                    };
-                    let found = if invalid.is_some() {
-                        // Not found comes first: only an existing LAN hears about its bad
-                        // value.
-                        db.query_opt::<Key>(&EXISTS, &[Param::Int(k)]).await?.is_some()
-                    } else {
-                        // One statement, one row lock: no status gate, no bump.
-                        db.execute(&SET, &[Param::Int(k), Param::OptText(network_id)])
-                            .await?
-                            > 0
-                    };
-                    if !found {
-                        return Err(not_found(Entity::Lan, lan.get()).into());
-                    }
-                    Ok(refuse(invalid.map(clone_invalid))?)
-                }),
-            )
-            .await
+        self.single(
+            "set_lan_network_id",
+            on_session!(db => async {
+                let Some(k) = key(lan.get()) else {
+                    return Err(not_found(Entity::Lan, lan.get()).into());
+                };
+                let found = if invalid.is_some() {
+                    // Not found comes first: only an existing LAN hears about its bad
+                    // value.
+                    db.query_opt::<Key>(&EXISTS, &[Param::Int(k)]).await?.is_some()
+                } else {
+                    // One statement, one row lock: no status gate, no bump.
+                    db.execute(&SET, &[Param::Int(k), Param::OptText(network_id)])
+                        .await?
+                        > 0
+                };
+                if !found {
+                    return Err(not_found(Entity::Lan, lan.get()).into());
+                }
+                Ok(refuse(invalid.map(clone_invalid))?)
+            }),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::set_decky_runtime`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::set_decky_runtime`], and the failures of the module docs.
-    pub async fn set_decky_runtime(
+    /// [`TopologyStore::set_decky_runtime`].
+    async fn set_decky_runtime(
         &self,
         decky: DeckyId,
         runtime: &DeckyRuntime,
@@ -627,181 +588,250 @@ impl AsyncPgStore {
         let invalid = invalid.as_ref();
         let state = runtime.state;
         let (set_ip, set_error) = (runtime.ip.is_some(), runtime.last_error.is_some());
-        self.core
-            .single(
-                "set_decky_runtime",
-                on_session!(db => async {
-                    let Some(k) = key(decky.get()) else {
-                        return Err(not_found(Entity::Decky, decky.get()).into());
-                    };
-                    let found = if invalid.is_some() {
-                        db.query_opt::<Key>(&EXISTS, &[Param::Int(k)]).await?.is_some()
-                    } else {
-                        db.execute(
-                            &SET,
-                            &[
-                                Param::Int(k),
-                                Param::Bool(state.is_some()),
-                                Param::OptText(state.map(DeckyState::as_str)),
-                                Param::Bool(set_ip),
-                                Param::OptText(ip),
-                                Param::Bool(set_error),
-                                Param::OptText(last_error),
-                            ],
-                        )
-                        .await?
-                            > 0
-                    };
-                    if !found {
-                        return Err(not_found(Entity::Decky, decky.get()).into());
-                    }
-                    Ok(refuse(invalid.map(clone_invalid))?)
-                }),
-            )
-            .await
+        self.single(
+            "set_decky_runtime",
+            on_session!(db => async {
+                let Some(k) = key(decky.get()) else {
+                    return Err(not_found(Entity::Decky, decky.get()).into());
+                };
+                let found = if invalid.is_some() {
+                    db.query_opt::<Key>(&EXISTS, &[Param::Int(k)]).await?.is_some()
+                } else {
+                    db.execute(
+                        &SET,
+                        &[
+                            Param::Int(k),
+                            Param::Bool(state.is_some()),
+                            Param::OptText(state.map(DeckyState::as_str)),
+                            Param::Bool(set_ip),
+                            Param::OptText(ip),
+                            Param::Bool(set_error),
+                            Param::OptText(last_error),
+                        ],
+                    )
+                    .await?
+                        > 0
+                };
+                if !found {
+                    return Err(not_found(Entity::Decky, decky.get()).into());
+                }
+                Ok(refuse(invalid.map(clone_invalid))?)
+            }),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::enqueue_mutation`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::enqueue_mutation`], and the failures of the module docs.
-    pub async fn enqueue_mutation(
+    /// [`TopologyStore::enqueue_mutation`].
+    async fn enqueue_mutation(
         &self,
         id: TopologyId,
         op: MutationOp,
         payload: &str,
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError> {
-        self.core
-            .write(
-                "enqueue_mutation",
-                on_session!(db => sql::enqueue_mutation(db, id, op, payload, expected_version)),
-            )
-            .await
+        self.write(
+            "enqueue_mutation",
+            on_session!(db => sql::enqueue_mutation(db, id, op, payload, expected_version)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::claim_next_mutation`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::claim_next_mutation`], and the failures of the module docs.
-    pub async fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.core
-            .write(
-                "claim_next_mutation",
-                on_session!(db => sql::claim_next_mutation(db, id)),
-            )
-            .await
+    /// [`TopologyStore::claim_next_mutation`].
+    async fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
+        self.write(
+            "claim_next_mutation",
+            on_session!(db => sql::claim_next_mutation(db, id)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::apply_live`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::apply_live`], and the failures of the module docs.
-    pub async fn apply_live(
+    /// [`TopologyStore::apply_live`].
+    async fn apply_live(
         &self,
         claim: &MutationClaim,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.core
-            .write(
-                "apply_live",
-                on_session!(db => sql::apply_live(db, claim, edits)),
-            )
-            .await
+        self.write(
+            "apply_live",
+            on_session!(db => sql::apply_live(db, claim, edits)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::mark_mutation_applied`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::mark_mutation_applied`], and the failures of the module docs.
-    pub async fn mark_mutation_applied(
-        &self,
-        claim: MutationClaim,
-    ) -> Result<Mutation, StoreError> {
+    /// [`TopologyStore::mark_mutation_applied`].
+    async fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
         let claim = &claim;
-        self.core
-            .write(
-                "mark_mutation_applied",
-                on_session!(db => sql::mark(db, claim, MutationState::Applied, None)),
-            )
-            .await
+        self.write(
+            "mark_mutation_applied",
+            on_session!(db => sql::mark(db, claim, MutationState::Applied, None)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::mark_mutation_failed`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::mark_mutation_failed`], and the failures of the module docs.
-    pub async fn mark_mutation_failed(
+    /// [`TopologyStore::mark_mutation_failed`].
+    async fn mark_mutation_failed(
         &self,
         claim: MutationClaim,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         let claim = &claim;
-        self.core
-            .write(
-                "mark_mutation_failed",
-                on_session!(db => sql::mark(db, claim, MutationState::Failed, Some(reason))),
-            )
-            .await
+        self.write(
+            "mark_mutation_failed",
+            on_session!(db => sql::mark(db, claim, MutationState::Failed, Some(reason))),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::list_mutations`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::list_mutations`], and the failures of the module docs.
-    pub async fn list_mutations(
+    /// [`TopologyStore::list_mutations`].
+    async fn list_mutations(
         &self,
         id: TopologyId,
         state: Option<MutationState>,
     ) -> Result<Vec<Mutation>, StoreError> {
-        self.core
-            .read(
-                "list_mutations",
-                on_session!(db => sql::list_mutations(db, id, state)),
-            )
-            .await
+        self.read(
+            "list_mutations",
+            on_session!(db => sql::list_mutations(db, id, state)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::set_needs_resync`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::set_needs_resync`], and the failures of the module docs.
-    pub async fn set_needs_resync(
-        &self,
-        id: TopologyId,
-        needs_resync: bool,
-    ) -> Result<(), StoreError> {
-        self.core
-            .single(
-                "set_needs_resync",
-                on_session!(db => sql::set_needs_resync(db, id, needs_resync)),
-            )
-            .await
+    /// [`TopologyStore::set_needs_resync`].
+    async fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
+        self.single(
+            "set_needs_resync",
+            on_session!(db => sql::set_needs_resync(db, id, needs_resync)),
+        )
+        .await
     }
 
-    /// As [`TopologyStore::delete_topology`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TopologyStore::delete_topology`], and the failures of the module docs.
-    pub async fn delete_topology(
+    /// [`TopologyStore::delete_topology`].
+    async fn delete_topology(
         &self,
         id: TopologyId,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.core
-            .write(
-                "delete_topology",
-                on_session!(db => sql::delete_topology(db, id, expected_version)),
-            )
-            .await
+        self.write(
+            "delete_topology",
+            on_session!(db => sql::delete_topology(db, id, expected_version)),
+        )
+        .await
+    }
+}
+
+impl AsyncTopologyStore for AsyncPgStore {
+    fn create_topology<'a>(&'a self, name: &'a str) -> StoreFuture<'a, TopologyRecord> {
+        Box::pin(self.core.create_topology(name))
+    }
+
+    fn get_topology(&self, id: TopologyId) -> StoreFuture<'_, TopologyRecord> {
+        Box::pin(self.core.get_topology(id))
+    }
+
+    fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+    ) -> StoreFuture<'_, Vec<TopologyRecord>> {
+        Box::pin(self.core.list_topologies(status))
+    }
+
+    fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail> {
+        Box::pin(self.core.topology_detail(id))
+    }
+
+    fn transition_status<'a>(
+        &'a self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&'a str>,
+        precondition: Precondition,
+    ) -> StoreFuture<'a, Transitioned> {
+        Box::pin(self.core.transition_status(id, to, reason, precondition))
+    }
+
+    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>> {
+        Box::pin(self.core.list_status_events(id))
+    }
+
+    fn edit<'a>(
+        &'a self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport> {
+        Box::pin(self.core.edit(id, expected_version, edits))
+    }
+
+    fn set_lan_network_id<'a>(
+        &'a self,
+        lan: LanId,
+        network_id: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.core.set_lan_network_id(lan, network_id))
+    }
+
+    fn set_decky_runtime<'a>(
+        &'a self,
+        decky: DeckyId,
+        runtime: &'a DeckyRuntime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.core.set_decky_runtime(decky, runtime))
+    }
+
+    fn enqueue_mutation<'a>(
+        &'a self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &'a str,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'a, Edited<MutationId>> {
+        Box::pin(
+            self.core
+                .enqueue_mutation(id, op, payload, expected_version),
+        )
+    }
+
+    fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim> {
+        Box::pin(self.core.claim_next_mutation(id))
+    }
+
+    fn apply_live<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport> {
+        Box::pin(self.core.apply_live(claim, edits))
+    }
+
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        Box::pin(self.core.mark_mutation_applied(claim))
+    }
+
+    fn mark_mutation_failed<'a>(
+        &'a self,
+        claim: MutationClaim,
+        reason: &'a str,
+    ) -> StoreFuture<'a, Mutation> {
+        Box::pin(self.core.mark_mutation_failed(claim, reason))
+    }
+
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> StoreFuture<'_, Vec<Mutation>> {
+        Box::pin(self.core.list_mutations(id, state))
+    }
+
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()> {
+        Box::pin(self.core.set_needs_resync(id, needs_resync))
+    }
+
+    fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(self.core.delete_topology(id, expected_version))
     }
 }
 
@@ -983,22 +1013,22 @@ impl PgStore {
 
 impl TopologyStore for PgStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
-        self.block_on(self.inner.create_topology(name))
+        self.block_on(self.inner.core.create_topology(name))
     }
 
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.block_on(self.inner.get_topology(id))
+        self.block_on(self.inner.core.get_topology(id))
     }
 
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.block_on(self.inner.list_topologies(status))
+        self.block_on(self.inner.core.list_topologies(status))
     }
 
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
-        self.block_on(self.inner.topology_detail(id))
+        self.block_on(self.inner.core.topology_detail(id))
     }
 
     fn transition_status(
@@ -1008,11 +1038,15 @@ impl TopologyStore for PgStore {
         reason: Option<&str>,
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
-        self.block_on(self.inner.transition_status(id, to, reason, precondition))
+        self.block_on(
+            self.inner
+                .core
+                .transition_status(id, to, reason, precondition),
+        )
     }
 
     fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.block_on(self.inner.list_status_events(id))
+        self.block_on(self.inner.core.list_status_events(id))
     }
 
     fn edit(
@@ -1021,15 +1055,15 @@ impl TopologyStore for PgStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.block_on(self.inner.edit(id, expected_version, edits))
+        self.block_on(self.inner.core.edit(id, expected_version, edits))
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
-        self.block_on(self.inner.set_lan_network_id(lan, network_id))
+        self.block_on(self.inner.core.set_lan_network_id(lan, network_id))
     }
 
     fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
-        self.block_on(self.inner.set_decky_runtime(decky, runtime))
+        self.block_on(self.inner.core.set_decky_runtime(decky, runtime))
     }
 
     fn enqueue_mutation(
@@ -1041,12 +1075,13 @@ impl TopologyStore for PgStore {
     ) -> Result<Edited<MutationId>, StoreError> {
         self.block_on(
             self.inner
+                .core
                 .enqueue_mutation(id, op, payload, expected_version),
         )
     }
 
     fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.block_on(self.inner.claim_next_mutation(id))
+        self.block_on(self.inner.core.claim_next_mutation(id))
     }
 
     fn apply_live(
@@ -1054,11 +1089,11 @@ impl TopologyStore for PgStore {
         claim: &MutationClaim,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        self.block_on(self.inner.apply_live(claim, edits))
+        self.block_on(self.inner.core.apply_live(claim, edits))
     }
 
     fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
-        self.block_on(self.inner.mark_mutation_applied(claim))
+        self.block_on(self.inner.core.mark_mutation_applied(claim))
     }
 
     fn mark_mutation_failed(
@@ -1066,7 +1101,7 @@ impl TopologyStore for PgStore {
         claim: MutationClaim,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
-        self.block_on(self.inner.mark_mutation_failed(claim, reason))
+        self.block_on(self.inner.core.mark_mutation_failed(claim, reason))
     }
 
     fn list_mutations(
@@ -1074,11 +1109,11 @@ impl TopologyStore for PgStore {
         id: TopologyId,
         state: Option<MutationState>,
     ) -> Result<Vec<Mutation>, StoreError> {
-        self.block_on(self.inner.list_mutations(id, state))
+        self.block_on(self.inner.core.list_mutations(id, state))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.block_on(self.inner.set_needs_resync(id, needs_resync))
+        self.block_on(self.inner.core.set_needs_resync(id, needs_resync))
     }
 
     fn delete_topology(
@@ -1086,7 +1121,7 @@ impl TopologyStore for PgStore {
         id: TopologyId,
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.block_on(self.inner.delete_topology(id, expected_version))
+        self.block_on(self.inner.core.delete_topology(id, expected_version))
     }
 }
 
@@ -1285,23 +1320,5 @@ mod tests {
         assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
         assert!(message.contains("127.0.0.1:1"), "{message}");
         assert!(message.contains("'lab'"), "{message}");
-    }
-
-    /// The async store's futures are `Send`: callable from any tokio task.
-    #[test]
-    fn async_calls_are_send() {
-        fn send<T: Send>(_: &T) {}
-        fn check(store: &AsyncPgStore, claim: MutationClaim, edits: &[ChildEdit]) {
-            let id = TopologyId::new(1);
-            send(&store.create_topology("x"));
-            send(&store.get_topology(id));
-            send(&store.topology_detail(id));
-            send(&store.edit(id, Some(1), edits));
-            send(&store.enqueue_mutation(id, MutationOp::AddLan, "{}", None));
-            send(&store.set_decky_runtime(DeckyId::new(1), &DeckyRuntime::default()));
-            send(&store.apply_live(&claim, edits));
-            send(&store.mark_mutation_failed(claim, "r"));
-        }
-        let _ = check;
     }
 }
