@@ -51,8 +51,8 @@
 //!   core builds on `core` and `alloc`.
 //! - `serde` (default): statuses serialize as their snake_case strings.
 //! - `sqlite`: the SQLite store backend (bundled SQLite), for one machine.
-//! - `postgres`: the PostgreSQL store backend (`postgres` client, r2d2 pool), for many
-//!   hosts. The [`store`] module docs say which backend to pick when.
+//! - `postgres`: the PostgreSQL store backend (async on tokio-postgres with a deadpool
+//!   pool, and a blocking handle on it), for many hosts. The [`store`] module docs say which backend to pick when.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]

@@ -85,7 +85,7 @@ pub use policy::{
     check_text,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PgStore, PgStoreBuilder};
+pub use postgres::{AsyncPgStore, PgStore, PgStoreBuilder, PgStoreStats};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;

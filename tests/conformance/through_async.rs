@@ -30,8 +30,10 @@ pub struct ThroughAsync<H> {
 
 impl<H: AsyncHarness> Harness for ThroughAsync<H> {
     fn new() -> Self {
+        // I/O and timers: an async network driver (PostgreSQL) needs both.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .enable_all()
             .build()
             .unwrap();
         Self {
