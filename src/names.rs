@@ -240,7 +240,10 @@ pub(crate) mod wire {
             fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
                 Ok(None)
             }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
                 version(d).map(Some)
             }
         }

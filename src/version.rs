@@ -112,7 +112,10 @@ pub const fn bump(current: u64) -> Result<u64, VersionOverflow> {
 pub struct Versioned<T> {
     value: T,
     // Invariant: INITIAL_VERSION <= version <= MAX_VERSION (also on the wire).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::names::wire::version"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     version: u64,
 }
 

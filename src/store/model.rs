@@ -133,18 +133,30 @@ pub struct TopologyRecord {
     /// The store-minted id.
     pub id: TopologyId,
     /// The unique name.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::TopologyName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::TopologyName, _>")
+    )]
     pub name: String,
     /// The current status.
     pub status: TopologyStatus,
     /// The optimistic-concurrency version, `1..=MAX_VERSION`.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::names::wire::version"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     pub version: u64,
     /// The reason given with the last transition, if any.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::Reason, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::Reason, _>")
+    )]
     pub reason: Option<String>,
     /// Set by a heartbeat that found an agent out of sync; independent of status and version.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::NeedsResync, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::NeedsResync, _>")
+    )]
     pub needs_resync: bool,
     /// When the row was created.
     pub created_at: Timestamp,
@@ -184,6 +196,9 @@ impl TopologyRecord {
 /// `false` and `x`, `y` to `null` (no position). Unknown fields are refused, and each field
 /// is checked as the store checks it, so a bad one is refused naming it.
 ///
+/// Coordinates are JSON numbers. serde_json reads a float back bit for bit only with its
+/// `float_roundtrip` feature; without it a coordinate may come back one ulp off.
+///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::NewLan;
@@ -204,19 +219,34 @@ impl TopologyRecord {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct NewLan {
     /// Unique within the topology.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::LanName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::LanName, _>")
+    )]
     pub name: String,
     /// The subnet, e.g. `10.0.1.0/24` (kept as given).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::Subnet, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Subnet, _>")
+    )]
     pub subnet: String,
     /// Is this the DMZ (the LAN facing the outside)?
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::req::<wire::IsDmz, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::IsDmz, _>")
+    )]
     pub is_dmz: bool,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::opt::<wire::LanX, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::LanX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::opt::<wire::LanY, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::LanY, _>")
+    )]
     pub y: Option<f64>,
 }
 
@@ -258,22 +288,40 @@ pub struct Lan {
     /// The topology it belongs to.
     pub topology_id: TopologyId,
     /// Unique within the topology.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::LanName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::LanName, _>")
+    )]
     pub name: String,
     /// The subnet.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::Subnet, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Subnet, _>")
+    )]
     pub subnet: String,
     /// Is this the DMZ?
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::IsDmz, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::IsDmz, _>")
+    )]
     pub is_dmz: bool,
     /// The container network id, written by the deployer (a runtime field).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::NetworkId, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::NetworkId, _>")
+    )]
     pub network_id: Option<String>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::LanX, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::LanX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::LanY, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::LanY, _>")
+    )]
     pub y: Option<f64>,
 }
 
@@ -303,19 +351,54 @@ pub struct Lan {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct LanPatch {
     /// A new name (unique within the topology).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::set::<wire::LanName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::LanName, _>"
+        )
+    )]
     pub name: Option<String>,
     /// A new subnet.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::set::<wire::Subnet, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::Subnet, _>"
+        )
+    )]
     pub subnet: Option<String>,
     /// A new DMZ flag.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::set::<wire::IsDmz, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::IsDmz, _>"
+        )
+    )]
     pub is_dmz: Option<bool>,
     /// A new canvas position (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::LanX, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::LanX, _>"
+        )
+    )]
     pub x: Option<Option<f64>>,
     /// A new canvas position (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::LanY, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::LanY, _>"
+        )
+    )]
     pub y: Option<Option<f64>>,
 }
 
@@ -381,19 +464,34 @@ crate::named_values! {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct NewDecky {
     /// Unique within the topology.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::DeckyName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::DeckyName, _>")
+    )]
     pub name: String,
     /// The services it exposes, e.g. `["ssh", "http"]`.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::req::<wire::Services, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::Services, _>")
+    )]
     pub services: Vec<String>,
     /// Its configuration as JSON text; stored as given, not interpreted by the store.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::opt::<wire::DeckyConfig, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::DeckyConfig, _>")
+    )]
     pub config: Option<String>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::opt::<wire::DeckyX, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::DeckyX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::opt::<wire::DeckyY, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::DeckyY, _>")
+    )]
     pub y: Option<f64>,
 }
 
@@ -434,27 +532,48 @@ pub struct Decky {
     /// The topology it belongs to.
     pub topology_id: TopologyId,
     /// Unique within the topology.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::DeckyName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::DeckyName, _>")
+    )]
     pub name: String,
     /// The services it exposes.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::Services, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Services, _>")
+    )]
     pub services: Vec<String>,
     /// Its configuration as JSON text.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::DeckyConfig, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyConfig, _>")
+    )]
     pub config: Option<String>,
     /// The runtime state (written by the deployer).
     pub state: DeckyState,
     /// The address it got (a runtime field).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::DeckyIp, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyIp, _>")
+    )]
     pub ip: Option<String>,
     /// The last runtime error (a runtime field).
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::DeckyLastError, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyLastError, _>")
+    )]
     pub last_error: Option<String>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::DeckyX, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::DeckyY, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyY, _>")
+    )]
     pub y: Option<f64>,
 }
 
@@ -483,19 +602,54 @@ pub struct Decky {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct DeckyPatch {
     /// A new name (unique within the topology).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::set::<wire::DeckyName, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::DeckyName, _>"
+        )
+    )]
     pub name: Option<String>,
     /// A new service list.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::set::<wire::Services, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::Services, _>"
+        )
+    )]
     pub services: Option<Vec<String>>,
     /// A new configuration (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::DeckyConfig, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyConfig, _>"
+        )
+    )]
     pub config: Option<Option<String>>,
     /// A new canvas position (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::DeckyX, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyX, _>"
+        )
+    )]
     pub x: Option<Option<f64>>,
     /// A new canvas position (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::DeckyY, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyY, _>"
+        )
+    )]
     pub y: Option<Option<f64>>,
 }
 
@@ -529,13 +683,34 @@ impl DeckyPatch {
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct DeckyRuntime {
     /// A new runtime state.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::set::<wire::DeckyStateField, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::DeckyStateField, _>"
+        )
+    )]
     pub state: Option<DeckyState>,
     /// A new address (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::DeckyIp, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyIp, _>"
+        )
+    )]
     pub ip: Option<Option<String>>,
     /// A new last error (`Some(None)` clears it).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "wire::is_absent", deserialize_with = "wire::patch::<wire::DeckyLastError, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyLastError, _>"
+        )
+    )]
     pub last_error: Option<Option<String>>,
 }
 
@@ -566,10 +741,16 @@ pub struct NewEdge {
     /// The LAN.
     pub lan: LanId,
     /// Does the decky bridge this LAN to another?
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::req::<wire::IsBridge, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::IsBridge, _>")
+    )]
     pub is_bridge: bool,
     /// Does it forward L3 traffic?
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "wire::req::<wire::ForwardsL3, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::ForwardsL3, _>")
+    )]
     pub forwards_l3: bool,
 }
 
@@ -613,10 +794,16 @@ pub struct Edge {
     /// The LAN.
     pub lan: LanId,
     /// Does the decky bridge this LAN to another?
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::IsBridge, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::IsBridge, _>")
+    )]
     pub is_bridge: bool,
     /// Does it forward L3 traffic?
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::ForwardsL3, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::ForwardsL3, _>")
+    )]
     pub forwards_l3: bool,
 }
 
@@ -714,7 +901,10 @@ impl ChildEdit {
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(into = "wire::TouchedWire", from = "wire::TouchedWire"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(into = "wire::TouchedWire", from = "wire::TouchedWire")
+)]
 pub enum Touched {
     /// A LAN (added, updated or deleted).
     Lan(LanId),
@@ -746,7 +936,10 @@ pub struct EditReport {
     /// One entry per edit, in order.
     pub touched: Vec<Touched>,
     /// The topology's version after the call.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::names::wire::version"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     pub version: u64,
 }
 
@@ -770,7 +963,10 @@ pub struct Edited<I> {
     /// The id touched.
     pub id: I,
     /// The topology's version after the call.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "crate::names::wire::version"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     pub version: u64,
 }
 
@@ -836,7 +1032,10 @@ pub struct StatusEvent {
     /// When it was recorded.
     pub at: Timestamp,
     /// Why, if a reason was given.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::Reason, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::Reason, _>")
+    )]
     pub reason: Option<String>,
 }
 
@@ -875,7 +1074,10 @@ pub struct Precondition {
     #[cfg_attr(feature = "serde", serde(default))]
     pub status: Option<TopologyStatus>,
     /// The version the caller saw; checked, not bumped.
-    #[cfg_attr(feature = "serde", serde(default, deserialize_with = "crate::names::wire::opt_version"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "crate::names::wire::opt_version")
+    )]
     pub version: Option<u64>,
 }
 
@@ -946,17 +1148,26 @@ pub struct Mutation {
     /// The operation.
     pub op: MutationOp,
     /// The operation's payload as JSON text; stored as given.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::req::<wire::Payload, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Payload, _>")
+    )]
     pub payload: String,
     /// Where it is in the queue's lifecycle.
     pub state: MutationState,
     /// When it was enqueued.
     pub requested_at: Timestamp,
     /// When it was marked applied or failed.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::At, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::At, _>")
+    )]
     pub applied_at: Option<Timestamp>,
     /// Why it failed.
-    #[cfg_attr(feature = "serde", serde(deserialize_with = "wire::opt::<wire::Reason, _>"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::Reason, _>")
+    )]
     pub reason: Option<String>,
 }
 

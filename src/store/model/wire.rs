@@ -392,13 +392,18 @@ fn parse_rfc3339(s: &str) -> Result<i64, String> {
     // The longest valid form: 29 characters of date, time and 9 fractional digits, plus
     // an offset; anything longer is refused without parsing it.
     if s.len() > 40 {
-        return Err(std::format!("{} bytes, longer than any RFC 3339 timestamp", s.len()));
+        return Err(std::format!(
+            "{} bytes, longer than any RFC 3339 timestamp",
+            s.len()
+        ));
     }
     let at = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| e.to_string())?;
     let nanos = at.unix_timestamp_nanos();
     if nanos % 1000 != 0 {
-        return Err(String::from("finer than a microsecond, which no store keeps"));
+        return Err(String::from(
+            "finer than a microsecond, which no store keeps",
+        ));
     }
     i64::try_from(nanos / 1000).map_err(|_| String::from("out of range"))
 }
