@@ -200,6 +200,19 @@ fn main() {
     assert_eq!(lib_round_trip(&lib), lib);
     assert_eq!(anchor_round_trip(&mirror), mirror);
 
+    // `WIRE_PROBE=topostate:N` or `anchor:N` runs N round trips of one side and exits: a
+    // fixed amount of work for an instruction count (valgrind), which load cannot skew.
+    if let Ok(probe) = std::env::var("WIRE_PROBE") {
+        let (side, n) = probe.split_once(':').expect("WIRE_PROBE=side:count");
+        let n: u32 = n.parse().expect("a count");
+        match side {
+            "topostate" => drop(timed(n, || lib_round_trip(&lib))),
+            "anchor" => drop(timed(n, || anchor_round_trip(&mirror))),
+            _ => panic!("WIRE_PROBE side is topostate or anchor"),
+        }
+        return;
+    }
+
     common::interleaved(
         "JSON round trip, TopologyDetail with 50 children vs derived mirror",
         31,
