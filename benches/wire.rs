@@ -12,7 +12,6 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
 use serde::{Deserialize, Serialize};
 use topostate::store::{
     Decky, DeckyId, DeckyState, Edge, EdgeId, Lan, LanId, Timestamp, TopologyDetail, TopologyRecord,

@@ -1132,7 +1132,7 @@ fn refused_body_writes_nothing() {
 /// reads it and the store's checks accept it, or the refusal names the field.
 #[test]
 fn any_value_in_any_field_is_read_or_refused_by_name() {
-    let docs: Vec<(&str, Value, fn(&str) -> Result<(), (String, String)>)> = vec![
+    let docs: Vec<(&str, Value, Reader)> = vec![
         (
             "new_lan",
             json!({"name": "dmz", "subnet": "10.0.0.0/24", "is_dmz": true, "x": 1.0, "y": 2.0}),
@@ -1207,6 +1207,9 @@ fn any_value_in_any_field_is_read_or_refused_by_name() {
         )
         .unwrap();
 }
+
+/// Reads a document: `Ok`, or the path and message of the refusal.
+type Reader = fn(&str) -> Result<(), (String, String)>;
 
 /// Reads `json` as `T`: `Ok` if it is accepted (then it round-trips and the store takes its
 /// fields), else the path and message of the refusal.
