@@ -102,21 +102,7 @@ crate::names::ids! {
     /// assert_eq!(id.get(), 42);
     /// assert_eq!(id.to_string(), "42");
     /// ```
-    TopologyId,
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for TopologyId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(self.0)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for TopologyId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        u64::deserialize(deserializer).map(Self)
-    }
+    TopologyId as "topology id",
 }
 
 /// What a topology is, whatever its status: the data a [`Topology<S>`] carries.
