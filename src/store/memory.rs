@@ -1149,12 +1149,113 @@ impl<'a, I: Copy + Eq + Hash> Names<'a, I> {
 /// What a batch has changed so far, for checking its next edit as if the earlier ones had
 /// been written. It holds only the changes (never a copy of the aggregate), so checking
 /// an edit costs the same on an aggregate of ten rows or ten thousand.
+///
+/// Every step of a check costs the same whatever the batch's size (hashed lookups, counts
+/// kept as it goes), so a batch costs time linear in its number of edits.
 struct Stage<'a> {
     lans: Names<'a, LanId>,
     deckies: Names<'a, DeckyId>,
-    gone_edges: IdSet<EdgeId>,
-    /// Decky ↔ LAN pairs the batch adds (their ends exist before the batch).
-    new_pairs: Vec<(DeckyId, LanId)>,
+    gone_edges: GoneEdges,
+    new_edges: NewEdges,
+}
+
+/// The stored edges a batch removes, with how many each decky loses.
+#[derive(Default)]
+struct GoneEdges {
+    ids: IdSet<EdgeId>,
+    /// Invariant: per decky, how many of its edges `ids` holds.
+    per_decky: IdMap<DeckyId, usize>,
+}
+
+impl GoneEdges {
+    fn contains(&self, id: &EdgeId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Marks a stored edge of `decky` gone.
+    fn insert(&mut self, id: EdgeId, decky: DeckyId) {
+        if self.ids.insert(id) {
+            *self.per_decky.entry(decky).or_default() += 1;
+        }
+    }
+
+    /// How many of `decky`'s stored edges are gone.
+    fn of_decky(&self, decky: DeckyId) -> usize {
+        self.per_decky.get(&decky).copied().unwrap_or_default()
+    }
+
+    #[cfg(all(test, not(loom)))]
+    fn len(&self) -> usize {
+        self.ids.len() + self.per_decky.len()
+    }
+}
+
+/// The decky ↔ LAN pairs a batch adds (their ends exist before the batch), indexed both
+/// ways.
+///
+/// A pair removed (with its decky or LAN) is dropped from `pairs` at once but left in the
+/// lists of the other end, which read it through `pairs`: a removed pair never comes back,
+/// since a batch cannot refer to a decky or LAN once it is gone.
+#[derive(Default)]
+struct NewEdges {
+    pairs: IdSet<(DeckyId, LanId)>,
+    /// Per LAN, its new deckies in the order the batch added them: the order of the new
+    /// edges' ids, which decides which decky a refused LAN delete names.
+    by_lan: IdMap<LanId, Vec<DeckyId>>,
+    by_decky: IdMap<DeckyId, Vec<LanId>>,
+    /// Invariant: per decky, how many of `pairs` it is in.
+    per_decky: IdMap<DeckyId, usize>,
+}
+
+impl NewEdges {
+    fn contains(&self, pair: &(DeckyId, LanId)) -> bool {
+        self.pairs.contains(pair)
+    }
+
+    fn add(&mut self, (decky, lan): (DeckyId, LanId)) {
+        if self.pairs.insert((decky, lan)) {
+            self.by_lan.entry(lan).or_default().push(decky);
+            self.by_decky.entry(decky).or_default().push(lan);
+            *self.per_decky.entry(decky).or_default() += 1;
+        }
+    }
+
+    /// The deckies the batch linked to `lan`, in the order it linked them.
+    fn deckies_of(&self, lan: LanId) -> impl Iterator<Item = DeckyId> + '_ {
+        self.by_lan
+            .get(&lan)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |&decky| self.pairs.contains(&(decky, lan)))
+    }
+
+    /// How many new edges `decky` has.
+    fn of_decky(&self, decky: DeckyId) -> usize {
+        self.per_decky.get(&decky).copied().unwrap_or_default()
+    }
+
+    fn remove_lan(&mut self, lan: LanId) {
+        for decky in self.by_lan.remove(&lan).unwrap_or_default() {
+            if self.pairs.remove(&(decky, lan))
+                && let Some(count) = self.per_decky.get_mut(&decky)
+            {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+
+    fn remove_decky(&mut self, decky: DeckyId) {
+        for lan in self.by_decky.remove(&decky).unwrap_or_default() {
+            self.pairs.remove(&(decky, lan));
+        }
+        self.per_decky.remove(&decky);
+    }
+
+    #[cfg(all(test, not(loom)))]
+    fn len(&self) -> usize {
+        self.pairs.len()
+    }
 }
 
 impl<'a> Stage<'a> {
@@ -1162,8 +1263,8 @@ impl<'a> Stage<'a> {
         Self {
             lans: Names::new(names),
             deckies: Names::new(names),
-            gone_edges: IdSet::default(),
-            new_pairs: Vec::new(),
+            gone_edges: GoneEdges::default(),
+            new_edges: NewEdges::default(),
         }
     }
 
@@ -1199,7 +1300,7 @@ impl<'a> Stage<'a> {
 
     #[cfg(all(test, not(loom)))]
     fn len(&self) -> usize {
-        self.lans.len() + self.deckies.len() + self.gone_edges.len() + self.new_pairs.len()
+        self.lans.len() + self.deckies.len() + self.gone_edges.len() + self.new_edges.len()
     }
 
     /// Checks one edit. `pre` is its [`precheck`]: the error of its own fields, which
@@ -1255,9 +1356,12 @@ impl<'a> Stage<'a> {
                 }
                 if record {
                     self.lans.remove(*id, name);
-                    self.gone_edges
-                        .extend(kids.lan_edges.get(id).into_iter().flatten());
-                    self.new_pairs.retain(|&(_, lan)| lan != *id);
+                    for edge in kids.lan_edges.get(id).into_iter().flatten() {
+                        if let Some(stored) = kids.edges.get(edge) {
+                            self.gone_edges.insert(*edge, stored.decky);
+                        }
+                    }
+                    self.new_edges.remove_lan(*id);
                 }
             }
             ChildEdit::AddDecky(new) => {
@@ -1294,9 +1398,10 @@ impl<'a> Stage<'a> {
                     .ok_or_else(|| not_found(Entity::Decky, id.get()))?;
                 if record {
                     self.deckies.remove(*id, name);
-                    self.gone_edges
-                        .extend(kids.decky_edges.get(id).into_iter().flatten());
-                    self.new_pairs.retain(|&(decky, _)| decky != *id);
+                    for edge in kids.decky_edges.get(id).into_iter().flatten() {
+                        self.gone_edges.insert(*edge, *id);
+                    }
+                    self.new_edges.remove_decky(*id);
                 }
             }
             ChildEdit::AddEdge(new) => {
@@ -1315,7 +1420,7 @@ impl<'a> Stage<'a> {
                     return Err(e);
                 }
                 let pair = (new.decky, new.lan);
-                let taken = self.new_pairs.contains(&pair)
+                let taken = self.new_edges.contains(&pair)
                     || kids
                         .pairs
                         .get(&pair)
@@ -1327,15 +1432,17 @@ impl<'a> Stage<'a> {
                     });
                 }
                 if record {
-                    self.new_pairs.push(pair);
+                    self.new_edges.add(pair);
                 }
             }
             ChildEdit::DeleteEdge(id) => {
-                if self.gone_edges.contains(id) || !kids.edges.contains_key(id) {
-                    return Err(not_found(Entity::Edge, id.get()));
-                }
+                let stored = kids
+                    .edges
+                    .get(id)
+                    .filter(|_| !self.gone_edges.contains(id))
+                    .ok_or_else(|| not_found(Entity::Edge, id.get()))?;
                 if record {
-                    self.gone_edges.insert(*id);
+                    self.gone_edges.insert(*id, stored.decky);
                 }
             }
         }
@@ -1352,11 +1459,7 @@ impl<'a> Stage<'a> {
             .flatten()
             .filter(|edge| !self.gone_edges.contains(edge))
             .filter_map(|edge| kids.edges.get(edge).map(|e| e.decky));
-        let added = self
-            .new_pairs
-            .iter()
-            .filter(|&&(_, l)| l == lan)
-            .map(|&(decky, _)| decky);
+        let added = self.new_edges.deckies_of(lan);
         stored.chain(added).find_map(|decky| {
             (self.lan_count(agg, decky) == 1).then(|| {
                 let name = self
@@ -1370,16 +1473,8 @@ impl<'a> Stage<'a> {
 
     /// How many LANs a decky has, as staged.
     fn lan_count(&self, agg: &Aggregate, decky: DeckyId) -> usize {
-        let stored = agg
-            .kids
-            .decky_edges
-            .get(&decky)
-            .into_iter()
-            .flatten()
-            .filter(|edge| !self.gone_edges.contains(edge))
-            .count();
-        let added = self.new_pairs.iter().filter(|&&(d, _)| d == decky).count();
-        stored + added
+        let stored = agg.kids.decky_edges.get(&decky).map_or(0, BTreeSet::len);
+        stored.saturating_sub(self.gone_edges.of_decky(decky)) + self.new_edges.of_decky(decky)
     }
 }
 

@@ -831,6 +831,94 @@ pub fn error_precedence<H: Harness>() {
     assert_eq!(detail(s, id), before);
 }
 
+/// A batch counts the edges it adds and removes as it goes: an edge added to a decky or a
+/// LAN the batch later deletes is gone with it, a LAN deleted in the batch no longer counts
+/// for its deckies, and a refused LAN delete names the first decky left with no other LAN,
+/// stored edges first, then the batch's own in the order it added them.
+pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Pending);
+    let lan_c = s
+        .add_lan(id, NewLan::new("lan-c", "10.0.3.0/24"), None)
+        .unwrap()
+        .id;
+    let cache = s.add_decky(id, NewDecky::new("cache"), None).unwrap().id;
+    s.add_edge(id, NewEdge::new(rows.web, rows.lan_b), None)
+        .unwrap();
+    let web_c = s
+        .add_edge(id, NewEdge::new(rows.web, lan_c), None)
+        .unwrap()
+        .id;
+    let before = detail(s, id);
+    let refused = |edits: &[ChildEdit], named: DeckyId| {
+        let e = expect_err!(s.edit(id, None, edits), StoreError::LanInUse { .. });
+        assert!(
+            matches!(e, StoreError::LanInUse { decky, .. } if decky == named),
+            "expected decky {named} named, got {e:?}"
+        );
+        assert_eq!(detail(s, id), before, "a refused batch wrote something");
+    };
+    // web keeps two of its three stored LANs after lan-b goes, one after web ↔ lan-c too.
+    refused(
+        &[
+            ChildEdit::DeleteEdge(web_c),
+            ChildEdit::DeleteLan(rows.lan_b),
+            ChildEdit::DeleteLan(rows.lan_a),
+        ],
+        rows.web,
+    );
+    // db's edge to lan-b went with lan-b: lan-a is left as its only LAN.
+    refused(
+        &[
+            ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_a)),
+            ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
+            ChildEdit::DeleteLan(rows.lan_b),
+            ChildEdit::DeleteLan(rows.lan_a),
+        ],
+        rows.db,
+    );
+    // Two new members with no other LAN: the first added is named, unless it is gone.
+    let onto_c = [
+        ChildEdit::AddEdge(NewEdge::new(cache, lan_c)),
+        ChildEdit::AddEdge(NewEdge::new(rows.db, lan_c)),
+    ];
+    refused(
+        &[
+            onto_c[0].clone(),
+            onto_c[1].clone(),
+            ChildEdit::DeleteLan(lan_c),
+        ],
+        cache,
+    );
+    refused(
+        &[
+            onto_c[0].clone(),
+            onto_c[1].clone(),
+            ChildEdit::DeleteDecky(cache),
+            ChildEdit::DeleteLan(lan_c),
+        ],
+        rows.db,
+    );
+    // A new edge whose decky the batch deleted holds its LAN no more.
+    s.edit(
+        id,
+        None,
+        &[
+            ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
+            ChildEdit::DeleteDecky(rows.db),
+            ChildEdit::DeleteLan(rows.lan_b),
+        ],
+    )
+    .unwrap();
+    let after = detail(s, id);
+    assert!(after.deckies.iter().all(|d| d.id != rows.db));
+    assert!(after.lans.iter().all(|l| l.id != rows.lan_b));
+    let mut edges: Vec<_> = after.edges.iter().map(|e| (e.decky, e.lan)).collect();
+    edges.sort();
+    assert_eq!(edges, [(rows.web, rows.lan_a), (rows.web, lan_c)]);
+}
+
 /// Deleting a LAN that is some decky's only LAN is refused, naming the decky; once the
 /// decky has another LAN, the delete goes through and takes the LAN's edges.
 pub fn lan_in_use_names_the_decky<H: Harness>() {

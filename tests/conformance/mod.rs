@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             batch_reports_first_failing_edit,
             error_precedence,
             lan_in_use_names_the_decky,
+            batch_tracks_edges_of_deleted_ends,
             deletes_take_their_edges,
             foreign_edge_end,
             duplicate_edge,
