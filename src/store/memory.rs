@@ -28,7 +28,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
-use super::policy::{check_fields, delete_gate, free_form_gate, live_gate, transition_refusal};
+use super::policy::{
+    canonical_edit, check_fields, delete_gate, free_form_gate, live_gate, transition_refusal,
+};
 use super::sync::{
     Arc, AtomicU64, Mutex, MutexGuard, Ordering, PoisonError, RwLock, RwLockReadGuard,
     RwLockWriteGuard, TryLockError,
@@ -37,7 +39,7 @@ use super::{
     ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId, EditReport, Edited,
     Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent,
     StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
-    check_name, check_text,
+    canonical_name, check_text,
 };
 use crate::{
     INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
@@ -193,8 +195,9 @@ impl MemoryStore {
         &self,
         id: TopologyId,
         expected_version: Option<u64>,
-        edit: ChildEdit,
+        mut edit: ChildEdit,
     ) -> Result<Edited<Touched>, StoreError> {
+        canonical_edit(&mut edit);
         let mut prepared = Prepared::one(&self.inner.names, &edit);
         self.with(id, |agg| {
             let edits = std::slice::from_ref(&edit);
@@ -276,7 +279,8 @@ impl fmt::Debug for MemoryStore {
 
 impl TopologyStore for MemoryStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
-        check_name("topology name", name)?;
+        let name = canonical_name("topology name", name)?;
+        let name: &str = &name;
         let mut names = lock(&self.inner.catalog.names);
         if names.contains_key(name) {
             return Err(StoreError::Duplicate {
@@ -1558,7 +1562,8 @@ impl<H: AsRef<[Option<u64>]>> Prepared<H> {
 }
 
 /// A batch made ready before its topology is locked: the edits owned (their strings move
-/// into the rows), their [`precheck`]s, and room for the report.
+/// into the rows) and in the form stored ([`canonical_edit`]), their [`precheck`]s, and
+/// room for the report.
 struct Ready {
     edits: Vec<ChildEdit>,
     prepared: Prepared<Vec<Option<u64>>>,
@@ -1567,10 +1572,12 @@ struct Ready {
 
 impl Ready {
     fn new(names: &NameHasher, edits: &[ChildEdit]) -> Self {
+        let mut owned = edits.to_vec();
+        owned.iter_mut().for_each(canonical_edit);
         Self {
-            edits: edits.to_vec(),
-            prepared: Prepared::batch(names, edits),
-            touched: Vec::with_capacity(edits.len()),
+            prepared: Prepared::batch(names, &owned),
+            touched: Vec::with_capacity(owned.len()),
+            edits: owned,
         }
     }
 }

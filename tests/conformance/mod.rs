@@ -48,6 +48,8 @@ macro_rules! conformance_tests {
             create_get_list,
             duplicate_topology_name,
             invalid_names,
+            invisible_characters_in_names,
+            names_compare_in_nfc,
             text_limits,
             typed_lifecycle,
             typed_handles_are_claims_checked_at_the_next_write,
@@ -75,6 +77,7 @@ macro_rules! conformance_tests {
             pending_only_edits,
             runtime_fields_any_status,
             canvas_coordinates_must_be_finite,
+            coordinates_read_back_bit_exact,
             text_must_not_contain_nul,
             // transitions
             transition_all_pairs,

@@ -55,7 +55,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
-    TopologyRecord, TopologyStore, check_name, check_text,
+    TopologyRecord, TopologyStore, canonical_name, check_text,
 };
 use crate::{TopologyId, TopologyStatus};
 
@@ -740,7 +740,8 @@ impl TopologyStore for PgStore {
     sql::shared_store_methods!();
 
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
-        check_name("topology name", name)?;
+        let name = canonical_name("topology name", name)?;
+        let name: &str = &name;
         self.write("create_topology", |db| {
             let now = Timestamp::now();
             // A concurrent insert of the same name makes this one wait for its outcome,
