@@ -562,6 +562,93 @@ mod tests {
         );
     }
 
+    /// Refused in the middle of a name, naming the character.
+    fn refused_naming(c: char) -> bool {
+        let code = std::format!("U+{:04X}", u32::from(c));
+        matches!(
+            check_name("name", &std::format!("a{c}b")),
+            Err(StoreError::Invalid { problem, .. }) if problem.contains(&code)
+        )
+    }
+
+    #[test]
+    fn every_default_ignorable_character_is_refused() {
+        use unicode_security::GeneralSecurityProfile;
+        use unicode_security::general_security_profile::IdentifierType;
+
+        let mut seen = 0;
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if c.identifier_type() == Some(IdentifierType::Default_Ignorable) {
+                seen += 1;
+                assert!(refused_naming(c), "U+{:04X} accepted", u32::from(c));
+            }
+        }
+        // The UTS #39 table types the assigned ones, some four hundred: the loop did see
+        // them.
+        assert!(seen > 300, "{seen}");
+    }
+
+    #[test]
+    fn bidirectional_controls_are_named_as_such() {
+        for c in BIDI_CONTROLS {
+            assert!(refused_naming(c));
+            let e = check_name("name", &std::format!("x{c}")).unwrap_err();
+            assert!(e.to_string().contains("bidirectional control"), "{e}");
+        }
+    }
+
+    #[test]
+    fn plain_ascii_takes_the_fast_path_and_agrees_with_the_full_check() {
+        for a in 0u8..0x80 {
+            for b in [b'x', b' ', 0x7f, a] {
+                let name = std::string::String::from_utf8(std::vec![a, b]).unwrap_or_default();
+                let fast = printable_ascii_not_blank(name.as_bytes());
+                let full = canonical_name_slow("name", &name);
+                assert_eq!(fast, full.is_ok(), "{name:?}");
+                if let Ok(stored) = canonical_name("name", &name) {
+                    assert!(matches!(stored, Cow::Borrowed(n) if n == name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_edits_copy_only_when_something_changes() {
+        use crate::store::{LanPatch, NewLan};
+
+        let plain = [ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24"))];
+        assert!(matches!(canonical_edits(&plain), Cow::Borrowed(_)));
+        let mut zero = NewLan::new("dmz", "10.0.0.0/24");
+        zero.x = Some(-0.0);
+        let edits = [
+            ChildEdit::AddLan(NewLan::new("caf\u{e9}", "s")),
+            ChildEdit::AddLan(zero),
+            ChildEdit::UpdateLan(
+                crate::store::LanId::new(1),
+                LanPatch {
+                    name: Some("cafe\u{301}".into()),
+                    y: Some(Some(-0.0)),
+                    ..LanPatch::default()
+                },
+            ),
+        ];
+        let Cow::Owned(changed) = canonical_edits(&edits) else {
+            panic!("nothing normalised");
+        };
+        let [
+            ChildEdit::AddLan(a),
+            ChildEdit::AddLan(b),
+            ChildEdit::UpdateLan(_, p),
+        ] = &changed[..]
+        else {
+            panic!("{changed:?}");
+        };
+        assert_eq!(a.name, "caf\u{e9}");
+        assert_eq!(b.x.map(f64::to_bits), Some(0));
+        assert_eq!(p.name.as_deref(), Some("caf\u{e9}"));
+        assert_eq!(p.y.flatten().map(f64::to_bits), Some(0));
+    }
+
     #[test]
     fn gates() {
         assert!(free_form_gate(TopologyStatus::Pending).is_ok());
