@@ -1159,8 +1159,16 @@ impl<'a, I: Copy + Eq + Hash> Names<'a, I> {
 struct Stage<'a> {
     lans: Names<'a, LanId>,
     deckies: Names<'a, DeckyId>,
-    gone_edges: GoneEdges,
-    new_edges: NewEdges,
+    /// Made by the first edit that stages a change to edges: most single edits, and many
+    /// batches, never do, and then cost nothing for them.
+    edges: Option<Box<StagedEdges>>,
+}
+
+/// The edges a batch removes and adds.
+#[derive(Default)]
+struct StagedEdges {
+    gone: GoneEdges,
+    new: NewEdges,
 }
 
 /// The stored edges a batch removes, with how many each decky loses.
@@ -1267,8 +1275,7 @@ impl<'a> Stage<'a> {
         Self {
             lans: Names::new(names),
             deckies: Names::new(names),
-            gone_edges: GoneEdges::default(),
-            new_edges: NewEdges::default(),
+            edges: None,
         }
     }
 
@@ -1302,9 +1309,21 @@ impl<'a> Stage<'a> {
         Ok(stage)
     }
 
+    fn staged_edges(&mut self) -> &mut StagedEdges {
+        self.edges.get_or_insert_default()
+    }
+
+    fn is_gone(&self, edge: &EdgeId) -> bool {
+        self.edges.as_ref().is_some_and(|e| e.gone.contains(edge))
+    }
+
     #[cfg(all(test, not(loom)))]
     fn len(&self) -> usize {
-        self.lans.len() + self.deckies.len() + self.gone_edges.len() + self.new_edges.len()
+        let edges = self
+            .edges
+            .as_ref()
+            .map_or(0, |e| e.gone.len() + e.new.len());
+        self.lans.len() + self.deckies.len() + edges
     }
 
     /// Checks one edit. `pre` is its [`precheck`]: the error of its own fields, which
@@ -1362,10 +1381,10 @@ impl<'a> Stage<'a> {
                     self.lans.remove(*id, name);
                     for edge in kids.lan_edges.get(id).into_iter().flatten() {
                         if let Some(stored) = kids.edges.get(edge) {
-                            self.gone_edges.insert(*edge, stored.decky);
+                            self.staged_edges().gone.insert(*edge, stored.decky);
                         }
                     }
-                    self.new_edges.remove_lan(*id);
+                    self.staged_edges().new.remove_lan(*id);
                 }
             }
             ChildEdit::AddDecky(new) => {
@@ -1403,9 +1422,9 @@ impl<'a> Stage<'a> {
                 if record {
                     self.deckies.remove(*id, name);
                     for edge in kids.decky_edges.get(id).into_iter().flatten() {
-                        self.gone_edges.insert(*edge, *id);
+                        self.staged_edges().gone.insert(*edge, *id);
                     }
-                    self.new_edges.remove_decky(*id);
+                    self.staged_edges().new.remove_decky(*id);
                 }
             }
             ChildEdit::AddEdge(new) => {
@@ -1424,11 +1443,11 @@ impl<'a> Stage<'a> {
                     return Err(e);
                 }
                 let pair = (new.decky, new.lan);
-                let taken = self.new_edges.contains(&pair)
+                let taken = self.edges.as_ref().is_some_and(|e| e.new.contains(&pair))
                     || kids
                         .pairs
                         .get(&pair)
-                        .is_some_and(|edge| !self.gone_edges.contains(edge));
+                        .is_some_and(|edge| !self.is_gone(edge));
                 if taken {
                     return Err(StoreError::Duplicate {
                         entity: Entity::Edge,
@@ -1436,17 +1455,17 @@ impl<'a> Stage<'a> {
                     });
                 }
                 if record {
-                    self.new_edges.add(pair);
+                    self.staged_edges().new.add(pair);
                 }
             }
             ChildEdit::DeleteEdge(id) => {
                 let stored = kids
                     .edges
                     .get(id)
-                    .filter(|_| !self.gone_edges.contains(id))
+                    .filter(|_| !self.is_gone(id))
                     .ok_or_else(|| not_found(Entity::Edge, id.get()))?;
                 if record {
-                    self.gone_edges.insert(*id, stored.decky);
+                    self.staged_edges().gone.insert(*id, stored.decky);
                 }
             }
         }
@@ -1461,9 +1480,9 @@ impl<'a> Stage<'a> {
             .get(&lan)
             .into_iter()
             .flatten()
-            .filter(|edge| !self.gone_edges.contains(edge))
+            .filter(|edge| !self.is_gone(edge))
             .filter_map(|edge| kids.edges.get(edge).map(|e| e.decky));
-        let added = self.new_edges.deckies_of(lan);
+        let added = self.edges.iter().flat_map(move |e| e.new.deckies_of(lan));
         stored.chain(added).find_map(|decky| {
             (self.lan_count(agg, decky) == 1).then(|| {
                 let name = self
@@ -1478,7 +1497,11 @@ impl<'a> Stage<'a> {
     /// How many LANs a decky has, as staged.
     fn lan_count(&self, agg: &Aggregate, decky: DeckyId) -> usize {
         let stored = agg.kids.decky_edges.get(&decky).map_or(0, BTreeSet::len);
-        stored.saturating_sub(self.gone_edges.of_decky(decky)) + self.new_edges.of_decky(decky)
+        let (gone, added) = self
+            .edges
+            .as_ref()
+            .map_or((0, 0), |e| (e.gone.of_decky(decky), e.new.of_decky(decky)));
+        stored.saturating_sub(gone) + added
     }
 }
 
