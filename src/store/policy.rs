@@ -1,38 +1,7 @@
 //! Which statuses allow which writes, and the rules and normal forms of stored text and
 //! numbers; written once here and used by every backend and by the typed layer.
 //!
-//! # Names
-//!
-//! Topology, LAN and decky names are shown to people, so two names that look the same must
-//! be the same name, and a name must show all it holds. The policy follows Unicode's
-//! guidance for identifiers (UAX #31, UTS #39) as far as it fits names made of words:
-//!
-//! - **One normal form.** A name is stored, returned and compared in Normalization Form C
-//!   (NFC, UAX #15): `"café"` typed as `e` + U+0301 is stored as `"café"` with U+00E9, so
-//!   the two spellings are one name (a duplicate where names are unique) in every
-//!   backend, by the same comparison the SQL `UNIQUE` constraints make. [`canonical_name`]
-//!   gives the stored form.
-//! - **Nothing hidden.** A name may not contain a control character (Cc), a format
-//!   character (Cf: the bidirectional controls U+061C, U+200E, U+200F, U+202A–U+202E and
-//!   U+2066–U+2069, which reorder what is displayed; zero-width spaces and joiners; the
-//!   byte order mark; the soft hyphen), any other `Default_Ignorable_Code_Point`
-//!   (variation selectors, Hangul fillers, tag characters, the combining grapheme
-//!   joiner), or whitespace other than the space U+0020 (no-break and other-width spaces,
-//!   line and paragraph separators, which pass for a space or break a line). The error
-//!   names the field and the first such character as `U+XXXX`.
-//! - **Something to see.** A name made only of spaces is refused (all other invisible
-//!   characters are refused wherever they stand).
-//!
-//! Not refused: letters of any script, marks, symbols, emoji without joiners or variation
-//! selectors, private-use and unassigned characters (a later Unicode version may assign
-//! them, and a name valid today must stay valid). Names that differ but look alike
-//! (`"paypal"` in Latin and in Cyrillic letters, UTS #39 confusables) are distinct names:
-//! telling them apart is left to whoever shows them.
-//!
-//! # Coordinates
-//!
-//! A canvas coordinate is a finite `f64`, stored and returned bit for bit, except that
-//! `-0.0` is stored as `0.0` (see [`check_coord`]).
+//! The name policy is documented on [`check_name`], the coordinate rule on [`check_coord`].
 
 use std::borrow::Cow;
 use std::string::String;
@@ -125,12 +94,41 @@ fn gate(
     }
 }
 
-/// Checks a name against the name policy (see the [module docs](self)): after NFC
-/// normalisation, not empty or only spaces, at most [`MAX_NAME_LEN`] bytes, and without
-/// control, format or other default-ignorable characters or whitespace other than U+0020.
+/// Checks a name against the name policy below: after NFC normalisation, not empty or
+/// only spaces, at most [`MAX_NAME_LEN`] bytes, and without control, format or other
+/// default-ignorable characters or whitespace other than U+0020.
 ///
 /// A name in another normal form passes if its NFC form does: stores keep the NFC form
 /// ([`canonical_name`]).
+///
+/// # The name policy
+///
+/// Topology, LAN and decky names are shown to people, so two names that look the same must
+/// be the same name, and a name must show all it holds. The policy follows Unicode's
+/// guidance for identifiers (UAX #31, UTS #39) as far as it fits names made of words:
+///
+/// - **One normal form.** A name is stored, returned and compared in Normalization Form C
+///   (NFC, UAX #15): `"café"` typed as `e` + U+0301 is stored as `"café"` with U+00E9, so
+///   the two spellings are one name (a duplicate where names are unique) in every
+///   backend, by the same comparison the SQL `UNIQUE` constraints make. [`canonical_name`]
+///   gives the stored form.
+/// - **Nothing hidden.** A name may not contain a control character (Cc), a format
+///   character (Cf: the bidirectional controls U+061C, U+200E, U+200F, U+202A–U+202E and
+///   U+2066–U+2069, which reorder what is displayed; zero-width spaces and joiners; the
+///   byte order mark; the soft hyphen), any other `Default_Ignorable_Code_Point`
+///   (variation selectors, Hangul fillers, tag characters, the combining grapheme
+///   joiner), or whitespace other than the space U+0020 (no-break and other-width spaces,
+///   line and paragraph separators, which pass for a space or break a line). The error
+///   names the field and the first such character as `U+XXXX`.
+/// - **Something to see.** A name made only of spaces is refused (all other invisible
+///   characters are refused wherever they stand).
+///
+/// Not refused: letters of any script, marks, symbols, emoji without joiners or variation
+/// selectors, private-use characters, and unassigned ones outside the ranges reserved for
+/// default-ignorables (a later Unicode version may assign them, and a name valid today
+/// must stay valid). Names that differ but look alike
+/// (`"paypal"` in Latin and in Cyrillic letters, UTS #39 confusables) are distinct names:
+/// telling them apart is left to whoever shows them.
 ///
 /// # Errors
 ///
@@ -156,7 +154,8 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
 }
 
 /// The form in which a store keeps `name`: its NFC normalisation (the same string when it
-/// already is NFC, which every ASCII name is), checked by [`check_name`]'s rules.
+/// already is NFC, which every ASCII name is), checked by [`check_name`]'s rules (see
+/// there for the policy).
 ///
 /// Names read back from a store are in this form: to look up a row by a name typed
 /// elsewhere, compare with its canonical form.
