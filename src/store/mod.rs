@@ -81,8 +81,8 @@ pub use model::{
     TopologyRecord, Touched, Transitioned,
 };
 pub use policy::{
-    DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, check_coord, check_name,
-    check_text,
+    DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, canonical_name, check_coord,
+    check_name, check_text,
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{AsyncPgStore, PgStore, PgStoreBuilder, PgStoreStats};

@@ -77,7 +77,7 @@ use crate::store::{
     AsyncTopologyStore, BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState,
     EditReport, Edited, Entity, LanId, Mutation, MutationClaim, MutationId, Precondition,
     StatusEvent, StoreError, StoreFuture, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
-    Transitioned, check_name, check_text,
+    Transitioned, canonical_name, check_text,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -433,7 +433,8 @@ impl Core {
             "ON CONFLICT ON CONSTRAINT topologies_name_unique DO NOTHING RETURNING ",
             crate::store::sql::rows::topology_columns!()
         ));
-        check_name("topology name", name)?;
+        let name = canonical_name("topology name", name)?;
+        let name: &str = &name;
         self.write(
             "create_topology",
             on_session!(db => async {
