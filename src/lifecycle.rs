@@ -68,7 +68,8 @@
 //! }
 //! ```
 //!
-//! Every generated name lives either on the enum or in the marker module, so several
+//! A state's attributes (usually its doc comment) apply to both its variant and its
+//! marker type. Every generated name lives either on the enum or in the marker module, so several
 //! lifecycles can share one module as long as their enum and marker-module names differ. A
 //! state with an empty target list is terminal; a lifecycle may consist of terminal states
 //! only.
@@ -438,7 +439,12 @@ macro_rules! lifecycle {
                 " of states is exactly the declared one."
             )]
             pub trait State:
-                sealed::Sealed + ::core::fmt::Debug + Send + Sync + Sized + 'static
+                sealed::Sealed
+                + ::core::fmt::Debug
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + ::core::marker::Sized
+                + 'static
             {
                 /// The runtime value this marker stands for.
                 const STATUS: super::$Enum;

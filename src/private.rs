@@ -84,6 +84,8 @@ macro_rules! __named_enum {
             $( $(#[$vmeta])* $Var, )+
         }
 
+        // Trait signatures name `ParseStatusError` rather than `Self::Err`/`Self::Error`,
+        // which a state called `Err` or `Error` would make ambiguous.
         // A const item is always evaluated, even by `cargo check`, so a bad declaration
         // fails wherever it is compiled. `panic!("{}", ..)` keeps a stored string holding
         // braces from being read as a format string.
@@ -188,7 +190,7 @@ macro_rules! __named_enum {
         impl ::core::str::FromStr for $Enum {
             type Err = $crate::ParseStatusError;
 
-            fn from_str(s: &str) -> ::core::result::Result<Self, Self::Err> {
+            fn from_str(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
                 Self::parse(s)
             }
         }
@@ -196,7 +198,7 @@ macro_rules! __named_enum {
         impl ::core::convert::TryFrom<&str> for $Enum {
             type Error = $crate::ParseStatusError;
 
-            fn try_from(s: &str) -> ::core::result::Result<Self, Self::Error> {
+            fn try_from(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
                 Self::parse(s)
             }
         }
@@ -204,7 +206,7 @@ macro_rules! __named_enum {
         impl ::core::convert::TryFrom<&[u8]> for $Enum {
             type Error = $crate::ParseStatusError;
 
-            fn try_from(bytes: &[u8]) -> ::core::result::Result<Self, Self::Error> {
+            fn try_from(bytes: &[u8]) -> ::core::result::Result<Self, $crate::ParseStatusError> {
                 Self::parse_bytes(bytes)
             }
         }
