@@ -15,6 +15,11 @@ pub trait Parse: Sized {
 }
 
 /// The seal of [`Lifecycle`](crate::Lifecycle): implemented by `lifecycle!` and nothing else.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a lifecycle declared with `topostate::lifecycle!`",
+    label = "`Lifecycle` cannot be implemented by hand",
+    note = "`Lifecycle` is sealed: declare the states and edges with `topostate::lifecycle!`, which implements it"
+)]
 pub trait Sealed {}
 
 /// Is `a` the same string as `b`? (`==` on `str` is not callable in `const`.)
