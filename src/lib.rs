@@ -87,6 +87,9 @@ pub use topology::{
 };
 pub use version::{INITIAL_VERSION, MAX_VERSION, Versioned, check_and_bump};
 
+// Crate-private: `crate::named_values!` for the modules that declare named values.
+use names::named_values;
+
 // The README's examples run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -2,9 +2,9 @@
 //! `as_str` match and one parse function behind every conversion; and the store-minted ids.
 
 /// Declares a `Copy` enum whose values are stored as fixed strings. Not a lifecycle: there
-/// are no edges, only names.
-#[doc(hidden)]
-#[macro_export]
+/// are no edges, only names. The enum and every conversion come from the core it shares
+/// with [`lifecycle!`](crate::lifecycle!), which also refuses a value declared twice or
+/// two values stored as the same string.
 macro_rules! named_values {
     (
         $(#[$meta:meta])*
@@ -12,75 +12,14 @@ macro_rules! named_values {
             $( $(#[$vmeta:meta])* $Var:ident = $name:literal, )+
         }
     ) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        $vis enum $Enum {
-            $( $(#[$vmeta])* $Var, )+
-        }
-
-        impl $Enum {
-            /// Every value, in declaration order.
-            pub const ALL: [Self; [$($Enum::$Var),+].len()] = [$($Enum::$Var),+];
-
-            /// Every value's stored name, in declaration order.
-            pub const NAMES: [&'static str; [$($Enum::$Var),+].len()] = [$($name),+];
-
-            /// The stored name.
-            #[must_use]
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $( Self::$Var => $name, )+
-                }
-            }
-
-            /// Parses a stored name; the one parse function behind `FromStr`, `TryFrom`
-            /// and serde.
-            ///
-            /// # Errors
-            ///
-            /// [`ParseStatusError`]($crate::ParseStatusError) naming the input and listing
-            /// the accepted names.
-            pub fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
-                match s {
-                    $( $name => ::core::result::Result::Ok(Self::$Var), )+
-                    _ => ::core::result::Result::Err($crate::ParseStatusError::new_named(
-                        $machine, $noun, s, &Self::NAMES,
-                    )),
-                }
-            }
-        }
-
-        impl $crate::__private::Parse for $Enum {
-            const EXPECTING: &'static str = concat!("a ", $machine, " ", $noun, " string");
-
-            fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
-                $Enum::parse(s)
-            }
-        }
-
-        $crate::__lifecycle_serde!($Enum);
-
-        $crate::__str_conversions!($Enum);
-
-        impl ::core::convert::TryFrom<&[u8]> for $Enum {
-            type Error = $crate::ParseStatusError;
-
-            fn try_from(bytes: &[u8]) -> ::core::result::Result<Self, Self::Error> {
-                match ::core::str::from_utf8(bytes) {
-                    ::core::result::Result::Ok(s) => Self::parse(s),
-                    ::core::result::Result::Err(_) => ::core::result::Result::Err(
-                        $crate::ParseStatusError::from_bytes_named(
-                            $machine,
-                            $noun,
-                            bytes,
-                            &Self::NAMES,
-                        ),
-                    ),
-                }
+        $crate::__private::named_enum! {
+            [$(#[$meta])*] $vis enum $Enum as $machine $noun {
+                $( [$(#[$vmeta])*] $Var = $name ),+
             }
         }
     };
 }
+pub(crate) use named_values;
 
 /// Declares `u64` newtype ids minted by a store: `new`, `get`, `Display` (the number) and,
 /// with the `serde` feature, the id as a JSON number.
