@@ -324,6 +324,34 @@ fn corrupter(path: &Path) -> impl FnMut(&str, i64) {
     }
 }
 
+/// A negative id in a row is that row's corruption, never read as another row's id
+/// (`-5` used to come back as LAN 5).
+#[test]
+fn a_negative_id_in_a_row_reads_as_corrupt() {
+    let (_dir, path, store) = temp_store();
+    let lab = store.create_topology("lab").unwrap();
+    let lan = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), None)
+        .unwrap()
+        .id;
+    raw_unchecked(&path)
+        .execute("UPDATE lans SET id = -5 WHERE id = ?1", [key(lan.get())])
+        .unwrap();
+    match store.topology_detail(lab.id) {
+        Err(StoreError::Corrupt {
+            table: "lans",
+            row,
+            problem,
+        }) => {
+            assert_eq!(row, "-5");
+            assert!(problem.contains("-5"), "{problem}");
+        }
+        other => panic!("expected a corrupt LAN row, got {other:?}"),
+    }
+    // The topology row itself is fine.
+    assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
+}
+
 #[test]
 fn corrupt_status_is_named_and_other_rows_still_read() {
     let (_dir, path, store) = temp_store();

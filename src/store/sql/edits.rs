@@ -149,8 +149,8 @@ impl<S: Session> Batch<'_, S> {
             Some((_, owner)) if owner != self.topology => Err(StoreError::ForeignEnd {
                 entity,
                 id,
-                owner: id_of(owner),
-                topology: id_of(self.topology),
+                owner: id_of(owner)?,
+                topology: id_of(self.topology)?,
             }),
             Some((k, _)) => Ok(k),
         })
@@ -224,7 +224,7 @@ impl<S: Session> Batch<'_, S> {
                 ],
             )
             .await?;
-        Ok(Touched::Lan(LanId::new(id_of(id))))
+        Ok(Touched::Lan(LanId::new(id_of(id)?)))
     }
 
     async fn update_lan(&mut self, lan: LanId, patch: &LanPatch) -> Result<Touched, S::Fail> {
@@ -279,7 +279,7 @@ impl<S: Session> Batch<'_, S> {
         {
             return Err(StoreError::LanInUse {
                 lan,
-                decky: DeckyId::new(id_of(decky)),
+                decky: DeckyId::new(id_of(decky)?),
                 decky_name,
             }
             .into());
@@ -318,7 +318,7 @@ impl<S: Session> Batch<'_, S> {
                 ],
             )
             .await?;
-        Ok(Touched::Decky(DeckyId::new(id_of(id))))
+        Ok(Touched::Decky(DeckyId::new(id_of(id)?)))
     }
 
     async fn update_decky(
@@ -435,7 +435,7 @@ impl<S: Session> Batch<'_, S> {
                 ],
             )
             .await?;
-        Ok(Touched::Edge(EdgeId::new(id_of(id))))
+        Ok(Touched::Edge(EdgeId::new(id_of(id)?)))
     }
 
     async fn delete_edge(&mut self, edge: EdgeId) -> Result<Touched, S::Fail> {

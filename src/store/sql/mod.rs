@@ -338,8 +338,17 @@ pub(crate) fn key(id: u64) -> Option<i64> {
     i64::try_from(id).ok()
 }
 
-pub(crate) fn id_of(key: i64) -> u64 {
-    key.unsigned_abs()
+/// The id of a key the database computed (a new row's, an owner's): positive, or the
+/// database answered what no row can hold, a backend error rather than another row's id.
+pub(crate) fn id_of(key: i64) -> Result<u64, StoreError> {
+    u64::try_from(key)
+        .ok()
+        .filter(|&id| id != 0)
+        .ok_or_else(|| {
+            backend(std::format!(
+                "the database returned {key}, which is no row's id"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ async fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u6
     }
     // Unreachable while the caller checked the version under its lock in this
     // transaction; report what the table says rather than trusting that.
-    let current = head(db, TopologyId::new(id_of(topology)), Lock::None)
+    let current = head(db, TopologyId::new(id_of(topology)?), Lock::None)
         .await?
         .version;
     Err(version_guard(current, Some(expected), true)
@@ -352,7 +352,7 @@ pub(crate) async fn transition_status<S: Session>(
     record.reason = reason.map(String::from);
     Ok(Transitioned {
         event: StatusEvent {
-            id: EventId::new(id_of(event)),
+            id: EventId::new(id_of(event)?),
             topology_id: id,
             from,
             to,
@@ -448,7 +448,7 @@ pub(crate) async fn enqueue_mutation<S: Session>(
         .await?;
     let version = finish_version(db, &head, expected_version, true).await?;
     Ok(Edited {
-        id: MutationId::new(id_of(mutation)),
+        id: MutationId::new(id_of(mutation)?),
         version,
     })
 }
@@ -483,7 +483,7 @@ pub(crate) async fn claim_next_mutation<S: Session>(
         .await?;
     if let Some(Key(applying)) = applying {
         return Ok(Claim::Busy {
-            applying: MutationId::new(id_of(applying)),
+            applying: MutationId::new(id_of(applying)?),
         });
     }
     let claimed = db

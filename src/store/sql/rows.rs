@@ -1,6 +1,7 @@
 //! Reading rows back: the column lists the statements select, and one decoder per row type,
 //! over any backend's [`Columns`].
 
+use std::format;
 use std::string::String;
 
 use crate::store::{
@@ -9,7 +10,7 @@ use crate::store::{
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
-use super::{Columns, id_of};
+use super::Columns;
 
 macro_rules! topology_columns {
     () => {
@@ -60,6 +61,17 @@ impl At {
             problem,
         }
     }
+}
+
+/// An id column of `row` (`idx` 0 is the row's own id, already read into `at`): a
+/// positive integer, or the row is corrupt. No valid write stores another, and reading
+/// `-5` as id `5` would hand out an id that names some other row.
+fn id<R: Columns>(row: &R, at: At, idx: usize, column: &str) -> Result<u64, StoreError> {
+    let key = if idx == 0 { at.id } else { row.int(at, idx)? };
+    u64::try_from(key)
+        .ok()
+        .filter(|&id| id != 0)
+        .ok_or_else(|| at.corrupt(format!("{column} {key} is not an id (ids are positive)")))
 }
 
 /// A value decoded from one result row.
@@ -138,7 +150,7 @@ impl FromRow for TopologyRecord {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("topologies")?;
         Ok(Self {
-            id: TopologyId::new(id_of(at.id)),
+            id: TopologyId::new(id(row, at, 0, "id")?),
             name: row.text(at, 1)?,
             status: row.name(at, 2, TopologyStatus::parse)?,
             version: row.version(at, 3)?,
@@ -154,8 +166,8 @@ impl FromRow for Lan {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("lans")?;
         Ok(Self {
-            id: LanId::new(id_of(at.id)),
-            topology_id: TopologyId::new(id_of(row.int(at, 1)?)),
+            id: LanId::new(id(row, at, 0, "id")?),
+            topology_id: TopologyId::new(id(row, at, 1, "topology_id")?),
             name: row.text(at, 2)?,
             subnet: row.text(at, 3)?,
             is_dmz: row.flag(at, 4)?,
@@ -170,8 +182,8 @@ impl FromRow for Decky {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("deckies")?;
         Ok(Self {
-            id: DeckyId::new(id_of(at.id)),
-            topology_id: TopologyId::new(id_of(row.int(at, 1)?)),
+            id: DeckyId::new(id(row, at, 0, "id")?),
+            topology_id: TopologyId::new(id(row, at, 1, "topology_id")?),
             name: row.text(at, 2)?,
             services: row.services(at, 3)?,
             config: row.opt_text(at, 4)?,
@@ -188,10 +200,10 @@ impl FromRow for Edge {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("edges")?;
         Ok(Self {
-            id: EdgeId::new(id_of(at.id)),
-            topology_id: TopologyId::new(id_of(row.int(at, 1)?)),
-            decky: DeckyId::new(id_of(row.int(at, 2)?)),
-            lan: LanId::new(id_of(row.int(at, 3)?)),
+            id: EdgeId::new(id(row, at, 0, "id")?),
+            topology_id: TopologyId::new(id(row, at, 1, "topology_id")?),
+            decky: DeckyId::new(id(row, at, 2, "decky_id")?),
+            lan: LanId::new(id(row, at, 3, "lan_id")?),
             is_bridge: row.flag(at, 4)?,
             forwards_l3: row.flag(at, 5)?,
         })
@@ -202,8 +214,8 @@ impl FromRow for StatusEvent {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("status_events")?;
         Ok(Self {
-            id: EventId::new(id_of(at.id)),
-            topology_id: TopologyId::new(id_of(row.int(at, 1)?)),
+            id: EventId::new(id(row, at, 0, "id")?),
+            topology_id: TopologyId::new(id(row, at, 1, "topology_id")?),
             from: row.name(at, 2, TopologyStatus::parse)?,
             to: row.name(at, 3, TopologyStatus::parse)?,
             at: Timestamp::from_micros(row.int(at, 4)?),
@@ -216,8 +228,8 @@ impl FromRow for Mutation {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("mutations")?;
         Ok(Self {
-            id: MutationId::new(id_of(at.id)),
-            topology_id: TopologyId::new(id_of(row.int(at, 1)?)),
+            id: MutationId::new(id(row, at, 0, "id")?),
+            topology_id: TopologyId::new(id(row, at, 1, "topology_id")?),
             op: row.name(at, 2, MutationOp::parse)?,
             payload: row.text(at, 3)?,
             state: row.name(at, 4, MutationState::parse)?,
