@@ -54,7 +54,21 @@
 //!   with the store's own field checks.
 //! - `sqlite`: the SQLite store backend (bundled SQLite), for one machine.
 //! - `postgres`: the PostgreSQL store backend (async on tokio-postgres with a deadpool
-//!   pool, and a blocking handle on it), for many hosts. The [`store`] module docs say which backend to pick when.
+//!   pool, and a blocking handle on it), for many hosts. The [`store`] module docs say
+//!   which backend to pick when.
+//! - `tokio`: `Offload`, the async face of a blocking store (SQLite) on tokio's blocking
+//!   pool.
+//!
+//! # Using topostate in an async service
+//!
+//! Every store operation also exists as an `async` method of
+//! `store::AsyncTopologyStore` (boxed `Send` futures, usable as
+//! `Arc<dyn AsyncTopologyStore>` or generically), with the same errors and guarantees, and
+//! the typed layer as `store::AsyncTypedStore`. `MemoryStore` runs it inline,
+//! `Offload<SqliteStore>` on tokio's blocking pool, `AsyncPgStore` natively on
+//! tokio-postgres. Inside a runtime, use `AsyncPgStore` rather than the blocking `PgStore`,
+//! whose calls would block the task's worker thread. The README shows a service's editor
+//! task end to end.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
