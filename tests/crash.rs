@@ -2,8 +2,8 @@
 //! at random moments, many times, on one file; after every kill the file must open, pass
 //! `PRAGMA integrity_check`, and keep every promise.
 //!
-//! The child (this test binary re-executed, running the ignored test [`crash_child`])
-//! writes versioned batches (a LAN and a decky together), versioned enqueues, claims and
+//! The child (this test binary re-executed, running [`sigkill_at_random_moments`] again,
+//! which finds its orders in an environment variable and plays the child instead) writes versioned batches (a LAN and a decky together), versioned enqueues, claims and
 //! marks, and status transitions, and prints one `ACK` line, flushed, after each call
 //! returns `Ok`, and one `TRY` line before it. After each kill the parent checks:
 //!
@@ -66,14 +66,11 @@ fn say(line: std::fmt::Arguments<'_>) {
     out.flush().unwrap();
 }
 
-/// The child: writes until killed. Does nothing unless started by [`sigkill_at_random_moments`].
-#[test]
-#[ignore = "run by sigkill_at_random_moments in a child process"]
-fn crash_child() {
-    let Ok(path) = std::env::var(CHILD_PATH) else {
-        return;
-    };
-    let store = SqliteStore::open(&path).unwrap();
+/// The child: writes to the store at `path` until killed. The test re-executes itself
+/// rather than a separate entry point, so that no test passes having done nothing (see
+/// `tests/sql_backends/processes.rs` for the choice).
+fn crash_child(path: &str) {
+    let store = SqliteStore::open(path).unwrap();
     let mut rng = Rng::seeded();
     say(format_args!("READY"));
     for n in 0u64.. {
@@ -174,11 +171,18 @@ fn kills() -> u64 {
         .unwrap_or(30)
 }
 
-/// Starts a child, lets it write for a random while, SIGKILLs it; returns its lines.
+/// Starts a child (this very test, which libtest names its thread after), lets it write for
+/// a random while, SIGKILLs it; returns its lines.
 fn run_and_kill(path: &Path, rng: &mut Rng) -> (Vec<String>, Duration) {
+    // A child that reached this point would start children without end.
+    assert!(
+        std::env::var_os(CHILD_PATH).is_none(),
+        "a child starting children"
+    );
+    let test = std::thread::current().name().unwrap().to_owned();
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "crash_child", "--include-ignored", "--nocapture"])
+        .args(["--exact", &test, "--include-ignored", "--nocapture"])
         .args(["--test-threads", "1"])
         .env(CHILD_PATH, path)
         .stdin(Stdio::null())
@@ -330,6 +334,9 @@ fn check_after_kill(
 
 #[test]
 fn sigkill_at_random_moments() {
+    if let Ok(path) = std::env::var(CHILD_PATH) {
+        return crash_child(&path);
+    }
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("crash.db");
     SqliteStore::open(&path).unwrap();

@@ -13,8 +13,8 @@
 //!
 //! Each test works in a fresh schema of its own (dropped afterwards, best effort), so tests
 //! run in parallel against one database. The multi-process tests re-execute this test
-//! binary: the parent runs the ignored test [`child_process`] in child mode (an environment
-//! variable says which role).
+//! binary, each running itself again in child mode (an environment variable says which
+//! role; see `sql_backends/processes.rs`).
 
 mod conformance;
 mod sql_backends;
@@ -949,18 +949,14 @@ const CHILD: &str = "TOPOSTATE_PG_CHILD";
 const WRITES_PER_CHILD: usize = 60;
 const STEPS_PER_CHILD: usize = 240;
 
-/// The child side of the multi-process tests; does nothing unless started by one of them.
-#[test]
-#[ignore = "run by the PostgreSQL multi-process tests in a child process"]
-fn child_process() {
-    let Some(child) = ChildEnv::from_env(CHILD) else {
-        return;
-    };
+/// The child side of the multi-process tests: each test starts with `ChildEnv::from_env`
+/// and, in a child process its parent started, comes here instead of being the parent.
+fn child_process(child: &ChildEnv) {
     let (schema, index, topologies) = (&child.place, child.index, &child.topologies);
     let until = Instant::now() + Duration::from_secs(60);
     match child.role.as_str() {
         // Its own pool, as a separate editor host would have.
-        "writer" => processes::writer(&store_on(schema, 2), &child, WRITES_PER_CHILD),
+        "writer" => processes::writer(&store_on(schema, 2), child, WRITES_PER_CHILD),
         "mixed" => {
             let store = store_on(schema, 3);
             child.wait_for_start();
@@ -1055,7 +1051,7 @@ fn child_process() {
                 counts.join(",")
             );
         }
-        "opener" => processes::opener(&child, || Box::new(store_on(schema, 1))),
+        "opener" => processes::opener(child, || Box::new(store_on(schema, 1))),
         other => panic!("unknown child role {other}"),
     }
 }
@@ -1076,6 +1072,9 @@ fn pairs(list: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn processes_racing_versioned_writes_on_one_topology_lose_no_update() {
+    if let Some(child) = ChildEnv::from_env(CHILD) {
+        return child_process(&child);
+    }
     const PROCESSES: usize = 4;
     let scratch = Scratch::new("proc_one");
     let store = scratch.store();
@@ -1088,6 +1087,9 @@ fn processes_racing_versioned_writes_on_one_topology_lose_no_update() {
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn processes_hammering_many_topologies_keep_every_invariant() {
+    if let Some(child) = ChildEnv::from_env(CHILD) {
+        return child_process(&child);
+    }
     const PROCESSES: usize = 4;
     const TOPOLOGIES: usize = 6;
     let scratch = Scratch::new("proc_many");
@@ -1204,6 +1206,9 @@ fn detail_lans(store: &PgStore, id: TopologyId) -> usize {
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn processes_creating_one_schema_at_once_all_succeed() {
+    if let Some(child) = ChildEnv::from_env(CHILD) {
+        return child_process(&child);
+    }
     const PROCESSES: usize = 6;
     let scratch = Scratch::new("proc_open");
     let results = run_children("opener", PROCESSES, &scratch.schema, &[]);

@@ -2,9 +2,9 @@
 //! and what only SQLite has: several OS processes on one file, the schema and its
 //! fingerprint, WAL and foreign keys, corrupt rows, and files that are not stores at all.
 //!
-//! The multi-process tests re-execute this test binary: the parent runs the ignored test
-//! [`child_process`] in child mode (an environment variable says which role), which works
-//! the same under `cargo test` and `cargo nextest run`.
+//! The multi-process tests re-execute this test binary, each running itself again in child
+//! mode (an environment variable says which role; see `sql_backends/processes.rs`), which
+//! works the same under `cargo test` and `cargo nextest run`.
 
 mod conformance;
 mod sql_backends;
@@ -613,21 +613,15 @@ fn a_lock_held_past_the_busy_timeout_is_a_clear_error() {
 const CHILD: &str = "TOPOSTATE_SQLITE_CHILD";
 const WRITES_PER_CHILD: usize = 50;
 
-/// The child side of the multi-process tests; does nothing unless started by one of them.
-#[test]
-#[ignore = "run by the multi-process tests in a child process"]
-fn child_process() {
-    let Some(child) = ChildEnv::from_env(CHILD) else {
-        return;
-    };
+/// The child side of the multi-process tests: each test starts with `ChildEnv::from_env`
+/// and, in a child process its parent started, comes here instead of being the parent.
+fn child_process(child: &ChildEnv) {
     match child.role.as_str() {
         "writer" => {
             let store = SqliteStore::open(&child.place).unwrap();
-            processes::writer(&store, &child, WRITES_PER_CHILD);
+            processes::writer(&store, child, WRITES_PER_CHILD);
         }
-        "opener" => processes::opener(&child, || {
-            Box::new(SqliteStore::open(&child.place).unwrap())
-        }),
+        "opener" => processes::opener(child, || Box::new(SqliteStore::open(&child.place).unwrap())),
         other => panic!("unknown child role {other}"),
     }
 }
@@ -642,6 +636,9 @@ fn run_children(role: &str, n: usize, path: &Path, topologies: &[TopologyId]) ->
 
 #[test]
 fn processes_racing_versioned_writes_lose_no_update() {
+    if let Some(child) = ChildEnv::from_env(CHILD) {
+        return child_process(&child);
+    }
     const PROCESSES: usize = 4;
     let (_dir, path, store) = temp_store();
     let lab = store.create_topology("lab").unwrap();
@@ -652,6 +649,9 @@ fn processes_racing_versioned_writes_lose_no_update() {
 
 #[test]
 fn processes_opening_a_new_file_at_once_all_succeed() {
+    if let Some(child) = ChildEnv::from_env(CHILD) {
+        return child_process(&child);
+    }
     const PROCESSES: usize = 6;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.db");

@@ -22,9 +22,9 @@
 //! 4,000) and `TOPOSTATE_STRESS_SECS` seconds per test (default 2). The counts (attempts,
 //! successes, refusals by kind) are printed: run with `--nocapture` to see them.
 //!
-//! The multi-process test re-executes this test binary, as `tests/sqlite_store.rs` does:
-//! the ignored test [`stress_child`] runs the workload when an environment variable says so
-//! and prints its record on stdout.
+//! The multi-process test re-executes this test binary, as `tests/sqlite_store.rs` does: it
+//! runs itself again, and the copy that finds its orders in an environment variable runs
+//! the workload as a child and prints its record on stdout.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -557,20 +557,17 @@ mod sqlite {
     const PROCESSES: usize = 4;
     const TOPOLOGIES: usize = 5;
 
-    /// The child side of [`sqlite_processes_on_one_file`]; does nothing unless started by it.
-    #[test]
-    #[ignore = "run by sqlite_processes_on_one_file in a child process"]
-    fn stress_child() {
-        let Ok(path) = std::env::var(CHILD_PATH) else {
-            return;
-        };
+    /// The child side of [`sqlite_processes_on_one_file`], which re-executes itself rather
+    /// than a separate entry point, so that no test passes having done nothing (see
+    /// `tests/sql_backends/processes.rs` for the choice).
+    fn stress_child(path: &str) {
         let ids: Vec<TopologyId> = std::env::var(CHILD_TOPOLOGIES)
             .unwrap()
             .split(',')
             .map(|s| TopologyId::new(s.parse().unwrap()))
             .collect();
         let index = std::env::var(CHILD_INDEX).unwrap();
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(path).unwrap();
         let deadline = Instant::now() + time_limit();
         let record = work(&store, &ids, &format!("p{index}"), max_ops(), deadline);
         // libtest has printed `test … ` without a newline: start the record on its own line.
@@ -580,6 +577,9 @@ mod sqlite {
 
     #[test]
     fn sqlite_processes_on_one_file() {
+        if let Ok(path) = std::env::var(CHILD_PATH) {
+            return stress_child(&path);
+        }
         let (_dir, path) = file();
         let store = SqliteStore::open(&path).unwrap();
         let ids: Vec<TopologyId> = (0..TOPOLOGIES)
@@ -590,17 +590,14 @@ mod sqlite {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        // The children run this very test again; libtest names its thread after it.
+        let test = std::thread::current().name().unwrap().to_owned();
         let exe = std::env::current_exe().unwrap();
         let started = Instant::now();
         let children: Vec<_> = (0..PROCESSES)
             .map(|index| {
                 Command::new(&exe)
-                    .args([
-                        "--exact",
-                        "sqlite::stress_child",
-                        "--include-ignored",
-                        "--nocapture",
-                    ])
+                    .args(["--exact", &test, "--include-ignored", "--nocapture"])
                     .args(["--test-threads", "1"])
                     .env(CHILD_PATH, &path)
                     .env(CHILD_TOPOLOGIES, &list)

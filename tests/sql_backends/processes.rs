@@ -1,7 +1,17 @@
-//! Several OS processes on one database: the test binary re-executes itself, running its
-//! ignored test `child_process` in child mode, with environment variables (named from a
-//! prefix of the backend's) saying which role it plays, where the database is and when to
-//! begin. This works the same under `cargo test` and `cargo nextest run`.
+//! Several OS processes on one database: a multi-process test re-executes its own test
+//! binary, filtered to itself (`--exact`, the name libtest gives the test's thread), with
+//! environment variables (named from a prefix of the backend's) saying which role the child
+//! plays, where the database is and when to begin. The test's first line looks for those
+//! orders ([`ChildEnv::from_env`]): found, it plays the role and returns; absent, it is the
+//! parent. This works the same under `cargo test`, `--include-ignored` and `cargo nextest run`.
+//!
+//! Why the test itself and not a separate entry point: an ignored `child_process` test that
+//! returns when it finds no orders passes having done nothing (and `--include-ignored`, which
+//! the PostgreSQL tests need, runs it); one that panics instead fails every such run. A
+//! `[[test]] harness = false` helper leaves the parent no way to find its binary (cargo
+//! exposes only `[[bin]]` paths, as `CARGO_BIN_EXE_*`), and a `[[bin]]` would be installed
+//! with the library. Re-executing the running test leaves no test that can pass idle: run
+//! by a user it is the parent, run by its parent it is a child.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Output, Stdio};
@@ -32,7 +42,7 @@ pub struct ChildEnv {
 }
 
 impl ChildEnv {
-    /// The child's orders, or `None` when this is not a child (the ignored test run as is).
+    /// The child's orders, or `None` when this process is not a child (a test run as is).
     pub fn from_env(prefix: &str) -> Option<Self> {
         let role = std::env::var(prefix).ok()?;
         let var = |name: &str| std::env::var(format!("{prefix}_{name}")).unwrap();
@@ -69,10 +79,20 @@ pub fn now_micros() -> u64 {
     .unwrap()
 }
 
-/// Starts `n` children of this test binary in `role` (environment variables named from
-/// `prefix`), all told to begin `lead` from now, and waits for them; each is killed if it
-/// runs past two minutes. A child that fails, prints no `RESULT ` line, or says any of
-/// `forbidden` fails the test. The `RESULT` lines, in child order.
+/// The full name of the running test (`module::test`): libtest names the thread it runs a
+/// test on after the test, under `cargo test` and `cargo nextest run` alike.
+pub fn current_test() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => String::from(name),
+        other => panic!("not on a libtest test thread (thread name {other:?})"),
+    }
+}
+
+/// Starts `n` children of this test binary, each running the current test (see the module
+/// docs) in `role` (environment variables named from `prefix`), all told to begin `lead`
+/// from now, and waits for them; each is killed if it runs past two minutes. A child that
+/// fails, prints no `RESULT ` line, or says any of `forbidden` fails the test. The `RESULT`
+/// lines, in child order.
 pub fn run_children(
     prefix: &str,
     role: &str,
@@ -82,18 +102,20 @@ pub fn run_children(
     lead: Duration,
     forbidden: &[&str],
 ) -> Vec<String> {
+    // A test that forgot to look for its orders first would start children without end.
+    assert!(
+        std::env::var_os(prefix).is_none(),
+        "a child process was about to start children: the test must call \
+         `ChildEnv::from_env({prefix:?})` first and play its role"
+    );
+    let test = current_test();
     let exe = std::env::current_exe().unwrap();
     let start = now_micros() + u64::try_from(lead.as_micros()).unwrap();
     let list: Vec<String> = topologies.iter().map(ToString::to_string).collect();
     let children: Vec<_> = (0..n)
         .map(|index| {
             Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_process",
-                    "--include-ignored",
-                    "--nocapture",
-                ])
+                .args(["--exact", &test, "--include-ignored", "--nocapture"])
                 .args(["--test-threads", "1"])
                 .env(prefix, role)
                 .env(format!("{prefix}_PLACE"), place)
@@ -149,7 +171,7 @@ pub fn run_children(
                 .lines()
                 .find_map(|l| l.split_once("RESULT ").map(|(_, result)| result))
                 .unwrap_or_else(|| {
-                    panic!("child {index} ran no child test\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+                    panic!("child {index} ({test}) printed no RESULT line\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
                 });
             String::from(result)
         })
