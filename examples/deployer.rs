@@ -84,12 +84,11 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     assert_eq!((total.recorded, total.beaten), (4, 1));
 
     for topology in store.list_topologies(None)? {
-        let why = topology.reason.as_deref().unwrap_or("");
-        println!(
-            "{:<14} {:<9} {why}",
-            topology.name,
-            topology.status.as_str()
-        );
+        let line = format!("{:<14} {:<9}", topology.name, topology.status.as_str());
+        match &topology.reason {
+            Some(why) => println!("{line} {why}"),
+            None => println!("{}", line.trim_end()),
+        }
     }
 
     teardown(&store)?;
