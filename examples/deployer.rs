@@ -20,6 +20,10 @@
 //! cargo run --example deployer --features sqlite
 //! ```
 
+// Patches and inputs are filled field by field, not with `..Default::default()`: that form
+// stops compiling once a struct is `#[non_exhaustive]`, this one does not.
+#![allow(clippy::field_reassign_with_default)]
+
 use std::error::Error;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
