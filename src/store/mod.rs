@@ -110,6 +110,20 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::Duplicate`] if the name is taken; [`StoreError::Invalid`] for an
     /// empty or over-long name.
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::store::{MemoryStore, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// assert_eq!((lab.status, lab.version), (TopologyStatus::Pending, 1));
+    /// // Topology names are unique in the store.
+    /// let taken = store.create_topology("lab").unwrap_err();
+    /// assert!(matches!(taken, StoreError::Duplicate { .. }));
+    /// assert_eq!(taken.to_string(), "topology 'lab' already exists");
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError>;
 
     /// Reads one topology.
@@ -117,6 +131,19 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`]; [`StoreError::Corrupt`] if the row is unreadable.
+    ///
+    /// ```
+    /// use topostate::TopologyId;
+    /// use topostate::store::{MemoryStore, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let read = store.get_topology(lab.id)?;
+    /// assert_eq!((read.name.as_str(), read.version), ("lab", 1));
+    /// let missing = store.get_topology(TopologyId::new(999)).unwrap_err();
+    /// assert!(matches!(missing, StoreError::NotFound { id: 999, .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError>;
 
     /// Lists topologies by id, optionally only those in one status.
@@ -124,6 +151,25 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] naming the first unreadable row met (never skipped).
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::store::{MemoryStore, Precondition, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// store.create_topology("staging")?;
+    /// store.transition_status(lab.id, TopologyStatus::Deploying, None, Precondition::none())?;
+    ///
+    /// let all = store.list_topologies(None)?;
+    /// let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+    /// assert_eq!(names, ["lab", "staging"]); // by id
+    /// // What a deployer polls for: only the pending ones.
+    /// let pending = store.list_topologies(Some(TopologyStatus::Pending))?;
+    /// assert_eq!(pending.len(), 1);
+    /// assert_eq!(pending[0].name, "staging");
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
@@ -134,6 +180,27 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`get_topology`](Self::get_topology).
+    ///
+    /// ```
+    /// use topostate::store::{ChildEdit, MemoryStore, NewDecky, NewLan, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// store.edit(lab.id, Some(1), &[
+    ///     ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")),
+    ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
+    ///     ChildEdit::AddDecky(NewDecky::new("web")),
+    /// ])?;
+    /// // The row and its children, read together: never a LAN list from one version and a
+    /// // topology row from another.
+    /// let detail = store.topology_detail(lab.id)?;
+    /// assert_eq!(detail.topology.version, 2);
+    /// let lans: Vec<&str> = detail.lans.iter().map(|l| l.name.as_str()).collect();
+    /// assert_eq!(lans, ["dmz", "office"]); // by name
+    /// assert_eq!(detail.deckies[0].name, "web");
+    /// assert!(detail.edges.is_empty());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError>;
 
     /// Moves a topology to `to`, atomically checking the precondition and the table, and
@@ -144,6 +211,36 @@ pub trait TopologyStore: Send + Sync {
     /// In precedence order: [`StoreError::NotFound`], [`StoreError::StaleStatus`],
     /// [`StoreError::Invalid`] (an over-long reason), [`StoreError::IllegalTransition`],
     /// [`StoreError::VersionConflict`].
+    ///
+    /// ```
+    /// use topostate::TopologyStatus::{Deploying, Failed, Pending};
+    /// use topostate::store::{MemoryStore, Precondition, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// // A deployer picks the topology up, believing it pending at the version it read.
+    /// let believed = Precondition::status(Pending).and_version(lab.version);
+    /// let started = store.transition_status(lab.id, Deploying, None, believed)?;
+    /// assert_eq!((started.event.from, started.event.to), (Pending, Deploying));
+    /// assert_eq!(started.topology.version, 1); // checked, not bumped
+    ///
+    /// // A second deployer with the same belief is refused: someone else moved it.
+    /// let late = store.transition_status(lab.id, Deploying, None, believed).unwrap_err();
+    /// assert!(matches!(late, StoreError::StaleStatus { expected: Pending, found: Deploying }));
+    /// // The table holds too: a deploy never goes back to pending.
+    /// let back = store.transition_status(lab.id, Pending, None, Precondition::none());
+    /// let back = back.unwrap_err();
+    /// assert!(matches!(back, StoreError::IllegalTransition { from: Deploying, to: Pending }));
+    ///
+    /// let failed = store.transition_status(
+    ///     lab.id,
+    ///     Failed,
+    ///     Some("compose up exited 1"),
+    ///     Precondition::status(Deploying),
+    /// )?;
+    /// assert_eq!(failed.topology.reason.as_deref(), Some("compose up exited 1"));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn transition_status(
         &self,
         id: TopologyId,
@@ -157,6 +254,29 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`]; [`StoreError::Corrupt`] naming an unreadable event.
+    ///
+    /// ```
+    /// use topostate::TopologyId;
+    /// use topostate::TopologyStatus::{Deploying, Failed, Pending};
+    /// use topostate::store::{MemoryStore, Precondition, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// assert!(store.list_status_events(lab.id)?.is_empty()); // creating writes no event
+    /// store.transition_status(lab.id, Deploying, None, Precondition::status(Pending))?;
+    /// let why = Some("no free subnet");
+    /// store.transition_status(lab.id, Failed, why, Precondition::status(Deploying))?;
+    ///
+    /// let log = store.list_status_events(lab.id)?;
+    /// assert_eq!(log.len(), 2);
+    /// // Newest first, each event with the reason it was written with.
+    /// assert_eq!((log[0].from, log[0].to), (Deploying, Failed));
+    /// assert_eq!(log[0].reason.as_deref(), Some("no free subnet"));
+    /// assert_eq!((log[1].from, log[1].to), (Pending, Deploying));
+    ///
+    /// assert!(store.list_status_events(TopologyId::new(999)).is_err());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError>;
 
     /// Applies free-form child edits to a `pending` topology, all or nothing.
@@ -172,6 +292,41 @@ pub trait TopologyStore: Send + Sync {
     /// stale version beats a duplicate name in the failing edit, a missing row or a
     /// non-pending topology beats a stale version. Nothing is written on error. An empty
     /// batch, like a batch of no-op updates, runs the checks and bumps nothing.
+    ///
+    /// ```
+    /// use topostate::store::{
+    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore, Touched,
+    /// };
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// // One canvas save: two LANs and a decky, one version bump for the batch.
+    /// let report = store.edit(lab.id, Some(1), &[
+    ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
+    ///     ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")),
+    ///     ChildEdit::AddDecky(NewDecky::new("web")),
+    /// ])?;
+    /// assert_eq!(report.version, 2);
+    /// // The touched rows come back in edit order; the edge goes in the next batch, since a
+    /// // batch cannot refer to rows it creates.
+    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web)] = report.touched[..] else {
+    ///     panic!("one row per edit, in order");
+    /// };
+    /// store.edit(lab.id, Some(2), &[ChildEdit::AddEdge(NewEdge::new(web, dmz))])?;
+    ///
+    /// // All or nothing: the second edit's taken name refuses the whole batch.
+    /// let taken = store.edit(lab.id, Some(3), &[
+    ///     ChildEdit::AddDecky(NewDecky::new("mail")),
+    ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.2.0/24")),
+    /// ]).unwrap_err();
+    /// assert!(matches!(taken, StoreError::Duplicate { .. }));
+    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 1); // no "mail"
+    ///
+    /// // A canvas still at version 2 is refused: it has not seen the edge.
+    /// let stale = store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("mail"))]);
+    /// assert!(stale.unwrap_err().is_conflict());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn edit(
         &self,
         id: TopologyId,
@@ -184,6 +339,25 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`].
+    ///
+    /// ```
+    /// use topostate::TopologyStatus::{Deploying, Pending};
+    /// use topostate::store::{LanId, MemoryStore, NewLan, Precondition, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))?.id;
+    /// store.transition_status(lab.id, Deploying, None, Precondition::status(Pending))?;
+    ///
+    /// // The deployer records the network it created; no status gate, no version bump.
+    /// store.set_lan_network_id(dmz, Some("br-3f2a91c0"))?;
+    /// let detail = store.topology_detail(lab.id)?;
+    /// assert_eq!(detail.lans[0].network_id.as_deref(), Some("br-3f2a91c0"));
+    /// assert_eq!(detail.topology.version, 2);
+    /// store.set_lan_network_id(dmz, None)?; // after teardown
+    /// assert!(store.set_lan_network_id(LanId::new(999), None).is_err());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError>;
 
     /// Writes a decky's runtime fields (no status gate, no bump).
@@ -191,6 +365,28 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`].
+    ///
+    /// ```
+    /// use topostate::store::{
+    ///     DeckyId, DeckyRuntime, DeckyState, MemoryStore, NewDecky, TopologyStore,
+    /// };
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(1))?.id;
+    ///
+    /// // The deployer reports the container up, with its address; unset fields stay as they are.
+    /// let mut up = DeckyRuntime::default();
+    /// up.state = Some(DeckyState::Running);
+    /// up.ip = Some(Some("10.0.0.5".into()));
+    /// store.set_decky_runtime(web, &up)?;
+    ///
+    /// let decky = &store.topology_detail(lab.id)?.deckies[0];
+    /// assert_eq!((decky.state, decky.ip.as_deref()), (DeckyState::Running, Some("10.0.0.5")));
+    /// assert_eq!(store.get_topology(lab.id)?.version, 2); // not bumped
+    /// assert!(store.set_decky_runtime(DeckyId::new(999), &up).is_err());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError>;
 
     /// Queues a live edit on an `active` or `degraded` topology; a matching expected
@@ -200,6 +396,29 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::NotFound`], [`StoreError::NotEditable`] outside `active`/`degraded`,
     /// [`StoreError::VersionConflict`].
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, StoreError, TopologyStore, TypedStore};
+    /// use topostate::{MutationOp, MutationState};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let id = lab.id();
+    /// // A pending topology takes free-form edits, not queued ones.
+    /// let early = store.enqueue_mutation(id, MutationOp::AddLan, r#"{"name":"lan-b"}"#, None);
+    /// assert!(matches!(early.unwrap_err(), StoreError::NotEditable(_)));
+    ///
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let lab = store.advance(lab, |t| t.activate())?;
+    /// let payload = r#"{"name":"lan-b"}"#;
+    /// let queued = store.enqueue_mutation(id, MutationOp::AddLan, payload, Some(lab.version()))?;
+    /// assert_eq!(queued.version, 2);
+    /// // Another editor's view (version 1) is stale now.
+    /// let stale = store.enqueue_mutation(id, MutationOp::RemoveLan, r#"{"name":"dmz"}"#, Some(1));
+    /// assert!(stale.unwrap_err().is_conflict());
+    /// assert_eq!(store.list_mutations(id, Some(MutationState::Pending))?.len(), 1);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn enqueue_mutation(
         &self,
         id: TopologyId,
@@ -215,6 +434,34 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::NotFound`]; [`StoreError::NotEditable`] if the topology is not
     /// `active` or `degraded`.
+    ///
+    /// ```
+    /// use topostate::MutationOp;
+    /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// let first = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
+    /// store.enqueue(&mut lab, MutationOp::AddDecky, r#"{"name":"ssh-2"}"#)?;
+    ///
+    /// // The oldest pending mutation is claimed, and the claim says which row it moved.
+    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("two mutations are pending");
+    /// };
+    /// assert_eq!((mutation.id, claim.id()), (first, first));
+    /// // Serial per topology: a second applier is told one is applying, not that none is pending.
+    /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Busy { applying: first });
+    ///
+    /// store.mark_mutation_applied(claim)?;
+    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// store.mark_mutation_applied(claim)?;
+    /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Empty);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError>;
 
     /// Applies live edits for a claimed mutation, all or nothing, without a version bump.
@@ -224,6 +471,37 @@ pub trait TopologyStore: Send + Sync {
     /// [`StoreError::MutationState`] if the mutation is no longer `applying`;
     /// [`StoreError::NotEditable`] if the topology left `active`/`degraded`; otherwise as
     /// [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{
+    ///     ChildEdit, Claim, MemoryStore, MutationClaim, NewLan, StoreError, TopologyStore,
+    ///     TypedStore,
+    /// };
+    /// use topostate::MutationOp;
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b","subnet":"10.0.2.0/24"}"#)?;
+    ///
+    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// // The applier turns the payload into edits; the claim lets them onto a live topology.
+    /// let lan_b = [ChildEdit::AddLan(NewLan::new("lan-b", "10.0.2.0/24"))];
+    /// let report = store.apply_live(&claim, &lan_b)?;
+    /// assert_eq!(report.version, lab.version()); // live edits bump nothing
+    /// store.mark_mutation_applied(claim)?;
+    ///
+    /// // A claim is checked at every use: one for a mutation no longer applying buys nothing.
+    /// let old = MutationClaim::from_parts(mutation.id, lab.id());
+    /// let edit = [ChildEdit::AddLan(NewLan::new("lan-c", "10.0.3.0/24"))];
+    /// let refused = store.apply_live(&old, &edit).unwrap_err();
+    /// assert!(matches!(refused, StoreError::MutationState { .. }));
+    /// assert_eq!(store.topology_detail(lab.id())?.lans.len(), 1);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn apply_live(
         &self,
         claim: &MutationClaim,
@@ -237,6 +515,33 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`] if
     /// the mutation does not exist in the claim's topology.
+    ///
+    /// ```
+    /// use topostate::store::{
+    ///     Claim, MemoryStore, MutationClaim, StoreError, TopologyStore, TypedStore,
+    /// };
+    /// use topostate::{MutationOp, MutationState};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// let attach = r#"{"decky":"web","lan":"dmz"}"#;
+    /// let queued = store.enqueue(&mut lab, MutationOp::AttachDecky, attach)?;
+    ///
+    /// // Marking a mutation nobody claimed is refused: marks move only from `applying`.
+    /// let unclaimed = MutationClaim::from_parts(queued, lab.id());
+    /// let refused = store.mark_mutation_applied(unclaimed).unwrap_err();
+    /// assert!(matches!(refused, StoreError::MutationState { found: MutationState::Pending, .. }));
+    ///
+    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// let done = store.mark_mutation_applied(claim)?; // the claim is consumed
+    /// assert_eq!(done.state, MutationState::Applied);
+    /// assert!(done.applied_at.is_some());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
 
     /// Marks a claimed mutation `failed` with a reason, whatever the topology's status now.
@@ -245,6 +550,28 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`] if
     /// the mutation does not exist in the claim's topology.
+    ///
+    /// ```
+    /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
+    /// use topostate::{MutationOp, MutationState};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// store.enqueue(&mut lab, MutationOp::RemoveLan, r#"{"name":"dmz"}"#)?;
+    ///
+    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// // The payload names a LAN the topology does not have: the applier gives up on it.
+    /// let failed = store.mark_mutation_failed(claim, "no lan named 'dmz'")?;
+    /// assert_eq!(failed.state, MutationState::Failed);
+    /// assert_eq!(failed.reason.as_deref(), Some("no lan named 'dmz'"));
+    /// // The queue moves on: nothing is applying any more.
+    /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Empty);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn mark_mutation_failed(
         &self,
         claim: MutationClaim,
@@ -256,6 +583,29 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`]; [`StoreError::Corrupt`] naming an unreadable row.
+    ///
+    /// ```
+    /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
+    /// use topostate::{MutationOp, MutationState};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// let first = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
+    /// let second = store.enqueue(&mut lab, MutationOp::AddDecky, r#"{"name":"ssh-2"}"#)?;
+    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("two mutations are pending");
+    /// };
+    /// store.mark_mutation_applied(claim)?;
+    ///
+    /// let all = store.list_mutations(lab.id(), None)?;
+    /// let ids: Vec<_> = all.iter().map(|m| m.id).collect();
+    /// assert_eq!(ids, [second, first]); // newest first
+    /// let waiting = store.list_mutations(lab.id(), Some(MutationState::Pending))?;
+    /// assert_eq!((waiting.len(), waiting[0].op), (1, MutationOp::AddDecky));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn list_mutations(
         &self,
         id: TopologyId,
@@ -267,6 +617,22 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`].
+    ///
+    /// ```
+    /// use topostate::TopologyId;
+    /// use topostate::store::{MemoryStore, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// // A reconciler saw the containers drift from the stored topology.
+    /// store.set_needs_resync(lab.id, true)?;
+    /// let read = store.get_topology(lab.id)?;
+    /// assert!(read.needs_resync);
+    /// assert_eq!((read.status, read.version), (lab.status, lab.version)); // neither touched
+    /// store.set_needs_resync(lab.id, false)?;
+    /// assert!(store.set_needs_resync(TopologyId::new(999), true).is_err());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError>;
 
     /// Deletes a topology and every child row, from `pending`, `torn_down` or `failed`.
@@ -276,6 +642,27 @@ pub trait TopologyStore: Send + Sync {
     /// [`StoreError::NotFound`], [`StoreError::NotEditable`] in any other status,
     /// [`StoreError::VersionConflict`] if an expected version is given and stale (it is only
     /// checked: a deleted row has no version to bump, so this never overflows).
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, StoreError, TopologyStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let draft = store.create_topology("draft")?;
+    /// // A pending draft can go, if nobody edited it since it was read.
+    /// store.delete_topology(draft.id, Some(draft.version))?;
+    /// assert!(store.get_topology(draft.id).is_err());
+    ///
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let lab = store.advance(lab, |t| t.activate())?;
+    /// // A running topology is torn down first: deleting it now is refused.
+    /// let refused = store.delete_topology(lab.id(), None).unwrap_err();
+    /// assert!(matches!(refused, StoreError::NotEditable(_)));
+    /// let lab = store.advance(lab, |t| t.tear_down())?;
+    /// let lab = store.advance(lab, |t| t.finish_teardown())?;
+    /// store.delete_topology(lab.id(), Some(lab.version()))?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn delete_topology(
         &self,
         id: TopologyId,
@@ -289,6 +676,30 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::store::{
+    ///     ChildEdit, MemoryStore, NewLan, Precondition, StoreError, TopologyStore, Touched,
+    /// };
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24"));
+    /// let added = store.edit_one(lab.id, Some(1), dmz)?;
+    /// assert!(matches!(added.id, Touched::Lan(_)));
+    /// assert_eq!(added.version, 2);
+    ///
+    /// // Once deploying, free-form edits are refused: changes go through the mutation queue.
+    /// store.transition_status(lab.id, TopologyStatus::Deploying, None, Precondition::none())?;
+    /// let office = ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24"));
+    /// let late = store.edit_one(lab.id, Some(2), office).unwrap_err();
+    /// let StoreError::NotEditable(refused) = late else {
+    ///     panic!("deploying is not editable");
+    /// };
+    /// assert_eq!(refused.status, TopologyStatus::Deploying);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn edit_one(
         &self,
         id: TopologyId,
@@ -310,6 +721,26 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, NewLan, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let mut dmz = NewLan::new("dmz", "10.0.0.0/24");
+    /// dmz.is_dmz = true;
+    /// dmz.x = Some(120.0);
+    /// dmz.y = Some(40.0);
+    /// let added = store.add_lan(lab.id, dmz, Some(1))?;
+    /// assert_eq!(added.version, 2);
+    ///
+    /// // An editor that still holds version 1 is refused instead of overwriting blind.
+    /// let office = NewLan::new("office", "10.0.1.0/24");
+    /// let stale = store.add_lan(lab.id, office, Some(1)).unwrap_err();
+    /// let StoreError::VersionConflict(conflict) = stale else { panic!("version 1 is stale") };
+    /// assert_eq!((conflict.expected, conflict.current), (1, 2));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn add_lan(
         &self,
         id: TopologyId,
@@ -329,6 +760,28 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{LanPatch, MemoryStore, NewLan, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))?.id;
+    /// store.add_lan(lab.id, NewLan::new("office", "10.0.1.0/24"), Some(2))?;
+    ///
+    /// // Dragged on the canvas: only the position changes.
+    /// let mut moved = LanPatch::default();
+    /// moved.x = Some(Some(300.0));
+    /// assert_eq!(store.update_lan(lab.id, dmz, moved, Some(3))?.version, 4);
+    /// // An empty patch checks everything and bumps nothing.
+    /// assert_eq!(store.update_lan(lab.id, dmz, LanPatch::default(), Some(4))?.version, 4);
+    ///
+    /// let mut renamed = LanPatch::default();
+    /// renamed.name = Some("office".into());
+    /// let taken = store.update_lan(lab.id, dmz, renamed, Some(4)).unwrap_err();
+    /// assert!(matches!(taken, StoreError::Duplicate { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn update_lan(
         &self,
         id: TopologyId,
@@ -349,6 +802,23 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// As [`edit`](Self::edit); [`StoreError::LanInUse`] if it is some decky's only LAN
     /// (naming the decky whose edge to the LAN is oldest, when several would be stranded).
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))?.id;
+    /// let spare = store.add_lan(lab.id, NewLan::new("spare", "10.0.9.0/24"), Some(2))?.id;
+    /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(3))?.id;
+    /// store.add_edge(lab.id, NewEdge::new(web, dmz), Some(4))?;
+    ///
+    /// // `web` would be left with no LAN: refused, naming it.
+    /// let in_use = store.delete_lan(lab.id, dmz, Some(5)).unwrap_err();
+    /// assert!(matches!(in_use, StoreError::LanInUse { decky, .. } if decky == web));
+    /// assert_eq!(store.delete_lan(lab.id, spare, Some(5))?.version, 6);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn delete_lan(
         &self,
         id: TopologyId,
@@ -367,6 +837,23 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, NewDecky, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let mut web = NewDecky::new("web");
+    /// web.services = vec!["http".into(), "ssh".into()];
+    /// let added = store.add_decky(lab.id, web, Some(1))?;
+    /// assert_eq!(added.version, 2);
+    /// assert_eq!(store.topology_detail(lab.id)?.deckies[0].services, ["http", "ssh"]);
+    ///
+    /// // Decky names are unique within a topology.
+    /// let taken = store.add_decky(lab.id, NewDecky::new("web"), Some(2)).unwrap_err();
+    /// assert_eq!(taken.to_string(), "decky 'web' already exists");
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn add_decky(
         &self,
         id: TopologyId,
@@ -386,6 +873,27 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{DeckyPatch, MemoryStore, NewDecky, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(1))?.id;
+    ///
+    /// let mut patch = DeckyPatch::default();
+    /// patch.services = Some(vec!["http".into(), "https".into()]);
+    /// patch.config = Some(Some(r#"{"banner":"nginx/1.18"}"#.into()));
+    /// assert_eq!(store.update_decky(lab.id, web, patch, Some(2))?.version, 3);
+    ///
+    /// // A coordinate must be finite; nothing is written.
+    /// let mut lost = DeckyPatch::default();
+    /// lost.x = Some(Some(f64::NAN));
+    /// let refused = store.update_decky(lab.id, web, lost, Some(3)).unwrap_err();
+    /// assert!(matches!(refused, StoreError::Invalid { .. }));
+    /// assert_eq!(store.get_topology(lab.id)?.version, 3);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn update_decky(
         &self,
         id: TopologyId,
@@ -405,6 +913,23 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))?.id;
+    /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(2))?.id;
+    /// store.add_edge(lab.id, NewEdge::new(web, dmz), Some(3))?;
+    ///
+    /// store.delete_decky(lab.id, web, Some(4))?;
+    /// assert!(store.topology_detail(lab.id)?.edges.is_empty()); // its edges went with it
+    /// // Deleting it again finds nothing.
+    /// let gone = store.delete_decky(lab.id, web, Some(5)).unwrap_err();
+    /// assert!(matches!(gone, StoreError::NotFound { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn delete_decky(
         &self,
         id: TopologyId,
@@ -424,6 +949,29 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// As [`edit`](Self::edit); [`StoreError::ForeignEnd`] if an end is in another
     /// topology; [`StoreError::Duplicate`] if the pair exists.
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))?.id;
+    /// let office = store.add_lan(lab.id, NewLan::new("office", "10.0.1.0/24"), Some(2))?.id;
+    /// let gw = store.add_decky(lab.id, NewDecky::new("gw"), Some(3))?.id;
+    /// store.add_edge(lab.id, NewEdge::new(gw, dmz), Some(4))?;
+    /// // The gateway bridges the DMZ to the office LAN.
+    /// let mut bridge = NewEdge::new(gw, office);
+    /// bridge.is_bridge = true;
+    /// assert_eq!(store.add_edge(lab.id, bridge, Some(5))?.version, 6);
+    ///
+    /// let twice = store.add_edge(lab.id, NewEdge::new(gw, dmz), Some(6)).unwrap_err();
+    /// assert!(matches!(twice, StoreError::Duplicate { .. }));
+    /// // An end in another topology is refused, naming it.
+    /// let other = store.create_topology("other")?;
+    /// let foreign = store.add_edge(other.id, NewEdge::new(gw, dmz), Some(1)).unwrap_err();
+    /// assert!(matches!(foreign, StoreError::ForeignEnd { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn add_edge(
         &self,
         id: TopologyId,
@@ -442,6 +990,24 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// As [`edit`](Self::edit).
+    ///
+    /// ```
+    /// use topostate::store::{MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create_topology("lab")?;
+    /// let dmz = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))?.id;
+    /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(2))?.id;
+    /// let edge = store.add_edge(lab.id, NewEdge::new(web, dmz), Some(3))?.id;
+    ///
+    /// assert_eq!(store.delete_edge(lab.id, edge, Some(4))?.version, 5);
+    /// assert!(store.topology_detail(lab.id)?.edges.is_empty());
+    /// // A second editor deleting it from a stale canvas learns first that it is gone (a
+    /// // missing row is reported before a stale version).
+    /// let stale = store.delete_edge(lab.id, edge, Some(4)).unwrap_err();
+    /// assert!(matches!(stale, StoreError::NotFound { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn delete_edge(
         &self,
         id: TopologyId,

@@ -37,6 +37,19 @@ pub trait TypedStore: TopologyStore {
     /// # Errors
     ///
     /// As [`TopologyStore::create_topology`].
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::store::{MemoryStore, StoreError, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?; // a Versioned<Topology<Pending>>
+    /// assert_eq!((lab.value().name(), lab.version()), ("lab", 1));
+    /// assert_eq!(lab.status(), TopologyStatus::Pending);
+    /// let taken = store.create("lab").unwrap_err();
+    /// assert!(matches!(taken, StoreError::Duplicate { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn create(&self, name: &str) -> Result<Versioned<Topology<Pending>>, StoreError> {
         let record = self.create_topology(name)?;
         restore(record.into_versioned()?)
@@ -47,6 +60,25 @@ pub trait TypedStore: TopologyStore {
     /// # Errors
     ///
     /// As [`TopologyStore::get_topology`].
+    ///
+    /// ```
+    /// use topostate::{AnyTopology, TopologyStatus};
+    /// use topostate::store::{MemoryStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let lab = store.advance(lab, |t| t.fail("compose up exited 1"))?;
+    ///
+    /// // A dashboard does not know the status in advance: it matches on what it finds.
+    /// let any = store.load(lab.id())?;
+    /// assert_eq!(any.status(), TopologyStatus::Failed);
+    /// match any.value() {
+    ///     AnyTopology::Failed(t) => assert_eq!(t.reason(), Some("compose up exited 1")),
+    ///     other => panic!("expected a failed topology, got {}", other.status()),
+    /// }
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn load(&self, id: TopologyId) -> Result<Versioned<AnyTopology>, StoreError> {
         self.get_topology(id)?.into_versioned()
     }
@@ -57,6 +89,29 @@ pub trait TypedStore: TopologyStore {
     ///
     /// [`StoreError::StaleStatus`] if it is in another status; as
     /// [`TopologyStore::get_topology`] otherwise.
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::state::{Active, Pending};
+    /// use topostate::store::{MemoryStore, StoreError, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let id = store.create("lab")?.id();
+    ///
+    /// // An editor expects a pending canvas; the handle carries that status in its type.
+    /// let canvas = store.load_as::<Pending>(id)?;
+    /// assert_eq!(canvas.version(), 1);
+    /// // Expecting the wrong status is refused, naming both.
+    /// let wrong = store.load_as::<Active>(id).unwrap_err();
+    /// assert!(matches!(
+    ///     wrong,
+    ///     StoreError::StaleStatus {
+    ///         expected: TopologyStatus::Active,
+    ///         found: TopologyStatus::Pending,
+    ///     }
+    /// ));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn load_as<S: State>(&self, id: TopologyId) -> Result<Versioned<Topology<S>>, StoreError> {
         restore(self.load(id)?)
     }
@@ -67,6 +122,31 @@ pub trait TypedStore: TopologyStore {
     /// # Errors
     ///
     /// As [`TopologyStore::edit`]; the handle keeps its version.
+    ///
+    /// ```
+    /// use topostate::store::{ChildEdit, MemoryStore, NewDecky, NewLan, TopologyStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let mut canvas = store.create("lab")?;
+    /// let mut theirs = store.load_as(canvas.id())?; // a second editor, same version
+    ///
+    /// store.edit_pending(&mut canvas, &[
+    ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
+    ///     ChildEdit::AddDecky(NewDecky::new("web")),
+    /// ])?;
+    /// assert_eq!(canvas.version(), 2); // the handle follows its own write
+    ///
+    /// // The other editor's handle is stale: refused, and it keeps its version.
+    /// let mail = [ChildEdit::AddDecky(NewDecky::new("mail"))];
+    /// let refused = store.edit_pending(&mut theirs, &mail);
+    /// assert!(refused.unwrap_err().is_conflict());
+    /// assert_eq!(theirs.version(), 1);
+    /// // Re-read and retry.
+    /// theirs = store.load_as(theirs.id())?;
+    /// store.edit_pending(&mut theirs, &mail)?;
+    /// assert_eq!(store.topology_detail(theirs.id())?.deckies.len(), 2);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn edit_pending(
         &self,
         topology: &mut Versioned<Topology<Pending>>,
@@ -86,6 +166,29 @@ pub trait TypedStore: TopologyStore {
     /// # Errors
     ///
     /// As [`TopologyStore::enqueue_mutation`].
+    ///
+    /// ```
+    /// use topostate::MutationOp;
+    /// use topostate::state::Active;
+    /// use topostate::store::{MemoryStore, TopologyStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// let mut other_tab = store.load_as::<Active>(lab.id())?;
+    ///
+    /// // Only `active` and `degraded` handles have `enqueue`: a pending one does not compile.
+    /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
+    /// assert_eq!(lab.version(), 2); // the handle took the bumped version
+    /// assert_eq!(store.list_mutations(lab.id(), None)?[0].id, queued);
+    ///
+    /// // The other tab has not seen that edit: refused, and it keeps its version.
+    /// let stale = store.enqueue(&mut other_tab, MutationOp::RemoveLan, r#"{"name":"lan-b"}"#);
+    /// assert!(stale.unwrap_err().is_conflict());
+    /// assert_eq!(other_tab.version(), 1);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn enqueue<S: QueueOpen>(
         &self,
         topology: &mut Versioned<Topology<S>>,
@@ -109,6 +212,30 @@ pub trait TypedStore: TopologyStore {
     /// [`StoreError::StaleStatus`] if another editor moved the topology;
     /// [`StoreError::VersionConflict`] if a pending topology was edited since it was read;
     /// [`StoreError::Invalid`] if `step` returned another topology.
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::state::Pending;
+    /// use topostate::store::{ChildEdit, MemoryStore, NewLan, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let mut canvas = store.load_as::<Pending>(lab.id())?; // an editor's copy
+    ///
+    /// // The deployer read version 1; the editor saves a LAN before the deploy starts.
+    /// store.edit_pending(&mut canvas, &[ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24"))])?;
+    /// let refused = store.advance(lab, |t| t.deploy()).unwrap_err();
+    /// assert!(refused.is_conflict()); // it would have deployed a topology without the LAN
+    ///
+    /// // Re-read what is there now, and deploy that.
+    /// let lab = store.load_as::<Pending>(canvas.id())?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let lab = store.advance(lab, |t| t.degrade("decky 'web' did not start"))?;
+    /// assert_eq!(lab.status(), TopologyStatus::Degraded);
+    /// assert_eq!(lab.value().reason(), Some("decky 'web' did not start"));
+    /// // `lab.value()` is a Topology<Degraded>: `t.deploy()` on it would not compile.
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn advance<S, T>(
         &self,
         topology: Versioned<Topology<S>>,

@@ -70,6 +70,35 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(service()).unwrap();
 /// ```
 ///
+/// An applier task drains a live topology's queue the same way, awaiting each step:
+///
+/// ```
+/// use topostate::MutationOp;
+/// use topostate::store::{
+///     AsyncTopologyStore, AsyncTypedStore, ChildEdit, Claim, MemoryStore, NewLan,
+/// };
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let lab = store.create("lab").await?;
+/// let lab = store.advance(lab, |t| t.deploy()).await?;
+/// let mut lab = store.advance(lab, |t| t.activate()).await?;
+/// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#).await?;
+///
+/// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id()).await? else {
+///     panic!("one mutation is pending");
+/// };
+/// // While it is applying, another applier is told so.
+/// assert!(matches!(store.claim_next_mutation(lab.id()).await?, Claim::Busy { .. }));
+/// let lan_b = [ChildEdit::AddLan(NewLan::new("lan-b", "10.0.2.0/24"))];
+/// store.apply_live(&claim, &lan_b).await?;
+/// store.mark_mutation_applied(claim).await?;
+/// assert_eq!(store.claim_next_mutation(lab.id()).await?, Claim::Empty);
+/// # Ok::<(), topostate::store::StoreError>(())
+/// # })?;
+/// # Ok::<(), topostate::store::StoreError>(())
+/// ```
+///
 /// Each method's documentation is its sync twin's. Dropping a future before it completes
 /// abandons the call: a write that had not started is not made, and one that had is either
 /// committed whole or not at all (never half), as the backend's atomicity promises.
@@ -487,6 +516,21 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
 /// ```
 pub trait AsyncTypedStore: AsyncTopologyStore {
     /// [`TypedStore::create`](super::TypedStore::create), async.
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::store::{AsyncTypedStore, MemoryStore, StoreError};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab").await?;
+    /// assert_eq!((lab.status(), lab.version()), (TopologyStatus::Pending, 1));
+    /// let taken = store.create("lab").await.unwrap_err();
+    /// assert!(matches!(taken, StoreError::Duplicate { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// # })?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn create<'a>(
         &'a self,
         name: &'a str,
@@ -495,6 +539,21 @@ pub trait AsyncTypedStore: AsyncTopologyStore {
     }
 
     /// [`TypedStore::load`](super::TypedStore::load), async.
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::store::{AsyncTypedStore, MemoryStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab").await?;
+    /// let lab = store.advance(lab, |t| t.deploy()).await?;
+    /// let any = store.load(lab.id()).await?;
+    /// assert_eq!(any.status(), TopologyStatus::Deploying);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// # })?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn load(
         &self,
         id: TopologyId,
@@ -503,6 +562,22 @@ pub trait AsyncTypedStore: AsyncTopologyStore {
     }
 
     /// [`TypedStore::load_as`](super::TypedStore::load_as), async.
+    ///
+    /// ```
+    /// use topostate::state::{Active, Pending};
+    /// use topostate::store::{AsyncTypedStore, MemoryStore, StoreError};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let id = store.create("lab").await?.id();
+    /// let canvas = store.load_as::<Pending>(id).await?;
+    /// assert_eq!(canvas.version(), 1);
+    /// let wrong = store.load_as::<Active>(id).await.unwrap_err();
+    /// assert!(matches!(wrong, StoreError::StaleStatus { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// # })?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn load_as<S: State>(
         &self,
         id: TopologyId,
@@ -512,6 +587,26 @@ pub trait AsyncTypedStore: AsyncTopologyStore {
 
     /// [`TypedStore::edit_pending`](super::TypedStore::edit_pending), async: on success
     /// the handle takes the new version; on error it keeps its own.
+    ///
+    /// ```
+    /// use topostate::state::Pending;
+    /// use topostate::store::{AsyncTypedStore, ChildEdit, MemoryStore, NewLan};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let mut canvas = store.create("lab").await?;
+    /// let mut theirs = store.load_as::<Pending>(canvas.id()).await?;
+    /// let dmz = [ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24"))];
+    /// store.edit_pending(&mut canvas, &dmz).await?;
+    /// assert_eq!(canvas.version(), 2);
+    /// // The second editor's handle is stale: refused, and it keeps its version.
+    /// let office = [ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24"))];
+    /// assert!(store.edit_pending(&mut theirs, &office).await.unwrap_err().is_conflict());
+    /// assert_eq!(theirs.version(), 1);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// # })?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn edit_pending<'a>(
         &'a self,
         topology: &'a mut Versioned<Topology<Pending>>,
@@ -527,6 +622,27 @@ pub trait AsyncTypedStore: AsyncTopologyStore {
     }
 
     /// [`TypedStore::enqueue`](super::TypedStore::enqueue), async.
+    ///
+    /// ```
+    /// use topostate::MutationOp;
+    /// use topostate::state::Active;
+    /// use topostate::store::{AsyncTypedStore, MemoryStore};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab").await?;
+    /// let lab = store.advance(lab, |t| t.deploy()).await?;
+    /// let mut lab = store.advance(lab, |t| t.activate()).await?;
+    /// let mut other_tab = store.load_as::<Active>(lab.id()).await?;
+    /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#).await?;
+    /// assert_eq!(lab.version(), 2);
+    /// let remove = r#"{"name":"lan-b"}"#;
+    /// let stale = store.enqueue(&mut other_tab, MutationOp::RemoveLan, remove).await;
+    /// assert!(stale.unwrap_err().is_conflict());
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// # })?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn enqueue<'a, S: QueueOpen>(
         &'a self,
         topology: &'a mut Versioned<Topology<S>>,
@@ -544,6 +660,25 @@ pub trait AsyncTypedStore: AsyncTopologyStore {
 
     /// [`TypedStore::advance`](super::TypedStore::advance), async: `step` runs before the
     /// future is made, the store records `S → T` when it is awaited.
+    ///
+    /// ```
+    /// use topostate::TopologyStatus;
+    /// use topostate::state::Pending;
+    /// use topostate::store::{AsyncTypedStore, MemoryStore, StoreError};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab").await?;
+    /// let twin = store.load_as::<Pending>(lab.id()).await?; // a second deployer's read
+    /// let lab = store.advance(lab, |t| t.deploy()).await?;
+    /// assert_eq!(lab.status(), TopologyStatus::Deploying);
+    /// // The second deployer acts on a status that is gone: refused.
+    /// let late = store.advance(twin, |t| t.deploy()).await.unwrap_err();
+    /// assert!(matches!(late, StoreError::StaleStatus { .. }));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// # })?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
     fn advance<S, T>(
         &self,
         topology: Versioned<Topology<S>>,
