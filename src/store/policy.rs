@@ -10,7 +10,7 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::state::{Active, Degraded, State};
-use crate::{TopologyNotEditable, TopologyStatus, VersionConflict};
+use crate::{TopologyNotEditable, TopologyStatus, VersionConflict, VersionError, check_and_bump};
 
 use super::{ChildEdit, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, Precondition, StoreError};
 
@@ -480,6 +480,53 @@ pub(crate) fn transition_refusal(
     ]
     .into_iter()
     .fold(None, StoreError::first)
+}
+
+/// The version check of a write that is only checked, never bumped (a delete, a batch of
+/// no-ops): a stale `expected` version, if given.
+pub(crate) fn stale_version(current: u64, expected: Option<u64>) -> Option<StoreError> {
+    expected
+        .filter(|&seen| seen != current)
+        .map(|expected| StoreError::VersionConflict(VersionConflict { current, expected }))
+}
+
+/// The version a versioned write leaves: `expected` checked and bumped, or, with `None`,
+/// the current version unchecked ([`check_and_bump`]).
+pub(crate) fn bumped_version(current: u64, expected: Option<u64>) -> Result<u64, StoreError> {
+    check_and_bump(current, expected).map_err(|e| match e {
+        VersionError::Conflict(c) => StoreError::VersionConflict(c),
+        VersionError::Overflow(o) => StoreError::VersionOverflow(o),
+    })
+}
+
+/// The version a free-form batch leaves: a batch of no-ops is checked but not bumped.
+pub(crate) fn batch_version(
+    current: u64,
+    expected: Option<u64>,
+    edits: &[ChildEdit],
+) -> Result<u64, StoreError> {
+    if edits.iter().all(ChildEdit::is_noop) {
+        stale_version(current, expected).map_or(Ok(current), Err)
+    } else {
+        bumped_version(current, expected)
+    }
+}
+
+/// The new version, or the error that takes precedence among a refusal (status gate,
+/// invalid argument), the version check and the first failing edit.
+pub(crate) fn settle(
+    refusal: Option<StoreError>,
+    version: Result<u64, StoreError>,
+    edit: Option<StoreError>,
+) -> Result<u64, StoreError> {
+    let (next, version_error) = match version {
+        Ok(next) => (next, None),
+        Err(e) => (0, Some(e)),
+    };
+    match StoreError::first(StoreError::first(refusal, version_error), edit) {
+        Some(e) => Err(e),
+        None => Ok(next),
+    }
 }
 
 /// Checks the fields an edit carries (names, texts, coordinates) without reading anything
