@@ -1,10 +1,10 @@
 //! Every interleaving of [`MemoryStore`]'s locks and atomics, explored by `loom`.
 //!
-//! Built only with `--cfg loom`, which swaps the store's `std::sync` primitives for
+//! Built only with `--cfg topostate_loom`, which swaps the store's `std::sync` primitives for
 //! loom's (see `src/store/sync.rs`):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom --test loom -- --nocapture
+//! RUSTFLAGS="--cfg topostate_loom" cargo test --release --target-dir target/loom --test loom -- --nocapture
 //! ```
 //!
 //! Two and three threads write with the version they read and race status transitions on
@@ -15,7 +15,7 @@
 //! (loom's own variable) overrides the preemption bound of the bounded models (4 for two
 //! threads with two writes each, 3 for three threads; the other two-thread models are
 //! exhaustive).
-#![cfg(loom)]
+#![cfg(topostate_loom)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;

@@ -1,13 +1,13 @@
 //! The synchronisation primitives the in-memory store is built on: `std::sync`, or
-//! `loom::sync` when built with `--cfg loom`, so that `tests/loom.rs` can explore every
+//! `loom::sync` when built with `--cfg topostate_loom`, so that `tests/loom.rs` can explore every
 //! interleaving of [`MemoryStore`](super::MemoryStore)'s locks and atomics.
 
-#[cfg(loom)]
+#[cfg(topostate_loom)]
 pub(crate) use loom::sync::{
     Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
     atomic::{AtomicU64, Ordering},
 };
-#[cfg(not(loom))]
+#[cfg(not(topostate_loom))]
 pub(crate) use std::sync::{
     Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
     atomic::{AtomicU64, Ordering},

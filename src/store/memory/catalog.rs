@@ -138,7 +138,7 @@ impl Counter {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(topostate_loom)))]
 mod tests {
     use crate::store::{
         ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore,

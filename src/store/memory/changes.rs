@@ -66,7 +66,7 @@ impl<'a, I: Copy + Eq + Hash> NameChanges<'a, I> {
         self.gone.insert(id);
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(topostate_loom)))]
     pub(super) fn len(&self) -> usize {
         self.gone.len() + self.renamed.len() + self.overlay.len()
     }
@@ -107,7 +107,7 @@ impl GoneEdges {
         self.per_decky.get(&decky).copied().unwrap_or_default()
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(topostate_loom)))]
     pub(super) fn len(&self) -> usize {
         self.ids.len() + self.per_decky.len()
     }
@@ -177,7 +177,7 @@ impl NewEdges {
         self.per_decky.remove(&decky);
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(topostate_loom)))]
     pub(super) fn len(&self) -> usize {
         self.pairs.len()
     }

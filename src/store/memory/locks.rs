@@ -27,7 +27,7 @@ pub(super) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 // Not under loom: these use `is_poisoned` and plain threads, which loom does not model.
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(topostate_loom)))]
 mod tests {
     use super::*;
     use crate::TopologyId;

@@ -500,7 +500,7 @@ fn duplicate(entity: Entity, name: &str) -> StoreError {
 }
 
 // Not under loom: plain threads and `Debug`, which loom does not model.
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(topostate_loom)))]
 mod tests {
     use super::*;
 

@@ -165,7 +165,7 @@ impl<I: Copy + Eq + Hash, R: Named> Rows<I, R> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(topostate_loom)))]
 mod tests {
     use super::*;
     use crate::TopologyId;

@@ -76,7 +76,7 @@ impl<'a> Stage<'a> {
         self.edges.as_ref().is_some_and(|e| e.gone.contains(edge))
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(topostate_loom)))]
     fn len(&self) -> usize {
         let edges = self
             .edges
@@ -285,7 +285,7 @@ fn missing_end(owners: &Owners, entity: Entity, id: u64, topology: TopologyId) -
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(topostate_loom)))]
 mod tests {
     use super::*;
     use crate::store::{LanPatch, MemoryStore, NewLan, TopologyStore};
