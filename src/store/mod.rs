@@ -85,7 +85,7 @@ pub use policy::{
     check_text,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{AsyncPgStore, PgStore, PgStoreBuilder, PgStoreStats};
+pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;

@@ -57,6 +57,7 @@ mod codec;
 mod conn;
 mod run;
 mod schema;
+mod tls;
 
 use std::boxed::Box;
 use std::fmt;
@@ -84,6 +85,7 @@ use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 use conn::{PgSession, Settings};
 use run::Core;
 pub use run::PgStoreStats;
+pub use tls::{PgSslMode, PgTls};
 
 /// The pool size of [`PgStore::connect`].
 const DEFAULT_POOL_SIZE: u32 = 8;
@@ -144,6 +146,8 @@ impl fmt::Debug for PgStoreBuilder {
             .field("statement_timeout", &s.statement_timeout)
             .field("keepalive", &s.keepalive)
             .field("resolve_timeout", &s.resolve_timeout)
+            .field("ssl_mode", &s.ssl_mode)
+            .field("ssl_root_cert", &s.ssl_root_cert)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,8 @@ impl PgStoreBuilder {
                 statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
                 keepalive: DEFAULT_KEEPALIVE,
                 resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+                ssl_mode: None,
+                ssl_root_cert: None,
             },
         }
     }
@@ -233,6 +239,53 @@ impl PgStoreBuilder {
         self
     }
 
+    /// How connections use TLS (libpq's `sslmode`), over any `sslmode` of the connection
+    /// string; by default the connection string's, else [`PgSslMode::Prefer`]. See
+    /// [`PgSslMode`] for what each checks.
+    pub fn ssl_mode(mut self, mode: PgSslMode) -> Self {
+        self.settings.ssl_mode = Some(mode);
+        self
+    }
+
+    /// Trusts the root certificates of this PEM file (libpq's `sslrootcert`) for
+    /// [`PgSslMode::VerifyCa`] and [`PgSslMode::VerifyFull`], over any `sslrootcert` of the
+    /// connection string. Without one, the system's roots are trusted. Given with
+    /// [`PgSslMode::Prefer`] or [`PgSslMode::Require`], the certificate is checked as with
+    /// [`PgSslMode::VerifyCa`] (as libpq does).
+    pub fn ssl_root_cert(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.settings.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// The driver's configuration and TLS connector of this builder's connections, for a
+    /// program that runs its own statements on the same terms as the store (the same
+    /// `sslmode` and roots, bounds, `search_path`), e.g. a read-only audit with a plain
+    /// `tokio_postgres` or `postgres` client.
+    ///
+    /// ```
+    /// use topostate::store::{PgSslMode, PgStore};
+    ///
+    /// let (config, tls) = PgStore::builder("host=db.example dbname=lab sslmode=require")
+    ///     .schema("tenant_a")
+    ///     .driver_config()?;
+    /// assert_eq!(config.get_dbname(), Some("lab"));
+    /// assert_eq!(tls.mode(), PgSslMode::Require);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a malformed URL (field `url`), `sslmode` (field
+    /// `sslmode`), schema name (field `schema`), or a root certificate file that cannot be
+    /// read or holds no certificate (field `sslrootcert`; also when the system's roots are
+    /// needed and none can be loaded).
+    pub fn driver_config(&self) -> Result<(tokio_postgres::Config, PgTls), StoreError> {
+        if let Some(schema) = &self.settings.schema {
+            schema::check_schema_name(schema)?;
+        }
+        conn::config(&self.url, &self.settings)
+    }
+
     /// Connects, creates or checks the schema, and returns the blocking store.
     ///
     /// # Errors
@@ -247,10 +300,10 @@ impl PgStoreBuilder {
             .enable_time()
             .build()
             .map_err(|e| {
-                StoreError::Backend(BackendError::new(SqlContext {
-                    context: String::from("starting the PostgreSQL store's runtime"),
-                    source: Box::new(e),
-                }))
+                StoreError::Backend(BackendError::with_context(
+                    "starting the PostgreSQL store's runtime",
+                    e,
+                ))
             })?;
         let runtime = Arc::new(OwnRuntime(Some(runtime)));
         let inner = on_runtime(&runtime, self.connect_async())?;
@@ -263,21 +316,21 @@ impl PgStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Invalid`] for a malformed URL (field `url`) or schema name (field
-    /// `schema`); [`StoreError::Backend`] if the server cannot be reached or refuses the
-    /// login (the message names host, port and database, never the password);
+    /// [`StoreError::Invalid`] as [`driver_config`](Self::driver_config);
+    /// [`StoreError::Backend`] if the server cannot be reached or refuses the login (the
+    /// message names host, port and database, never the password; the driver's error is its
+    /// `source()`); [`StoreError::Tls`] if TLS cannot be set up as `sslmode` asks (the
+    /// server's certificate refused, or no TLS offered);
     /// [`StoreError::Timeout`] if it does not answer within [`timeout`](Self::timeout);
     /// [`StoreError::Corrupt`] with table `meta` if the schema was made from a different
     /// lifecycle declaration (the message shows the expected and the found fingerprint) or
     /// by a newer schema version.
     pub async fn connect_async(self) -> Result<AsyncPgStore, StoreError> {
-        let settings = self.settings;
-        if let Some(schema) = &settings.schema {
-            schema::check_schema_name(schema)?;
-        }
-        let config = conn::config(&self.url, &settings)?;
+        let (config, tls) = self.driver_config()?;
+        let mut settings = self.settings;
+        settings.ssl_mode = Some(tls.mode());
         let place: Arc<str> = Arc::from(conn::describe_place(&config, settings.schema.as_deref()));
-        let pool = conn::pool(config, &settings)?;
+        let pool = conn::pool(config, tls, &settings)?;
         let core = Core::new(pool, place, settings);
         // One connection first, for a clear error (and the schema) before any call.
         let deadline = tokio::time::Instant::now() + core.settings.timeout;
@@ -295,6 +348,7 @@ impl PgStoreBuilder {
                     operation: "connect",
                     waiting_for: "the server to create or check the schema",
                     after: core.settings.call_timeout,
+                    cause: None,
                 });
             }
         }
@@ -1156,66 +1210,16 @@ impl Fail {
     }
 }
 
-/// A driver error with what the store was doing; `source` is the driver's error.
-#[derive(Debug)]
-struct SqlError {
-    context: String,
-    source: tokio_postgres::Error,
-}
-
-impl fmt::Display for SqlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let context = &self.context;
-        match self.source.as_db_error() {
-            Some(db) => {
-                write!(
-                    f,
-                    "{context}: {} (SQLSTATE {})",
-                    db.message(),
-                    db.code().code()
-                )?;
-                if let Some(detail) = db.detail() {
-                    write!(f, "; {detail}")?;
-                }
-                Ok(())
-            }
-            None => write!(f, "{context}: {}", self.source),
-        }
-    }
-}
-
-impl std::error::Error for SqlError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// Some other error with what the store was doing.
-#[derive(Debug)]
-struct SqlContext {
-    context: String,
-    source: Box<dyn std::error::Error + Send + Sync + 'static>,
-}
-
-impl fmt::Display for SqlContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.context, self.source)
-    }
-}
-
-impl std::error::Error for SqlContext {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
-
-/// Wraps a driver error as [`StoreError::Backend`]; a statement the server cancelled for
-/// its `statement_timeout` is a [`StoreError::Timeout`].
+/// Wraps a driver error as [`StoreError::Backend`]: `context` (with the SQLSTATE, if the
+/// server answered with one) is its message, the driver's error its `source()`.
 fn sql_error(e: tokio_postgres::Error, context: impl Into<String>) -> StoreError {
-    StoreError::Backend(BackendError::new(SqlError {
-        context: context.into(),
-        source: e,
-    }))
+    let mut context = context.into();
+    if let Some(code) = e.code() {
+        context.push_str(" (SQLSTATE ");
+        context.push_str(code.code());
+        context.push(')');
+    }
+    StoreError::Backend(BackendError::with_context(context, e))
 }
 
 /// Is `e` the server cancelling a statement (its `statement_timeout`)?
@@ -1249,7 +1253,7 @@ mod tests {
             .schema("t1")
             .statement_timeout(Duration::from_millis(1500))
             .keepalive(Duration::from_secs(9));
-        let config = conn::config(&builder.url, &builder.settings).unwrap();
+        let (config, _) = conn::config(&builder.url, &builder.settings).unwrap();
         assert_eq!(
             config.get_options(),
             Some("-c work_mem=4MB -c search_path=t1 -c statement_timeout=1500")
@@ -1268,7 +1272,7 @@ mod tests {
         let off = PgStore::builder("host=h")
             .statement_timeout(Duration::ZERO)
             .keepalive(Duration::ZERO);
-        let config = conn::config(&off.url, &off.settings).unwrap();
+        let (config, _) = conn::config(&off.url, &off.settings).unwrap();
         assert_eq!(config.get_options(), None);
         assert!(!config.get_keepalives());
     }

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use crate::store::{BackendError, StoreError};
 
 use super::conn::{PgSession, Settings};
-use super::{Fail, SqlError, backend, sql_error, statement_timed_out};
+use super::{Fail, backend, sql_error, statement_timed_out, tls};
 
 /// How many times a transaction the server aborted as a deadlock victim, a serialization
 /// failure or a lock timeout is run in all before the error is reported. (A call whose
@@ -148,6 +148,14 @@ impl Core {
                     }
                     sleep(pause).await;
                 }
+                Err(PoolError::Backend(e)) if tls::failed(&e) => {
+                    return Err(StoreError::Tls {
+                        operation: op,
+                        place: String::from(&*self.place),
+                        sslmode: self.settings.ssl_mode.unwrap_or_default().as_str(),
+                        cause: BackendError::new(e),
+                    });
+                }
                 Err(PoolError::Backend(e)) => {
                     return Err(sql_error(e, format!("{op}: connecting to {}", self.place)));
                 }
@@ -159,6 +167,7 @@ impl Core {
                             TimeoutType::Wait | TimeoutType::Recycle => "a free pooled connection",
                         },
                         after: Instant::now() - started,
+                        cause: None,
                     });
                 }
                 Err(other) => {
@@ -181,10 +190,17 @@ impl Core {
 
     /// A [`StoreError::Timeout`] for a call whose own bound passed.
     fn call_timed_out(&self, op: &'static str) -> StoreError {
+        self.call_timed_out_after(op, None)
+    }
+
+    /// A [`StoreError::Timeout`] for a call whose bound passed while it was running again
+    /// after `last` failed.
+    fn call_timed_out_after(&self, op: &'static str, last: Option<BackendError>) -> StoreError {
         StoreError::Timeout {
             operation: op,
             waiting_for: "the server's answers",
             after: self.settings.call_timeout,
+            cause: last,
         }
     }
 
@@ -320,15 +336,24 @@ impl Core {
         tries: u32,
         deadline: Instant,
     ) -> Result<(), StoreError> {
+        if let Fail::Sql(e) = &fail
+            && statement_timed_out(e)
+        {
+            let Fail::Sql(e) = fail else {
+                unreachable!("matched just above")
+            };
+            return Err(StoreError::Timeout {
+                operation: op,
+                waiting_for: "a statement (the server's statement_timeout)",
+                after: self.settings.statement_timeout,
+                cause: Some(BackendError::with_context(
+                    "the server cancelled the statement (SQLSTATE 57014)",
+                    e,
+                )),
+            });
+        }
         let what = match &fail {
             Fail::Lost(_) => "the connection was lost",
-            Fail::Sql(e) if statement_timed_out(e) => {
-                return Err(StoreError::Timeout {
-                    operation: op,
-                    waiting_for: "a statement (the server's statement_timeout)",
-                    after: self.settings.statement_timeout,
-                });
-            }
             Fail::Sql(e) => match transient(e) {
                 Some(what) => what,
                 None => return Err(fail.into_store(op)),
@@ -339,19 +364,26 @@ impl Core {
         // a restart or a storm of session kills may take a while to pass.
         if tries >= MAX_ATTEMPTS && !matches!(fail, Fail::Lost(_)) {
             return Err(match fail {
-                Fail::Sql(e) | Fail::Lost(e) => StoreError::Backend(BackendError::new(SqlError {
-                    context: format!(
+                Fail::Sql(e) | Fail::Lost(e) => sql_error(
+                    e,
+                    format!(
                         "{op}: gave up after {tries} attempts ({what}, every time; none was \
                          applied)"
                     ),
-                    source: e,
-                })),
+                ),
                 Fail::Store(e) => e,
             });
         }
         let pause = backoff_delay(tries);
         if Instant::now() + pause >= deadline {
-            return Err(self.call_timed_out(op));
+            let last = match fail {
+                Fail::Sql(e) | Fail::Lost(e) => BackendError::with_context(
+                    format!("attempt {tries}, the last, failed: {what}"),
+                    e,
+                ),
+                Fail::Store(e) => BackendError::new(e),
+            };
+            return Err(self.call_timed_out_after(op, Some(last)));
         }
         bump(&self.counters.reruns);
         sleep(pause).await;

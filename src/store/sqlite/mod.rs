@@ -229,48 +229,24 @@ impl Fail {
     }
 }
 
-/// A driver error with what the store was doing; `source` is the rusqlite error.
-#[derive(Debug)]
-struct SqlError {
-    context: String,
-    source: rusqlite::Error,
-}
-
-impl fmt::Display for SqlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let context = &self.context;
-        let source = &self.source;
-        match source.sqlite_error_code() {
-            _ if is_busy(source) => write!(
-                f,
-                "{context}: the database stayed locked by another connection for longer than \
-                 the busy timeout of {} s ({source})",
-                BUSY_TIMEOUT.as_secs()
-            ),
-            Some(ErrorCode::NotADatabase) => write!(
-                f,
-                "{context}: not an SQLite database, or a damaged one ({source})"
-            ),
-            Some(ErrorCode::DatabaseCorrupt) => {
-                write!(f, "{context}: the database file is damaged ({source})")
-            }
-            _ => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for SqlError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// Wraps a driver error as [`StoreError::Backend`].
+/// Wraps a driver error as [`StoreError::Backend`]: what the store was doing (and, for a
+/// busy, damaged or foreign file, what that means) is its message, the rusqlite error its
+/// `source()`.
 fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
-    StoreError::Backend(BackendError::new(SqlError {
-        context: context.into(),
-        source: e,
-    }))
+    let context = context.into();
+    let context = match e.sqlite_error_code() {
+        _ if is_busy(&e) => format!(
+            "{context}: the database stayed locked by another connection for longer than the \
+             busy timeout of {} s",
+            BUSY_TIMEOUT.as_secs()
+        ),
+        Some(ErrorCode::NotADatabase) => {
+            format!("{context}: not an SQLite database, or a damaged one")
+        }
+        Some(ErrorCode::DatabaseCorrupt) => format!("{context}: the database file is damaged"),
+        _ => context,
+    };
+    StoreError::Backend(BackendError::with_context(context, e))
 }
 
 // ---- connection setup ------------------------------------------------------------------
