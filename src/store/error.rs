@@ -80,7 +80,10 @@ impl BackendError {
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         Self {
             context: None,
-            driver: Driver(error.into()),
+            driver: Driver {
+                error: error.into(),
+                words: None,
+            },
         }
     }
 
@@ -92,7 +95,28 @@ impl BackendError {
     ) -> Self {
         Self {
             context: Some(context.into()),
-            driver: Driver(error.into()),
+            driver: Driver {
+                error: error.into(),
+                words: None,
+            },
+        }
+    }
+
+    /// As [`with_context`](Self::with_context), the driver's error shown as `words`, which
+    /// sum up its sources too (for a driver whose error and source say the same thing in
+    /// different words).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_driver_words(
+        context: impl Into<String>,
+        words: String,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            context: Some(context.into()),
+            driver: Driver {
+                error: error.into(),
+                words: Some(words),
+            },
         }
     }
 
@@ -100,7 +124,7 @@ impl BackendError {
     /// downcast when you know the backend.
     #[must_use]
     pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.driver.0
+        &*self.driver.error
     }
 }
 
@@ -122,7 +146,7 @@ impl std::error::Error for BackendError {
             Some(&self.driver)
         } else {
             // Shown as it is: the driver's own error, so the chain can be downcast.
-            Some(&*self.driver.0)
+            Some(&*self.driver.error)
         }
     }
 }
@@ -131,13 +155,20 @@ impl std::error::Error for BackendError {
 /// its source's message (some drivers end their message with their cause's, some do not),
 /// then that source.
 #[derive(Debug)]
-struct Driver(Box<dyn std::error::Error + Send + Sync + 'static>);
+struct Driver {
+    error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    /// Set by the backend: shown instead of the error and its sources.
+    words: Option<String>,
+}
 
 impl Driver {
     /// The error's own words and the source to show after them.
     fn split(&self) -> (String, Option<&(dyn std::error::Error + 'static)>) {
-        let whole = self.0.to_string();
-        let Some(source) = self.0.source() else {
+        if let Some(words) = &self.words {
+            return (words.clone(), None);
+        }
+        let whole = self.error.to_string();
+        let Some(source) = self.error.source() else {
             return (whole, None);
         };
         let said = source.to_string();
@@ -154,9 +185,11 @@ impl Driver {
     /// Does the chain need this node instead of the driver's error (its message repeats
     /// its source's)?
     fn trims(&self) -> bool {
-        self.0
-            .source()
-            .is_some_and(|source| self.0.to_string().ends_with(&source.to_string()))
+        self.words.is_some()
+            || self
+                .error
+                .source()
+                .is_some_and(|source| self.error.to_string().ends_with(&source.to_string()))
     }
 }
 

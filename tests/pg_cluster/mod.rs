@@ -195,3 +195,9 @@ pub fn conninfo(host: &str, user: &str, extra: &str) -> String {
     let (port, db) = port_and_db();
     format!("host={host} port={port} user={user} dbname={db} {extra}")
 }
+
+/// `TOPOSTATE_PG_URL` as a key=value string, to append settings to.
+pub fn kv_url() -> String {
+    let config: postgres::Config = pg_url().parse().unwrap();
+    conninfo("127.0.0.1", config.get_user().unwrap_or("postgres"), "")
+}

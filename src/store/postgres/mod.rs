@@ -1213,13 +1213,18 @@ impl Fail {
 /// Wraps a driver error as [`StoreError::Backend`]: `context` (with the SQLSTATE, if the
 /// server answered with one) is its message, the driver's error its `source()`.
 fn sql_error(e: tokio_postgres::Error, context: impl Into<String>) -> StoreError {
+    StoreError::Backend(sql_error_parts(e, context))
+}
+
+/// The [`BackendError`] of [`sql_error`].
+fn sql_error_parts(e: tokio_postgres::Error, context: impl Into<String>) -> BackendError {
     let mut context = context.into();
     if let Some(code) = e.code() {
         context.push_str(" (SQLSTATE ");
         context.push_str(code.code());
         context.push(')');
     }
-    StoreError::Backend(BackendError::with_context(context, e))
+    BackendError::with_context(context, e)
 }
 
 /// Is `e` the server cancelling a statement (its `statement_timeout`)?

@@ -16,7 +16,7 @@ use tokio_postgres::error::SqlState;
 use crate::store::{BackendError, StoreError};
 
 use super::conn::{PgSession, Settings};
-use super::{Fail, backend, sql_error, statement_timed_out, tls};
+use super::{Fail, backend, sql_error, sql_error_parts, statement_timed_out, tls};
 
 /// How many times a transaction the server aborted as a deadlock victim, a serialization
 /// failure or a lock timeout is run in all before the error is reported. (A call whose
@@ -217,6 +217,8 @@ impl Core {
     {
         let deadline = Instant::now() + self.settings.call_timeout;
         let mut tries = 1;
+        // What the attempt before this one met, for a timeout to say.
+        let mut last: Option<BackendError> = None;
         loop {
             let session = self.checkout(op, deadline).await?;
             let mut progress = Progress {
@@ -234,7 +236,7 @@ impl Core {
                         // Nothing was applied: run again, within the call's bound.
                         Resolved::Aborted => {
                             if Instant::now() >= deadline {
-                                return Err(self.call_timed_out(op));
+                                return Err(self.call_timed_out_after(op, last));
                             }
                             tries += 1;
                             continue;
@@ -252,11 +254,14 @@ impl Core {
                             Resolved::Aborted => Err(self.call_timed_out(op)),
                         };
                     }
-                    _ => return Err(self.call_timed_out(op)),
+                    _ => return Err(self.call_timed_out_after(op, last)),
                 },
             };
             match self.rerun(op, fail, tries, deadline).await {
-                Ok(()) => tries += 1,
+                Ok(cause) => {
+                    last = Some(cause);
+                    tries += 1;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -295,6 +300,8 @@ impl Core {
     {
         let deadline = Instant::now() + self.settings.call_timeout;
         let mut tries = 1;
+        // What the attempt before this one met, for a timeout to say.
+        let mut last: Option<BackendError> = None;
         loop {
             let session = self.checkout(op, deadline).await?;
             let run = async {
@@ -313,7 +320,7 @@ impl Core {
             let fail = match timeout_at(deadline, run).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(fail)) => fail,
-                Err(_) => return Err(self.call_timed_out(op)),
+                Err(_) => return Err(self.call_timed_out_after(op, last)),
             };
             let fail = match fail {
                 // Safe to repeat: any lost connection is run again.
@@ -321,21 +328,24 @@ impl Core {
                 other => other,
             };
             match self.rerun(op, fail, tries, deadline).await {
-                Ok(()) => tries += 1,
+                Ok(cause) => {
+                    last = Some(cause);
+                    tries += 1;
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// `Ok` if the failed attempt `tries` is to be run again (after its backoff), else the
-    /// error to report.
+    /// `Ok` (with the failure, as a timeout's cause) if the failed attempt `tries` is to be
+    /// run again (after its backoff), else the error to report.
     async fn rerun(
         &self,
         op: &'static str,
         fail: Fail,
         tries: u32,
         deadline: Instant,
-    ) -> Result<(), StoreError> {
+    ) -> Result<BackendError, StoreError> {
         if let Fail::Sql(e) = &fail
             && statement_timed_out(e)
         {
@@ -374,20 +384,19 @@ impl Core {
                 Fail::Store(e) => e,
             });
         }
+        let cause = match fail {
+            Fail::Sql(e) | Fail::Lost(e) => {
+                sql_error_parts(e, format!("attempt {tries} failed: {what}"))
+            }
+            Fail::Store(e) => BackendError::new(e),
+        };
         let pause = backoff_delay(tries);
         if Instant::now() + pause >= deadline {
-            let last = match fail {
-                Fail::Sql(e) | Fail::Lost(e) => BackendError::with_context(
-                    format!("attempt {tries}, the last, failed: {what}"),
-                    e,
-                ),
-                Fail::Store(e) => BackendError::new(e),
-            };
-            return Err(self.call_timed_out_after(op, Some(last)));
+            return Err(self.call_timed_out_after(op, Some(cause)));
         }
         bump(&self.counters.reruns);
         sleep(pause).await;
-        Ok(())
+        Ok(cause)
     }
 
     /// Learns how transaction `xid` ended, asking the server on another connection until

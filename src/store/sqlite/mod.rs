@@ -231,22 +231,33 @@ impl Fail {
 
 /// Wraps a driver error as [`StoreError::Backend`]: what the store was doing (and, for a
 /// busy, damaged or foreign file, what that means) is its message, the rusqlite error its
-/// `source()`.
+/// `source()`, shown once: SQLite's message and result code (rusqlite's error and its
+/// source say the same in two wordings), without a file name the message already holds.
 fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
     let context = context.into();
-    let context = match e.sqlite_error_code() {
+    let what = match e.sqlite_error_code() {
         _ if is_busy(&e) => format!(
-            "{context}: the database stayed locked by another connection for longer than the \
-             busy timeout of {} s",
+            ": the database stayed locked by another connection for longer than the busy \
+             timeout of {} s",
             BUSY_TIMEOUT.as_secs()
         ),
-        Some(ErrorCode::NotADatabase) => {
-            format!("{context}: not an SQLite database, or a damaged one")
-        }
-        Some(ErrorCode::DatabaseCorrupt) => format!("{context}: the database file is damaged"),
-        _ => context,
+        Some(ErrorCode::NotADatabase) => String::from(": not an SQLite database, or a damaged one"),
+        Some(ErrorCode::DatabaseCorrupt) => String::from(": the database file is damaged"),
+        _ => String::new(),
     };
-    StoreError::Backend(BackendError::with_context(context, e))
+    let error = match &e {
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            // An open error names the file (`...: /path`), which the context already does.
+            let message = match message.rsplit_once(": ") {
+                Some((said, path)) if !path.is_empty() && context.contains(path) => said,
+                _ => message,
+            };
+            let words = format!("{message} (SQLite result code {})", code.extended_code);
+            BackendError::with_driver_words(format!("{context}{what}"), words, e)
+        }
+        _ => BackendError::with_context(format!("{context}{what}"), e),
+    };
+    StoreError::Backend(error)
 }
 
 // ---- connection setup ------------------------------------------------------------------
