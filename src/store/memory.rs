@@ -33,6 +33,7 @@ use super::sync::{
     Arc, AtomicU64, Mutex, MutexGuard, Ordering, PoisonError, RwLock, RwLockReadGuard,
     RwLockWriteGuard, TryLockError,
 };
+use super::trace::Op;
 use super::{
     ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId, EditReport, Edited,
     Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent,
@@ -358,27 +359,31 @@ impl TopologyStore for MemoryStore {
         reason: Option<&str>,
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
-        self.with(id, |agg| {
-            let from = agg.row.status;
-            if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition) {
-                return Err(e);
-            }
-            let at = Timestamp::now();
-            let event = StatusEvent {
-                id: EventId::new(self.inner.seq.events.mint()),
-                topology_id: id,
-                from,
-                to,
-                at,
-                reason: reason.map(String::from),
-            };
-            agg.row.status = to;
-            agg.row.status_changed_at = at;
-            agg.row.reason.clone_from(&event.reason);
-            agg.kids.events.push(event.clone());
-            Ok(Transitioned {
-                topology: agg.row.clone(),
-                event,
+        // The span of the operation (nothing without the `tracing` feature).
+        Op::start("memory", "transition_status", Some(id.get()), None).run(|| {
+            self.with(id, |agg| {
+                let from = agg.row.status;
+                if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition)
+                {
+                    return Err(e);
+                }
+                let at = Timestamp::now();
+                let event = StatusEvent {
+                    id: EventId::new(self.inner.seq.events.mint()),
+                    topology_id: id,
+                    from,
+                    to,
+                    at,
+                    reason: reason.map(String::from),
+                };
+                agg.row.status = to;
+                agg.row.status_changed_at = at;
+                agg.row.reason.clone_from(&event.reason);
+                agg.kids.events.push(event.clone());
+                Ok(Transitioned {
+                    topology: agg.row.clone(),
+                    event,
+                })
             })
         })
     }
@@ -396,11 +401,13 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        let ready = Ready::new(&self.inner.names, edits);
-        self.with(id, |agg| {
-            let gate = free_form_gate(agg.row.status).err();
-            let version = next_version(agg.row.version, expected_version, edits);
-            self.run_edits(agg, gate, version, ready)
+        Op::start("memory", "edit", Some(id.get()), expected_version).run(|| {
+            let ready = Ready::new(&self.inner.names, edits);
+            self.with(id, |agg| {
+                let gate = free_form_gate(agg.row.status).err();
+                let version = next_version(agg.row.version, expected_version, edits);
+                self.run_edits(agg, gate, version, ready)
+            })
         })
     }
 
@@ -560,7 +567,8 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         edit: ChildEdit,
     ) -> Result<Edited<Touched>, StoreError> {
-        self.write_one(id, expected_version, edit)
+        Op::start("memory", "edit", Some(id.get()), expected_version)
+            .run(|| self.write_one(id, expected_version, edit))
     }
 
     fn delete_topology(

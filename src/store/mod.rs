@@ -67,6 +67,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod sync;
+mod trace;
 mod typed;
 
 #[cfg(feature = "tokio")]

@@ -83,8 +83,8 @@ use crate::store::{
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use conn::{PgSession, Settings};
-use run::Core;
 pub use run::PgStoreStats;
+use run::{Core, call};
 pub use tls::{PgSslMode, PgTls};
 
 /// The pool size of [`PgStore::connect`].
@@ -489,7 +489,7 @@ impl Core {
         ));
         check_name("topology name", name)?;
         self.write(
-            "create_topology",
+            call("create_topology"),
             on_session!(db => async {
                 let now = Timestamp::now();
                 // A concurrent insert of the same name makes this one wait for its
@@ -519,7 +519,7 @@ impl Core {
     /// [`TopologyStore::get_topology`].
     async fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
         self.single(
-            "get_topology",
+            call("get_topology").on(id),
             on_session!(db => sql::topology(db, id, Lock::None)),
         )
         .await
@@ -531,7 +531,7 @@ impl Core {
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
         self.single(
-            "list_topologies",
+            call("list_topologies"),
             on_session!(db => sql::list_topologies(db, status)),
         )
         .await
@@ -540,7 +540,7 @@ impl Core {
     /// [`TopologyStore::topology_detail`].
     async fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
         self.read(
-            "topology_detail",
+            call("topology_detail").on(id),
             on_session!(db => sql::topology_detail(db, id)),
         )
         .await
@@ -555,7 +555,7 @@ impl Core {
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
         self.write(
-            "transition_status",
+            call("transition_status").on(id),
             on_session!(db => sql::transition_status(db, id, to, reason, precondition)),
         )
         .await
@@ -564,7 +564,7 @@ impl Core {
     /// [`TopologyStore::list_status_events`].
     async fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
         self.read(
-            "list_status_events",
+            call("list_status_events").on(id),
             on_session!(db => sql::list_status_events(db, id)),
         )
         .await
@@ -578,7 +578,7 @@ impl Core {
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.write(
-            "edit",
+            call("edit").on(id).expecting(expected_version),
             on_session!(db => sql::edit(db, id, expected_version, edits)),
         )
         .await
@@ -595,7 +595,7 @@ impl Core {
         let invalid = network_id.and_then(|n| check_text("network id", n).err());
         let invalid = invalid.as_ref();
         self.single(
-            "set_lan_network_id",
+            call("set_lan_network_id"),
             on_session!(db => async {
                 let Some(k) = key(lan.get()) else {
                     return Err(not_found(Entity::Lan, lan.get()).into());
@@ -643,7 +643,7 @@ impl Core {
         let state = runtime.state;
         let (set_ip, set_error) = (runtime.ip.is_some(), runtime.last_error.is_some());
         self.single(
-            "set_decky_runtime",
+            call("set_decky_runtime"),
             on_session!(db => async {
                 let Some(k) = key(decky.get()) else {
                     return Err(not_found(Entity::Decky, decky.get()).into());
@@ -684,7 +684,7 @@ impl Core {
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError> {
         self.write(
-            "enqueue_mutation",
+            call("enqueue_mutation").on(id).expecting(expected_version),
             on_session!(db => sql::enqueue_mutation(db, id, op, payload, expected_version)),
         )
         .await
@@ -693,7 +693,7 @@ impl Core {
     /// [`TopologyStore::claim_next_mutation`].
     async fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
         self.write(
-            "claim_next_mutation",
+            call("claim_next_mutation").on(id),
             on_session!(db => sql::claim_next_mutation(db, id)),
         )
         .await
@@ -706,7 +706,7 @@ impl Core {
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.write(
-            "apply_live",
+            call("apply_live").on(claim.topology_id()),
             on_session!(db => sql::apply_live(db, claim, edits)),
         )
         .await
@@ -716,7 +716,7 @@ impl Core {
     async fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
-            "mark_mutation_applied",
+            call("mark_mutation_applied").on(claim.topology_id()),
             on_session!(db => sql::mark(db, claim, MutationState::Applied, None)),
         )
         .await
@@ -730,7 +730,7 @@ impl Core {
     ) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
-            "mark_mutation_failed",
+            call("mark_mutation_failed").on(claim.topology_id()),
             on_session!(db => sql::mark(db, claim, MutationState::Failed, Some(reason))),
         )
         .await
@@ -743,7 +743,7 @@ impl Core {
         state: Option<MutationState>,
     ) -> Result<Vec<Mutation>, StoreError> {
         self.read(
-            "list_mutations",
+            call("list_mutations").on(id),
             on_session!(db => sql::list_mutations(db, id, state)),
         )
         .await
@@ -752,7 +752,7 @@ impl Core {
     /// [`TopologyStore::set_needs_resync`].
     async fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.single(
-            "set_needs_resync",
+            call("set_needs_resync").on(id),
             on_session!(db => sql::set_needs_resync(db, id, needs_resync)),
         )
         .await
@@ -765,7 +765,7 @@ impl Core {
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
         self.write(
-            "delete_topology",
+            call("delete_topology").on(id).expecting(expected_version),
             on_session!(db => sql::delete_topology(db, id, expected_version)),
         )
         .await

@@ -13,6 +13,8 @@ use tokio::time::{Instant, sleep, timeout_at};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 
+use crate::TopologyId;
+use crate::store::trace::{self, Outcome};
 use crate::store::{BackendError, StoreError};
 
 use super::conn::{PgSession, Settings};
@@ -70,6 +72,46 @@ pub(super) struct Core {
     pub(super) place: Arc<str>,
     pub(super) settings: Settings,
     counters: Counters,
+}
+
+/// An operation as its span shows it: its name, and the topology and expected version it
+/// names, if any.
+#[derive(Clone, Copy)]
+pub(super) struct Call {
+    name: &'static str,
+    topology: Option<u64>,
+    expected: Option<u64>,
+}
+
+/// The operation `name`.
+pub(super) fn call(name: &'static str) -> Call {
+    Call {
+        name,
+        topology: None,
+        expected: None,
+    }
+}
+
+impl Call {
+    /// On topology `id`.
+    pub(super) fn on(self, id: TopologyId) -> Self {
+        Self {
+            topology: Some(id.get()),
+            ..self
+        }
+    }
+
+    /// Expecting the topology at `version`.
+    pub(super) fn expecting(self, version: Option<u64>) -> Self {
+        Self {
+            expected: version,
+            ..self
+        }
+    }
+
+    fn op(self) -> trace::Op {
+        trace::Op::start("postgres", self.name, self.topology, self.expected)
+    }
 }
 
 /// How a write's `COMMIT` ended, when it did not plainly succeed or fail.
@@ -210,7 +252,16 @@ impl Core {
     ///
     /// `f` gets the session by value and hands it back with its result, so that its future
     /// borrows nothing of the runner's.
-    pub(super) async fn write<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
+    pub(super) async fn write<T: Outcome, F, Fut>(&self, call: Call, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+    {
+        call.op().run_async(self.write_attempts(call.name, f)).await
+    }
+
+    /// [`write`](Self::write), without its span.
+    async fn write_attempts<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
@@ -268,23 +319,27 @@ impl Core {
     }
 
     /// Runs `f` in one read-only snapshot; run again on any lost connection.
-    pub(super) async fn read<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    pub(super) async fn read<T: Outcome, F, Fut>(&self, call: Call, f: F) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
     {
-        self.repeatable(op, true, f).await
+        call.op()
+            .run_async(self.repeatable(call.name, true, f))
+            .await
     }
 
     /// Runs `f`'s statements on their own (each its own transaction): for reads of one
     /// statement and for writes that are the same run twice as once (one row's runtime
     /// field set to a value). Run again on any lost connection.
-    pub(super) async fn single<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    pub(super) async fn single<T: Outcome, F, Fut>(&self, call: Call, f: F) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
     {
-        self.repeatable(op, false, f).await
+        call.op()
+            .run_async(self.repeatable(call.name, false, f))
+            .await
     }
 
     /// A call safe to repeat, in a snapshot or as single statements.
@@ -384,6 +439,10 @@ impl Core {
                 Fail::Store(e) => e,
             });
         }
+        let sqlstate = match &fail {
+            Fail::Sql(e) | Fail::Lost(e) => e.code().map(|c| String::from(c.code())),
+            Fail::Store(_) => None,
+        };
         let cause = match fail {
             Fail::Sql(e) | Fail::Lost(e) => {
                 sql_error_parts(e, format!("attempt {tries} failed: {what}"))
@@ -394,6 +453,7 @@ impl Core {
         if Instant::now() + pause >= deadline {
             return Err(self.call_timed_out_after(op, Some(cause)));
         }
+        trace::rerun(op, tries, what, sqlstate.as_deref());
         bump(&self.counters.reruns);
         sleep(pause).await;
         Ok(cause)
@@ -403,6 +463,7 @@ impl Core {
     /// it says or `resolve_timeout` passes.
     async fn resolve<T>(&self, op: &'static str, xid: i64, value: T, cause: Fail) -> Resolved<T> {
         bump(&self.counters.commits_in_doubt);
+        trace::commit_in_doubt(op, xid);
         let started = Instant::now();
         let until = started + self.settings.resolve_timeout;
         let mut tries = 0;
@@ -427,10 +488,12 @@ impl Core {
             match asked {
                 Ok(Ok(Some(status))) if status == "committed" => {
                     bump(&self.counters.resolved_committed);
+                    trace::commit_resolved(op, xid, "committed");
                     return Resolved::Committed(value);
                 }
                 Ok(Ok(Some(status))) if status == "aborted" => {
                     bump(&self.counters.resolved_aborted);
+                    trace::commit_resolved(op, xid, "aborted");
                     return Resolved::Aborted;
                 }
                 // "in progress": its backend has not ended yet.
@@ -452,6 +515,7 @@ impl Core {
             sleep(pause).await;
         };
         bump(&self.counters.outcome_unknown);
+        trace::commit_resolved(op, xid, "unknown");
         let cause = match cause {
             Fail::Store(e) => BackendError::new(e),
             Fail::Sql(e) | Fail::Lost(e) => BackendError::new(e),
