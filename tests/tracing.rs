@@ -85,8 +85,7 @@ fn captured(f: impl FnOnce()) -> Vec<Seen> {
     let capture = Capture::default();
     let subscriber = Registry::default().with(capture.clone());
     tracing::subscriber::with_default(subscriber, f);
-    let seen = capture.0.lock().unwrap().clone();
-    seen
+    capture.0.lock().unwrap().clone()
 }
 
 fn spans(seen: &[Seen]) -> Vec<&BTreeMap<String, String>> {

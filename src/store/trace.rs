@@ -70,6 +70,7 @@ impl Op {
 
     /// Runs `future` inside the span (entered on each poll), and records its outcome.
     #[cfg(feature = "tracing")]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) async fn run_async<T: Outcome>(
         self,
         future: impl Future<Output = Result<T, StoreError>>,
@@ -82,6 +83,7 @@ impl Op {
 
     /// Runs `future` (no span without the feature).
     #[cfg(not(feature = "tracing"))]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     #[inline(always)]
     pub(crate) async fn run_async<T: Outcome>(
         self,
@@ -119,6 +121,7 @@ impl Op {
 /// A PostgreSQL attempt that is run again: which, why, the server's SQLSTATE if any.
 #[inline(always)]
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn rerun(op: &'static str, attempt: u32, why: &'static str, sqlstate: Option<&str>) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
@@ -134,6 +137,7 @@ pub(crate) fn rerun(op: &'static str, attempt: u32, why: &'static str, sqlstate:
 /// A write whose connection was lost after `COMMIT` was sent: asking the server.
 #[inline(always)]
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn commit_in_doubt(op: &'static str, xid: i64) {
     #[cfg(feature = "tracing")]
     tracing::warn!(
@@ -147,6 +151,7 @@ pub(crate) fn commit_in_doubt(op: &'static str, xid: i64) {
 /// How a commit in doubt ended: `committed`, `aborted` or `unknown`.
 #[inline(always)]
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn commit_resolved(op: &'static str, xid: i64, resolution: &'static str) {
     #[cfg(feature = "tracing")]
     tracing::warn!(

@@ -52,6 +52,18 @@
 //!   values as parameters, and is the shared SQL planner's (the one SQLite runs too).
 //! - Rows are read back strictly: an unknown name or an impossible version is a
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
+//! - **TLS** as libpq's `sslmode` and `sslrootcert` ask (in the connection string, or
+//!   [`PgStoreBuilder::ssl_mode`] and [`PgStoreBuilder::ssl_root_cert`]): rustls, the
+//!   system's roots unless a root file is given; `verify-ca` checks the chain,
+//!   `verify-full` the host name too. A certificate refused, or no TLS where it is
+//!   required, is a [`StoreError::Tls`].
+//! - **Errors keep their cause**: a [`StoreError::Backend`]'s message says what the store
+//!   was doing (with the SQLSTATE when the server answered with one); its `source()` is the
+//!   driver's error, then the driver's cause (the I/O error, the server's message). A
+//!   [`StoreError::Timeout`] after runs again has the last failure as its `source()`.
+//! - With the `tracing` feature, each call is a span (`backend = "postgres"`, the
+//!   operation, topology, expected and new version, outcome), and each run again, commit in
+//!   doubt and resolution an event (see the crate's feature list).
 
 mod codec;
 mod conn;
@@ -938,7 +950,11 @@ fn clone_invalid(e: &StoreError) -> StoreError {
 /// # Ok::<(), topostate::store::StoreError>(())
 /// ```
 ///
-/// Connections are plain TCP or Unix-socket connections without TLS. Free text
+/// Connections use TLS (rustls) as the connection string's `sslmode` asks, as libpq does:
+/// `prefer` by default (TLS if the server offers it, certificate unchecked), up to
+/// `verify-full` (the certificate signed by a root of `sslrootcert`, or of the system when
+/// none is given, and issued for the host name); see [`PgSslMode`]. A refused certificate is
+/// [`StoreError::Tls`]. Free text
 /// (subnets, configs, payloads, reasons, runtime fields) cannot hold the NUL character,
 /// which PostgreSQL's `text` refuses; such a write is [`StoreError::Invalid`] here.
 /// Timestamps come from the clock of the host that writes, as in every backend; history is
