@@ -271,7 +271,15 @@ impl Core {
         // What the attempt before this one met, for a timeout to say.
         let mut last: Option<BackendError> = None;
         loop {
-            let session = self.checkout(op, deadline).await?;
+            let session = match self.checkout(op, deadline).await {
+                Ok(session) => session,
+                // The call's own bound cut the wait short: its timeout, with what the
+                // attempt before met.
+                Err(e) if e.is_timeout() && last.is_some() && Instant::now() >= deadline => {
+                    return Err(self.call_timed_out_after(op, last));
+                }
+                Err(e) => return Err(e),
+            };
             let mut progress = Progress {
                 xid: None,
                 committing: None,
@@ -358,7 +366,15 @@ impl Core {
         // What the attempt before this one met, for a timeout to say.
         let mut last: Option<BackendError> = None;
         loop {
-            let session = self.checkout(op, deadline).await?;
+            let session = match self.checkout(op, deadline).await {
+                Ok(session) => session,
+                // The call's own bound cut the wait short: its timeout, with what the
+                // attempt before met.
+                Err(e) if e.is_timeout() && last.is_some() && Instant::now() >= deadline => {
+                    return Err(self.call_timed_out_after(op, last));
+                }
+                Err(e) => return Err(e),
+            };
             let run = async {
                 if snapshot {
                     session.client().batch_execute(BEGIN_SNAPSHOT).await?;
