@@ -67,6 +67,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod sync;
+mod trace;
 mod typed;
 
 #[cfg(feature = "tokio")]
@@ -85,7 +86,7 @@ pub use policy::{
     check_name, check_text,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{AsyncPgStore, PgStore, PgStoreBuilder, PgStoreStats};
+pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;
