@@ -6,6 +6,10 @@
 //! mode (an environment variable says which role; see `sql_backends/processes.rs`), which
 //! works the same under `cargo test` and `cargo nextest run`.
 
+mod pages;
+
+use pages::ListAll;
+
 mod conformance;
 mod sql_backends;
 
@@ -162,7 +166,7 @@ fn in_memory_stores_are_separate() {
         a.get_topology(lab.id()).unwrap().status,
         TopologyStatus::Deploying
     );
-    assert!(b.list_topologies(None).unwrap().is_empty());
+    assert!(b.all_topologies(None).unwrap().is_empty());
     b.create_topology("lab").unwrap();
 }
 
@@ -371,7 +375,7 @@ fn corrupt_versions_are_named() {
             ("'seven'", "the text 'seven'"),
         ],
     );
-    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
+    assert_eq!(store.all_topologies(None).unwrap().len(), 1);
 }
 
 #[test]
@@ -510,7 +514,7 @@ fn a_truncated_file_is_an_error_not_a_panic() {
             Err(e) => Err(e.to_string()),
             Ok(store) => {
                 // Whatever opened must read without panicking; deep pages may be gone.
-                let listed = store.list_topologies(None).map(|l| l.len());
+                let listed = store.all_topologies(None).map(|l| l.len());
                 let details: Vec<_> = (1..=40)
                     .map(|i| {
                         store
