@@ -361,6 +361,36 @@ fn a_different_declaration_is_refused_on_connect() {
     );
 }
 
+/// A schema of version 1 (before pages) is migrated on connect: it gains the index a page
+/// of mutations reads, and is stamped version 2.
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_schema_1_gains_the_mutations_page_index() {
+    let scratch = Scratch::new("v1");
+    let lab = scratch.store().create_topology("lab").unwrap();
+    let mut raw = scratch.raw();
+    raw.batch_execute(
+        "DROP INDEX mutations_topology;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         UPDATE meta SET value = replace(value, 'schema 2;', 'schema 1;') WHERE key = 'fingerprint';",
+    )
+    .unwrap();
+    let store = scratch.store();
+    let row = raw
+        .query_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),
+                    (SELECT count(*) FROM pg_indexes
+                     WHERE schemaname = current_schema() AND indexname = 'mutations_topology')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i64>(1)),
+        ("2".to_owned(), 1)
+    );
+    assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
+}
+
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn a_newer_or_garbled_schema_version_is_refused() {
