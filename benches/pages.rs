@@ -13,7 +13,6 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
 use rusqlite::{Connection, params};
 use topostate::TopologyId;
 use topostate::store::{EventId, PageRequest, SqliteStore, TopologyStore};
