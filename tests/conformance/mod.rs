@@ -19,6 +19,7 @@
 //! in time.
 #![allow(dead_code, unused_macros)]
 
+use crate::pages::ListAll;
 use std::time::{Duration, Instant};
 
 use topostate::store::{
@@ -91,6 +92,10 @@ macro_rules! conformance_tests {
             marks_only_from_applying,
             apply_live_needs_claim_and_live_topology,
             list_mutations_newest_first_and_filter,
+            // pages
+            pages_join_up_to_each_whole_list,
+            page_limits_are_checked,
+            cursors_are_positions,
             // concurrency
             race_no_lost_update,
             race_enqueue_no_lost_update,
@@ -132,6 +137,7 @@ macro_rules! expect_err {
 
 pub mod awaiting;
 mod children;
+mod pages;
 mod queue;
 mod races;
 #[path = "../spec/mod.rs"]
@@ -141,6 +147,7 @@ mod topologies;
 mod transitions;
 
 pub use children::*;
+pub use pages::*;
 pub use queue::*;
 pub use races::*;
 pub use topologies::*;
@@ -256,7 +263,7 @@ pub fn version(store: &dyn TopologyStore, id: TopologyId) -> u64 {
 /// Asserts that the status log, replayed from `pending` oldest first, is a legal path
 /// ending at the stored status, and that it is listed newest first by id.
 pub fn assert_log_legal(store: &dyn TopologyStore, id: TopologyId) -> Vec<StatusEvent> {
-    let newest_first = store.list_status_events(id).unwrap();
+    let newest_first = store.all_events(id).unwrap();
     for pair in newest_first.windows(2) {
         assert!(
             pair[0].id > pair[1].id,

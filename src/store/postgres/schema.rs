@@ -246,11 +246,16 @@ fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
 }
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a schema
-/// from version `i + 1` to `i + 2`. Empty while there is only version 1.
+/// from version `i + 1` to `i + 2`. A new schema is created at version 1 and migrated, so
+/// every schema runs the same steps.
 ///
 /// Each is one batch of statements, run inside the migration's transaction.
 type Migration = &'static str;
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[
+    // 1 → 2: a page of a topology's mutations, newest first, reads this index from the
+    // cursor on; `mutations_topology_state` orders by id only within one state.
+    "CREATE INDEX mutations_topology ON mutations (topology_id, id);",
+];
 
 /// Creates (the schema itself if `schema` names one that does not exist yet, then the
 /// tables) or migrates, safe when several processes connect at once: everything happens
@@ -385,7 +390,7 @@ mod tests {
 
     #[test]
     fn fingerprint_names_postgres() {
-        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 1; "));
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 2; "));
     }
 
     #[test]

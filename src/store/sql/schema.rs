@@ -10,7 +10,12 @@ use crate::store::{DeckyState, StoreError};
 use crate::{MutationOp, MutationState, TopologyStatus};
 
 /// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+///
+/// | version | change |
+/// |---|---|
+/// | 1 | the tables |
+/// | 2 | the index `mutations (topology_id, id)`, which pages of a topology's mutations read |
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The `meta` keys.
 pub(crate) const KEY_VERSION: &str = "schema_version";
@@ -162,7 +167,7 @@ mod tests {
             let f = fingerprint_of(dialect, SCHEMA_VERSION);
             assert!(!f.contains('\n'));
             assert!(f.starts_with(&format!(
-                "topostate {dialect} schema 1; topology status: pending,deploying,"
+                "topostate {dialect} schema 2; topology status: pending,deploying,"
             )));
             assert!(f.contains("mutation op: add_lan,"));
         }
