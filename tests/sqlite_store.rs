@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
-use topostate::store::{ChildEdit, NewLan, SqliteStore, StoreError, TopologyStore, TypedStore};
+use topostate::store::{
+    ChildEdit, Foreign, NewLan, SqliteStore, StoreError, TopologyStore, TypedStore,
+};
 use topostate::{MAX_VERSION, MutationOp, TopologyId, TopologyStatus};
 
 use conformance::Harness;
@@ -407,7 +409,16 @@ fn a_file_that_is_not_sqlite_is_a_clear_error() {
     std::fs::write(&path, "these are my notes, not a database\n".repeat(200)).unwrap();
     let e = SqliteStore::open(&path).unwrap_err();
     let message = e.to_string();
-    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            StoreError::NotAStore {
+                found: Foreign::NotSqlite,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(message.contains("notes.txt"), "{message}");
     assert!(message.contains("not an SQLite database"), "{message}");
     // The file is left as it was.

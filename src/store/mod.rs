@@ -68,7 +68,7 @@ mod sqlite;
 mod sync;
 mod typed;
 
-pub use error::{BackendError, Entity, StoreError};
+pub use error::{BackendError, Entity, Foreign, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,

@@ -93,23 +93,43 @@ impl fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in the SQLite file at `path`.
     ///
-    /// A new file gets the schema; an existing one is checked against this build's
-    /// lifecycle declarations. Several processes may open one new file at once: exactly
-    /// one creates the schema, under `BEGIN IMMEDIATE`.
+    /// A new path, a zero-byte file and an SQLite database with no tables get the schema;
+    /// a store is checked against this build's lifecycle declarations. Anything else is
+    /// refused before anything is written to it: the check only reads, so a refused file
+    /// keeps every byte and its journal mode, and no `-wal`/`-shm` file is left beside it.
+    /// Several processes may open one new file at once: exactly one creates the schema,
+    /// under `BEGIN IMMEDIATE`.
+    ///
+    /// ```
+    /// use topostate::store::{Foreign, SqliteStore, StoreError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "not a database")?;
+    /// let refused = SqliteStore::open(&path).unwrap_err();
+    /// assert!(matches!(refused, StoreError::NotAStore { found: Foreign::NotSqlite, .. }));
+    /// assert_eq!(std::fs::read_to_string(&path)?, "not a database");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] if the file cannot be opened or is not an SQLite database
-    /// (the message names the path); [`StoreError::Corrupt`] with table `meta` if the file
-    /// was made from a different lifecycle declaration (the message shows the expected and
-    /// the found fingerprint) or by a newer schema version.
+    /// [`StoreError::NotAStore`] if the file is not empty and holds no topostate store: it
+    /// is not an SQLite database, or it is another application's database (the error lists
+    /// its tables). [`StoreError::Backend`] if the file cannot be opened or is a damaged
+    /// SQLite database (the message names the path); [`StoreError::Corrupt`] with table
+    /// `meta` if the file was made from a different lifecycle declaration (the message
+    /// shows the expected and the found fingerprint) or by a newer schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let place = path.display().to_string();
         let context = || format!("opening {place}");
+        schema::check_header(path)?;
         let mut conn = Connection::open(path).map_err(|e| sql_error(e, context()))?;
-        configure(&conn, true).map_err(|e| e.into_store(context()))?;
-        schema::migrate(&mut conn, &place)?;
+        configure(&conn).map_err(|e| e.into_store(context()))?;
+        schema::check_before_writing(&conn, path)?;
+        configure_file(&conn).map_err(|e| e.into_store(context()))?;
+        schema::migrate(&mut conn, &place, Some(path))?;
         Ok(Self {
             conn: Mutex::new(conn),
             path: Some(path.to_path_buf()),
@@ -124,8 +144,8 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let context = || String::from("opening an in-memory database");
         let mut conn = Connection::open_in_memory().map_err(|e| sql_error(e, context()))?;
-        configure(&conn, false).map_err(|e| e.into_store(context()))?;
-        schema::migrate(&mut conn, "an in-memory database")?;
+        configure(&conn).map_err(|e| e.into_store(context()))?;
+        schema::migrate(&mut conn, "an in-memory database", None)?;
         Ok(Self {
             conn: Mutex::new(conn),
             path: None,
@@ -275,7 +295,8 @@ fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
 
 // ---- connection setup ------------------------------------------------------------------
 
-fn configure(conn: &Connection, file: bool) -> R<()> {
+/// The connection's own settings; none of them writes to the file.
+fn configure(conn: &Connection) -> R<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -283,12 +304,16 @@ fn configure(conn: &Connection, file: bool) -> R<()> {
     if !on {
         return Err(backend("foreign key enforcement could not be switched on").into());
     }
-    if file {
-        wal(conn)?;
-        // In WAL mode, NORMAL keeps the file consistent on any crash and loses at most the
-        // last commits on power loss; FULL would fsync every commit.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-    }
+    Ok(())
+}
+
+/// The file's settings, once it is known to be a store (or empty): switching to WAL
+/// writes the file's header.
+fn configure_file(conn: &Connection) -> R<()> {
+    wal(conn)?;
+    // In WAL mode, NORMAL keeps the file consistent on any crash and loses at most the
+    // last commits on power loss; FULL would fsync every commit.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
 }
 
