@@ -707,29 +707,29 @@ impl<C: GenericClient> Session for Db<'_, C> {
         }
     }
 
-    fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
+    async fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
         T::from_row(&self.prepared_query_one(sql.pg, &bind(params))?)
     }
 
-    fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
+    async fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
         match self.prepared_query_opt(sql.pg, &bind(params))? {
             Some(row) => T::from_row(&row).map(Some),
             None => Ok(None),
         }
     }
 
-    fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
+    async fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
         self.prepared_query(sql.pg, &bind(params))?
             .iter()
             .map(T::from_row)
             .collect()
     }
 
-    fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
+    async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
         self.prepared_query_one(sql.pg, &bind(params))?.raw_int(0)
     }
 
-    fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
+    async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
         self.prepared_execute(sql.pg, &bind(params))
     }
 }
@@ -771,7 +771,9 @@ impl TopologyStore for PgStore {
     }
 
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.single("get_topology", true, |db| sql::topology(db, id, Lock::None))
+        self.single("get_topology", true, |db| {
+            sql::ready(sql::topology(db, id, Lock::None))
+        })
     }
 
     fn list_topologies(
@@ -779,7 +781,7 @@ impl TopologyStore for PgStore {
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
         self.single("list_topologies", true, |db| {
-            sql::list_topologies(db, status)
+            sql::ready(sql::list_topologies(db, status))
         })
     }
 
@@ -853,7 +855,7 @@ impl TopologyStore for PgStore {
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.single("set_needs_resync", true, |db| {
-            sql::set_needs_resync(db, id, needs_resync)
+            sql::ready(sql::set_needs_resync(db, id, needs_resync))
         })
     }
 }

@@ -27,7 +27,7 @@ const EDGE_OWNER: Stmt = stmt!("SELECT topology_id FROM edges WHERE id = $1");
 /// Applies `edits` in order to `topology`. A refusal stops the batch and is returned beside
 /// the rows touched so far, for the caller to weigh against its own guards (status gate,
 /// version) before it rolls back; driver errors fail at once.
-pub(crate) fn apply_edits<S: Session>(
+pub(crate) async fn apply_edits<S: Session>(
     db: &mut S,
     topology: i64,
     edits: &[ChildEdit],
@@ -39,7 +39,7 @@ pub(crate) fn apply_edits<S: Session>(
     };
     let mut touched = Vec::with_capacity(edits.len());
     for (i, edit) in edits.iter().enumerate() {
-        match batch.apply(edit) {
+        match batch.apply(edit).await {
             Ok(row) => {
                 // Only later edits of the batch read the set.
                 let later = i + 1 < edits.len();
@@ -69,29 +69,35 @@ struct Batch<'b, S> {
 }
 
 impl<S: Session> Batch<'_, S> {
-    fn apply(&mut self, edit: &ChildEdit) -> Result<Touched, S::Fail> {
+    async fn apply(&mut self, edit: &ChildEdit) -> Result<Touched, S::Fail> {
         match edit {
-            ChildEdit::AddLan(lan) => self.add_lan(lan),
-            ChildEdit::UpdateLan(id, patch) => self.update_lan(*id, patch),
-            ChildEdit::DeleteLan(id) => self.delete_lan(*id),
-            ChildEdit::AddDecky(decky) => self.add_decky(decky),
-            ChildEdit::UpdateDecky(id, patch) => self.update_decky(*id, patch),
-            ChildEdit::DeleteDecky(id) => self.delete_decky(*id),
-            ChildEdit::AddEdge(edge) => self.add_edge(edge),
-            ChildEdit::DeleteEdge(id) => self.delete_edge(*id),
+            ChildEdit::AddLan(lan) => self.add_lan(lan).await,
+            ChildEdit::UpdateLan(id, patch) => self.update_lan(*id, patch).await,
+            ChildEdit::DeleteLan(id) => self.delete_lan(*id).await,
+            ChildEdit::AddDecky(decky) => self.add_decky(decky).await,
+            ChildEdit::UpdateDecky(id, patch) => self.update_decky(*id, patch).await,
+            ChildEdit::DeleteDecky(id) => self.delete_decky(*id).await,
+            ChildEdit::AddEdge(edge) => self.add_edge(edge).await,
+            ChildEdit::DeleteEdge(id) => self.delete_edge(*id).await,
         }
     }
 
     /// A row's key and owning topology as this batch may see it: `None` if it is missing
     /// or was added by the batch.
-    fn owner(&mut self, sql: &Stmt, id: u64, row: Touched) -> Result<Option<(i64, i64)>, S::Fail> {
+    async fn owner(
+        &mut self,
+        sql: &Stmt,
+        id: u64,
+        row: Touched,
+    ) -> Result<Option<(i64, i64)>, S::Fail> {
         if self.created.contains(&row) {
             return Ok(None);
         }
         Ok(match key(id) {
             Some(k) => self
                 .db
-                .query_opt::<Key>(sql, &[Param::Int(k)])?
+                .query_opt::<Key>(sql, &[Param::Int(k)])
+                .await?
                 .map(|Key(owner)| (k, owner)),
             None => None,
         })
@@ -99,35 +105,43 @@ impl<S: Session> Batch<'_, S> {
 
     /// The key of a row of this topology, or [`StoreError::NotFound`] (also for a row of
     /// another topology).
-    fn child(&mut self, sql: &Stmt, entity: Entity, id: u64, row: Touched) -> Result<i64, S::Fail> {
-        match self.owner(sql, id, row)? {
+    async fn child(
+        &mut self,
+        sql: &Stmt,
+        entity: Entity,
+        id: u64,
+        row: Touched,
+    ) -> Result<i64, S::Fail> {
+        match self.owner(sql, id, row).await? {
             Some((k, owner)) if owner == self.topology => Ok(k),
             _ => Err(not_found(entity, id).into()),
         }
     }
 
-    fn lan(&mut self, lan: LanId) -> Result<i64, S::Fail> {
+    async fn lan(&mut self, lan: LanId) -> Result<i64, S::Fail> {
         self.child(&LAN_OWNER, Entity::Lan, lan.get(), Touched::Lan(lan))
+            .await
     }
 
-    fn decky(&mut self, decky: DeckyId) -> Result<i64, S::Fail> {
+    async fn decky(&mut self, decky: DeckyId) -> Result<i64, S::Fail> {
         self.child(
             &DECKY_OWNER,
             Entity::Decky,
             decky.get(),
             Touched::Decky(decky),
         )
+        .await
     }
 
     /// One end of a new edge: missing is not found, in another topology a foreign end.
-    fn edge_end(
+    async fn edge_end(
         &mut self,
         sql: &Stmt,
         entity: Entity,
         id: u64,
         row: Touched,
     ) -> Result<Result<i64, StoreError>, S::Fail> {
-        Ok(match self.owner(sql, id, row)? {
+        Ok(match self.owner(sql, id, row).await? {
             None => Err(not_found(entity, id)),
             Some((_, owner)) if owner != self.topology => Err(StoreError::ForeignEnd {
                 entity,
@@ -140,63 +154,77 @@ impl<S: Session> Batch<'_, S> {
     }
 
     /// [`StoreError::Duplicate`] if a row of `table` other than `except` has `name`.
-    fn name_taken(
+    async fn name_taken(
         &mut self,
         sql: &Stmt,
         entity: Entity,
         name: &str,
         except: i64,
     ) -> Result<Option<StoreError>, S::Fail> {
-        let Flag(taken) = self.db.query_one(
-            sql,
-            &[
-                Param::Int(self.topology),
-                Param::Text(name),
-                Param::Int(except),
-            ],
-        )?;
+        let Flag(taken) = self
+            .db
+            .query_one(
+                sql,
+                &[
+                    Param::Int(self.topology),
+                    Param::Text(name),
+                    Param::Int(except),
+                ],
+            )
+            .await?;
         Ok(taken.then(|| StoreError::Duplicate {
             entity,
             name: String::from(name),
         }))
     }
 
-    fn lan_name_taken(&mut self, name: &str, except: i64) -> Result<Option<StoreError>, S::Fail> {
+    async fn lan_name_taken(
+        &mut self,
+        name: &str,
+        except: i64,
+    ) -> Result<Option<StoreError>, S::Fail> {
         const TAKEN: Stmt = stmt!(
             "SELECT EXISTS (SELECT 1 FROM lans WHERE topology_id = $1 AND name = $2 AND id <> $3)"
         );
-        self.name_taken(&TAKEN, Entity::Lan, name, except)
+        self.name_taken(&TAKEN, Entity::Lan, name, except).await
     }
 
-    fn decky_name_taken(&mut self, name: &str, except: i64) -> Result<Option<StoreError>, S::Fail> {
+    async fn decky_name_taken(
+        &mut self,
+        name: &str,
+        except: i64,
+    ) -> Result<Option<StoreError>, S::Fail> {
         const TAKEN: Stmt = stmt!(
             "SELECT EXISTS (SELECT 1 FROM deckies WHERE topology_id = $1 AND name = $2 AND id <> $3)"
         );
-        self.name_taken(&TAKEN, Entity::Decky, name, except)
+        self.name_taken(&TAKEN, Entity::Decky, name, except).await
     }
 
-    fn add_lan(&mut self, lan: &NewLan) -> Result<Touched, S::Fail> {
+    async fn add_lan(&mut self, lan: &NewLan) -> Result<Touched, S::Fail> {
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
              VALUES ($1, $2, $3, $4, $5, $6)"
         );
         check_new_lan(lan)?;
-        refuse(self.lan_name_taken(&lan.name, 0)?)?;
-        let id = self.db.insert(
-            &INSERT,
-            &[
-                Param::Int(self.topology),
-                Param::Text(&lan.name),
-                Param::Text(&lan.subnet),
-                Param::Bool(lan.is_dmz),
-                Param::OptReal(lan.x),
-                Param::OptReal(lan.y),
-            ],
-        )?;
+        refuse(self.lan_name_taken(&lan.name, 0).await?)?;
+        let id = self
+            .db
+            .insert(
+                &INSERT,
+                &[
+                    Param::Int(self.topology),
+                    Param::Text(&lan.name),
+                    Param::Text(&lan.subnet),
+                    Param::Bool(lan.is_dmz),
+                    Param::OptReal(lan.x),
+                    Param::OptReal(lan.y),
+                ],
+            )
+            .await?;
         Ok(Touched::Lan(LanId::new(id_of(id))))
     }
 
-    fn update_lan(&mut self, lan: LanId, patch: &LanPatch) -> Result<Touched, S::Fail> {
+    async fn update_lan(&mut self, lan: LanId, patch: &LanPatch) -> Result<Touched, S::Fail> {
         const UPDATE: Stmt = stmt!(
             "UPDATE lans SET \
                  name = CASE WHEN $2 THEN $3::text ELSE name END, \
@@ -206,33 +234,35 @@ impl<S: Session> Batch<'_, S> {
                  y = CASE WHEN $10 THEN $11::float8 ELSE y END \
              WHERE id = $1"
         );
-        let k = self.lan(lan)?;
+        let k = self.lan(lan).await?;
         check_lan_patch(patch)?;
         if let Some(name) = &patch.name {
-            refuse(self.lan_name_taken(name, k)?)?;
+            refuse(self.lan_name_taken(name, k).await?)?;
         }
         if !patch.is_empty() {
-            self.db.execute(
-                &UPDATE,
-                &[
-                    Param::Int(k),
-                    Param::Bool(patch.name.is_some()),
-                    Param::OptText(patch.name.as_deref()),
-                    Param::Bool(patch.subnet.is_some()),
-                    Param::OptText(patch.subnet.as_deref()),
-                    Param::Bool(patch.is_dmz.is_some()),
-                    Param::OptBool(patch.is_dmz),
-                    Param::Bool(patch.x.is_some()),
-                    Param::OptReal(patch.x.flatten()),
-                    Param::Bool(patch.y.is_some()),
-                    Param::OptReal(patch.y.flatten()),
-                ],
-            )?;
+            self.db
+                .execute(
+                    &UPDATE,
+                    &[
+                        Param::Int(k),
+                        Param::Bool(patch.name.is_some()),
+                        Param::OptText(patch.name.as_deref()),
+                        Param::Bool(patch.subnet.is_some()),
+                        Param::OptText(patch.subnet.as_deref()),
+                        Param::Bool(patch.is_dmz.is_some()),
+                        Param::OptBool(patch.is_dmz),
+                        Param::Bool(patch.x.is_some()),
+                        Param::OptReal(patch.x.flatten()),
+                        Param::Bool(patch.y.is_some()),
+                        Param::OptReal(patch.y.flatten()),
+                    ],
+                )
+                .await?;
         }
         Ok(Touched::Lan(lan))
     }
 
-    fn delete_lan(&mut self, lan: LanId) -> Result<Touched, S::Fail> {
+    async fn delete_lan(&mut self, lan: LanId) -> Result<Touched, S::Fail> {
         // A decky whose every edge goes to this LAN would be left with none; the first
         // such edge by id names it.
         const ORPHAN: Stmt = stmt!(
@@ -241,8 +271,9 @@ impl<S: Session> Batch<'_, S> {
                  (SELECT 1 FROM edges o WHERE o.decky_id = e.decky_id AND o.lan_id <> $1) \
              ORDER BY e.id LIMIT 1"
         );
-        let k = self.lan(lan)?;
-        if let Some(Named(decky, decky_name)) = self.db.query_opt(&ORPHAN, &[Param::Int(k)])? {
+        let k = self.lan(lan).await?;
+        if let Some(Named(decky, decky_name)) = self.db.query_opt(&ORPHAN, &[Param::Int(k)]).await?
+        {
             return Err(StoreError::LanInUse {
                 lan,
                 decky: DeckyId::new(id_of(decky)),
@@ -250,38 +281,48 @@ impl<S: Session> Batch<'_, S> {
             }
             .into());
         }
-        self.db.execute(
-            &stmt!("DELETE FROM edges WHERE lan_id = $1"),
-            &[Param::Int(k)],
-        )?;
         self.db
-            .execute(&stmt!("DELETE FROM lans WHERE id = $1"), &[Param::Int(k)])?;
+            .execute(
+                &stmt!("DELETE FROM edges WHERE lan_id = $1"),
+                &[Param::Int(k)],
+            )
+            .await?;
+        self.db
+            .execute(&stmt!("DELETE FROM lans WHERE id = $1"), &[Param::Int(k)])
+            .await?;
         Ok(Touched::Lan(lan))
     }
 
-    fn add_decky(&mut self, decky: &NewDecky) -> Result<Touched, S::Fail> {
+    async fn add_decky(&mut self, decky: &NewDecky) -> Result<Touched, S::Fail> {
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO deckies (topology_id, name, services, config, state, x, y) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)"
         );
         check_new_decky(decky)?;
-        refuse(self.decky_name_taken(&decky.name, 0)?)?;
-        let id = self.db.insert(
-            &INSERT,
-            &[
-                Param::Int(self.topology),
-                Param::Text(&decky.name),
-                Param::Services(&decky.services),
-                Param::OptText(decky.config.as_deref()),
-                Param::Text(DeckyState::Pending.as_str()),
-                Param::OptReal(decky.x),
-                Param::OptReal(decky.y),
-            ],
-        )?;
+        refuse(self.decky_name_taken(&decky.name, 0).await?)?;
+        let id = self
+            .db
+            .insert(
+                &INSERT,
+                &[
+                    Param::Int(self.topology),
+                    Param::Text(&decky.name),
+                    Param::Services(&decky.services),
+                    Param::OptText(decky.config.as_deref()),
+                    Param::Text(DeckyState::Pending.as_str()),
+                    Param::OptReal(decky.x),
+                    Param::OptReal(decky.y),
+                ],
+            )
+            .await?;
         Ok(Touched::Decky(DeckyId::new(id_of(id))))
     }
 
-    fn update_decky(&mut self, decky: DeckyId, patch: &DeckyPatch) -> Result<Touched, S::Fail> {
+    async fn update_decky(
+        &mut self,
+        decky: DeckyId,
+        patch: &DeckyPatch,
+    ) -> Result<Touched, S::Fail> {
         const UPDATE: Stmt = stmt!(
             "UPDATE deckies SET \
                  name = CASE WHEN $2 THEN $3::text ELSE name END, \
@@ -291,65 +332,75 @@ impl<S: Session> Batch<'_, S> {
                  y = CASE WHEN $10 THEN $11::float8 ELSE y END \
              WHERE id = $1"
         );
-        let k = self.decky(decky)?;
+        let k = self.decky(decky).await?;
         let config = patch.config.as_ref().and_then(Option::as_deref);
         check_decky_patch(patch)?;
         if let Some(name) = &patch.name {
-            refuse(self.decky_name_taken(name, k)?)?;
+            refuse(self.decky_name_taken(name, k).await?)?;
         }
         if !patch.is_empty() {
-            self.db.execute(
-                &UPDATE,
-                &[
-                    Param::Int(k),
-                    Param::Bool(patch.name.is_some()),
-                    Param::OptText(patch.name.as_deref()),
-                    Param::Bool(patch.services.is_some()),
-                    Param::OptServices(patch.services.as_deref()),
-                    Param::Bool(patch.config.is_some()),
-                    Param::OptText(config),
-                    Param::Bool(patch.x.is_some()),
-                    Param::OptReal(patch.x.flatten()),
-                    Param::Bool(patch.y.is_some()),
-                    Param::OptReal(patch.y.flatten()),
-                ],
-            )?;
+            self.db
+                .execute(
+                    &UPDATE,
+                    &[
+                        Param::Int(k),
+                        Param::Bool(patch.name.is_some()),
+                        Param::OptText(patch.name.as_deref()),
+                        Param::Bool(patch.services.is_some()),
+                        Param::OptServices(patch.services.as_deref()),
+                        Param::Bool(patch.config.is_some()),
+                        Param::OptText(config),
+                        Param::Bool(patch.x.is_some()),
+                        Param::OptReal(patch.x.flatten()),
+                        Param::Bool(patch.y.is_some()),
+                        Param::OptReal(patch.y.flatten()),
+                    ],
+                )
+                .await?;
         }
         Ok(Touched::Decky(decky))
     }
 
-    fn delete_decky(&mut self, decky: DeckyId) -> Result<Touched, S::Fail> {
-        let k = self.decky(decky)?;
-        self.db.execute(
-            &stmt!("DELETE FROM edges WHERE decky_id = $1"),
-            &[Param::Int(k)],
-        )?;
-        self.db.execute(
-            &stmt!("DELETE FROM deckies WHERE id = $1"),
-            &[Param::Int(k)],
-        )?;
+    async fn delete_decky(&mut self, decky: DeckyId) -> Result<Touched, S::Fail> {
+        let k = self.decky(decky).await?;
+        self.db
+            .execute(
+                &stmt!("DELETE FROM edges WHERE decky_id = $1"),
+                &[Param::Int(k)],
+            )
+            .await?;
+        self.db
+            .execute(
+                &stmt!("DELETE FROM deckies WHERE id = $1"),
+                &[Param::Int(k)],
+            )
+            .await?;
         Ok(Touched::Decky(decky))
     }
 
-    fn add_edge(&mut self, edge: &NewEdge) -> Result<Touched, S::Fail> {
+    async fn add_edge(&mut self, edge: &NewEdge) -> Result<Touched, S::Fail> {
         const TAKEN: Stmt =
             stmt!("SELECT EXISTS (SELECT 1 FROM edges WHERE decky_id = $1 AND lan_id = $2)");
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO edges (topology_id, decky_id, lan_id, is_bridge, forwards_l3) \
              VALUES ($1, $2, $3, $4, $5)"
         );
-        let decky = self.edge_end(
-            &DECKY_OWNER,
-            Entity::Decky,
-            edge.decky.get(),
-            Touched::Decky(edge.decky),
-        )?;
-        let lan = self.edge_end(
-            &LAN_OWNER,
-            Entity::Lan,
-            edge.lan.get(),
-            Touched::Lan(edge.lan),
-        )?;
+        let decky = self
+            .edge_end(
+                &DECKY_OWNER,
+                Entity::Decky,
+                edge.decky.get(),
+                Touched::Decky(edge.decky),
+            )
+            .await?;
+        let lan = self
+            .edge_end(
+                &LAN_OWNER,
+                Entity::Lan,
+                edge.lan.get(),
+                Touched::Lan(edge.lan),
+            )
+            .await?;
         let (decky, lan) = match (decky, lan) {
             (Ok(decky), Ok(lan)) => (decky, lan),
             (decky, lan) => {
@@ -359,7 +410,8 @@ impl<S: Session> Batch<'_, S> {
         };
         let Flag(taken) = self
             .db
-            .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])?;
+            .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])
+            .await?;
         if taken {
             return Err(StoreError::Duplicate {
                 entity: Entity::Edge,
@@ -367,23 +419,29 @@ impl<S: Session> Batch<'_, S> {
             }
             .into());
         }
-        let id = self.db.insert(
-            &INSERT,
-            &[
-                Param::Int(self.topology),
-                Param::Int(decky),
-                Param::Int(lan),
-                Param::Bool(edge.is_bridge),
-                Param::Bool(edge.forwards_l3),
-            ],
-        )?;
+        let id = self
+            .db
+            .insert(
+                &INSERT,
+                &[
+                    Param::Int(self.topology),
+                    Param::Int(decky),
+                    Param::Int(lan),
+                    Param::Bool(edge.is_bridge),
+                    Param::Bool(edge.forwards_l3),
+                ],
+            )
+            .await?;
         Ok(Touched::Edge(EdgeId::new(id_of(id))))
     }
 
-    fn delete_edge(&mut self, edge: EdgeId) -> Result<Touched, S::Fail> {
-        let k = self.child(&EDGE_OWNER, Entity::Edge, edge.get(), Touched::Edge(edge))?;
+    async fn delete_edge(&mut self, edge: EdgeId) -> Result<Touched, S::Fail> {
+        let k = self
+            .child(&EDGE_OWNER, Entity::Edge, edge.get(), Touched::Edge(edge))
+            .await?;
         self.db
-            .execute(&stmt!("DELETE FROM edges WHERE id = $1"), &[Param::Int(k)])?;
+            .execute(&stmt!("DELETE FROM edges WHERE id = $1"), &[Param::Int(k)])
+            .await?;
         Ok(Touched::Edge(edge))
     }
 }

@@ -250,6 +250,14 @@ pub(crate) use typed_reads;
 ///
 /// Generic, not a trait object: the operations are monomorphized per backend, so the
 /// hot path costs what the backend's own calls cost.
+///
+/// The methods return futures, so one planner serves blocking and async drivers alike. A
+/// blocking driver (rusqlite) does its work inside the future and completes it on the first
+/// poll; its store drives the planner with [`ready`]. An async driver (tokio-postgres)
+/// suspends on I/O, and its store awaits the planner on a runtime. The futures are not
+/// declared `Send`: a planner future is `Send` exactly when its session's futures are (the
+/// compiler sees through the concrete types), which an async backend asserts where it
+/// boxes them.
 pub(crate) trait Session {
     /// A failed step: a refusal to report as it is, or a driver error to wrap.
     type Fail: From<StoreError>;
@@ -257,23 +265,52 @@ pub(crate) trait Session {
     /// The refusal inside `fail`, or `fail` back if it is a driver error.
     fn refusal(fail: Self::Fail) -> Result<StoreError, Self::Fail>;
     /// Runs `sql` and decodes its one row; no row is a driver error.
-    fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> Result<T, Self::Fail>;
+    fn query_one<T: FromRow>(
+        &mut self,
+        sql: &Stmt,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<T, Self::Fail>>;
     /// Runs `sql` and decodes its first row, if any.
     fn query_opt<T: FromRow>(
         &mut self,
         sql: &Stmt,
         params: &[Param<'_>],
-    ) -> Result<Option<T>, Self::Fail>;
+    ) -> impl Future<Output = Result<Option<T>, Self::Fail>>;
     /// Runs `sql` and decodes every row; the first unreadable row fails the list.
     fn query_all<T: FromRow>(
         &mut self,
         sql: &Stmt,
         params: &[Param<'_>],
-    ) -> Result<Vec<T>, Self::Fail>;
+    ) -> impl Future<Output = Result<Vec<T>, Self::Fail>>;
     /// Runs the `INSERT` `sql` (made by [`insert_stmt!`]); the new row's id.
-    fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> Result<i64, Self::Fail>;
+    fn insert(
+        &mut self,
+        sql: &Stmt,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<i64, Self::Fail>>;
     /// Runs `sql`; the number of rows it changed.
-    fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> Result<u64, Self::Fail>;
+    fn execute(
+        &mut self,
+        sql: &Stmt,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<u64, Self::Fail>>;
+}
+
+/// Runs a planner future whose session never suspends (a blocking driver) to completion
+/// on the calling thread: it completes on its first poll.
+///
+/// Invariant: every future of a blocking [`Session`] does its work when polled and never
+/// returns `Pending`, so neither does a planner future built only from them. Should that
+/// ever be broken, the call fails with a backend error instead of spinning or hanging.
+pub(crate) fn ready<T, E: From<StoreError>>(
+    future: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let mut future = core::pin::pin!(future);
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        core::task::Poll::Ready(out) => out,
+        core::task::Poll::Pending => Err(backend("a blocking statement runner suspended").into()),
+    }
 }
 
 // ---- small helpers ---------------------------------------------------------------------
@@ -324,5 +361,76 @@ mod tests {
         #[cfg(feature = "postgres")]
         assert!(S.pg.contains("$5::text[]"));
         let _ = S;
+    }
+}
+
+/// The planner's futures inherit `Send` from their session's, so an async backend can box
+/// them as `Send` futures: checked here with a session whose futures are `Send`.
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+    use crate::store::{ChildEdit, MutationClaim, MutationId};
+    use crate::{MutationOp, TopologyId};
+
+    /// A session that answers nothing; only its types matter.
+    struct Nothing;
+
+    impl Session for Nothing {
+        type Fail = StoreError;
+
+        fn refusal(fail: StoreError) -> Result<StoreError, StoreError> {
+            Ok(fail)
+        }
+        async fn query_one<T: FromRow>(
+            &mut self,
+            _: &Stmt,
+            _: &[Param<'_>],
+        ) -> Result<T, StoreError> {
+            Err(backend("nothing"))
+        }
+        async fn query_opt<T: FromRow>(
+            &mut self,
+            _: &Stmt,
+            _: &[Param<'_>],
+        ) -> Result<Option<T>, StoreError> {
+            Ok(None)
+        }
+        async fn query_all<T: FromRow>(
+            &mut self,
+            _: &Stmt,
+            _: &[Param<'_>],
+        ) -> Result<Vec<T>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn insert(&mut self, _: &Stmt, _: &[Param<'_>]) -> Result<i64, StoreError> {
+            Err(backend("nothing"))
+        }
+        async fn execute(&mut self, _: &Stmt, _: &[Param<'_>]) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+    }
+
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+
+    #[test]
+    fn planner_futures_are_send_when_the_session_is() {
+        let mut db = Nothing;
+        let id = TopologyId::new(1);
+        let edits = [ChildEdit::DeleteLan(crate::store::LanId::new(1))];
+        let e = ready(send(edit(&mut db, id, Some(1), &edits))).unwrap_err();
+        assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+        let claim = MutationClaim::from_parts(MutationId::new(1), id);
+        let _ = ready(send(apply_live(&mut db, &claim, &edits)));
+        let _ = ready(send(enqueue_mutation(
+            &mut db,
+            id,
+            MutationOp::ALL[0],
+            "{}",
+            None,
+        )));
+        let _ = ready(send(claim_next_mutation(&mut db, id)));
+        let _ = ready(send(topology_detail(&mut db, id)));
     }
 }

@@ -74,7 +74,7 @@ lockable!(
 );
 
 /// A topology row, or [`StoreError::NotFound`].
-pub(crate) fn topology<S: Session>(
+pub(crate) async fn topology<S: Session>(
     db: &mut S,
     id: TopologyId,
     lock: Lock,
@@ -84,7 +84,7 @@ pub(crate) fn topology<S: Session>(
         Lock::Row => &TOPOLOGY_FOR_UPDATE,
     };
     let found = match key(id.get()) {
-        Some(k) => db.query_opt(sql, &[Param::Int(k)])?,
+        Some(k) => db.query_opt(sql, &[Param::Int(k)]).await?,
         None => None,
     };
     found.ok_or_else(|| not_found(Entity::Topology, id.get()).into())
@@ -92,13 +92,13 @@ pub(crate) fn topology<S: Session>(
 
 /// The topology's head, or [`StoreError::NotFound`]; every write reads it with
 /// [`Lock::Row`] before anything else.
-fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result<Head, S::Fail> {
+async fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result<Head, S::Fail> {
     let sql = match lock {
         Lock::None => &HEAD,
         Lock::Row => &HEAD_FOR_UPDATE,
     };
     let found = match key(id.get()) {
-        Some(k) => db.query_opt(sql, &[Param::Int(k)])?,
+        Some(k) => db.query_opt(sql, &[Param::Int(k)]).await?,
         None => None,
     };
     found.ok_or_else(|| not_found(Entity::Topology, id.get()).into())
@@ -133,20 +133,23 @@ fn version_guard(current: u64, expected: Option<u64>, bumps: bool) -> Option<Sto
 /// Bumps the version from `expected`, in the caller's transaction. The guard is repeated
 /// in SQL: the `UPDATE` matches only `expected` and only below `i64::MAX`, so `version + 1`
 /// is never computed where it would overflow (SQLite would turn it into a float).
-fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u64, S::Fail> {
+async fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u64, S::Fail> {
     const BUMP: Stmt = stmt!(
         "UPDATE topologies SET version = version + 1 \
          WHERE id = $1 AND version = $2 AND version < $3"
     );
     let changed = match key(expected) {
-        Some(expected_key) => db.execute(
-            &BUMP,
-            &[
-                Param::Int(topology),
-                Param::Int(expected_key),
-                Param::Int(MAX_SQL_VERSION),
-            ],
-        )?,
+        Some(expected_key) => {
+            db.execute(
+                &BUMP,
+                &[
+                    Param::Int(topology),
+                    Param::Int(expected_key),
+                    Param::Int(MAX_SQL_VERSION),
+                ],
+            )
+            .await?
+        }
         None => 0,
     };
     if changed == 1 {
@@ -154,21 +157,23 @@ fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u64, S::
     }
     // Unreachable while the caller checked the version under its lock in this
     // transaction; report what the table says rather than trusting that.
-    let current = head(db, TopologyId::new(id_of(topology)), Lock::None)?.version;
+    let current = head(db, TopologyId::new(id_of(topology)), Lock::None)
+        .await?
+        .version;
     Err(version_guard(current, Some(expected), true)
         .unwrap_or_else(|| backend("the version bump matched no row"))
         .into())
 }
 
 /// Bumps once if `expected` is given and `bumps`; the version after the write.
-fn finish_version<S: Session>(
+async fn finish_version<S: Session>(
     db: &mut S,
     head: &Head,
     expected: Option<u64>,
     bumps: bool,
 ) -> Result<u64, S::Fail> {
     match expected {
-        Some(v) if bumps => bump(db, head.key, v),
+        Some(v) if bumps => bump(db, head.key, v).await,
         _ => Ok(head.version),
     }
 }
@@ -177,12 +182,13 @@ fn finish_version<S: Session>(
 
 /// A mutation's key and state, or [`StoreError::NotFound`] (also when it belongs to
 /// another topology than the claim says).
-fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<ClaimedRow, S::Fail> {
+async fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<ClaimedRow, S::Fail> {
     const CLAIMED: Stmt =
         stmt!("SELECT id, topology_id, state FROM mutations WHERE id = $1 AND topology_id = $2");
     let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
         (Some(id), Some(topology)) => {
-            db.query_opt(&CLAIMED, &[Param::Int(id), Param::Int(topology)])?
+            db.query_opt(&CLAIMED, &[Param::Int(id), Param::Int(topology)])
+                .await?
         }
         _ => None,
     };
@@ -199,7 +205,7 @@ fn not_applying(claim: &MutationClaim, state: MutationState) -> Option<StoreErro
 }
 
 /// Moves a claimed mutation from `applying` to `to`; anything but `applying` is refused.
-pub(crate) fn mark<S: Session>(
+pub(crate) async fn mark<S: Session>(
     db: &mut S,
     claim: &MutationClaim,
     to: MutationState,
@@ -212,22 +218,24 @@ pub(crate) fn mark<S: Session>(
     ));
     // The topology's lock first, as in every write; a claim on a topology that is gone is
     // that topology's not-found.
-    head(db, claim.topology_id(), Lock::Row)?;
-    let ClaimedRow { key: k, state } = claimed(db, claim)?;
+    head(db, claim.topology_id(), Lock::Row).await?;
+    let ClaimedRow { key: k, state } = claimed(db, claim).await?;
     refuse(pick([
         not_applying(claim, state),
         reason.and_then(|r| check_text("reason", r).err()),
     ]))?;
-    let marked = db.query_opt(
-        &MARK,
-        &[
-            Param::Int(k),
-            Param::Text(to.as_str()),
-            Param::Int(Timestamp::now().as_micros()),
-            Param::OptText(reason),
-            Param::Text(MutationState::Applying.as_str()),
-        ],
-    )?;
+    let marked = db
+        .query_opt(
+            &MARK,
+            &[
+                Param::Int(k),
+                Param::Text(to.as_str()),
+                Param::Int(Timestamp::now().as_micros()),
+                Param::OptText(reason),
+                Param::Text(MutationState::Applying.as_str()),
+            ],
+        )
+        .await?;
     marked.ok_or_else(|| backend("the mutation left 'applying' during its mark").into())
 }
 
@@ -235,7 +243,7 @@ pub(crate) fn mark<S: Session>(
 
 /// The topologies (of `status`, if given), oldest first. Every row is read, filter or not,
 /// so a corrupt row fails the list instead of silently falling out of it.
-pub(crate) fn list_topologies<S: Session>(
+pub(crate) async fn list_topologies<S: Session>(
     db: &mut S,
     status: Option<TopologyStatus>,
 ) -> Result<Vec<TopologyRecord>, S::Fail> {
@@ -244,7 +252,7 @@ pub(crate) fn list_topologies<S: Session>(
         topology_columns!(),
         " FROM topologies ORDER BY id"
     ));
-    let all: Vec<TopologyRecord> = db.query_all(&ALL, &[])?;
+    let all: Vec<TopologyRecord> = db.query_all(&ALL, &[]).await?;
     Ok(match status {
         Some(s) => all.into_iter().filter(|t| t.status == s).collect(),
         None => all,
@@ -252,7 +260,7 @@ pub(crate) fn list_topologies<S: Session>(
 }
 
 /// The topology and its children, from one snapshot.
-pub(crate) fn topology_detail<S: Session>(
+pub(crate) async fn topology_detail<S: Session>(
     db: &mut S,
     id: TopologyId,
 ) -> Result<TopologyDetail, S::Fail> {
@@ -271,20 +279,20 @@ pub(crate) fn topology_detail<S: Session>(
         edge_columns!(),
         " FROM edges WHERE topology_id = $1 ORDER BY id"
     ));
-    let topology = topology(db, id, Lock::None)?;
+    let topology = topology(db, id, Lock::None).await?;
     let k = [Param::Int(
         key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?,
     )];
     Ok(TopologyDetail {
         topology,
-        lans: db.query_all(&LANS, &k)?,
-        deckies: db.query_all(&DECKIES, &k)?,
-        edges: db.query_all(&EDGES, &k)?,
+        lans: db.query_all(&LANS, &k).await?,
+        deckies: db.query_all(&DECKIES, &k).await?,
+        edges: db.query_all(&EDGES, &k).await?,
     })
 }
 
 /// A compare-and-set on the status, with its event.
-pub(crate) fn transition_status<S: Session>(
+pub(crate) async fn transition_status<S: Session>(
     db: &mut S,
     id: TopologyId,
     to: TopologyStatus,
@@ -300,7 +308,7 @@ pub(crate) fn transition_status<S: Session>(
          VALUES ($1, $2, $3, $4, $5)"
     );
     // The lock first: the status checked below is the one this write replaces.
-    let mut record = topology(db, id, Lock::Row)?;
+    let mut record = topology(db, id, Lock::Row).await?;
     let from = record.status;
     refuse(transition_refusal(
         from,
@@ -312,29 +320,33 @@ pub(crate) fn transition_status<S: Session>(
     let k = key(id.get()).ok_or_else(|| not_found(Entity::Topology, id.get()))?;
     let now = Timestamp::now();
     // Compare-and-set on the status: the write matches only the status just checked.
-    let changed = db.execute(
-        &SET,
-        &[
-            Param::Int(k),
-            Param::Text(to.as_str()),
-            Param::Int(now.as_micros()),
-            Param::OptText(reason),
-            Param::Text(from.as_str()),
-        ],
-    )?;
+    let changed = db
+        .execute(
+            &SET,
+            &[
+                Param::Int(k),
+                Param::Text(to.as_str()),
+                Param::Int(now.as_micros()),
+                Param::OptText(reason),
+                Param::Text(from.as_str()),
+            ],
+        )
+        .await?;
     if changed != 1 {
         return Err(backend("the status changed during its own transaction").into());
     }
-    let event = db.insert(
-        &EVENT,
-        &[
-            Param::Int(k),
-            Param::Text(from.as_str()),
-            Param::Text(to.as_str()),
-            Param::Int(now.as_micros()),
-            Param::OptText(reason),
-        ],
-    )?;
+    let event = db
+        .insert(
+            &EVENT,
+            &[
+                Param::Int(k),
+                Param::Text(from.as_str()),
+                Param::Text(to.as_str()),
+                Param::Int(now.as_micros()),
+                Param::OptText(reason),
+            ],
+        )
+        .await?;
     record.status = to;
     record.status_changed_at = now;
     record.reason = reason.map(String::from);
@@ -352,7 +364,7 @@ pub(crate) fn transition_status<S: Session>(
 }
 
 /// The topology's events, newest first.
-pub(crate) fn list_status_events<S: Session>(
+pub(crate) async fn list_status_events<S: Session>(
     db: &mut S,
     id: TopologyId,
 ) -> Result<Vec<StatusEvent>, S::Fail> {
@@ -361,38 +373,41 @@ pub(crate) fn list_status_events<S: Session>(
         event_columns!(),
         " FROM status_events WHERE topology_id = $1 ORDER BY id DESC"
     ));
-    let head = head(db, id, Lock::None)?;
-    db.query_all(&EVENTS, &[Param::Int(head.key)])
+    let head = head(db, id, Lock::None).await?;
+    db.query_all(&EVENTS, &[Param::Int(head.key)]).await
 }
 
 /// A batch of free-form child edits: `pending` only, one bump for the batch.
-pub(crate) fn edit<S: Session>(
+pub(crate) async fn edit<S: Session>(
     db: &mut S,
     id: TopologyId,
     expected_version: Option<u64>,
     edits: &[ChildEdit],
 ) -> Result<EditReport, S::Fail> {
-    let head = head(db, id, Lock::Row)?;
+    let head = head(db, id, Lock::Row).await?;
     let bumps = !edits.iter().all(ChildEdit::is_noop);
-    let (touched, refused) = apply_edits(db, head.key, edits)?;
+    let (touched, refused) = apply_edits(db, head.key, edits).await?;
     refuse(pick([
         refused,
         free_form_gate(head.status).err(),
         version_guard(head.version, expected_version, bumps),
     ]))?;
-    let version = finish_version(db, &head, expected_version, bumps)?;
+    let version = finish_version(db, &head, expected_version, bumps).await?;
     Ok(EditReport { touched, version })
 }
 
 /// `UPDATE topologies SET needs_resync`: one statement, no gate, no bump.
-pub(crate) fn set_needs_resync<S: Session>(
+pub(crate) async fn set_needs_resync<S: Session>(
     db: &mut S,
     id: TopologyId,
     needs_resync: bool,
 ) -> Result<(), S::Fail> {
     const SET: Stmt = stmt!("UPDATE topologies SET needs_resync = $2 WHERE id = $1");
     let changed = match key(id.get()) {
-        Some(k) => db.execute(&SET, &[Param::Int(k), Param::Bool(needs_resync)])?,
+        Some(k) => {
+            db.execute(&SET, &[Param::Int(k), Param::Bool(needs_resync)])
+                .await?
+        }
         None => 0,
     };
     if changed == 0 {
@@ -402,7 +417,7 @@ pub(crate) fn set_needs_resync<S: Session>(
 }
 
 /// Queues a mutation of a live topology.
-pub(crate) fn enqueue_mutation<S: Session>(
+pub(crate) async fn enqueue_mutation<S: Session>(
     db: &mut S,
     id: TopologyId,
     op: MutationOp,
@@ -413,23 +428,25 @@ pub(crate) fn enqueue_mutation<S: Session>(
         "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
          VALUES ($1, $2, $3, $4, $5)"
     );
-    let head = head(db, id, Lock::Row)?;
+    let head = head(db, id, Lock::Row).await?;
     refuse(pick([
         live_gate(head.status).err(),
         check_text("payload", payload).err(),
         version_guard(head.version, expected_version, true),
     ]))?;
-    let mutation = db.insert(
-        &INSERT,
-        &[
-            Param::Int(head.key),
-            Param::Text(op.as_str()),
-            Param::Text(payload),
-            Param::Text(MutationState::Pending.as_str()),
-            Param::Int(Timestamp::now().as_micros()),
-        ],
-    )?;
-    let version = finish_version(db, &head, expected_version, true)?;
+    let mutation = db
+        .insert(
+            &INSERT,
+            &[
+                Param::Int(head.key),
+                Param::Text(op.as_str()),
+                Param::Text(payload),
+                Param::Text(MutationState::Pending.as_str()),
+                Param::Int(Timestamp::now().as_micros()),
+            ],
+        )
+        .await?;
+    let version = finish_version(db, &head, expected_version, true).await?;
     Ok(Edited {
         id: MutationId::new(id_of(mutation)),
         version,
@@ -437,7 +454,7 @@ pub(crate) fn enqueue_mutation<S: Session>(
 }
 
 /// Claims the oldest pending mutation, unless one is being applied.
-pub(crate) fn claim_next_mutation<S: Session>(
+pub(crate) async fn claim_next_mutation<S: Session>(
     db: &mut S,
     id: TopologyId,
 ) -> Result<Claim, S::Fail> {
@@ -453,28 +470,32 @@ pub(crate) fn claim_next_mutation<S: Session>(
     // The topology's lock makes claims serial per topology: no other claim of this
     // topology can run between the busy check and the claim below. (Under it, PostgreSQL's
     // `SKIP LOCKED` would never skip a row, and could only break oldest-first.)
-    let head = head(db, id, Lock::Row)?;
+    let head = head(db, id, Lock::Row).await?;
     live_gate(head.status)?;
-    let applying = db.query_opt::<Key>(
-        &APPLYING,
-        &[
-            Param::Int(head.key),
-            Param::Text(MutationState::Applying.as_str()),
-        ],
-    )?;
+    let applying = db
+        .query_opt::<Key>(
+            &APPLYING,
+            &[
+                Param::Int(head.key),
+                Param::Text(MutationState::Applying.as_str()),
+            ],
+        )
+        .await?;
     if let Some(Key(applying)) = applying {
         return Ok(Claim::Busy {
             applying: MutationId::new(id_of(applying)),
         });
     }
-    let claimed = db.query_opt::<Mutation>(
-        &CLAIM,
-        &[
-            Param::Int(head.key),
-            Param::Text(MutationState::Applying.as_str()),
-            Param::Text(MutationState::Pending.as_str()),
-        ],
-    )?;
+    let claimed = db
+        .query_opt::<Mutation>(
+            &CLAIM,
+            &[
+                Param::Int(head.key),
+                Param::Text(MutationState::Applying.as_str()),
+                Param::Text(MutationState::Pending.as_str()),
+            ],
+        )
+        .await?;
     Ok(match claimed {
         Some(mutation) => Claim::Claimed {
             claim: MutationClaim::from_parts(mutation.id, id),
@@ -485,14 +506,14 @@ pub(crate) fn claim_next_mutation<S: Session>(
 }
 
 /// Child edits under a claim: no status gate of `pending`, no bump.
-pub(crate) fn apply_live<S: Session>(
+pub(crate) async fn apply_live<S: Session>(
     db: &mut S,
     claim: &MutationClaim,
     edits: &[ChildEdit],
 ) -> Result<EditReport, S::Fail> {
-    let head = head(db, claim.topology_id(), Lock::Row)?;
-    let ClaimedRow { state, .. } = claimed(db, claim)?;
-    let (touched, refused) = apply_edits(db, head.key, edits)?;
+    let head = head(db, claim.topology_id(), Lock::Row).await?;
+    let ClaimedRow { state, .. } = claimed(db, claim).await?;
+    let (touched, refused) = apply_edits(db, head.key, edits).await?;
     refuse(pick([
         refused,
         not_applying(claim, state),
@@ -506,7 +527,7 @@ pub(crate) fn apply_live<S: Session>(
 
 /// The topology's mutations (in `state`, if given), newest first; as for topologies, a
 /// filter never hides a corrupt row.
-pub(crate) fn list_mutations<S: Session>(
+pub(crate) async fn list_mutations<S: Session>(
     db: &mut S,
     id: TopologyId,
     state: Option<MutationState>,
@@ -516,8 +537,8 @@ pub(crate) fn list_mutations<S: Session>(
         mutation_columns!(),
         " FROM mutations WHERE topology_id = $1 ORDER BY id DESC"
     ));
-    let head = head(db, id, Lock::None)?;
-    let all: Vec<Mutation> = db.query_all(&ALL, &[Param::Int(head.key)])?;
+    let head = head(db, id, Lock::None).await?;
+    let all: Vec<Mutation> = db.query_all(&ALL, &[Param::Int(head.key)]).await?;
     Ok(match state {
         Some(s) => all.into_iter().filter(|m| m.state == s).collect(),
         None => all,
@@ -525,19 +546,19 @@ pub(crate) fn list_mutations<S: Session>(
 }
 
 /// Deletes a topology from a deletable status; its children go by `ON DELETE CASCADE`.
-pub(crate) fn delete_topology<S: Session>(
+pub(crate) async fn delete_topology<S: Session>(
     db: &mut S,
     id: TopologyId,
     expected_version: Option<u64>,
 ) -> Result<(), S::Fail> {
     const DELETE: Stmt = stmt!("DELETE FROM topologies WHERE id = $1");
-    let head = head(db, id, Lock::Row)?;
+    let head = head(db, id, Lock::Row).await?;
     refuse(pick([
         delete_gate(head.status).err(),
         version_guard(head.version, expected_version, false),
     ]))?;
     // One row: the children go by ON DELETE CASCADE, in the same transaction.
-    db.execute(&DELETE, &[Param::Int(head.key)])?;
+    db.execute(&DELETE, &[Param::Int(head.key)]).await?;
     Ok(())
 }
 
@@ -553,7 +574,7 @@ macro_rules! shared_store_methods {
             id: $crate::TopologyId,
         ) -> Result<$crate::store::TopologyDetail, $crate::store::StoreError> {
             self.read("topology_detail", |db| {
-                $crate::store::sql::topology_detail(db, id)
+                $crate::store::sql::ready($crate::store::sql::topology_detail(db, id))
             })
         }
 
@@ -565,7 +586,13 @@ macro_rules! shared_store_methods {
             precondition: $crate::store::Precondition,
         ) -> Result<$crate::store::Transitioned, $crate::store::StoreError> {
             self.write("transition_status", |db| {
-                $crate::store::sql::transition_status(db, id, to, reason, precondition)
+                $crate::store::sql::ready($crate::store::sql::transition_status(
+                    db,
+                    id,
+                    to,
+                    reason,
+                    precondition,
+                ))
             })
         }
 
@@ -574,7 +601,7 @@ macro_rules! shared_store_methods {
             id: $crate::TopologyId,
         ) -> Result<Vec<$crate::store::StatusEvent>, $crate::store::StoreError> {
             self.read("list_status_events", |db| {
-                $crate::store::sql::list_status_events(db, id)
+                $crate::store::sql::ready($crate::store::sql::list_status_events(db, id))
             })
         }
 
@@ -585,7 +612,7 @@ macro_rules! shared_store_methods {
             edits: &[$crate::store::ChildEdit],
         ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
             self.write("edit", |db| {
-                $crate::store::sql::edit(db, id, expected_version, edits)
+                $crate::store::sql::ready($crate::store::sql::edit(db, id, expected_version, edits))
             })
         }
 
@@ -597,7 +624,13 @@ macro_rules! shared_store_methods {
             expected_version: Option<u64>,
         ) -> Result<$crate::store::Edited<$crate::store::MutationId>, $crate::store::StoreError> {
             self.write("enqueue_mutation", |db| {
-                $crate::store::sql::enqueue_mutation(db, id, op, payload, expected_version)
+                $crate::store::sql::ready($crate::store::sql::enqueue_mutation(
+                    db,
+                    id,
+                    op,
+                    payload,
+                    expected_version,
+                ))
             })
         }
 
@@ -606,7 +639,7 @@ macro_rules! shared_store_methods {
             id: $crate::TopologyId,
         ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
             self.write("claim_next_mutation", |db| {
-                $crate::store::sql::claim_next_mutation(db, id)
+                $crate::store::sql::ready($crate::store::sql::claim_next_mutation(db, id))
             })
         }
 
@@ -616,7 +649,7 @@ macro_rules! shared_store_methods {
             edits: &[$crate::store::ChildEdit],
         ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
             self.write("apply_live", |db| {
-                $crate::store::sql::apply_live(db, claim, edits)
+                $crate::store::sql::ready($crate::store::sql::apply_live(db, claim, edits))
             })
         }
 
@@ -625,7 +658,12 @@ macro_rules! shared_store_methods {
             claim: $crate::store::MutationClaim,
         ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
             self.write("mark_mutation_applied", |db| {
-                $crate::store::sql::mark(db, &claim, $crate::MutationState::Applied, None)
+                $crate::store::sql::ready($crate::store::sql::mark(
+                    db,
+                    &claim,
+                    $crate::MutationState::Applied,
+                    None,
+                ))
             })
         }
 
@@ -635,7 +673,12 @@ macro_rules! shared_store_methods {
             reason: &str,
         ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
             self.write("mark_mutation_failed", |db| {
-                $crate::store::sql::mark(db, &claim, $crate::MutationState::Failed, Some(reason))
+                $crate::store::sql::ready($crate::store::sql::mark(
+                    db,
+                    &claim,
+                    $crate::MutationState::Failed,
+                    Some(reason),
+                ))
             })
         }
 
@@ -645,7 +688,7 @@ macro_rules! shared_store_methods {
             state: Option<$crate::MutationState>,
         ) -> Result<Vec<$crate::store::Mutation>, $crate::store::StoreError> {
             self.read("list_mutations", |db| {
-                $crate::store::sql::list_mutations(db, id, state)
+                $crate::store::sql::ready($crate::store::sql::list_mutations(db, id, state))
             })
         }
 
@@ -655,7 +698,11 @@ macro_rules! shared_store_methods {
             expected_version: Option<u64>,
         ) -> Result<(), $crate::store::StoreError> {
             self.write("delete_topology", |db| {
-                $crate::store::sql::delete_topology(db, id, expected_version)
+                $crate::store::sql::ready($crate::store::sql::delete_topology(
+                    db,
+                    id,
+                    expected_version,
+                ))
             })
         }
     };

@@ -370,7 +370,7 @@ impl Session for Db<'_> {
         }
     }
 
-    fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
+    async fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
         let mut stmt = self.0.prepare_cached(sql.sqlite)?;
         let mut rows = stmt.query(params_from_iter(params))?;
         match rows.next()? {
@@ -379,7 +379,7 @@ impl Session for Db<'_> {
         }
     }
 
-    fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
+    async fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
         let mut stmt = self.0.prepare_cached(sql.sqlite)?;
         let mut rows = stmt.query(params_from_iter(params))?;
         match rows.next()? {
@@ -388,7 +388,7 @@ impl Session for Db<'_> {
         }
     }
 
-    fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
+    async fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
         let mut stmt = self.0.prepare_cached(sql.sqlite)?;
         let mut rows = stmt.query(params_from_iter(params))?;
         let mut out = Vec::new();
@@ -398,14 +398,14 @@ impl Session for Db<'_> {
         Ok(out)
     }
 
-    fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
+    async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
         Ok(self
             .0
             .prepare_cached(sql.sqlite)?
             .insert(params_from_iter(params))?)
     }
 
-    fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
+    async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
         let changed = self
             .0
             .prepare_cached(sql.sqlite)?
@@ -430,7 +430,7 @@ impl TopologyStore for SqliteStore {
         ));
         check_name("topology name", name)?;
         self.write("create_topology", |db| {
-            let Flag(taken) = db.query_one(&TAKEN, &[Param::Text(name)])?;
+            let Flag(taken) = sql::ready(db.query_one(&TAKEN, &[Param::Text(name)]))?;
             if taken {
                 return Err(StoreError::Duplicate {
                     entity: Entity::Topology,
@@ -439,7 +439,7 @@ impl TopologyStore for SqliteStore {
                 .into());
             }
             let now = Timestamp::now();
-            let record = db.query_opt(
+            let record = sql::ready(db.query_opt(
                 &INSERT,
                 &[
                     Param::Text(name),
@@ -447,29 +447,33 @@ impl TopologyStore for SqliteStore {
                     Param::Int(INITIAL_SQL_VERSION),
                     Param::Int(now.as_micros()),
                 ],
-            )?;
+            ))?;
             record.ok_or_else(|| backend("the insert returned no row").into())
         })
     }
 
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.read_one("get_topology", |db| sql::topology(db, id, Lock::None))
+        self.read_one("get_topology", |db| {
+            sql::ready(sql::topology(db, id, Lock::None))
+        })
     }
 
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.read_one("list_topologies", |db| sql::list_topologies(db, status))
+        self.read_one("list_topologies", |db| {
+            sql::ready(sql::list_topologies(db, status))
+        })
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
         self.write("set_lan_network_id", |db| {
             let owner = match key(lan.get()) {
-                Some(k) => db.query_opt::<Key>(
+                Some(k) => sql::ready(db.query_opt::<Key>(
                     &stmt!("SELECT id FROM lans WHERE id = $1"),
                     &[Param::Int(k)],
-                )?,
+                ))?,
                 None => None,
             };
             let Key(k) = owner.ok_or_else(|| not_found(Entity::Lan, lan.get()))?;
@@ -485,10 +489,10 @@ impl TopologyStore for SqliteStore {
     fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
         self.write("set_decky_runtime", |db| {
             let owner = match key(decky.get()) {
-                Some(k) => db.query_opt::<Key>(
+                Some(k) => sql::ready(db.query_opt::<Key>(
                     &stmt!("SELECT id FROM deckies WHERE id = $1"),
                     &[Param::Int(k)],
-                )?,
+                ))?,
                 None => None,
             };
             let Key(k) = owner.ok_or_else(|| not_found(Entity::Decky, decky.get()))?;
@@ -526,7 +530,7 @@ impl TopologyStore for SqliteStore {
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.write("set_needs_resync", |db| {
-            sql::set_needs_resync(db, id, needs_resync)
+            sql::ready(sql::set_needs_resync(db, id, needs_resync))
         })
     }
 }
