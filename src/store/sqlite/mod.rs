@@ -75,8 +75,15 @@ const STATEMENT_CACHE: usize = 96;
 /// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
 /// out of scope here.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Mutex<Link>,
     path: Option<PathBuf>,
+}
+
+/// The connection, and what it last saw of the file's schema (`None` in memory, where no
+/// other connection can change it).
+struct Link {
+    conn: Connection,
+    seen: Option<schema::Marks>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -130,8 +137,12 @@ impl SqliteStore {
         schema::check_before_writing(&conn, path)?;
         configure_file(&conn).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, &place, Some(path))?;
+        let seen = schema::read_marks(&conn).map_err(|e| sql_error(e, context()))?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Link {
+                conn,
+                seen: Some(seen),
+            }),
             path: Some(path.to_path_buf()),
         })
     }
@@ -147,7 +158,7 @@ impl SqliteStore {
         configure(&conn).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, "an in-memory database", None)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Link { conn, seen: None }),
             path: None,
         })
     }
@@ -160,16 +171,16 @@ impl SqliteStore {
 
     /// The connection, recovered if a panicking caller poisoned the mutex (the transaction
     /// it was in rolled back when it unwound, or is rolled back here).
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        let conn = self.conn.lock().unwrap_or_else(|poisoned| {
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        let link = self.conn.lock().unwrap_or_else(|poisoned| {
             self.conn.clear_poison();
             PoisonError::into_inner(poisoned)
         });
-        if !conn.is_autocommit() {
+        if !link.conn.is_autocommit() {
             // Best effort: a failure here resurfaces as the next BEGIN's error.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = link.conn.execute_batch("ROLLBACK");
         }
-        conn
+        link
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
@@ -197,9 +208,11 @@ impl SqliteStore {
         behavior: TransactionBehavior,
         f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
+        let mut link = self.lock();
+        let Link { conn, seen } = &mut *link;
         let result = (|| {
             let tx = conn.transaction_with_behavior(behavior)?;
+            self.check_schema(&tx, seen)?;
             let out = f(&mut Db(&tx))?;
             tx.commit()?;
             Ok(out)
@@ -213,8 +226,25 @@ impl SqliteStore {
         op: &'static str,
         f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        let conn = self.lock();
-        f(&mut Db(&conn)).map_err(|e| e.into_store(op))
+        let mut link = self.lock();
+        let Link { conn, seen } = &mut *link;
+        let result = (|| {
+            let out = f(&mut Db(conn))?;
+            // Checked after the read: the schema cookie only grows, so a schema unchanged
+            // now was unchanged while the statement ran.
+            self.check_schema(conn, seen)?;
+            Ok(out)
+        })();
+        result.map_err(|e: Fail| e.into_store(op))
+    }
+
+    /// Refuses to go on if another connection changed the file's schema since this handle
+    /// last looked (a rolling upgrade): see [`schema::check_unchanged`].
+    fn check_schema(&self, conn: &Connection, seen: &mut Option<schema::Marks>) -> R<()> {
+        match (seen, &self.path) {
+            (Some(seen), Some(path)) => schema::check_unchanged(conn, seen, path),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -548,7 +578,7 @@ mod tests {
     fn every_connection_is_configured() {
         let dir = tempfile::tempdir().unwrap();
         let file = SqliteStore::open(dir.path().join("store.db")).unwrap();
-        let conn = file.lock();
+        let conn = &file.lock().conn;
         assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
         assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
         assert_eq!(pragma::<String>(&conn, "journal_mode"), "wal");
@@ -556,7 +586,7 @@ mod tests {
         drop(conn);
 
         let memory = SqliteStore::open_in_memory().unwrap();
-        let conn = memory.lock();
+        let conn = &memory.lock().conn;
         assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
         assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
         assert_eq!(pragma::<String>(&conn, "journal_mode"), "memory");
@@ -568,8 +598,9 @@ mod tests {
         let lab = store.create_topology("lab").unwrap();
         let poisoner = Arc::clone(&store);
         let crashed = std::thread::spawn(move || {
-            let conn = poisoner.lock();
-            conn.execute_batch("BEGIN IMMEDIATE; UPDATE topologies SET version = 7")
+            let link = poisoner.lock();
+            link.conn
+                .execute_batch("BEGIN IMMEDIATE; UPDATE topologies SET version = 7")
                 .unwrap();
             panic!("a caller panicked with the connection in a transaction");
         })

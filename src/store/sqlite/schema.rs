@@ -12,7 +12,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::store::sql;
-use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, Stamp};
+use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, SCHEMA_VERSION, Stamp};
 use crate::store::{Foreign, StoreError};
 
 use super::sql_error;
@@ -303,6 +303,10 @@ pub(super) fn migrate(
     // Fast path: an up-to-date file needs no write lock.
     if let Content::Stamped(stamp) = inspect(conn, place)?
         && check_stamp(&stamp, place)?
+        && read_marks(conn)
+            .map_err(opening(place, "reading the schema"))?
+            .user_version
+            == SCHEMA_VERSION
     {
         return Ok(());
     }
@@ -334,6 +338,10 @@ pub(super) fn migrate(
             return Err(not_a_store(path.unwrap_or(Path::new(place)), names));
         }
     }
+    // The mirror of the stamp that `check_unchanged` reads; set here for a new file, after
+    // a migration, and on a file stamped before the mirror existed.
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(opening(place, "stamping the schema version"))?;
     tx.commit().map_err(opening(place, "committing the schema"))
 }
 
@@ -354,10 +362,83 @@ fn run_migrations(conn: &Connection, from: i64, place: &str) -> Result<(), Store
     })
 }
 
+// ---- noticing a schema change under an open store --------------------------------------
+
+/// What a handle saw of the file's schema, read from the database header: SQLite's schema
+/// cookie, which every change of a table, index, view or trigger bumps, and the header's
+/// `user_version`, where [`migrate`] mirrors the stamp's schema version (so a migration
+/// that changes no DDL still changes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Marks {
+    cookie: i64,
+    user_version: i64,
+}
+
+/// Reads the header's marks: one cached statement on a page SQLite already holds for the
+/// transaction it runs in.
+pub(super) fn read_marks(conn: &Connection) -> rusqlite::Result<Marks> {
+    conn.prepare_cached(
+        "SELECT s.schema_version, u.user_version \
+         FROM pragma_schema_version AS s, pragma_user_version AS u",
+    )?
+    .query_row([], |r| {
+        Ok(Marks {
+            cookie: r.get(0)?,
+            user_version: r.get(1)?,
+        })
+    })
+}
+
+/// Refuses to go on when another connection changed the schema since this handle last
+/// looked (`seen`): run first in every transaction, so the answer holds for all of it (a
+/// write transaction holds the write lock, so no migration can commit until it ends).
+///
+/// A change that leaves the stamp at this build's version (an index someone added, a
+/// `VACUUM`) is accepted and remembered. Another version is
+/// [`StoreError::SchemaChanged`]; a stamp that is gone or now names another declaration is
+/// [`StoreError::Corrupt`].
+pub(super) fn check_unchanged(
+    conn: &Connection,
+    seen: &mut Marks,
+    path: &Path,
+) -> Result<(), super::Fail> {
+    let now = read_marks(conn)?;
+    if now == *seen {
+        return Ok(());
+    }
+    let place = path.display().to_string();
+    let stamp = match inspect(conn, &place)? {
+        Content::Stamped(stamp) => stamp,
+        Content::Empty | Content::Foreign(_) => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!("the schema stamp of {place} is gone since this store was opened"),
+            }
+            .into());
+        }
+    };
+    let found = if stamp.version == SCHEMA_VERSION {
+        now.user_version
+    } else {
+        stamp.version
+    };
+    if found != SCHEMA_VERSION {
+        return Err(StoreError::SchemaChanged {
+            place,
+            opened: SCHEMA_VERSION,
+            found,
+        }
+        .into());
+    }
+    check_stamp(&stamp, &place)?;
+    *seen = now;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::schema::SCHEMA_VERSION;
 
     #[test]
     fn ddl_lists_every_declared_name() {
