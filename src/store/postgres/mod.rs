@@ -8,8 +8,14 @@
 //!   the status read under the lock is the one the write is checked against. Locks are
 //!   always taken in one order (the topology row, then its children), and no write locks
 //!   two topologies, so these transactions cannot deadlock with each other. The runtime
-//!   writes (`set_lan_network_id`, `set_decky_runtime`, `set_needs_resync`) are single
-//!   statements holding one row lock.
+//!   writes (`set_lan_network_id`, `set_decky_runtime`, `set_needs_resync`) are one
+//!   statement each, holding one row lock, in a transaction of its own.
+//! - Before anything else, every transaction reads the schema version stamped in `meta`, and
+//!   a write transaction locks that row `FOR SHARE` until it ends; a single-statement read
+//!   reads it after its statement. Another version (another process migrated the schema
+//!   while this store was open) is [`StoreError::SchemaChanged`]: nothing is read or written
+//!   in a layout this build does not know. A migration restamps before it alters anything,
+//!   so it waits for the old build's open writes and they wait for it.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),
@@ -346,13 +352,35 @@ impl PgStore {
                     Fail::Sql(e)
                 }
             })?;
-            let out = f(&mut Db {
+            let mut db = Db {
                 client: &mut tx,
                 statements,
-            })?;
+            };
+            self.check_schema(&mut db, isolation)?;
+            let out = f(&mut db)?;
             tx.commit()?;
             Ok(out)
         })
+    }
+
+    /// Refuses to go on if another process migrated the schema since this store connected
+    /// (a rolling upgrade), before anything is read or written: a write transaction also
+    /// locks the stamp until it ends (see [`schema::GUARD`]).
+    fn check_schema<C: GenericClient>(&self, db: &mut Db<'_, C>, isolation: Isolation) -> R<()> {
+        let guard = match isolation {
+            Isolation::Write => schema::GUARD,
+            Isolation::Snapshot => schema::PEEK,
+        };
+        let stored: Option<String> = db
+            .prepared_query_opt(guard, &[])
+            .map_err(|e| match e {
+                // Nothing has been written yet: a connection found closed loses nothing.
+                Fail::Sql(e) if e.is_closed() => Fail::Lost(e),
+                other => other,
+            })?
+            .map(|row| row.try_get(0))
+            .transpose()?;
+        Ok(schema::check_unchanged(stored.as_deref(), &self.place)?)
     }
 
     /// Runs `f` in one write transaction (see the module docs).
@@ -374,7 +402,7 @@ impl PgStore {
     }
 
     /// Runs single statements outside an explicit transaction (each its own), for reads of
-    /// one statement and writes of one row. `idempotent`: running `f` twice is the same as
+    /// one statement; the schema version is checked after them. `idempotent`: running `f` twice is the same as
     /// once, so a connection found closed may be replaced and `f` run again even though its
     /// statement might have run.
     fn single<T>(
@@ -387,7 +415,13 @@ impl PgStore {
             let Conn {
                 client, statements, ..
             } = conn;
-            match f(&mut Db { client, statements }) {
+            let mut db = Db { client, statements };
+            // Checked after the statement: a schema version only grows, so one unchanged
+            // now was unchanged while the statement ran.
+            match f(&mut db).and_then(|out| {
+                self.check_schema(&mut db, Isolation::Snapshot)?;
+                Ok(out)
+            }) {
                 Err(Fail::Sql(e)) if idempotent && e.is_closed() => Err(Fail::Lost(e)),
                 other => other,
             }
@@ -787,7 +821,7 @@ impl TopologyStore for PgStore {
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
         let invalid = network_id.and_then(|n| check_text("network id", n).err());
-        self.single("set_lan_network_id", true, |db| {
+        self.write("set_lan_network_id", |db| {
             let Some(k) = key(lan.get()) else {
                 return Err(not_found(Entity::Lan, lan.get()).into());
             };
@@ -820,7 +854,7 @@ impl TopologyStore for PgStore {
                 .as_deref()
                 .and_then(|e| check_text("decky last error", e).err()),
         ]);
-        self.single("set_decky_runtime", true, |db| {
+        self.write("set_decky_runtime", |db| {
             let Some(k) = key(decky.get()) else {
                 return Err(not_found(Entity::Decky, decky.get()).into());
             };
@@ -854,7 +888,7 @@ impl TopologyStore for PgStore {
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.single("set_needs_resync", true, |db| {
+        self.write("set_needs_resync", |db| {
             sql::ready(sql::set_needs_resync(db, id, needs_resync))
         })
     }

@@ -9,7 +9,7 @@ use postgres::Client;
 
 use crate::store::StoreError;
 use crate::store::sql;
-use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, Stamp};
+use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, SCHEMA_VERSION, Stamp};
 
 use super::sql_error;
 
@@ -334,6 +334,15 @@ fn run_migrations(
     from: i64,
     place: &str,
 ) -> Result<(), StoreError> {
+    if from < SCHEMA_VERSION {
+        // The stamp's row first: this waits for every transaction holding it `FOR SHARE`
+        // (see [`GUARD`]) and makes new ones wait, before any table is altered.
+        tx.execute(
+            "SELECT value FROM meta WHERE key = $1 FOR UPDATE",
+            &[&KEY_VERSION],
+        )
+        .map_err(opening(place, "locking the schema stamp"))?;
+    }
     sql::schema::run_migrations(MIGRATIONS, from, place, |step, version| {
         step(tx).map_err(opening(place, "migrating the schema"))?;
         let update = "UPDATE meta SET value = $2 WHERE key = $1";
@@ -345,10 +354,55 @@ fn run_migrations(
     })
 }
 
+// ---- noticing a schema change under an open store --------------------------------------
+
+/// The first statement of every write transaction: the stored schema version, its row
+/// locked `FOR SHARE` until the transaction ends.
+///
+/// Under `READ COMMITTED` a row lock that waited for a migration's update returns the row as
+/// that migration committed it, and once held it makes every later update of the stamp wait
+/// for this transaction to end; so the version read here holds for the whole transaction
+/// and the transaction never writes in a layout it was not built for. (A migration
+/// restamps first and alters tables after, see [`run_migrations`], so the two never wait
+/// on each other in a cycle.)
+pub(super) const GUARD: &str = "SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE";
+
+/// The same read without the lock, for read-only snapshots (which may not take row locks,
+/// and see the version of their own snapshot) and after single-statement reads (a version
+/// only grows, so one unchanged after the read was unchanged while it ran).
+pub(super) const PEEK: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
+
+/// Refuses to go on unless `stored`, the value [`GUARD`] or [`PEEK`] read, is this build's
+/// schema version: another version is [`StoreError::SchemaChanged`] naming both; a stamp
+/// that is gone or garbled is [`StoreError::Corrupt`].
+pub(super) fn check_unchanged(stored: Option<&str>, place: &str) -> Result<(), StoreError> {
+    let found = match stored.map(str::parse::<i64>) {
+        Some(Ok(v)) if v >= 1 => v,
+        _ => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!(
+                    "the schema version of {place} is {} since this store connected, not \
+                     a positive integer",
+                    describe_text(stored)
+                ),
+            });
+        }
+    };
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    Err(StoreError::SchemaChanged {
+        place: String::from(place),
+        opened: SCHEMA_VERSION,
+        found,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::schema::SCHEMA_VERSION;
 
     #[test]
     fn ddl_lists_every_declared_name() {
