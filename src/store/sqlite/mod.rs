@@ -578,18 +578,19 @@ mod tests {
     fn every_connection_is_configured() {
         let dir = tempfile::tempdir().unwrap();
         let file = SqliteStore::open(dir.path().join("store.db")).unwrap();
-        let conn = &file.lock().conn;
-        assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
-        assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
-        assert_eq!(pragma::<String>(&conn, "journal_mode"), "wal");
-        assert_eq!(pragma::<i64>(&conn, "synchronous"), 1, "NORMAL");
-        drop(conn);
+        let link = file.lock();
+        let conn = &link.conn;
+        assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
+        assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
+        assert_eq!(pragma::<String>(conn, "journal_mode"), "wal");
+        assert_eq!(pragma::<i64>(conn, "synchronous"), 1, "NORMAL");
+        drop(link);
 
         let memory = SqliteStore::open_in_memory().unwrap();
         let conn = &memory.lock().conn;
-        assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
-        assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
-        assert_eq!(pragma::<String>(&conn, "journal_mode"), "memory");
+        assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
+        assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
+        assert_eq!(pragma::<String>(conn, "journal_mode"), "memory");
     }
 
     #[test]
