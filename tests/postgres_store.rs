@@ -377,6 +377,10 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
     let store = scratch.store();
     let lab = store.create_topology("lab").unwrap();
     let mut migration = scratch.raw();
+    let migration_pid: i32 = migration
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     migration
         .batch_execute(&format!("BEGIN; {MIGRATE_TO_V2}"))
         .unwrap();
@@ -384,15 +388,14 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
         let store = store.clone();
         move || store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
     });
-    // Bounded wait until the writer is blocked on the stamp's row lock.
+    // Bounded wait until the writer is blocked by the migration (on the stamp's row).
     let mut watcher = scratch.raw();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let waiting: i64 = watcher
             .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND query LIKE '%schema_version%FOR SHARE%'",
-                &[],
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+                &[&migration_pid],
             )
             .unwrap()
             .get(0);

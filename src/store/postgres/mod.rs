@@ -49,7 +49,7 @@ use std::vec::Vec;
 use postgres::config::Host;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statement};
+use postgres::{Client, Config, GenericClient, NoTls, Row, SimpleQueryMessage, Statement};
 use r2d2_postgres::PostgresConnectionManager;
 use r2d2_postgres::r2d2::{self, ManageConnection, Pool};
 
@@ -326,58 +326,72 @@ impl PgStore {
 
     /// Runs `f` in one transaction of `isolation` (read-only for a snapshot), committed only
     /// if `f` succeeds; a transaction the server aborted as transient is run again.
+    ///
+    /// The transaction's first round trip both begins it and reads the schema version (a
+    /// write also locks it, see [`schema::BEGIN_WRITE`]): another version is refused before `f`
+    /// runs, at no extra round trip.
     fn transaction<T>(
         &self,
         op: &'static str,
         isolation: Isolation,
-        mut f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
+        mut f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
     ) -> Result<T, StoreError> {
         self.retrying(op, |conn| {
             let Conn {
-                client, statements, ..
-            } = conn;
-            let builder = client.build_transaction();
-            let mut tx = match isolation {
-                Isolation::Write => builder.isolation_level(IsolationLevel::ReadCommitted),
-                Isolation::Snapshot => builder
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true),
-            }
-            .start()
-            // Nothing has run yet: a connection found closed here loses nothing.
-            .map_err(|e| {
-                if e.is_closed() {
-                    Fail::Lost(e)
-                } else {
-                    Fail::Sql(e)
-                }
-            })?;
-            let mut db = Db {
-                client: &mut tx,
+                client,
                 statements,
+                checks_prepared,
+                ..
+            } = conn;
+            if !*checks_prepared {
+                client.batch_execute(schema::PREPARE_CHECKS).map_err(|e| {
+                    if e.is_closed() {
+                        Fail::Lost(e)
+                    } else {
+                        Fail::Sql(e)
+                    }
+                })?;
+                *checks_prepared = true;
+            }
+            let begin = match isolation {
+                Isolation::Write => schema::BEGIN_WRITE,
+                Isolation::Snapshot => schema::BEGIN_SNAPSHOT,
             };
-            self.check_schema(&mut db, isolation)?;
-            let out = f(&mut db)?;
+            let tx = Open {
+                client,
+                done: false,
+            };
+            let stored = tx
+                .client
+                .simple_query(begin)
+                // Nothing has run yet: a connection found closed here loses nothing.
+                .map_err(|e| {
+                    if e.is_closed() {
+                        Fail::Lost(e)
+                    } else {
+                        Fail::Sql(e)
+                    }
+                })?
+                .iter()
+                .find_map(|message| match message {
+                    SimpleQueryMessage::Row(row) => row.get(0).map(String::from),
+                    _ => None,
+                });
+            schema::check_unchanged(stored.as_deref(), &self.place)?;
+            let out = f(&mut Db {
+                client: &mut *tx.client,
+                statements,
+            })?;
             tx.commit()?;
             Ok(out)
         })
     }
 
     /// Refuses to go on if another process migrated the schema since this store connected
-    /// (a rolling upgrade), before anything is read or written: a write transaction also
-    /// locks the stamp until it ends (see [`schema::GUARD`]).
-    fn check_schema<C: GenericClient>(&self, db: &mut Db<'_, C>, isolation: Isolation) -> R<()> {
-        let guard = match isolation {
-            Isolation::Write => schema::GUARD,
-            Isolation::Snapshot => schema::PEEK,
-        };
+    /// (a rolling upgrade): for the single-statement reads, after their statement.
+    fn check_schema(&self, db: &mut Db<'_, Client>) -> R<()> {
         let stored: Option<String> = db
-            .prepared_query_opt(guard, &[])
-            .map_err(|e| match e {
-                // Nothing has been written yet: a connection found closed loses nothing.
-                Fail::Sql(e) if e.is_closed() => Fail::Lost(e),
-                other => other,
-            })?
+            .prepared_query_opt(schema::PEEK, &[])?
             .map(|row| row.try_get(0))
             .transpose()?;
         Ok(schema::check_unchanged(stored.as_deref(), &self.place)?)
@@ -387,7 +401,7 @@ impl PgStore {
     fn write<T>(
         &self,
         op: &'static str,
-        f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
+        f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
     ) -> Result<T, StoreError> {
         self.transaction(op, Isolation::Write, f)
     }
@@ -396,7 +410,7 @@ impl PgStore {
     fn read<T>(
         &self,
         op: &'static str,
-        f: impl FnMut(&mut Db<'_, postgres::Transaction<'_>>) -> R<T>,
+        f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
     ) -> Result<T, StoreError> {
         self.transaction(op, Isolation::Snapshot, f)
     }
@@ -419,7 +433,7 @@ impl PgStore {
             // Checked after the statement: a schema version only grows, so one unchanged
             // now was unchanged while the statement ran.
             match f(&mut db).and_then(|out| {
-                self.check_schema(&mut db, Isolation::Snapshot)?;
+                self.check_schema(&mut db)?;
                 Ok(out)
             }) {
                 Err(Fail::Sql(e)) if idempotent && e.is_closed() => Err(Fail::Lost(e)),
@@ -562,6 +576,8 @@ struct Conn {
     statements: HashMap<&'static str, Statement>,
     /// Set when the server ended the session: the pool must not hand it out again.
     broken: bool,
+    /// Whether the schema checks of [`schema::PREPARE_CHECKS`] are prepared on it.
+    checks_prepared: bool,
 }
 
 impl ManageConnection for Manager {
@@ -573,6 +589,7 @@ impl ManageConnection for Manager {
             client: self.0.connect()?,
             statements: HashMap::new(),
             broken: false,
+            checks_prepared: false,
         })
     }
 
@@ -582,6 +599,30 @@ impl ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.broken || self.0.has_broken(&mut conn.client)
+    }
+}
+
+/// A transaction begun by hand on a client (so that its first round trip also carries the
+/// schema check), rolled back if dropped uncommitted, as the driver's own transactions are.
+struct Open<'a> {
+    client: &'a mut Client,
+    done: bool,
+}
+
+impl Open<'_> {
+    fn commit(mut self) -> Result<(), postgres::Error> {
+        self.done = true;
+        self.client.batch_execute("COMMIT")
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort, as the driver's own transactions do: a connection this fails on
+            // is broken and the pool replaces it.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
     }
 }
 

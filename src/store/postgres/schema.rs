@@ -336,7 +336,7 @@ fn run_migrations(
 ) -> Result<(), StoreError> {
     if from < SCHEMA_VERSION {
         // The stamp's row first: this waits for every transaction holding it `FOR SHARE`
-        // (see [`GUARD`]) and makes new ones wait, before any table is altered.
+        // (see [`BEGIN_WRITE`]) and makes new ones wait, before any table is altered.
         tx.execute(
             "SELECT value FROM meta WHERE key = $1 FOR UPDATE",
             &[&KEY_VERSION],
@@ -356,8 +356,22 @@ fn run_migrations(
 
 // ---- noticing a schema change under an open store --------------------------------------
 
-/// The first statement of every write transaction: the stored schema version, its row
-/// locked `FOR SHARE` until the transaction ends.
+/// The stored schema version, read without a lock: by read-only snapshots (which may not
+/// take row locks, and see the version of their own snapshot) and after single-statement
+/// reads (a version only grows, so one unchanged after the read was unchanged while it ran).
+pub(super) const PEEK: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
+
+/// Prepares, once per connection, the two reads of the stored schema version that open
+/// every transaction (see [`BEGIN_WRITE`], [`BEGIN_SNAPSHOT`]). They are SQL-level prepared
+/// statements so that they ride in the transaction's first simple query without being
+/// planned every time (planned each time, the read cost more than a round trip of its own).
+pub(super) const PREPARE_CHECKS: &str = "PREPARE topostate_schema_lock AS \
+         SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE; \
+     PREPARE topostate_schema_peek AS \
+         SELECT value FROM meta WHERE key = 'schema_version'";
+
+/// A write transaction's first round trip, one simple query: `BEGIN`, then the stored schema
+/// version, its row locked `FOR SHARE` until the transaction ends.
 ///
 /// Under `READ COMMITTED` a row lock that waited for a migration's update returns the row as
 /// that migration committed it, and once held it makes every later update of the stamp wait
@@ -365,14 +379,14 @@ fn run_migrations(
 /// and the transaction never writes in a layout it was not built for. (A migration
 /// restamps first and alters tables after, see [`run_migrations`], so the two never wait
 /// on each other in a cycle.)
-pub(super) const GUARD: &str = "SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE";
+pub(super) const BEGIN_WRITE: &str =
+    "START TRANSACTION ISOLATION LEVEL READ COMMITTED; EXECUTE topostate_schema_lock";
 
-/// The same read without the lock, for read-only snapshots (which may not take row locks,
-/// and see the version of their own snapshot) and after single-statement reads (a version
-/// only grows, so one unchanged after the read was unchanged while it ran).
-pub(super) const PEEK: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
+/// A read-only snapshot's first round trip: `BEGIN` and [`PEEK`] in one simple query.
+pub(super) const BEGIN_SNAPSHOT: &str = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+     EXECUTE topostate_schema_peek";
 
-/// Refuses to go on unless `stored`, the value [`GUARD`] or [`PEEK`] read, is this build's
+/// Refuses to go on unless `stored`, the value [`BEGIN_WRITE`] or [`PEEK`] read, is this build's
 /// schema version: another version is [`StoreError::SchemaChanged`] naming both; a stamp
 /// that is gone or garbled is [`StoreError::Corrupt`].
 pub(super) fn check_unchanged(stored: Option<&str>, place: &str) -> Result<(), StoreError> {
@@ -423,6 +437,44 @@ mod tests {
         let err = check_stamp(&stamp, "db").unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
         assert!(err.contains("connect with a newer build"), "{err}");
+    }
+
+    #[test]
+    fn each_begin_carries_its_check() {
+        let lock = format!("PREPARE topostate_schema_lock AS {PEEK} FOR SHARE;");
+        let peek = format!("PREPARE topostate_schema_peek AS {PEEK}");
+        let prepared = PREPARE_CHECKS
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(prepared.contains(&lock), "{prepared}");
+        assert!(prepared.ends_with(&peek), "{prepared}");
+        assert!(BEGIN_WRITE.ends_with("EXECUTE topostate_schema_lock"));
+        assert!(BEGIN_SNAPSHOT.ends_with("EXECUTE topostate_schema_peek"));
+    }
+
+    #[test]
+    fn another_version_is_a_schema_change_naming_both() {
+        assert!(check_unchanged(Some("1"), "db").is_ok());
+        let e = check_unchanged(Some("2"), "db").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::SchemaChanged {
+                    opened: 1,
+                    found: 2,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        for garbled in [None, Some("two"), Some("0")] {
+            let e = check_unchanged(garbled, "db").unwrap_err();
+            assert!(
+                matches!(e, StoreError::Corrupt { table: "meta", .. }),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

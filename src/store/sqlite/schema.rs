@@ -374,18 +374,17 @@ pub(super) struct Marks {
     user_version: i64,
 }
 
-/// Reads the header's marks: one cached statement on a page SQLite already holds for the
-/// transaction it runs in.
+/// Reads the header's marks: two cached `PRAGMA` statements reading the page SQLite already
+/// holds for the transaction they run in. (The `pragma_*` table functions would read both
+/// in one statement, but they prepare a new statement on every run, which costs more than
+/// the rest of a write.)
 pub(super) fn read_marks(conn: &Connection) -> rusqlite::Result<Marks> {
-    conn.prepare_cached(
-        "SELECT s.schema_version, u.user_version \
-         FROM pragma_schema_version AS s, pragma_user_version AS u",
-    )?
-    .query_row([], |r| {
-        Ok(Marks {
-            cookie: r.get(0)?,
-            user_version: r.get(1)?,
-        })
+    let read = |pragma: &str| -> rusqlite::Result<i64> {
+        conn.prepare_cached(pragma)?.query_row([], |r| r.get(0))
+    };
+    Ok(Marks {
+        cookie: read("PRAGMA schema_version")?,
+        user_version: read("PRAGMA user_version")?,
     })
 }
 
