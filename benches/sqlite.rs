@@ -13,9 +13,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::Criterion;
+use criterion::{Criterion, Throughput};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use topostate::store::{ChildEdit, NewLan, Precondition, SqliteStore, Timestamp, TopologyStore};
+use topostate::store::{
+    ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, Precondition, SqliteStore, Timestamp,
+    TopologyStore, Touched,
+};
 use topostate::{TopologyId, TopologyStatus};
 
 /// LANs per topology before the bench starts a fresh one (untimed).
@@ -405,6 +408,69 @@ fn batch_vs_singles(c: &mut Criterion) {
     g.finish();
 }
 
+// ---- (11) one batch of many new edges: MemoryStore against SqliteStore --------------------
+
+/// The edge-batch sizes measured on `MemoryStore`, to show its cost per edit is flat.
+const EDGE_BATCHES: [usize; 3] = [1_000, 10_000, 100_000];
+
+/// The edge batch compared across the two stores.
+const BIG_EDGE_BATCH: usize = 100_000;
+
+/// One `edit` of `k` `AddEdge`s under an expected version, on a fresh topology holding
+/// enough deckies and LANs (about √k each, made untimed) for `k` distinct pairs: the
+/// time the batch took. The topology is deleted afterwards, untimed.
+fn edge_batch(store: &dyn TopologyStore, k: usize) -> Duration {
+    let side = k.isqrt() + 1;
+    let t = store.create_topology(&fresh_name()).unwrap();
+    let ends: Vec<ChildEdit> = (0..side as u64)
+        .flat_map(|i| {
+            [
+                ChildEdit::AddLan(new_lan(i)),
+                ChildEdit::AddDecky(NewDecky::new(format!("decky-{i}"))),
+            ]
+        })
+        .collect();
+    let made = store.edit(t.id, Some(t.version), &ends).unwrap();
+    let (mut lans, mut deckies) = (Vec::new(), Vec::new());
+    for touched in made.touched {
+        match touched {
+            Touched::Lan(id) => lans.push(id),
+            Touched::Decky(id) => deckies.push(id),
+            Touched::Edge(_) => {}
+        }
+    }
+    let edges: Vec<ChildEdit> = deckies
+        .iter()
+        .flat_map(|&decky| lans.iter().map(move |&lan| NewEdge::new(decky, lan)))
+        .take(k)
+        .map(ChildEdit::AddEdge)
+        .collect();
+    let start = Instant::now();
+    black_box(store.edit(t.id, Some(made.version), &edges).unwrap());
+    let took = start.elapsed();
+    store.delete_topology(t.id, None).unwrap();
+    took
+}
+
+fn edge_batches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("edge_batch");
+    // A 100k batch on SQLite takes most of a second: ten samples of one call each.
+    g.sample_size(10);
+    let memory = MemoryStore::new();
+    for k in EDGE_BATCHES {
+        g.throughput(Throughput::Elements(k as u64));
+        g.bench_function(format!("memory/{k}"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| edge_batch(&memory, k)).sum());
+        });
+    }
+    let Pair { store, _dir, .. } = pair(Place::File);
+    g.throughput(Throughput::Elements(BIG_EDGE_BATCH as u64));
+    g.bench_function(format!("sqlite_file_wal/{BIG_EDGE_BATCH}"), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| edge_batch(&store, BIG_EDGE_BATCH)).sum());
+    });
+    g.finish();
+}
+
 // ---- interleaved ratios -----------------------------------------------------------------
 
 /// Rounds of the interleaved comparison.
@@ -452,6 +518,14 @@ fn interleaved_ratios() {
         || lib_batches(&store, 10),
         || lib_singles(&store, 10),
     );
+    // Few rounds: each takes most of a second on the SQLite side.
+    let memory = MemoryStore::new();
+    common::interleaved(
+        &format!("edge_batch_{BIG_EDGE_BATCH} memory/sqlite_file_wal"),
+        5,
+        || edge_batch(&memory, BIG_EDGE_BATCH),
+        || edge_batch(&store, BIG_EDGE_BATCH),
+    );
 }
 
 fn main() {
@@ -460,5 +534,6 @@ fn main() {
     add_lan_versioned(&mut c);
     transition_status(&mut c);
     batch_vs_singles(&mut c);
+    edge_batches(&mut c);
     c.final_summary();
 }

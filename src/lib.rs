@@ -49,10 +49,12 @@
 //!
 //! - `std` (default): `std::error::Error` impls and the [`store`] module. Without it the
 //!   core builds on `core` and `alloc`.
-//! - `serde` (default): statuses serialize as their snake_case strings.
+//! - `serde` (default): statuses serialize as their snake_case strings; ids, [`Versioned`]
+//!   and (with `std`) every store row, input and report have a documented JSON shape, read
+//!   with the store's own field checks.
 //! - `sqlite`: the SQLite store backend (bundled SQLite), for one machine.
-//! - `postgres`: the PostgreSQL store backend (`postgres` client, r2d2 pool), for many
-//!   hosts. The [`store`] module docs say which backend to pick when.
+//! - `postgres`: the PostgreSQL store backend (async on tokio-postgres with a deadpool
+//!   pool, and a blocking handle on it), for many hosts. The [`store`] module docs say which backend to pick when.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -84,6 +86,9 @@ pub use topology::{
     state,
 };
 pub use version::{INITIAL_VERSION, MAX_VERSION, Versioned, check_and_bump};
+
+// Crate-private: `crate::named_values!` for the modules that declare named values.
+use names::named_values;
 
 // The README's examples run as doctests.
 #[cfg(doctest)]

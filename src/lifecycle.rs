@@ -4,14 +4,18 @@
 //! A lifecycle is a set of named states and the directed edges between them. One
 //! `lifecycle!` invocation writes it down once; from that single declaration come
 //!
-//! - the runtime enum (`Copy`, one byte) with `ALL`, `as_str`, `parse`,
-//!   `can_transition_to`, `legal_next`, `is_terminal`, `Display`, `FromStr`,
+//! - the runtime enum (`Copy`, one byte) with `ALL`, `NAMES`, `as_str`, `parse`,
+//!   `parse_bytes`, `can_transition_to`, `legal_next`, `is_terminal`, `Display`, `FromStr`,
 //!   `TryFrom<&str>`, `TryFrom<&[u8]>` and (with the `serde` feature) serde as the string,
 //! - a module of zero-sized marker types, one per state, with the sealed `State` trait
 //!   (`const STATUS`) and the edge trait `CanTransitionTo<T>` implemented once per edge,
-//! - optionally a typed carrier `Carrier<S>` with an `Any…` enum to erase and restore it,
 //! - the transition table and the diagram text ([`mermaid`], [`dot`]), both read from the
 //!   same generated constants.
+//!
+//! Nothing else: a typed carrier such as [`Topology<S>`](crate::Topology) is an ordinary
+//! struct written by hand over the markers, its transitions bounded by `CanTransitionTo`
+//! (see `src/topology.rs` for the pattern: one private constructor, one bounded `move_to`,
+//! an `Any…` enum to erase and restore).
 //!
 //! The macro is how this crate declares its own lifecycles (the topology's in
 //! [`crate::TopologyStatus`], the mutation queue's in [`crate::MutationState`]), and users
@@ -56,8 +60,6 @@
 //!         machine = "word used in messages",
 //!         noun = "status" | "state" | ...,
 //!         markers = $vis mod module_for_marker_types,
-//!         // optional: a typed carrier and its erased form
-//!         typed = $(#[attr])* $vis struct Carrier(DataType) as $(#[attr])* AnyCarrier,
 //!         states {
 //!             $(#[attr])* Variant = "stored_string" => [Target, ...],
 //!             ...
@@ -66,14 +68,33 @@
 //! }
 //! ```
 //!
-//! Every generated name lives either on the enum, in the marker module, or is the carrier
-//! and its `Any` form, so several lifecycles can share one module as long as their enum,
-//! marker-module and carrier names differ. A state with an empty target list is terminal;
-//! a lifecycle may consist of terminal states only. At most 64 states are supported (the
-//! table is one `u64` bitmask per state).
+//! A state's attributes (usually its doc comment) apply to both its variant and its
+//! marker type. Every generated name lives either on the enum or in the marker module, so several
+//! lifecycles can share one module as long as their enum and marker-module names differ. A
+//! state with an empty target list is terminal; a lifecycle may consist of terminal states
+//! only.
 //!
 //! Invoke it at module level (not inside a function body): the marker module refers to
 //! the enum through `super::`.
+//!
+//! # Mistakes it refuses
+//!
+//! Each is a compile error naming the lifecycle and the offending state, with a UI test in
+//! `ui-tests/fail/lifecycle_*.rs`:
+//!
+//! - **a state declared twice** (`` `Door` declares the state `Open` twice ``); rustc also
+//!   reports the repeated name itself (E0428).
+//! - **two states with the same stored string**: the later one could never be read back
+//!   (`` `Door::Ajar` reuses the stored string "open" of an earlier state ``). Fix: give
+//!   every state its own string.
+//! - **an edge to an undeclared state** (`` the edge `Closed => Ajar` leads to `Ajar`, which
+//!   is not a declared state ``). Fix the name or declare the state. An edge is written
+//!   under its source, so its source is always a declared state.
+//! - **more than 64 states**: the transition table holds one `u64` bitmask per state.
+//!
+//! The string checks are `const` assertions over the generated tables (a `macro_rules!`
+//! macro cannot compare identifiers while expanding); the edge check is a match on the
+//! declared names.
 
 use alloc::string::String;
 use core::fmt::Write as _;
@@ -81,9 +102,19 @@ use core::iter::FusedIterator;
 
 /// What every enum declared with [`lifecycle!`](crate::lifecycle!) provides to generic code.
 ///
-/// It is implemented by the macro and by nothing else in practice; generic helpers such as
-/// [`LegalNext`], [`mermaid`], [`dot`] and [`ParseStatusError`](crate::ParseStatusError)
-/// are written once against it.
+/// Generic helpers such as [`LegalNext`], [`mermaid`], [`dot`], [`edges`],
+/// [`ParseStatusError`](crate::ParseStatusError) and
+/// [`StatusMismatch`](crate::StatusMismatch) are written once against it.
+///
+/// # Sealed
+///
+/// This trait is sealed: it can not be implemented by hand, only by declaring a lifecycle
+/// with [`lifecycle!`](crate::lifecycle!). The helpers above trust facts that the macro
+/// checks at compile time and a hand-written impl could break: `index` is the position in
+/// `ALL`, `NAMES` has one distinct string per value, there are at most 64 values, and
+/// `successor_mask` sets only bits of declared values. A lifecycle of your own is one macro
+/// call away, so sealing takes nothing from users, and it lets the trait grow methods
+/// without breaking anyone.
 ///
 /// ```
 /// use topostate::{Lifecycle, TopologyStatus};
@@ -92,7 +123,9 @@ use core::iter::FusedIterator;
 /// assert_eq!(<TopologyStatus as Lifecycle>::ALL.len(), 7);
 /// assert_eq!(TopologyStatus::NAMES[5], "tearing_down");
 /// ```
-pub trait Lifecycle: Copy + Eq + Ord + core::hash::Hash + core::fmt::Debug + 'static {
+pub trait Lifecycle:
+    crate::__private::Sealed + Copy + Eq + Ord + core::hash::Hash + core::fmt::Debug + 'static
+{
     /// The name of the machine used in messages, e.g. `"topology"`.
     const MACHINE: &'static str;
     /// What one value is called in messages, e.g. `"status"`.
@@ -285,7 +318,7 @@ pub(crate) fn names_in_list(names: &[&str]) -> String {
 }
 
 /// Declares a lifecycle once; see the [module documentation](mod@crate::lifecycle) for what it
-/// generates and the syntax.
+/// generates, the syntax and the mistakes it refuses.
 ///
 /// ```
 /// topostate::lifecycle! {
@@ -311,7 +344,6 @@ pub(crate) fn names_in_list(names: &[&str]) -> String {
 /// ```
 #[macro_export]
 macro_rules! lifecycle {
-    // ---- entry without a typed carrier ------------------------------------------------
     (
         $(#[$meta:meta])*
         $vis:vis enum $Enum:ident {
@@ -326,118 +358,36 @@ macro_rules! lifecycle {
             }
         }
     ) => {
-        $crate::__lifecycle_core! {
-            [$(#[$meta])*] [$vis] $Enum [$machine] [$noun] [$mvis] $markers
-            [$( [$(#[$vmeta])*] $Var = $name => [$($Next),*] )+]
-        }
-    };
-    // ---- entry with a typed carrier ---------------------------------------------------
-    (
-        $(#[$meta:meta])*
-        $vis:vis enum $Enum:ident {
-            machine = $machine:literal,
-            noun = $noun:literal,
-            markers = $mvis:vis mod $markers:ident,
-            typed = $(#[$tmeta:meta])* $tvis:vis struct $Typed:ident($Data:ty)
-                as $(#[$ameta:meta])* $Any:ident,
-            states {
-                $(
-                    $(#[$vmeta:meta])*
-                    $Var:ident = $name:literal => [$($Next:ident),* $(,)?]
-                ),+ $(,)?
+        $crate::__private::named_enum! {
+            [$(#[$meta])* #[repr(u8)]] $vis enum $Enum as $machine $noun {
+                $( [$(#[$vmeta])*] $Var = $name ),+
             }
         }
-    ) => {
-        $crate::__lifecycle_core! {
-            [$(#[$meta])*] [$vis] $Enum [$machine] [$noun] [$mvis] $markers
-            [$( [$(#[$vmeta])*] $Var = $name => [$($Next),*] )+]
-        }
-        $crate::__lifecycle_typed! {
-            $Enum $markers [$(#[$tmeta])*] [$tvis] $Typed [$Data] [$(#[$ameta])*] $Any
-            [$( $Var = $name )+]
-        }
-    };
-}
 
-// Not public API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lifecycle_core {
-    (
-        [$(#[$meta:meta])*] [$vis:vis] $Enum:ident [$machine:literal] [$noun:literal]
-        [$mvis:vis] $markers:ident
-        [$( [$(#[$vmeta:meta])*] $Var:ident = $name:literal => [$($Next:ident),*] )+]
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        #[repr(u8)]
-        $vis enum $Enum {
-            $( $(#[$vmeta])* $Var, )+
-        }
+        const _: () = if $Enum::ALL.len() > 64 {
+            ::core::panic!("{}", concat!(
+                "lifecycle `", stringify!($Enum), "` declares more than 64 states; its",
+                " transition table holds one `u64` bitmask per state"
+            ));
+        };
 
         impl $Enum {
-            /// Every value, in declaration order.
-            pub const ALL: [Self; [$($Enum::$Var),+].len()] = [$($Enum::$Var),+];
-
-            /// The stored string of every value, in declaration order.
-            pub const NAMES: [&'static str; [$($Enum::$Var),+].len()] = [$($name),+];
-
             // Invariant: bit `i` of `SUCCESSORS[s]` is set iff `ALL[s] -> ALL[i]` is declared.
             const SUCCESSORS: [u64; [$($Enum::$Var),+].len()] = {
-                assert!(
-                    [$($Enum::$Var),+].len() <= 64,
-                    "a lifecycle has at most 64 states"
-                );
-                [$( 0u64 $( | (1u64 << ($Enum::$Next as u32)) )* ),+]
+                // One arm per declared state; an unknown target adds no bit here and is
+                // reported once, by the marker module's edge macro below.
+                macro_rules! successor_bit {
+                    $( ($Var) => { $crate::__private::bit($Enum::$Var as usize) }; )+
+                    ($unknown:ident) => { 0u64 };
+                }
+                [$( 0u64 $( | successor_bit!($Next) )* ),+]
             };
-
-            /// The string this value is stored and sent as.
-            #[must_use]
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $( Self::$Var => $name, )+
-                }
-            }
-
-            /// Parses a stored string; the only parse function, behind `FromStr`,
-            /// `TryFrom` and serde.
-            ///
-            /// # Errors
-            ///
-            /// [`ParseStatusError`]($crate::ParseStatusError) naming the input and
-            /// listing the accepted values when `s` is not exactly one of them.
-            // Inlined into callers so the valid path is a bare `match`; the cold error
-            // constructor stays out of line.
-            #[inline(always)]
-            pub fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
-                match s {
-                    $( $name => ::core::result::Result::Ok(Self::$Var), )+
-                    _ => ::core::result::Result::Err($crate::ParseStatusError::new::<Self>(s)),
-                }
-            }
-
-            /// Parses stored bytes (they must be the UTF-8 of one accepted string).
-            ///
-            /// # Errors
-            ///
-            /// [`ParseStatusError`]($crate::ParseStatusError) naming the input (lossily
-            /// decoded) when the bytes are not exactly one accepted string.
-            pub fn parse_bytes(
-                bytes: &[u8],
-            ) -> ::core::result::Result<Self, $crate::ParseStatusError> {
-                match ::core::str::from_utf8(bytes) {
-                    ::core::result::Result::Ok(s) => Self::parse(s),
-                    ::core::result::Result::Err(_) => ::core::result::Result::Err(
-                        $crate::ParseStatusError::from_bytes::<Self>(bytes),
-                    ),
-                }
-            }
 
             /// Is `self → next` one of the declared edges? A table lookup, usable in
             /// `const` contexts.
             #[must_use]
             pub const fn can_transition_to(self, next: Self) -> bool {
-                Self::SUCCESSORS[self as usize] & (1u64 << (next as u32)) != 0
+                Self::SUCCESSORS[self as usize] & $crate::__private::bit(next as usize) != 0
             }
 
             /// The legal successors, in declaration order, without allocating.
@@ -451,6 +401,8 @@ macro_rules! __lifecycle_core {
                 Self::SUCCESSORS[self as usize] == 0
             }
         }
+
+        impl $crate::__private::Sealed for $Enum {}
 
         impl $crate::Lifecycle for $Enum {
             const MACHINE: &'static str = $machine;
@@ -471,26 +423,6 @@ macro_rules! __lifecycle_core {
             }
         }
 
-        impl $crate::__private::Parse for $Enum {
-            const EXPECTING: &'static str = concat!("a ", $machine, " ", $noun, " string");
-
-            fn parse(s: &str) -> ::core::result::Result<Self, $crate::ParseStatusError> {
-                $Enum::parse(s)
-            }
-        }
-
-        $crate::__str_conversions!($Enum);
-
-        impl ::core::convert::TryFrom<&[u8]> for $Enum {
-            type Error = $crate::ParseStatusError;
-
-            fn try_from(bytes: &[u8]) -> ::core::result::Result<Self, Self::Error> {
-                Self::parse_bytes(bytes)
-            }
-        }
-
-        $crate::__lifecycle_serde!($Enum);
-
         #[doc = concat!(
             "Zero-sized marker types, one per ", $machine, " ", $noun,
             ", with the sealed [`State`](", stringify!($markers), "::State) trait and the edge",
@@ -507,7 +439,12 @@ macro_rules! __lifecycle_core {
                 " of states is exactly the declared one."
             )]
             pub trait State:
-                sealed::Sealed + ::core::fmt::Debug + Send + Sync + Sized + 'static
+                sealed::Sealed
+                + ::core::fmt::Debug
+                + ::core::marker::Send
+                + ::core::marker::Sync
+                + ::core::marker::Sized
+                + 'static
             {
                 /// The runtime value this marker stands for.
                 const STATUS: super::$Enum;
@@ -526,6 +463,19 @@ macro_rules! __lifecycle_core {
             )]
             pub trait CanTransitionTo<T: State>: State {}
 
+            // One arm per declared state, so an edge to anything else is refused here, once,
+            // naming the edge, instead of as a missing type.
+            macro_rules! edge {
+                $( ($from:ident => $Var) => { impl CanTransitionTo<$Var> for $from {} }; )+
+                ($from:ident => $unknown:ident) => {
+                    ::core::compile_error!(concat!(
+                        "lifecycle `", stringify!($Enum), "`: the edge `", stringify!($from),
+                        " => ", stringify!($unknown), "` leads to `", stringify!($unknown),
+                        "`, which is not a declared state"
+                    ));
+                };
+            }
+
             $(
                 $(#[$vmeta])*
                 #[doc = concat!("\n\n(type state for `", $name, "`)")]
@@ -538,224 +488,10 @@ macro_rules! __lifecycle_core {
                     const STATUS: super::$Enum = super::$Enum::$Var;
                 }
 
-                $( impl CanTransitionTo<$Next> for $Var {} )*
+                $( edge!($Var => $Next); )*
             )+
         }
     };
-}
-
-// Not public API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lifecycle_typed {
-    (
-        $Enum:ident $markers:ident [$(#[$tmeta:meta])*] [$tvis:vis] $Typed:ident [$Data:ty]
-        [$(#[$ameta:meta])*] $Any:ident [$( $Var:ident = $name:literal )+]
-    ) => {
-        $(#[$tmeta])*
-        #[must_use = "a typed value is consumed by each transition; dropping the result loses it"]
-        $tvis struct $Typed<S: $markers::State> {
-            data: $Data,
-            state: ::core::marker::PhantomData<S>,
-        }
-
-        impl<S: $markers::State> $Typed<S> {
-            // Invariant: the only constructor; private to the declaring module, which
-            // builds non-initial states only through edges or a validated restore.
-            const fn from_data(data: $Data) -> Self {
-                Self { data, state: ::core::marker::PhantomData }
-            }
-
-            /// The runtime status of this typed value (`S::STATUS`).
-            #[must_use]
-            pub fn status(&self) -> $Enum {
-                <S as $markers::State>::STATUS
-            }
-
-            /// The data this value carries.
-            #[must_use]
-            pub fn data(&self) -> &$Data {
-                &self.data
-            }
-
-            /// Gives up the typed state and returns the data.
-            #[must_use]
-            pub fn into_data(self) -> $Data {
-                self.data
-            }
-
-            /// Forgets the static state, keeping it as a runtime value.
-            pub fn erase(self) -> $Any {
-                $Any::from_status(<S as $markers::State>::STATUS, self.data)
-            }
-        }
-
-        impl<S: $markers::State> ::core::fmt::Debug for $Typed<S>
-        where
-            $Data: ::core::fmt::Debug,
-        {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.debug_struct(stringify!($Typed))
-                    .field("status", &<S as $markers::State>::STATUS)
-                    .field("data", &self.data)
-                    .finish()
-            }
-        }
-
-        impl<S: $markers::State> ::core::convert::From<$Typed<S>> for $Any {
-            fn from(typed: $Typed<S>) -> Self {
-                typed.erase()
-            }
-        }
-
-        $(#[$ameta])*
-        #[derive(Debug)]
-        #[must_use]
-        $tvis enum $Any {
-            $(
-                #[doc = concat!("In the `", $name, "` state.")]
-                $Var($Typed<$markers::$Var>),
-            )+
-        }
-
-        impl $Any {
-            /// Pairs data with a runtime status (already validated by its type).
-            pub fn from_status(status: $Enum, data: $Data) -> Self {
-                match status {
-                    $( $Enum::$Var => Self::$Var($Typed::from_data(data)), )+
-                }
-            }
-
-            /// Parses a stored status string and pairs it with the data, in one step.
-            ///
-            /// # Errors
-            ///
-            /// [`ParseStatusError`]($crate::ParseStatusError) when `status` is not one of
-            /// the declared strings.
-            pub fn from_stored(
-                status: &str,
-                data: $Data,
-            ) -> ::core::result::Result<Self, $crate::ParseStatusError> {
-                ::core::result::Result::Ok(Self::from_status($Enum::parse(status)?, data))
-            }
-
-            /// The runtime status.
-            #[must_use]
-            pub fn status(&self) -> $Enum {
-                match self {
-                    $( Self::$Var(_) => $Enum::$Var, )+
-                }
-            }
-
-            /// The data, whatever the status.
-            #[must_use]
-            pub fn data(&self) -> &$Data {
-                match self {
-                    $( Self::$Var(t) => t.data(), )+
-                }
-            }
-
-            /// Takes the data out, whatever the status.
-            #[must_use]
-            pub fn into_data(self) -> $Data {
-                match self {
-                    $( Self::$Var(t) => t.into_data(), )+
-                }
-            }
-
-            /// Turns the value back into its typed form if its status is `S`.
-            ///
-            /// # Errors
-            ///
-            /// [`StatusMismatch`]($crate::StatusMismatch) naming the expected and found
-            /// statuses, holding the value so nothing is lost.
-            pub fn restore<S: $markers::State>(
-                self,
-            ) -> ::core::result::Result<$Typed<S>, $crate::StatusMismatch<Self, $Enum>> {
-                let found = self.status();
-                if found == <S as $markers::State>::STATUS {
-                    ::core::result::Result::Ok($Typed::from_data(self.into_data()))
-                } else {
-                    ::core::result::Result::Err($crate::StatusMismatch::new(
-                        <S as $markers::State>::STATUS,
-                        found,
-                        self,
-                    ))
-                }
-            }
-        }
-    };
-}
-
-// Not public API.
-/// The string conversions of a named enum with `as_str` and `parse` (a lifecycle's runtime
-/// enum, or a `named_values!` type): `Display`, `AsRef<str>`, `FromStr`, `TryFrom<&str>`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __str_conversions {
-    ($Enum:ident) => {
-        impl ::core::fmt::Display for $Enum {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::core::convert::AsRef<str> for $Enum {
-            fn as_ref(&self) -> &str {
-                self.as_str()
-            }
-        }
-
-        impl ::core::str::FromStr for $Enum {
-            type Err = $crate::ParseStatusError;
-
-            fn from_str(s: &str) -> ::core::result::Result<Self, Self::Err> {
-                Self::parse(s)
-            }
-        }
-
-        impl ::core::convert::TryFrom<&str> for $Enum {
-            type Error = $crate::ParseStatusError;
-
-            fn try_from(s: &str) -> ::core::result::Result<Self, Self::Error> {
-                Self::parse(s)
-            }
-        }
-    };
-}
-
-// Not public API.
-#[cfg(feature = "serde")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lifecycle_serde {
-    ($Enum:ident) => {
-        impl $crate::__private::serde::Serialize for $Enum {
-            fn serialize<Ser>(&self, serializer: Ser) -> ::core::result::Result<Ser::Ok, Ser::Error>
-            where
-                Ser: $crate::__private::serde::Serializer,
-            {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> $crate::__private::serde::Deserialize<'de> for $Enum {
-            fn deserialize<De>(deserializer: De) -> ::core::result::Result<Self, De::Error>
-            where
-                De: $crate::__private::serde::Deserializer<'de>,
-            {
-                deserializer.deserialize_str($crate::__private::LifecycleVisitor::<Self>::new())
-            }
-        }
-    };
-}
-
-// Not public API.
-#[cfg(not(feature = "serde"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __lifecycle_serde {
-    ($Enum:ident) => {};
 }
 
 #[cfg(test)]

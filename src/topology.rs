@@ -2,8 +2,10 @@
 //! seed-compatible string API.
 
 use alloc::string::String;
+use core::fmt;
+use core::marker::PhantomData;
 
-use crate::error::TopologyStatusError;
+use crate::error::{StatusMismatch, TopologyStatusError};
 use crate::lifecycle::LegalNext;
 use state::{
     Active, CanTransitionTo, Degraded, Deploying, Failed, Pending, State, TearingDown, TornDown,
@@ -30,49 +32,6 @@ crate::lifecycle! {
         machine = "topology",
         noun = "status",
         markers = pub mod state,
-        typed =
-            /// A topology whose status `S` is known at compile time.
-            ///
-            /// Only a [`Topology<Pending>`](state::Pending) can be built from outside
-            /// ([`Topology::new`]); every other state is reached through a consuming
-            /// transition, each bounded by the edge trait [`CanTransitionTo`], or through a
-            /// validated restore from stored data ([`AnyTopology::from_stored`] then
-            /// [`AnyTopology::restore`]). Illegal transitions do not compile:
-            ///
-            /// ```compile_fail
-            /// use topostate::{Topology, TopologyId};
-            /// let t = Topology::new(TopologyId::new(1), "lab");
-            /// let t = t.activate(); // error: `Pending` cannot move to `Active`
-            /// ```
-            ///
-            /// ```
-            /// use topostate::{Topology, TopologyId, TopologyStatus};
-            ///
-            /// let t = Topology::new(TopologyId::new(7), "lab")
-            ///     .deploy()
-            ///     .activate()
-            ///     .degrade("decky-3 exited")
-            ///     .recover()
-            ///     .tear_down()
-            ///     .finish_teardown();
-            /// assert_eq!(t.status(), TopologyStatus::TornDown);
-            /// assert_eq!(t.name(), "lab");
-            /// ```
-            pub struct Topology(TopologyData)
-            as
-            /// A topology whose status is known only at runtime, e.g. just read from a
-            /// database; one variant per status.
-            ///
-            /// ```
-            /// use topostate::{state, AnyTopology, TopologyData, TopologyId};
-            ///
-            /// let row = TopologyData::new(TopologyId::new(3), "lab");
-            /// let any = AnyTopology::from_stored("active", row)?;
-            /// let active = any.restore::<state::Active>()?;
-            /// let _tearing_down = active.tear_down();
-            /// # Ok::<(), Box<dyn std::error::Error>>(())
-            /// ```
-            AnyTopology,
         states {
             /// Declared and editable; nothing is running yet.
             Pending = "pending" => [Deploying, TornDown],
@@ -102,21 +61,7 @@ crate::names::ids! {
     /// assert_eq!(id.get(), 42);
     /// assert_eq!(id.to_string(), "42");
     /// ```
-    TopologyId,
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for TopologyId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(self.0)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for TopologyId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        u64::deserialize(deserializer).map(Self)
-    }
+    TopologyId as "topology id",
 }
 
 /// What a topology is, whatever its status: the data a [`Topology<S>`] carries.
@@ -155,6 +100,99 @@ impl TopologyData {
     pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
         self
+    }
+}
+
+/// A topology whose status `S` is known at compile time.
+///
+/// Only a [`Topology<Pending>`](state::Pending) can be built from outside
+/// ([`Topology::new`]); every other state is reached through a consuming transition, each
+/// bounded by the edge trait [`CanTransitionTo`], or through a validated restore from stored
+/// data ([`AnyTopology::from_stored`] then [`AnyTopology::restore`]). Illegal transitions do
+/// not compile:
+///
+/// ```compile_fail
+/// use topostate::{Topology, TopologyId};
+/// let t = Topology::new(TopologyId::new(1), "lab");
+/// let t = t.activate(); // error: `Pending` cannot move to `Active`
+/// ```
+///
+/// ```
+/// use topostate::{Topology, TopologyId, TopologyStatus};
+///
+/// let t = Topology::new(TopologyId::new(7), "lab")
+///     .deploy()
+///     .activate()
+///     .degrade("decky-3 exited")
+///     .recover()
+///     .tear_down()
+///     .finish_teardown();
+/// assert_eq!(t.status(), TopologyStatus::TornDown);
+/// assert_eq!(t.name(), "lab");
+/// ```
+///
+/// It is neither `Clone` nor `Default`, and has no `Deserialize`: a copy or a default would
+/// mint a typed value no transition produced.
+#[must_use = "a typed value is consumed by each transition; dropping the result loses it"]
+pub struct Topology<S: State> {
+    data: TopologyData,
+    state: PhantomData<S>,
+}
+
+impl<S: State> Topology<S> {
+    // Invariant: the only constructor, private to this module, which builds non-initial
+    // states only through `move_to` (an edge) or `AnyTopology::from_status` (a validated
+    // restore).
+    const fn from_data(data: TopologyData) -> Self {
+        Self {
+            data,
+            state: PhantomData,
+        }
+    }
+
+    /// The runtime status of this typed value (`S::STATUS`).
+    #[must_use]
+    pub fn status(&self) -> TopologyStatus {
+        S::STATUS
+    }
+
+    /// The data this value carries.
+    #[must_use]
+    pub fn data(&self) -> &TopologyData {
+        &self.data
+    }
+
+    /// Gives up the typed state and returns the data.
+    #[must_use]
+    pub fn into_data(self) -> TopologyData {
+        self.data
+    }
+
+    /// Forgets the static state, keeping it as a runtime value.
+    ///
+    /// ```
+    /// use topostate::{Topology, TopologyId, TopologyStatus};
+    ///
+    /// let any = Topology::new(TopologyId::new(1), "lab").deploy().erase();
+    /// assert_eq!(any.status(), TopologyStatus::Deploying);
+    /// ```
+    pub fn erase(self) -> AnyTopology {
+        AnyTopology::from_status(S::STATUS, self.data)
+    }
+}
+
+impl<S: State> fmt::Debug for Topology<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topology")
+            .field("status", &S::STATUS)
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
+impl<S: State> From<Topology<S>> for AnyTopology {
+    fn from(typed: Topology<S>) -> Self {
+        typed.erase()
     }
 }
 
@@ -287,7 +325,129 @@ impl<S: State> Topology<S> {
     }
 }
 
+/// A topology whose status is known only at runtime, e.g. just read from a database; one
+/// variant per status.
+///
+/// ```
+/// use topostate::{state, AnyTopology, TopologyData, TopologyId};
+///
+/// let row = TopologyData::new(TopologyId::new(3), "lab");
+/// let any = AnyTopology::from_stored("active", row)?;
+/// let active = any.restore::<state::Active>()?;
+/// let _tearing_down = active.tear_down();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+// The variants mirror the declaration by hand; the exhaustive matches in `from_status` and
+// `status` fail to compile if a status is added without its variant, and the unit test
+// `any_topology_round_trips_every_status` checks each pairing.
+#[derive(Debug)]
+#[must_use]
+pub enum AnyTopology {
+    /// In the `pending` status.
+    Pending(Topology<Pending>),
+    /// In the `deploying` status.
+    Deploying(Topology<Deploying>),
+    /// In the `active` status.
+    Active(Topology<Active>),
+    /// In the `degraded` status.
+    Degraded(Topology<Degraded>),
+    /// In the `failed` status.
+    Failed(Topology<Failed>),
+    /// In the `tearing_down` status.
+    TearingDown(Topology<TearingDown>),
+    /// In the `torn_down` status.
+    TornDown(Topology<TornDown>),
+}
+
 impl AnyTopology {
+    /// Pairs data with a runtime status (already validated by its type).
+    ///
+    /// ```
+    /// use topostate::{AnyTopology, TopologyData, TopologyId, TopologyStatus};
+    ///
+    /// let data = TopologyData::new(TopologyId::new(1), "lab");
+    /// let any = AnyTopology::from_status(TopologyStatus::Failed, data);
+    /// assert_eq!(any.status(), TopologyStatus::Failed);
+    /// ```
+    pub fn from_status(status: TopologyStatus, data: TopologyData) -> Self {
+        match status {
+            TopologyStatus::Pending => Self::Pending(Topology::from_data(data)),
+            TopologyStatus::Deploying => Self::Deploying(Topology::from_data(data)),
+            TopologyStatus::Active => Self::Active(Topology::from_data(data)),
+            TopologyStatus::Degraded => Self::Degraded(Topology::from_data(data)),
+            TopologyStatus::Failed => Self::Failed(Topology::from_data(data)),
+            TopologyStatus::TearingDown => Self::TearingDown(Topology::from_data(data)),
+            TopologyStatus::TornDown => Self::TornDown(Topology::from_data(data)),
+        }
+    }
+
+    /// Parses a stored status string and pairs it with the data, in one step.
+    ///
+    /// # Errors
+    ///
+    /// [`ParseStatusError`](crate::ParseStatusError) when `status` is not one of the
+    /// declared strings.
+    pub fn from_stored(status: &str, data: TopologyData) -> Result<Self, crate::ParseStatusError> {
+        Ok(Self::from_status(TopologyStatus::parse(status)?, data))
+    }
+
+    /// The runtime status.
+    #[must_use]
+    pub fn status(&self) -> TopologyStatus {
+        match self {
+            Self::Pending(_) => TopologyStatus::Pending,
+            Self::Deploying(_) => TopologyStatus::Deploying,
+            Self::Active(_) => TopologyStatus::Active,
+            Self::Degraded(_) => TopologyStatus::Degraded,
+            Self::Failed(_) => TopologyStatus::Failed,
+            Self::TearingDown(_) => TopologyStatus::TearingDown,
+            Self::TornDown(_) => TopologyStatus::TornDown,
+        }
+    }
+
+    /// The data, whatever the status.
+    #[must_use]
+    pub fn data(&self) -> &TopologyData {
+        match self {
+            Self::Pending(t) => t.data(),
+            Self::Deploying(t) => t.data(),
+            Self::Active(t) => t.data(),
+            Self::Degraded(t) => t.data(),
+            Self::Failed(t) => t.data(),
+            Self::TearingDown(t) => t.data(),
+            Self::TornDown(t) => t.data(),
+        }
+    }
+
+    /// Takes the data out, whatever the status.
+    #[must_use]
+    pub fn into_data(self) -> TopologyData {
+        match self {
+            Self::Pending(t) => t.into_data(),
+            Self::Deploying(t) => t.into_data(),
+            Self::Active(t) => t.into_data(),
+            Self::Degraded(t) => t.into_data(),
+            Self::Failed(t) => t.into_data(),
+            Self::TearingDown(t) => t.into_data(),
+            Self::TornDown(t) => t.into_data(),
+        }
+    }
+
+    /// Turns the value back into its typed form if its status is `S`.
+    ///
+    /// # Errors
+    ///
+    /// [`StatusMismatch`] naming the expected and found statuses, holding the value so
+    /// nothing is lost.
+    pub fn restore<S: State>(self) -> Result<Topology<S>, StatusMismatch<Self, TopologyStatus>> {
+        let found = self.status();
+        if found == S::STATUS {
+            Ok(Topology::from_data(self.into_data()))
+        } else {
+            Err(StatusMismatch::new(S::STATUS, found, self))
+        }
+    }
+
     /// The store-minted id, whatever the status.
     #[must_use]
     pub fn id(&self) -> TopologyId {
@@ -369,6 +529,16 @@ mod tests {
         assert_eq!(edges.len(), 13);
         assert!(edges.contains(&("tearing_down", "degraded")));
         assert!(!edges.contains(&("failed", "deploying")));
+    }
+
+    #[test]
+    fn any_topology_round_trips_every_status() {
+        for status in TopologyStatus::ALL {
+            let data = TopologyData::new(TopologyId::new(9), status.as_str());
+            let any = AnyTopology::from_status(status, data.clone());
+            assert_eq!(any.status(), status, "variant of {status}");
+            assert_eq!(any.into_data(), data);
+        }
     }
 
     #[test]

@@ -87,11 +87,35 @@ pub const fn bump(current: u64) -> Result<u64, VersionOverflow> {
 /// assert_eq!(v.version(), 1);
 /// assert_eq!(v.value().status().as_str(), "active");
 /// ```
+///
+/// On the wire (feature `serde`) it is `{"value": ..., "version": n}`, both required, no
+/// other field; a version outside `1..=MAX_VERSION` is refused, so a deserialized wrapper
+/// holds the same invariant as one from [`Versioned::from_parts`]:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::Versioned;
+///
+/// let v = Versioned::from_parts(String::from("lab"), 3)?;
+/// let json = serde_json::to_string(&v)?;
+/// assert_eq!(json, r#"{"value":"lab","version":3}"#);
+/// assert_eq!(serde_json::from_str::<Versioned<String>>(&json)?, v);
+/// let err = serde_json::from_str::<Versioned<String>>(r#"{"value":"lab","version":0}"#);
+/// assert!(err.unwrap_err().to_string().contains("expected a version"));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 #[must_use]
 pub struct Versioned<T> {
     value: T,
-    // Invariant: INITIAL_VERSION <= version <= MAX_VERSION.
+    // Invariant: INITIAL_VERSION <= version <= MAX_VERSION (also on the wire).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     version: u64,
 }
 

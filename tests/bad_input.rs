@@ -1,5 +1,5 @@
 //! Bad input, everywhere input enters: arbitrary strings and bytes through every parse
-//! function and the raw-string transition checks, serde payloads with unknown values,
+//! function, the raw-string transition checks and the name policy, serde payloads with unknown values,
 //! wrong types, missing fields and oversized strings, and (with `sqlite`) a stored row
 //! whose status disagrees with its event log.
 //!
@@ -9,6 +9,7 @@
 //! `TOPOSTATE_PROPTEST_CASES` sets the number of inputs per property (default 2,000).
 //! Inputs of 1 MiB are tried by `serde_payloads` (and by the limits tests).
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -394,6 +395,169 @@ fn serde_payloads() {
     }
     TRIED.fetch_add(tried, Ordering::Relaxed);
     println!("bad_input[serde_payloads]: {tried} payloads tried");
+}
+
+// ---- names -------------------------------------------------------------------------------
+
+/// Characters a name must not hold: the bidirectional controls, zero-width and other
+/// invisible characters, and whitespace that passes for a space.
+const HIDDEN: &[char] = &[
+    '\u{061c}',
+    '\u{200e}',
+    '\u{200f}',
+    '\u{202a}',
+    '\u{202b}',
+    '\u{202c}',
+    '\u{202d}',
+    '\u{202e}',
+    '\u{2066}',
+    '\u{2067}',
+    '\u{2068}',
+    '\u{2069}',
+    '\u{ad}',
+    '\u{34f}',
+    '\u{115f}',
+    '\u{180e}',
+    '\u{200b}',
+    '\u{200c}',
+    '\u{200d}',
+    '\u{2060}',
+    '\u{3164}',
+    '\u{fe0f}',
+    '\u{feff}',
+    '\u{e0041}',
+    '\u{a0}',
+    '\u{2028}',
+    '\u{3000}',
+];
+
+/// Names near the accepted ones: plain, accented in NFC and NFD, with hidden characters
+/// inserted, made only of hidden characters; and arbitrary strings.
+fn hostile_name() -> impl Strategy<Value = String> {
+    let base = prop::sample::select(vec![
+        "dmz",
+        "lab 1",
+        "caf\u{e9}",
+        "cafe\u{301}",
+        "\u{5f}\u{5f}",
+        "Z\u{f6}e",
+        "Zo\u{308}e",
+        "\u{1100}\u{1161}\u{11a8}",
+        "\u{ac01}",
+        "\u{3b1}\u{301}",
+        "\u{1e9b}\u{323}",
+    ]);
+    let hidden = prop::sample::select(HIDDEN.to_vec());
+    prop_oneof![
+        3 => any::<String>(),
+        2 => "\\PC{0,40}",
+        2 => base.clone().prop_map(String::from),
+        3 => (base, hidden.clone(), any::<prop::sample::Index>()).prop_map(|(b, c, at)| {
+            let mut name: Vec<char> = b.chars().collect();
+            name.insert(at.index(name.len() + 1), c);
+            name.into_iter().collect()
+        }),
+        1 => prop::collection::vec(prop_oneof![hidden, Just(' ')], 1..6)
+            .prop_map(|cs| cs.into_iter().collect()),
+    ]
+}
+
+/// Whether a character shows, by the Unicode tables directly: not a control or format
+/// character, not default-ignorable (UTS #39), not whitespace other than the space.
+fn shows(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    use unicode_security::GeneralSecurityProfile;
+    use unicode_security::general_security_profile::IdentifierType;
+
+    !matches!(
+        c.general_category(),
+        GeneralCategory::Control | GeneralCategory::Format
+    ) && c.identifier_type() != Some(IdentifierType::Default_Ignorable)
+        && (c == ' ' || !c.is_whitespace())
+}
+
+fn unassigned(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+    c.general_category() == GeneralCategory::Unassigned
+}
+
+/// The character a refusal names as `U+XXXX`, if it names one.
+fn named_char(problem: &str) -> Option<char> {
+    let code = problem.split("U+").nth(1)?;
+    let hex: String = code.chars().take_while(char::is_ascii_hexdigit).collect();
+    char::from_u32(u32::from_str_radix(&hex, 16).ok()?)
+}
+
+/// Any string: accepted in its NFC form, which shows all it holds and is the same name
+/// whatever normal form it was typed in; or refused, naming the field and a true reason
+/// (blank, too long, or a character of its NFC form that does not show).
+#[test]
+fn names_any_string() {
+    use topostate::store::{MAX_NAME_LEN, StoreError, canonical_name, check_name};
+    use unicode_normalization::UnicodeNormalization;
+
+    check("names", hostile_name(), |raw| {
+        let nfc: String = raw.nfc().collect();
+        let result = canonical_name("lan name", &raw);
+        prop_assert_eq!(check_name("lan name", &raw).is_ok(), result.is_ok());
+        match result {
+            Ok(stored) => {
+                prop_assert_eq!(&*stored, nfc.as_str());
+                prop_assert!(
+                    stored.chars().all(shows),
+                    "{stored:?} holds a hidden character"
+                );
+                prop_assert!(!stored.trim().is_empty() && stored.len() <= MAX_NAME_LEN);
+                // Every spelling is the same name, and the stored form is final.
+                let nfd: String = raw.nfd().collect();
+                let from_nfd = canonical_name("lan name", &nfd).map(String::from).ok();
+                prop_assert_eq!(from_nfd, Some(stored.to_string()));
+                let again = canonical_name("lan name", &stored);
+                prop_assert!(matches!(again, Ok(Cow::Borrowed(s)) if s == stored));
+            }
+            Err(StoreError::Invalid { field, problem }) => {
+                prop_assert_eq!(field, "lan name");
+                prop_assert!(problem.len() < MAX_MESSAGE, "{problem}");
+                let why_true = match named_char(&problem) {
+                    // Unassigned: the ranges Unicode reserves for future ignorables.
+                    Some(c) => nfc.contains(c) && (!shows(c) || unassigned(c)),
+                    None => nfc.trim().is_empty() || nfc.len() > MAX_NAME_LEN,
+                };
+                prop_assert!(why_true, "{raw:?} refused: {problem}");
+            }
+            Err(other) => prop_assert!(false, "{raw:?}: {other:?}"),
+        }
+        Ok(())
+    });
+}
+
+/// Inserting a hidden character anywhere in an accepted name gets it refused, naming that
+/// character.
+#[test]
+fn a_hidden_character_anywhere_is_named() {
+    use topostate::store::check_name;
+
+    let strategy = (
+        "[a-z\u{e0}-\u{ff}\u{3b1}-\u{3c9} ]{1,12}",
+        prop::sample::select(HIDDEN.to_vec()),
+        any::<prop::sample::Index>(),
+    );
+    check("hidden characters", strategy, |(name, c, at)| {
+        if name.trim().is_empty() {
+            return Ok(());
+        }
+        let mut chars: Vec<char> = name.chars().collect();
+        chars.insert(at.index(chars.len() + 1), c);
+        let spoofed: String = chars.into_iter().collect();
+        let e = check_name("decky name", &spoofed);
+        let code = format!("U+{:04X}", u32::from(c));
+        prop_assert!(
+            matches!(&e, Err(topostate::store::StoreError::Invalid { field: "decky name", problem }) if problem.contains(&code)),
+            "{spoofed:?}: {e:?}"
+        );
+        Ok(())
+    });
 }
 
 #[test]

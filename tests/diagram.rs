@@ -1,6 +1,7 @@
 //! The diagrams and the edge table: mermaid and DOT text, `edges`, `can_transition_to` and
 //! the typed `CanTransitionTo` impls all describe the same 13 edges, which match a table
-//! written out by hand. Also user-declared lifecycles sharing one module.
+//! written out by hand. Also the diagrams of user-declared lifecycles sharing one module
+//! (the macro's own tests are in `lifecycle_macro.rs`).
 
 mod spec;
 
@@ -283,24 +284,12 @@ fn sql_in_lists() {
 
 // ---- user-declared lifecycles, several in one module ----------------------------------------
 
-/// What a lamp carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LampData {
-    watts: u32,
-}
-
 topostate::lifecycle! {
     /// A light, with a terminal state (`dead`) and one with no edges at all (`unplugged`).
     pub enum Light {
         machine = "light",
         noun = "state",
         markers = pub mod light,
-        typed =
-            /// A lamp whose state is known at compile time.
-            pub struct Lamp(LampData)
-            as
-            /// A lamp whose state is known at runtime.
-            AnyLamp,
         states {
             /// Dark.
             Off = "off" => [On],
@@ -317,12 +306,11 @@ topostate::lifecycle! {
 }
 
 topostate::lifecycle! {
-    /// A second lifecycle in the same module, with its own markers and carrier.
+    /// A second lifecycle in the same module, with its own markers.
     pub enum Signal {
         machine = "signal",
         noun = "aspect",
         markers = pub mod signal,
-        typed = pub struct Beacon(u32) as AnyBeacon,
         states {
             Red = "red" => [Green],
             Green = "green" => [Amber],
@@ -425,50 +413,6 @@ fn user_lifecycle_parse_errors_name_its_machine() -> Result<(), topostate::Parse
         .expect_err("dim")
         .to_string();
     assert!(msg.contains("unknown light state: 'dim'"), "{msg}");
-    Ok(())
-}
-
-#[test]
-fn two_typed_lifecycles_coexist() -> Result<(), Box<dyn std::error::Error>> {
-    /// Compiles only for a lamp whose state has an edge to `on`.
-    fn switch_on<S: light::CanTransitionTo<light::On>>(_: &Lamp<S>) -> Light {
-        <light::On as light::State>::STATUS
-    }
-
-    // Light's carrier.
-    let lamp = AnyLamp::from_stored("off", LampData { watts: 60 })?.restore::<light::Off>()?;
-    assert_eq!(switch_on(&lamp), Light::On);
-    assert_eq!(lamp.status(), Light::Off);
-    assert_eq!(lamp.data().watts, 60);
-    let err = lamp
-        .erase()
-        .restore::<light::Dead>()
-        .expect_err("off is not dead");
-    assert_eq!(
-        err.to_string(),
-        "expected a light in state 'dead', found 'off'"
-    );
-    assert_eq!(err.into_inner().status(), Light::Off);
-
-    // Signal's carrier, next to it.
-    let beacon = AnyBeacon::from_status(Signal::Amber, 3);
-    assert_eq!(beacon.status(), Signal::Amber);
-    let amber = beacon.restore::<signal::Amber>()?;
-    assert_eq!(*amber.data(), 3);
-    let dbg = format!("{amber:?}");
-    assert!(dbg.contains("Amber"), "{dbg}");
-    let err = amber
-        .erase()
-        .restore::<signal::Red>()
-        .expect_err("amber is not red");
-    assert_eq!(
-        err.to_string(),
-        "expected a signal in aspect 'red', found 'amber'"
-    );
-
-    // Each machine's marker traits are its own.
-    assert_eq!(<signal::Red as signal::State>::STATUS, Signal::Red);
-    assert_eq!(<light::Off as light::State>::STATUS, Light::Off);
     Ok(())
 }
 

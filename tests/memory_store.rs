@@ -26,6 +26,33 @@ impl Harness for MemoryHarness {
 
 conformance_tests!(MemoryHarness);
 
+/// The same suite through MemoryStore's async face (inline: it never blocks).
+mod through_async {
+    use std::sync::Arc;
+
+    use super::conformance::through_async::{AsyncHarness, ThroughAsync};
+    use topostate::TopologyId;
+    use topostate::store::{AsyncTopologyStore, MemoryStore};
+
+    struct AsyncMemory(MemoryStore);
+
+    impl AsyncHarness for AsyncMemory {
+        fn new() -> Self {
+            Self(MemoryStore::new())
+        }
+
+        fn async_handle(&self) -> Arc<dyn AsyncTopologyStore> {
+            Arc::new(self.0.clone())
+        }
+
+        fn force_version(&self, id: TopologyId, version: u64) {
+            self.0.debug_set_version(id, version).unwrap();
+        }
+    }
+
+    crate::conformance_tests!(ThroughAsync<AsyncMemory>);
+}
+
 #[test]
 fn debug_set_version_checks_its_input() {
     let store = MemoryStore::new();

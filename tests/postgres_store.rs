@@ -151,6 +151,55 @@ conformance_tests!(
     ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"
 );
 
+/// The same suite through the async face: each handle is an `AsyncPgStore` with its own
+/// pool, awaited on a tokio runtime.
+mod through_async {
+    use std::sync::Arc;
+
+    use super::conformance::Harness;
+    use super::conformance::through_async::{AsyncHarness, ThroughAsync};
+    use topostate::TopologyId;
+    use topostate::store::{AsyncPgStore, AsyncTopologyStore};
+
+    struct AsyncPg {
+        inner: super::PgHarness,
+        /// Drives the connection each store opens when it connects (later ones belong to
+        /// the runtime that awaits the calls).
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl AsyncHarness for AsyncPg {
+        fn new() -> Self {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            Self {
+                inner: super::PgHarness::new(),
+                runtime,
+            }
+        }
+
+        fn async_handle(&self) -> Arc<dyn AsyncTopologyStore> {
+            let builder = AsyncPgStore::builder(&super::pg_url())
+                .schema(&self.inner.scratch.schema)
+                .pool_size(2);
+            Arc::new(self.runtime.block_on(builder.connect_async()).unwrap())
+        }
+
+        fn force_version(&self, id: TopologyId, version: u64) {
+            self.inner.force_version(id, version);
+        }
+    }
+
+    crate::conformance_tests!(
+        ThroughAsync<AsyncPg>,
+        ignore =
+            "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"
+    );
+}
+
 // ---- the handle ------------------------------------------------------------------------
 
 #[test]

@@ -57,6 +57,36 @@ impl Harness for SqliteHarness {
 
 conformance_tests!(SqliteHarness);
 
+/// The same suite through the async face: each handle is its own connection, offloaded to
+/// tokio's blocking pool.
+#[cfg(feature = "tokio")]
+mod through_async {
+    use std::sync::Arc;
+
+    use super::conformance::Harness;
+    use super::conformance::through_async::{AsyncHarness, ThroughAsync};
+    use topostate::TopologyId;
+    use topostate::store::{AsyncTopologyStore, Offload, SqliteStore};
+
+    struct AsyncSqlite(super::SqliteHarness);
+
+    impl AsyncHarness for AsyncSqlite {
+        fn new() -> Self {
+            Self(super::SqliteHarness::new())
+        }
+
+        fn async_handle(&self) -> Arc<dyn AsyncTopologyStore> {
+            Arc::new(Offload::new(SqliteStore::open(&self.0.path).unwrap()))
+        }
+
+        fn force_version(&self, id: TopologyId, version: u64) {
+            self.0.force_version(id, version);
+        }
+    }
+
+    crate::conformance_tests!(ThroughAsync<AsyncSqlite>);
+}
+
 // ---- helpers ---------------------------------------------------------------------------
 
 /// A plain rusqlite connection on the file, as an outside program (or an attacker) has.

@@ -13,7 +13,7 @@ use topostate::store::{
 };
 use topostate::{MutationOp, Topology, TopologyId, Versioned, state};
 
-use crate::output::Outcome;
+use crate::output::{Outcome, counted};
 
 /// `demo [--db PATH]`: runs the demo on `db` (which must not exist yet) or on a temporary
 /// file removed afterwards.
@@ -95,9 +95,23 @@ fn decky(name: &str, services: &[&str]) -> NewDecky {
     decky
 }
 
+/// How wide the margin before each narrated line is: it names the version move
+/// (`version 10 → 11` at most in the demo) or the refusal.
+const MARGIN: usize = 16;
+
+/// Prints one line of the story after `margin`, so every line's text starts in one column.
+fn say(out: &mut dyn Write, margin: &str, text: impl std::fmt::Display) -> std::io::Result<()> {
+    writeln!(out, "   {margin:<MARGIN$}{text}")
+}
+
 /// Prints one step of the story with the versions it moved the topology between.
 fn bumped(out: &mut dyn Write, step: &str, before: u64, after: u64) -> std::io::Result<()> {
-    writeln!(out, "   {step:<58} version {before} → {after}")
+    say(out, &format!("version {before} → {after}"), step)
+}
+
+/// Prints one step that kept the topology at `version`.
+fn kept(out: &mut dyn Write, step: &str, version: u64) -> std::io::Result<()> {
+    say(out, &format!("version {version}"), step)
 }
 
 /// Pulls exactly one element out of a list the demo built itself.
@@ -122,11 +136,14 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     writeln!(out, "\n== 1. create (alice)")?;
     let mut lab = alice.create("lab")?;
     let id = lab.id();
-    writeln!(
+    say(
         out,
-        "   topology {id} 'lab' is {} at version {}",
-        lab.status(),
-        lab.version()
+        "",
+        format_args!(
+            "topology {id} 'lab' is {} at version {}",
+            lab.status(),
+            lab.version()
+        ),
     )?;
 
     // 2. Edit while pending: each batch passes the handle's version and takes the new one.
@@ -187,10 +204,13 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     // 3. Two editors: a stale write is refused, never lost.
     writeln!(out, "\n== 3. two editors, one stale")?;
     let mut bobs: Versioned<Topology<state::Pending>> = bob.load_as(id)?;
-    writeln!(
+    say(
         out,
-        "   alice and bob both hold topology {id} at version {}",
-        bobs.version()
+        "",
+        format_args!(
+            "alice and bob both hold topology {id} at version {}",
+            bobs.version()
+        ),
     )?;
     let before = lab.version();
     let report =
@@ -203,9 +223,10 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     let lan_b = || ChildEdit::AddLan(NewLan::new("lan-b", "10.0.2.0/24"));
     match bob.edit_pending(&mut bobs, &[lan_b()]) {
         Err(StoreError::VersionConflict(conflict)) => {
-            writeln!(
+            say(
                 out,
-                "   bob adds lan 'lan-b' with his view: refused: {conflict}"
+                "refused",
+                format_args!("bob adds lan 'lan-b' with his view: {conflict}"),
             )?;
         }
         Err(other) => return Err(other.into()),
@@ -222,31 +243,37 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     )?;
     let lab = match alice.advance(lab, |t| t.deploy()) {
         Err(StoreError::VersionConflict(conflict)) => {
-            writeln!(
+            say(
                 out,
-                "   alice deploys what she saw: refused, she has not seen lan-b: {conflict}"
+                "refused",
+                format_args!("alice deploys what she saw (she has not seen lan-b): {conflict}"),
             )?;
             alice.load_as::<state::Pending>(id)?
         }
         Err(other) => return Err(other.into()),
         Ok(_) => bail!("alice deployed a topology she had not seen"),
     };
-    writeln!(
+    say(
         out,
-        "   alice re-reads (version {}) and deploys what is there",
-        lab.version()
+        "",
+        format_args!(
+            "alice re-reads (version {}) and deploys what is there",
+            lab.version()
+        ),
     )?;
 
     // 4. Deploy and activate: typed transitions, each recorded with the believed status.
     writeln!(out, "\n== 4. deploy and activate (typed transitions)")?;
     let lab = alice.advance(lab, |t| t.deploy())?;
-    writeln!(out, "   pending → {}", lab.status())?;
+    kept(out, &format!("pending → {}", lab.status()), lab.version())?;
     let mut lab = alice.advance(lab, |t| t.activate())?;
-    writeln!(
+    kept(
         out,
-        "   deploying → {}   (status changes keep the version: {})",
-        lab.status(),
-        lab.version()
+        &format!(
+            "deploying → {} (status changes keep the version)",
+            lab.status()
+        ),
+        lab.version(),
     )?;
 
     // 5. A live edit goes through the mutation queue.
@@ -266,10 +293,13 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     )?;
     let claim = match bob.claim_next_mutation(id)? {
         Claim::Claimed { mutation, claim } => {
-            writeln!(
+            say(
                 out,
-                "   the applier (bob) claims mutation {}: {}",
-                mutation.id, mutation.state
+                "",
+                format_args!(
+                    "the applier (bob) claims mutation {}: {}",
+                    mutation.id, mutation.state
+                ),
             )?;
             claim
         }
@@ -279,17 +309,25 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     let report = bob.apply_live(&claim, &[ChildEdit::AddDecky(decky("files-1", &["smb"]))])?;
     let files = one(&deckies(&report.touched)?, "decky")?;
     bob.apply_live(&claim, &[ChildEdit::AddEdge(NewEdge::new(files, lan_a))])?;
-    writeln!(out, "   applies it live: + decky 'files-1' on lan-a")?;
+    say(out, "", "applies it live: + decky 'files-1' on lan-a")?;
     let applied = bob.mark_mutation_applied(claim)?;
-    writeln!(out, "   mutation {} is now {}", applied.id, applied.state)?;
+    say(
+        out,
+        "",
+        format_args!("mutation {} is now {}", applied.id, applied.state),
+    )?;
 
     // 6. Tear down.
     writeln!(out, "\n== 6. tear down")?;
     let lab = alice.load_as::<state::Active>(id)?;
     let lab = alice.advance(lab, |t| t.tear_down())?;
-    writeln!(out, "   active → {}", lab.status())?;
+    kept(out, &format!("active → {}", lab.status()), lab.version())?;
     let lab = alice.advance(lab, |t| t.finish_teardown())?;
-    writeln!(out, "   tearing_down → {}", lab.status())?;
+    kept(
+        out,
+        &format!("tearing_down → {}", lab.status()),
+        lab.version(),
+    )?;
 
     summary(alice, id, out)
 }
@@ -299,8 +337,20 @@ fn summary<S: TopologyStore>(store: &S, id: TopologyId, out: &mut dyn Write) -> 
     writeln!(out, "\n== status log (oldest first)")?;
     let mut events = store.list_status_events(id)?;
     events.reverse();
+    // `as_str`, as the names' `Display` does not pad.
+    let from_width = events
+        .iter()
+        .map(|e| e.from.as_str().len())
+        .max()
+        .unwrap_or(0);
     for event in &events {
-        write!(out, "   #{:<3} {:>12} → {}", event.id, event.from, event.to)?;
+        let id = format!("#{}", event.id);
+        write!(
+            out,
+            "   {id:<4} {:<from_width$} → {}",
+            event.from.as_str(),
+            event.to
+        )?;
         if let Some(reason) = &event.reason {
             write!(out, "   ({reason})")?;
         }
@@ -308,11 +358,19 @@ fn summary<S: TopologyStore>(store: &S, id: TopologyId, out: &mut dyn Write) -> 
     }
 
     writeln!(out, "\n== mutations")?;
-    for mutation in store.list_mutations(id, None)? {
+    let mutations = store.list_mutations(id, None)?;
+    let op_width = mutations
+        .iter()
+        .map(|m| m.op.as_str().len())
+        .max()
+        .unwrap_or(0);
+    for mutation in mutations {
+        let id = format!("#{}", mutation.id);
         writeln!(
             out,
-            "   #{:<3} {} {}",
-            mutation.id, mutation.op, mutation.state
+            "   {id:<4} {:<op_width$} {}",
+            mutation.op.as_str(),
+            mutation.state
         )?;
     }
 
@@ -321,14 +379,14 @@ fn summary<S: TopologyStore>(store: &S, id: TopologyId, out: &mut dyn Write) -> 
     writeln!(out, "\n== final")?;
     writeln!(
         out,
-        "   topology {} '{}': {} at version {} ({} lans, {} deckies, {} edges)",
+        "   topology {} '{}': {} at version {} ({}, {}, {})",
         record.id,
         record.name,
         record.status,
         record.version,
-        detail.lans.len(),
-        detail.deckies.len(),
-        detail.edges.len()
+        counted(detail.lans.len() as u64, "lan", "lans"),
+        counted(detail.deckies.len() as u64, "decky", "deckies"),
+        counted(detail.edges.len() as u64, "edge", "edges")
     )?;
     writeln!(
         out,

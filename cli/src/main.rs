@@ -4,7 +4,8 @@
 //!
 //! Exit codes follow the `grep`/`diff` convention: 0 when all is well, 1 when a check found
 //! a problem (an illegal transition, audit findings), 2 on a usage or input error or when
-//! the command could not run (clap's own usage errors exit 2 as well).
+//! the command could not run (clap's own usage errors exit 2 as well), 3 when `audit` found
+//! its SQLite file in use and could not read it consistently without writing.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
@@ -28,7 +29,10 @@ use crate::output::{Format, Machine, Outcome};
 /// here spells one out.
 #[derive(Debug, Parser)]
 #[command(name = "topostate", version, propagate_version = true)]
-#[command(after_help = "Exit status: 0 ok, 1 a check found a problem, 2 usage or input error.")]
+#[command(
+    after_help = "Exit status: 0 ok, 1 a check found a problem, 2 usage or input error, 3 the \
+                  audited file is in use and cannot be read consistently without writing."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -76,19 +80,34 @@ enum Command {
     /// Report every problem in a SQLite database or PostgreSQL schema written by the store;
     /// never writes.
     ///
-    /// DB is a SQLite file or a postgres:// (postgresql://) URL. Opens it read-only (a
-    /// READ ONLY transaction on PostgreSQL) and reads the raw tables, so it also works on a
-    /// database the store would refuse. Findings: corrupt status, state or op strings; versions outside
-    /// 1..=MAX_VERSION; status logs that are not a legal path from the initial status or
-    /// that end elsewhere than the stored status; mutations in impossible states; orphan
-    /// rows. One line per finding (or one JSON document), then a summary. Exit 1 if
-    /// anything was found.
+    /// DB is a SQLite file, or a PostgreSQL connection string as the store takes it: a
+    /// postgres:// (postgresql://) URL or a libpq key=value list ("host=/run/postgresql
+    /// dbname=topostate"; taken as a file if a file of that name exists). Reads the raw
+    /// tables, so it also works on a database the store would refuse. Findings: corrupt
+    /// status, state or op strings; versions outside 1..=MAX_VERSION; status logs that are
+    /// not a legal path from the initial status or that end elsewhere than the stored
+    /// status; mutations in impossible states; orphan rows. One line per finding (or one
+    /// JSON document), then a summary. Exit 1 if anything was found.
+    ///
+    /// A file is opened so that nothing beside it is created or changed (no -wal, no -shm),
+    /// which also works in a read-only directory, on a read-only mount and for a user who
+    /// may only read the file. When no writer has it open (no -shm or -journal beside it)
+    /// it is read immutable, and read again if a writer changed it meanwhile; when a writer
+    /// has it open, it is read in one read transaction: a consistent snapshot of the last
+    /// commit before the audit. If neither can be had without writing (a lock held past
+    /// 5 s, a -wal without its -shm, a -wal that needs recovery), the audit refuses: exit
+    /// 3, "it is in use". PostgreSQL is read in one READ ONLY, REPEATABLE READ transaction.
+    ///
+    /// On a terminal, a large audit shows its progress on stderr; never with --format json
+    /// or when stdout or stderr is not a terminal.
     Audit {
-        /// The SQLite database file, or a PostgreSQL URL (postgres://user@host/db).
+        /// The SQLite database file, or a PostgreSQL URL (postgres://user@host/db) or
+        /// key=value connection string (host=/run/postgresql dbname=topostate).
         db: PathBuf,
         /// PostgreSQL only: the schema holding the store's tables (as given to the store),
         /// instead of the first schema of the search_path (which the URL may set with
-        /// options=-csearch_path%3D<schema>).
+        /// options=-csearch_path%3D<schema>, a key=value string with
+        /// options='-csearch_path=<schema>').
         #[arg(long, value_name = "NAME")]
         schema: Option<String>,
         /// Output format.
@@ -128,7 +147,11 @@ fn main() -> ExitCode {
                 return Outcome::Clean.exit_code();
             }
             eprintln!("error: {}", render(&error));
-            ExitCode::from(2)
+            if error.is::<audit::InUse>() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }

@@ -53,3 +53,23 @@ pub fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow:
     writeln!(out, "{text}")?;
     Ok(())
 }
+
+/// `n` and the noun that goes with it: `1 topology`, `2 topologies`, `0 topologies`.
+pub fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    match n.into() {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_uses_the_singular_for_one_only() {
+        assert_eq!(counted(0u64, "topology", "topologies"), "0 topologies");
+        assert_eq!(counted(1u64, "topology", "topologies"), "1 topology");
+        assert_eq!(counted(2u64, "decky", "deckies"), "2 deckies");
+    }
+}

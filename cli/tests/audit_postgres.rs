@@ -9,7 +9,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{stderr_of, stdout_of, topostate};
+use common::{joined, stderr_of, stdout_of, topostate};
 use postgres::{Client, NoTls};
 use topostate::store::{
     Claim, NewDecky, NewEdge, NewLan, PgStore, Precondition, TopologyStore as _,
@@ -156,7 +156,7 @@ fn a_schema_written_by_the_store_has_no_findings() -> TestResult {
     );
     assert!(
         stdout.contains(
-            "2 topologies, 2 lans, 1 deckies, 1 edges, 2 status events, 2 mutations checked"
+            "(2 topologies, 2 lans, 1 decky, 1 edge, 2 status events, 2 mutations checked)"
         ),
         "{stdout}"
     );
@@ -174,6 +174,81 @@ fn a_schema_written_by_the_store_has_no_findings() -> TestResult {
     assert!(database.contains(&scratch.schema), "{database}");
 
     assert_eq!(fingerprint(&scratch)?, before, "the audit changed a row");
+    Ok(())
+}
+
+/// `value` quoted for a libpq key=value string.
+fn conninfo_value(value: &str) -> String {
+    format!("'{}'", value.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+/// The server of `TOPOSTATE_PG_URL` as a libpq key=value string, on `schema`.
+fn key_value_string(schema: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let config: postgres::Config = pg_url().parse()?;
+    let mut parts = Vec::new();
+    for host in config.get_hosts() {
+        match host {
+            postgres::config::Host::Tcp(name) => {
+                parts.push(format!("host={}", conninfo_value(name)))
+            }
+            postgres::config::Host::Unix(dir) => {
+                parts.push(format!("host={}", conninfo_value(&dir.to_string_lossy())));
+            }
+        }
+    }
+    if let Some(port) = config.get_ports().first() {
+        parts.push(format!("port={port}"));
+    }
+    if let Some(user) = config.get_user() {
+        parts.push(format!("user={}", conninfo_value(user)));
+    }
+    if let Some(password) = config.get_password() {
+        parts.push(format!(
+            "password={}",
+            conninfo_value(&String::from_utf8_lossy(password))
+        ));
+    }
+    if let Some(dbname) = config.get_dbname() {
+        parts.push(format!("dbname={}", conninfo_value(dbname)));
+    }
+    parts.push(format!(
+        "options={}",
+        conninfo_value(&format!("-csearch_path={schema}"))
+    ));
+    Ok(parts.join(" "))
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_key_value_connection_string_is_audited_like_a_url() -> TestResult {
+    let scratch = Scratch::new("keyvalue");
+    populate(&scratch)?;
+    let conninfo = key_value_string(&scratch.schema)?;
+    assert!(!conninfo.contains("://"), "{conninfo}");
+    let output = topostate().args(["audit", &conninfo]).output()?;
+    let stdout = stdout_of(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        stderr_of(&output)
+    );
+    assert!(
+        stdout.starts_with("no findings in PostgreSQL database"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("schema '{}'", scratch.schema)),
+        "{stdout}"
+    );
+    // The same with --schema instead of the options key.
+    let plain = conninfo
+        .rsplit_once(" options=")
+        .map_or(conninfo.as_str(), |(head, _)| head);
+    let output = topostate()
+        .args(["audit", plain, "--schema", &scratch.schema])
+        .output()?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     Ok(())
 }
 
@@ -221,7 +296,10 @@ fn corrupt_rows_are_found_and_named() -> TestResult {
     let output = topostate()
         .args(["audit", &pg_url(), "--schema", &scratch.schema])
         .output()?;
-    let stdout = stdout_of(&output);
+    let stdout: String = stdout_of(&output)
+        .lines()
+        .map(|line| joined(line) + "\n")
+        .collect();
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -305,6 +383,6 @@ fn unreachable_servers_and_foreign_schemas_are_errors() -> TestResult {
         .args(["audit", "lab.sqlite", "--schema", "lab"])
         .output()?;
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("--schema applies to a PostgreSQL URL"));
+    assert!(stderr_of(&output).contains("--schema applies to a PostgreSQL connection string"));
     Ok(())
 }

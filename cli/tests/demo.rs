@@ -108,3 +108,63 @@ fn demo_in_a_missing_directory_says_what_was_expected() -> Result<(), Box<dyn st
         .stderr(predicate::str::contains("expected a writable path"));
     Ok(())
 }
+
+/// Is `margin` one the demo puts before a narrated line: none, `refused`, `version N` or
+/// `version N → M`?
+fn is_margin(margin: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    match margin.strip_prefix("version ") {
+        Some(versions) => match versions.split_once(" → ") {
+            Some((before, after)) => number(before) && number(after),
+            None => number(versions),
+        },
+        None => margin.is_empty() || margin == "refused",
+    }
+}
+
+#[test]
+fn demo_lines_keep_their_columns() {
+    let output = topostate()
+        .arg("demo")
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let stdout = stdout_of(&output);
+    let mut section = String::new();
+    let mut arrows = Vec::new();
+    let mut narrated = 0;
+    for line in stdout.lines() {
+        if let Some(title) = line.strip_prefix("== ") {
+            section = title.to_owned();
+            continue;
+        }
+        if line.is_empty() || line.starts_with("database: ") {
+            continue;
+        }
+        let chars: Vec<char> = line.chars().collect();
+        if section.starts_with(|c: char| c.is_ascii_digit()) {
+            // The story: a 3-space indent, a 16-wide margin, then the text.
+            narrated += 1;
+            let margin: String = chars.iter().take(19).collect();
+            assert!(margin.starts_with("   "), "{line:?}");
+            assert!(is_margin(margin.trim()), "margin {margin:?} of {line:?}");
+            assert!(
+                chars.get(19).is_some_and(|c| !c.is_whitespace()),
+                "text not at column 19: {line:?}"
+            );
+        } else if section.starts_with("status log") {
+            arrows.push(chars.iter().position(|&c| c == '→'));
+        }
+    }
+    assert!(narrated > 10, "{stdout}");
+    assert_eq!(arrows.len(), 4, "{stdout}");
+    assert!(
+        arrows.iter().all(|a| a.is_some() && *a == arrows[0]),
+        "the status log's arrows are not in one column: {arrows:?}\n{stdout}"
+    );
+    assert!(
+        stdout.contains(": torn_down at version 8 (3 lans, 4 deckies, 5 edges)\n"),
+        "{stdout}"
+    );
+}

@@ -1,11 +1,14 @@
-//! Every parse function and the raw-string transition checks on arbitrary bytes: never a
-//! panic, a refusal names its input and stays short, an acceptance round-trips.
+//! Every parse function, the raw-string transition checks and the name policy on arbitrary
+//! bytes: never a panic, a refusal names its input (or the field) and stays short, an
+//! acceptance round-trips.
 //!
 //! `cargo fuzz run parse` (see RELIABILITY.md).
 #![no_main]
 
+use std::borrow::Cow;
+
 use libfuzzer_sys::fuzz_target;
-use topostate::store::DeckyState;
+use topostate::store::{DeckyState, MAX_NAME_LEN, StoreError, canonical_name, check_name};
 use topostate::{
     MutationOp, MutationState, TopologyStatus, TopologyStatusError, assert_transition, legal_next,
 };
@@ -67,6 +70,29 @@ fuzz_target!(|data: &[u8]| {
     match legal_next(a) {
         Ok(next) => assert!(next.count() <= TopologyStatus::ALL.len()),
         Err(e) => assert!(e.to_string().len() < MAX_MESSAGE),
+    }
+
+    // The name policy: an accepted name's stored form is final, not blank, short enough and
+    // free of the characters that hide; a refusal names the field.
+    let canonical = canonical_name("lan name", &text);
+    assert_eq!(check_name("lan name", &text).is_ok(), canonical.is_ok());
+    match canonical {
+        Ok(stored) => {
+            assert!(!stored.trim().is_empty() && stored.len() <= MAX_NAME_LEN);
+            assert!(
+                stored
+                    .chars()
+                    .all(|c| c == ' ' || !(c.is_control() || c.is_whitespace()))
+            );
+            assert!(!stored.contains(['\u{200b}', '\u{202e}', '\u{2066}', '\u{feff}']));
+            let again = canonical_name("lan name", &stored);
+            assert!(matches!(again, Ok(Cow::Borrowed(s)) if s == stored));
+        }
+        Err(StoreError::Invalid { field, problem }) => {
+            assert_eq!(field, "lan name");
+            assert!(problem.len() < MAX_MESSAGE);
+        }
+        Err(other) => panic!("not a refusal of the name: {other:?}"),
     }
 
     // Serde: the input as a JSON string, and the raw input as a JSON document.

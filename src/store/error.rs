@@ -4,6 +4,7 @@ use std::boxed::Box;
 use std::fmt;
 use std::path::PathBuf;
 use std::string::String;
+use std::time::Duration;
 use std::vec::Vec;
 
 use crate::error::Quoted;
@@ -267,6 +268,55 @@ pub enum StoreError {
     /// [`BackendError::get_ref`].
     #[error("store backend error: {0}")]
     Backend(BackendError),
+    /// The connection to the server was lost after the write's `COMMIT` was sent, and the
+    /// store could not learn whether the server committed it: **the write may or may not
+    /// have been applied**. Not a refusal: re-read (e.g. the topology's version, the queue)
+    /// to learn which, before writing again.
+    ///
+    /// A backend returns it only when it cannot tell: when it can, it reports the write's
+    /// own result (committed) or runs it again (aborted). `source()` is the failure that
+    /// left the outcome open.
+    #[error(
+        "{operation}: the outcome is unknown, the write may or may not have been applied \
+         (the connection was lost after COMMIT was sent, and {why}); re-read before writing again"
+    )]
+    OutcomeUnknown {
+        /// The operation, e.g. `"edit"`.
+        operation: &'static str,
+        /// Why the outcome could not be learned.
+        why: String,
+        /// The failure that left the outcome open (a lost connection, a timeout).
+        #[source]
+        cause: BackendError,
+    },
+    /// A call did not finish within one of the store's bounds (waiting for a pooled
+    /// connection, for a new connection, or for the server's answers). Nothing was written:
+    /// a write whose bound passed after its `COMMIT` was sent is resolved as the other
+    /// lost commits are (its result, a run again, or
+    /// [`OutcomeUnknown`](Self::OutcomeUnknown)), never reported as this.
+    #[error("{operation}: timed out after {} waiting for {waiting_for}; nothing was written", Secs(*after))]
+    Timeout {
+        /// The operation, e.g. `"get_topology"`.
+        operation: &'static str,
+        /// What the call was waiting for, e.g. `"a free pooled connection"`.
+        waiting_for: &'static str,
+        /// The bound that passed.
+        after: Duration,
+    },
+}
+
+/// A duration as messages show it: seconds with up to three decimals.
+struct Secs(Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if millis.is_multiple_of(1000) {
+            write!(f, "{} s", millis / 1000)
+        } else {
+            write!(f, "{:.3} s", self.0.as_secs_f64())
+        }
+    }
 }
 
 impl From<BackendError> for StoreError {
@@ -292,10 +342,11 @@ impl StoreError {
             Self::VersionOverflow(_) => 7,
             // The store-wide refusals are found before any row is checked, so they never
             // compete with the refusals above.
-            Self::NotAStore { .. }
-            | Self::SchemaChanged { .. }
-            | Self::Corrupt { .. }
-            | Self::Backend(_) => 8,
+            Self::NotAStore { .. } | Self::SchemaChanged { .. } => 8,
+            Self::Corrupt { .. }
+            | Self::Backend(_)
+            | Self::OutcomeUnknown { .. }
+            | Self::Timeout { .. } => 8,
         }
     }
 
@@ -317,5 +368,42 @@ impl StoreError {
     #[must_use]
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::VersionConflict(_))
+    }
+
+    /// Is this an [`OutcomeUnknown`](Self::OutcomeUnknown): a write that may or may not
+    /// have been applied?
+    ///
+    /// ```
+    /// use topostate::store::{Entity, StoreError};
+    ///
+    /// assert!(!StoreError::NotFound { entity: Entity::Lan, id: 7 }.is_outcome_unknown());
+    /// ```
+    #[must_use]
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::OutcomeUnknown { .. })
+    }
+
+    /// Is this a [`Timeout`](Self::Timeout): a call that ran out of its time, having
+    /// written nothing?
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topostate::store::StoreError;
+    ///
+    /// let e = StoreError::Timeout {
+    ///     operation: "get_topology",
+    ///     waiting_for: "a free pooled connection",
+    ///     after: Duration::from_millis(1500),
+    /// };
+    /// assert!(e.is_timeout());
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "get_topology: timed out after 1.500 s waiting for a free pooled connection; \
+    ///      nothing was written"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
     }
 }

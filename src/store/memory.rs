@@ -28,7 +28,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
-use super::policy::{check_fields, delete_gate, free_form_gate, live_gate, transition_refusal};
+use super::policy::{
+    canonical_edit, check_fields, delete_gate, free_form_gate, live_gate, transition_refusal,
+};
 use super::sync::{
     Arc, AtomicU64, Mutex, MutexGuard, Ordering, PoisonError, RwLock, RwLockReadGuard,
     RwLockWriteGuard, TryLockError,
@@ -37,7 +39,7 @@ use super::{
     ChildEdit, Claim, Decky, DeckyId, DeckyRuntime, DeckyState, Edge, EdgeId, EditReport, Edited,
     Entity, EventId, Lan, LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent,
     StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
-    check_name, check_text,
+    canonical_name, check_text,
 };
 use crate::{
     INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus,
@@ -193,8 +195,9 @@ impl MemoryStore {
         &self,
         id: TopologyId,
         expected_version: Option<u64>,
-        edit: ChildEdit,
+        mut edit: ChildEdit,
     ) -> Result<Edited<Touched>, StoreError> {
+        canonical_edit(&mut edit);
         let mut prepared = Prepared::one(&self.inner.names, &edit);
         self.with(id, |agg| {
             let edits = std::slice::from_ref(&edit);
@@ -274,9 +277,14 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+/// Every call holds a topology's lock only for its own checks and writes, never across
+/// I/O: its async face runs inline (see [`NonBlocking`](super::NonBlocking)).
+impl super::NonBlocking for MemoryStore {}
+
 impl TopologyStore for MemoryStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
-        check_name("topology name", name)?;
+        let name = canonical_name("topology name", name)?;
+        let name: &str = &name;
         let mut names = lock(&self.inner.catalog.names);
         if names.contains_key(name) {
             return Err(StoreError::Duplicate {
@@ -1149,12 +1157,121 @@ impl<'a, I: Copy + Eq + Hash> Names<'a, I> {
 /// What a batch has changed so far, for checking its next edit as if the earlier ones had
 /// been written. It holds only the changes (never a copy of the aggregate), so checking
 /// an edit costs the same on an aggregate of ten rows or ten thousand.
+///
+/// Every step of a check costs the same whatever the batch's size (hashed lookups, counts
+/// kept as it goes), so a batch costs time linear in its number of edits.
 struct Stage<'a> {
     lans: Names<'a, LanId>,
     deckies: Names<'a, DeckyId>,
-    gone_edges: IdSet<EdgeId>,
-    /// Decky ↔ LAN pairs the batch adds (their ends exist before the batch).
-    new_pairs: Vec<(DeckyId, LanId)>,
+    /// Made by the first edit that stages a change to edges: most single edits, and many
+    /// batches, never do, and then cost nothing for them.
+    edges: Option<Box<StagedEdges>>,
+}
+
+/// The edges a batch removes and adds.
+#[derive(Default)]
+struct StagedEdges {
+    gone: GoneEdges,
+    new: NewEdges,
+}
+
+/// The stored edges a batch removes, with how many each decky loses.
+#[derive(Default)]
+struct GoneEdges {
+    ids: IdSet<EdgeId>,
+    /// Invariant: per decky, how many of its edges `ids` holds.
+    per_decky: IdMap<DeckyId, usize>,
+}
+
+impl GoneEdges {
+    fn contains(&self, id: &EdgeId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Marks a stored edge of `decky` gone.
+    fn insert(&mut self, id: EdgeId, decky: DeckyId) {
+        if self.ids.insert(id) {
+            *self.per_decky.entry(decky).or_default() += 1;
+        }
+    }
+
+    /// How many of `decky`'s stored edges are gone.
+    fn of_decky(&self, decky: DeckyId) -> usize {
+        self.per_decky.get(&decky).copied().unwrap_or_default()
+    }
+
+    #[cfg(all(test, not(loom)))]
+    fn len(&self) -> usize {
+        self.ids.len() + self.per_decky.len()
+    }
+}
+
+/// The decky ↔ LAN pairs a batch adds (their ends exist before the batch), indexed both
+/// ways.
+///
+/// A pair removed (with its decky or LAN) is dropped from `pairs` at once but left in the
+/// lists of the other end, which read it through `pairs`: a removed pair never comes back,
+/// since a batch cannot refer to a decky or LAN once it is gone.
+#[derive(Default)]
+struct NewEdges {
+    pairs: IdSet<(DeckyId, LanId)>,
+    /// Per LAN, its new deckies in the order the batch added them: the order of the new
+    /// edges' ids, which decides which decky a refused LAN delete names.
+    by_lan: IdMap<LanId, Vec<DeckyId>>,
+    by_decky: IdMap<DeckyId, Vec<LanId>>,
+    /// Invariant: per decky, how many of `pairs` it is in.
+    per_decky: IdMap<DeckyId, usize>,
+}
+
+impl NewEdges {
+    fn contains(&self, pair: &(DeckyId, LanId)) -> bool {
+        self.pairs.contains(pair)
+    }
+
+    fn add(&mut self, (decky, lan): (DeckyId, LanId)) {
+        if self.pairs.insert((decky, lan)) {
+            self.by_lan.entry(lan).or_default().push(decky);
+            self.by_decky.entry(decky).or_default().push(lan);
+            *self.per_decky.entry(decky).or_default() += 1;
+        }
+    }
+
+    /// The deckies the batch linked to `lan`, in the order it linked them.
+    fn deckies_of(&self, lan: LanId) -> impl Iterator<Item = DeckyId> + '_ {
+        self.by_lan
+            .get(&lan)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |&decky| self.pairs.contains(&(decky, lan)))
+    }
+
+    /// How many new edges `decky` has.
+    fn of_decky(&self, decky: DeckyId) -> usize {
+        self.per_decky.get(&decky).copied().unwrap_or_default()
+    }
+
+    fn remove_lan(&mut self, lan: LanId) {
+        for decky in self.by_lan.remove(&lan).unwrap_or_default() {
+            if self.pairs.remove(&(decky, lan))
+                && let Some(count) = self.per_decky.get_mut(&decky)
+            {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+
+    fn remove_decky(&mut self, decky: DeckyId) {
+        for lan in self.by_decky.remove(&decky).unwrap_or_default() {
+            self.pairs.remove(&(decky, lan));
+        }
+        self.per_decky.remove(&decky);
+    }
+
+    #[cfg(all(test, not(loom)))]
+    fn len(&self) -> usize {
+        self.pairs.len()
+    }
 }
 
 impl<'a> Stage<'a> {
@@ -1162,8 +1279,7 @@ impl<'a> Stage<'a> {
         Self {
             lans: Names::new(names),
             deckies: Names::new(names),
-            gone_edges: IdSet::default(),
-            new_pairs: Vec::new(),
+            edges: None,
         }
     }
 
@@ -1197,9 +1313,21 @@ impl<'a> Stage<'a> {
         Ok(stage)
     }
 
+    fn staged_edges(&mut self) -> &mut StagedEdges {
+        self.edges.get_or_insert_default()
+    }
+
+    fn is_gone(&self, edge: &EdgeId) -> bool {
+        self.edges.as_ref().is_some_and(|e| e.gone.contains(edge))
+    }
+
     #[cfg(all(test, not(loom)))]
     fn len(&self) -> usize {
-        self.lans.len() + self.deckies.len() + self.gone_edges.len() + self.new_pairs.len()
+        let edges = self
+            .edges
+            .as_ref()
+            .map_or(0, |e| e.gone.len() + e.new.len());
+        self.lans.len() + self.deckies.len() + edges
     }
 
     /// Checks one edit. `pre` is its [`precheck`]: the error of its own fields, which
@@ -1255,9 +1383,12 @@ impl<'a> Stage<'a> {
                 }
                 if record {
                     self.lans.remove(*id, name);
-                    self.gone_edges
-                        .extend(kids.lan_edges.get(id).into_iter().flatten());
-                    self.new_pairs.retain(|&(_, lan)| lan != *id);
+                    for edge in kids.lan_edges.get(id).into_iter().flatten() {
+                        if let Some(stored) = kids.edges.get(edge) {
+                            self.staged_edges().gone.insert(*edge, stored.decky);
+                        }
+                    }
+                    self.staged_edges().new.remove_lan(*id);
                 }
             }
             ChildEdit::AddDecky(new) => {
@@ -1294,9 +1425,10 @@ impl<'a> Stage<'a> {
                     .ok_or_else(|| not_found(Entity::Decky, id.get()))?;
                 if record {
                     self.deckies.remove(*id, name);
-                    self.gone_edges
-                        .extend(kids.decky_edges.get(id).into_iter().flatten());
-                    self.new_pairs.retain(|&(decky, _)| decky != *id);
+                    for edge in kids.decky_edges.get(id).into_iter().flatten() {
+                        self.staged_edges().gone.insert(*edge, *id);
+                    }
+                    self.staged_edges().new.remove_decky(*id);
                 }
             }
             ChildEdit::AddEdge(new) => {
@@ -1315,11 +1447,11 @@ impl<'a> Stage<'a> {
                     return Err(e);
                 }
                 let pair = (new.decky, new.lan);
-                let taken = self.new_pairs.contains(&pair)
+                let taken = self.edges.as_ref().is_some_and(|e| e.new.contains(&pair))
                     || kids
                         .pairs
                         .get(&pair)
-                        .is_some_and(|edge| !self.gone_edges.contains(edge));
+                        .is_some_and(|edge| !self.is_gone(edge));
                 if taken {
                     return Err(StoreError::Duplicate {
                         entity: Entity::Edge,
@@ -1327,15 +1459,17 @@ impl<'a> Stage<'a> {
                     });
                 }
                 if record {
-                    self.new_pairs.push(pair);
+                    self.staged_edges().new.add(pair);
                 }
             }
             ChildEdit::DeleteEdge(id) => {
-                if self.gone_edges.contains(id) || !kids.edges.contains_key(id) {
-                    return Err(not_found(Entity::Edge, id.get()));
-                }
+                let stored = kids
+                    .edges
+                    .get(id)
+                    .filter(|_| !self.is_gone(id))
+                    .ok_or_else(|| not_found(Entity::Edge, id.get()))?;
                 if record {
-                    self.gone_edges.insert(*id);
+                    self.staged_edges().gone.insert(*id, stored.decky);
                 }
             }
         }
@@ -1350,13 +1484,9 @@ impl<'a> Stage<'a> {
             .get(&lan)
             .into_iter()
             .flatten()
-            .filter(|edge| !self.gone_edges.contains(edge))
+            .filter(|edge| !self.is_gone(edge))
             .filter_map(|edge| kids.edges.get(edge).map(|e| e.decky));
-        let added = self
-            .new_pairs
-            .iter()
-            .filter(|&&(_, l)| l == lan)
-            .map(|&(decky, _)| decky);
+        let added = self.edges.iter().flat_map(move |e| e.new.deckies_of(lan));
         stored.chain(added).find_map(|decky| {
             (self.lan_count(agg, decky) == 1).then(|| {
                 let name = self
@@ -1370,16 +1500,12 @@ impl<'a> Stage<'a> {
 
     /// How many LANs a decky has, as staged.
     fn lan_count(&self, agg: &Aggregate, decky: DeckyId) -> usize {
-        let stored = agg
-            .kids
-            .decky_edges
-            .get(&decky)
-            .into_iter()
-            .flatten()
-            .filter(|edge| !self.gone_edges.contains(edge))
-            .count();
-        let added = self.new_pairs.iter().filter(|&&(d, _)| d == decky).count();
-        stored + added
+        let stored = agg.kids.decky_edges.get(&decky).map_or(0, BTreeSet::len);
+        let (gone, added) = self
+            .edges
+            .as_ref()
+            .map_or((0, 0), |e| (e.gone.of_decky(decky), e.new.of_decky(decky)));
+        stored.saturating_sub(gone) + added
     }
 }
 
@@ -1463,7 +1589,8 @@ impl<H: AsRef<[Option<u64>]>> Prepared<H> {
 }
 
 /// A batch made ready before its topology is locked: the edits owned (their strings move
-/// into the rows), their [`precheck`]s, and room for the report.
+/// into the rows) and in the form stored ([`canonical_edit`]), their [`precheck`]s, and
+/// room for the report.
 struct Ready {
     edits: Vec<ChildEdit>,
     prepared: Prepared<Vec<Option<u64>>>,
@@ -1472,10 +1599,12 @@ struct Ready {
 
 impl Ready {
     fn new(names: &NameHasher, edits: &[ChildEdit]) -> Self {
+        let mut owned = edits.to_vec();
+        owned.iter_mut().for_each(canonical_edit);
         Self {
-            edits: edits.to_vec(),
-            prepared: Prepared::batch(names, edits),
-            touched: Vec::with_capacity(edits.len()),
+            prepared: Prepared::batch(names, &owned),
+            touched: Vec::with_capacity(owned.len()),
+            edits: owned,
         }
     }
 }

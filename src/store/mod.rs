@@ -55,6 +55,7 @@
 //! # Ok::<(), topostate::store::StoreError>(())
 //! ```
 
+mod aio;
 mod error;
 mod memory;
 mod model;
@@ -68,6 +69,9 @@ mod sqlite;
 mod sync;
 mod typed;
 
+#[cfg(feature = "tokio")]
+pub use aio::Offload;
+pub use aio::{AsyncTopologyStore, AsyncTypedStore, NonBlocking, StoreFuture};
 pub use error::{BackendError, Entity, Foreign, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
@@ -77,11 +81,11 @@ pub use model::{
     TopologyRecord, Touched, Transitioned,
 };
 pub use policy::{
-    DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, check_coord, check_name,
-    check_text,
+    DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, canonical_name, check_coord,
+    check_name, check_text,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{PgStore, PgStoreBuilder};
+pub use postgres::{AsyncPgStore, PgStore, PgStoreBuilder, PgStoreStats};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;
@@ -314,10 +318,7 @@ pub trait TopologyStore: Send + Sync {
     ) -> Result<Edited<LanId>, StoreError> {
         let edited = self.edit_one(id, expected_version, ChildEdit::AddLan(lan))?;
         Ok(Edited {
-            id: touched_as(edited.id, |t| match t {
-                Touched::Lan(id) => Some(id),
-                _ => None,
-            })?,
+            id: touched_as(edited.id, lan_of)?,
             version: edited.version,
         })
     }
@@ -374,10 +375,7 @@ pub trait TopologyStore: Send + Sync {
     ) -> Result<Edited<DeckyId>, StoreError> {
         let edited = self.edit_one(id, expected_version, ChildEdit::AddDecky(decky))?;
         Ok(Edited {
-            id: touched_as(edited.id, |t| match t {
-                Touched::Decky(id) => Some(id),
-                _ => None,
-            })?,
+            id: touched_as(edited.id, decky_of)?,
             version: edited.version,
         })
     }
@@ -434,10 +432,7 @@ pub trait TopologyStore: Send + Sync {
     ) -> Result<Edited<EdgeId>, StoreError> {
         let edited = self.edit_one(id, expected_version, ChildEdit::AddEdge(edge))?;
         Ok(Edited {
-            id: touched_as(edited.id, |t| match t {
-                Touched::Edge(id) => Some(id),
-                _ => None,
-            })?,
+            id: touched_as(edited.id, edge_of)?,
             version: edited.version,
         })
     }
@@ -464,6 +459,30 @@ pub trait TopologyStore: Send + Sync {
 /// The id of the row a single edit touched, if it is of the kind `pick` accepts.
 fn touched_as<I>(touched: Touched, pick: impl Fn(Touched) -> Option<I>) -> Result<I, StoreError> {
     pick(touched).ok_or_else(wrong_row)
+}
+
+/// The LAN a single edit touched, if it was a LAN.
+fn lan_of(touched: Touched) -> Option<LanId> {
+    match touched {
+        Touched::Lan(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// The decky a single edit touched, if it was a decky.
+fn decky_of(touched: Touched) -> Option<DeckyId> {
+    match touched {
+        Touched::Decky(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// The edge a single edit touched, if it was an edge.
+fn edge_of(touched: Touched) -> Option<EdgeId> {
+    match touched {
+        Touched::Edge(id) => Some(id),
+        _ => None,
+    }
 }
 
 /// A backend reported a row that does not match the single edit it was given.

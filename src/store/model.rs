@@ -10,17 +10,20 @@ use crate::{
 
 use super::StoreError;
 
+#[cfg(feature = "serde")]
+mod wire;
+
 crate::names::ids! {
     /// The id of a LAN, minted by the store.
-    LanId,
+    LanId as "lan id",
     /// The id of a decky, minted by the store.
-    DeckyId,
+    DeckyId as "decky id",
     /// The id of a decky ↔ LAN membership edge, minted by the store.
-    EdgeId,
+    EdgeId as "edge id",
     /// The id of a queued mutation; ids grow with enqueue order, so they order the queue.
-    MutationId,
+    MutationId as "mutation id",
     /// The id of a status event; ids grow with append order, so they order the log.
-    EventId,
+    EventId as "event id",
 }
 
 /// A point in time, as whole microseconds since the Unix epoch (what the stores keep).
@@ -34,6 +37,25 @@ crate::names::ids! {
 /// let t = Timestamp::from_micros(1_700_000_000_000_000);
 /// assert_eq!(t.as_micros(), 1_700_000_000_000_000);
 /// assert!(Timestamp::now() > t);
+/// ```
+///
+/// On the wire (feature `serde`) it is an RFC 3339 string in UTC with exactly six
+/// fractional digits, the precision stored: `"2023-11-14T22:13:20.000000Z"`, so the text
+/// sorts as the time does. Any RFC 3339 form is read (another offset is converted to UTC,
+/// 0 to 9 fractional digits), but not one finer than a microsecond (`.0000001`), which
+/// would not come back as written. Serializing a time outside the years 0000 to 9999,
+/// which RFC 3339 cannot write, is an error; no store mints one.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::Timestamp;
+///
+/// let t = Timestamp::from_micros(1_700_000_000_000_001);
+/// assert_eq!(serde_json::to_string(&t)?, r#""2023-11-14T22:13:20.000001Z""#);
+/// let later: Timestamp = serde_json::from_str(r#""2023-11-14T23:13:20.000001+01:00""#)?;
+/// assert_eq!(later, t);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
@@ -74,19 +96,67 @@ impl Timestamp {
 }
 
 /// A stored topology row.
+///
+/// On the wire (feature `serde`) every field is present, `reason` is `null` when there is
+/// none, and a record is read with the store's own checks (a name [`check_name`] accepts, a
+/// version in `1..=MAX_VERSION`); unknown fields are ignored, as in every row and report,
+/// so a reader keeps working when a later version adds one. Only inputs refuse them.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{Timestamp, TopologyRecord};
+/// use topostate::{TopologyId, TopologyStatus};
+///
+/// let at = Timestamp::from_micros(1_700_000_000_000_000);
+/// let record = TopologyRecord {
+///     id: TopologyId::new(1),
+///     name: "lab".into(),
+///     status: TopologyStatus::Pending,
+///     version: 1,
+///     reason: None,
+///     needs_resync: false,
+///     created_at: at,
+///     status_changed_at: at,
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&record)?,
+///     r#"{"id":1,"name":"lab","status":"pending","version":1,"reason":null,"needs_resync":false,"created_at":"2023-11-14T22:13:20.000000Z","status_changed_at":"2023-11-14T22:13:20.000000Z"}"#
+/// );
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// [`check_name`]: super::check_name
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopologyRecord {
     /// The store-minted id.
     pub id: TopologyId,
     /// The unique name.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::TopologyName, _>")
+    )]
     pub name: String,
     /// The current status.
     pub status: TopologyStatus,
     /// The optimistic-concurrency version, `1..=MAX_VERSION`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     pub version: u64,
     /// The reason given with the last transition, if any.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::Reason, _>")
+    )]
     pub reason: Option<String>,
     /// Set by a heartbeat that found an agent out of sync; independent of status and version.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::NeedsResync, _>")
+    )]
     pub needs_resync: bool,
     /// When the row was created.
     pub created_at: Timestamp,
@@ -121,17 +191,62 @@ impl TopologyRecord {
 }
 
 /// A LAN to add.
+///
+/// On the wire (feature `serde`): `name` and `subnet` are required; `is_dmz` defaults to
+/// `false` and `x`, `y` to `null` (no position). Unknown fields are refused, and each field
+/// is checked as the store checks it, so a bad one is refused naming it.
+///
+/// Coordinates are JSON numbers. serde_json reads a float back bit for bit only with its
+/// `float_roundtrip` feature; without it a coordinate may come back one ulp off.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::NewLan;
+///
+/// let lan: NewLan = serde_json::from_str(r#"{"name":"dmz","subnet":"10.0.0.0/24"}"#)?;
+/// assert_eq!(lan, NewLan::new("dmz", "10.0.0.0/24"));
+/// assert_eq!(
+///     serde_json::to_string(&lan)?,
+///     r#"{"name":"dmz","subnet":"10.0.0.0/24","is_dmz":false,"x":null,"y":null}"#
+/// );
+/// let err = serde_json::from_str::<NewLan>(r#"{"name":" ","subnet":"10.0.0.0/24"}"#);
+/// assert!(err.unwrap_err().to_string().starts_with("invalid lan name: must not be empty"));
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct NewLan {
     /// Unique within the topology.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::LanName, _>")
+    )]
     pub name: String,
     /// The subnet, e.g. `10.0.1.0/24` (kept as given).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Subnet, _>")
+    )]
     pub subnet: String,
     /// Is this the DMZ (the LAN facing the outside)?
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::IsDmz, _>")
+    )]
     pub is_dmz: bool,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::LanX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::LanY, _>")
+    )]
     pub y: Option<f64>,
 }
 
@@ -149,38 +264,141 @@ impl NewLan {
 }
 
 /// A stored LAN.
+///
+/// On the wire (feature `serde`) every field is present, `null` where there is no value,
+/// in declaration order:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{Lan, LanId};
+/// use topostate::TopologyId;
+///
+/// let json = r#"{"id":2,"topology_id":1,"name":"dmz","subnet":"10.0.0.0/24","is_dmz":true,"network_id":null,"x":12.5,"y":null}"#;
+/// let lan: Lan = serde_json::from_str(json)?;
+/// assert_eq!((lan.id, lan.topology_id, lan.x), (LanId::new(2), TopologyId::new(1), Some(12.5)));
+/// assert_eq!(serde_json::to_string(&lan)?, json);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Lan {
     /// The store-minted id.
     pub id: LanId,
     /// The topology it belongs to.
     pub topology_id: TopologyId,
     /// Unique within the topology.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::LanName, _>")
+    )]
     pub name: String,
     /// The subnet.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Subnet, _>")
+    )]
     pub subnet: String,
     /// Is this the DMZ?
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::IsDmz, _>")
+    )]
     pub is_dmz: bool,
     /// The container network id, written by the deployer (a runtime field).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::NetworkId, _>")
+    )]
     pub network_id: Option<String>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::LanX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::LanY, _>")
+    )]
     pub y: Option<f64>,
 }
 
 /// A change to a LAN's declared fields; `None` leaves a field as it is.
+///
+/// On the wire (feature `serde`) every field is optional and **an absent field is left as
+/// it is**. For `x` and `y` (`Option<Option<f64>>`), `null` clears the position
+/// (`Some(None)`) and a number sets it. `name`, `subnet` and `is_dmz` cannot be cleared, so
+/// `null` there is refused rather than read as "unchanged". Unknown fields are refused.
+/// Serializing writes only the fields the patch sets, so `{}` is the empty patch.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::LanPatch;
+///
+/// let patch: LanPatch = serde_json::from_str(r#"{"name":"core","x":null}"#)?;
+/// assert_eq!(patch.name.as_deref(), Some("core"));
+/// assert_eq!(patch.x, Some(None)); // null: clear the position
+/// assert_eq!(patch.y, None); // absent: unchanged
+/// assert_eq!(serde_json::to_string(&patch)?, r#"{"name":"core","x":null}"#);
+/// assert!(serde_json::from_str::<LanPatch>(r#"{"name":null}"#).is_err());
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct LanPatch {
     /// A new name (unique within the topology).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::LanName, _>"
+        )
+    )]
     pub name: Option<String>,
     /// A new subnet.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::Subnet, _>"
+        )
+    )]
     pub subnet: Option<String>,
     /// A new DMZ flag.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::IsDmz, _>"
+        )
+    )]
     pub is_dmz: Option<bool>,
     /// A new canvas position (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::LanX, _>"
+        )
+    )]
     pub x: Option<Option<f64>>,
     /// A new canvas position (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::LanY, _>"
+        )
+    )]
     pub y: Option<Option<f64>>,
 }
 
@@ -221,17 +439,59 @@ crate::named_values! {
 }
 
 /// A decky (decoy host) to add.
+///
+/// On the wire (feature `serde`): `name` is required; `services` defaults to `[]`, and
+/// `config`, `x`, `y` to `null`. `config` is a string holding JSON text (the store keeps
+/// it as given), not a nested object. Unknown fields are refused.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::NewDecky;
+///
+/// let decky: NewDecky =
+///     serde_json::from_str(r#"{"name":"web","services":["http"],"config":"{\"tls\":true}"}"#)?;
+/// assert_eq!(decky.services, ["http"]);
+/// assert_eq!(decky.config.as_deref(), Some(r#"{"tls":true}"#));
+/// assert_eq!(
+///     serde_json::to_string(&NewDecky::new("db"))?,
+///     r#"{"name":"db","services":[],"config":null,"x":null,"y":null}"#
+/// );
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct NewDecky {
     /// Unique within the topology.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::DeckyName, _>")
+    )]
     pub name: String,
     /// The services it exposes, e.g. `["ssh", "http"]`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::Services, _>")
+    )]
     pub services: Vec<String>,
     /// Its configuration as JSON text; stored as given, not interpreted by the store.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::DeckyConfig, _>")
+    )]
     pub config: Option<String>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::DeckyX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::DeckyY, _>")
+    )]
     pub y: Option<f64>,
 }
 
@@ -249,42 +509,147 @@ impl NewDecky {
 }
 
 /// A stored decky.
+///
+/// On the wire (feature `serde`) every field is present, `null` where there is no value;
+/// `config` is a string holding JSON text, `state` a [`DeckyState`] name:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{Decky, DeckyState};
+///
+/// let json = r#"{"id":3,"topology_id":1,"name":"web","services":["http"],"config":null,"state":"running","ip":"10.0.0.5","last_error":null,"x":null,"y":null}"#;
+/// let decky: Decky = serde_json::from_str(json)?;
+/// assert_eq!(decky.state, DeckyState::Running);
+/// assert_eq!(serde_json::to_string(&decky)?, json);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Decky {
     /// The store-minted id.
     pub id: DeckyId,
     /// The topology it belongs to.
     pub topology_id: TopologyId,
     /// Unique within the topology.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::DeckyName, _>")
+    )]
     pub name: String,
     /// The services it exposes.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Services, _>")
+    )]
     pub services: Vec<String>,
     /// Its configuration as JSON text.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyConfig, _>")
+    )]
     pub config: Option<String>,
     /// The runtime state (written by the deployer).
     pub state: DeckyState,
     /// The address it got (a runtime field).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyIp, _>")
+    )]
     pub ip: Option<String>,
     /// The last runtime error (a runtime field).
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyLastError, _>")
+    )]
     pub last_error: Option<String>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyX, _>")
+    )]
     pub x: Option<f64>,
     /// Canvas position.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::DeckyY, _>")
+    )]
     pub y: Option<f64>,
 }
 
 /// A change to a decky's declared fields; `None` leaves a field as it is.
+///
+/// On the wire (feature `serde`) every field is optional and **an absent field is left as
+/// it is**. For `config`, `x` and `y` (`Option<Option<_>>`), `null` clears the value
+/// (`Some(None)`). `name` and `services` cannot be cleared, so `null` there is refused
+/// (`[]` empties the service list). Unknown fields are refused. Serializing writes only the
+/// fields the patch sets.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::DeckyPatch;
+///
+/// let patch: DeckyPatch = serde_json::from_str(r#"{"services":[],"config":null}"#)?;
+/// assert_eq!(patch.services, Some(vec![]));
+/// assert_eq!(patch.config, Some(None)); // null: clear the config
+/// assert_eq!(patch.name, None); // absent: unchanged
+/// assert_eq!(serde_json::to_string(&patch)?, r#"{"services":[],"config":null}"#);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct DeckyPatch {
     /// A new name (unique within the topology).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::DeckyName, _>"
+        )
+    )]
     pub name: Option<String>,
     /// A new service list.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::Services, _>"
+        )
+    )]
     pub services: Option<Vec<String>>,
     /// A new configuration (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyConfig, _>"
+        )
+    )]
     pub config: Option<Option<String>>,
     /// A new canvas position (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyX, _>"
+        )
+    )]
     pub x: Option<Option<f64>>,
     /// A new canvas position (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyY, _>"
+        )
+    )]
     pub y: Option<Option<f64>>,
 }
 
@@ -297,26 +662,95 @@ impl DeckyPatch {
 }
 
 /// The runtime fields of a decky the deployer writes; `None` leaves a field as it is.
+///
+/// On the wire (feature `serde`), as a patch: an absent field is left as it is; for `ip`
+/// and `last_error` `null` clears the value; `state` cannot be cleared, so `null` there is
+/// refused. Unknown fields are refused.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{DeckyRuntime, DeckyState};
+///
+/// let run: DeckyRuntime = serde_json::from_str(r#"{"state":"failed","last_error":"exit 1"}"#)?;
+/// assert_eq!(run.state, Some(DeckyState::Failed));
+/// assert_eq!(run.last_error, Some(Some("exit 1".into())));
+/// assert_eq!(run.ip, None);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct DeckyRuntime {
     /// A new runtime state.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::set::<wire::DeckyStateField, _>"
+        )
+    )]
     pub state: Option<DeckyState>,
     /// A new address (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyIp, _>"
+        )
+    )]
     pub ip: Option<Option<String>>,
     /// A new last error (`Some(None)` clears it).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            default,
+            skip_serializing_if = "wire::is_absent",
+            deserialize_with = "wire::patch::<wire::DeckyLastError, _>"
+        )
+    )]
     pub last_error: Option<Option<String>>,
 }
 
 /// A decky ↔ LAN membership to add; both ends must be in the topology.
+///
+/// On the wire (feature `serde`): `decky` and `lan` (ids) are required, `is_bridge` and
+/// `forwards_l3` default to `false`. Unknown fields are refused.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{DeckyId, LanId, NewEdge};
+///
+/// let edge: NewEdge = serde_json::from_str(r#"{"decky":3,"lan":2}"#)?;
+/// assert_eq!(edge, NewEdge::new(DeckyId::new(3), LanId::new(2)));
+/// assert_eq!(
+///     serde_json::to_string(&edge)?,
+///     r#"{"decky":3,"lan":2,"is_bridge":false,"forwards_l3":false}"#
+/// );
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct NewEdge {
     /// The decky.
     pub decky: DeckyId,
     /// The LAN.
     pub lan: LanId,
     /// Does the decky bridge this LAN to another?
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::IsBridge, _>")
+    )]
     pub is_bridge: bool,
     /// Does it forward L3 traffic?
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::req::<wire::ForwardsL3, _>")
+    )]
     pub forwards_l3: bool,
 }
 
@@ -334,7 +768,22 @@ impl NewEdge {
 }
 
 /// A stored decky ↔ LAN membership.
+///
+/// On the wire (feature `serde`) every field is present:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::Edge;
+///
+/// let json = r#"{"id":4,"topology_id":1,"decky":3,"lan":2,"is_bridge":true,"forwards_l3":false}"#;
+/// let edge: Edge = serde_json::from_str(json)?;
+/// assert!(edge.is_bridge);
+/// assert_eq!(serde_json::to_string(&edge)?, json);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Edge {
     /// The store-minted id.
     pub id: EdgeId,
@@ -345,8 +794,16 @@ pub struct Edge {
     /// The LAN.
     pub lan: LanId,
     /// Does the decky bridge this LAN to another?
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::IsBridge, _>")
+    )]
     pub is_bridge: bool,
     /// Does it forward L3 traffic?
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::ForwardsL3, _>")
+    )]
     pub forwards_l3: bool,
 }
 
@@ -355,7 +812,46 @@ pub struct Edge {
 /// Free-form edits ([`TopologyStore::edit`](super::TopologyStore::edit)) apply to a
 /// `pending` topology; live edits ([`TopologyStore::apply_live`](super::TopologyStore::apply_live))
 /// apply with a claimed mutation to an `active` or `degraded` one.
+///
+/// On the wire (feature `serde`) an edit is an object whose `op` names the variant in
+/// snake_case and whose other keys are the variant's arguments, by name (the `op` key may
+/// come anywhere in the object):
+///
+/// | variant | JSON |
+/// |---|---|
+/// | `AddLan(lan)` | `{"op":"add_lan","lan":{...NewLan}}` |
+/// | `UpdateLan(id, patch)` | `{"op":"update_lan","id":2,"patch":{...LanPatch}}` |
+/// | `DeleteLan(id)` | `{"op":"delete_lan","id":2}` |
+/// | `AddDecky(decky)` | `{"op":"add_decky","decky":{...NewDecky}}` |
+/// | `UpdateDecky(id, patch)` | `{"op":"update_decky","id":3,"patch":{...DeckyPatch}}` |
+/// | `DeleteDecky(id)` | `{"op":"delete_decky","id":3}` |
+/// | `AddEdge(edge)` | `{"op":"add_edge","edge":{...NewEdge}}` |
+/// | `DeleteEdge(id)` | `{"op":"delete_edge","id":4}` |
+///
+/// A missing or unknown `op`, a missing argument and an unknown key are refused, as is any
+/// field the store's checks refuse. A batch is a JSON array of edits.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{ChildEdit, LanId, LanPatch, NewLan};
+///
+/// let batch: Vec<ChildEdit> = serde_json::from_str(
+///     r#"[{"op":"add_lan","lan":{"name":"dmz","subnet":"10.0.0.0/24"}},
+///         {"op":"update_lan","id":2,"patch":{"x":12.5}},
+///         {"op":"delete_lan","id":2}]"#,
+/// )?;
+/// assert_eq!(batch[0], ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")));
+/// let moved = LanPatch { x: Some(Some(12.5)), ..LanPatch::default() };
+/// assert_eq!(batch[1], ChildEdit::UpdateLan(LanId::new(2), moved));
+/// assert_eq!(serde_json::to_string(&batch[2])?, r#"{"op":"delete_lan","id":2}"#);
+/// let err = serde_json::from_str::<ChildEdit>(r#"{"op":"rename_lan","id":2}"#).unwrap_err();
+/// assert!(err.to_string().starts_with("unknown variant `rename_lan`"));
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(from = "wire::EditIn"))]
 pub enum ChildEdit {
     /// Adds a LAN.
     AddLan(NewLan),
@@ -389,7 +885,26 @@ impl ChildEdit {
 }
 
 /// The row one edit touched.
+///
+/// On the wire (feature `serde`): `{"kind":"lan","id":2}`, with `kind` one of `lan`,
+/// `decky`, `edge`.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{DeckyId, Touched};
+///
+/// let t = Touched::Decky(DeckyId::new(3));
+/// assert_eq!(serde_json::to_string(&t)?, r#"{"kind":"decky","id":3}"#);
+/// assert_eq!(serde_json::from_str::<Touched>(r#"{"id":3,"kind":"decky"}"#)?, t);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(into = "wire::TouchedWire", from = "wire::TouchedWire")
+)]
 pub enum Touched {
     /// A LAN (added, updated or deleted).
     Lan(LanId),
@@ -401,25 +916,80 @@ pub enum Touched {
 
 /// What a batch of edits did: the row each edit touched, in order, and the topology's
 /// version after the call.
+///
+/// On the wire (feature `serde`): `{"touched":[...Touched],"version":n}`.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{EditReport, LanId, Touched};
+///
+/// let report = EditReport { touched: vec![Touched::Lan(LanId::new(2))], version: 5 };
+/// let json = r#"{"touched":[{"kind":"lan","id":2}],"version":5}"#;
+/// assert_eq!(serde_json::to_string(&report)?, json);
+/// assert_eq!(serde_json::from_str::<EditReport>(json)?, report);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EditReport {
     /// One entry per edit, in order.
     pub touched: Vec<Touched>,
     /// The topology's version after the call.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     pub version: u64,
 }
 
 /// What a single edit did: the id it touched and the topology's version after the call.
+///
+/// On the wire (feature `serde`): `{"id":2,"version":5}`.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{Edited, LanId};
+///
+/// let e = Edited { id: LanId::new(2), version: 5 };
+/// assert_eq!(serde_json::to_string(&e)?, r#"{"id":2,"version":5}"#);
+/// assert!(serde_json::from_str::<Edited<LanId>>(r#"{"id":2,"version":-1}"#).is_err());
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Edited<I> {
     /// The id touched.
     pub id: I,
     /// The topology's version after the call.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::names::wire::version")
+    )]
     pub version: u64,
 }
 
 /// A topology with all its children, read in one consistent snapshot.
+///
+/// On the wire (feature `serde`): `{"topology":{...TopologyRecord},"lans":[...],
+/// "deckies":[...],"edges":[...]}`, each list in the order the store returns it.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{MemoryStore, TopologyDetail, TopologyStore};
+///
+/// let store = MemoryStore::new();
+/// let lab = store.create_topology("lab")?;
+/// let detail = store.topology_detail(lab.id)?;
+/// let json = serde_json::to_string(&detail)?;
+/// assert!(json.ends_with(r#""lans":[],"deckies":[],"edges":[]}"#));
+/// assert_eq!(serde_json::from_str::<TopologyDetail>(&json)?, detail);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TopologyDetail {
     /// The topology row.
     pub topology: TopologyRecord,
@@ -432,7 +1002,24 @@ pub struct TopologyDetail {
 }
 
 /// One entry of a topology's append-only status log.
+///
+/// On the wire (feature `serde`) every field is present, `reason` `null` when none was
+/// given:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::StatusEvent;
+/// use topostate::TopologyStatus;
+///
+/// let json = r#"{"id":7,"topology_id":1,"from":"deploying","to":"failed","at":"2023-11-14T22:13:20.000000Z","reason":"compose up exited 1"}"#;
+/// let event: StatusEvent = serde_json::from_str(json)?;
+/// assert_eq!((event.from, event.to), (TopologyStatus::Deploying, TopologyStatus::Failed));
+/// assert_eq!(serde_json::to_string(&event)?, json);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StatusEvent {
     /// The store-assigned sequence number; orders the log.
     pub id: EventId,
@@ -445,6 +1032,10 @@ pub struct StatusEvent {
     /// When it was recorded.
     pub at: Timestamp,
     /// Why, if a reason was given.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::Reason, _>")
+    )]
     pub reason: Option<String>,
 }
 
@@ -459,12 +1050,34 @@ pub struct StatusEvent {
 /// assert_eq!(pre.version, Some(3));
 /// assert_eq!(Precondition::none(), Precondition::default());
 /// ```
+///
+/// On the wire (feature `serde`): `{"status":"deploying","version":3}`; either may be
+/// `null` or absent (no belief about it), and unknown fields are refused.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::{store::Precondition, TopologyStatus};
+///
+/// let pre: Precondition = serde_json::from_str(r#"{"version":3}"#)?;
+/// assert_eq!(pre, Precondition { status: None, version: Some(3) });
+/// assert_eq!(serde_json::to_string(&pre)?, r#"{"status":null,"version":3}"#);
+/// assert!(serde_json::from_str::<Precondition>(r#"{"version":0}"#).is_err());
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Precondition {
     /// The status the caller believes is current; a mismatch is
     /// [`StoreError::StaleStatus`], even if the stored status could also move on.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub status: Option<TopologyStatus>,
     /// The version the caller saw; checked, not bumped.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "crate::names::wire::opt_version")
+    )]
     pub version: Option<u64>,
 }
 
@@ -496,7 +1109,10 @@ impl Precondition {
 }
 
 /// A recorded transition: the row after it and the event appended.
+///
+/// On the wire (feature `serde`): `{"topology":{...TopologyRecord},"event":{...StatusEvent}}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Transitioned {
     /// The topology row after the transition.
     pub topology: TopologyRecord,
@@ -505,7 +1121,25 @@ pub struct Transitioned {
 }
 
 /// A stored live edit in the mutation queue.
+///
+/// On the wire (feature `serde`) every field is present; `payload` is a string holding the
+/// JSON text as stored, and `applied_at`, `reason` are `null` until set:
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::Mutation;
+/// use topostate::{MutationOp, MutationState};
+///
+/// let json = r#"{"id":9,"topology_id":1,"op":"add_lan","payload":"{\"name\":\"lan-b\"}","state":"pending","requested_at":"2023-11-14T22:13:20.000000Z","applied_at":null,"reason":null}"#;
+/// let m: Mutation = serde_json::from_str(json)?;
+/// assert_eq!((m.op, m.state), (MutationOp::AddLan, MutationState::Pending));
+/// assert_eq!(m.payload, r#"{"name":"lan-b"}"#);
+/// assert_eq!(serde_json::to_string(&m)?, json);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Mutation {
     /// The store-assigned id; grows with enqueue order.
     pub id: MutationId,
@@ -514,14 +1148,26 @@ pub struct Mutation {
     /// The operation.
     pub op: MutationOp,
     /// The operation's payload as JSON text; stored as given.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::req::<wire::Payload, _>")
+    )]
     pub payload: String,
     /// Where it is in the queue's lifecycle.
     pub state: MutationState,
     /// When it was enqueued.
     pub requested_at: Timestamp,
     /// When it was marked applied or failed.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::At, _>")
+    )]
     pub applied_at: Option<Timestamp>,
     /// Why it failed.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "wire::opt::<wire::Reason, _>")
+    )]
     pub reason: Option<String>,
 }
 
@@ -531,7 +1177,24 @@ pub struct Mutation {
 /// must still be `applying` on a topology that is `active` or `degraded`; for a mark it
 /// must still be `applying`. A claim naming another topology than the mutation's finds no
 /// such mutation ([`StoreError::NotFound`]). It is not `Clone`, and the marks consume it.
+///
+/// On the wire (feature `serde`): `{"id":9,"topology_id":1}`. It deserializes, so an
+/// applier in another process can carry its claim by id: reading one is
+/// [`MutationClaim::from_parts`], and like a forged one it buys nothing, since every use
+/// is checked against the stored state.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{MutationClaim, MutationId};
+/// use topostate::TopologyId;
+///
+/// let claim: MutationClaim = serde_json::from_str(r#"{"id":9,"topology_id":1}"#)?;
+/// assert_eq!(claim, MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1)));
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MutationClaim {
     id: MutationId,
     topology_id: TopologyId,
@@ -559,7 +1222,24 @@ impl MutationClaim {
 }
 
 /// The answer to a claim: the oldest pending mutation, or why there is none.
+///
+/// On the wire (feature `serde`) `kind` names the variant, the other keys are its fields:
+/// `{"kind":"claimed","mutation":{...Mutation},"claim":{...MutationClaim}}`,
+/// `{"kind":"busy","applying":9}`, `{"kind":"empty"}`.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use topostate::store::{Claim, MutationId};
+///
+/// let busy = Claim::Busy { applying: MutationId::new(9) };
+/// assert_eq!(serde_json::to_string(&busy)?, r#"{"kind":"busy","applying":9}"#);
+/// assert_eq!(serde_json::from_str::<Claim>(r#"{"kind":"empty"}"#)?, Claim::Empty);
+/// # }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "snake_case"))]
 pub enum Claim {
     /// This mutation is now `applying`; the claim is the token for live edits and marks.
     Claimed {

@@ -1,6 +1,8 @@
 //! [`TypedStore`]: the typed layer over any [`TopologyStore`], where the type system polices
 //! which writes a topology in a given status accepts.
 
+use std::string::String;
+
 use crate::state::{CanTransitionTo, Pending, State};
 use crate::{AnyTopology, MutationOp, Topology, TopologyId, Versioned};
 
@@ -116,31 +118,49 @@ pub trait TypedStore: TopologyStore {
         S: CanTransitionTo<T>,
         T: State,
     {
-        let (before, version) = topology.into_parts();
-        let id = before.id();
-        let after = step(before);
-        if after.id() != id {
-            return Err(StoreError::Invalid {
-                field: "transition",
-                problem: std::format!(
-                    "the step returned topology {} instead of topology {id}",
-                    after.id()
-                ),
-            });
-        }
-        let mut precondition = Precondition::status(S::STATUS);
-        if S::STATUS == <Pending as State>::STATUS {
-            precondition = precondition.and_version(version);
-        }
-        let done = self.transition_status(id, T::STATUS, after.reason(), precondition)?;
+        let (id, reason, precondition) = transition_of(topology, step)?;
+        let done = self.transition_status(id, T::STATUS, reason.as_deref(), precondition)?;
         restore(done.topology.into_versioned()?)
     }
 }
 
 impl<X: TopologyStore + ?Sized> TypedStore for X {}
 
+/// Runs a typed transition's `step` and plans its write: the topology, the reason the new
+/// state carries, and the precondition (`S` as the believed status; leaving `pending`, the
+/// handle's version too, so what gets deployed is what the caller saw). Shared by the sync
+/// and async typed layers.
+pub(crate) fn transition_of<S, T>(
+    topology: Versioned<Topology<S>>,
+    step: impl FnOnce(Topology<S>) -> Topology<T>,
+) -> Result<(TopologyId, Option<String>, Precondition), StoreError>
+where
+    S: CanTransitionTo<T>,
+    T: State,
+{
+    let (before, version) = topology.into_parts();
+    let id = before.id();
+    let after = step(before);
+    if after.id() != id {
+        return Err(StoreError::Invalid {
+            field: "transition",
+            problem: std::format!(
+                "the step returned topology {} instead of topology {id}",
+                after.id()
+            ),
+        });
+    }
+    let mut precondition = Precondition::status(S::STATUS);
+    if S::STATUS == <Pending as State>::STATUS {
+        precondition = precondition.and_version(version);
+    }
+    Ok((id, after.reason().map(String::from), precondition))
+}
+
 /// Restores a loaded topology into `S`, turning a mismatch into a stale-status error.
-fn restore<S: State>(any: Versioned<AnyTopology>) -> Result<Versioned<Topology<S>>, StoreError> {
+pub(crate) fn restore<S: State>(
+    any: Versioned<AnyTopology>,
+) -> Result<Versioned<Topology<S>>, StoreError> {
     any.restore::<S>()
         .map_err(|mismatch| StoreError::StaleStatus {
             expected: mismatch.expected(),

@@ -831,6 +831,94 @@ pub fn error_precedence<H: Harness>() {
     assert_eq!(detail(s, id), before);
 }
 
+/// A batch counts the edges it adds and removes as it goes: an edge added to a decky or a
+/// LAN the batch later deletes is gone with it, a LAN deleted in the batch no longer counts
+/// for its deckies, and a refused LAN delete names the first decky left with no other LAN,
+/// stored edges first, then the batch's own in the order it added them.
+pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Pending);
+    let lan_c = s
+        .add_lan(id, NewLan::new("lan-c", "10.0.3.0/24"), None)
+        .unwrap()
+        .id;
+    let cache = s.add_decky(id, NewDecky::new("cache"), None).unwrap().id;
+    s.add_edge(id, NewEdge::new(rows.web, rows.lan_b), None)
+        .unwrap();
+    let web_c = s
+        .add_edge(id, NewEdge::new(rows.web, lan_c), None)
+        .unwrap()
+        .id;
+    let before = detail(s, id);
+    let refused = |edits: &[ChildEdit], named: DeckyId| {
+        let e = expect_err!(s.edit(id, None, edits), StoreError::LanInUse { .. });
+        assert!(
+            matches!(e, StoreError::LanInUse { decky, .. } if decky == named),
+            "expected decky {named} named, got {e:?}"
+        );
+        assert_eq!(detail(s, id), before, "a refused batch wrote something");
+    };
+    // web keeps two of its three stored LANs after lan-b goes, one after web ↔ lan-c too.
+    refused(
+        &[
+            ChildEdit::DeleteEdge(web_c),
+            ChildEdit::DeleteLan(rows.lan_b),
+            ChildEdit::DeleteLan(rows.lan_a),
+        ],
+        rows.web,
+    );
+    // db's edge to lan-b went with lan-b: lan-a is left as its only LAN.
+    refused(
+        &[
+            ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_a)),
+            ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
+            ChildEdit::DeleteLan(rows.lan_b),
+            ChildEdit::DeleteLan(rows.lan_a),
+        ],
+        rows.db,
+    );
+    // Two new members with no other LAN: the first added is named, unless it is gone.
+    let onto_c = [
+        ChildEdit::AddEdge(NewEdge::new(cache, lan_c)),
+        ChildEdit::AddEdge(NewEdge::new(rows.db, lan_c)),
+    ];
+    refused(
+        &[
+            onto_c[0].clone(),
+            onto_c[1].clone(),
+            ChildEdit::DeleteLan(lan_c),
+        ],
+        cache,
+    );
+    refused(
+        &[
+            onto_c[0].clone(),
+            onto_c[1].clone(),
+            ChildEdit::DeleteDecky(cache),
+            ChildEdit::DeleteLan(lan_c),
+        ],
+        rows.db,
+    );
+    // A new edge whose decky the batch deleted holds its LAN no more.
+    s.edit(
+        id,
+        None,
+        &[
+            ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
+            ChildEdit::DeleteDecky(rows.db),
+            ChildEdit::DeleteLan(rows.lan_b),
+        ],
+    )
+    .unwrap();
+    let after = detail(s, id);
+    assert!(after.deckies.iter().all(|d| d.id != rows.db));
+    assert!(after.lans.iter().all(|l| l.id != rows.lan_b));
+    let mut edges: Vec<_> = after.edges.iter().map(|e| (e.decky, e.lan)).collect();
+    edges.sort();
+    assert_eq!(edges, [(rows.web, rows.lan_a), (rows.web, lan_c)]);
+}
+
 /// Deleting a LAN that is some decky's only LAN is refused, naming the decky; once the
 /// decky has another LAN, the delete goes through and takes the LAN's edges.
 pub fn lan_in_use_names_the_decky<H: Harness>() {
@@ -1406,6 +1494,101 @@ pub fn canvas_coordinates_must_be_finite<H: Harness>() {
     assert_eq!((far.x, far.y), (Some(-1.5e300), Some(f64::MAX)));
     let tiny = after.deckies.iter().find(|d| d.id == tiny).unwrap();
     assert_eq!((tiny.x, tiny.y), (Some(f64::MIN_POSITIVE), Some(-2.5)));
+}
+
+/// Finite coordinates read back bit for bit on every backend, except `-0.0`, which every
+/// backend stores as `0.0` (SQLite cannot keep its sign): through adds and updates, single
+/// edits and batches.
+pub fn coordinates_read_back_bit_exact<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Pending);
+    let values = [
+        -0.0,
+        0.0,
+        -1.0,
+        0.1,
+        -2.5,
+        1e-300,
+        -5e-324,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::MIN,
+        9_007_199_254_740_993.0,
+        1e18,
+        1e19,
+        -9_223_372_036_854_775_808.0,
+    ];
+    let stored = |v: f64| if v == 0.0 { 0.0_f64 } else { v }.to_bits();
+    let bits = |c: Option<f64>| c.map(f64::to_bits);
+    for (i, &v) in values.iter().enumerate() {
+        let w = values[(i + 1) % values.len()];
+        let want = (Some(stored(v)), Some(stored(w)));
+        // A batch adding a LAN and a decky.
+        let mut lan = NewLan::new(format!("lan-{i}"), "10.0.0.0/24");
+        (lan.x, lan.y) = (Some(v), Some(w));
+        let mut decky = NewDecky::new(format!("decky-{i}"));
+        (decky.x, decky.y) = (Some(v), Some(w));
+        let report = s
+            .edit(
+                id,
+                None,
+                &[ChildEdit::AddLan(lan), ChildEdit::AddDecky(decky)],
+            )
+            .unwrap();
+        let (Touched::Lan(lan), Touched::Decky(decky)) = (report.touched[0], report.touched[1])
+        else {
+            panic!("unexpected rows touched: {:?}", report.touched);
+        };
+        let after = detail(s, id);
+        let l = after.lans.iter().find(|l| l.id == lan).unwrap();
+        assert_eq!((bits(l.x), bits(l.y)), want, "lan added at ({v:?}, {w:?})");
+        let d = after.deckies.iter().find(|d| d.id == decky).unwrap();
+        assert_eq!(
+            (bits(d.x), bits(d.y)),
+            want,
+            "decky added at ({v:?}, {w:?})"
+        );
+
+        // Single updates of the seeded rows, then a batch updating both.
+        let lan_patch = LanPatch {
+            x: Some(Some(v)),
+            y: Some(Some(w)),
+            ..LanPatch::default()
+        };
+        let decky_patch = DeckyPatch {
+            x: Some(Some(v)),
+            y: Some(Some(w)),
+            ..DeckyPatch::default()
+        };
+        s.update_lan(id, rows.lan_b, lan_patch.clone(), None)
+            .unwrap();
+        s.update_decky(id, rows.db, decky_patch.clone(), None)
+            .unwrap();
+        let after = detail(s, id);
+        let l = after.lans.iter().find(|l| l.id == rows.lan_b).unwrap();
+        assert_eq!((bits(l.x), bits(l.y)), want, "lan moved to ({v:?}, {w:?})");
+        let d = after.deckies.iter().find(|d| d.id == rows.db).unwrap();
+        assert_eq!(
+            (bits(d.x), bits(d.y)),
+            want,
+            "decky moved to ({v:?}, {w:?})"
+        );
+        s.edit(
+            id,
+            None,
+            &[
+                ChildEdit::UpdateLan(rows.lan_a, lan_patch),
+                ChildEdit::UpdateDecky(rows.web, decky_patch),
+            ],
+        )
+        .unwrap();
+        let after = detail(s, id);
+        let l = after.lans.iter().find(|l| l.id == rows.lan_a).unwrap();
+        assert_eq!((bits(l.x), bits(l.y)), want, "lan moved in a batch");
+        let d = after.deckies.iter().find(|d| d.id == rows.web).unwrap();
+        assert_eq!((bits(d.x), bits(d.y)), want, "decky moved in a batch");
+    }
 }
 
 /// No backend stores a NUL character in free text (PostgreSQL's `text` cannot), so every

@@ -48,6 +48,8 @@ macro_rules! conformance_tests {
             create_get_list,
             duplicate_topology_name,
             invalid_names,
+            invisible_characters_in_names,
+            names_compare_in_nfc,
             text_limits,
             typed_lifecycle,
             typed_handles_are_claims_checked_at_the_next_write,
@@ -67,6 +69,7 @@ macro_rules! conformance_tests {
             batch_reports_first_failing_edit,
             error_precedence,
             lan_in_use_names_the_decky,
+            batch_tracks_edges_of_deleted_ends,
             deletes_take_their_edges,
             foreign_edge_end,
             duplicate_edge,
@@ -74,6 +77,7 @@ macro_rules! conformance_tests {
             pending_only_edits,
             runtime_fields_any_status,
             canvas_coordinates_must_be_finite,
+            coordinates_read_back_bit_exact,
             text_must_not_contain_nul,
             // transitions
             transition_all_pairs,
@@ -126,11 +130,13 @@ macro_rules! expect_err {
     };
 }
 
+pub mod awaiting;
 mod children;
 mod queue;
 mod races;
 #[path = "../spec/mod.rs"]
 mod spec;
+pub mod through_async;
 mod topologies;
 mod transitions;
 

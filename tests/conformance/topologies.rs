@@ -2,8 +2,8 @@
 //! version bounds.
 
 use topostate::store::{
-    Claim, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MutationClaim, NewDecky,
-    NewEdge, NewLan, Precondition, StoreError, TypedStore,
+    ChildEdit, Claim, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MutationClaim,
+    NewDecky, NewEdge, NewLan, Precondition, StoreError, TypedStore,
 };
 use topostate::{MAX_VERSION, MutationOp, MutationState, TopologyStatus, VersionConflict, state};
 
@@ -91,6 +91,9 @@ fn bad_names() -> Vec<String> {
         "a\nb".into(),
         "a\u{7}b".into(),
         "nul\0".into(),
+        "\u{200b}".into(),
+        "a\u{202e}b".into(),
+        "\u{3000}".into(),
     ]
 }
 
@@ -138,6 +141,236 @@ pub fn invalid_names<H: Harness>() {
     s.add_lan(id, NewLan::new(ok.clone(), "10.0.0.0/24"), None)
         .unwrap();
     s.add_decky(id, NewDecky::new(ok), None).unwrap();
+}
+
+/// Names show all they hold: every bidirectional control, other invisible characters, and
+/// names made only of invisible characters or whitespace are `Invalid`, naming the field
+/// and the first offending character as `U+XXXX`, for topologies, LANs and deckies, added
+/// or renamed, alone or in a batch; nothing is written.
+pub fn invisible_characters_in_names<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let bidi = [
+        '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+        '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    ];
+    let invisible = [
+        '\u{ad}',
+        '\u{34f}',
+        '\u{115f}',
+        '\u{180e}',
+        '\u{200b}',
+        '\u{200c}',
+        '\u{200d}',
+        '\u{2060}',
+        '\u{2064}',
+        '\u{3164}',
+        '\u{fe0f}',
+        '\u{feff}',
+        '\u{e0041}',
+        '\u{e0100}',
+    ];
+    let spaces = ['\u{a0}', '\u{2003}', '\u{2028}', '\u{2029}', '\u{3000}'];
+    // (name, the character its error must name)
+    let mut bad: Vec<(String, char)> = Vec::new();
+    for c in bidi.iter().chain(&invisible).chain(&spaces) {
+        bad.push((format!("lab{c}1"), *c));
+    }
+    for c in bidi.iter().chain(&invisible) {
+        bad.push((c.to_string(), *c));
+        bad.push((format!(" {c}{c} "), *c));
+    }
+    bad.push(("\u{200b}\u{200c}\u{200d}\u{2060}".into(), '\u{200b}'));
+    let named = |e: StoreError, field: &str, c: char| {
+        let code = format!("U+{:04X}", u32::from(c));
+        assert!(
+            matches!(&e, StoreError::Invalid { field: f, problem } if *f == field && problem.contains(&code)),
+            "{field}: expected {code} named, got {e:?}"
+        );
+    };
+    for (name, c) in &bad {
+        named(s.create_topology(name).unwrap_err(), "topology name", *c);
+    }
+    // Only spaces, of any kind: blank.
+    for blank in ["\u{a0}", "\u{3000}\u{2003}", " \u{2028} "] {
+        let e = expect_err!(s.create_topology(blank), StoreError::Invalid { .. });
+        assert!(e.to_string().contains("blank"), "{e}");
+    }
+    assert!(s.list_topologies(None).unwrap().is_empty());
+    assert_eq!(
+        s.create_topology("lab\u{202e}1").unwrap_err().to_string(),
+        "invalid topology name: contains the bidirectional control U+202E, \
+         which reorders how text is displayed"
+    );
+
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Pending);
+    let before = detail(s, id);
+    for (name, c) in &bad {
+        let lan = NewLan::new(name.clone(), "10.0.0.0/24");
+        named(
+            s.add_lan(id, lan.clone(), None).unwrap_err(),
+            "lan name",
+            *c,
+        );
+        named(
+            s.add_decky(id, NewDecky::new(name.clone()), None)
+                .unwrap_err(),
+            "decky name",
+            *c,
+        );
+        let rename_lan = LanPatch {
+            name: Some(name.clone()),
+            ..LanPatch::default()
+        };
+        named(
+            s.update_lan(id, rows.lan_a, rename_lan.clone(), None)
+                .unwrap_err(),
+            "lan name",
+            *c,
+        );
+        let rename_decky = topostate::store::DeckyPatch {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        named(
+            s.update_decky(id, rows.web, rename_decky.clone(), None)
+                .unwrap_err(),
+            "decky name",
+            *c,
+        );
+        let fine = NewLan::new("fine", "10.9.0.0/24");
+        for edit in [
+            ChildEdit::AddLan(lan),
+            ChildEdit::AddDecky(NewDecky::new(name.clone())),
+            ChildEdit::UpdateLan(rows.lan_b, rename_lan),
+            ChildEdit::UpdateDecky(rows.db, rename_decky),
+        ] {
+            let field = match &edit {
+                ChildEdit::AddLan(_) | ChildEdit::UpdateLan(..) => "lan name",
+                _ => "decky name",
+            };
+            let batch = [ChildEdit::AddLan(fine.clone()), edit];
+            named(s.edit(id, None, &batch).unwrap_err(), field, *c);
+        }
+    }
+    assert_eq!(detail(s, id), before, "a refused name was written");
+}
+
+/// Names are compared, stored and returned in NFC: "café" typed with a combining accent
+/// (NFD) is the same name as with "é" (NFC), a duplicate of it for topologies, LANs and
+/// deckies, added or renamed, alone or in a batch, in either order; what is read back is
+/// the NFC form.
+pub fn names_compare_in_nfc<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let nfc = "caf\u{e9}";
+    let nfd = "cafe\u{301}";
+    let dup = |e: StoreError, entity: Entity| {
+        assert!(
+            matches!(&e, StoreError::Duplicate { entity: en, name } if *en == entity && name == nfc),
+            "expected a duplicate {entity:?} named {nfc:?}, got {e:?}"
+        );
+    };
+
+    let created = s.create_topology(nfd).unwrap();
+    assert_eq!(created.name, nfc);
+    assert_eq!(s.get_topology(created.id).unwrap().name, nfc);
+    dup(s.create_topology(nfc).unwrap_err(), Entity::Topology);
+    dup(s.create_topology(nfd).unwrap_err(), Entity::Topology);
+    let other = s.create_topology("Zo\u{308}e").unwrap();
+    assert_eq!(other.name, "Z\u{f6}e");
+    expect_err!(
+        s.create_topology("Z\u{f6}e"),
+        StoreError::Duplicate { name, .. } if name == "Z\u{f6}e"
+    );
+
+    let (id, rows) = seeded(s, "lab", TopologyStatus::Pending);
+    let lan = s
+        .add_lan(id, NewLan::new(nfd, "10.0.0.0/24"), None)
+        .unwrap()
+        .id;
+    let decky = s.add_decky(id, NewDecky::new(nfc), None).unwrap().id;
+    let after = detail(s, id);
+    assert_eq!(after.lans.iter().find(|l| l.id == lan).unwrap().name, nfc);
+    assert_eq!(
+        after.deckies.iter().find(|d| d.id == decky).unwrap().name,
+        nfc
+    );
+    let before = detail(s, id);
+    dup(
+        s.add_lan(id, NewLan::new(nfc, "10.0.0.0/24"), None)
+            .unwrap_err(),
+        Entity::Lan,
+    );
+    dup(
+        s.add_decky(id, NewDecky::new(nfd), None).unwrap_err(),
+        Entity::Decky,
+    );
+    let rename_lan = LanPatch {
+        name: Some(nfc.into()),
+        ..LanPatch::default()
+    };
+    let rename_decky = topostate::store::DeckyPatch {
+        name: Some(nfd.into()),
+        ..Default::default()
+    };
+    dup(
+        s.update_lan(id, rows.lan_a, rename_lan.clone(), None)
+            .unwrap_err(),
+        Entity::Lan,
+    );
+    dup(
+        s.update_decky(id, rows.web, rename_decky.clone(), None)
+            .unwrap_err(),
+        Entity::Decky,
+    );
+    // In one batch, either spelling first.
+    let (id2, rows2) = seeded(s, "lab-2", TopologyStatus::Pending);
+    let before2 = detail(s, id2);
+    for (first, second) in [(nfc, nfd), (nfd, nfc)] {
+        dup(
+            s.edit(
+                id2,
+                None,
+                &[
+                    ChildEdit::AddLan(NewLan::new(first, "10.0.0.0/24")),
+                    ChildEdit::AddLan(NewLan::new(second, "10.0.0.0/24")),
+                ],
+            )
+            .unwrap_err(),
+            Entity::Lan,
+        );
+        dup(
+            s.edit(
+                id2,
+                None,
+                &[
+                    ChildEdit::AddDecky(NewDecky::new(first)),
+                    ChildEdit::UpdateDecky(
+                        rows2.db,
+                        topostate::store::DeckyPatch {
+                            name: Some(second.into()),
+                            ..Default::default()
+                        },
+                    ),
+                ],
+            )
+            .unwrap_err(),
+            Entity::Decky,
+        );
+    }
+    assert_eq!(detail(s, id2), before2, "a refused batch wrote something");
+    assert_eq!(detail(s, id), before, "a duplicate was written");
+
+    // Renaming a row to another spelling of its own name changes nothing.
+    let renamed = LanPatch {
+        name: Some(nfd.into()),
+        ..LanPatch::default()
+    };
+    s.update_lan(id, lan, renamed, None).unwrap();
+    s.edit(id, None, &[ChildEdit::UpdateLan(rows.lan_b, rename_lan)])
+        .unwrap_err();
+    assert_eq!(detail(s, id).lans, before.lans);
 }
 
 /// Free text longer than `MAX_TEXT_LEN` (reasons, payloads, subnets, configs, runtime

@@ -74,17 +74,32 @@ pub struct Finding {
     pub message: String,
 }
 
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} row {}", self.kind, self.table, self.row)?;
+impl Finding {
+    /// Where the problem is: `table row id`, and its topology when the row is not one.
+    pub fn location(&self) -> String {
+        let mut out = format!("{} row {}", self.table, self.row);
         // A topology row's own id already is the topology.
         if let Some(topology) = self.topology
             && self.table != "topologies"
         {
-            write!(f, " (topology {topology})")?;
+            out.push_str(&format!(" (topology {topology})"));
         }
-        write!(f, ": {}", self.message)
+        out
     }
+}
+
+/// The findings as text, one per line in three aligned columns: kind, location, message.
+pub fn write_aligned(out: &mut dyn std::io::Write, findings: &[Finding]) -> std::io::Result<()> {
+    let rows: Vec<(&str, String, &str)> = findings
+        .iter()
+        .map(|f| (f.kind.as_str(), f.location(), f.message.as_str()))
+        .collect();
+    let kind_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let place_width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    for (kind, place, message) in rows {
+        writeln!(out, "{kind:<kind_width$}  {place:<place_width$}  {message}")?;
+    }
+    Ok(())
 }
 
 /// A stored value as messages show it: `NULL`, `the integer 5`, `the text 'x'`, ….
@@ -147,6 +162,35 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_string(&kind)?, format!("\"{kind}\""));
         }
+        Ok(())
+    }
+
+    fn finding(kind: Kind, table: &'static str, row: &str, topology: Option<i64>) -> Finding {
+        Finding {
+            kind,
+            table,
+            row: row.to_owned(),
+            topology,
+            message: format!("{kind} here"),
+        }
+    }
+
+    #[test]
+    fn aligned_lines_start_each_column_at_one_offset() -> std::io::Result<()> {
+        let findings = [
+            finding(Kind::OrphanRow, "lans", "900", None),
+            finding(Kind::IllegalEventPath, "status_events", "12", Some(2)),
+            finding(Kind::BadVersion, "topologies", "3", Some(3)),
+        ];
+        let mut out = Vec::new();
+        write_aligned(&mut out, &findings)?;
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(
+            text,
+            "orphan-row          lans row 900                       orphan-row here\n\
+             illegal-event-path  status_events row 12 (topology 2)  illegal-event-path here\n\
+             bad-version         topologies row 3                   bad-version here\n"
+        );
         Ok(())
     }
 

@@ -1,31 +1,32 @@
 //! `audit DB`: every problem in a SQLite database or a PostgreSQL schema written by the
 //! store, found without writing a byte.
 //!
-//! A file is opened read-only (`SQLITE_OPEN_READ_ONLY`, and `query_only` on top); a
-//! PostgreSQL URL is read inside a `READ ONLY` transaction. Either is read with plain SQL
-//! over the raw tables rather than through the store, which refuses corrupt files and rows:
-//! the audit has to see exactly those. Both hand the same raw values to one set of checks.
+//! A file is opened read-only so that nothing beside it is created or changed, immutable
+//! when no writer has it open and in one read transaction when one has (`sqlite.rs` says
+//! how each is chosen and when the audit refuses instead, with [`InUse`]). A PostgreSQL
+//! connection string is read inside one `READ ONLY` transaction. Either is read with plain
+//! SQL over the raw tables rather than through the store, which refuses corrupt files and
+//! rows: the audit has to see exactly those. Both hand the same raw values to one set of
+//! checks.
 
 mod finding;
 mod scan;
 mod source;
+mod sqlite;
 
 use std::io::{IsTerminal as _, Write};
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
 use serde::Serialize;
 
-use self::finding::Finding;
-use self::scan::{Checked, require_store_tables};
+use self::finding::{Finding, write_aligned};
+use self::scan::{Checked, Scan};
 use self::source::Source;
-use crate::output::{Format, Outcome, write_json};
-
-/// How long to wait for a writer holding a lock the audit needs to read.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub use self::sqlite::InUse;
+use self::sqlite::{Attempt, SqliteFile};
+use crate::output::{Format, Outcome, counted, write_json};
 
 /// From this many rows on, the audit shows a progress bar (on a terminal).
 const LARGE: u64 = 20_000;
@@ -46,44 +47,46 @@ struct Summary {
     checked: Checked,
 }
 
+/// How many times a file that a writer changed while it was read immutable is read
+/// again before the audit refuses it as in use.
+const ATTEMPTS: usize = 3;
+
 /// `audit DB`: prints every finding and a summary; [`Outcome::Problem`] if there are any.
 ///
 /// # Errors
 ///
 /// A missing file, a file that is not a SQLite database or not one written by the store
-/// (a table is missing); a PostgreSQL server that cannot be reached, or a schema that is
-/// missing or not the store's; `schema` with a file; a SQL error while reading, or an I/O
-/// error on `out`.
+/// (a table is missing), a file in use that cannot be read consistently without writing
+/// ([`InUse`]); a PostgreSQL server that cannot be reached, or a schema that is missing or
+/// not the store's; `schema` with a file; a SQL error while reading, or an I/O error on
+/// `out`.
 pub fn audit(
     db: &Path,
     schema: Option<&str>,
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
-    let (mut src, shown): (Box<dyn Source>, String) =
-        match db.to_str().filter(|db| source::is_postgres_url(db)) {
-            Some(url) => {
-                let (src, place) = source::Postgres::open(url, schema)?;
-                (Box::new(src), place)
+    // Progress is for a person watching: never in JSON, never into a pipe or a file.
+    let watched = format == Format::Text
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    let (scan, shown) = match source::postgres_conninfo(db) {
+        Some(conninfo) => {
+            let (mut src, place) = source::Postgres::open(conninfo, schema)?;
+            let scan = scan_source(&mut src, watched).map_err(|e| unreadable(e, &place))?;
+            (scan, place)
+        }
+        None => {
+            if schema.is_some() {
+                bail!(
+                    "--schema applies to a PostgreSQL connection string (postgres://... or \
+                     host=... dbname=...), not to the file {}",
+                    db.display()
+                );
             }
-            None => {
-                if schema.is_some() {
-                    bail!(
-                        "--schema applies to a PostgreSQL URL (postgres://...), not to the file {}",
-                        db.display()
-                    );
-                }
-                (Box::new(open(db)?), db.display().to_string())
-            }
-        };
-    let total = scan::total_rows(&mut *src).with_context(|| format!("cannot read {shown}"))?;
-    let progress = progress_bar(total);
-    let result = scan::scan(&mut *src, &progress);
-    progress.finish_and_clear();
-    drop(src);
-    let scan = result.with_context(|| {
-        format!("cannot read {shown}: its tables do not have the columns the store writes")
-    })?;
+            (scan_file(db, watched)?, db.display().to_string())
+        }
+    };
 
     let findings = &scan.findings;
     match format {
@@ -100,19 +103,22 @@ pub fn audit(
             },
         )?,
         Format::Text => {
-            for finding in findings {
-                writeln!(out, "{finding}")?;
-            }
+            write_aligned(out, findings)?;
             let c = scan.checked;
-            let checked = format!(
-                "{} topologies, {} lans, {} deckies, {} edges, {} status events, {} mutations checked",
-                c.topologies, c.lans, c.deckies, c.edges, c.status_events, c.mutations
-            );
-            match findings.len() {
-                0 => writeln!(out, "no findings in {shown} ({checked})")?,
-                1 => writeln!(out, "1 finding in {shown} ({checked})")?,
-                n => writeln!(out, "{n} findings in {shown} ({checked})")?,
-            }
+            let checked = [
+                counted(c.topologies, "topology", "topologies"),
+                counted(c.lans, "lan", "lans"),
+                counted(c.deckies, "decky", "deckies"),
+                counted(c.edges, "edge", "edges"),
+                counted(c.status_events, "status event", "status events"),
+                counted(c.mutations, "mutation", "mutations"),
+            ]
+            .join(", ");
+            let found = match findings.len() {
+                0 => "no findings".to_owned(),
+                n => counted(n as u64, "finding", "findings"),
+            };
+            writeln!(out, "{found} in {shown} ({checked} checked)")?;
         }
     }
     Ok(if findings.is_empty() {
@@ -122,51 +128,53 @@ pub fn audit(
     })
 }
 
-/// Opens `db` read-only and makes sure it is a store's database.
-fn open(db: &Path) -> anyhow::Result<Connection> {
-    let shown = db.display();
-    match std::fs::metadata(db) {
-        Ok(meta) if meta.is_dir() => {
-            bail!("cannot audit {shown}: it is a directory, expected a SQLite database file")
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!(
-                "cannot audit {shown}: no such file (expected a SQLite database written by the topostate store)"
-            )
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot audit {shown}")),
-    }
-    // Read-only and no create: the audit must never write, not even a new empty file.
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("cannot open {shown} read-only"))?;
-    conn.pragma_update(None, "query_only", true)
-        .and_then(|()| conn.busy_timeout(BUSY_TIMEOUT))
-        .with_context(|| format!("cannot open {shown} read-only"))?;
-
-    let tables = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .and_then(|mut stmt| {
-            stmt.query_map([], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        });
-    let tables = match tables {
-        Ok(tables) => tables,
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
-            bail!("cannot audit {shown}: not a SQLite database ({e})")
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
-    };
-    require_store_tables(&shown, "database", &tables)?;
-    Ok(conn)
+/// A scan error, said as the audit says it.
+fn unreadable(error: anyhow::Error, shown: &str) -> anyhow::Error {
+    error.context(format!(
+        "cannot read {shown}: its tables do not have the columns the store writes"
+    ))
 }
 
-/// A progress bar on stderr for a large database, hidden when stderr is not a terminal.
-fn progress_bar(total: u64) -> ProgressBar {
-    if total < LARGE || !std::io::stderr().is_terminal() {
+/// Counts the rows, then scans them, with a progress bar when `watched`.
+fn scan_source(src: &mut dyn Source, watched: bool) -> anyhow::Result<Scan> {
+    let total = scan::total_rows(src)?;
+    let progress = progress_bar(total, watched);
+    let result = scan::scan(src, &progress);
+    progress.finish_and_clear();
+    result
+}
+
+/// Scans the SQLite file `db`, reading it again when a writer changed it meanwhile.
+fn scan_file(db: &Path, watched: bool) -> anyhow::Result<Scan> {
+    let shown = db.display().to_string();
+    for _ in 0..ATTEMPTS {
+        let mut file = SqliteFile::open(db)?;
+        let scan = match scan_source(&mut file, watched) {
+            Ok(scan) => scan,
+            Err(e) => {
+                let e = file.classify(e);
+                return Err(if e.is::<InUse>() {
+                    e
+                } else {
+                    unreadable(e, &shown)
+                });
+            }
+        };
+        match file.finish()? {
+            Attempt::Consistent => return Ok(scan),
+            Attempt::Changed => continue,
+        }
+    }
+    Err(InUse {
+        path: db.to_owned(),
+        why: format!("a writer changed it while it was read, {ATTEMPTS} times in a row"),
+    }
+    .into())
+}
+
+/// A progress bar on stderr for a large database, when someone is `watched`.
+fn progress_bar(total: u64, watched: bool) -> ProgressBar {
+    if total < LARGE || !watched {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());

@@ -6,12 +6,12 @@
 //! [`Value::Real`], a `TEXT[]` to the JSON list text SQLite keeps, anything else to a blob.
 
 use std::error::Error;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use postgres::types::{FromSql, Type};
 use postgres::{Client, Config, NoTls};
-use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::scan::require_store_tables;
@@ -35,36 +35,22 @@ pub trait Source {
     fn rows(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Value>>>;
 }
 
-impl Source for Connection {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+/// The PostgreSQL connection string `db` is, if it is one: a `postgres://` or
+/// `postgresql://` URL, or a libpq `key=value` list (`host=/run/postgresql dbname=lab`),
+/// the two forms `PgStore` takes. A key=value list is only taken as one when no file of
+/// that name exists, so any existing file can still be audited.
+pub fn postgres_conninfo(db: &Path) -> Option<&str> {
+    let text = db.to_str()?;
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        return Some(text);
     }
-
-    fn has_table(&mut self, name: &str) -> anyhow::Result<bool> {
-        Ok(self.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
-            [name],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn rows(&mut self, sql: &str) -> anyhow::Result<Vec<Vec<Value>>> {
-        let mut stmt = self.prepare(sql)?;
-        let width = stmt.column_count();
-        let rows = stmt
-            .query_map([], |row| {
-                (0..width)
-                    .map(|i| row.get::<_, Value>(i))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-}
-
-/// Is `db` a PostgreSQL connection URL rather than a SQLite file?
-pub fn is_postgres_url(db: &str) -> bool {
-    db.starts_with("postgres://") || db.starts_with("postgresql://")
+    // libpq's keys are letters and '_', followed by '=' (spaces allowed around it).
+    let first = text.trim_start();
+    let key_len = first
+        .find(|c: char| !(c.is_ascii_alphabetic() || c == '_'))
+        .unwrap_or(first.len());
+    let looks_like_conninfo = key_len > 0 && first[key_len..].trim_start().starts_with('=');
+    (looks_like_conninfo && std::fs::symlink_metadata(db).is_err()).then_some(text)
 }
 
 /// A connection inside a `READ ONLY` transaction, rolled back when dropped.
@@ -142,7 +128,10 @@ impl Postgres {
             check_schema_name(schema)?;
         }
         let mut config: Config = url.parse().map_err(|e| {
-            anyhow::anyhow!("cannot audit the given URL: not a PostgreSQL connection URL ({e})")
+            anyhow::anyhow!(
+                "cannot audit the given connection string: not a PostgreSQL URL or key=value \
+                 list ({e})"
+            )
         })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -275,5 +264,30 @@ impl Source for Postgres {
             );
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_key_value_lists_are_postgres_files_are_not() {
+        for conninfo in [
+            "postgres://u@h/db",
+            "postgresql:///db?host=/run/postgresql",
+            "host=/run/postgresql dbname=topostate",
+            "dbname = lab",
+            " user=audit",
+        ] {
+            assert_eq!(
+                postgres_conninfo(Path::new(conninfo)),
+                Some(conninfo),
+                "{conninfo}"
+            );
+        }
+        for file in ["lab.sqlite", "./host=x", "", "=x", "data/db=1", "my db=x"] {
+            assert_eq!(postgres_conninfo(Path::new(file)), None, "{file}");
+        }
     }
 }

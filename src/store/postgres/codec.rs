@@ -8,8 +8,8 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use postgres::Row;
-use postgres::types::FromSql;
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
 
 use crate::error::Quoted;
 use crate::store::StoreError;
@@ -108,13 +108,13 @@ struct AnyValue;
 
 impl<'a> FromSql<'a> for AnyValue {
     fn from_sql(
-        _: &postgres::types::Type,
+        _: &tokio_postgres::types::Type,
         _: &'a [u8],
     ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Self)
     }
 
-    fn accepts(_: &postgres::types::Type) -> bool {
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
         true
     }
 }

@@ -1,4 +1,6 @@
-//! [`PgStore`]: the store on a PostgreSQL server, shared by many processes on many hosts.
+//! [`AsyncPgStore`] and [`PgStore`]: the store on a PostgreSQL server, shared by many
+//! processes on many hosts. One implementation, async (tokio-postgres with a deadpool
+//! pool); [`PgStore`] is a blocking handle on it that drives a small runtime of its own.
 //!
 //! How the guarantees of the [`TopologyStore`] contract hold here:
 //!
@@ -10,64 +12,85 @@
 //!   two topologies, so these transactions cannot deadlock with each other. The runtime
 //!   writes (`set_lan_network_id`, `set_decky_runtime`, `set_needs_resync`) are one
 //!   statement each, holding one row lock, in a transaction of its own.
-//! - Before anything else, every transaction reads the schema version stamped in `meta`, and
-//!   a write transaction locks that row `FOR SHARE` until it ends; a single-statement read
-//!   reads it after its statement. Another version (another process migrated the schema
-//!   while this store was open) is [`StoreError::SchemaChanged`]: nothing is read or written
-//!   in a layout this build does not know. A migration restamps before it alters anything,
-//!   so it waits for the old build's open writes and they wait for it.
+//! - **A schema migrated under an open store is noticed.** Pipelined with every
+//!   transaction's `BEGIN` (no round trip of its own), the store reads the schema version
+//!   stamped in `meta`; a write transaction locks that row `FOR SHARE` until it ends, and a
+//!   single-statement read reads it after its statement. Another version (another process
+//!   migrated the schema while this store was open: a rolling upgrade) is
+//!   [`StoreError::SchemaChanged`], and nothing is read or written in a layout this build
+//!   does not know. A migration restamps before it alters anything, so it waits for the old
+//!   build's open writes and they wait for it.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),
-//!   the store rolls it back and runs it again, a bounded number of times with a short
-//!   backoff; nothing of the failed attempt was committed. Only when every attempt fails does
-//!   the error surface, as a [`StoreError::Backend`] that says so.
-//! - A pooled connection found closed (a server restart, `pg_terminate_backend`, an idle
-//!   timeout) before the call changed anything (at the start of its transaction, or in a
-//!   call that is safe to repeat) is dropped and the call run again on another one, within
-//!   the same bound. A connection lost in the middle of a write fails the call with a
-//!   [`StoreError::Backend`]: whether the server committed it is unknown.
+//!   the store rolls it back and runs it again, at most 8 times in all with a short
+//!   backoff; nothing of the failed attempt was committed. Only when every attempt fails
+//!   does the error surface, as a [`StoreError::Backend`] that says so.
+//! - **A write is never applied twice, and never refused for its own committed work.** A
+//!   write's `BEGIN` reads the transaction's id in the same round trip
+//!   (`txid_current()`). A connection lost (any I/O error, a closed connection, the
+//!   server ending the session: 57P01/57P02/57P03) before `COMMIT` was sent leaves nothing
+//!   committed: the write is run again on another connection (as often as it takes,
+//!   within [`PgStoreBuilder::call_timeout`]). One lost after `COMMIT` was
+//!   sent (or whose time ran out then) is a commit in doubt: the store asks the server on
+//!   another connection how that transaction ended (`txid_status`), and returns the
+//!   write's own result if it committed, runs it again if it aborted, and asks again while
+//!   it is still in progress. When the answer cannot be had within
+//!   [`PgStoreBuilder::resolve_timeout`] (the server unreachable, or no longer knowing the
+//!   transaction), the call returns [`StoreError::OutcomeUnknown`], which says the write
+//!   may or may not have been applied; it is never reported as a refusal.
+//! - **Reads are run again on any lost connection** (they change nothing), within
+//!   [`PgStoreBuilder::call_timeout`]: a read whose connection dies at any point (at
+//!   `BEGIN`, mid-snapshot, at its `COMMIT`) is read again on another one.
+//! - **Every call is bounded**: the wait for a pooled connection and for a new connection
+//!   by [`PgStoreBuilder::timeout`] (default 10 s), all of a call's work on the server by
+//!   [`PgStoreBuilder::call_timeout`] (default 30 s, a client-side timer that abandons the
+//!   connection: it also bounds a server that stops answering without closing the
+//!   connection), plus [`PgStoreBuilder::resolve_timeout`] (default 10 s) for a commit in
+//!   doubt. The server itself cancels a statement running longer than
+//!   [`PgStoreBuilder::statement_timeout`] (default 30 s), and TCP keepalives (default
+//!   after 30 s idle) end connections to a peer that is gone. A bound that passes is a
+//!   [`StoreError::Timeout`] (nothing written); an abandoned connection is closed, never
+//!   handed out again.
 //! - The version bump is a guarded `UPDATE ... SET version = version + 1 WHERE id = $1 AND
 //!   version = $2 AND version < i64::MAX`, inside the same transaction as the write.
 //! - The schema's `CHECK` lists and its fingerprint are generated from the lifecycle
 //!   declarations; nothing here spells out a status string. Every statement takes its
-//!   values as parameters.
+//!   values as parameters, and is the shared SQL planner's (the one SQLite runs too).
 //! - Rows are read back strictly: an unknown name or an impossible version is a
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
 
 mod codec;
+mod conn;
+mod run;
 mod schema;
 
-use std::collections::HashMap;
+use std::boxed::Box;
 use std::fmt;
-use std::format;
+use std::future::Future;
 use std::string::String;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use std::vec::Vec;
 
-use postgres::config::Host;
-use postgres::error::SqlState;
-use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, NoTls, Row, SimpleQueryMessage, Statement};
-use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::r2d2::{self, ManageConnection, Pool};
+use tokio_postgres::error::SqlState;
 
-// `check_text` refuses NUL, which PostgreSQL's `text` cannot hold.
-use crate::store::sql::rows::topology_columns;
+use crate::store::sql::rows::Key;
 use crate::store::sql::{
-    self, Columns, FromRow, INITIAL_SQL_VERSION, Lock, Param, Session, Stmt, backend, key,
-    not_found, pick, refuse,
+    self, INITIAL_SQL_VERSION, Lock, Param, Session, Stmt, backend, key, not_found, pick, refuse,
+    stmt,
 };
 use crate::store::{
-    BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
-    TopologyRecord, TopologyStore, check_name, check_text,
+    AsyncTopologyStore, BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState,
+    EditReport, Edited, Entity, LanId, Mutation, MutationClaim, MutationId, Precondition,
+    StatusEvent, StoreError, StoreFuture, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
+    Transitioned, canonical_name, check_text,
 };
-use crate::{TopologyId, TopologyStatus};
+use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
-/// How many times a transaction the server aborted as a deadlock victim, a serialization
-/// failure or a lock timeout is run in all before the error is reported.
-const MAX_ATTEMPTS: u32 = 8;
+use conn::{PgSession, Settings};
+use run::Core;
+pub use run::PgStoreStats;
 
 /// The pool size of [`PgStore::connect`].
 const DEFAULT_POOL_SIZE: u32 = 8;
@@ -76,13 +99,779 @@ const DEFAULT_POOL_SIZE: u32 = 8;
 /// server, unless told otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A [`TopologyStore`] on a PostgreSQL server.
+/// The client-side bound on one call's work on the server, unless told otherwise.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The server's `statement_timeout`, unless told otherwise.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// TCP keepalives start after this long idle, unless told otherwise.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// How long a commit in doubt is asked about, unless told otherwise.
+const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The worker threads of a [`PgStore`]'s own runtime: they only move bytes between the
+/// sockets and the calls, which run on the callers' threads.
+const SYNC_WORKER_THREADS: usize = 2;
+
+/// Options for [`AsyncPgStore`] and [`PgStore`]: pool size, schema, bounds. Made by
+/// [`PgStore::builder`] or [`AsyncPgStore::builder`].
 ///
-/// A `PgStore` is a handle on a pool of connections: it is `Send + Sync`, cloning it is
-/// cheap (the clone shares the pool), and each operation checks one connection out for the
+/// ```no_run
+/// use std::time::Duration;
+/// use topostate::store::PgStore;
+///
+/// let store = PgStore::builder("host=/run/postgresql dbname=topostate")
+///     .pool_size(4)
+///     .schema("lab_editor")
+///     .timeout(Duration::from_secs(3))
+///     .call_timeout(Duration::from_secs(5))
+///     .connect()?;
+/// assert_eq!(store.schema(), Some("lab_editor"));
+/// # Ok::<(), topostate::store::StoreError>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct PgStoreBuilder {
+    url: String,
+    settings: Settings,
+}
+
+impl fmt::Debug for PgStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: it is not shown.
+        let s = &self.settings;
+        f.debug_struct("PgStoreBuilder")
+            .field("pool_size", &s.pool_size)
+            .field("schema", &s.schema)
+            .field("timeout", &s.timeout)
+            .field("test_on_checkout", &s.test_on_checkout)
+            .field("call_timeout", &s.call_timeout)
+            .field("statement_timeout", &s.statement_timeout)
+            .field("keepalive", &s.keepalive)
+            .field("resolve_timeout", &s.resolve_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStoreBuilder {
+    fn new(url: &str) -> Self {
+        Self {
+            url: String::from(url),
+            settings: Settings {
+                pool_size: DEFAULT_POOL_SIZE,
+                schema: None,
+                timeout: DEFAULT_TIMEOUT,
+                test_on_checkout: false,
+                call_timeout: DEFAULT_CALL_TIMEOUT,
+                statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+                keepalive: DEFAULT_KEEPALIVE,
+                resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            },
+        }
+    }
+
+    /// At most `size` connections (at least 1; default 8). Connections are opened when
+    /// needed, not up front.
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.settings.pool_size = size.max(1);
+        self
+    }
+
+    /// Keeps the tables in this schema (created if missing) by setting every connection's
+    /// `search_path` to it, e.g. one schema per tenant or per test. It must be a plain
+    /// lowercase identifier: `[a-z_][a-z0-9_]*`, at most 63 bytes, not starting with `pg_`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.settings.schema = Some(schema.into());
+        self
+    }
+
+    /// How long to wait for a new connection to the server, and for a free connection of
+    /// the pool, before an operation fails with [`StoreError::Timeout`] (default 10 s). A
+    /// `connect_timeout` in the URL wins for the former. A server that refuses connections
+    /// for now (restarting) is tried again within this bound.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings.timeout = timeout;
+        self
+    }
+
+    /// Pings each connection (an empty query) when it is checked out of the pool. Off by
+    /// default: it costs one round trip per operation, and the store already runs a call
+    /// again when it finds its connection lost before anything was applied.
+    pub fn test_on_checkout(mut self, test: bool) -> Self {
+        self.settings.test_on_checkout = test;
+        self
+    }
+
+    /// The most a call's work on the server may take, all its attempts together (default
+    /// 30 s): a client-side timer, so it also bounds a server that stops answering without
+    /// closing the connection. When it passes the call's connection is closed and the call
+    /// returns [`StoreError::Timeout`], unless the write's `COMMIT` had been sent: that
+    /// write is resolved as any commit in doubt (see [`resolve_timeout`](Self::resolve_timeout)).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.call_timeout = timeout;
+        self
+    }
+
+    /// The server's `statement_timeout` for the store's sessions (default 30 s): the
+    /// server cancels a statement running longer (the call then fails with
+    /// [`StoreError::Timeout`]). [`Duration::ZERO`] leaves the server's own setting.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.statement_timeout = timeout;
+        self
+    }
+
+    /// TCP keepalives start after the connection is idle this long (default 30 s), probe
+    /// every third of it, and end the connection after three unanswered probes; data sent
+    /// but not acknowledged for twice this long ends it too (`tcp_user_timeout`, Linux).
+    /// [`Duration::ZERO`] turns keepalives off. Keepalive settings in the URL are
+    /// overridden, except `tcp_user_timeout`.
+    pub fn keepalive(mut self, idle: Duration) -> Self {
+        self.settings.keepalive = idle;
+        self
+    }
+
+    /// How long the store keeps asking the server how a commit in doubt ended (its
+    /// connection lost after `COMMIT` was sent) before it returns
+    /// [`StoreError::OutcomeUnknown`] (default 10 s).
+    pub fn resolve_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.resolve_timeout = timeout;
+        self
+    }
+
+    /// Connects, creates or checks the schema, and returns the blocking store.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_async`](Self::connect_async); also [`StoreError::Backend`] if the
+    /// store's runtime cannot be started.
+    pub fn connect(self) -> Result<PgStore, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(SYNC_WORKER_THREADS)
+            .thread_name("topostate-pg")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                StoreError::Backend(BackendError::new(SqlContext {
+                    context: String::from("starting the PostgreSQL store's runtime"),
+                    source: Box::new(e),
+                }))
+            })?;
+        let runtime = Arc::new(OwnRuntime(Some(runtime)));
+        let inner = on_runtime(&runtime, self.connect_async())?;
+        Ok(PgStore { inner, runtime })
+    }
+
+    /// Connects, creates or checks the schema, and returns the async store. Call it
+    /// inside a tokio runtime (with I/O and time enabled): the store's connections are
+    /// driven by tasks of that runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a malformed URL (field `url`) or schema name (field
+    /// `schema`); [`StoreError::Backend`] if the server cannot be reached or refuses the
+    /// login (the message names host, port and database, never the password);
+    /// [`StoreError::Timeout`] if it does not answer within [`timeout`](Self::timeout);
+    /// [`StoreError::Corrupt`] with table `meta` if the schema was made from a different
+    /// lifecycle declaration (the message shows the expected and the found fingerprint) or
+    /// by a newer schema version.
+    pub async fn connect_async(self) -> Result<AsyncPgStore, StoreError> {
+        let settings = self.settings;
+        if let Some(schema) = &settings.schema {
+            schema::check_schema_name(schema)?;
+        }
+        let config = conn::config(&self.url, &settings)?;
+        let place: Arc<str> = Arc::from(conn::describe_place(&config, settings.schema.as_deref()));
+        let pool = conn::pool(config, &settings)?;
+        let core = Core::new(pool, place, settings);
+        // One connection first, for a clear error (and the schema) before any call.
+        let deadline = tokio::time::Instant::now() + core.settings.timeout;
+        let first = core.checkout_for_connect(deadline).await?;
+        let migrated = tokio::time::timeout_at(
+            deadline + core.settings.call_timeout,
+            schema::migrate(first.client(), core.settings.schema.as_deref(), &core.place),
+        )
+        .await;
+        match migrated {
+            Ok(Ok(())) => first.release(),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(StoreError::Timeout {
+                    operation: "connect",
+                    waiting_for: "the server to create or check the schema",
+                    after: core.settings.call_timeout,
+                });
+            }
+        }
+        Ok(AsyncPgStore {
+            core: Arc::new(core),
+        })
+    }
+}
+
+// ---- the async store -------------------------------------------------------------------
+
+/// A store on a PostgreSQL server for async callers (tokio): the contract through
+/// [`AsyncTopologyStore`] (and so [`AsyncTypedStore`](crate::store::AsyncTypedStore)),
+/// whose futures are `Send`.
+///
+/// Like [`PgStore`] (which is a blocking handle on this store) it is a cheap, cloneable
+/// handle on a pool of connections; each operation checks one out for the length of one
+/// transaction. Its connections are driven by tasks of the runtime it was connected in:
+/// use it inside that runtime. Dropping the future of a call abandons the call: its
+/// connection is closed (the server rolls back what it had not committed), never reused.
+///
+/// # Lost connections, commits in doubt, bounds
+///
+/// - **A write is never applied twice, nor refused for its own committed work.** A
+///   connection lost (any I/O error, a closed connection, the server ending the session)
+///   before the write's `COMMIT` was sent leaves nothing committed: the write runs again
+///   on another connection, until [`call_timeout`](PgStoreBuilder::call_timeout). One lost
+///   after `COMMIT` was sent is a commit in doubt: the store asks the server how that
+///   transaction ended (its id was read with `BEGIN`, in the same round trip) and returns
+///   the write's own result if it committed, runs it again if it aborted, and returns
+///   [`StoreError::OutcomeUnknown`] (the write may or may not have been applied) if the
+///   server cannot say within [`resolve_timeout`](PgStoreBuilder::resolve_timeout).
+/// - **Reads run again on any lost connection**, wherever it is lost, as do the runtime
+///   writes (`set_*`: running one twice is running it once).
+/// - **Every call is bounded**: waiting for a pooled or a new connection by
+///   [`timeout`](PgStoreBuilder::timeout) (default 10 s), the call's work on the server by
+///   [`call_timeout`](PgStoreBuilder::call_timeout) (default 30 s, a client-side timer:
+///   it bounds a server that stops answering without closing the connection too), plus
+///   [`resolve_timeout`](PgStoreBuilder::resolve_timeout) (default 10 s) for a commit in
+///   doubt. The server cancels statements running past
+///   [`statement_timeout`](PgStoreBuilder::statement_timeout) (default 30 s); TCP
+///   [`keepalive`](PgStoreBuilder::keepalive)s (default 30 s) end connections to a peer
+///   that is gone. A passed bound is a [`StoreError::Timeout`]: nothing was written. A
+///   connection abandoned by a timer is closed, never handed out again.
+/// - A transaction the server aborts as a deadlock victim, a serialization failure or a
+///   lock timeout runs again, at most 8 times in all; then a [`StoreError::Backend`] says
+///   so. [`stats`](Self::stats) counts the runs again and the commits in doubt.
+///
+/// ```no_run
+/// use topostate::store::{AsyncPgStore, AsyncTopologyStore, NewLan};
+///
+/// # async fn run() -> Result<(), topostate::store::StoreError> {
+/// let store = AsyncPgStore::connect("postgresql://topostate@localhost/topostate").await?;
+/// let lab = store.create_topology("lab").await?;
+/// let lan = store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1)).await?;
+/// assert_eq!(lan.version, 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AsyncPgStore {
+    core: Arc<Core>,
+}
+
+impl fmt::Debug for AsyncPgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncPgStore")
+            .field("place", &&*self.core.place)
+            .field("schema", &self.core.settings.schema.as_deref())
+            .field("pool_size", &self.core.settings.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a shared operation on a session the runners hand in by value: the closure's
+/// future owns the session (so it borrows nothing of the runner) and hands it back.
+macro_rules! on_session {
+    ($db:ident => $body:expr) => {
+        move |mut session: PgSession| async move {
+            let out = {
+                let $db = &mut session;
+                $body.await
+            };
+            (session, out)
+        }
+    };
+}
+
+impl AsyncPgStore {
+    /// Connects to the database at `url` with a pool of 8 connections, creating or checking
+    /// the schema in the first schema of the connection's `search_path`.
+    ///
+    /// `url` is a `postgresql://user:password@host:port/dbname?options` URL or a libpq-style
+    /// `key=value` string (`host=/run/postgresql dbname=topostate`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PgStoreBuilder::connect_async`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).connect_async().await
+    }
+
+    /// A builder for the other options (pool size, schema, bounds); finish it with
+    /// [`PgStoreBuilder::connect_async`].
+    pub fn builder(url: &str) -> PgStoreBuilder {
+        PgStoreBuilder::new(url)
+    }
+
+    /// The schema given at connect time, if any.
+    #[must_use]
+    pub fn schema(&self) -> Option<&str> {
+        self.core.settings.schema.as_deref()
+    }
+
+    /// The most connections this store's pool opens.
+    #[must_use]
+    pub fn pool_size(&self) -> u32 {
+        self.core.settings.pool_size
+    }
+
+    /// What the store did about lost connections since it was connected (shared by its
+    /// clones).
+    #[must_use]
+    pub fn stats(&self) -> PgStoreStats {
+        self.core.stats()
+    }
+}
+
+/// The operations, on the shared planner; [`AsyncPgStore`] and [`PgStore`] call them.
+impl Core {
+    /// [`TopologyStore::create_topology`].
+    async fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+        const CREATE: Stmt = stmt!(concat!(
+            "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
+            "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) ",
+            "ON CONFLICT ON CONSTRAINT topologies_name_unique DO NOTHING RETURNING ",
+            crate::store::sql::rows::topology_columns!()
+        ));
+        let name = canonical_name("topology name", name)?;
+        let name: &str = &name;
+        self.write(
+            "create_topology",
+            on_session!(db => async {
+                let now = Timestamp::now();
+                // A concurrent insert of the same name makes this one wait for its
+                // outcome, then do nothing: a duplicate, never a unique-violation error.
+                let row = db
+                    .query_opt::<TopologyRecord>(
+                        &CREATE,
+                        &[
+                            Param::Text(name),
+                            Param::Text(TopologyStatus::Pending.as_str()),
+                            Param::Int(INITIAL_SQL_VERSION),
+                            Param::Int(now.as_micros()),
+                        ],
+                    )
+                    .await?;
+                row.ok_or_else(|| {
+                    Fail::Store(StoreError::Duplicate {
+                        entity: Entity::Topology,
+                        name: String::from(name),
+                    })
+                })
+            }),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::get_topology`].
+    async fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
+        self.single(
+            "get_topology",
+            on_session!(db => sql::topology(db, id, Lock::None)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::list_topologies`].
+    async fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+    ) -> Result<Vec<TopologyRecord>, StoreError> {
+        self.single(
+            "list_topologies",
+            on_session!(db => sql::list_topologies(db, status)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::topology_detail`].
+    async fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
+        self.read(
+            "topology_detail",
+            on_session!(db => sql::topology_detail(db, id)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::transition_status`].
+    async fn transition_status(
+        &self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&str>,
+        precondition: Precondition,
+    ) -> Result<Transitioned, StoreError> {
+        self.write(
+            "transition_status",
+            on_session!(db => sql::transition_status(db, id, to, reason, precondition)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::list_status_events`].
+    async fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
+        self.read(
+            "list_status_events",
+            on_session!(db => sql::list_status_events(db, id)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::edit`].
+    async fn edit(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        self.write(
+            "edit",
+            on_session!(db => sql::edit(db, id, expected_version, edits)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::set_lan_network_id`].
+    async fn set_lan_network_id(
+        &self,
+        lan: LanId,
+        network_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        const EXISTS: Stmt = stmt!("SELECT id FROM lans WHERE id = $1");
+        const SET: Stmt = stmt!("UPDATE lans SET network_id = $2 WHERE id = $1");
+        let invalid = network_id.and_then(|n| check_text("network id", n).err());
+        let invalid = invalid.as_ref();
+        self.write(
+            "set_lan_network_id",
+            on_session!(db => async {
+                let Some(k) = key(lan.get()) else {
+                    return Err(not_found(Entity::Lan, lan.get()).into());
+                };
+                let found = if invalid.is_some() {
+                    // Not found comes first: only an existing LAN hears about its bad
+                    // value.
+                    db.query_opt::<Key>(&EXISTS, &[Param::Int(k)]).await?.is_some()
+                } else {
+                    // One statement, one row lock: no status gate, no bump.
+                    db.execute(&SET, &[Param::Int(k), Param::OptText(network_id)])
+                        .await?
+                        > 0
+                };
+                if !found {
+                    return Err(not_found(Entity::Lan, lan.get()).into());
+                }
+                Ok(refuse(invalid.map(clone_invalid))?)
+            }),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::set_decky_runtime`].
+    async fn set_decky_runtime(
+        &self,
+        decky: DeckyId,
+        runtime: &DeckyRuntime,
+    ) -> Result<(), StoreError> {
+        const EXISTS: Stmt = stmt!("SELECT id FROM deckies WHERE id = $1");
+        const SET: Stmt = stmt!(
+            "UPDATE deckies SET \
+                 state = CASE WHEN $2 THEN $3::text ELSE state END, \
+                 ip = CASE WHEN $4 THEN $5::text ELSE ip END, \
+                 last_error = CASE WHEN $6 THEN $7::text ELSE last_error END \
+             WHERE id = $1"
+        );
+        let ip = runtime.ip.as_ref().and_then(|ip| ip.as_deref());
+        let last_error = runtime.last_error.as_ref().and_then(|e| e.as_deref());
+        let invalid = pick([
+            ip.and_then(|ip| check_text("decky ip", ip).err()),
+            last_error.and_then(|e| check_text("decky last error", e).err()),
+        ]);
+        let invalid = invalid.as_ref();
+        let state = runtime.state;
+        let (set_ip, set_error) = (runtime.ip.is_some(), runtime.last_error.is_some());
+        self.write(
+            "set_decky_runtime",
+            on_session!(db => async {
+                let Some(k) = key(decky.get()) else {
+                    return Err(not_found(Entity::Decky, decky.get()).into());
+                };
+                let found = if invalid.is_some() {
+                    db.query_opt::<Key>(&EXISTS, &[Param::Int(k)]).await?.is_some()
+                } else {
+                    db.execute(
+                        &SET,
+                        &[
+                            Param::Int(k),
+                            Param::Bool(state.is_some()),
+                            Param::OptText(state.map(DeckyState::as_str)),
+                            Param::Bool(set_ip),
+                            Param::OptText(ip),
+                            Param::Bool(set_error),
+                            Param::OptText(last_error),
+                        ],
+                    )
+                    .await?
+                        > 0
+                };
+                if !found {
+                    return Err(not_found(Entity::Decky, decky.get()).into());
+                }
+                Ok(refuse(invalid.map(clone_invalid))?)
+            }),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::enqueue_mutation`].
+    async fn enqueue_mutation(
+        &self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Edited<MutationId>, StoreError> {
+        self.write(
+            "enqueue_mutation",
+            on_session!(db => sql::enqueue_mutation(db, id, op, payload, expected_version)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::claim_next_mutation`].
+    async fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
+        self.write(
+            "claim_next_mutation",
+            on_session!(db => sql::claim_next_mutation(db, id)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::apply_live`].
+    async fn apply_live(
+        &self,
+        claim: &MutationClaim,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        self.write(
+            "apply_live",
+            on_session!(db => sql::apply_live(db, claim, edits)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::mark_mutation_applied`].
+    async fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        let claim = &claim;
+        self.write(
+            "mark_mutation_applied",
+            on_session!(db => sql::mark(db, claim, MutationState::Applied, None)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::mark_mutation_failed`].
+    async fn mark_mutation_failed(
+        &self,
+        claim: MutationClaim,
+        reason: &str,
+    ) -> Result<Mutation, StoreError> {
+        let claim = &claim;
+        self.write(
+            "mark_mutation_failed",
+            on_session!(db => sql::mark(db, claim, MutationState::Failed, Some(reason))),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::list_mutations`].
+    async fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> Result<Vec<Mutation>, StoreError> {
+        self.read(
+            "list_mutations",
+            on_session!(db => sql::list_mutations(db, id, state)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::set_needs_resync`].
+    async fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
+        self.write(
+            "set_needs_resync",
+            on_session!(db => sql::set_needs_resync(db, id, needs_resync)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::delete_topology`].
+    async fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "delete_topology",
+            on_session!(db => sql::delete_topology(db, id, expected_version)),
+        )
+        .await
+    }
+}
+
+impl AsyncTopologyStore for AsyncPgStore {
+    fn create_topology<'a>(&'a self, name: &'a str) -> StoreFuture<'a, TopologyRecord> {
+        Box::pin(self.core.create_topology(name))
+    }
+
+    fn get_topology(&self, id: TopologyId) -> StoreFuture<'_, TopologyRecord> {
+        Box::pin(self.core.get_topology(id))
+    }
+
+    fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+    ) -> StoreFuture<'_, Vec<TopologyRecord>> {
+        Box::pin(self.core.list_topologies(status))
+    }
+
+    fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail> {
+        Box::pin(self.core.topology_detail(id))
+    }
+
+    fn transition_status<'a>(
+        &'a self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&'a str>,
+        precondition: Precondition,
+    ) -> StoreFuture<'a, Transitioned> {
+        Box::pin(self.core.transition_status(id, to, reason, precondition))
+    }
+
+    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>> {
+        Box::pin(self.core.list_status_events(id))
+    }
+
+    fn edit<'a>(
+        &'a self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport> {
+        Box::pin(self.core.edit(id, expected_version, edits))
+    }
+
+    fn set_lan_network_id<'a>(
+        &'a self,
+        lan: LanId,
+        network_id: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.core.set_lan_network_id(lan, network_id))
+    }
+
+    fn set_decky_runtime<'a>(
+        &'a self,
+        decky: DeckyId,
+        runtime: &'a DeckyRuntime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.core.set_decky_runtime(decky, runtime))
+    }
+
+    fn enqueue_mutation<'a>(
+        &'a self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &'a str,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'a, Edited<MutationId>> {
+        Box::pin(
+            self.core
+                .enqueue_mutation(id, op, payload, expected_version),
+        )
+    }
+
+    fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim> {
+        Box::pin(self.core.claim_next_mutation(id))
+    }
+
+    fn apply_live<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport> {
+        Box::pin(self.core.apply_live(claim, edits))
+    }
+
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        Box::pin(self.core.mark_mutation_applied(claim))
+    }
+
+    fn mark_mutation_failed<'a>(
+        &'a self,
+        claim: MutationClaim,
+        reason: &'a str,
+    ) -> StoreFuture<'a, Mutation> {
+        Box::pin(self.core.mark_mutation_failed(claim, reason))
+    }
+
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> StoreFuture<'_, Vec<Mutation>> {
+        Box::pin(self.core.list_mutations(id, state))
+    }
+
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()> {
+        Box::pin(self.core.set_needs_resync(id, needs_resync))
+    }
+
+    fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(self.core.delete_topology(id, expected_version))
+    }
+}
+
+/// A copy of an [`StoreError::Invalid`] computed once outside a retried closure.
+fn clone_invalid(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Invalid { field, problem } => StoreError::Invalid {
+            field,
+            problem: problem.clone(),
+        },
+        other => backend(other.to_string()),
+    }
+}
+
+// ---- the blocking store ----------------------------------------------------------------
+
+/// A [`TopologyStore`] on a PostgreSQL server, for blocking callers.
+///
+/// A `PgStore` is a handle on an [`AsyncPgStore`] and a small tokio runtime of its own
+/// (two worker threads that move bytes; each call runs on its caller's thread, blocking it
+/// as the synchronous `postgres` client does): it is `Send + Sync`, cloning it is cheap
+/// (the clone shares the pool), and each operation checks one connection out for the
 /// length of one transaction. Any number of stores, in one process or many, on one host or
 /// many, can work on the same database: every write is one transaction that locks the
-/// topology's row first, so the contract's guarantees hold across all of them.
+/// topology's row first, so the contract's guarantees hold across all of them. Lost
+/// connections, commits in doubt, retries and bounds are handled as
+/// [`AsyncPgStore`'s](AsyncPgStore#lost-connections-commits-in-doubt-bounds) are.
+///
+/// **Inside an async runtime**, use [`AsyncPgStore`]. A `PgStore` made, called or dropped
+/// inside a tokio task does not panic (as a runtime started within a runtime would): each
+/// such call runs on a helper thread while the task's worker thread waits for it, which
+/// stalls every other task of that worker for the length of the call.
 ///
 /// The store creates its tables itself, in the schema it is given
 /// ([`connect_with_schema`](Self::connect_with_schema), created if missing) or else the first
@@ -103,11 +892,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Ok::<(), topostate::store::StoreError>(())
 /// ```
 ///
-/// A pooled connection the server closed (a restart, `pg_terminate_backend`, an idle
-/// timeout) is replaced, and the call run again on a new one, when it is found closed before
-/// the call changed anything; one lost in the middle of a write fails that call with
-/// [`StoreError::Backend`] (whether it committed is unknown), and is then replaced.
-///
 /// Connections are plain TCP or Unix-socket connections without TLS. Free text
 /// (subnets, configs, payloads, reasons, runtime fields) cannot hold the NUL character,
 /// which PostgreSQL's `text` refuses; such a write is [`StoreError::Invalid`] here.
@@ -119,142 +903,54 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// out of scope here.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool<Manager>,
-    place: Arc<str>,
-    schema: Option<Arc<str>>,
+    // Declared before `runtime`: the pool goes before the runtime that drives it.
+    inner: AsyncPgStore,
+    runtime: Arc<OwnRuntime>,
 }
 
 impl fmt::Debug for PgStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStore")
-            .field("place", &&*self.place)
-            .field("schema", &self.schema.as_deref())
-            .field("pool_size", &self.pool.max_size())
+            .field("place", &&*self.inner.core.place)
+            .field("schema", &self.schema())
+            .field("pool_size", &self.pool_size())
             .finish_non_exhaustive()
     }
 }
 
-/// Options for [`PgStore`]: pool size, schema, timeouts. Made by [`PgStore::builder`].
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use topostate::store::PgStore;
-///
-/// let store = PgStore::builder("host=/run/postgresql dbname=topostate")
-///     .pool_size(4)
-///     .schema("lab_editor")
-///     .timeout(Duration::from_secs(3))
-///     .connect()?;
-/// assert_eq!(store.schema(), Some("lab_editor"));
-/// # Ok::<(), topostate::store::StoreError>(())
-/// ```
-#[derive(Clone)]
-#[must_use = "a builder does nothing until `connect` is called"]
-pub struct PgStoreBuilder {
-    url: String,
-    pool_size: u32,
-    schema: Option<String>,
-    timeout: Duration,
-    test_on_checkout: bool,
-}
+/// A runtime that shuts down without waiting: dropping it never blocks, and never panics
+/// inside another runtime (as dropping a `Runtime` there does).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
 
-impl fmt::Debug for PgStoreBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password: it is not shown.
-        f.debug_struct("PgStoreBuilder")
-            .field("pool_size", &self.pool_size)
-            .field("schema", &self.schema)
-            .field("timeout", &self.timeout)
-            .field("test_on_checkout", &self.test_on_checkout)
-            .finish_non_exhaustive()
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
-impl PgStoreBuilder {
-    /// At most `size` connections (at least 1; default 8). Connections are opened when
-    /// needed, not up front, and closed after ten idle minutes.
-    pub fn pool_size(mut self, size: u32) -> Self {
-        self.pool_size = size.max(1);
-        self
+/// Runs `future` to completion on `runtime`, from a blocking caller. Inside another
+/// runtime (where `block_on` would panic) it runs on a helper thread while the caller
+/// waits.
+fn on_runtime<F>(runtime: &OwnRuntime, future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let Some(rt) = &runtime.0 else {
+        unreachable!("the runtime is taken only when it is dropped")
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return rt.block_on(future);
     }
-
-    /// Keeps the tables in this schema (created if missing) by setting every connection's
-    /// `search_path` to it, e.g. one schema per tenant or per test. It must be a plain
-    /// lowercase identifier: `[a-z_][a-z0-9_]*`, at most 63 bytes, not starting with `pg_`.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = Some(schema.into());
-        self
-    }
-
-    /// How long to wait for a new connection to the server, and for a free connection of
-    /// the pool, before an operation fails (default 10 s). A `connect_timeout` in the URL
-    /// wins for the former.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Pings each connection (an empty query) when it is checked out of the pool. Off by
-    /// default: it costs one round trip per operation, and the store already replaces a
-    /// connection it finds closed at the start of a call.
-    pub fn test_on_checkout(mut self, test: bool) -> Self {
-        self.test_on_checkout = test;
-        self
-    }
-
-    /// Connects, creates or checks the schema, and returns the store.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Invalid`] for a malformed URL (field `url`) or schema name (field
-    /// `schema`); [`StoreError::Backend`] if the server cannot be reached or refuses the
-    /// login (the message names host, port and database, never the password);
-    /// [`StoreError::Corrupt`] with table `meta` if the schema was made from a different
-    /// lifecycle declaration (the message shows the expected and the found fingerprint) or by
-    /// a newer schema version.
-    pub fn connect(self) -> Result<PgStore, StoreError> {
-        if let Some(schema) = &self.schema {
-            schema::check_schema_name(schema)?;
+    std::thread::scope(|scope| {
+        match scope.spawn(|| rt.block_on(future)).join() {
+            Ok(out) => out,
+            // The call panicked on the helper thread: carry the panic to the caller.
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        let mut config: Config = self.url.parse().map_err(|e| StoreError::Invalid {
-            field: "url",
-            problem: format!("not a PostgreSQL connection URL or key=value string: {e}"),
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.timeout);
-        }
-        if let Some(schema) = &self.schema {
-            // After any options of the URL, so this `search_path` wins.
-            let options = match config.get_options() {
-                Some(given) => format!("{given} -c search_path={schema}"),
-                None => format!("-c search_path={schema}"),
-            };
-            config.options(&options);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("topostate");
-        }
-        let place: Arc<str> = Arc::from(describe_place(&config, self.schema.as_deref()));
-        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
-        // One connection first, for a clear error (and the schema) before any pool exists.
-        let mut first = manager
-            .connect()
-            .map_err(|e| sql_error(e, format!("connecting to {place}")))?;
-        schema::migrate(&mut first.client, self.schema.as_deref(), &place)?;
-        drop(first);
-        let pool = Pool::builder()
-            .max_size(self.pool_size)
-            .min_idle(Some(0))
-            .test_on_check_out(self.test_on_checkout)
-            .connection_timeout(self.timeout)
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(manager);
-        Ok(PgStore {
-            pool,
-            place,
-            schema: self.schema.map(Arc::from),
-        })
-    }
+    })
 }
 
 impl PgStore {
@@ -290,378 +986,150 @@ impl PgStore {
         Self::builder(url).schema(schema).connect()
     }
 
-    /// A builder for the other options (pool size, schema, timeouts).
+    /// A builder for the other options (pool size, schema, bounds).
     pub fn builder(url: &str) -> PgStoreBuilder {
-        PgStoreBuilder {
-            url: String::from(url),
-            pool_size: DEFAULT_POOL_SIZE,
-            schema: None,
-            timeout: DEFAULT_TIMEOUT,
-            test_on_checkout: false,
-        }
+        PgStoreBuilder::new(url)
     }
 
     /// The schema given at connect time, if any.
     #[must_use]
     pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
+        self.inner.schema()
     }
 
     /// The most connections this store's pool opens.
     #[must_use]
     pub fn pool_size(&self) -> u32 {
-        self.pool.max_size()
+        self.inner.pool_size()
     }
 
-    /// A pooled connection, or a backend error naming the server and the wait.
-    fn checkout(&self, op: &'static str) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| {
-            backend(format!(
-                "{op}: no connection to {} within {} s ({e})",
-                self.place,
-                self.pool.connection_timeout().as_secs_f32()
-            ))
-        })
+    /// What the store did about lost connections since it was connected (shared by its
+    /// clones).
+    #[must_use]
+    pub fn stats(&self) -> PgStoreStats {
+        self.inner.stats()
     }
 
-    /// Runs `f` in one transaction of `isolation` (read-only for a snapshot), committed only
-    /// if `f` succeeds; a transaction the server aborted as transient is run again.
-    ///
-    /// The transaction's first round trip both begins it and reads the schema version (a
-    /// write also locks it, see [`schema::BEGIN_WRITE`]): another version is refused before `f`
-    /// runs, at no extra round trip.
-    fn transaction<T>(
+    fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        on_runtime(&self.runtime, future)
+    }
+}
+
+impl TopologyStore for PgStore {
+    fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+        self.block_on(self.inner.core.create_topology(name))
+    }
+
+    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
+        self.block_on(self.inner.core.get_topology(id))
+    }
+
+    fn list_topologies(
         &self,
-        op: &'static str,
-        isolation: Isolation,
-        mut f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
-    ) -> Result<T, StoreError> {
-        self.retrying(op, |conn| {
-            let Conn {
-                client,
-                statements,
-                checks_prepared,
-                ..
-            } = conn;
-            if !*checks_prepared {
-                client.batch_execute(schema::PREPARE_CHECKS).map_err(|e| {
-                    if e.is_closed() {
-                        Fail::Lost(e)
-                    } else {
-                        Fail::Sql(e)
-                    }
-                })?;
-                *checks_prepared = true;
-            }
-            let begin = match isolation {
-                Isolation::Write => schema::BEGIN_WRITE,
-                Isolation::Snapshot => schema::BEGIN_SNAPSHOT,
-            };
-            let tx = Open {
-                client,
-                done: false,
-            };
-            let stored = tx
-                .client
-                .simple_query(begin)
-                // Nothing has run yet: a connection found closed here loses nothing.
-                .map_err(|e| {
-                    if e.is_closed() {
-                        Fail::Lost(e)
-                    } else {
-                        Fail::Sql(e)
-                    }
-                })?
-                .iter()
-                .find_map(|message| match message {
-                    SimpleQueryMessage::Row(row) => row.get(0).map(String::from),
-                    _ => None,
-                });
-            schema::check_unchanged(stored.as_deref(), &self.place)?;
-            let out = f(&mut Db {
-                client: &mut *tx.client,
-                statements,
-            })?;
-            tx.commit()?;
-            Ok(out)
-        })
+        status: Option<TopologyStatus>,
+    ) -> Result<Vec<TopologyRecord>, StoreError> {
+        self.block_on(self.inner.core.list_topologies(status))
     }
 
-    /// Refuses to go on if another process migrated the schema since this store connected
-    /// (a rolling upgrade): for the single-statement reads, after their statement.
-    fn check_schema(&self, db: &mut Db<'_, Client>) -> R<()> {
-        let stored: Option<String> = db
-            .prepared_query_opt(schema::PEEK, &[])?
-            .map(|row| row.try_get(0))
-            .transpose()?;
-        Ok(schema::check_unchanged(stored.as_deref(), &self.place)?)
+    fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
+        self.block_on(self.inner.core.topology_detail(id))
     }
 
-    /// Runs `f` in one write transaction (see the module docs).
-    fn write<T>(
+    fn transition_status(
         &self,
-        op: &'static str,
-        f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
-    ) -> Result<T, StoreError> {
-        self.transaction(op, Isolation::Write, f)
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&str>,
+        precondition: Precondition,
+    ) -> Result<Transitioned, StoreError> {
+        self.block_on(
+            self.inner
+                .core
+                .transition_status(id, to, reason, precondition),
+        )
     }
 
-    /// Runs `f` in one read-only snapshot: a consistent view of several statements.
-    fn read<T>(
+    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
+        self.block_on(self.inner.core.list_status_events(id))
+    }
+
+    fn edit(
         &self,
-        op: &'static str,
-        f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
-    ) -> Result<T, StoreError> {
-        self.transaction(op, Isolation::Snapshot, f)
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        self.block_on(self.inner.core.edit(id, expected_version, edits))
     }
 
-    /// Runs single statements outside an explicit transaction (each its own), for reads of
-    /// one statement; the schema version is checked after them. `idempotent`: running `f` twice is the same as
-    /// once, so a connection found closed may be replaced and `f` run again even though its
-    /// statement might have run.
-    fn single<T>(
+    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
+        self.block_on(self.inner.core.set_lan_network_id(lan, network_id))
+    }
+
+    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
+        self.block_on(self.inner.core.set_decky_runtime(decky, runtime))
+    }
+
+    fn enqueue_mutation(
         &self,
-        op: &'static str,
-        idempotent: bool,
-        mut f: impl FnMut(&mut Db<'_, Client>) -> R<T>,
-    ) -> Result<T, StoreError> {
-        self.retrying(op, |conn| {
-            let Conn {
-                client, statements, ..
-            } = conn;
-            let mut db = Db { client, statements };
-            // Checked after the statement: a schema version only grows, so one unchanged
-            // now was unchanged while the statement ran.
-            match f(&mut db).and_then(|out| {
-                self.check_schema(&mut db)?;
-                Ok(out)
-            }) {
-                Err(Fail::Sql(e)) if idempotent && e.is_closed() => Err(Fail::Lost(e)),
-                other => other,
-            }
-        })
+        id: TopologyId,
+        op: MutationOp,
+        payload: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Edited<MutationId>, StoreError> {
+        self.block_on(
+            self.inner
+                .core
+                .enqueue_mutation(id, op, payload, expected_version),
+        )
     }
 
-    /// Runs `attempt` on a pooled connection until it succeeds, fails for a reason that is
-    /// not transient, or has run [`MAX_ATTEMPTS`] times. A transaction the server aborted
-    /// runs again after a short backoff; a call the server refused because it closed the
-    /// connection (the call was not executed) runs again at once on another connection.
-    fn retrying<T>(
+    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
+        self.block_on(self.inner.core.claim_next_mutation(id))
+    }
+
+    fn apply_live(
         &self,
-        op: &'static str,
-        mut attempt: impl FnMut(&mut Conn) -> R<T>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.checkout(op)?;
-        let mut tries = 1;
-        loop {
-            match attempt(&mut conn) {
-                Err(Fail::Lost(_)) if tries < MAX_ATTEMPTS => {
-                    // Dropped as broken: the pool discards it and opens another.
-                    conn.broken = true;
-                    drop(conn);
-                    conn = self.checkout(op)?;
-                }
-                Err(Fail::Sql(e)) if tries < MAX_ATTEMPTS && connection_lost(&e) => {
-                    // Dropped as broken: the pool discards it and opens another.
-                    conn.broken = true;
-                    drop(conn);
-                    conn = self.checkout(op)?;
-                }
-                Err(Fail::Sql(e)) if transient(&e).is_some() => {
-                    if tries >= MAX_ATTEMPTS {
-                        return Err(StoreError::Backend(BackendError::new(SqlError {
-                            context: String::from(op),
-                            source: e,
-                            attempts: Some(tries),
-                        })));
-                    }
-                    backoff(tries);
-                }
-                other => return other.map_err(|e| e.into_store(op)),
-            }
-            tries += 1;
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Isolation {
-    /// `READ COMMITTED`, writes lock what they check.
-    Write,
-    /// `REPEATABLE READ READ ONLY`: one snapshot, never a serialization failure.
-    Snapshot,
-}
-
-/// What makes a driver error worth running the transaction again, if anything.
-fn transient(e: &postgres::Error) -> Option<&'static str> {
-    let code = e.code()?;
-    if *code == SqlState::T_R_DEADLOCK_DETECTED {
-        Some("deadlock")
-    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE {
-        Some("serialization failure")
-    } else if *code == SqlState::LOCK_NOT_AVAILABLE {
-        Some("lock timeout")
-    } else {
-        None
-    }
-}
-
-/// Did the server end the session instead of running the statement (an administrator's
-/// `pg_terminate_backend`, a shutdown, a restart)? It then rolled back whatever the session
-/// had begun, so the call can run again, whole, on another connection. A connection that
-/// drops without a word (no such message) is not retried: whether its last statement
-/// committed is unknown.
-fn connection_lost(e: &postgres::Error) -> bool {
-    e.code().is_some_and(|code| {
-        [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-        ]
-        .contains(code)
-    })
-}
-
-/// Sleeps before attempt `tries + 1`: exponential from 2 ms, capped at 64 ms, with jitter
-/// so that two victims of one deadlock do not meet again in step.
-fn backoff(tries: u32) {
-    let base = 1u64 << tries.min(6);
-    let jitter = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()) % (base * 1000));
-    std::thread::sleep(Duration::from_micros(base * 1000 + jitter));
-}
-
-/// Host, port, database and schema, as messages show them (never the password).
-fn describe_place(config: &Config, schema: Option<&str>) -> String {
-    let ports = config.get_ports();
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-            match host {
-                Host::Tcp(name) => format!("{name}:{port}"),
-                #[cfg(unix)]
-                Host::Unix(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
-            }
-        })
-        .collect();
-    let hosts = if hosts.is_empty() {
-        String::from("the default host")
-    } else {
-        hosts.join(",")
-    };
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("(default)");
-    match schema {
-        Some(schema) => format!("PostgreSQL database '{db}' on {hosts}, schema '{schema}'"),
-        None => format!("PostgreSQL database '{db}' on {hosts}"),
-    }
-}
-
-// ---- connections -----------------------------------------------------------------------
-
-/// The pool's manager: `r2d2_postgres`'s, plus a cache of prepared statements per
-/// connection (the store runs a few dozen fixed statements; each is parsed once per
-/// connection, not once per call).
-struct Manager(PostgresConnectionManager<NoTls>);
-
-/// A pooled connection and its prepared statements.
-struct Conn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
-    /// Set when the server ended the session: the pool must not hand it out again.
-    broken: bool,
-    /// Whether the schema checks of [`schema::PREPARE_CHECKS`] are prepared on it.
-    checks_prepared: bool,
-}
-
-impl ManageConnection for Manager {
-    type Connection = Conn;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> Result<Conn, postgres::Error> {
-        Ok(Conn {
-            client: self.0.connect()?,
-            statements: HashMap::new(),
-            broken: false,
-            checks_prepared: false,
-        })
+        claim: &MutationClaim,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        self.block_on(self.inner.core.apply_live(claim, edits))
     }
 
-    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
-        self.0.is_valid(&mut conn.client)
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        self.block_on(self.inner.core.mark_mutation_applied(claim))
     }
 
-    fn has_broken(&self, conn: &mut Conn) -> bool {
-        conn.broken || self.0.has_broken(&mut conn.client)
-    }
-}
-
-/// A transaction begun by hand on a client (so that its first round trip also carries the
-/// schema check), rolled back if dropped uncommitted, as the driver's own transactions are.
-struct Open<'a> {
-    client: &'a mut Client,
-    done: bool,
-}
-
-impl Open<'_> {
-    fn commit(mut self) -> Result<(), postgres::Error> {
-        self.done = true;
-        self.client.batch_execute("COMMIT")
-    }
-}
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            // Best effort, as the driver's own transactions do: a connection this fails on
-            // is broken and the pool replaces it.
-            let _ = self.client.batch_execute("ROLLBACK");
-        }
-    }
-}
-
-/// A connection or transaction with the statement cache, as the operations use it.
-struct Db<'a, C> {
-    client: &'a mut C,
-    statements: &'a mut HashMap<&'static str, Statement>,
-}
-
-type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
-
-impl<C: GenericClient> Db<'_, C> {
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client.prepare(sql)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
+    fn mark_mutation_failed(
+        &self,
+        claim: MutationClaim,
+        reason: &str,
+    ) -> Result<Mutation, StoreError> {
+        self.block_on(self.inner.core.mark_mutation_failed(claim, reason))
     }
 
-    fn prepared_query(&mut self, sql: &'static str, params: Params<'_>) -> R<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.query(&statement, params)?)
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> Result<Vec<Mutation>, StoreError> {
+        self.block_on(self.inner.core.list_mutations(id, state))
     }
 
-    fn prepared_query_opt(&mut self, sql: &'static str, params: Params<'_>) -> R<Option<Row>> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.query_opt(&statement, params)?)
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
+        self.block_on(self.inner.core.set_needs_resync(id, needs_resync))
     }
 
-    fn prepared_query_one(&mut self, sql: &'static str, params: Params<'_>) -> R<Row> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.query_one(&statement, params)?)
-    }
-
-    fn prepared_execute(&mut self, sql: &'static str, params: Params<'_>) -> R<u64> {
-        let statement = self.statement(sql)?;
-        Ok(self.client.execute(&statement, params)?)
+    fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.block_on(self.inner.core.delete_topology(id, expected_version))
     }
 }
 
@@ -670,12 +1138,10 @@ impl<C: GenericClient> Db<'_, C> {
 /// A failed step: a refusal to report as it is, or a driver error to wrap.
 pub(crate) enum Fail {
     Store(StoreError),
-    Sql(postgres::Error),
-    /// The connection was found closed before the call could have changed anything.
-    Lost(postgres::Error),
+    Sql(tokio_postgres::Error),
+    /// The connection was lost before the call could have changed anything.
+    Lost(tokio_postgres::Error),
 }
-
-type R<T> = Result<T, Fail>;
 
 impl From<StoreError> for Fail {
     fn from(e: StoreError) -> Self {
@@ -683,8 +1149,8 @@ impl From<StoreError> for Fail {
     }
 }
 
-impl From<postgres::Error> for Fail {
-    fn from(e: postgres::Error) -> Self {
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
         Self::Sql(e)
     }
 }
@@ -698,36 +1164,30 @@ impl Fail {
     }
 }
 
-/// A driver error with what the store was doing; `source` is the `postgres` error.
+/// A driver error with what the store was doing; `source` is the driver's error.
 #[derive(Debug)]
 struct SqlError {
     context: String,
-    source: postgres::Error,
-    /// How many times the transaction ran, when it was retried and gave up.
-    attempts: Option<u32>,
+    source: tokio_postgres::Error,
 }
 
 impl fmt::Display for SqlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let context = &self.context;
-        let detail = match self.source.as_db_error() {
+        match self.source.as_db_error() {
             Some(db) => {
-                let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+                write!(
+                    f,
+                    "{context}: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                )?;
                 if let Some(detail) = db.detail() {
-                    text.push_str("; ");
-                    text.push_str(detail);
+                    write!(f, "; {detail}")?;
                 }
-                text
+                Ok(())
             }
-            None => self.source.to_string(),
-        };
-        match (self.attempts, transient(&self.source)) {
-            (Some(attempts), Some(what)) => write!(
-                f,
-                "{context}: gave up after {attempts} attempts, the server aborted every one \
-                 ({what}): {detail}"
-            ),
-            _ => write!(f, "{context}: {detail}"),
+            None => write!(f, "{context}: {}", self.source),
         }
     }
 }
@@ -738,212 +1198,37 @@ impl std::error::Error for SqlError {
     }
 }
 
-/// Wraps a driver error as [`StoreError::Backend`].
-fn sql_error(e: postgres::Error, context: impl Into<String>) -> StoreError {
+/// Some other error with what the store was doing.
+#[derive(Debug)]
+struct SqlContext {
+    context: String,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl fmt::Display for SqlContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for SqlContext {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Wraps a driver error as [`StoreError::Backend`]; a statement the server cancelled for
+/// its `statement_timeout` is a [`StoreError::Timeout`].
+fn sql_error(e: tokio_postgres::Error, context: impl Into<String>) -> StoreError {
     StoreError::Backend(BackendError::new(SqlError {
         context: context.into(),
         source: e,
-        attempts: None,
     }))
 }
 
-// ---- running the shared statements ----------------------------------------------------
-
-impl Param<'_> {
-    /// The value as the driver binds it.
-    fn as_sql(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Param::Int(v) => v,
-            Param::Text(text) => text,
-            Param::OptText(text) => text,
-            Param::Bool(b) => b,
-            Param::OptBool(b) => b,
-            Param::OptReal(r) => r,
-            Param::Services(services) => services,
-            Param::OptServices(services) => services,
-        }
-    }
-}
-
-/// The driver's parameter list for `params`.
-fn bind<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
-    params.iter().map(Param::as_sql).collect()
-}
-
-// Inside, `self.prepared_query_one(sql.pg, ..)` and the like are `Db`'s own driver-level
-// methods, which take the driver's parameters.
-impl<C: GenericClient> Session for Db<'_, C> {
-    type Fail = Fail;
-
-    fn refusal(fail: Fail) -> Result<StoreError, Fail> {
-        match fail {
-            Fail::Store(refused) => Ok(refused),
-            other => Err(other),
-        }
-    }
-
-    async fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
-        T::from_row(&self.prepared_query_one(sql.pg, &bind(params))?)
-    }
-
-    async fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
-        match self.prepared_query_opt(sql.pg, &bind(params))? {
-            Some(row) => T::from_row(&row).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    async fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
-        self.prepared_query(sql.pg, &bind(params))?
-            .iter()
-            .map(T::from_row)
-            .collect()
-    }
-
-    async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
-        self.prepared_query_one(sql.pg, &bind(params))?.raw_int(0)
-    }
-
-    async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
-        self.prepared_execute(sql.pg, &bind(params))
-    }
-}
-
-// ---- the contract ----------------------------------------------------------------------
-
-impl TopologyStore for PgStore {
-    sql::shared_store_methods!();
-
-    fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
-        check_name("topology name", name)?;
-        self.write("create_topology", |db| {
-            let now = Timestamp::now();
-            // A concurrent insert of the same name makes this one wait for its outcome,
-            // then do nothing: a duplicate, never a unique-violation error.
-            let row = db.prepared_query_opt(
-                concat!(
-                    "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
-                    "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) ",
-                    "ON CONFLICT ON CONSTRAINT topologies_name_unique DO NOTHING RETURNING ",
-                    topology_columns!()
-                ),
-                &[
-                    &name,
-                    &TopologyStatus::Pending.as_str(),
-                    &INITIAL_SQL_VERSION,
-                    &now.as_micros(),
-                ],
-            )?;
-            match row {
-                Some(row) => TopologyRecord::from_row(&row),
-                None => Err(StoreError::Duplicate {
-                    entity: Entity::Topology,
-                    name: String::from(name),
-                }
-                .into()),
-            }
-        })
-    }
-
-    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.single("get_topology", true, |db| {
-            sql::ready(sql::topology(db, id, Lock::None))
-        })
-    }
-
-    fn list_topologies(
-        &self,
-        status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.single("list_topologies", true, |db| {
-            sql::ready(sql::list_topologies(db, status))
-        })
-    }
-
-    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
-        let invalid = network_id.and_then(|n| check_text("network id", n).err());
-        self.write("set_lan_network_id", |db| {
-            let Some(k) = key(lan.get()) else {
-                return Err(not_found(Entity::Lan, lan.get()).into());
-            };
-            let changed = if invalid.is_some() {
-                // Not found comes first: only an existing LAN hears about its bad value.
-                db.prepared_query("SELECT id FROM lans WHERE id = $1", &[&k])?
-                    .len()
-            } else {
-                // One statement, one row lock: no status gate, no bump.
-                let n = db.prepared_execute(
-                    "UPDATE lans SET network_id = $2 WHERE id = $1",
-                    &[&k, &network_id],
-                )?;
-                usize::from(n > 0)
-            };
-            if changed == 0 {
-                return Err(not_found(Entity::Lan, lan.get()).into());
-            }
-            Ok(refuse(invalid.as_ref().map(clone_invalid))?)
-        })
-    }
-
-    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
-        let ip = runtime.ip.clone().flatten();
-        let last_error = runtime.last_error.clone().flatten();
-        let invalid = pick([
-            ip.as_deref()
-                .and_then(|ip| check_text("decky ip", ip).err()),
-            last_error
-                .as_deref()
-                .and_then(|e| check_text("decky last error", e).err()),
-        ]);
-        self.write("set_decky_runtime", |db| {
-            let Some(k) = key(decky.get()) else {
-                return Err(not_found(Entity::Decky, decky.get()).into());
-            };
-            let changed = if invalid.is_some() {
-                db.prepared_query("SELECT id FROM deckies WHERE id = $1", &[&k])?
-                    .len()
-            } else {
-                let n = db.prepared_execute(
-                    "UPDATE deckies SET \
-                         state = CASE WHEN $2 THEN $3::text ELSE state END, \
-                         ip = CASE WHEN $4 THEN $5::text ELSE ip END, \
-                         last_error = CASE WHEN $6 THEN $7::text ELSE last_error END \
-                     WHERE id = $1",
-                    &[
-                        &k,
-                        &runtime.state.is_some(),
-                        &runtime.state.map(DeckyState::as_str),
-                        &runtime.ip.is_some(),
-                        &ip,
-                        &runtime.last_error.is_some(),
-                        &last_error,
-                    ],
-                )?;
-                usize::from(n > 0)
-            };
-            if changed == 0 {
-                return Err(not_found(Entity::Decky, decky.get()).into());
-            }
-            Ok(refuse(invalid.as_ref().map(clone_invalid))?)
-        })
-    }
-
-    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.write("set_needs_resync", |db| {
-            sql::ready(sql::set_needs_resync(db, id, needs_resync))
-        })
-    }
-}
-
-/// A copy of an [`StoreError::Invalid`] computed once outside a retried closure.
-fn clone_invalid(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Invalid { field, problem } => StoreError::Invalid {
-            field,
-            problem: problem.clone(),
-        },
-        other => backend(other.to_string()),
-    }
+/// Is `e` the server cancelling a statement (its `statement_timeout`)?
+fn statement_timed_out(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::QUERY_CANCELED)
 }
 
 #[cfg(test)]
@@ -952,10 +1237,10 @@ mod tests {
 
     #[test]
     fn places_never_show_the_password() {
-        let config: Config = "postgresql://alice:s3cret@db.example:6543/lab"
+        let config: tokio_postgres::Config = "postgresql://alice:s3cret@db.example:6543/lab"
             .parse()
             .unwrap();
-        let place = describe_place(&config, Some("t1"));
+        let place = conn::describe_place(&config, Some("t1"));
         assert_eq!(
             place,
             "PostgreSQL database 'lab' on db.example:6543, schema 't1'"
@@ -964,6 +1249,36 @@ mod tests {
         let shown = format!("{builder:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("pool_size: 1"), "{shown}");
+    }
+
+    #[test]
+    fn the_bounds_reach_every_connection() {
+        let builder = PgStore::builder("postgresql://u@h/db?options=-c%20work_mem%3D4MB")
+            .schema("t1")
+            .statement_timeout(Duration::from_millis(1500))
+            .keepalive(Duration::from_secs(9));
+        let config = conn::config(&builder.url, &builder.settings).unwrap();
+        assert_eq!(
+            config.get_options(),
+            Some("-c work_mem=4MB -c search_path=t1 -c statement_timeout=1500")
+        );
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(9));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(18))
+        );
+        assert_eq!(config.get_application_name(), Some("topostate"));
+        let off = PgStore::builder("host=h")
+            .statement_timeout(Duration::ZERO)
+            .keepalive(Duration::ZERO);
+        let config = conn::config(&off.url, &off.settings).unwrap();
+        assert_eq!(config.get_options(), None);
+        assert!(!config.get_keepalives());
     }
 
     #[test]
@@ -1006,7 +1321,7 @@ mod tests {
     fn an_unreachable_server_is_a_clear_error() {
         // Port 1 on loopback: nothing listens there.
         let e = PgStore::builder("host=127.0.0.1 port=1 user=nobody dbname=lab")
-            .timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(1))
             .connect()
             .unwrap_err();
         let message = e.to_string();

@@ -4,8 +4,9 @@
 
 use std::format;
 use std::string::String;
+use std::vec::Vec;
 
-use postgres::Client;
+use tokio_postgres::Client;
 
 use crate::store::StoreError;
 use crate::store::sql;
@@ -165,33 +166,35 @@ pub(super) fn check_schema_name(name: &str) -> Result<(), StoreError> {
 }
 
 /// Wraps a driver error met while connecting to `place`.
-fn opening<'a>(place: &'a str, step: &'a str) -> impl FnOnce(postgres::Error) -> StoreError + 'a {
+fn opening<'a>(
+    place: &'a str,
+    step: &'a str,
+) -> impl FnOnce(tokio_postgres::Error) -> StoreError + 'a {
     move |e| sql_error(e, format!("opening {place}: {step}"))
 }
 
 /// Reads the stamp of the current schema; `None` for a schema without a `meta` table.
-fn read_stamp(
-    conn: &mut impl postgres::GenericClient,
-    place: &str,
-) -> Result<Option<Stamp>, StoreError> {
+async fn read_stamp(conn: &Client, place: &str) -> Result<Option<Stamp>, StoreError> {
     let has_meta: bool = conn
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
              WHERE schemaname = current_schema() AND tablename = $1)",
             &[&"meta"],
         )
+        .await
         .and_then(|r| r.try_get(0))
         .map_err(opening(place, "reading the schema"))?;
     if !has_meta {
         return Ok(None);
     }
-    let version = meta_value(conn, KEY_VERSION, place, "reading the schema version")?;
+    let version = meta_value(conn, KEY_VERSION, place, "reading the schema version").await?;
     let fingerprint = meta_value(
         conn,
         KEY_FINGERPRINT,
         place,
         "reading the schema fingerprint",
-    )?;
+    )
+    .await?;
     let version = match version.as_deref().map(str::parse::<i64>) {
         Some(Ok(v)) if v >= 1 => v,
         _ => {
@@ -218,13 +221,14 @@ fn read_stamp(
     }))
 }
 
-fn meta_value(
-    conn: &mut impl postgres::GenericClient,
+async fn meta_value(
+    conn: &Client,
     key: &str,
     place: &str,
     step: &str,
 ) -> Result<Option<String>, StoreError> {
     conn.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+        .await
         .and_then(|row| row.map(|r| r.try_get::<_, String>(0)).transpose())
         .map_err(opening(place, step))
 }
@@ -243,49 +247,59 @@ fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a schema
 /// from version `i + 1` to `i + 2`. Empty while there is only version 1.
-type Migration = fn(&mut postgres::Transaction<'_>) -> Result<(), postgres::Error>;
+///
+/// Each is one batch of statements, run inside the migration's transaction.
+type Migration = &'static str;
 const MIGRATIONS: &[Migration] = &[];
 
 /// Creates (the schema itself if `schema` names one that does not exist yet, then the
 /// tables) or migrates, safe when several processes connect at once: everything happens
 /// in one transaction holding an advisory lock, and the check is repeated under it, so
 /// exactly one of them creates the schema and the others find it done.
-pub(super) fn migrate(
-    client: &mut Client,
+pub(super) async fn migrate(
+    client: &Client,
     schema: Option<&str>,
     place: &str,
 ) -> Result<(), StoreError> {
     // Fast path: an up-to-date schema needs no lock.
     let exists = match schema {
-        Some(name) => schema_exists(client, name, place)?,
+        Some(name) => schema_exists(client, name, place).await?,
         None => true,
     };
     if exists
-        && let Some(stamp) = read_stamp(client, place)?
+        && let Some(stamp) = read_stamp(client, place).await?
         && check_stamp(&stamp, place)?
     {
         return Ok(());
     }
-    let mut tx = client
-        .transaction()
+    client
+        .batch_execute("BEGIN")
+        .await
         .map_err(opening(place, "starting the schema transaction"))?;
+    // A failure below leaves the transaction open: the caller closes this connection, and
+    // the server rolls it back.
     // Keyed by the schema the tables go to: the named one, else the search path's first.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2, current_schema(), '')))",
-        &[&LOCK_CLASS, &schema],
-    )
-    .map_err(opening(place, "locking the schema"))?;
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2, current_schema(), '')))",
+            &[&LOCK_CLASS, &schema],
+        )
+        .await
+        .map_err(opening(place, "locking the schema"))?;
     if let Some(name) = schema
-        && !schema_exists(&mut tx, name, place)?
+        && !schema_exists(client, name, place).await?
     {
         check_schema_name(name)?;
         // The one statement that is not parameterised: `CREATE SCHEMA` takes no parameters,
         // and `name` passed the strict identifier check above (no quoting needed).
-        tx.batch_execute(&format!("CREATE SCHEMA {name}"))
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
             .map_err(opening(place, "creating the schema"))?;
     }
-    let current: Option<String> = tx
+    let current: Option<String> = client
         .query_one("SELECT current_schema()", &[])
+        .await
         .and_then(|r| r.try_get(0))
         .map_err(opening(place, "reading the search path"))?;
     if current.is_none() {
@@ -294,84 +308,86 @@ pub(super) fn migrate(
              nowhere to create the tables (name one with PgStore::connect_with_schema)"
         )));
     }
-    match read_stamp(&mut tx, place)? {
+    match read_stamp(client, place).await? {
         None => {
-            tx.batch_execute(&ddl_v1())
+            client
+                .batch_execute(&ddl_v1())
+                .await
                 .map_err(opening(place, "creating the tables"))?;
             let insert = "INSERT INTO meta (key, value) VALUES ($1, $2)";
-            tx.execute(insert, &[&KEY_VERSION, &"1"])
+            client
+                .execute(insert, &[&KEY_VERSION, &"1"])
+                .await
                 .map_err(opening(place, "stamping the schema"))?;
-            tx.execute(insert, &[&KEY_FINGERPRINT, &fingerprint_of(1)])
+            client
+                .execute(insert, &[&KEY_FINGERPRINT, &fingerprint_of(1)])
+                .await
                 .map_err(opening(place, "stamping the schema"))?;
-            run_migrations(&mut tx, 1, place)?;
+            run_migrations(client, 1, place).await?;
         }
         Some(stamp) => {
             if !check_stamp(&stamp, place)? {
-                run_migrations(&mut tx, stamp.version, place)?;
+                run_migrations(client, stamp.version, place).await?;
             }
         }
     }
-    tx.commit().map_err(opening(place, "committing the schema"))
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(opening(place, "committing the schema"))
 }
 
-fn schema_exists(
-    conn: &mut impl postgres::GenericClient,
-    name: &str,
-    place: &str,
-) -> Result<bool, StoreError> {
+async fn schema_exists(conn: &Client, name: &str, place: &str) -> Result<bool, StoreError> {
     conn.query_one(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)",
         &[&name],
     )
+    .await
     .and_then(|r| r.try_get(0))
     .map_err(opening(place, "looking the schema up"))
 }
 
 /// Runs every migration from `from` up to the current schema version and restamps the
-/// schema.
-fn run_migrations(
-    tx: &mut postgres::Transaction<'_>,
-    from: i64,
-    place: &str,
-) -> Result<(), StoreError> {
+/// schema, inside the caller's transaction.
+async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), StoreError> {
     if from < SCHEMA_VERSION {
         // The stamp's row first: this waits for every transaction holding it `FOR SHARE`
-        // (see [`BEGIN_WRITE`]) and makes new ones wait, before any table is altered.
-        tx.execute(
-            "SELECT value FROM meta WHERE key = $1 FOR UPDATE",
-            &[&KEY_VERSION],
-        )
-        .map_err(opening(place, "locking the schema stamp"))?;
+        // (see [`LOCK`]) and makes new ones wait, before any table is altered.
+        client
+            .execute(
+                "SELECT value FROM meta WHERE key = $1 FOR UPDATE",
+                &[&KEY_VERSION],
+            )
+            .await
+            .map_err(opening(place, "locking the schema stamp"))?;
     }
+    let mut steps = Vec::new();
     sql::schema::run_migrations(MIGRATIONS, from, place, |step, version| {
-        step(tx).map_err(opening(place, "migrating the schema"))?;
-        let update = "UPDATE meta SET value = $2 WHERE key = $1";
-        tx.execute(update, &[&KEY_VERSION, &version.to_string()])
-            .map_err(opening(place, "migrating the schema"))?;
-        tx.execute(update, &[&KEY_FINGERPRINT, &fingerprint_of(version)])
-            .map_err(opening(place, "migrating the schema"))?;
+        steps.push((*step, version));
         Ok(())
-    })
+    })?;
+    for (step, version) in steps {
+        client
+            .batch_execute(step)
+            .await
+            .map_err(opening(place, "migrating the schema"))?;
+        let update = "UPDATE meta SET value = $2 WHERE key = $1";
+        client
+            .execute(update, &[&KEY_VERSION, &version.to_string()])
+            .await
+            .map_err(opening(place, "migrating the schema"))?;
+        client
+            .execute(update, &[&KEY_FINGERPRINT, &fingerprint_of(version)])
+            .await
+            .map_err(opening(place, "migrating the schema"))?;
+    }
+    Ok(())
 }
 
 // ---- noticing a schema change under an open store --------------------------------------
 
-/// The stored schema version, read without a lock: by read-only snapshots (which may not
-/// take row locks, and see the version of their own snapshot) and after single-statement
-/// reads (a version only grows, so one unchanged after the read was unchanged while it ran).
-pub(super) const PEEK: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
-
-/// Prepares, once per connection, the two reads of the stored schema version that open
-/// every transaction (see [`BEGIN_WRITE`], [`BEGIN_SNAPSHOT`]). They are SQL-level prepared
-/// statements so that they ride in the transaction's first simple query without being
-/// planned every time (planned each time, the read cost more than a round trip of its own).
-pub(super) const PREPARE_CHECKS: &str = "PREPARE topostate_schema_lock AS \
-         SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE; \
-     PREPARE topostate_schema_peek AS \
-         SELECT value FROM meta WHERE key = 'schema_version'";
-
-/// A write transaction's first round trip, one simple query: `BEGIN`, then the stored schema
-/// version, its row locked `FOR SHARE` until the transaction ends.
+/// The first statement of every write transaction, pipelined with its `BEGIN` (one round
+/// trip): the stored schema version, its row locked `FOR SHARE` until the transaction ends.
 ///
 /// Under `READ COMMITTED` a row lock that waited for a migration's update returns the row as
 /// that migration committed it, and once held it makes every later update of the stamp wait
@@ -379,14 +395,14 @@ pub(super) const PREPARE_CHECKS: &str = "PREPARE topostate_schema_lock AS \
 /// and the transaction never writes in a layout it was not built for. (A migration
 /// restamps first and alters tables after, see [`run_migrations`], so the two never wait
 /// on each other in a cycle.)
-pub(super) const BEGIN_WRITE: &str =
-    "START TRANSACTION ISOLATION LEVEL READ COMMITTED; EXECUTE topostate_schema_lock";
+pub(super) const LOCK: &str = "SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE";
 
-/// A read-only snapshot's first round trip: `BEGIN` and [`PEEK`] in one simple query.
-pub(super) const BEGIN_SNAPSHOT: &str = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-     EXECUTE topostate_schema_peek";
+/// The stored schema version, read without a lock: by read-only snapshots (which may not
+/// take row locks, and see the version of their own snapshot) and after single statements
+/// (a version only grows, so one unchanged after a read was unchanged while it ran).
+pub(super) const PEEK: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
 
-/// Refuses to go on unless `stored`, the value [`BEGIN_WRITE`] or [`PEEK`] read, is this build's
+/// Refuses to go on unless `stored`, the value [`LOCK`] or [`PEEK`] read, is this build's
 /// schema version: another version is [`StoreError::SchemaChanged`] naming both; a stamp
 /// that is gone or garbled is [`StoreError::Corrupt`].
 pub(super) fn check_unchanged(stored: Option<&str>, place: &str) -> Result<(), StoreError> {
@@ -440,17 +456,8 @@ mod tests {
     }
 
     #[test]
-    fn each_begin_carries_its_check() {
-        let lock = format!("PREPARE topostate_schema_lock AS {PEEK} FOR SHARE;");
-        let peek = format!("PREPARE topostate_schema_peek AS {PEEK}");
-        let prepared = PREPARE_CHECKS
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        assert!(prepared.contains(&lock), "{prepared}");
-        assert!(prepared.ends_with(&peek), "{prepared}");
-        assert!(BEGIN_WRITE.ends_with("EXECUTE topostate_schema_lock"));
-        assert!(BEGIN_SNAPSHOT.ends_with("EXECUTE topostate_schema_peek"));
+    fn the_lock_is_the_peek_locked() {
+        assert_eq!(LOCK, format!("{PEEK} FOR SHARE"));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-use crate::store::policy::{check_decky_patch, check_lan_patch, check_new_decky, check_new_lan};
+use crate::store::policy::{
+    canonical_edits, check_decky_patch, check_lan_patch, check_new_decky, check_new_lan,
+};
 use crate::store::{
     ChildEdit, DeckyId, DeckyPatch, DeckyState, EdgeId, Entity, LanId, LanPatch, NewDecky, NewEdge,
     NewLan, StoreError, Touched,
@@ -32,6 +34,7 @@ pub(crate) async fn apply_edits<S: Session>(
     topology: i64,
     edits: &[ChildEdit],
 ) -> Result<(Vec<Touched>, Option<StoreError>), S::Fail> {
+    let edits = canonical_edits(edits);
     let mut batch = Batch {
         db,
         topology,

@@ -33,7 +33,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
-    TopologyRecord, TopologyStore, check_name, check_text,
+    TopologyRecord, TopologyStore, canonical_name, check_text,
 };
 use crate::{TopologyId, TopologyStatus};
 
@@ -458,7 +458,8 @@ impl TopologyStore for SqliteStore {
             "RETURNING ",
             topology_columns!()
         ));
-        check_name("topology name", name)?;
+        let name = canonical_name("topology name", name)?;
+        let name: &str = &name;
         self.write("create_topology", |db| {
             let Flag(taken) = sql::ready(db.query_one(&TAKEN, &[Param::Text(name)]))?;
             if taken {

@@ -1,0 +1,567 @@
+//! The async face of the store contract: [`AsyncTopologyStore`], its typed layer
+//! [`AsyncTypedStore`], and the two ways a backend gets it.
+//!
+//! See [`AsyncTopologyStore`] for what the async face promises and how each backend
+//! provides it.
+
+#[cfg(feature = "tokio")]
+mod offload;
+
+#[cfg(feature = "tokio")]
+pub use offload::Offload;
+
+use std::boxed::Box;
+use std::future::Future;
+use std::pin::Pin;
+use std::vec::Vec;
+
+use crate::state::{CanTransitionTo, Pending, State};
+use crate::{
+    AnyTopology, MutationOp, MutationState, Topology, TopologyId, TopologyStatus, Versioned,
+};
+
+use super::typed::{restore, transition_of};
+use super::{
+    ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited, LanId,
+    LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition,
+    QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched,
+    Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
+};
+
+/// The future of one store operation: boxed, `Send`, borrowing the store and the
+/// arguments for `'a`.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The store contract, async: every operation of [`TopologyStore`] as a method returning a
+/// boxed `Send` future ([`StoreFuture`]), with the same arguments, the same errors in the
+/// same precedence and the same guarantees. Nothing here restates a rule: a
+/// backend's async face runs the very code of its sync face, or (PostgreSQL) the same
+/// shared planner on an async driver.
+///
+/// | backend | how its async face runs |
+/// |---|---|
+/// | [`MemoryStore`](crate::store::MemoryStore) | inline on the calling task ([`NonBlocking`]): its locks are held for microseconds and never across I/O |
+/// | `SqliteStore` and any other blocking store | on tokio's blocking pool, through `Offload` (feature `tokio`) |
+///
+/// # Generic or type-erased
+///
+/// The trait is `dyn`-compatible, so a service can hold one type-erased handle,
+/// `Arc<dyn AsyncTopologyStore>`, and pick the backend at startup; or it can be generic over
+/// `S: AsyncTopologyStore` and pay no dynamic dispatch beyond the boxed future. Either way
+/// the typed layer ([`AsyncTypedStore`]) is there, since it is implemented for every
+/// implementor and for `dyn AsyncTopologyStore` itself.
+///
+/// ```
+/// use std::sync::Arc;
+/// use topostate::store::{AsyncTopologyStore, AsyncTypedStore, MemoryStore, NewLan};
+///
+/// # async fn service() -> Result<(), topostate::store::StoreError> {
+/// let store: Arc<dyn AsyncTopologyStore> = Arc::new(MemoryStore::new());
+/// let lab = store.create("lab").await?;
+/// let lan = store
+///     .add_lan(lab.id(), NewLan::new("dmz", "10.0.0.0/24"), Some(lab.version()))
+///     .await?;
+/// assert_eq!(lan.version, 2);
+/// // An editor still holding version 1 is refused, exactly as through the sync face.
+/// let stale = store.add_lan(lab.id(), NewLan::new("lan-a", "10.0.1.0/24"), Some(1)).await;
+/// assert!(stale.unwrap_err().is_conflict());
+/// # Ok(())
+/// # }
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(service()).unwrap();
+/// ```
+///
+/// Each method's documentation is its sync twin's. Dropping a future before it completes
+/// abandons the call: a write that had not started is not made, and one that had is either
+/// committed whole or not at all (never half), as the backend's atomicity promises.
+pub trait AsyncTopologyStore: Send + Sync {
+    /// [`TopologyStore::create_topology`], async.
+    fn create_topology<'a>(&'a self, name: &'a str) -> StoreFuture<'a, TopologyRecord>;
+
+    /// [`TopologyStore::get_topology`], async.
+    fn get_topology(&self, id: TopologyId) -> StoreFuture<'_, TopologyRecord>;
+
+    /// [`TopologyStore::list_topologies`], async.
+    fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+    ) -> StoreFuture<'_, Vec<TopologyRecord>>;
+
+    /// [`TopologyStore::topology_detail`], async.
+    fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail>;
+
+    /// [`TopologyStore::transition_status`], async.
+    fn transition_status<'a>(
+        &'a self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&'a str>,
+        precondition: Precondition,
+    ) -> StoreFuture<'a, Transitioned>;
+
+    /// [`TopologyStore::list_status_events`], async.
+    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>>;
+
+    /// [`TopologyStore::edit`], async.
+    fn edit<'a>(
+        &'a self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport>;
+
+    /// [`TopologyStore::set_lan_network_id`], async.
+    fn set_lan_network_id<'a>(
+        &'a self,
+        lan: LanId,
+        network_id: Option<&'a str>,
+    ) -> StoreFuture<'a, ()>;
+
+    /// [`TopologyStore::set_decky_runtime`], async.
+    fn set_decky_runtime<'a>(
+        &'a self,
+        decky: DeckyId,
+        runtime: &'a DeckyRuntime,
+    ) -> StoreFuture<'a, ()>;
+
+    /// [`TopologyStore::enqueue_mutation`], async.
+    fn enqueue_mutation<'a>(
+        &'a self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &'a str,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'a, Edited<MutationId>>;
+
+    /// [`TopologyStore::claim_next_mutation`], async.
+    fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim>;
+
+    /// [`TopologyStore::apply_live`], async.
+    fn apply_live<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport>;
+
+    /// [`TopologyStore::mark_mutation_applied`], async.
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation>;
+
+    /// [`TopologyStore::mark_mutation_failed`], async.
+    fn mark_mutation_failed<'a>(
+        &'a self,
+        claim: MutationClaim,
+        reason: &'a str,
+    ) -> StoreFuture<'a, Mutation>;
+
+    /// [`TopologyStore::list_mutations`], async.
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> StoreFuture<'_, Vec<Mutation>>;
+
+    /// [`TopologyStore::set_needs_resync`], async.
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()>;
+
+    /// [`TopologyStore::delete_topology`], async.
+    fn delete_topology(&self, id: TopologyId, expected_version: Option<u64>)
+    -> StoreFuture<'_, ()>;
+
+    /// [`TopologyStore::edit_one`], async: [`edit`](Self::edit) with a batch of one.
+    fn edit_one(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edit: ChildEdit,
+    ) -> StoreFuture<'_, Edited<Touched>> {
+        Box::pin(async move {
+            let report = self
+                .edit(id, expected_version, core::slice::from_ref(&edit))
+                .await?;
+            match report.touched.as_slice() {
+                [one] => Ok(Edited {
+                    id: *one,
+                    version: report.version,
+                }),
+                _ => Err(wrong_row()),
+            }
+        })
+    }
+
+    /// [`TopologyStore::add_lan`], async.
+    fn add_lan(
+        &self,
+        id: TopologyId,
+        lan: NewLan,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<LanId>> {
+        Box::pin(async move {
+            let edited = self
+                .edit_one(id, expected_version, ChildEdit::AddLan(lan))
+                .await?;
+            Ok(Edited {
+                id: touched_as(edited.id, lan_of)?,
+                version: edited.version,
+            })
+        })
+    }
+
+    /// [`TopologyStore::update_lan`], async.
+    fn update_lan(
+        &self,
+        id: TopologyId,
+        lan: LanId,
+        patch: LanPatch,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<LanId>> {
+        same_row(
+            self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch)),
+            lan,
+        )
+    }
+
+    /// [`TopologyStore::delete_lan`], async.
+    fn delete_lan(
+        &self,
+        id: TopologyId,
+        lan: LanId,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<LanId>> {
+        same_row(
+            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan)),
+            lan,
+        )
+    }
+
+    /// [`TopologyStore::add_decky`], async.
+    fn add_decky(
+        &self,
+        id: TopologyId,
+        decky: NewDecky,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<DeckyId>> {
+        Box::pin(async move {
+            let edited = self
+                .edit_one(id, expected_version, ChildEdit::AddDecky(decky))
+                .await?;
+            Ok(Edited {
+                id: touched_as(edited.id, decky_of)?,
+                version: edited.version,
+            })
+        })
+    }
+
+    /// [`TopologyStore::update_decky`], async.
+    fn update_decky(
+        &self,
+        id: TopologyId,
+        decky: DeckyId,
+        patch: DeckyPatch,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<DeckyId>> {
+        same_row(
+            self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch)),
+            decky,
+        )
+    }
+
+    /// [`TopologyStore::delete_decky`], async.
+    fn delete_decky(
+        &self,
+        id: TopologyId,
+        decky: DeckyId,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<DeckyId>> {
+        same_row(
+            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky)),
+            decky,
+        )
+    }
+
+    /// [`TopologyStore::add_edge`], async.
+    fn add_edge(
+        &self,
+        id: TopologyId,
+        edge: NewEdge,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<EdgeId>> {
+        Box::pin(async move {
+            let edited = self
+                .edit_one(id, expected_version, ChildEdit::AddEdge(edge))
+                .await?;
+            Ok(Edited {
+                id: touched_as(edited.id, edge_of)?,
+                version: edited.version,
+            })
+        })
+    }
+
+    /// [`TopologyStore::delete_edge`], async.
+    fn delete_edge(
+        &self,
+        id: TopologyId,
+        edge: EdgeId,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, Edited<EdgeId>> {
+        same_row(
+            self.edit_one(id, expected_version, ChildEdit::DeleteEdge(edge)),
+            edge,
+        )
+    }
+}
+
+/// An update or delete of one row reports that row's id with the new version.
+fn same_row<I: Send + 'static>(
+    edited: StoreFuture<'_, Edited<Touched>>,
+    row: I,
+) -> StoreFuture<'_, Edited<I>> {
+    Box::pin(async move {
+        let edited = edited.await?;
+        Ok(Edited {
+            id: row,
+            version: edited.version,
+        })
+    })
+}
+
+// ---- stores that never block: inline ---------------------------------------------------
+
+/// A [`TopologyStore`] whose every call completes without waiting on I/O or on another
+/// process, so its async face may run each call inline on the calling task.
+///
+/// [`MemoryStore`](super::MemoryStore) is one: a call holds a topology's lock for the
+/// microseconds its checks and writes take, and never across I/O, so running it on a
+/// runtime worker costs what the call costs and blocks nothing else for longer. Every
+/// `NonBlocking` store implements [`AsyncTopologyStore`] by calling its sync face inside the
+/// future. A store that waits on a disk or a network (SQLite, PostgreSQL) must not
+/// implement this trait: wrap it in [`Offload`] instead.
+pub trait NonBlocking: TopologyStore {}
+
+impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
+    fn create_topology<'a>(&'a self, name: &'a str) -> StoreFuture<'a, TopologyRecord> {
+        Box::pin(async move { TopologyStore::create_topology(self, name) })
+    }
+
+    fn get_topology(&self, id: TopologyId) -> StoreFuture<'_, TopologyRecord> {
+        Box::pin(async move { TopologyStore::get_topology(self, id) })
+    }
+
+    fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+    ) -> StoreFuture<'_, Vec<TopologyRecord>> {
+        Box::pin(async move { TopologyStore::list_topologies(self, status) })
+    }
+
+    fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail> {
+        Box::pin(async move { TopologyStore::topology_detail(self, id) })
+    }
+
+    fn transition_status<'a>(
+        &'a self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&'a str>,
+        precondition: Precondition,
+    ) -> StoreFuture<'a, Transitioned> {
+        Box::pin(
+            async move { TopologyStore::transition_status(self, id, to, reason, precondition) },
+        )
+    }
+
+    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>> {
+        Box::pin(async move { TopologyStore::list_status_events(self, id) })
+    }
+
+    fn edit<'a>(
+        &'a self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport> {
+        Box::pin(async move { TopologyStore::edit(self, id, expected_version, edits) })
+    }
+
+    fn set_lan_network_id<'a>(
+        &'a self,
+        lan: LanId,
+        network_id: Option<&'a str>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move { TopologyStore::set_lan_network_id(self, lan, network_id) })
+    }
+
+    fn set_decky_runtime<'a>(
+        &'a self,
+        decky: DeckyId,
+        runtime: &'a DeckyRuntime,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move { TopologyStore::set_decky_runtime(self, decky, runtime) })
+    }
+
+    fn enqueue_mutation<'a>(
+        &'a self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &'a str,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'a, Edited<MutationId>> {
+        Box::pin(
+            async move { TopologyStore::enqueue_mutation(self, id, op, payload, expected_version) },
+        )
+    }
+
+    fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim> {
+        Box::pin(async move { TopologyStore::claim_next_mutation(self, id) })
+    }
+
+    fn apply_live<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        edits: &'a [ChildEdit],
+    ) -> StoreFuture<'a, EditReport> {
+        Box::pin(async move { TopologyStore::apply_live(self, claim, edits) })
+    }
+
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        Box::pin(async move { TopologyStore::mark_mutation_applied(self, claim) })
+    }
+
+    fn mark_mutation_failed<'a>(
+        &'a self,
+        claim: MutationClaim,
+        reason: &'a str,
+    ) -> StoreFuture<'a, Mutation> {
+        Box::pin(async move { TopologyStore::mark_mutation_failed(self, claim, reason) })
+    }
+
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+    ) -> StoreFuture<'_, Vec<Mutation>> {
+        Box::pin(async move { TopologyStore::list_mutations(self, id, state) })
+    }
+
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()> {
+        Box::pin(async move { TopologyStore::set_needs_resync(self, id, needs_resync) })
+    }
+
+    fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(async move { TopologyStore::delete_topology(self, id, expected_version) })
+    }
+
+    fn edit_one(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edit: ChildEdit,
+    ) -> StoreFuture<'_, Edited<Touched>> {
+        // The sync face's own `edit_one`, which a backend may have made cheaper.
+        Box::pin(async move { TopologyStore::edit_one(self, id, expected_version, edit) })
+    }
+}
+
+// ---- the typed layer -------------------------------------------------------------------
+
+/// The typed layer ([`TypedStore`](super::TypedStore)) over every [`AsyncTopologyStore`]:
+/// the same operations, the same checks (they are the same functions), awaited.
+///
+/// ```
+/// use topostate::store::{AsyncTypedStore, ChildEdit, MemoryStore, NewLan};
+///
+/// # async fn deployer(store: &MemoryStore) -> Result<(), topostate::store::StoreError> {
+/// let mut lab = store.create("lab").await?;
+/// store
+///     .edit_pending(&mut lab, &[ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24"))])
+///     .await?;
+/// let lab = store.advance(lab, |t| t.deploy()).await?;
+/// let lab = store.advance(lab, |t| t.activate()).await?;
+/// assert_eq!(lab.version(), 2);
+/// # Ok(())
+/// # }
+/// # let store = MemoryStore::new();
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(deployer(&store)).unwrap();
+/// ```
+pub trait AsyncTypedStore: AsyncTopologyStore {
+    /// [`TypedStore::create`](super::TypedStore::create), async.
+    fn create<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Future<Output = Result<Versioned<Topology<Pending>>, StoreError>> + Send + 'a {
+        async move { restore(self.create_topology(name).await?.into_versioned()?) }
+    }
+
+    /// [`TypedStore::load`](super::TypedStore::load), async.
+    fn load(
+        &self,
+        id: TopologyId,
+    ) -> impl Future<Output = Result<Versioned<AnyTopology>, StoreError>> + Send + '_ {
+        async move { self.get_topology(id).await?.into_versioned() }
+    }
+
+    /// [`TypedStore::load_as`](super::TypedStore::load_as), async.
+    fn load_as<S: State>(
+        &self,
+        id: TopologyId,
+    ) -> impl Future<Output = Result<Versioned<Topology<S>>, StoreError>> + Send + '_ {
+        async move { restore(self.load(id).await?) }
+    }
+
+    /// [`TypedStore::edit_pending`](super::TypedStore::edit_pending), async: on success
+    /// the handle takes the new version; on error it keeps its own.
+    fn edit_pending<'a>(
+        &'a self,
+        topology: &'a mut Versioned<Topology<Pending>>,
+        edits: &'a [ChildEdit],
+    ) -> impl Future<Output = Result<EditReport, StoreError>> + Send + 'a {
+        async move {
+            let report = self
+                .edit(topology.id(), Some(topology.version()), edits)
+                .await?;
+            topology.observe(report.version);
+            Ok(report)
+        }
+    }
+
+    /// [`TypedStore::enqueue`](super::TypedStore::enqueue), async.
+    fn enqueue<'a, S: QueueOpen>(
+        &'a self,
+        topology: &'a mut Versioned<Topology<S>>,
+        op: MutationOp,
+        payload: &'a str,
+    ) -> impl Future<Output = Result<MutationId, StoreError>> + Send + 'a {
+        async move {
+            let edited = self
+                .enqueue_mutation(topology.id(), op, payload, Some(topology.version()))
+                .await?;
+            topology.observe(edited.version);
+            Ok(edited.id)
+        }
+    }
+
+    /// [`TypedStore::advance`](super::TypedStore::advance), async: `step` runs before the
+    /// future is made, the store records `S → T` when it is awaited.
+    fn advance<S, T>(
+        &self,
+        topology: Versioned<Topology<S>>,
+        step: impl FnOnce(Topology<S>) -> Topology<T>,
+    ) -> impl Future<Output = Result<Versioned<Topology<T>>, StoreError>> + Send + '_
+    where
+        S: CanTransitionTo<T>,
+        T: State,
+    {
+        let planned = transition_of(topology, step);
+        async move {
+            let (id, reason, precondition) = planned?;
+            let done = self
+                .transition_status(id, T::STATUS, reason.as_deref(), precondition)
+                .await?;
+            restore(done.topology.into_versioned()?)
+        }
+    }
+}
+
+impl<X: AsyncTopologyStore + ?Sized> AsyncTypedStore for X {}

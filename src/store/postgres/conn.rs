@@ -1,0 +1,275 @@
+//! Connections: the settings every connection gets, the pool, and [`PgSession`], a pooled
+//! connection that is never handed out again unless it is known to be idle.
+
+use std::format;
+use std::string::String;
+use std::time::Duration;
+use std::vec::Vec;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::Host;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Config, NoTls};
+
+use crate::store::StoreError;
+use crate::store::sql::{FromRow, Param, Session, Stmt};
+
+use super::Fail;
+
+type R<T> = Result<T, Fail>;
+
+/// The bounds and settings a store was built with (see `PgStoreBuilder`).
+#[derive(Clone, Debug)]
+pub(super) struct Settings {
+    pub(super) pool_size: u32,
+    pub(super) schema: Option<String>,
+    /// New connection and pool checkout.
+    pub(super) timeout: Duration,
+    pub(super) test_on_checkout: bool,
+    /// Client-side: one call's work, all its attempts.
+    pub(super) call_timeout: Duration,
+    /// Server-side, per statement; zero leaves the server's own setting.
+    pub(super) statement_timeout: Duration,
+    /// TCP keepalive idle time; zero turns keepalives off.
+    pub(super) keepalive: Duration,
+    /// How long a commit in doubt is asked about before it is reported unknown.
+    pub(super) resolve_timeout: Duration,
+}
+
+/// The driver's configuration for `url` with the store's settings applied on top.
+pub(super) fn config(url: &str, settings: &Settings) -> Result<Config, StoreError> {
+    let mut config: Config = url.parse().map_err(|e| StoreError::Invalid {
+        field: "url",
+        problem: format!("not a PostgreSQL connection URL or key=value string: {e}"),
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(settings.timeout);
+    }
+    // After any options of the URL, so these win.
+    let mut options: Vec<String> = config.get_options().map(String::from).into_iter().collect();
+    if let Some(schema) = &settings.schema {
+        options.push(format!("-c search_path={schema}"));
+    }
+    if !settings.statement_timeout.is_zero() {
+        options.push(format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout.as_millis().max(1)
+        ));
+    }
+    if !options.is_empty() {
+        config.options(options.join(" "));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("topostate");
+    }
+    if settings.keepalive.is_zero() {
+        config.keepalives(false);
+    } else {
+        // A peer that stops acknowledging is given up after about twice the idle time:
+        // probes every third of it, three unanswered ones end the connection.
+        config
+            .keepalives(true)
+            .keepalives_idle(settings.keepalive)
+            .keepalives_interval((settings.keepalive / 3).max(Duration::from_secs(1)))
+            .keepalives_retries(3);
+        if config.get_tcp_user_timeout().is_none() {
+            // Data sent but never acknowledged (a partition) ends the connection too.
+            config.tcp_user_timeout(settings.keepalive * 2);
+        }
+    }
+    Ok(config)
+}
+
+/// Host, port, database and schema, as messages show them (never the password).
+pub(super) fn describe_place(config: &Config, schema: Option<&str>) -> String {
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                #[cfg(unix)]
+                Host::Unix(dir) => format!("{}/.s.PGSQL.{port}", dir.display()),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        String::from("the default host")
+    } else {
+        hosts.join(",")
+    };
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("(default)");
+    match schema {
+        Some(schema) => format!("PostgreSQL database '{db}' on {hosts}, schema '{schema}'"),
+        None => format!("PostgreSQL database '{db}' on {hosts}"),
+    }
+}
+
+/// The pool: at most `pool_size` connections, opened when needed; each wait bounded by
+/// `timeout`. A connection is checked (`is_closed`, or a ping with `test_on_checkout`)
+/// before it is handed out again.
+pub(super) fn pool(config: Config, settings: &Settings) -> Result<Pool, StoreError> {
+    let recycling_method = if settings.test_on_checkout {
+        RecyclingMethod::Verified
+    } else {
+        RecyclingMethod::Fast
+    };
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method });
+    Pool::builder(manager)
+        .max_size(usize::try_from(settings.pool_size).unwrap_or(usize::MAX))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.timeout))
+        .create_timeout(Some(settings.timeout))
+        .recycle_timeout(Some(settings.timeout))
+        .build()
+        .map_err(|e| super::backend(format!("building the connection pool: {e}")))
+}
+
+/// A pooled connection, as the shared statements run on it.
+///
+/// Dropped while [`clean`](Self::release) is not set (a transaction open, a reply
+/// outstanding, a future abandoned by a timeout or by its caller), the connection is taken
+/// out of the pool and closed, never handed out again: the server rolls back whatever it
+/// had open.
+pub(crate) struct PgSession {
+    conn: Option<Object>,
+    clean: bool,
+}
+
+impl PgSession {
+    pub(super) fn new(conn: Object) -> Self {
+        Self {
+            conn: Some(conn),
+            clean: false,
+        }
+    }
+
+    /// The driver's client.
+    pub(super) fn client(&self) -> &tokio_postgres::Client {
+        // `conn` is `Some` until `drop`.
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("a session's connection is taken only when it is dropped"),
+        }
+    }
+
+    /// Returns the connection to the pool: the caller knows it is idle (no transaction
+    /// open, no reply outstanding).
+    pub(super) fn release(mut self) {
+        self.clean = true;
+    }
+
+    /// Closes the connection and takes it out of the pool.
+    pub(super) fn discard(self) {
+        drop(self);
+    }
+
+    /// Runs `sql` (prepared once per connection) with `params`.
+    async fn rows(&self, sql: &'static str, params: &[Param<'_>]) -> R<Vec<tokio_postgres::Row>> {
+        let statement = self.prepared(sql).await?;
+        Ok(self.client().query(&statement, &bind(params)).await?)
+    }
+
+    /// `sql` prepared on this connection, once: later calls take it from the cache.
+    pub(super) async fn prepared(&self, sql: &'static str) -> R<tokio_postgres::Statement> {
+        match &self.conn {
+            Some(conn) => Ok(conn.prepare_cached(sql).await?),
+            None => unreachable!("a session's connection is taken only when it is dropped"),
+        }
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        if !self.clean
+            && let Some(conn) = self.conn.take()
+        {
+            // Out of the pool for good; dropping the client ends its connection task.
+            drop(Object::take(conn));
+        }
+    }
+}
+
+impl Param<'_> {
+    /// The value as the driver binds it.
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Int(v) => v,
+            Param::Text(text) => text,
+            Param::OptText(text) => text,
+            Param::Bool(b) => b,
+            Param::OptBool(b) => b,
+            Param::OptReal(r) => r,
+            Param::Services(services) => services,
+            Param::OptServices(services) => services,
+        }
+    }
+}
+
+/// The driver's parameter list for `params`.
+fn bind<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params.iter().map(Param::as_sql).collect()
+}
+
+impl Session for PgSession {
+    type Fail = Fail;
+
+    fn refusal(fail: Fail) -> Result<StoreError, Fail> {
+        match fail {
+            Fail::Store(refused) => Ok(refused),
+            other => Err(other),
+        }
+    }
+
+    async fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
+        let statement = self.prepared(sql.pg).await?;
+        let row = self.client().query_one(&statement, &bind(params)).await?;
+        T::from_row(&row)
+    }
+
+    async fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
+        let statement = self.prepared(sql.pg).await?;
+        match self.client().query_opt(&statement, &bind(params)).await? {
+            Some(row) => T::from_row(&row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
+        self.rows(sql.pg, params)
+            .await?
+            .iter()
+            .map(T::from_row)
+            .collect()
+    }
+
+    async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
+        use crate::store::sql::Columns;
+        let statement = self.prepared(sql.pg).await?;
+        let row = self.client().query_one(&statement, &bind(params)).await?;
+        row.raw_int(0)
+    }
+
+    async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
+        let statement = self.prepared(sql.pg).await?;
+        Ok(self.client().execute(&statement, &bind(params)).await?)
+    }
+}
+
+/// The runtime-specific statements of the store itself (not the shared planner's).
+impl PgSession {
+    /// Runs `sql` and returns its rows, for the store's own statements.
+    pub(super) async fn query(
+        &self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> R<Vec<tokio_postgres::Row>> {
+        self.rows(sql, params).await
+    }
+}

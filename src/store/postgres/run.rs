@@ -1,0 +1,665 @@
+//! How a call runs: a pooled connection, one transaction, retries of what is known not to
+//! have been applied, the resolution of commits in doubt, and the bounds on all of it.
+
+use std::format;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::string::String;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::vec::Vec;
+
+use deadpool_postgres::{Pool, PoolError, TimeoutType};
+use tokio::time::{Instant, sleep, timeout_at};
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres::error::SqlState;
+
+use crate::store::{BackendError, StoreError};
+
+use super::conn::{PgSession, Settings};
+use super::schema;
+use super::{Fail, SqlError, backend, sql_error, statement_timed_out};
+
+/// How many times a transaction the server aborted as a deadlock victim, a serialization
+/// failure or a lock timeout is run in all before the error is reported. (A call whose
+/// connection was lost before it could have changed anything is run again until its
+/// `call_timeout`.)
+const MAX_ATTEMPTS: u32 = 8;
+
+/// What the store did about lost connections so far: counters since it was connected,
+/// shared by its clones. Cheap to read; for logs and metrics.
+///
+/// ```
+/// use topostate::store::PgStoreStats;
+///
+/// let stats = PgStoreStats::default();
+/// assert_eq!(stats.commits_in_doubt, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PgStoreStats {
+    /// Attempts run again: the server aborted a transaction as transient, or the
+    /// connection was lost before the call could have changed anything.
+    pub reruns: u64,
+    /// Writes whose connection was lost after `COMMIT` was sent (or whose bound passed
+    /// then): the store asked the server how each ended.
+    pub commits_in_doubt: u64,
+    /// Of those, the ones the server had committed: the write's own result was returned.
+    pub resolved_committed: u64,
+    /// Of those, the ones the server had aborted: the write was run again.
+    pub resolved_aborted: u64,
+    /// Of those, the ones whose outcome could not be learned:
+    /// [`StoreError::OutcomeUnknown`] was returned.
+    pub outcome_unknown: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    reruns: AtomicU64,
+    commits_in_doubt: AtomicU64,
+    resolved_committed: AtomicU64,
+    resolved_aborted: AtomicU64,
+    outcome_unknown: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The state a store's handles share.
+pub(super) struct Core {
+    pub(super) pool: Pool,
+    pub(super) place: Arc<str>,
+    pub(super) settings: Settings,
+    counters: Counters,
+}
+
+/// How a write's `COMMIT` ended, when it did not plainly succeed or fail.
+enum Commit<T> {
+    /// The server committed: the transaction's result.
+    Done(T),
+    /// Nothing was applied (a refusal, a driver error, or a connection lost before
+    /// `COMMIT` was sent).
+    Failed(Fail),
+    /// The connection was lost after `COMMIT` was sent: transaction `xid` may have
+    /// committed, with this result.
+    InDoubt { xid: i64, value: T, cause: Fail },
+}
+
+/// How far a write attempt got, kept outside its future so that a timer that drops the
+/// future still knows whether `COMMIT` was sent.
+struct Progress<T> {
+    xid: Option<i64>,
+    /// The transaction's result, set when `COMMIT` is about to be sent.
+    committing: Option<T>,
+}
+
+/// A write: `READ COMMITTED` (writes lock what they check), its id read in the same round
+/// trip.
+const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT txid_current()";
+/// A read of several statements: one snapshot, never a serialization failure.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+impl Core {
+    pub(super) fn new(pool: Pool, place: Arc<str>, settings: Settings) -> Self {
+        Self {
+            pool,
+            place,
+            settings,
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn stats(&self) -> PgStoreStats {
+        let c = &self.counters;
+        PgStoreStats {
+            reruns: c.reruns.load(Ordering::Relaxed),
+            commits_in_doubt: c.commits_in_doubt.load(Ordering::Relaxed),
+            resolved_committed: c.resolved_committed.load(Ordering::Relaxed),
+            resolved_aborted: c.resolved_aborted.load(Ordering::Relaxed),
+            outcome_unknown: c.outcome_unknown.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A pooled connection, waiting at most the store's `timeout` (and never past
+    /// `deadline`). A server that refuses connections for now (restarting, starting up) is
+    /// tried again with a short backoff within that bound.
+    async fn checkout(&self, op: &'static str, deadline: Instant) -> Result<PgSession, StoreError> {
+        let started = Instant::now();
+        let until = deadline.min(started + self.settings.timeout);
+        let mut tries = 0;
+        loop {
+            let got = match timeout_at(until, self.pool.get()).await {
+                Ok(got) => got,
+                Err(_) => Err(PoolError::Timeout(TimeoutType::Wait)),
+            };
+            match got {
+                Ok(conn) => return Ok(PgSession::new(conn)),
+                Err(PoolError::Backend(e)) if unreachable_for_now(&e) => {
+                    tries += 1;
+                    let pause = backoff_delay(tries);
+                    if Instant::now() + pause >= until {
+                        return Err(sql_error(
+                            e,
+                            format!(
+                                "{op}: no connection to {} within {:.1} s",
+                                self.place,
+                                (until - started).as_secs_f32()
+                            ),
+                        ));
+                    }
+                    sleep(pause).await;
+                }
+                Err(PoolError::Backend(e)) => {
+                    return Err(sql_error(e, format!("{op}: connecting to {}", self.place)));
+                }
+                Err(PoolError::Timeout(kind)) => {
+                    return Err(StoreError::Timeout {
+                        operation: op,
+                        waiting_for: match kind {
+                            TimeoutType::Create => "a new connection to the server",
+                            TimeoutType::Wait | TimeoutType::Recycle => "a free pooled connection",
+                        },
+                        after: Instant::now() - started,
+                    });
+                }
+                Err(other) => {
+                    return Err(backend(format!(
+                        "{op}: no connection to {}: {other}",
+                        self.place
+                    )));
+                }
+            }
+        }
+    }
+
+    /// The first connection of a new store.
+    pub(super) async fn checkout_for_connect(
+        &self,
+        deadline: Instant,
+    ) -> Result<PgSession, StoreError> {
+        self.checkout("connect", deadline).await
+    }
+
+    /// A [`StoreError::Timeout`] for a call whose own bound passed.
+    fn call_timed_out(&self, op: &'static str) -> StoreError {
+        StoreError::Timeout {
+            operation: op,
+            waiting_for: "the server's answers",
+            after: self.settings.call_timeout,
+        }
+    }
+
+    /// Runs `f` in one write transaction: committed only if `f` succeeds; run again when
+    /// the server aborted it as transient or the connection was lost before `COMMIT` was
+    /// sent; a commit in doubt resolved by asking the server (see the module docs).
+    ///
+    /// `f` gets the session by value and hands it back with its result, so that its future
+    /// borrows nothing of the runner's.
+    pub(super) async fn write<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+    {
+        let deadline = Instant::now() + self.settings.call_timeout;
+        let mut tries = 1;
+        loop {
+            let session = self.checkout(op, deadline).await?;
+            let mut progress = Progress {
+                xid: None,
+                committing: None,
+            };
+            let outcome = timeout_at(
+                deadline,
+                attempt(session, &mut f, &mut progress, &self.place),
+            )
+            .await;
+            let fail = match outcome {
+                Ok(Commit::Done(value)) => return Ok(value),
+                Ok(Commit::Failed(fail)) => fail,
+                Ok(Commit::InDoubt { xid, value, cause }) => {
+                    match self.resolve(op, xid, value, cause).await {
+                        Resolved::Committed(value) => return Ok(value),
+                        Resolved::Unknown(e) => return Err(e),
+                        // Nothing was applied: run again, within the call's bound.
+                        Resolved::Aborted => {
+                            if Instant::now() >= deadline {
+                                return Err(self.call_timed_out(op));
+                            }
+                            tries += 1;
+                            continue;
+                        }
+                    }
+                }
+                // The bound passed; the attempt's future (and its connection) is dropped.
+                Err(_) => match (progress.xid, progress.committing) {
+                    (Some(xid), Some(value)) => {
+                        let cause = Fail::Store(self.call_timed_out(op));
+                        return match self.resolve(op, xid, value, cause).await {
+                            Resolved::Committed(value) => Ok(value),
+                            Resolved::Unknown(e) => Err(e),
+                            // Aborted, and no time left to run it again.
+                            Resolved::Aborted => Err(self.call_timed_out(op)),
+                        };
+                    }
+                    _ => return Err(self.call_timed_out(op)),
+                },
+            };
+            match self.rerun(op, fail, tries, deadline).await {
+                Ok(()) => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Runs `f` in one read-only snapshot; run again on any lost connection.
+    pub(super) async fn read<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+    {
+        self.repeatable(op, true, f).await
+    }
+
+    /// Runs `f`'s statements on their own (each its own transaction): for reads of one
+    /// statement and for writes that are the same run twice as once (one row's runtime
+    /// field set to a value). Run again on any lost connection.
+    pub(super) async fn single<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+    {
+        self.repeatable(op, false, f).await
+    }
+
+    /// A call safe to repeat, in a snapshot or as single statements.
+    async fn repeatable<T, F, Fut>(
+        &self,
+        op: &'static str,
+        snapshot: bool,
+        mut f: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+    {
+        let deadline = Instant::now() + self.settings.call_timeout;
+        let mut tries = 1;
+        loop {
+            let session = self.checkout(op, deadline).await?;
+            let run = async {
+                if snapshot {
+                    let (_, stored) = checked(&session, BEGIN_SNAPSHOT, schema::PEEK).await?;
+                    if let Err(refused) = schema::check_unchanged(stored.as_deref(), &self.place) {
+                        // Nothing was read; the connection goes back to the pool if it
+                        // rolls back.
+                        if session.client().batch_execute("ROLLBACK").await.is_ok() {
+                            session.release();
+                        }
+                        return Err(Fail::Store(refused));
+                    }
+                }
+                let (session, out) = f(session).await;
+                let value = out?;
+                if snapshot {
+                    session.client().batch_execute("COMMIT").await?;
+                } else {
+                    // Checked after the statement: a schema version only grows, so one
+                    // unchanged now was unchanged while the statement ran.
+                    let stored = session
+                        .query(schema::PEEK, &[])
+                        .await?
+                        .first()
+                        .map(|row| row.try_get::<_, String>(0))
+                        .transpose()?;
+                    schema::check_unchanged(stored.as_deref(), &self.place)?;
+                }
+                session.release();
+                Ok(value)
+            };
+            // On an error the session was dropped unreleased: closed, out of the pool.
+            let fail = match timeout_at(deadline, run).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(fail)) => fail,
+                Err(_) => return Err(self.call_timed_out(op)),
+            };
+            let fail = match fail {
+                // Safe to repeat: any lost connection is run again.
+                Fail::Sql(e) if lost(&e) => Fail::Lost(e),
+                other => other,
+            };
+            match self.rerun(op, fail, tries, deadline).await {
+                Ok(()) => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `Ok` if the failed attempt `tries` is to be run again (after its backoff), else the
+    /// error to report.
+    async fn rerun(
+        &self,
+        op: &'static str,
+        fail: Fail,
+        tries: u32,
+        deadline: Instant,
+    ) -> Result<(), StoreError> {
+        let what = match &fail {
+            Fail::Lost(_) => "the connection was lost",
+            Fail::Sql(e) if statement_timed_out(e) => {
+                return Err(StoreError::Timeout {
+                    operation: op,
+                    waiting_for: "a statement (the server's statement_timeout)",
+                    after: self.settings.statement_timeout,
+                });
+            }
+            Fail::Sql(e) => match transient(e) {
+                Some(what) => what,
+                None => return Err(fail.into_store(op)),
+            },
+            Fail::Store(_) => return Err(fail.into_store(op)),
+        };
+        // A lost connection is run again until the call's bound: nothing was applied, and
+        // a restart or a storm of session kills may take a while to pass.
+        if tries >= MAX_ATTEMPTS && !matches!(fail, Fail::Lost(_)) {
+            return Err(match fail {
+                Fail::Sql(e) | Fail::Lost(e) => StoreError::Backend(BackendError::new(SqlError {
+                    context: format!(
+                        "{op}: gave up after {tries} attempts ({what}, every time; none was \
+                         applied)"
+                    ),
+                    source: e,
+                })),
+                Fail::Store(e) => e,
+            });
+        }
+        let pause = backoff_delay(tries);
+        if Instant::now() + pause >= deadline {
+            return Err(self.call_timed_out(op));
+        }
+        bump(&self.counters.reruns);
+        sleep(pause).await;
+        Ok(())
+    }
+
+    /// Learns how transaction `xid` ended, asking the server on another connection until
+    /// it says or `resolve_timeout` passes.
+    async fn resolve<T>(&self, op: &'static str, xid: i64, value: T, cause: Fail) -> Resolved<T> {
+        bump(&self.counters.commits_in_doubt);
+        let started = Instant::now();
+        let until = started + self.settings.resolve_timeout;
+        let mut tries = 0;
+        let why = loop {
+            let asked = timeout_at(until, async {
+                let session = self.checkout(op, until).await.map_err(Asked::Store)?;
+                let rows = session
+                    .query(
+                        "SELECT txid_status($1)",
+                        &[crate::store::sql::Param::Int(xid)],
+                    )
+                    .await
+                    .map_err(Asked::Fail)?;
+                session.release();
+                let status: Option<String> = match rows.first() {
+                    Some(row) => row.try_get(0).map_err(|e| Asked::Fail(Fail::Sql(e)))?,
+                    None => None,
+                };
+                Ok::<_, Asked>(status)
+            })
+            .await;
+            match asked {
+                Ok(Ok(Some(status))) if status == "committed" => {
+                    bump(&self.counters.resolved_committed);
+                    return Resolved::Committed(value);
+                }
+                Ok(Ok(Some(status))) if status == "aborted" => {
+                    bump(&self.counters.resolved_aborted);
+                    return Resolved::Aborted;
+                }
+                // "in progress": its backend has not ended yet.
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => {
+                    break format!("the server no longer knows transaction {xid}");
+                }
+                // Not answered (yet): ask again while time remains.
+                Ok(Err(_)) | Err(_) => {}
+            }
+            tries += 1;
+            let pause = backoff_delay(tries);
+            if Instant::now() + pause >= until {
+                break format!(
+                    "the server did not say how transaction {xid} ended within {:.1} s",
+                    self.settings.resolve_timeout.as_secs_f32()
+                );
+            }
+            sleep(pause).await;
+        };
+        bump(&self.counters.outcome_unknown);
+        let cause = match cause {
+            Fail::Store(e) => BackendError::new(e),
+            Fail::Sql(e) | Fail::Lost(e) => BackendError::new(e),
+        };
+        Resolved::Unknown(StoreError::OutcomeUnknown {
+            operation: op,
+            why,
+            cause,
+        })
+    }
+}
+
+/// What asking about a transaction met.
+enum Asked {
+    Store(#[allow(dead_code)] StoreError),
+    Fail(#[allow(dead_code)] Fail),
+}
+
+/// How a commit in doubt ended.
+enum Resolved<T> {
+    Committed(T),
+    Aborted,
+    Unknown(StoreError),
+}
+
+/// One write attempt on `session`: `BEGIN` (reading the transaction's id in the same round
+/// trip), `f`, `COMMIT`. Whatever fails before `COMMIT` is sent rolls back (the connection
+/// is closed if it cannot be rolled back); a lost connection after it is a commit in
+/// doubt.
+async fn attempt<T, F, Fut>(
+    session: PgSession,
+    f: &mut F,
+    progress: &mut Progress<T>,
+    place: &str,
+) -> Commit<T>
+where
+    F: FnMut(PgSession) -> Fut,
+    Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+{
+    let (xid, stored) = match begin_write(&session).await {
+        Ok(begun) => begun,
+        Err(Fail::Sql(e)) if lost(&e) => return Commit::Failed(Fail::Lost(e)),
+        Err(fail) => return Commit::Failed(fail),
+    };
+    progress.xid = Some(xid);
+    if let Err(refused) = schema::check_unchanged(stored.as_deref(), place) {
+        // Nothing was written; the connection goes back to the pool if it rolls back.
+        if session.client().batch_execute("ROLLBACK").await.is_ok() {
+            session.release();
+        }
+        return Commit::Failed(Fail::Store(refused));
+    }
+    let (session, out) = f(session).await;
+    let value = match out {
+        Ok(value) => value,
+        Err(fail) => {
+            // Nothing is committed: `COMMIT` was never sent. The connection is closed
+            // unless it rolls back cleanly.
+            if session.client().batch_execute("ROLLBACK").await.is_ok() {
+                session.release();
+            }
+            return Commit::Failed(match fail {
+                Fail::Sql(e) if lost(&e) => Fail::Lost(e),
+                other => other,
+            });
+        }
+    };
+    progress.committing = Some(value);
+    match session.client().batch_execute("COMMIT").await {
+        Ok(()) => {
+            session.release();
+            match progress.committing.take() {
+                Some(value) => Commit::Done(value),
+                None => unreachable!("the result is set before COMMIT is sent"),
+            }
+        }
+        Err(e) => {
+            session.discard();
+            let Some(value) = progress.committing.take() else {
+                unreachable!("the result is set before COMMIT is sent")
+            };
+            if lost(&e) {
+                Commit::InDoubt {
+                    xid,
+                    value,
+                    cause: Fail::Lost(e),
+                }
+            } else {
+                // The server answered COMMIT with an error: it rolled back.
+                Commit::Failed(Fail::Sql(e))
+            }
+        }
+    }
+}
+
+/// `BEGIN`, the new transaction's id and the stored schema version, locked (see
+/// [`schema::LOCK`]), in one round trip.
+async fn begin_write(session: &PgSession) -> Result<(i64, Option<String>), Fail> {
+    let (messages, stored) = checked(session, BEGIN_WRITE, schema::LOCK).await?;
+    for message in &messages {
+        if let SimpleQueryMessage::Row(row) = message
+            && let Ok(Some(text)) = row.try_get(0)
+            && let Ok(xid) = text.parse::<i64>()
+        {
+            return Ok((xid, stored));
+        }
+    }
+    Err(Fail::Store(backend(
+        "BEGIN: the server did not return the transaction's id",
+    )))
+}
+
+/// Runs the simple query `begin` and the schema check `check` (a statement prepared once per
+/// connection) pipelined, so the check costs no round trip of its own; the server runs them
+/// in that order, the check inside the transaction `begin` opened.
+async fn checked(
+    session: &PgSession,
+    begin: &'static str,
+    check: &'static str,
+) -> Result<(Vec<SimpleQueryMessage>, Option<String>), Fail> {
+    let check = session.prepared(check).await?;
+    let client = session.client();
+    // Polled in this order, the driver sends `begin` and then the check before awaiting
+    // either reply.
+    let mut begin = pin!(client.simple_query(begin));
+    let mut check = pin!(client.query_opt(&check, &[]));
+    let (mut begun, mut stored) = (None, None);
+    let (begun, stored) = poll_fn(|cx| {
+        if begun.is_none()
+            && let Poll::Ready(reply) = begin.as_mut().poll(cx)
+        {
+            begun = Some(reply);
+        }
+        if stored.is_none()
+            && let Poll::Ready(reply) = check.as_mut().poll(cx)
+        {
+            stored = Some(reply);
+        }
+        match (begun.take(), stored.take()) {
+            (Some(b), Some(s)) => Poll::Ready((b, s)),
+            (b, s) => {
+                (begun, stored) = (b, s);
+                Poll::Pending
+            }
+        }
+    })
+    .await;
+    let begun = begun?;
+    let stored = stored?.map(|row| row.try_get(0)).transpose()?;
+    Ok((begun, stored))
+}
+
+/// What makes a driver error worth running the transaction again, if anything.
+pub(super) fn transient(e: &tokio_postgres::Error) -> Option<&'static str> {
+    let code = e.code()?;
+    if *code == SqlState::T_R_DEADLOCK_DETECTED {
+        Some("deadlock")
+    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE {
+        Some("serialization failure")
+    } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+        Some("lock timeout")
+    } else {
+        None
+    }
+}
+
+/// Is `e` a lost connection: the client closed, an I/O error, or the server ending the
+/// session (an administrator's `pg_terminate_backend`, a shutdown, a restart)? The last
+/// reply, if any, never arrived: whatever was in flight may or may not have run.
+pub(super) fn lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ]
+        .contains(code);
+    }
+    // No SQLSTATE: a driver-side failure; an I/O error anywhere in it is a lost connection.
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Is a failure to connect one that a short wait may cure (the server restarting,
+/// starting up or refusing connections for now)?
+fn unreachable_for_now(e: &tokio_postgres::Error) -> bool {
+    if e.code() == Some(&SqlState::CANNOT_CONNECT_NOW)
+        || e.code() == Some(&SqlState::ADMIN_SHUTDOWN)
+    {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::NotFound
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The pause before attempt `tries + 1`: exponential from 2 ms, capped at 64 ms, with
+/// jitter so that two victims of one deadlock do not meet again in step.
+fn backoff_delay(tries: u32) -> Duration {
+    let base = 1u64 << tries.clamp(1, 6);
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) % (base * 1000));
+    Duration::from_micros(base * 1000 + jitter)
+}
