@@ -416,6 +416,90 @@ fn a_newer_or_garbled_schema_version_is_refused() {
     assert!(e.to_string().contains("the text 'one'"), "{e}");
 }
 
+// ---- a schema changed under an open store ---------------------------------------------
+
+/// A newer build's migration to the next schema version (3), as `migrate` runs it: the stamp first
+/// (which waits for the old build's open write transactions), then a table altered.
+const MIGRATE_TO_NEXT: &str = "UPDATE meta SET value = '3' WHERE key = 'schema_version';
+     UPDATE meta SET value = replace(value, 'postgres schema 2;', 'postgres schema 3;')
+         WHERE key = 'fingerprint';
+     ALTER TABLE lans ADD COLUMN vlan integer;";
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_schema_migrated_under_an_open_store_is_refused() {
+    let scratch = Scratch::new("upgrade");
+    let store = scratch.store();
+    let counter = std::sync::Mutex::new(scratch.raw());
+    sql_backends::a_schema_change_under_an_open_store_is_refused(
+        &store,
+        || {
+            scratch
+                .raw()
+                .batch_execute(&format!("BEGIN; {MIGRATE_TO_NEXT} COMMIT;"))
+                .unwrap();
+        },
+        |table| {
+            counter
+                .lock()
+                .unwrap()
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .unwrap()
+                .get(0)
+        },
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_write_waiting_on_a_migration_sees_its_version() {
+    // The migration has restamped the schema but not committed; a write that starts now
+    // waits on the stamp's row, and once the migration commits it is refused: it never
+    // writes in the old layout after the new one is in place.
+    let scratch = Scratch::new("upgrade_race");
+    let store = scratch.store();
+    let lab = store.create_topology("lab").unwrap();
+    let mut migration = scratch.raw();
+    let migration_pid: i32 = migration
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    migration
+        .batch_execute(&format!("BEGIN; {MIGRATE_TO_NEXT}"))
+        .unwrap();
+    let writer = thread::spawn({
+        let store = store.clone();
+        move || store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+    });
+    // Bounded wait until the writer is blocked by the migration (on the stamp's row).
+    let mut watcher = scratch.raw();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+                &[&migration_pid],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the write did not wait for the migration"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+    migration.batch_execute("COMMIT").unwrap();
+    sql_backends::assert_schema_changed(writer.join().unwrap(), "add_lan during a migration");
+    let lans: i64 = watcher
+        .query_one("SELECT count(*) FROM lans", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(lans, 0);
+}
+
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn sql_checks_refuse_what_the_api_cannot_express() {

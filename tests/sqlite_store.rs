@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
-use topostate::store::{ChildEdit, NewLan, SqliteStore, StoreError, TopologyStore, TypedStore};
+use topostate::store::{
+    ChildEdit, Foreign, NewLan, SqliteStore, StoreError, TopologyStore, TypedStore,
+};
 use topostate::{MAX_VERSION, MutationOp, TopologyId, TopologyStatus};
 
 use conformance::Harness;
@@ -490,6 +492,130 @@ fn reopening_keeps_one_schema_stamp() {
     assert_eq!(rows, 2);
 }
 
+// ---- a schema changed under an open store ---------------------------------------------
+
+/// What a newer build's migration to the next schema version (3) does on `path`, from
+/// another connection: `ddl` (may be empty), the stamp moved to version 3 and, unless `mirror` is
+/// false, the header's `user_version` with it, in one transaction.
+fn migrate_to_next(path: &Path, ddl: &str, mirror: bool) {
+    let user_version = if mirror {
+        "PRAGMA user_version = 3;"
+    } else {
+        ""
+    };
+    raw(path)
+        .execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+             {ddl}
+             UPDATE meta SET value = 3 WHERE key = 'schema_version';
+             UPDATE meta SET value = replace(value, 'sqlite schema 2;', 'sqlite schema 3;')
+                 WHERE key = 'fingerprint';
+             {user_version}
+             COMMIT;"
+        ))
+        .unwrap();
+}
+
+fn count_rows(path: &Path) -> impl Fn(&str) -> i64 {
+    let conn = raw(path);
+    move |table| {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_schema_migrated_under_an_open_store_is_refused() {
+    let (_dir, path, store) = temp_store();
+    sql_backends::a_schema_change_under_an_open_store_is_refused(
+        &store,
+        || migrate_to_next(&path, "ALTER TABLE lans ADD COLUMN vlan INTEGER;", true),
+        count_rows(&path),
+    );
+}
+
+#[test]
+fn a_migration_that_changes_no_table_is_noticed() {
+    // A data-only migration (say, rewriting stored names) changes no DDL, so SQLite's
+    // schema cookie stays; the mirrored `user_version` moves.
+    let (_dir, path, store) = temp_store();
+    sql_backends::a_schema_change_under_an_open_store_is_refused(
+        &store,
+        || migrate_to_next(&path, "", true),
+        count_rows(&path),
+    );
+}
+
+#[test]
+fn a_migration_that_does_not_mirror_its_version_is_noticed() {
+    // A migration run by hand, restamping `meta` only: its DDL moves the schema cookie.
+    let (_dir, path, store) = temp_store();
+    sql_backends::a_schema_change_under_an_open_store_is_refused(
+        &store,
+        || migrate_to_next(&path, "ALTER TABLE lans ADD COLUMN vlan INTEGER;", false),
+        count_rows(&path),
+    );
+}
+
+#[test]
+fn a_schema_change_that_keeps_the_version_is_accepted() {
+    let (_dir, path, store) = temp_store();
+    let lab = store.create_topology("lab").unwrap();
+    raw(&path)
+        .execute_batch("CREATE INDEX lans_subnet ON lans (subnet); VACUUM;")
+        .unwrap();
+    store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+        .unwrap();
+    assert_eq!(store.topology_detail(lab.id).unwrap().lans.len(), 1);
+    // A stamp rewritten to another declaration under the open store is refused as on open.
+    raw(&path)
+        .execute_batch(
+            "CREATE TABLE notes (x); \
+             UPDATE meta SET value = value || ',archived' WHERE key = 'fingerprint';",
+        )
+        .unwrap();
+    let e = store.get_topology(lab.id).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Corrupt { table: "meta", .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("fingerprint mismatch"), "{e}");
+}
+
+#[test]
+fn a_store_whose_stamp_is_dropped_is_refused() {
+    let (_dir, path, store) = temp_store();
+    let lab = store.create_topology("lab").unwrap();
+    raw(&path).execute_batch("DROP TABLE meta;").unwrap();
+    let e = store.create_topology("next").unwrap_err();
+    assert!(
+        matches!(e, StoreError::Corrupt { table: "meta", .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("stamp"), "{e}");
+    assert!(store.get_topology(lab.id).is_err());
+    assert_eq!(count_rows(&path)("topologies"), 1);
+}
+
+#[test]
+fn the_schema_version_is_mirrored_in_the_header() {
+    let (_dir, path, store) = temp_store();
+    drop(store);
+    let user_version = || -> i64 {
+        raw(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    // This build's schema version (2).
+    assert_eq!(user_version(), 2);
+    // A file stamped before the mirror existed gets it on its next open.
+    raw(&path).execute_batch("PRAGMA user_version = 0").unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(), 2);
+    store.create_topology("lab").unwrap();
+}
+
 // ---- files that are not stores ---------------------------------------------------------
 
 #[test]
@@ -499,7 +625,16 @@ fn a_file_that_is_not_sqlite_is_a_clear_error() {
     std::fs::write(&path, "these are my notes, not a database\n".repeat(200)).unwrap();
     let e = SqliteStore::open(&path).unwrap_err();
     let message = e.to_string();
-    assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            StoreError::NotAStore {
+                found: Foreign::NotSqlite,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(message.contains("notes.txt"), "{message}");
     assert!(message.contains("not an SQLite database"), "{message}");
     // The file is left as it was.

@@ -2,8 +2,10 @@
 
 use std::boxed::Box;
 use std::fmt;
+use std::path::PathBuf;
 use std::string::String;
 use std::time::Duration;
+use std::vec::Vec;
 
 use crate::error::Quoted;
 use crate::{MutationState, TopologyNotEditable, TopologyStatus, VersionConflict, VersionOverflow};
@@ -205,6 +207,50 @@ impl std::error::Error for Driver {
     }
 }
 
+/// What a file that is not a topostate store holds, as [`StoreError::NotAStore`] reports it.
+///
+/// ```
+/// use topostate::store::Foreign;
+///
+/// let found = Foreign::Tables(vec![String::from("lans"), String::from("users")]);
+/// assert_eq!(
+///     found.to_string(),
+///     "an SQLite database with no topostate stamp, holding 'lans', 'users'"
+/// );
+/// assert_eq!(Foreign::NotSqlite.to_string(), "not an SQLite database");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Foreign {
+    /// The file does not begin with SQLite's header.
+    NotSqlite,
+    /// An SQLite database with no topostate stamp, and these tables and views (sorted by
+    /// name; SQLite's own `sqlite_*` tables left out).
+    Tables(Vec<String>),
+}
+
+/// The most names [`Foreign`]'s message lists; the rest are counted.
+const LISTED: usize = 8;
+
+impl fmt::Display for Foreign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotSqlite => f.write_str("not an SQLite database"),
+            Self::Tables(names) => {
+                f.write_str("an SQLite database with no topostate stamp")?;
+                for (i, name) in names.iter().take(LISTED).enumerate() {
+                    let lead = if i == 0 { ", holding " } else { ", " };
+                    write!(f, "{lead}{}", Quoted(name))?;
+                }
+                if names.len() > LISTED {
+                    write!(f, " and {} more", names.len() - LISTED)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Why a store operation refused or failed.
 ///
 /// When several apply, the first in this order wins: [`NotFound`](Self::NotFound) >
@@ -317,6 +363,33 @@ pub enum StoreError {
         /// What is wrong, naming the column and value.
         problem: String,
     },
+    // ---- Refusals of a store's file or schema as a whole --------------------------------
+    /// The file given to open a store is neither empty nor a topostate store; it was refused
+    /// before anything was written to it, and left exactly as it was.
+    #[error("{} is not a topostate store ({found}); it was left untouched", path.display())]
+    NotAStore {
+        /// The file, as given to `open`.
+        path: PathBuf,
+        /// What the file holds instead.
+        found: Foreign,
+    },
+    /// Another process migrated the store's schema while this handle was open (a rolling
+    /// upgrade); nothing was read or written in the old layout. Reopen the store with a
+    /// build that knows schema version `found`.
+    #[error(
+        "the schema of {place} changed under this store: this handle was opened at schema \
+         version {opened} and the store is now at schema version {found}; nothing was \
+         written, reopen it with a build that knows schema version {found}"
+    )]
+    SchemaChanged {
+        /// The file or database.
+        place: String,
+        /// The schema version this handle was opened at (this build's).
+        opened: i64,
+        /// The schema version stored now.
+        found: i64,
+    },
+    // ---- end of the store-wide refusals ---------------------------------------------------
     /// The backend's driver failed (I/O, SQL, pool, TLS).
     ///
     /// The message says what the store was doing; the driver's error is its `source()`, and
@@ -417,6 +490,9 @@ impl StoreError {
             Self::VersionConflict(_) => 5,
             Self::Duplicate { .. } => 6,
             Self::VersionOverflow(_) => 7,
+            // The store-wide refusals are found before any row is checked, so they never
+            // compete with the refusals above.
+            Self::NotAStore { .. } | Self::SchemaChanged { .. } => 8,
             Self::Corrupt { .. }
             | Self::Backend(_)
             | Self::OutcomeUnknown { .. }

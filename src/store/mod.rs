@@ -74,7 +74,7 @@ mod typed;
 #[cfg(feature = "tokio")]
 pub use aio::Offload;
 pub use aio::{AsyncTopologyStore, AsyncTypedStore, NonBlocking, StoreFuture};
-pub use error::{BackendError, Entity, StoreError};
+pub use error::{BackendError, Entity, Foreign, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,

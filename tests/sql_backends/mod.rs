@@ -370,6 +370,105 @@ pub fn a_newer_schema_is_refused<S: TopologyStore>(
     assert!(e.to_string().contains("schema version 99"), "{e}");
 }
 
+// ---- a schema changed under an open store ---------------------------------------------
+
+/// The tables a refused call must leave as they were, counted by `count`.
+const COUNTED: [&str; 5] = [
+    "topologies",
+    "lans",
+    "deckies",
+    "status_events",
+    "mutations",
+];
+
+/// `result` is [`StoreError::SchemaChanged`] from this build's schema version (2) to the
+/// next (3), naming both.
+pub fn assert_schema_changed<T: std::fmt::Debug>(result: Result<T, StoreError>, call: &str) {
+    match result {
+        Err(
+            e @ StoreError::SchemaChanged {
+                opened: 2,
+                found: 3,
+                ..
+            },
+        ) => {
+            let message = e.to_string();
+            assert!(message.contains("schema version 2"), "{call}: {message}");
+            assert!(message.contains("schema version 3"), "{call}: {message}");
+            assert!(message.contains("nothing was written"), "{call}: {message}");
+        }
+        other => panic!("{call}: expected SchemaChanged from 2 to 3, got {other:?}"),
+    }
+}
+
+/// A rolling upgrade: `migrate` moves the database of the open `store` to the next schema version
+/// from another connection, as a newer build would (restamps it and alters a table). Every
+/// later call through `store`, writes of each kind and reads, is refused with
+/// [`StoreError::SchemaChanged`] naming both versions, and no row is written (`count` counts
+/// a table's rows on a raw connection).
+pub fn a_schema_change_under_an_open_store_is_refused(
+    store: &dyn TopologyStore,
+    migrate: impl FnOnce(),
+    count: impl Fn(&str) -> i64,
+) {
+    let lab = store.create_topology("lab").unwrap();
+    let lan = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+        .unwrap();
+    let live = store.create_topology("live").unwrap();
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(live.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    let before: Vec<i64> = COUNTED.iter().map(|t| count(t)).collect();
+
+    migrate();
+
+    assert_schema_changed(store.create_topology("new"), "create_topology");
+    assert_schema_changed(
+        store.add_lan(lab.id, NewLan::new("lan-b", "10.0.1.0/24"), Some(2)),
+        "add_lan, versioned",
+    );
+    assert_schema_changed(
+        store.add_lan(lab.id, NewLan::new("lan-c", "10.0.2.0/24"), None),
+        "add_lan, unversioned",
+    );
+    assert_schema_changed(
+        store.transition_status(
+            lab.id,
+            TopologyStatus::Deploying,
+            None,
+            Precondition::none(),
+        ),
+        "transition_status",
+    );
+    assert_schema_changed(
+        store.enqueue_mutation(live.id, MutationOp::AddLan, "{}", None),
+        "enqueue_mutation",
+    );
+    assert_schema_changed(store.claim_next_mutation(live.id), "claim_next_mutation");
+    assert_schema_changed(
+        store.set_lan_network_id(lan.id, Some("net-1")),
+        "set_lan_network_id",
+    );
+    assert_schema_changed(store.set_needs_resync(lab.id, true), "set_needs_resync");
+    assert_schema_changed(store.delete_topology(lab.id, None), "delete_topology");
+    assert_schema_changed(store.get_topology(lab.id), "get_topology");
+    assert_schema_changed(
+        store.list_topologies(None, topostate::store::PageRequest::first(10)),
+        "list_topologies",
+    );
+    assert_schema_changed(store.topology_detail(lab.id), "topology_detail");
+    assert_schema_changed(
+        store.list_status_events(live.id, topostate::store::PageRequest::first(10)),
+        "list_status_events",
+    );
+
+    let after: Vec<i64> = COUNTED.iter().map(|t| count(t)).collect();
+    assert_eq!(before, after, "rows of {COUNTED:?} before and after");
+}
+
 // ---- stored values ---------------------------------------------------------------------
 
 /// Every stored value reads back exactly: services with separators, quotes, escapes and

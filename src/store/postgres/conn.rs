@@ -196,7 +196,8 @@ impl PgSession {
         Ok(self.client().query(&statement, &bind(params)).await?)
     }
 
-    async fn prepared(&self, sql: &'static str) -> R<tokio_postgres::Statement> {
+    /// `sql` prepared on this connection, once: later calls take it from the cache.
+    pub(super) async fn prepared(&self, sql: &'static str) -> R<tokio_postgres::Statement> {
         match &self.conn {
             Some(conn) => Ok(conn.prepare_cached(sql).await?),
             None => unreachable!("a session's connection is taken only when it is dropped"),

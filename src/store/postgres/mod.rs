@@ -10,8 +10,16 @@
 //!   the status read under the lock is the one the write is checked against. Locks are
 //!   always taken in one order (the topology row, then its children), and no write locks
 //!   two topologies, so these transactions cannot deadlock with each other. The runtime
-//!   writes (`set_lan_network_id`, `set_decky_runtime`, `set_needs_resync`) are single
-//!   statements holding one row lock.
+//!   writes (`set_lan_network_id`, `set_decky_runtime`, `set_needs_resync`) are one
+//!   statement each, holding one row lock, in a transaction of its own.
+//! - **A schema migrated under an open store is noticed.** Pipelined with every
+//!   transaction's `BEGIN` (no round trip of its own), the store reads the schema version
+//!   stamped in `meta`; a write transaction locks that row `FOR SHARE` until it ends, and a
+//!   single-statement read reads it after its statement. Another version (another process
+//!   migrated the schema while this store was open: a rolling upgrade) is
+//!   [`StoreError::SchemaChanged`], and nothing is read or written in a layout this build
+//!   does not know. A migration restamps before it alters anything, so it waits for the old
+//!   build's open writes and they wait for it.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),
@@ -31,10 +39,9 @@
 //!   [`PgStoreBuilder::resolve_timeout`] (the server unreachable, or no longer knowing the
 //!   transaction), the call returns [`StoreError::OutcomeUnknown`], which says the write
 //!   may or may not have been applied; it is never reported as a refusal.
-//! - **Reads are run again on any lost connection** (they change nothing), as are the
-//!   runtime writes (each sets one row's field to a value: running it twice is running it
-//!   once), within [`PgStoreBuilder::call_timeout`]: a read whose connection dies at any
-//!   point (at `BEGIN`, mid-snapshot, at its `COMMIT`) is read again on another one.
+//! - **Reads are run again on any lost connection** (they change nothing), within
+//!   [`PgStoreBuilder::call_timeout`]: a read whose connection dies at any point (at
+//!   `BEGIN`, mid-snapshot, at its `COMMIT`) is read again on another one.
 //! - **Every call is bounded**: the wait for a pooled connection and for a new connection
 //!   by [`PgStoreBuilder::timeout`] (default 10 s), all of a call's work on the server by
 //!   [`PgStoreBuilder::call_timeout`] (default 30 s, a client-side timer that abandons the
@@ -612,7 +619,7 @@ impl Core {
         const SET: Stmt = stmt!("UPDATE lans SET network_id = $2 WHERE id = $1");
         let invalid = network_id.and_then(|n| check_text("network id", n).err());
         let invalid = invalid.as_ref();
-        self.single(
+        self.write(
             call("set_lan_network_id"),
             on_session!(db => async {
                 let Some(k) = key(lan.get()) else {
@@ -660,7 +667,7 @@ impl Core {
         let invalid = invalid.as_ref();
         let state = runtime.state;
         let (set_ip, set_error) = (runtime.ip.is_some(), runtime.last_error.is_some());
-        self.single(
+        self.write(
             call("set_decky_runtime"),
             on_session!(db => async {
                 let Some(k) = key(decky.get()) else {
@@ -770,7 +777,7 @@ impl Core {
 
     /// [`TopologyStore::set_needs_resync`].
     async fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.single(
+        self.write(
             call("set_needs_resync").on(id),
             on_session!(db => sql::set_needs_resync(db, id, needs_resync)),
         )

@@ -2,11 +2,14 @@
 //! have been applied, the resolution of commits in doubt, and the bounds on all of it.
 
 use std::format;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::string::String;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::vec::Vec;
 
 use deadpool_postgres::{Pool, PoolError, TimeoutType};
 use tokio::time::{Instant, sleep, timeout_at};
@@ -18,6 +21,7 @@ use crate::store::trace::{self, Outcome};
 use crate::store::{BackendError, StoreError};
 
 use super::conn::{PgSession, Settings};
+use super::schema;
 use super::{Fail, backend, sql_error, sql_error_parts, statement_timed_out, tls};
 
 /// How many times a transaction the server aborted as a deadlock victim, a serialization
@@ -284,7 +288,11 @@ impl Core {
                 xid: None,
                 committing: None,
             };
-            let outcome = timeout_at(deadline, attempt(session, &mut f, &mut progress)).await;
+            let outcome = timeout_at(
+                deadline,
+                attempt(session, &mut f, &mut progress, &self.place),
+            )
+            .await;
             let fail = match outcome {
                 Ok(Commit::Done(value)) => return Ok(value),
                 Ok(Commit::Failed(fail)) => fail,
@@ -377,12 +385,30 @@ impl Core {
             };
             let run = async {
                 if snapshot {
-                    session.client().batch_execute(BEGIN_SNAPSHOT).await?;
+                    let (_, stored) = checked(&session, BEGIN_SNAPSHOT, schema::PEEK).await?;
+                    if let Err(refused) = schema::check_unchanged(stored.as_deref(), &self.place) {
+                        // Nothing was read; the connection goes back to the pool if it
+                        // rolls back.
+                        if session.client().batch_execute("ROLLBACK").await.is_ok() {
+                            session.release();
+                        }
+                        return Err(Fail::Store(refused));
+                    }
                 }
                 let (session, out) = f(session).await;
                 let value = out?;
                 if snapshot {
                     session.client().batch_execute("COMMIT").await?;
+                } else {
+                    // Checked after the statement: a schema version only grows, so one
+                    // unchanged now was unchanged while the statement ran.
+                    let stored = session
+                        .query(schema::PEEK, &[])
+                        .await?
+                        .first()
+                        .map(|row| row.try_get::<_, String>(0))
+                        .transpose()?;
+                    schema::check_unchanged(stored.as_deref(), &self.place)?;
                 }
                 session.release();
                 Ok(value)
@@ -561,17 +587,29 @@ enum Resolved<T> {
 /// trip), `f`, `COMMIT`. Whatever fails before `COMMIT` is sent rolls back (the connection
 /// is closed if it cannot be rolled back); a lost connection after it is a commit in
 /// doubt.
-async fn attempt<T, F, Fut>(session: PgSession, f: &mut F, progress: &mut Progress<T>) -> Commit<T>
+async fn attempt<T, F, Fut>(
+    session: PgSession,
+    f: &mut F,
+    progress: &mut Progress<T>,
+    place: &str,
+) -> Commit<T>
 where
     F: FnMut(PgSession) -> Fut,
     Fut: Future<Output = (PgSession, Result<T, Fail>)>,
 {
-    let xid = match begin_write(&session).await {
-        Ok(xid) => xid,
+    let (xid, stored) = match begin_write(&session).await {
+        Ok(begun) => begun,
         Err(Fail::Sql(e)) if lost(&e) => return Commit::Failed(Fail::Lost(e)),
         Err(fail) => return Commit::Failed(fail),
     };
     progress.xid = Some(xid);
+    if let Err(refused) = schema::check_unchanged(stored.as_deref(), place) {
+        // Nothing was written; the connection goes back to the pool if it rolls back.
+        if session.client().batch_execute("ROLLBACK").await.is_ok() {
+            session.release();
+        }
+        return Commit::Failed(Fail::Store(refused));
+    }
     let (session, out) = f(session).await;
     let value = match out {
         Ok(value) => value,
@@ -615,20 +653,61 @@ where
     }
 }
 
-/// `BEGIN` and the new transaction's id, in one round trip.
-async fn begin_write(session: &PgSession) -> Result<i64, Fail> {
-    let messages = session.client().simple_query(BEGIN_WRITE).await?;
+/// `BEGIN`, the new transaction's id and the stored schema version, locked (see
+/// [`schema::LOCK`]), in one round trip.
+async fn begin_write(session: &PgSession) -> Result<(i64, Option<String>), Fail> {
+    let (messages, stored) = checked(session, BEGIN_WRITE, schema::LOCK).await?;
     for message in &messages {
         if let SimpleQueryMessage::Row(row) = message
             && let Ok(Some(text)) = row.try_get(0)
             && let Ok(xid) = text.parse::<i64>()
         {
-            return Ok(xid);
+            return Ok((xid, stored));
         }
     }
     Err(Fail::Store(backend(
         "BEGIN: the server did not return the transaction's id",
     )))
+}
+
+/// Runs the simple query `begin` and the schema check `check` (a statement prepared once per
+/// connection) pipelined, so the check costs no round trip of its own; the server runs them
+/// in that order, the check inside the transaction `begin` opened.
+async fn checked(
+    session: &PgSession,
+    begin: &'static str,
+    check: &'static str,
+) -> Result<(Vec<SimpleQueryMessage>, Option<String>), Fail> {
+    let check = session.prepared(check).await?;
+    let client = session.client();
+    // Polled in this order, the driver sends `begin` and then the check before awaiting
+    // either reply.
+    let mut begin = pin!(client.simple_query(begin));
+    let mut check = pin!(client.query_opt(&check, &[]));
+    let (mut begun, mut stored) = (None, None);
+    let (begun, stored) = poll_fn(|cx| {
+        if begun.is_none()
+            && let Poll::Ready(reply) = begin.as_mut().poll(cx)
+        {
+            begun = Some(reply);
+        }
+        if stored.is_none()
+            && let Poll::Ready(reply) = check.as_mut().poll(cx)
+        {
+            stored = Some(reply);
+        }
+        match (begun.take(), stored.take()) {
+            (Some(b), Some(s)) => Poll::Ready((b, s)),
+            (b, s) => {
+                (begun, stored) = (b, s);
+                Poll::Pending
+            }
+        }
+    })
+    .await;
+    let begun = begun?;
+    let stored = stored?.map(|row| row.try_get(0)).transpose()?;
+    Ok((begun, stored))
 }
 
 /// What makes a driver error worth running the transaction again, if anything.

@@ -10,7 +10,7 @@ use tokio_postgres::Client;
 
 use crate::store::StoreError;
 use crate::store::sql;
-use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, Stamp};
+use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, SCHEMA_VERSION, Stamp};
 
 use super::sql_error;
 
@@ -355,6 +355,17 @@ async fn schema_exists(conn: &Client, name: &str, place: &str) -> Result<bool, S
 /// Runs every migration from `from` up to the current schema version and restamps the
 /// schema, inside the caller's transaction.
 async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), StoreError> {
+    if from < SCHEMA_VERSION {
+        // The stamp's row first: this waits for every transaction holding it `FOR SHARE`
+        // (see [`LOCK`]) and makes new ones wait, before any table is altered.
+        client
+            .execute(
+                "SELECT value FROM meta WHERE key = $1 FOR UPDATE",
+                &[&KEY_VERSION],
+            )
+            .await
+            .map_err(opening(place, "locking the schema stamp"))?;
+    }
     let mut steps = Vec::new();
     sql::schema::run_migrations(MIGRATIONS, from, place, |step, version| {
         steps.push((*step, version));
@@ -378,10 +389,55 @@ async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), S
     Ok(())
 }
 
+// ---- noticing a schema change under an open store --------------------------------------
+
+/// The first statement of every write transaction, pipelined with its `BEGIN` (one round
+/// trip): the stored schema version, its row locked `FOR SHARE` until the transaction ends.
+///
+/// Under `READ COMMITTED` a row lock that waited for a migration's update returns the row as
+/// that migration committed it, and once held it makes every later update of the stamp wait
+/// for this transaction to end; so the version read here holds for the whole transaction
+/// and the transaction never writes in a layout it was not built for. (A migration
+/// restamps first and alters tables after, see [`run_migrations`], so the two never wait
+/// on each other in a cycle.)
+pub(super) const LOCK: &str = "SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE";
+
+/// The stored schema version, read without a lock: by read-only snapshots (which may not
+/// take row locks, and see the version of their own snapshot) and after single statements
+/// (a version only grows, so one unchanged after a read was unchanged while it ran).
+pub(super) const PEEK: &str = "SELECT value FROM meta WHERE key = 'schema_version'";
+
+/// Refuses to go on unless `stored`, the value [`LOCK`] or [`PEEK`] read, is this build's
+/// schema version: another version is [`StoreError::SchemaChanged`] naming both; a stamp
+/// that is gone or garbled is [`StoreError::Corrupt`].
+pub(super) fn check_unchanged(stored: Option<&str>, place: &str) -> Result<(), StoreError> {
+    let found = match stored.map(str::parse::<i64>) {
+        Some(Ok(v)) if v >= 1 => v,
+        _ => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!(
+                    "the schema version of {place} is {} since this store connected, not \
+                     a positive integer",
+                    describe_text(stored)
+                ),
+            });
+        }
+    };
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    Err(StoreError::SchemaChanged {
+        place: String::from(place),
+        opened: SCHEMA_VERSION,
+        found,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::sql::schema::SCHEMA_VERSION;
 
     #[test]
     fn ddl_lists_every_declared_name() {
@@ -402,6 +458,35 @@ mod tests {
         let err = check_stamp(&stamp, "db").unwrap_err().to_string();
         assert!(err.contains("newer"), "{err}");
         assert!(err.contains("connect with a newer build"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_is_the_peek_locked() {
+        assert_eq!(LOCK, format!("{PEEK} FOR SHARE"));
+    }
+
+    #[test]
+    fn another_version_is_a_schema_change_naming_both() {
+        assert!(check_unchanged(Some("1"), "db").is_ok());
+        let e = check_unchanged(Some("2"), "db").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::SchemaChanged {
+                    opened: 1,
+                    found: 2,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        for garbled in [None, Some("two"), Some("0")] {
+            let e = check_unchanged(garbled, "db").unwrap_err();
+            assert!(
+                matches!(e, StoreError::Corrupt { table: "meta", .. }),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

@@ -75,8 +75,15 @@ const STATEMENT_CACHE: usize = 96;
 /// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
 /// out of scope here.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Mutex<Link>,
     path: Option<PathBuf>,
+}
+
+/// The connection, and what it last saw of the file's schema (`None` in memory, where no
+/// other connection can change it).
+struct Link {
+    conn: Connection,
+    seen: Option<schema::Marks>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -93,25 +100,49 @@ impl fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in the SQLite file at `path`.
     ///
-    /// A new file gets the schema; an existing one is checked against this build's
-    /// lifecycle declarations. Several processes may open one new file at once: exactly
-    /// one creates the schema, under `BEGIN IMMEDIATE`.
+    /// A new path, a zero-byte file and an SQLite database with no tables get the schema;
+    /// a store is checked against this build's lifecycle declarations. Anything else is
+    /// refused before anything is written to it: the check only reads, so a refused file
+    /// keeps every byte and its journal mode, and no `-wal`/`-shm` file is left beside it.
+    /// Several processes may open one new file at once: exactly one creates the schema,
+    /// under `BEGIN IMMEDIATE`.
+    ///
+    /// ```
+    /// use topostate::store::{Foreign, SqliteStore, StoreError};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "not a database")?;
+    /// let refused = SqliteStore::open(&path).unwrap_err();
+    /// assert!(matches!(refused, StoreError::NotAStore { found: Foreign::NotSqlite, .. }));
+    /// assert_eq!(std::fs::read_to_string(&path)?, "not a database");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`StoreError::Backend`] if the file cannot be opened or is not an SQLite database
-    /// (the message names the path); [`StoreError::Corrupt`] with table `meta` if the file
-    /// was made from a different lifecycle declaration (the message shows the expected and
-    /// the found fingerprint) or by a newer schema version.
+    /// [`StoreError::NotAStore`] if the file is not empty and holds no topostate store: it
+    /// is not an SQLite database, or it is another application's database (the error lists
+    /// its tables). [`StoreError::Backend`] if the file cannot be opened or is a damaged
+    /// SQLite database (the message names the path); [`StoreError::Corrupt`] with table
+    /// `meta` if the file was made from a different lifecycle declaration (the message
+    /// shows the expected and the found fingerprint) or by a newer schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let place = path.display().to_string();
         let context = || format!("opening {place}");
+        schema::check_header(path)?;
         let mut conn = Connection::open(path).map_err(|e| sql_error(e, context()))?;
-        configure(&conn, true).map_err(|e| e.into_store(context()))?;
-        schema::migrate(&mut conn, &place)?;
+        configure(&conn).map_err(|e| e.into_store(context()))?;
+        schema::check_before_writing(&conn, path)?;
+        configure_file(&conn).map_err(|e| e.into_store(context()))?;
+        schema::migrate(&mut conn, &place, Some(path))?;
+        let seen = schema::read_marks(&conn).map_err(|e| sql_error(e, context()))?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Link {
+                conn,
+                seen: Some(seen),
+            }),
             path: Some(path.to_path_buf()),
         })
     }
@@ -124,10 +155,10 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let context = || String::from("opening an in-memory database");
         let mut conn = Connection::open_in_memory().map_err(|e| sql_error(e, context()))?;
-        configure(&conn, false).map_err(|e| e.into_store(context()))?;
-        schema::migrate(&mut conn, "an in-memory database")?;
+        configure(&conn).map_err(|e| e.into_store(context()))?;
+        schema::migrate(&mut conn, "an in-memory database", None)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Link { conn, seen: None }),
             path: None,
         })
     }
@@ -140,16 +171,16 @@ impl SqliteStore {
 
     /// The connection, recovered if a panicking caller poisoned the mutex (the transaction
     /// it was in rolled back when it unwound, or is rolled back here).
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        let conn = self.conn.lock().unwrap_or_else(|poisoned| {
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        let link = self.conn.lock().unwrap_or_else(|poisoned| {
             self.conn.clear_poison();
             PoisonError::into_inner(poisoned)
         });
-        if !conn.is_autocommit() {
+        if !link.conn.is_autocommit() {
             // Best effort: a failure here resurfaces as the next BEGIN's error.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = link.conn.execute_batch("ROLLBACK");
         }
-        conn
+        link
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
@@ -177,9 +208,11 @@ impl SqliteStore {
         behavior: TransactionBehavior,
         f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.lock();
+        let mut link = self.lock();
+        let Link { conn, seen } = &mut *link;
         let result = (|| {
             let tx = conn.transaction_with_behavior(behavior)?;
+            self.check_schema(&tx, seen)?;
             let out = f(&mut Db(&tx))?;
             tx.commit()?;
             Ok(out)
@@ -193,8 +226,25 @@ impl SqliteStore {
         op: &'static str,
         f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        let conn = self.lock();
-        f(&mut Db(&conn)).map_err(|e| e.into_store(op))
+        let mut link = self.lock();
+        let Link { conn, seen } = &mut *link;
+        let result = (|| {
+            let out = f(&mut Db(conn))?;
+            // Checked after the read: the schema cookie only grows, so a schema unchanged
+            // now was unchanged while the statement ran.
+            self.check_schema(conn, seen)?;
+            Ok(out)
+        })();
+        result.map_err(|e: Fail| e.into_store(op))
+    }
+
+    /// Refuses to go on if another connection changed the file's schema since this handle
+    /// last looked (a rolling upgrade): see [`schema::check_unchanged`].
+    fn check_schema(&self, conn: &Connection, seen: &mut Option<schema::Marks>) -> R<()> {
+        match (seen, &self.path) {
+            (Some(seen), Some(path)) => schema::check_unchanged(conn, seen, path),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -262,7 +312,8 @@ fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
 
 // ---- connection setup ------------------------------------------------------------------
 
-fn configure(conn: &Connection, file: bool) -> R<()> {
+/// The connection's own settings; none of them writes to the file.
+fn configure(conn: &Connection) -> R<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -270,12 +321,16 @@ fn configure(conn: &Connection, file: bool) -> R<()> {
     if !on {
         return Err(backend("foreign key enforcement could not be switched on").into());
     }
-    if file {
-        wal(conn)?;
-        // In WAL mode, NORMAL keeps the file consistent on any crash and loses at most the
-        // last commits on power loss; FULL would fsync every commit.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-    }
+    Ok(())
+}
+
+/// The file's settings, once it is known to be a store (or empty): switching to WAL
+/// writes the file's header.
+fn configure_file(conn: &Connection) -> R<()> {
+    wal(conn)?;
+    // In WAL mode, NORMAL keeps the file consistent on any crash and loses at most the
+    // last commits on power loss; FULL would fsync every commit.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
 }
 
@@ -502,18 +557,19 @@ mod tests {
     fn every_connection_is_configured() {
         let dir = tempfile::tempdir().unwrap();
         let file = SqliteStore::open(dir.path().join("store.db")).unwrap();
-        let conn = file.lock();
-        assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
-        assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
-        assert_eq!(pragma::<String>(&conn, "journal_mode"), "wal");
-        assert_eq!(pragma::<i64>(&conn, "synchronous"), 1, "NORMAL");
-        drop(conn);
+        let link = file.lock();
+        let conn = &link.conn;
+        assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
+        assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
+        assert_eq!(pragma::<String>(conn, "journal_mode"), "wal");
+        assert_eq!(pragma::<i64>(conn, "synchronous"), 1, "NORMAL");
+        drop(link);
 
         let memory = SqliteStore::open_in_memory().unwrap();
-        let conn = memory.lock();
-        assert_eq!(pragma::<i64>(&conn, "foreign_keys"), 1);
-        assert_eq!(pragma::<i64>(&conn, "busy_timeout"), 5000);
-        assert_eq!(pragma::<String>(&conn, "journal_mode"), "memory");
+        let conn = &memory.lock().conn;
+        assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
+        assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
+        assert_eq!(pragma::<String>(conn, "journal_mode"), "memory");
     }
 
     #[test]
@@ -522,8 +578,9 @@ mod tests {
         let lab = store.create_topology("lab").unwrap();
         let poisoner = Arc::clone(&store);
         let crashed = std::thread::spawn(move || {
-            let conn = poisoner.lock();
-            conn.execute_batch("BEGIN IMMEDIATE; UPDATE topologies SET version = 7")
+            let link = poisoner.lock();
+            link.conn
+                .execute_batch("BEGIN IMMEDIATE; UPDATE topologies SET version = 7")
                 .unwrap();
             panic!("a caller panicked with the connection in a transaction");
         })

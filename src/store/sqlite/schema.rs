@@ -2,14 +2,18 @@
 //! itself under `BEGIN IMMEDIATE`, and guarded by a fingerprint of those declarations.
 
 use std::format;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 use std::string::String;
+use std::vec::Vec;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::store::StoreError;
 use crate::store::sql;
-use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, Stamp};
+use crate::store::sql::schema::{KEY_FINGERPRINT, KEY_VERSION, NameLists, SCHEMA_VERSION, Stamp};
+use crate::store::{Foreign, StoreError};
 
 use super::sql_error;
 
@@ -124,17 +128,116 @@ fn opening<'a>(place: &'a str, step: &'a str) -> impl FnOnce(rusqlite::Error) ->
     move |e| sql_error(e, format!("opening {place}: {step}"))
 }
 
-/// Reads the stamp; `None` for a file without a `meta` table (a new file).
-fn read_stamp(conn: &Connection, place: &str) -> Result<Option<Stamp>, StoreError> {
-    let has_meta: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
-        )
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(opening(place, "reading the schema"))?;
-    if !has_meta {
-        return Ok(None);
+/// SQLite's header: the first 16 bytes of every database file.
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// What a database holds, as far as opening a store cares.
+#[derive(Debug)]
+pub(super) enum Content {
+    /// No schema object at all: a new file, or an SQLite database with nothing in it.
+    Empty,
+    /// A topostate stamp (its version and fingerprint not yet checked).
+    Stamped(Stamp),
+    /// Tables or views and no topostate stamp: another application's database. The names
+    /// of its tables and views, sorted.
+    Foreign(Vec<String>),
+}
+
+/// Refuses a non-empty file that does not begin with SQLite's header, reading its first
+/// bytes with plain file I/O, before SQLite opens it. A missing or zero-byte file passes
+/// (it becomes a new store); a file that cannot be read is left to SQLite to report.
+pub(super) fn check_header(path: &Path) -> Result<(), StoreError> {
+    let Ok(mut file) = File::open(path) else {
+        return Ok(());
+    };
+    let mut head = [0_u8; MAGIC.len()];
+    let mut len = 0;
+    while len < head.len() {
+        match file.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Ok(()),
+        }
     }
+    if len == 0 || head == *MAGIC {
+        return Ok(());
+    }
+    Err(StoreError::NotAStore {
+        path: path.to_path_buf(),
+        found: Foreign::NotSqlite,
+    })
+}
+
+/// Refuses, before anything is written to the file, a database this store must not change:
+/// another application's (tables, no stamp), one made from a different lifecycle
+/// declaration, or one with a newer schema. Only reads run, on a connection switched to
+/// `query_only` for the duration, so no statement can write; `-wal`/`-shm` files SQLite
+/// makes to read a WAL-mode file are removed again when the refused connection closes.
+pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let place = path.display().to_string();
+    conn.pragma_update(None, "query_only", true)
+        .map_err(opening(
+            &place,
+            "switching to read-only to inspect the file",
+        ))?;
+    let content = inspect(conn, &place)?;
+    conn.pragma_update(None, "query_only", false)
+        .map_err(opening(&place, "switching back from read-only"))?;
+    match content {
+        Content::Empty => Ok(()),
+        Content::Stamped(stamp) => check_stamp(&stamp, &place).map(drop),
+        Content::Foreign(names) => Err(not_a_store(path, names)),
+    }
+}
+
+fn not_a_store(path: &Path, names: Vec<String>) -> StoreError {
+    StoreError::NotAStore {
+        path: path.to_path_buf(),
+        found: Foreign::Tables(names),
+    }
+}
+
+/// Reads what the database holds: its stamp, or whether it is empty, or the names of the
+/// tables of another application.
+///
+/// A file is stamped when it has a `meta` table with `key` and `value` columns and a
+/// schema version row; one without that row is not a store, whatever else it holds.
+pub(super) fn inspect(conn: &Connection, place: &str) -> Result<Content, StoreError> {
+    let (objects, meta_columns): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM sqlite_master), \
+                    (SELECT count(*) FROM pragma_table_info('meta') \
+                     WHERE name IN ('key', 'value'))",
+        )
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(opening(place, "reading the schema"))?;
+    if objects == 0 {
+        return Ok(Content::Empty);
+    }
+    let stamped = meta_columns == 2
+        && conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM meta WHERE key = ?1)")
+            .and_then(|mut s| s.query_row([KEY_VERSION], |r| r.get(0)))
+            .map_err(opening(place, "reading the schema version"))?;
+    if stamped {
+        return read_stamp(conn, place).map(Content::Stamped);
+    }
+    let names = conn
+        .prepare_cached(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(opening(place, "listing the tables"))?;
+    Ok(Content::Foreign(names))
+}
+
+/// Reads the stamp of a file [`inspect`] found stamped.
+fn read_stamp(conn: &Connection, place: &str) -> Result<Stamp, StoreError> {
     let mut stmt = conn
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")
         .map_err(opening(place, "reading the schema"))?;
@@ -172,10 +275,10 @@ fn read_stamp(conn: &Connection, place: &str) -> Result<Option<Stamp>, StoreErro
             });
         }
     };
-    Ok(Some(Stamp {
+    Ok(Stamp {
         version,
         fingerprint,
-    }))
+    })
 }
 
 /// Refuses a stamp this build cannot use as it is; `Ok(true)` when it is current.
@@ -194,18 +297,29 @@ const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
 
 /// Creates or migrates the schema, safe when several processes open one new file at once:
 /// the check is repeated inside `BEGIN IMMEDIATE`, so exactly one of them creates it.
-pub(super) fn migrate(conn: &mut Connection, place: &str) -> Result<(), StoreError> {
+///
+/// A database that holds tables but no stamp is refused here too, for the case where
+/// another application filled the file after [`check_before_writing`] looked at it.
+pub(super) fn migrate(
+    conn: &mut Connection,
+    place: &str,
+    path: Option<&Path>,
+) -> Result<(), StoreError> {
     // Fast path: an up-to-date file needs no write lock.
-    if let Some(stamp) = read_stamp(conn, place)?
+    if let Content::Stamped(stamp) = inspect(conn, place)?
         && check_stamp(&stamp, place)?
+        && read_marks(conn)
+            .map_err(opening(place, "reading the schema"))?
+            .user_version
+            == SCHEMA_VERSION
     {
         return Ok(());
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(opening(place, "locking the file to create the schema"))?;
-    match read_stamp(&tx, place)? {
-        None => {
+    match inspect(&tx, place)? {
+        Content::Empty => {
             tx.execute_batch(&ddl_v1())
                 .map_err(opening(place, "creating the schema"))?;
             let mut insert = tx
@@ -220,12 +334,19 @@ pub(super) fn migrate(conn: &mut Connection, place: &str) -> Result<(), StoreErr
             drop(insert);
             run_migrations(&tx, 1, place)?;
         }
-        Some(stamp) => {
+        Content::Stamped(stamp) => {
             if !check_stamp(&stamp, place)? {
                 run_migrations(&tx, stamp.version, place)?;
             }
         }
+        Content::Foreign(names) => {
+            return Err(not_a_store(path.unwrap_or(Path::new(place)), names));
+        }
     }
+    // The mirror of the stamp that `check_unchanged` reads; set here for a new file, after
+    // a migration, and on a file stamped before the mirror existed.
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(opening(place, "stamping the schema version"))?;
     tx.commit().map_err(opening(place, "committing the schema"))
 }
 
@@ -244,6 +365,79 @@ fn run_migrations(conn: &Connection, from: i64, place: &str) -> Result<(), Store
             .map_err(opening(place, "migrating the schema"))?;
         Ok(())
     })
+}
+
+// ---- noticing a schema change under an open store --------------------------------------
+
+/// What a handle saw of the file's schema, read from the database header: SQLite's schema
+/// cookie, which every change of a table, index, view or trigger bumps, and the header's
+/// `user_version`, where [`migrate`] mirrors the stamp's schema version (so a migration
+/// that changes no DDL still changes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Marks {
+    cookie: i64,
+    user_version: i64,
+}
+
+/// Reads the header's marks: two cached `PRAGMA` statements reading the page SQLite already
+/// holds for the transaction they run in. (The `pragma_*` table functions would read both
+/// in one statement, but they prepare a new statement on every run, which costs more than
+/// the rest of a write.)
+pub(super) fn read_marks(conn: &Connection) -> rusqlite::Result<Marks> {
+    let read = |pragma: &str| -> rusqlite::Result<i64> {
+        conn.prepare_cached(pragma)?.query_row([], |r| r.get(0))
+    };
+    Ok(Marks {
+        cookie: read("PRAGMA schema_version")?,
+        user_version: read("PRAGMA user_version")?,
+    })
+}
+
+/// Refuses to go on when another connection changed the schema since this handle last
+/// looked (`seen`): run first in every transaction, so the answer holds for all of it (a
+/// write transaction holds the write lock, so no migration can commit until it ends).
+///
+/// A change that leaves the stamp at this build's version (an index someone added, a
+/// `VACUUM`) is accepted and remembered. Another version is
+/// [`StoreError::SchemaChanged`]; a stamp that is gone or now names another declaration is
+/// [`StoreError::Corrupt`].
+pub(super) fn check_unchanged(
+    conn: &Connection,
+    seen: &mut Marks,
+    path: &Path,
+) -> Result<(), super::Fail> {
+    let now = read_marks(conn)?;
+    if now == *seen {
+        return Ok(());
+    }
+    let place = path.display().to_string();
+    let stamp = match inspect(conn, &place)? {
+        Content::Stamped(stamp) => stamp,
+        Content::Empty | Content::Foreign(_) => {
+            return Err(StoreError::Corrupt {
+                table: "meta",
+                row: String::from(KEY_VERSION),
+                problem: format!("the schema stamp of {place} is gone since this store was opened"),
+            }
+            .into());
+        }
+    };
+    let found = if stamp.version == SCHEMA_VERSION {
+        now.user_version
+    } else {
+        stamp.version
+    };
+    if found != SCHEMA_VERSION {
+        return Err(StoreError::SchemaChanged {
+            place,
+            opened: SCHEMA_VERSION,
+            found,
+        }
+        .into());
+    }
+    check_stamp(&stamp, &place)?;
+    *seen = now;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,7 +459,7 @@ mod tests {
     /// The plan SQLite picks for `sql` on a schema made by [`migrate`].
     fn plan(sql: &str) -> String {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn, "memory").unwrap();
+        migrate(&mut conn, "memory", None).unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let params = [1, 2, 3];
         let rows = stmt
