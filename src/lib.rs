@@ -63,6 +63,8 @@
 extern crate alloc;
 
 mod error;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod lifecycle;
 mod mutation;
 mod names;
