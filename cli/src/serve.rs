@@ -19,7 +19,12 @@ use crate::output::Outcome;
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The SQLite database file (created if missing).
-    #[arg(long, value_name = "FILE", default_value = "topostate.db", conflicts_with = "url")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "topostate.db",
+        conflicts_with = "url"
+    )]
     db: PathBuf,
     /// A PostgreSQL connection string instead of a SQLite file
     /// (postgres://user@host/db or key=value).
@@ -95,7 +100,9 @@ pub fn serve(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let bound = listener.local_addr().context("cannot read the bound address")?;
+        let bound = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
         writeln!(out, "listening on http://{bound}")?;
         out.flush()?;
         axum::serve(listener, app)

@@ -18,18 +18,21 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Tokens;
-use super::body::{BodyTimeLimit, OptionalJson, VersionedJson, invalid_body, object_or_empty, parse_optional_version};
+use super::body::{
+    BodyTimeLimit, OptionalJson, VersionedJson, invalid_body, object_or_empty,
+    parse_optional_version,
+};
 use super::events;
 use super::openapi::{
-    EditBatchDoc, EditReportDoc, EditedDoc, MutationDoc, NewDeckyDoc, NewEdgeDoc, NewLanDoc,
-    ProblemDoc, StatusEventDoc, TopologyDetailDoc, TopologyRecordDoc, TransitionedDoc,
-    DeckyPatchDoc, LanPatchDoc,
+    DeckyPatchDoc, EditBatchDoc, EditReportDoc, EditedDoc, LanPatchDoc, MutationDoc, NewDeckyDoc,
+    NewEdgeDoc, NewLanDoc, ProblemDoc, StatusEventDoc, TopologyDetailDoc, TopologyRecordDoc,
+    TransitionedDoc,
 };
 use super::precondition::{Expected, IfMatch, etag};
 use super::problem::{Problem, VersionSource};
 use crate::store::{
-    AsyncTopologyStore, ChildEdit, DeckyId, DeckyPatch, EdgeId, LanId, LanPatch, NewDecky,
-    NewEdge, NewLan, Precondition, StoreError,
+    AsyncTopologyStore, ChildEdit, DeckyId, DeckyPatch, EdgeId, LanId, LanPatch, NewDecky, NewEdge,
+    NewLan, Precondition, StoreError,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -248,15 +251,14 @@ fn api_routes() -> OpenApiRouter<App> {
     let mut components = utoipa::openapi::Components::new();
     components.add_security_scheme(
         "bearer",
-        utoipa::openapi::security::SecurityScheme::Http(
-            utoipa::openapi::security::Http::new(utoipa::openapi::security::HttpAuthScheme::Bearer),
-        ),
+        utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+            utoipa::openapi::security::HttpAuthScheme::Bearer,
+        )),
     );
     doc.components = Some(components);
-    doc.security = Some(Vec::from([utoipa::openapi::security::SecurityRequirement::new(
-        "bearer",
-        Vec::<String>::new(),
-    )]));
+    doc.security = Some(Vec::from([
+        utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
+    ]));
     OpenApiRouter::with_openapi(doc)
         .routes(routes!(create_topology, list_topologies))
         .routes(routes!(topology_detail, delete_topology))
@@ -371,11 +373,14 @@ pub(crate) struct CreateTopology {
 )]
 async fn create_topology(
     State(app): State<App>,
-    body: VersionedJson<CreateTopology>,
+    body: Result<VersionedJson<CreateTopology>, Problem>,
 ) -> Result<Response, Problem> {
+    let body = body?;
     if body.expected_version.is_some() {
-        return Err(invalid_body("a new topology has no version to expect".into())
-            .with("field", "expected_version"));
+        return Err(
+            invalid_body("a new topology has no version to expect".into())
+                .with("field", "expected_version"),
+        );
     }
     let record = app
         .store
@@ -454,11 +459,11 @@ async fn topology_detail(State(app): State<App>, id: Id) -> Result<Response, Pro
 async fn delete_topology(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: OptionalJson,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<OptionalJson, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
-    let expected = app.expected(if_match, parse_optional_version(&body.0)?)?;
+    let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
     app.store
         .delete_topology(id, expected.version)
         .await
@@ -508,13 +513,22 @@ async fn move_to(
 async fn deploy(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: OptionalJson,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<OptionalJson, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
-    let expected = app.expected(if_match, parse_optional_version(&body.0)?)?;
+    let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
     let from = Some(TopologyStatus::Pending);
-    move_to(&app, id, TopologyStatus::Deploying, None, from, expected, StatusCode::ACCEPTED).await
+    move_to(
+        &app,
+        id,
+        TopologyStatus::Deploying,
+        None,
+        from,
+        expected,
+        StatusCode::ACCEPTED,
+    )
+    .await
 }
 
 /// Starts a teardown: `active | degraded | failed | deploying → tearing_down`.
@@ -531,16 +545,25 @@ async fn deploy(
 async fn teardown(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: OptionalJson,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<OptionalJson, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
-    let expected = app.expected(if_match, parse_optional_version(&body.0)?)?;
-    move_to(&app, id, TopologyStatus::TearingDown, None, None, expected, StatusCode::ACCEPTED)
-        .await
+    let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
+    move_to(
+        &app,
+        id,
+        TopologyStatus::TearingDown,
+        None,
+        None,
+        expected,
+        StatusCode::ACCEPTED,
+    )
+    .await
 }
 
-/// A worker's transition: from the status it believes current to `to`.
+/// A worker's transition: from the status it believes current to `to` (an
+/// `expected_version` member may ride along, checked and not bumped).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransitionRequest {
@@ -553,10 +576,6 @@ pub(crate) struct TransitionRequest {
     /// Why (recorded in the status log).
     #[serde(default)]
     reason: Option<String>,
-    /// The version last read (or send If-Match).
-    #[serde(default)]
-    #[schema(value_type = Option<u64>)]
-    expected_version: Option<u64>,
 }
 
 /// Records a transition (`{from, to, reason}`), checked against the table, the believed
@@ -576,13 +595,13 @@ pub(crate) struct TransitionRequest {
 async fn transition(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: VersionedJson<TransitionRequest>,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<VersionedJson<TransitionRequest>, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
+    let (if_match, body) = (if_match?, body?);
     let request = body.value;
-    let body_version = request.expected_version.or(body.expected_version);
-    let expected = app.expected(if_match, body_version)?;
+    let expected = app.expected(if_match, body.expected_version)?;
     move_to(
         &app,
         id,
@@ -621,10 +640,11 @@ struct EditBatch {
 async fn edit_batch(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: VersionedJson<EditBatch>,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<VersionedJson<EditBatch>, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
+    let (if_match, body) = (if_match?, body?);
     let expected = app.expected(if_match, body.expected_version)?;
     let report = app
         .store
@@ -649,9 +669,12 @@ async fn edit_one<I: serde::Serialize>(
         .await
         .map_err(|e| app.fail(&e, expected.source))?;
     let Some(row) = pick(edited.id) else {
-        return Err(app.fail(&StoreError::Backend(crate::store::BackendError::new(
-            "the store reported another kind of row than the edit touched",
-        )), expected.source));
+        return Err(app.fail(
+            &StoreError::Backend(crate::store::BackendError::new(
+                "the store reported another kind of row than the edit touched",
+            )),
+            expected.source,
+        ));
     };
     if created == StatusCode::NO_CONTENT {
         return Ok(no_content(Some(edited.version)));
@@ -709,10 +732,11 @@ macro_rules! child_routes {
         async fn $add(
             State(app): State<App>,
             id: Id,
-            if_match: IfMatch,
-            body: VersionedJson<$New>,
+            if_match: Result<IfMatch, Problem>,
+            body: Result<VersionedJson<$New>, Problem>,
         ) -> Result<Response, Problem> {
             let id = id_of(id)?;
+            let (if_match, body) = (if_match?, body?);
             let expected = app.expected(if_match, body.expected_version)?;
             edit_one(&app, id, expected, ChildEdit::$Add(body.value), StatusCode::CREATED, $pick).await
         }
@@ -733,10 +757,11 @@ macro_rules! child_routes {
         async fn $update(
             State(app): State<App>,
             ids: Result<Path<(TopologyId, $Id)>, PathRejection>,
-            if_match: IfMatch,
-            body: VersionedJson<$Patch>,
+            if_match: Result<IfMatch, Problem>,
+            body: Result<VersionedJson<$Patch>, Problem>,
         ) -> Result<Response, Problem> {
             let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
+            let (if_match, body) = (if_match?, body?);
             let expected = app.expected(if_match, body.expected_version)?;
             edit_one(&app, id, expected, ChildEdit::$Update(child, body.value), StatusCode::OK, $pick)
                 .await
@@ -756,11 +781,11 @@ macro_rules! child_routes {
         async fn $delete(
             State(app): State<App>,
             ids: Result<Path<(TopologyId, $Id)>, PathRejection>,
-            if_match: IfMatch,
-            body: OptionalJson,
+            if_match: Result<IfMatch, Problem>,
+            body: Result<OptionalJson, Problem>,
         ) -> Result<Response, Problem> {
             let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
-            let expected = app.expected(if_match, parse_optional_version(&body.0)?)?;
+            let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
             edit_one(&app, id, expected, ChildEdit::$Delete(child), StatusCode::NO_CONTENT, $pick)
                 .await
         }
@@ -768,12 +793,36 @@ macro_rules! child_routes {
 }
 
 child_routes!(
-    add_lan, update_lan, delete_lan, "lans", "LAN", NewLan, NewLanDoc, LanPatch, LanPatchDoc,
-    LanId, lan, AddLan, UpdateLan, DeleteLan
+    add_lan,
+    update_lan,
+    delete_lan,
+    "lans",
+    "LAN",
+    NewLan,
+    NewLanDoc,
+    LanPatch,
+    LanPatchDoc,
+    LanId,
+    lan,
+    AddLan,
+    UpdateLan,
+    DeleteLan
 );
 child_routes!(
-    add_decky, update_decky, delete_decky, "deckies", "decky", NewDecky, NewDeckyDoc,
-    DeckyPatch, DeckyPatchDoc, DeckyId, decky, AddDecky, UpdateDecky, DeleteDecky
+    add_decky,
+    update_decky,
+    delete_decky,
+    "deckies",
+    "decky",
+    NewDecky,
+    NewDeckyDoc,
+    DeckyPatch,
+    DeckyPatchDoc,
+    DeckyId,
+    decky,
+    AddDecky,
+    UpdateDecky,
+    DeleteDecky
 );
 
 /// Adds a decky ↔ LAN membership to a `pending` topology.
@@ -792,12 +841,21 @@ child_routes!(
 async fn add_edge(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: VersionedJson<NewEdge>,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<VersionedJson<NewEdge>, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
+    let (if_match, body) = (if_match?, body?);
     let expected = app.expected(if_match, body.expected_version)?;
-    edit_one(&app, id, expected, ChildEdit::AddEdge(body.value), StatusCode::CREATED, edge).await
+    edit_one(
+        &app,
+        id,
+        expected,
+        ChildEdit::AddEdge(body.value),
+        StatusCode::CREATED,
+        edge,
+    )
+    .await
 }
 
 /// Deletes a membership of a `pending` topology.
@@ -814,12 +872,20 @@ async fn add_edge(
 async fn delete_edge(
     State(app): State<App>,
     ids: Result<Path<(TopologyId, EdgeId)>, PathRejection>,
-    if_match: IfMatch,
-    body: OptionalJson,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<OptionalJson, Problem>,
 ) -> Result<Response, Problem> {
     let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
-    let expected = app.expected(if_match, parse_optional_version(&body.0)?)?;
-    edit_one(&app, id, expected, ChildEdit::DeleteEdge(child), StatusCode::NO_CONTENT, edge).await
+    let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
+    edit_one(
+        &app,
+        id,
+        expected,
+        ChildEdit::DeleteEdge(child),
+        StatusCode::NO_CONTENT,
+        edge,
+    )
+    .await
 }
 
 // ---- the mutation queue and the status log -----------------------------------------------
@@ -863,10 +929,11 @@ pub(crate) struct EnqueueResponse {
 async fn enqueue_mutation(
     State(app): State<App>,
     id: Id,
-    if_match: IfMatch,
-    body: VersionedJson<EnqueueRequest>,
+    if_match: Result<IfMatch, Problem>,
+    body: Result<VersionedJson<EnqueueRequest>, Problem>,
 ) -> Result<Response, Problem> {
     let id = id_of(id)?;
+    let (if_match, body) = (if_match?, body?);
     let expected = app.expected(if_match, body.expected_version)?;
     let payload = Value::Object(object_or_empty(body.value.payload)?).to_string();
     let edited = app

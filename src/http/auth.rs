@@ -62,7 +62,10 @@ pub struct Tokens {
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
-            .field("roles", &self.entries.iter().map(|e| e.0).collect::<Vec<_>>())
+            .field(
+                "roles",
+                &self.entries.iter().map(|e| e.0).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -211,9 +214,18 @@ mod tests {
         assert_eq!(auth(Some(&bearer(VIEWER)), Method::DELETE), Err(403));
         assert_eq!(auth(None, Method::GET), Err(401));
         assert_eq!(auth(Some(ADMIN), Method::GET), Err(401));
-        assert_eq!(auth(Some(&["Basic ", ADMIN].concat()), Method::GET), Err(401));
-        assert_eq!(auth(Some(&bearer(&ADMIN[..ADMIN.len() - 1])), Method::GET), Err(401));
-        assert_eq!(auth(Some(&["bearer ", ADMIN].concat()), Method::GET), Ok(Role::Admin));
+        assert_eq!(
+            auth(Some(&["Basic ", ADMIN].concat()), Method::GET),
+            Err(401)
+        );
+        assert_eq!(
+            auth(Some(&bearer(&ADMIN[..ADMIN.len() - 1])), Method::GET),
+            Err(401)
+        );
+        assert_eq!(
+            auth(Some(&["bearer ", ADMIN].concat()), Method::GET),
+            Ok(Role::Admin)
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::string::{String, ToString};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -36,7 +36,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for VersionedJson<T> {
 }
 
 /// Parses `{…T's fields…, "expected_version": n}`.
-pub(crate) fn parse_versioned<T: DeserializeOwned>(bytes: &[u8]) -> Result<VersionedJson<T>, Problem> {
+pub(crate) fn parse_versioned<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<VersionedJson<T>, Problem> {
     let value: Value = serde_json::from_slice(bytes).map_err(json_problem)?;
     let Value::Object(mut members) = value else {
         return Err(invalid_body("the body must be a JSON object".into()));
@@ -189,8 +191,9 @@ pub(crate) fn object_or_empty(value: Option<Value>) -> Result<Map<String, Value>
     match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m),
-        Some(_) => Err(invalid_body("invalid payload: must be a JSON object".into())
-            .with("field", "payload")),
+        Some(_) => Err(
+            invalid_body("invalid payload: must be a JSON object".into()).with("field", "payload"),
+        ),
     }
 }
 
@@ -201,18 +204,35 @@ mod tests {
 
     #[test]
     fn versioned_bodies() {
-        let ok = parse_versioned::<NewLan>(br#"{"name":"dmz","subnet":"10.0.0.0/24","expected_version":3}"#)
-            .unwrap();
+        let ok = parse_versioned::<NewLan>(
+            br#"{"name":"dmz","subnet":"10.0.0.0/24","expected_version":3}"#,
+        )
+        .unwrap();
         assert_eq!(ok.expected_version, Some(3));
         assert_eq!(ok.value, NewLan::new("dmz", "10.0.0.0/24"));
         let status = |b: &[u8]| parse_versioned::<NewLan>(b).unwrap_err().status();
         assert_eq!(status(b"{"), 400);
         assert_eq!(status(b"[]"), 422);
-        assert_eq!(status(br#"{"name":"dmz","subnet":"x","expected_version":0}"#), 422);
-        assert_eq!(status(br#"{"name":"dmz","subnet":"x","expected_version":"3"}"#), 422);
-        assert_eq!(status(br#"{"name":"dmz","subnet":"x","colour":"red"}"#), 422);
+        assert_eq!(
+            status(br#"{"name":"dmz","subnet":"x","expected_version":0}"#),
+            422
+        );
+        assert_eq!(
+            status(br#"{"name":"dmz","subnet":"x","expected_version":"3"}"#),
+            422
+        );
+        assert_eq!(
+            status(br#"{"name":"dmz","subnet":"x","colour":"red"}"#),
+            422
+        );
         assert_eq!(parse_optional_version(b"").unwrap(), None);
-        assert_eq!(parse_optional_version(br#"{"expected_version":2}"#).unwrap(), Some(2));
-        assert_eq!(parse_optional_version(br#"{"x":2}"#).unwrap_err().status(), 422);
+        assert_eq!(
+            parse_optional_version(br#"{"expected_version":2}"#).unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            parse_optional_version(br#"{"x":2}"#).unwrap_err().status(),
+            422
+        );
     }
 }

@@ -35,7 +35,12 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     fn id(self) -> String {
-        [self.event.to_string(), "-".into(), self.mutation.to_string()].concat()
+        [
+            self.event.to_string(),
+            "-".into(),
+            self.mutation.to_string(),
+        ]
+        .concat()
     }
 
     fn parse(text: &str) -> Option<Self> {
@@ -211,7 +216,16 @@ mod tests {
         };
         assert_eq!(c.id(), "12-4");
         assert_eq!(Cursor::parse("12-4"), Some(c));
-        for bad in ["", "12", "12-", "-4", "a-4", "1-2-3", "+1-2", "99999999999999999999-1"] {
+        for bad in [
+            "",
+            "12",
+            "12-",
+            "-4",
+            "a-4",
+            "1-2-3",
+            "+1-2",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(Cursor::parse(bad), None, "{bad}");
         }
     }

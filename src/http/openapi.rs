@@ -365,8 +365,9 @@ mod tests {
             Precondition::none(),
         )
         .unwrap();
-        let queued = TopologyStore::enqueue_mutation(&store, lab.id, MutationOp::AddLan, "{}", None)
-            .unwrap();
+        let queued =
+            TopologyStore::enqueue_mutation(&store, lab.id, MutationOp::AddLan, "{}", None)
+                .unwrap();
         let mutations = TopologyStore::list_mutations(&store, lab.id, None).unwrap();
         assert_eq!(mutations[0].id, queued.id);
         fits::<TopologyDetailDoc>(&detail);
@@ -388,7 +389,10 @@ mod tests {
             for name in all {
                 let value: E = serde_json::from_value(serde_json::json!(name))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(serde_json::to_value(&value).unwrap(), serde_json::json!(name));
+                assert_eq!(
+                    serde_json::to_value(&value).unwrap(),
+                    serde_json::json!(name)
+                );
             }
         }
         names::<StatusDoc>(&TopologyStatus::NAMES);
@@ -401,8 +405,14 @@ mod tests {
                 .as_array()
                 .map_or(0, Vec::len)
         };
-        assert_eq!(count(<StatusDoc as utoipa::PartialSchema>::schema()), TopologyStatus::NAMES.len());
-        assert_eq!(count(<MutationOpDoc as utoipa::PartialSchema>::schema()), MutationOp::NAMES.len());
+        assert_eq!(
+            count(<StatusDoc as utoipa::PartialSchema>::schema()),
+            TopologyStatus::NAMES.len()
+        );
+        assert_eq!(
+            count(<MutationOpDoc as utoipa::PartialSchema>::schema()),
+            MutationOp::NAMES.len()
+        );
         assert_eq!(
             count(<MutationStateDoc as utoipa::PartialSchema>::schema()),
             crate::MutationState::NAMES.len()

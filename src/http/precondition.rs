@@ -166,7 +166,7 @@ impl Expected {
     /// # Errors
     ///
     /// 428 `if-match-required`, 400 `conflicting-versions`, as above; 412 `weak-if-match`
-/// for a weak tag, which never matches.
+    /// for a weak tag, which never matches.
     pub fn resolve(
         if_match: IfMatch,
         body: Option<u64>,
@@ -191,8 +191,13 @@ impl Expected {
                 StatusCode::BAD_REQUEST,
                 "conflicting-versions",
                 "If-Match and expected_version disagree",
-                ["If-Match names version ", &h.to_string(), ", expected_version ", &b.to_string()]
-                    .concat(),
+                [
+                    "If-Match names version ",
+                    &h.to_string(),
+                    ", expected_version ",
+                    &b.to_string(),
+                ]
+                .concat(),
             )
             .with("if_match", h)
             .with("expected_version", b)),
@@ -237,8 +242,16 @@ mod tests {
         assert_eq!(read(&[" \"12\" "]), Ok(IfMatch::Version(12)));
         assert_eq!(read(&["W/\"12\""]), Ok(IfMatch::Weak));
         for bad in [
-            "12", "\"\"", "\"0\"", "\"-1\"", "\"+1\"", "\"1 \"", "\"abc\"", "\"1\", \"2\"",
-            "\"9223372036854775808\"", "\"99999999999999999999999\"",
+            "12",
+            "\"\"",
+            "\"0\"",
+            "\"-1\"",
+            "\"+1\"",
+            "\"1 \"",
+            "\"abc\"",
+            "\"1\", \"2\"",
+            "\"9223372036854775808\"",
+            "\"99999999999999999999999\"",
         ] {
             assert_eq!(read(&[bad]), Err(400), "{bad}");
         }
@@ -248,7 +261,10 @@ mod tests {
     #[test]
     fn etag_is_the_quoted_version() {
         assert_eq!(etag(1), "\"1\"");
-        assert_eq!(read(&[etag(MAX_VERSION).to_str().unwrap()]), Ok(IfMatch::Version(MAX_VERSION)));
+        assert_eq!(
+            read(&[etag(MAX_VERSION).to_str().unwrap()]),
+            Ok(IfMatch::Version(MAX_VERSION))
+        );
     }
 
     #[test]
@@ -256,18 +272,27 @@ mod tests {
         let r = |m, b, req| Expected::resolve(m, b, req).map_err(|p| p.status());
         assert_eq!(
             r(IfMatch::Absent, None, false),
-            Ok(Expected { version: None, source: VersionSource::Body })
+            Ok(Expected {
+                version: None,
+                source: VersionSource::Body
+            })
         );
         assert_eq!(r(IfMatch::Absent, None, true), Err(428));
         assert_eq!(r(IfMatch::Version(2), Some(3), false), Err(400));
         assert_eq!(
             r(IfMatch::Version(2), None, true),
-            Ok(Expected { version: Some(2), source: VersionSource::IfMatch })
+            Ok(Expected {
+                version: Some(2),
+                source: VersionSource::IfMatch
+            })
         );
         assert_eq!(r(IfMatch::Weak, None, false), Err(412));
         assert_eq!(
             r(IfMatch::Any, None, true),
-            Ok(Expected { version: None, source: VersionSource::IfMatch })
+            Ok(Expected {
+                version: None,
+                source: VersionSource::IfMatch
+            })
         );
     }
 }

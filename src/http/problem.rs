@@ -165,11 +165,14 @@ impl Problem {
     #[must_use]
     pub fn from_store(error: &StoreError, source: VersionSource) -> Self {
         match error {
-            StoreError::NotFound { entity, id } => {
-                Self::new(StatusCode::NOT_FOUND, "not-found", "not found", error.to_string())
-                    .with("entity", entity.as_str())
-                    .with("id", *id)
-            }
+            StoreError::NotFound { entity, id } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "not found",
+                error.to_string(),
+            )
+            .with("entity", entity.as_str())
+            .with("id", *id),
             StoreError::NotEditable(e) => Self::new(
                 StatusCode::CONFLICT,
                 "not-editable",
@@ -343,7 +346,10 @@ mod tests {
                 }),
                 409,
                 "not-editable",
-                vec![("topology_status", json!("active")), ("reason", Value::Null)],
+                vec![
+                    ("topology_status", json!("active")),
+                    ("reason", Value::Null),
+                ],
             ),
             (
                 StoreError::LanInUse {
@@ -353,7 +359,11 @@ mod tests {
                 },
                 409,
                 "lan-in-use",
-                vec![("lan", json!(2)), ("decky", json!(3)), ("decky_name", json!("web"))],
+                vec![
+                    ("lan", json!(2)),
+                    ("decky", json!(3)),
+                    ("decky_name", json!("web")),
+                ],
             ),
             (
                 StoreError::ForeignEnd {
@@ -391,7 +401,10 @@ mod tests {
                 },
                 409,
                 "stale-status",
-                vec![("topology_status", json!("active")), ("expected", json!("pending"))],
+                vec![
+                    ("topology_status", json!("active")),
+                    ("expected", json!("pending")),
+                ],
             ),
             (
                 StoreError::IllegalTransition {
@@ -400,7 +413,10 @@ mod tests {
                 },
                 409,
                 "illegal-transition",
-                vec![("topology_status", json!("torn_down")), ("to", json!("deploying"))],
+                vec![
+                    ("topology_status", json!("torn_down")),
+                    ("to", json!("deploying")),
+                ],
             ),
             (
                 StoreError::MutationState {
@@ -508,7 +524,10 @@ mod tests {
             current: 2,
             expected: 1,
         });
-        assert_eq!(Problem::from_store(&stale, VersionSource::Body).status(), 409);
+        assert_eq!(
+            Problem::from_store(&stale, VersionSource::Body).status(),
+            409
+        );
         assert_eq!(
             Problem::from_store(&stale, VersionSource::IfMatch).status(),
             412
