@@ -47,6 +47,47 @@
 //! the body's `expected_version` member; without either it is unchecked and unbumped (the
 //! store's meaning of `None`), unless the service requires `If-Match`.
 //!
+//! # Compared with the API this replaces
+//!
+//! Kept: the mount point and route names (`/api/v1/topologies`, `/{id}/deploy`,
+//! `/{id}/teardown`, `/{id}/lans`, `/deckies`, `/edges`, `/mutations`, `/status-events`,
+//! `/{id}/events`); the codes of success (201 create and child add, 202 deploy, teardown
+//! and enqueue, 204 deletes, 200 reads and PATCH) and of refusal (404 missing, 409 for a
+//! status that refuses the write and for a taken name, 401/403 by role); the status gates
+//! (deploy from `pending`, teardown from `active`/`degraded`/`failed`/`deploying`, delete
+//! from `pending`/`torn_down`/`failed`, child edits while `pending`, the queue while
+//! `active`/`degraded`); `expected_version` in request bodies; lists newest first;
+//! `?status=`, `?state=`, `?limit=` (1..=1000, default 100).
+//!
+//! Changed, deliberately:
+//!
+//! - **Refusals are problem documents** with fields, not a bare `{"detail": "<string>"}`:
+//!   a client reads `current`/`expected` instead of parsing "Version conflict: expected 1,
+//!   current 2". A stale `If-Match` is **412**; a stale body version stays 409.
+//! - **Every write is checked where it happens**: the status gates and the version check
+//!   run in the store's atomic step, not in a separate read before the write (the seed's
+//!   guard TOCTOU, §3.4 3), and deletes take a version too (`If-Match`), so a delete can no
+//!   longer remove what another editor just changed (§3.4 5).
+//! - **Deploy and teardown record their first transition** (`pending → deploying`,
+//!   `→ tearing_down`) atomically before answering 202, instead of checking the status and
+//!   leaving the transition to a background task that may find it changed (§3.4 10); the
+//!   rest of the walk is the workers', through `POST /{id}/transitions`, which names the
+//!   status it moves from (`stale-status` when another worker moved first, §3.4 2).
+//! - **Bad input is 4xx with a reason**: an unknown status in `?status=` is 400 (the seed
+//!   compared the raw string and returned nothing), a malformed body 400, a body that does
+//!   not fit 422 naming the field, unknown fields refused, an edge end in another topology
+//!   422 (`foreign-end`, the seed's 400), a backend failure 503 without driver text (the
+//!   seed's 500 "Internal error").
+//! - **Child adds answer `{id, version}`** (and the new `ETag`), not the row: the row would
+//!   need a second read that could already show a later write.
+//! - **The event stream** replays the status log and the queue from the start (or from
+//!   `Last-Event-ID`) by reading the store, instead of a one-shot snapshot plus a
+//!   process-local bus that missed the deployer's transitions and every other process's
+//!   writes.
+//! - Not carried over: `POST /blank` and the generator behind `POST /` (their topology
+//!   templates are the seed's, not the store's); `POST /` takes `{"name"}` and creates an
+//!   empty `pending` topology.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use axum::body::Body;

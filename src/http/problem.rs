@@ -326,8 +326,11 @@ mod tests {
         MutationState, TopologyNotEditable, TopologyStatus, VersionConflict, VersionOverflow,
     };
 
+    /// An error, the status and slug it must map to, and fields it must carry.
+    type Row = (StoreError, u16, &'static str, Vec<(&'static str, Value)>);
+
     /// One example of every variant, with the status, slug and fields it must map to.
-    fn table() -> Vec<(StoreError, u16, &'static str, Vec<(&'static str, Value)>)> {
+    fn table() -> Vec<Row> {
         use serde_json::json;
         vec![
             (
