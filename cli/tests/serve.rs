@@ -1115,9 +1115,17 @@ fn sigterm_during_writes_loses_none_that_was_answered() {
                 answered
             }));
         }
+        // An open event stream must not hold the shutdown open.
+        let stream = c
+            .get(s.url(&format!("/api/v1/topologies/{id}/events")))
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(stream.status(), 200);
         tokio::time::sleep(Duration::from_millis(400)).await;
-        (id, writers)
+        (id, (writers, stream))
     });
+    let (writers, stream) = writers;
     let (code, lines) = s.terminate();
     assert_eq!(code, Some(0), "a clean stop: {lines:?}");
     assert_eq!(lines.last().map(String::as_str), Some("stopped"));
@@ -1129,6 +1137,7 @@ fn sigterm_during_writes_loses_none_that_was_answered() {
         all
     });
     assert!(!answered.is_empty(), "writes were answered before the stop");
+    drop(stream);
     use topostate::store::{SqliteStore, TopologyStore};
     let store = SqliteStore::open(&db).expect("open after stop");
     let detail = store
