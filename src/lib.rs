@@ -55,6 +55,9 @@
 //! - `sqlite`: the SQLite store backend (bundled SQLite), for one machine.
 //! - `postgres`: the PostgreSQL store backend (async on tokio-postgres with a deadpool
 //!   pool, and a blocking handle on it), for many hosts. The [`store`] module docs say which backend to pick when.
+//! - `axum`: `topostate::http`, the store over HTTP: versions as `ETag`s, `If-Match`
+//!   preconditions, refusals as RFC 9457 problem documents, bearer-token roles, and the
+//!   topology API as a router (what `topostate serve` runs).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
