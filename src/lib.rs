@@ -58,6 +58,9 @@
 //!   which backend to pick when.
 //! - `tokio`: `Offload`, the async face of a blocking store (SQLite) on tokio's blocking
 //!   pool.
+//! - `axum`: `topostate::http`, the store over HTTP: versions as `ETag`s, `If-Match`
+//!   preconditions, refusals as RFC 9457 problem documents, bearer-token roles, and the
+//!   topology API as a router (what `topostate serve` runs).
 //!
 //! # Using topostate in an async service
 //!
@@ -77,6 +80,8 @@
 extern crate alloc;
 
 mod error;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod lifecycle;
 mod mutation;
 mod names;

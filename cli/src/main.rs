@@ -14,6 +14,7 @@ mod check;
 mod demo;
 mod graph;
 mod output;
+mod serve;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -130,6 +131,14 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// Serve the topology web API over a SQLite file (default) or PostgreSQL.
+    ///
+    /// Routes under /api/v1/topologies (create, list, detail, child edits, a canvas batch,
+    /// deploy, teardown, worker transitions, the mutation queue, the status log, an event
+    /// stream), /healthz and the OpenAPI document at /api/v1/openapi.json. Versions are
+    /// ETags, If-Match is the write precondition, refusals are application/problem+json.
+    /// Stops on SIGTERM or ctrl-c after finishing the requests in flight.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -217,5 +226,6 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Graph { format, machine } => graph::graph(format, machine, out),
         Command::Audit { db, schema, format } => audit::audit(&db, schema.as_deref(), format, out),
         Command::Demo { db } => demo::demo(db.as_deref(), out),
+        Command::Serve(args) => serve::serve(&args, out),
     }
 }

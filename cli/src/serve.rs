@@ -1,0 +1,165 @@
+//! `topostate serve`: the topology web API over a SQLite file or a PostgreSQL server.
+//!
+//! The API itself is the library's (`topostate::http::router`); this command opens the
+//! store, reads the tokens, binds, prints the bound address and shuts down gracefully.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use topostate::http::{Options, Tokens, router};
+use topostate::store::{AsyncPgStore, AsyncTopologyStore, Offload, SqliteStore};
+
+use crate::output::Outcome;
+
+/// The arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The SQLite database file (created if missing).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "topostate.db",
+        conflicts_with = "url"
+    )]
+    db: PathBuf,
+    /// A PostgreSQL connection string instead of a SQLite file
+    /// (postgres://user@host/db or key=value).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// The address to listen on; port 0 picks a free port. The bound address is printed
+    /// on stdout as `listening on http://ADDR`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer tokens, one `role token` per line (roles `viewer`, `admin`). The file must
+    /// not be readable by group or others. Without it every request may write, so the
+    /// server then refuses to listen on anything but a loopback address.
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<PathBuf>,
+    /// Refuse writes to an existing topology without If-Match (428).
+    #[arg(long)]
+    require_if_match: bool,
+    /// The largest request body, in bytes (413 past it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    body_limit: usize,
+    /// Seconds to receive a request body (408 past it).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    body_timeout: u64,
+    /// Milliseconds between an event stream's reads of the store.
+    #[arg(long, value_name = "MS", default_value_t = 250, hide = true)]
+    poll_ms: u64,
+}
+
+/// Runs the server until SIGTERM or ctrl-c, then finishes the requests in flight.
+pub fn serve(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let tokens = match &args.tokens {
+        Some(path) => Some(read_tokens(path)?),
+        None => None,
+    };
+    if tokens.is_none() && !args.listen.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {} without --tokens: every request could write; \
+             give a tokens file or listen on a loopback address",
+            args.listen
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let store: Arc<dyn AsyncTopologyStore> = match &args.url {
+            Some(url) => Arc::new(
+                AsyncPgStore::connect(url)
+                    .await
+                    .context("cannot connect to PostgreSQL")?,
+            ),
+            None => Arc::new(Offload::new(
+                SqliteStore::open(&args.db)
+                    .with_context(|| format!("cannot open {}", args.db.display()))?,
+            )),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut options = Options::new()
+            .body_limit(args.body_limit)
+            .body_time_limit(Duration::from_secs(args.body_timeout))
+            .event_poll_interval(Duration::from_millis(args.poll_ms.max(1)))
+            .stop_streams_on(stop_rx)
+            // The driver's text is for the operator only; responses never carry it.
+            .on_server_error(|e| eprintln!("store error: {e}"));
+        if let Some(tokens) = tokens {
+            options = options.tokens(tokens);
+        }
+        if args.require_if_match {
+            options = options.require_if_match();
+        }
+        let app = router(store, options);
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let bound = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        writeln!(out, "listening on http://{bound}")?;
+        out.flush()?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                // Event streams never end by themselves; end them so the drain can finish.
+                let _ = stop_tx.send(true);
+            })
+            .await
+            .context("the server failed")?;
+        writeln!(out, "stopped")?;
+        Ok(Outcome::Clean)
+    })
+}
+
+/// SIGTERM (on Unix) or ctrl-c, whichever comes first.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Reads a tokens file, refusing one that group or others may read.
+fn read_tokens(path: &Path) -> anyhow::Result<Tokens> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} may be read by group or others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Tokens::parse(&text).with_context(|| format!("in {}", path.display()))
+}
