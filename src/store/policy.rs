@@ -12,7 +12,11 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use crate::state::{Active, Degraded, State};
 use crate::{TopologyNotEditable, TopologyStatus, VersionConflict, VersionError, check_and_bump};
 
-use super::{ChildEdit, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, Precondition, StoreError};
+use super::model::Referable;
+use super::{
+    ChildEdit, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, Precondition, RefProblem, RowRef,
+    StoreError,
+};
 
 /// Statuses that accept free-form child edits.
 pub const EDITABLE: &[TopologyStatus] = &[TopologyStatus::Pending];
@@ -529,6 +533,54 @@ pub(crate) fn settle(
     }
 }
 
+/// Checks the batch-local references of edit `at` of `edits`, in the order of its fields:
+/// each [`RowRef::Batch`] must name an earlier edit that adds a row of its kind. Every
+/// backend checks them before anything else of the edit.
+pub(crate) fn check_refs(edits: &[ChildEdit], at: usize) -> Result<(), StoreError> {
+    let Some(edit) = edits.get(at) else {
+        return Ok(());
+    };
+    match edit {
+        ChildEdit::UpdateLan(lan, _) | ChildEdit::DeleteLan(lan) => {
+            check_ref(edits, at, "lan id", *lan)
+        }
+        ChildEdit::UpdateDecky(decky, _) | ChildEdit::DeleteDecky(decky) => {
+            check_ref(edits, at, "decky id", *decky)
+        }
+        ChildEdit::AddEdge(edge) => {
+            check_ref(edits, at, "edge decky", edge.decky)?;
+            check_ref(edits, at, "edge lan", edge.lan)
+        }
+        ChildEdit::AddLan(_) | ChildEdit::AddDecky(_) | ChildEdit::DeleteEdge(_) => Ok(()),
+    }
+}
+
+/// One reference of [`check_refs`].
+fn check_ref<I: Referable>(
+    edits: &[ChildEdit],
+    at: usize,
+    field: &'static str,
+    reference: RowRef<I>,
+) -> Result<(), StoreError> {
+    let RowRef::Batch(target) = reference else {
+        return Ok(());
+    };
+    let problem = match edits.get(target) {
+        None => RefProblem::OutOfBatch { len: edits.len() },
+        Some(_) if target >= at => RefProblem::NotEarlier,
+        Some(named) if !I::added_by(named) => RefProblem::NotAnAdd {
+            expected: I::ENTITY,
+        },
+        Some(_) => return Ok(()),
+    };
+    Err(StoreError::BadReference {
+        edit: at,
+        field,
+        target,
+        problem,
+    })
+}
+
 /// Checks the fields an edit carries (names, texts, coordinates) without reading anything
 /// stored, in the order every backend reports them: the first failing field's error.
 /// Edits of ids only (deletes, edges) carry none.
@@ -670,7 +722,7 @@ mod tests {
             ChildEdit::AddLan(NewLan::new("caf\u{e9}", "s")),
             ChildEdit::AddLan(zero),
             ChildEdit::UpdateLan(
-                crate::store::LanId::new(1),
+                crate::store::LanId::new(1).into(),
                 LanPatch {
                     name: Some("cafe\u{301}".into()),
                     y: Some(Some(-0.0)),
