@@ -80,7 +80,8 @@ impl std::error::Error for BackendError {
 ///
 /// When several apply, the first in this order wins: [`NotFound`](Self::NotFound) >
 /// [`NotEditable`](Self::NotEditable) > domain refusals ([`LanInUse`](Self::LanInUse),
-/// [`ForeignEnd`](Self::ForeignEnd)) > [`VersionConflict`](Self::VersionConflict) >
+/// [`ForeignEnd`](Self::ForeignEnd), [`BadReference`](Self::BadReference)) >
+/// [`VersionConflict`](Self::VersionConflict) >
 /// [`Duplicate`](Self::Duplicate). Nothing is written when an error is returned.
 ///
 /// ```

@@ -42,6 +42,8 @@ pub(crate) async fn apply_edits<S: Session>(
         db,
         topology,
         created: HashSet::new(),
+        gone: HashSet::new(),
+        new_pairs: HashSet::new(),
         touched: Vec::with_capacity(edits.len()),
     };
     for (i, edit) in edits.iter().enumerate() {
@@ -69,6 +71,9 @@ pub(crate) async fn apply_edits<S: Session>(
 enum Target<I> {
     /// A row to look up.
     Row(I),
+    /// A row this batch added and has not deleted: in this topology, its key its id, so
+    /// nothing needs reading.
+    New(I),
     /// A stored id of a row this batch added: not found, since those rows are reached
     /// only through batch-local references.
     Unseen(I),
@@ -82,6 +87,12 @@ struct Batch<'b, S> {
     /// to mint, not the caller's to guess), so they read as not found, as in every
     /// backend; a batch-local reference reaches them through `touched`.
     created: HashSet<Touched>,
+    /// The LANs and deckies this batch deleted, so that a batch-local reference to one
+    /// reads as not found.
+    gone: HashSet<Touched>,
+    /// The (decky, LAN) keys of the edges this batch added with an end it added: the only
+    /// edges such an end can have.
+    new_pairs: HashSet<(i64, i64)>,
     /// The row each edit so far touched, in order: `touched[i]` is the row edit `i` added,
     /// if it added one.
     touched: Vec<Touched>,
@@ -111,13 +122,19 @@ impl<S: Session> Batch<'_, S> {
         match reference {
             RowRef::Stored(id) if self.created.contains(&id.touched()) => Ok(Target::Unseen(id)),
             RowRef::Stored(id) => Ok(Target::Row(id)),
-            RowRef::Batch(i) => self
-                .touched
-                .get(i)
-                .copied()
-                .and_then(I::of)
-                .map(Target::Row)
-                .ok_or_else(|| backend("a checked batch-local reference names no added row")),
+            RowRef::Batch(i) => {
+                let id = self
+                    .touched
+                    .get(i)
+                    .copied()
+                    .and_then(I::of)
+                    .ok_or_else(|| backend("a checked batch-local reference names no added row"))?;
+                Ok(if self.gone.contains(&id.touched()) {
+                    Target::Unseen(id)
+                } else {
+                    Target::New(id)
+                })
+            }
         }
     }
 
@@ -142,6 +159,7 @@ impl<S: Session> Batch<'_, S> {
     ) -> Result<(I, i64), S::Fail> {
         let id = match self.target(reference)? {
             Target::Row(id) => id,
+            Target::New(id) => return Ok((id, new_key(id)?)),
             Target::Unseen(id) => return Err(not_found(I::ENTITY, id.raw()).into()),
         };
         match self.owner(sql, id.raw()).await? {
@@ -158,6 +176,7 @@ impl<S: Session> Batch<'_, S> {
     ) -> Result<Result<(I, i64), StoreError>, S::Fail> {
         let id = match self.target(reference)? {
             Target::Row(id) => id,
+            Target::New(id) => return Ok(Ok((id, new_key(id)?))),
             Target::Unseen(id) => return Ok(Err(not_found(I::ENTITY, id.raw()))),
         };
         let entity = I::ENTITY;
@@ -314,6 +333,7 @@ impl<S: Session> Batch<'_, S> {
         self.db
             .execute(&stmt!("DELETE FROM lans WHERE id = $1"), &[Param::Int(k)])
             .await?;
+        self.gone.insert(Touched::Lan(lan));
         Ok(Touched::Lan(lan))
     }
 
@@ -399,6 +419,7 @@ impl<S: Session> Batch<'_, S> {
                 &[Param::Int(k)],
             )
             .await?;
+        self.gone.insert(Touched::Decky(decky));
         Ok(Touched::Decky(decky))
     }
 
@@ -418,10 +439,20 @@ impl<S: Session> Batch<'_, S> {
                 return Err(backend("an edge end was refused without an error").into());
             }
         };
-        let Flag(taken) = self
-            .db
-            .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])
-            .await?;
+        // A pair with an end this batch added can only have been added by this batch, so
+        // the batch's own list answers without a read.
+        let pair = (decky, lan);
+        let fresh =
+            self.created.contains(&decky_id.touched()) || self.created.contains(&lan_id.touched());
+        let taken = if fresh {
+            self.new_pairs.contains(&pair)
+        } else {
+            let Flag(taken) = self
+                .db
+                .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])
+                .await?;
+            taken
+        };
         if taken {
             return Err(StoreError::Duplicate {
                 entity: Entity::Edge,
@@ -442,6 +473,9 @@ impl<S: Session> Batch<'_, S> {
                 ],
             )
             .await?;
+        if fresh {
+            self.new_pairs.insert(pair);
+        }
         Ok(Touched::Edge(EdgeId::new(id_of(id))))
     }
 
@@ -456,4 +490,9 @@ impl<S: Session> Batch<'_, S> {
             .await?;
         Ok(Touched::Edge(edge))
     }
+}
+
+/// The key of a row this batch inserted: its id, which came from a key.
+fn new_key<I: Referable>(id: I) -> Result<i64, StoreError> {
+    key(id.raw()).ok_or_else(|| backend("an inserted row's id is not a key"))
 }
