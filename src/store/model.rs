@@ -1015,14 +1015,17 @@ pub(crate) trait Referable: Copy {
     /// The kind of row, as errors name it.
     const ENTITY: super::Entity;
     /// What the wire calls such an id, e.g. `"a lan id"`.
+    #[cfg(feature = "serde")]
     const LABEL: &'static str;
     /// Does `edit` add a row of this kind?
     fn added_by(edit: &ChildEdit) -> bool;
     /// The id, if `touched` is a row of this kind.
     fn of(touched: Touched) -> Option<Self>;
     /// The row, as a report lists it.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn touched(self) -> Touched;
     /// The raw id.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn raw(self) -> u64;
     /// Wraps a raw id.
     fn from_raw(raw: u64) -> Self;
@@ -1030,6 +1033,7 @@ pub(crate) trait Referable: Copy {
 
 impl Referable for LanId {
     const ENTITY: super::Entity = super::Entity::Lan;
+    #[cfg(feature = "serde")]
     const LABEL: &'static str = "a lan id";
     fn added_by(edit: &ChildEdit) -> bool {
         matches!(edit, ChildEdit::AddLan(_))
@@ -1040,9 +1044,11 @@ impl Referable for LanId {
             _ => None,
         }
     }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn touched(self) -> Touched {
         Touched::Lan(self)
     }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn raw(self) -> u64 {
         self.get()
     }
@@ -1053,6 +1059,7 @@ impl Referable for LanId {
 
 impl Referable for DeckyId {
     const ENTITY: super::Entity = super::Entity::Decky;
+    #[cfg(feature = "serde")]
     const LABEL: &'static str = "a decky id";
     fn added_by(edit: &ChildEdit) -> bool {
         matches!(edit, ChildEdit::AddDecky(_))
@@ -1063,9 +1070,11 @@ impl Referable for DeckyId {
             _ => None,
         }
     }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn touched(self) -> Touched {
         Touched::Decky(self)
     }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn raw(self) -> u64 {
         self.get()
     }

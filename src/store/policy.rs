@@ -366,6 +366,7 @@ fn canonical_coord(value: Option<f64>) -> Option<f64> {
     value.map(|v| if v == 0.0 { 0.0 } else { v })
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// Whether [`canonical_edit`] would change `edit`: a name not in NFC or a `-0.0`
 /// coordinate. Cheap for ASCII names.
 fn needs_canonical(edit: &ChildEdit) -> bool {
@@ -440,7 +441,9 @@ pub(crate) fn canonical_edit(edit: &mut ChildEdit) {
 }
 
 /// A batch with every edit in the form every backend stores ([`canonical_edit`]): the
-/// batch itself, not copied, when no edit changes (ASCII names, no `-0.0`).
+/// batch itself, not copied, when no edit changes (ASCII names, no `-0.0`). The SQL
+/// backends' planner uses it; the memory store copies every batch anyway.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn canonical_edits(edits: &[ChildEdit]) -> Cow<'_, [ChildEdit]> {
     match edits.iter().position(needs_canonical) {
         None => Cow::Borrowed(edits),
@@ -711,6 +714,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn canonical_edits_copy_only_when_something_changes() {
         use crate::store::{LanPatch, NewLan};
 
