@@ -248,7 +248,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateLan(lan.into(), patch),
+            ),
             lan,
         )
     }
@@ -261,7 +265,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into())),
             lan,
         )
     }
@@ -293,7 +297,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateDecky(decky.into(), patch),
+            ),
             decky,
         )
     }
@@ -306,7 +314,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into())),
             decky,
         )
     }
