@@ -67,6 +67,8 @@ fn bump(counter: &AtomicU64) {
 /// The state a store's handles share.
 pub(super) struct Core {
     pub(super) pool: Pool,
+    /// Where the pool connects, for the connections outside it (a waiter's listener).
+    pub(super) config: tokio_postgres::Config,
     pub(super) place: Arc<str>,
     pub(super) settings: Settings,
     counters: Counters,
@@ -99,9 +101,15 @@ const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT txid_cur
 const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 impl Core {
-    pub(super) fn new(pool: Pool, place: Arc<str>, settings: Settings) -> Self {
+    pub(super) fn new(
+        pool: Pool,
+        config: tokio_postgres::Config,
+        place: Arc<str>,
+        settings: Settings,
+    ) -> Self {
         Self {
             pool,
+            config,
             place,
             settings,
             counters: Counters::default(),

@@ -246,11 +246,29 @@ fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
 }
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a schema
-/// from version `i + 1` to `i + 2`. Empty while there is only version 1.
+/// from version `i + 1` to `i + 2`.
 ///
 /// Each is one batch of statements, run inside the migration's transaction.
 type Migration = &'static str;
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[V1_TO_V2];
+
+/// Version 2: claim leases. A mutation a version-1 build left `applying` has no lease, so
+/// the next claim takes it over. `unixepoch(text)` is SQLite's name for the clock, so that
+/// the shared statements read the server's clock (`clock_timestamp()`, not the transaction's
+/// start) with the same text as SQLite's.
+const V1_TO_V2: Migration = "
+CREATE FUNCTION unixepoch(text) RETURNS double precision LANGUAGE sql VOLATILE
+    AS 'SELECT extract(epoch FROM clock_timestamp())::double precision';
+ALTER TABLE mutations
+    ADD COLUMN claimed_at  BIGINT,
+    ADD COLUMN lease_until BIGINT,
+    ADD COLUMN holder      TEXT,
+    ADD COLUMN attempts    BIGINT NOT NULL DEFAULT 0
+        CONSTRAINT mutations_attempts_counted CHECK (attempts >= 0),
+    ADD COLUMN token       BIGINT NOT NULL DEFAULT 0
+        CONSTRAINT mutations_token_counted CHECK (token >= 0),
+    ADD COLUMN edited_by   BIGINT;
+";
 
 /// Creates (the schema itself if `schema` names one that does not exist yet, then the
 /// tables) or migrates, safe when several processes connect at once: everything happens
@@ -385,7 +403,7 @@ mod tests {
 
     #[test]
     fn fingerprint_names_postgres() {
-        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 1; "));
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 2; "));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use crate::lifecycle::{Lifecycle, names_in_list, sql_in_list};
 use crate::store::{DeckyState, StoreError};
 use crate::{MutationOp, MutationState, TopologyStatus};
 
-/// The schema version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads: 2 added the claim lease columns of
+/// `mutations` (`claimed_at`, `lease_until`, `holder`, `attempts`, `token`, `edited_by`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The `meta` keys.
 pub(crate) const KEY_VERSION: &str = "schema_version";
@@ -162,7 +163,7 @@ mod tests {
             let f = fingerprint_of(dialect, SCHEMA_VERSION);
             assert!(!f.contains('\n'));
             assert!(f.starts_with(&format!(
-                "topostate {dialect} schema 1; topology status: pending,deploying,"
+                "topostate {dialect} schema {SCHEMA_VERSION}; topology status: pending,deploying,"
             )));
             assert!(f.contains("mutation op: add_lan,"));
         }

@@ -184,8 +184,25 @@ fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
 }
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a file
-/// from version `i + 1` to `i + 2`. Empty while there is only version 1.
-const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[];
+/// from version `i + 1` to `i + 2`.
+const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[v1_to_v2];
+
+/// Version 2: claim leases. A mutation a version-1 build left `applying` has no lease, so
+/// the next claim takes it over (the only way to move it before leases existed).
+fn v1_to_v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "
+ALTER TABLE mutations ADD COLUMN claimed_at INTEGER;
+ALTER TABLE mutations ADD COLUMN lease_until INTEGER;
+ALTER TABLE mutations ADD COLUMN holder TEXT;
+ALTER TABLE mutations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0
+    CHECK (typeof(attempts) = 'integer' AND attempts >= 0);
+ALTER TABLE mutations ADD COLUMN token INTEGER NOT NULL DEFAULT 0
+    CHECK (typeof(token) = 'integer' AND token >= 0);
+ALTER TABLE mutations ADD COLUMN edited_by INTEGER;
+",
+    )
+}
 
 /// Creates or migrates the schema, safe when several processes open one new file at once:
 /// the check is repeated inside `BEGIN IMMEDIATE`, so exactly one of them creates it.
@@ -253,7 +270,7 @@ mod tests {
 
     #[test]
     fn fingerprint_names_sqlite() {
-        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate sqlite schema 1; "));
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate sqlite schema 2; "));
     }
 
     #[test]
