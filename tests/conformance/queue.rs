@@ -198,7 +198,7 @@ pub fn marks_only_from_applying<H: Harness>() {
         .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
         .unwrap()
         .id;
-    let forge = |m| MutationClaim::from_parts(m, t.id);
+    let forge = |m| MutationClaim::from_parts(m, t.id, 0);
     let pending = |e: &StoreError, m| matches!(e, StoreError::MutationState { id, expected: MutationState::Applying, found: MutationState::Pending } if *id == m);
     let e = s.mark_mutation_applied(forge(m1)).unwrap_err();
     assert!(pending(&e, m1), "{e:?}");
@@ -214,7 +214,7 @@ pub fn marks_only_from_applying<H: Harness>() {
 
     // A claim naming another topology is refused.
     let (_, token) = claim(s, t.id);
-    let wrong = MutationClaim::from_parts(m1, other.id);
+    let wrong = MutationClaim::from_parts(m1, other.id, token.token());
     expect_err!(
         s.mark_mutation_applied(wrong),
         StoreError::NotFound { .. } | StoreError::Invalid { .. }
@@ -224,8 +224,10 @@ pub fn marks_only_from_applying<H: Harness>() {
     s.mark_mutation_applied(token).unwrap();
     let applied = mutation(s, t.id, m1);
     for e in [
-        s.mark_mutation_applied(forge(m1)).unwrap_err(),
-        s.mark_mutation_failed(forge(m1), "again").unwrap_err(),
+        s.mark_mutation_applied(MutationClaim::from_parts(m1, t.id, 1))
+            .unwrap_err(),
+        s.mark_mutation_failed(MutationClaim::from_parts(m1, t.id, 1), "again")
+            .unwrap_err(),
     ] {
         assert!(
             matches!(
@@ -247,7 +249,9 @@ pub fn marks_only_from_applying<H: Harness>() {
 
     let (_, token) = claim(s, t.id);
     s.mark_mutation_failed(token, "refused").unwrap();
-    let e = s.mark_mutation_applied(forge(m2)).unwrap_err();
+    let e = s
+        .mark_mutation_applied(MutationClaim::from_parts(m2, t.id, 1))
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -318,7 +322,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
     }
 
     s.mark_mutation_applied(token).unwrap();
-    let done = MutationClaim::from_parts(queued.id, id);
+    let done = MutationClaim::from_parts(queued.id, id, 1);
     expect_err!(
         s.apply_live(
             &done,

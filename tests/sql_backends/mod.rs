@@ -88,7 +88,11 @@ pub fn ids_beyond_sql_integers_are_not_found(store: &dyn TopologyStore) {
         })
     ));
     assert!(matches!(
-        store.mark_mutation_applied(MutationClaim::from_parts(MutationId::new(u64::MAX), lab.id)),
+        store.mark_mutation_applied(MutationClaim::from_parts(
+            MutationId::new(u64::MAX),
+            lab.id,
+            1
+        )),
         Err(StoreError::NotFound {
             entity: Entity::Mutation,
             ..
