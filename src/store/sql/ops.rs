@@ -377,12 +377,12 @@ pub(crate) async fn offer<S: Session>(
 ) -> Result<Offer, S::Fail> {
     const OFFER: Stmt = stmt!(concat!(
         "SELECT n.now, EXISTS (SELECT 1 FROM mutations m JOIN topologies t ON t.id = m.topology_id ",
-        "WHERE ($1 = 0 OR m.topology_id = $1) AND t.status IN ($2, $3) AND ",
+        "WHERE ($1::bigint = 0 OR m.topology_id = $1) AND t.status IN ($2, $3) AND ",
         "((m.state = $4 AND (m.lease_until IS NULL OR m.lease_until <= n.now)) OR ",
         "(m.state = $5 AND NOT EXISTS (SELECT 1 FROM mutations a WHERE a.topology_id = m.topology_id ",
         "AND a.state = $4)))), ",
         "(SELECT min(m.lease_until) FROM mutations m JOIN topologies t ON t.id = m.topology_id ",
-        "WHERE ($1 = 0 OR m.topology_id = $1) AND t.status IN ($2, $3) AND m.state = $4) ",
+        "WHERE ($1::bigint = 0 OR m.topology_id = $1) AND t.status IN ($2, $3) AND m.state = $4) ",
         "FROM (SELECT ",
         db_now!(),
         " AS now) n"
