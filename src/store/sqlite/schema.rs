@@ -274,6 +274,36 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_migrates_and_its_stuck_claim_has_no_lease() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&ddl_v1()).unwrap();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, 1), (?2, ?3)",
+            rusqlite::params![KEY_VERSION, KEY_FINGERPRINT, fingerprint_of(1)],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO topologies (name, status, version, created_at, status_changed_at) \
+             VALUES ('lab', 'active', 1, 0, 0); \
+             INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+             VALUES (1, 'add_lan', '{}', 'applying', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn, "v1.db").unwrap();
+        let stamp = read_stamp(&conn, "v1.db").unwrap().unwrap();
+        assert_eq!(stamp.version, SCHEMA_VERSION);
+        assert!(check_stamp(&stamp, "v1.db").unwrap());
+        let (lease, attempts, token): (Option<i64>, i64, i64) = conn
+            .query_row(
+                "SELECT lease_until, attempts, token FROM mutations WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((lease, attempts, token), (None, 0, 0));
+    }
+
+    #[test]
     fn a_newer_file_is_refused() {
         let stamp = Stamp {
             version: SCHEMA_VERSION + 1,
