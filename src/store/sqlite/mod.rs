@@ -402,7 +402,7 @@ impl TopologyStore for SqliteStore {
     sql::shared_store_methods!();
 
     /// Handles of this process are woken at once by a queue write through any of them;
-    /// writes by other processes on the file are seen by a look every [`WORK_POLL`].
+    /// writes by other processes on the file are seen by a look every 50 ms.
     fn wait_for_work(
         &self,
         id: Option<TopologyId>,
