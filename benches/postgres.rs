@@ -719,6 +719,396 @@ fn report(what: &str, ours: &mut [f64], theirs: &mut [f64], block_ratios: &mut [
     );
 }
 
+// ---- the async store -------------------------------------------------------------------
+
+/// `AsyncPgStore` against raw `tokio-postgres` running the same statements, and 64 tasks
+/// against 64 threads. `TOPOSTATE_PG_BENCH=async` runs only these.
+mod async_rows {
+    use super::{NewLan, Setup, common, flip, new_lan};
+    use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+    use std::time::Instant;
+    use topostate::TopologyStatus;
+    use topostate::store::{
+        AsyncPgStore, AsyncTopologyStore, PgStore, Precondition, Timestamp, TopologyStore,
+    };
+
+    const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT txid_current()";
+    const PER_ROUND: u64 = 40;
+    const ROUNDS: usize = 24;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A pool of `size` made as the store makes its own (the same configuration, TLS
+    /// connector and recycling), on `schema`.
+    fn raw_pool(setup: &Setup, schema: &str, size: usize) -> Pool {
+        let (config, tls) = PgStore::builder(&setup.url)
+            .schema(schema)
+            .driver_config()
+            .unwrap();
+        let manager = Manager::from_config(
+            config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Pool::builder(manager).max_size(size).build().unwrap()
+    }
+
+    async fn begin(c: &Object) {
+        c.simple_query(BEGIN_WRITE).await.unwrap();
+    }
+
+    async fn raw_create(c: &Object, name: &str) -> i64 {
+        let st = c
+            .prepare_cached(
+                "INSERT INTO topologies (name, status, version, reason, needs_resync, \
+                 created_at, status_changed_at) VALUES ($1, $2, $3, NULL, false, $4, $4) \
+                 ON CONFLICT ON CONSTRAINT topologies_name_unique DO NOTHING RETURNING id",
+            )
+            .await
+            .unwrap();
+        let now = Timestamp::now().as_micros();
+        c.query_one(&st, &[&name, &"pending", &1i64, &now])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// The store's versioned `add_lan`, statement for statement.
+    async fn raw_add_lan(c: &Object, topology: i64, lan: &NewLan, expected: i64) -> i64 {
+        begin(c).await;
+        let head = c
+            .prepare_cached("SELECT id, status, version FROM topologies WHERE id = $1 FOR UPDATE")
+            .await
+            .unwrap();
+        let row = c.query_one(&head, &[&topology]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(2), expected);
+        let taken = c
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM lans WHERE topology_id = $1 AND name = $2 \
+                 AND id <> $3)",
+            )
+            .await
+            .unwrap();
+        let taken: bool = c
+            .query_one(&taken, &[&topology, &lan.name, &0i64])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!taken);
+        let insert = c
+            .prepare_cached(
+                "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .await
+            .unwrap();
+        c.query_one(
+            &insert,
+            &[
+                &topology,
+                &lan.name,
+                &lan.subnet,
+                &lan.is_dmz,
+                &lan.x,
+                &lan.y,
+            ],
+        )
+        .await
+        .unwrap();
+        let bump = c
+            .prepare_cached(
+                "UPDATE topologies SET version = version + 1 \
+                 WHERE id = $1 AND version = $2 AND version < $3",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            c.execute(&bump, &[&topology, &expected, &i64::MAX])
+                .await
+                .unwrap(),
+            1
+        );
+        c.batch_execute("COMMIT").await.unwrap();
+        expected + 1
+    }
+
+    /// The store's `transition_status` with a status precondition, statement for statement.
+    async fn raw_transition(c: &Object, topology: i64, from: &str, to: &str) {
+        begin(c).await;
+        let row = c
+            .prepare_cached(
+                "SELECT id, name, status, version, reason, needs_resync, created_at, \
+                 status_changed_at FROM topologies WHERE id = $1 FOR UPDATE",
+            )
+            .await
+            .unwrap();
+        let row = c.query_one(&row, &[&topology]).await.unwrap();
+        assert_eq!(row.get::<_, &str>(2), from);
+        let now = Timestamp::now().as_micros();
+        let set = c
+            .prepare_cached(
+                "UPDATE topologies SET status = $2, status_changed_at = $3, reason = $4 \
+                 WHERE id = $1 AND status = $5",
+            )
+            .await
+            .unwrap();
+        c.execute(&set, &[&topology, &to, &now, &None::<&str>, &from])
+            .await
+            .unwrap();
+        let event = c
+            .prepare_cached(
+                "INSERT INTO status_events (topology_id, from_status, to_status, at, reason) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .await
+            .unwrap();
+        c.query_one(&event, &[&topology, &from, &to, &now, &None::<&str>])
+            .await
+            .unwrap();
+        c.batch_execute("COMMIT").await.unwrap();
+    }
+
+    pub(super) fn run(setup: &Setup) {
+        let rt = runtime();
+        let store = rt
+            .block_on(
+                AsyncPgStore::builder(&setup.url)
+                    .schema(&setup.schema)
+                    .pool_size(1)
+                    .connect_async(),
+            )
+            .unwrap();
+        let pool = raw_pool(setup, &setup.anchor_schema, 1);
+        let mut round = 0u64;
+        setup.vacuum();
+        common::interleaved(
+            "async add_lan (versioned): AsyncPgStore / raw tokio-postgres",
+            ROUNDS,
+            || {
+                round += 1;
+                rt.block_on(async {
+                    let t = store.create_topology(&format!("aa{round}")).await.unwrap();
+                    let lans: Vec<NewLan> = (0..PER_ROUND).map(new_lan).collect();
+                    let mut version = t.version;
+                    let start = Instant::now();
+                    for lan in lans {
+                        version = store
+                            .add_lan(t.id, lan, Some(version))
+                            .await
+                            .unwrap()
+                            .version;
+                    }
+                    start.elapsed()
+                })
+            },
+            || {
+                rt.block_on(async {
+                    let c = pool.get().await.unwrap();
+                    let id = raw_create(&c, &format!("ar{}", rand_u64())).await;
+                    drop(c);
+                    let lans: Vec<NewLan> = (0..PER_ROUND).map(new_lan).collect();
+                    let mut version = 1;
+                    let start = Instant::now();
+                    for lan in &lans {
+                        let c = pool.get().await.unwrap();
+                        version = raw_add_lan(&c, id, lan, version).await;
+                    }
+                    start.elapsed()
+                })
+            },
+        );
+        setup.vacuum();
+        common::interleaved(
+            "async transition_status: AsyncPgStore / raw tokio-postgres",
+            ROUNDS,
+            || {
+                round += 1;
+                rt.block_on(async {
+                    let t = store.create_topology(&format!("at{round}")).await.unwrap();
+                    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+                        store
+                            .transition_status(t.id, to, None, Precondition::none())
+                            .await
+                            .unwrap();
+                    }
+                    let start = Instant::now();
+                    for i in 0..PER_ROUND {
+                        let (from, to) = flip(i);
+                        store
+                            .transition_status(t.id, to, None, Precondition::status(from))
+                            .await
+                            .unwrap();
+                    }
+                    start.elapsed()
+                })
+            },
+            || {
+                rt.block_on(async {
+                    let c = pool.get().await.unwrap();
+                    let id = raw_create(&c, &format!("rt{}", rand_u64())).await;
+                    raw_transition(&c, id, "pending", "deploying").await;
+                    raw_transition(&c, id, "deploying", "active").await;
+                    drop(c);
+                    let start = Instant::now();
+                    for i in 0..PER_ROUND {
+                        let (from, to) = flip(i);
+                        let c = pool.get().await.unwrap();
+                        raw_transition(&c, id, from.as_str(), to.as_str()).await;
+                    }
+                    start.elapsed()
+                })
+            },
+        );
+        throughput(setup, &rt);
+    }
+
+    fn rand_u64() -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(Instant::now())
+    }
+
+    /// Tasks (threads) and topologies of the throughput rows, and the pool both sides get.
+    const WORKERS: usize = 64;
+    const TOPOLOGIES: usize = 1000;
+    const POOL: u32 = 16;
+    /// Versioned `add_lan`s per worker per round.
+    const PER_WORKER: u64 = 8;
+
+    /// 64 tasks on one `AsyncPgStore` against 64 threads on one `PgStore` (the same pool
+    /// size), each worker writing versioned `add_lan`s to its own share of 1000 topologies.
+    fn throughput(setup: &Setup, rt: &tokio::runtime::Runtime) {
+        let store = rt
+            .block_on(
+                AsyncPgStore::builder(&setup.url)
+                    .schema(&setup.schema)
+                    .pool_size(POOL)
+                    .connect_async(),
+            )
+            .unwrap();
+        let sync = PgStore::builder(&setup.url)
+            .schema(&setup.anchor_schema)
+            .pool_size(POOL)
+            .connect()
+            .unwrap();
+        // The topologies, and the workers' versions of them, set up untimed.
+        let tag = rand_u64();
+        let async_ids: Vec<_> = rt.block_on(async {
+            let mut ids = Vec::new();
+            for t in 0..TOPOLOGIES {
+                ids.push(
+                    store
+                        .create_topology(&format!("tp{tag}-{t}"))
+                        .await
+                        .unwrap()
+                        .id,
+                );
+            }
+            ids
+        });
+        let sync_ids: Vec<_> = (0..TOPOLOGIES)
+            .map(|t| sync.create_topology(&format!("ts{tag}-{t}")).unwrap().id)
+            .collect();
+        let mut async_versions = vec![1u64; TOPOLOGIES];
+        let mut sync_versions = vec![1u64; TOPOLOGIES];
+        let next = std::cell::Cell::new(0u64);
+        let ops = (WORKERS as u64 * PER_WORKER) as f64;
+        let (mut a_rates, mut s_rates) = (Vec::new(), Vec::new());
+        common::interleaved(
+            "64 tasks (AsyncPgStore) / 64 threads (PgStore), 1000 topologies, time per round",
+            10,
+            || {
+                next.set(next.get() + 1);
+                let base = next.get() * 10_000;
+                let versions = std::mem::take(&mut async_versions);
+                let (took, versions) = rt.block_on(async {
+                    let start = Instant::now();
+                    let mut tasks = Vec::new();
+                    for w in 0..WORKERS {
+                        let store = store.clone();
+                        let ids = async_ids.clone();
+                        let mut mine: Vec<(usize, u64)> = (w..TOPOLOGIES)
+                            .step_by(WORKERS)
+                            .map(|t| (t, versions[t]))
+                            .collect();
+                        tasks.push(tokio::spawn(async move {
+                            for i in 0..PER_WORKER {
+                                let k = (i as usize) % mine.len();
+                                let (t, v) = mine[k];
+                                let lan = new_lan(base + i * WORKERS as u64 + w as u64);
+                                let v = store.add_lan(ids[t], lan, Some(v)).await.unwrap().version;
+                                mine[k] = (t, v);
+                            }
+                            mine
+                        }));
+                    }
+                    let mut versions = versions.clone();
+                    for task in tasks {
+                        for (t, v) in task.await.unwrap() {
+                            versions[t] = v;
+                        }
+                    }
+                    (start.elapsed(), versions)
+                });
+                async_versions = versions;
+                a_rates.push(ops / took.as_secs_f64());
+                took
+            },
+            || {
+                next.set(next.get() + 1);
+                let base = next.get() * 10_000;
+                let versions = std::sync::Mutex::new(std::mem::take(&mut sync_versions));
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for w in 0..WORKERS {
+                        let (sync, ids, versions) = (&sync, &sync_ids, &versions);
+                        scope.spawn(move || {
+                            let mut mine: Vec<(usize, u64)> = {
+                                let versions = versions.lock().unwrap();
+                                (w..TOPOLOGIES)
+                                    .step_by(WORKERS)
+                                    .map(|t| (t, versions[t]))
+                                    .collect()
+                            };
+                            for i in 0..PER_WORKER {
+                                let k = (i as usize) % mine.len();
+                                let (t, v) = mine[k];
+                                let lan = new_lan(base + i * WORKERS as u64 + w as u64);
+                                let v = sync.add_lan(ids[t], lan, Some(v)).unwrap().version;
+                                mine[k] = (t, v);
+                            }
+                            let mut versions = versions.lock().unwrap();
+                            for (t, v) in mine {
+                                versions[t] = v;
+                            }
+                        });
+                    }
+                });
+                let took = start.elapsed();
+                sync_versions = versions.into_inner().unwrap();
+                s_rates.push(ops / took.as_secs_f64());
+                took
+            },
+        );
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "  throughput: AsyncPgStore {:.0} writes/s, PgStore {:.0} writes/s (medians)",
+            median(&mut a_rates),
+            median(&mut s_rates)
+        );
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var(CHILD_VAR) {
         bench_child(&spec);
@@ -732,6 +1122,11 @@ fn main() {
         return;
     };
     let setup = Setup::new(url);
+    if std::env::var("TOPOSTATE_PG_BENCH").as_deref() == Ok("async") {
+        async_rows::run(&setup);
+        return;
+    }
+    async_rows::run(&setup);
     interleaved(&setup);
     interleaved_throughput(&setup);
     process_throughput(&setup);

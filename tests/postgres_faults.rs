@@ -977,7 +977,8 @@ impl Proxy {
     fn url(&self) -> String {
         let config: postgres::Config = pg_url().parse().unwrap();
         format!(
-            "host=127.0.0.1 port={} user={} dbname={}",
+            // Plain TCP even when the server offers TLS: the proxy reads the protocol.
+            "host=127.0.0.1 port={} user={} dbname={} sslmode=disable",
             self.port,
             config.get_user().unwrap_or("postgres"),
             config.get_dbname().unwrap_or("postgres"),

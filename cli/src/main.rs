@@ -37,6 +37,11 @@ use crate::output::{Format, Machine, Outcome};
                   use and cannot be read consistently without writing."
 )]
 struct Cli {
+    /// Show what the store does on stderr: each operation (backend, topology, versions,
+    /// outcome), conflicts, runs again. -vv for more. RUST_LOG (e.g.
+    /// RUST_LOG=topostate=debug) overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -200,6 +205,7 @@ enum QueueAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log_to_stderr(cli.verbose);
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = run(cli.command, &mut out).and_then(|outcome| {
@@ -225,6 +231,27 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Sends the library's spans and events to stderr, as `RUST_LOG` or `-v` ask; nothing
+/// when neither does.
+fn log_to_stderr(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(given) if !given.is_empty() => EnvFilter::new(given),
+        _ => match verbose {
+            0 => return,
+            1 => EnvFilter::new("topostate=info"),
+            _ => EnvFilter::new("topostate=trace"),
+        },
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        // An operation's fields (new version, outcome) are known when its span closes.
+        .with_span_events(FmtSpan::CLOSE)
+        .init();
 }
 
 /// An error and its causes on one line, `outer: inner`, skipping a cause whose message

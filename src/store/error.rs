@@ -46,33 +46,162 @@ impl fmt::Display for Entity {
     }
 }
 
-/// An opaque error from a backend's driver (I/O, SQL, pool); its type does not change
+/// An error from a backend: what the store was doing, with the driver's error (I/O, SQL,
+/// pool, TLS) as its [`source()`](std::error::Error::source). Its type does not change
 /// with features, so matching on [`StoreError`] is the same in every build.
+///
+/// Its message is the store's own words (the operation, the database, what it was waiting
+/// for); the driver's error follows in the `source()` chain, and its cause (e.g. the
+/// `std::io::Error` of a refused connection) after it. No message repeats another's, so a
+/// reporter that prints the chain (`anyhow`'s `{:#}`, or a loop over `source()`) shows each
+/// part once:
+///
+/// ```
+/// use std::error::Error as _;
+/// use std::io;
+/// use topostate::store::BackendError;
+///
+/// let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+/// let e = BackendError::with_context("get_topology: connecting to db.example:5432", refused);
+/// assert_eq!(e.to_string(), "get_topology: connecting to db.example:5432");
+/// assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("connection refused"));
+/// assert!(e.get_ref().is::<io::Error>());
+/// ```
 #[derive(Debug)]
-pub struct BackendError(Box<dyn std::error::Error + Send + Sync + 'static>);
+pub struct BackendError {
+    /// What the store was doing; `None` when the error is the whole story.
+    context: Option<String>,
+    driver: Driver,
+}
 
 impl BackendError {
-    /// Wraps a driver error.
+    /// An error that is the whole story: a message (`"the version bump matched no row"`) or
+    /// an error whose own message is shown, followed by its sources.
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
-        Self(error.into())
+        Self {
+            context: None,
+            driver: Driver {
+                error: error.into(),
+                words: None,
+            },
+        }
     }
 
-    /// The driver's error, to downcast when you know the backend.
+    /// The driver's `error`, met while the store was doing `context` (its message), e.g.
+    /// `"edit: connecting to PostgreSQL database 'lab' on db.example:5432"`.
+    pub fn with_context(
+        context: impl Into<String>,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            context: Some(context.into()),
+            driver: Driver {
+                error: error.into(),
+                words: None,
+            },
+        }
+    }
+
+    /// As [`with_context`](Self::with_context), the driver's error shown as `words`, which
+    /// sum up its sources too (for a driver whose error and source say the same thing in
+    /// different words).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_driver_words(
+        context: impl Into<String>,
+        words: String,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            context: Some(context.into()),
+            driver: Driver {
+                error: error.into(),
+                words: Some(words),
+            },
+        }
+    }
+
+    /// The driver's error (e.g. a `tokio_postgres::Error` or a `rusqlite::Error`), to
+    /// downcast when you know the backend.
     #[must_use]
     pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.0
+        &*self.driver.error
     }
 }
 
 impl fmt::Display for BackendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        match &self.context {
+            Some(context) => f.write_str(context),
+            None => fmt::Display::fmt(&self.driver, f),
+        }
     }
 }
 
 impl std::error::Error for BackendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        if self.context.is_none() {
+            return self.driver.source();
+        }
+        if self.driver.trims() {
+            Some(&self.driver)
+        } else {
+            // Shown as it is: the driver's own error, so the chain can be downcast.
+            Some(&*self.driver.error)
+        }
+    }
+}
+
+/// A driver's error as the chain shows it: its own words, without the part that repeats
+/// its source's message (some drivers end their message with their cause's, some do not),
+/// then that source.
+#[derive(Debug)]
+struct Driver {
+    error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    /// Set by the backend: shown instead of the error and its sources.
+    words: Option<String>,
+}
+
+impl Driver {
+    /// The error's own words and the source to show after them.
+    fn split(&self) -> (String, Option<&(dyn std::error::Error + 'static)>) {
+        if let Some(words) = &self.words {
+            return (words.clone(), None);
+        }
+        let whole = self.error.to_string();
+        let Some(source) = self.error.source() else {
+            return (whole, None);
+        };
+        let said = source.to_string();
+        if whole == said {
+            // It only repeats its source: show that once, then what is under it.
+            return (whole, source.source());
+        }
+        match whole.strip_suffix(&said).and_then(|w| w.strip_suffix(": ")) {
+            Some(own) if !own.is_empty() => (String::from(own), Some(source)),
+            _ => (whole, Some(source)),
+        }
+    }
+
+    /// Does the chain need this node instead of the driver's error (its message repeats
+    /// its source's)?
+    fn trims(&self) -> bool {
+        self.words.is_some()
+            || self
+                .error
+                .source()
+                .is_some_and(|source| self.error.to_string().ends_with(&source.to_string()))
+    }
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.split().0)
+    }
+}
+
+impl std::error::Error for Driver {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.split().1
     }
 }
 
@@ -222,12 +351,12 @@ pub enum StoreError {
         /// What is wrong, naming the column and value.
         problem: String,
     },
-    /// The backend's driver failed (I/O, SQL, pool).
+    /// The backend's driver failed (I/O, SQL, pool, TLS).
     ///
-    /// The message already carries the driver's text, so this variant reports no `source()`
-    /// (error printers would repeat it); reach the driver's error with
-    /// [`BackendError::get_ref`].
-    #[error("store backend error: {0}")]
+    /// The message says what the store was doing; the driver's error is its `source()`, and
+    /// the driver's cause (e.g. an I/O error) the next (see [`BackendError`]). Reach the
+    /// driver's error itself with [`BackendError::get_ref`].
+    #[error(transparent)]
     Backend(BackendError),
     /// The connection to the server was lost after the write's `COMMIT` was sent, and the
     /// store could not learn whether the server committed it: **the write may or may not
@@ -263,6 +392,27 @@ pub enum StoreError {
         waiting_for: &'static str,
         /// The bound that passed.
         after: Duration,
+        /// The last failure before the bound passed, if the call met one (e.g. the lost
+        /// connection of its last attempt, run again until the bound passed).
+        #[source]
+        cause: Option<BackendError>,
+    },
+    /// A TLS connection to the server could not be made as the connection's `sslmode`
+    /// asks: the server's certificate was refused (not signed by a trusted root, or not
+    /// issued for the host name), or the server does not offer TLS. Nothing was written.
+    /// `source()` is the driver's TLS error, then its cause (e.g. rustls's verdict on the
+    /// certificate).
+    #[error("{operation}: no TLS connection to {place} (sslmode={sslmode})")]
+    Tls {
+        /// The operation, e.g. `"connect"`.
+        operation: &'static str,
+        /// The server, as messages show it (never the password).
+        place: String,
+        /// The `sslmode` that was asked for.
+        sslmode: &'static str,
+        /// The driver's TLS error.
+        #[source]
+        cause: BackendError,
     },
 }
 
@@ -319,7 +469,8 @@ impl StoreError {
             Self::Corrupt { .. }
             | Self::Backend(_)
             | Self::OutcomeUnknown { .. }
-            | Self::Timeout { .. } => 8,
+            | Self::Timeout { .. }
+            | Self::Tls { .. } => 8,
         }
     }
 
@@ -367,6 +518,7 @@ impl StoreError {
     ///     operation: "get_topology",
     ///     waiting_for: "a free pooled connection",
     ///     after: Duration::from_millis(1500),
+    ///     cause: None,
     /// };
     /// assert!(e.is_timeout());
     /// assert_eq!(

@@ -79,6 +79,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod sync;
+mod trace;
 mod typed;
 mod wake;
 
@@ -99,7 +100,7 @@ pub use policy::{
     check_name, check_text,
 };
 #[cfg(feature = "postgres")]
-pub use postgres::{AsyncPgStore, PgStore, PgStoreBuilder, PgStoreStats};
+pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use typed::TypedStore;

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use postgres::types::{FromSql, Type};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 use rusqlite::types::Value;
+use topostate::store::{PgStore, StoreError};
 
 use super::scan::require_store_tables;
 
@@ -127,29 +128,37 @@ impl Postgres {
         if let Some(schema) = schema {
             check_schema_name(schema)?;
         }
-        let mut config: Config = url.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "cannot audit the given connection string: not a PostgreSQL URL or key=value \
-                 list ({e})"
-            )
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
+        // The store's own connection setup: the same URL forms, `sslmode` (disable to
+        // verify-full), `sslrootcert`, keepalives and `search_path` for `--schema`. No
+        // statement timeout: reading a large schema may take long.
+        let mut builder = PgStore::builder(url)
+            .timeout(CONNECT_TIMEOUT)
+            .statement_timeout(Duration::ZERO);
         if let Some(schema) = schema {
-            // After any options of the URL, so this `search_path` wins.
-            let options = match config.get_options() {
-                Some(given) => format!("{given} -c search_path={schema}"),
-                None => format!("-c search_path={schema}"),
-            };
-            config.options(&options);
+            builder = builder.schema(schema);
         }
-        if config.get_application_name().is_none() {
+        let (config, tls) = builder.driver_config().map_err(|e| match e {
+            StoreError::Invalid {
+                field: "url",
+                problem,
+            } => {
+                let why = problem
+                    .strip_prefix("not a PostgreSQL connection URL or key=value string: ")
+                    .unwrap_or(&problem);
+                anyhow::anyhow!(
+                    "cannot audit the given connection string: not a PostgreSQL URL or \
+                     key=value list ({why})"
+                )
+            }
+            other => anyhow::anyhow!("cannot audit the given connection string: {other}"),
+        })?;
+        let mut config = Config::from(config);
+        if config.get_application_name() == Some("topostate") {
             config.application_name("topostate audit");
         }
         let place = describe(&config);
         let mut client = config
-            .connect(NoTls)
+            .connect(tls)
             .with_context(|| format!("cannot connect to {place}"))?;
         // A consistent snapshot, and the server itself refuses any write.
         client

@@ -57,6 +57,7 @@ use super::policy::{
     stale_version, transition_refusal,
 };
 use super::sync::{Arc, Mutex};
+use super::trace::Op;
 use super::{
     ChildEdit, Claim, ClaimOptions, Clock, DeckyId, DeckyRuntime, EditReport, Edited, Entity,
     EventId, LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError,
@@ -271,27 +272,31 @@ impl TopologyStore for MemoryStore {
         reason: Option<&str>,
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
-        self.with(id, |agg| {
-            let from = agg.row.status;
-            if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition) {
-                return Err(e);
-            }
-            let at = self.now();
-            let event = StatusEvent {
-                id: EventId::new(self.inner.seq.events.mint()),
-                topology_id: id,
-                from,
-                to,
-                at,
-                reason: reason.map(String::from),
-            };
-            agg.row.status = to;
-            agg.row.status_changed_at = at;
-            agg.row.reason.clone_from(&event.reason);
-            agg.kids.events.push(event.clone());
-            Ok(Transitioned {
-                topology: agg.row.clone(),
-                event,
+        // The span of the operation (nothing without the `tracing` feature).
+        Op::start("memory", "transition_status", Some(id.get()), None).run(|| {
+            self.with(id, |agg| {
+                let from = agg.row.status;
+                if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition)
+                {
+                    return Err(e);
+                }
+                let at = self.now();
+                let event = StatusEvent {
+                    id: EventId::new(self.inner.seq.events.mint()),
+                    topology_id: id,
+                    from,
+                    to,
+                    at,
+                    reason: reason.map(String::from),
+                };
+                agg.row.status = to;
+                agg.row.status_changed_at = at;
+                agg.row.reason.clone_from(&event.reason);
+                agg.kids.events.push(event.clone());
+                Ok(Transitioned {
+                    topology: agg.row.clone(),
+                    event,
+                })
             })
         })
     }
@@ -309,11 +314,13 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        let ready = Ready::new(&self.inner.name_hasher, edits);
-        self.with(id, |agg| {
-            let gate = free_form_gate(agg.row.status).err();
-            let version = batch_version(agg.row.version, expected_version, edits);
-            self.run_edits(agg, gate, version, ready)
+        Op::start("memory", "edit", Some(id.get()), expected_version).run(|| {
+            let ready = Ready::new(&self.inner.name_hasher, edits);
+            self.with(id, |agg| {
+                let gate = free_form_gate(agg.row.status).err();
+                let version = batch_version(agg.row.version, expected_version, edits);
+                self.run_edits(agg, gate, version, ready)
+            })
         })
     }
 
@@ -499,18 +506,20 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         mut edit: ChildEdit,
     ) -> Result<Edited<Touched>, StoreError> {
-        canonical_edit(&mut edit);
-        let mut prepared = Prepared::one(&self.inner.name_hasher, &edit);
-        self.with(id, |agg| {
-            let edits = std::slice::from_ref(&edit);
-            let gate = free_form_gate(agg.row.status).err();
-            let version = batch_version(agg.row.version, expected_version, edits);
-            let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
-            let touched = agg.apply(&self.inner, edit, prepared.hash(0));
-            agg.row.version = version;
-            Ok(Edited {
-                id: touched,
-                version,
+        Op::start("memory", "edit", Some(id.get()), expected_version).run(|| {
+            canonical_edit(&mut edit);
+            let mut prepared = Prepared::one(&self.inner.name_hasher, &edit);
+            self.with(id, |agg| {
+                let edits = std::slice::from_ref(&edit);
+                let gate = free_form_gate(agg.row.status).err();
+                let version = batch_version(agg.row.version, expected_version, edits);
+                let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
+                let touched = agg.apply(&self.inner, edit, prepared.hash(0));
+                agg.row.version = version;
+                Ok(Edited {
+                    id: touched,
+                    version,
+                })
             })
         })
     }

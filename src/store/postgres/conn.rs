@@ -2,19 +2,22 @@
 //! connection that is never handed out again unless it is known to be idle.
 
 use std::format;
+use std::path::PathBuf;
 use std::string::String;
 use std::time::Duration;
 use std::vec::Vec;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Config;
 use tokio_postgres::config::Host;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Config, NoTls};
 
 use crate::store::StoreError;
 use crate::store::sql::{FromRow, Param, Session, Stmt};
 
 use super::Fail;
+use super::tls::{self, PgSslMode, PgTls};
 
 type R<T> = Result<T, Fail>;
 
@@ -34,14 +37,31 @@ pub(super) struct Settings {
     pub(super) keepalive: Duration,
     /// How long a commit in doubt is asked about before it is reported unknown.
     pub(super) resolve_timeout: Duration,
+    /// TLS, if set by the builder (it wins over the connection string).
+    pub(super) ssl_mode: Option<PgSslMode>,
+    pub(super) ssl_root_cert: Option<PathBuf>,
 }
 
-/// The driver's configuration for `url` with the store's settings applied on top.
-pub(super) fn config(url: &str, settings: &Settings) -> Result<Config, StoreError> {
+/// The driver's configuration for `url` with the store's settings applied on top, and the
+/// TLS connector its `sslmode` and `sslrootcert` (or the builder's) ask for.
+pub(super) fn config(url: &str, settings: &Settings) -> Result<(Config, PgTls), StoreError> {
+    let (url, params) = tls::take_tls_params(url)?;
     let mut config: Config = url.parse().map_err(|e| StoreError::Invalid {
         field: "url",
         problem: format!("not a PostgreSQL connection URL or key=value string: {e}"),
     })?;
+    let mode = settings.ssl_mode.or(params.mode).unwrap_or_default();
+    let root_cert = settings
+        .ssl_root_cert
+        .clone()
+        .or(params.root_cert.map(PathBuf::from));
+    // The driver does the `SSLRequest` part: whether to ask, and whether "no" is fatal.
+    config.ssl_mode(match mode {
+        PgSslMode::Disable => SslMode::Disable,
+        PgSslMode::Prefer => SslMode::Prefer,
+        PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull => SslMode::Require,
+    });
+    let tls = PgTls::new(mode, root_cert.as_deref())?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(settings.timeout);
     }
@@ -77,7 +97,7 @@ pub(super) fn config(url: &str, settings: &Settings) -> Result<Config, StoreErro
             config.tcp_user_timeout(settings.keepalive * 2);
         }
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// Host, port, database and schema, as messages show them (never the password).
@@ -114,13 +134,13 @@ pub(super) fn describe_place(config: &Config, schema: Option<&str>) -> String {
 /// The pool: at most `pool_size` connections, opened when needed; each wait bounded by
 /// `timeout`. A connection is checked (`is_closed`, or a ping with `test_on_checkout`)
 /// before it is handed out again.
-pub(super) fn pool(config: Config, settings: &Settings) -> Result<Pool, StoreError> {
+pub(super) fn pool(config: Config, tls: PgTls, settings: &Settings) -> Result<Pool, StoreError> {
     let recycling_method = if settings.test_on_checkout {
         RecyclingMethod::Verified
     } else {
         RecyclingMethod::Fast
     };
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method });
+    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method });
     Pool::builder(manager)
         .max_size(usize::try_from(settings.pool_size).unwrap_or(usize::MAX))
         .runtime(Runtime::Tokio1)

@@ -10,7 +10,7 @@ use core::future::poll_fn;
 use core::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::store::StoreError;
 use crate::store::sql::WORK_CHANNEL;
@@ -33,7 +33,7 @@ impl Listener {
     /// Opens the connection and listens (bounded by the store's connect timeout).
     pub(super) async fn start(core: &Core) -> Result<Self, StoreError> {
         let timeout = core.settings.timeout;
-        let connected = tokio::time::timeout(timeout, core.config.connect(NoTls)).await;
+        let connected = tokio::time::timeout(timeout, core.config.connect(core.tls.clone())).await;
         let (client, mut connection) = match connected {
             Ok(result) => {
                 result.map_err(|e| sql_error(e, "wait_for_work: connecting to listen"))?
@@ -43,6 +43,7 @@ impl Listener {
                     operation: "wait_for_work",
                     waiting_for: "a connection to listen on",
                     after: timeout,
+                    cause: None,
                 });
             }
         };
@@ -68,6 +69,7 @@ impl Listener {
                     operation: "wait_for_work",
                     waiting_for: "the server to start listening",
                     after: timeout,
+                    cause: None,
                 });
             }
         }

@@ -52,12 +52,25 @@
 //!   values as parameters, and is the shared SQL planner's (the one SQLite runs too).
 //! - Rows are read back strictly: an unknown name or an impossible version is a
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
+//! - **TLS** as libpq's `sslmode` and `sslrootcert` ask (in the connection string, or
+//!   [`PgStoreBuilder::ssl_mode`] and [`PgStoreBuilder::ssl_root_cert`]): rustls, the
+//!   system's roots unless a root file is given; `verify-ca` checks the chain,
+//!   `verify-full` the host name too. A certificate refused, or no TLS where it is
+//!   required, is a [`StoreError::Tls`].
+//! - **Errors keep their cause**: a [`StoreError::Backend`]'s message says what the store
+//!   was doing (with the SQLSTATE when the server answered with one); its `source()` is the
+//!   driver's error, then the driver's cause (the I/O error, the server's message). A
+//!   [`StoreError::Timeout`] after runs again has the last failure as its `source()`.
+//! - With the `tracing` feature, each call is a span (`backend = "postgres"`, the
+//!   operation, topology, expected and new version, outcome), and each run again, commit in
+//!   doubt and resolution an event (see the crate's feature list).
 
 mod codec;
 mod conn;
 mod listen;
 mod run;
 mod schema;
+mod tls;
 
 use std::boxed::Box;
 use std::fmt;
@@ -83,8 +96,9 @@ use crate::store::{
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use conn::{PgSession, Settings};
-use run::Core;
 pub use run::PgStoreStats;
+use run::{Core, call};
+pub use tls::{PgSslMode, PgTls};
 
 /// The pool size of [`PgStore::connect`].
 const DEFAULT_POOL_SIZE: u32 = 8;
@@ -145,6 +159,8 @@ impl fmt::Debug for PgStoreBuilder {
             .field("statement_timeout", &s.statement_timeout)
             .field("keepalive", &s.keepalive)
             .field("resolve_timeout", &s.resolve_timeout)
+            .field("ssl_mode", &s.ssl_mode)
+            .field("ssl_root_cert", &s.ssl_root_cert)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +178,8 @@ impl PgStoreBuilder {
                 statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
                 keepalive: DEFAULT_KEEPALIVE,
                 resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+                ssl_mode: None,
+                ssl_root_cert: None,
             },
         }
     }
@@ -234,6 +252,53 @@ impl PgStoreBuilder {
         self
     }
 
+    /// How connections use TLS (libpq's `sslmode`), over any `sslmode` of the connection
+    /// string; by default the connection string's, else [`PgSslMode::Prefer`]. See
+    /// [`PgSslMode`] for what each checks.
+    pub fn ssl_mode(mut self, mode: PgSslMode) -> Self {
+        self.settings.ssl_mode = Some(mode);
+        self
+    }
+
+    /// Trusts the root certificates of this PEM file (libpq's `sslrootcert`) for
+    /// [`PgSslMode::VerifyCa`] and [`PgSslMode::VerifyFull`], over any `sslrootcert` of the
+    /// connection string. Without one, the system's roots are trusted. Given with
+    /// [`PgSslMode::Prefer`] or [`PgSslMode::Require`], the certificate is checked as with
+    /// [`PgSslMode::VerifyCa`] (as libpq does).
+    pub fn ssl_root_cert(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.settings.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// The driver's configuration and TLS connector of this builder's connections, for a
+    /// program that runs its own statements on the same terms as the store (the same
+    /// `sslmode` and roots, bounds, `search_path`), e.g. a read-only audit with a plain
+    /// `tokio_postgres` or `postgres` client.
+    ///
+    /// ```
+    /// use topostate::store::{PgSslMode, PgStore};
+    ///
+    /// let (config, tls) = PgStore::builder("host=db.example dbname=lab sslmode=require")
+    ///     .schema("tenant_a")
+    ///     .driver_config()?;
+    /// assert_eq!(config.get_dbname(), Some("lab"));
+    /// assert_eq!(tls.mode(), PgSslMode::Require);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Invalid`] for a malformed URL (field `url`), `sslmode` (field
+    /// `sslmode`), schema name (field `schema`), or a root certificate file that cannot be
+    /// read or holds no certificate (field `sslrootcert`; also when the system's roots are
+    /// needed and none can be loaded).
+    pub fn driver_config(&self) -> Result<(tokio_postgres::Config, PgTls), StoreError> {
+        if let Some(schema) = &self.settings.schema {
+            schema::check_schema_name(schema)?;
+        }
+        conn::config(&self.url, &self.settings)
+    }
+
     /// Connects, creates or checks the schema, and returns the blocking store.
     ///
     /// # Errors
@@ -248,10 +313,10 @@ impl PgStoreBuilder {
             .enable_time()
             .build()
             .map_err(|e| {
-                StoreError::Backend(BackendError::new(SqlContext {
-                    context: String::from("starting the PostgreSQL store's runtime"),
-                    source: Box::new(e),
-                }))
+                StoreError::Backend(BackendError::with_context(
+                    "starting the PostgreSQL store's runtime",
+                    e,
+                ))
             })?;
         let runtime = Arc::new(OwnRuntime(Some(runtime)));
         let inner = on_runtime(&runtime, self.connect_async())?;
@@ -264,22 +329,22 @@ impl PgStoreBuilder {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Invalid`] for a malformed URL (field `url`) or schema name (field
-    /// `schema`); [`StoreError::Backend`] if the server cannot be reached or refuses the
-    /// login (the message names host, port and database, never the password);
+    /// [`StoreError::Invalid`] as [`driver_config`](Self::driver_config);
+    /// [`StoreError::Backend`] if the server cannot be reached or refuses the login (the
+    /// message names host, port and database, never the password; the driver's error is its
+    /// `source()`); [`StoreError::Tls`] if TLS cannot be set up as `sslmode` asks (the
+    /// server's certificate refused, or no TLS offered);
     /// [`StoreError::Timeout`] if it does not answer within [`timeout`](Self::timeout);
     /// [`StoreError::Corrupt`] with table `meta` if the schema was made from a different
     /// lifecycle declaration (the message shows the expected and the found fingerprint) or
     /// by a newer schema version.
     pub async fn connect_async(self) -> Result<AsyncPgStore, StoreError> {
-        let settings = self.settings;
-        if let Some(schema) = &settings.schema {
-            schema::check_schema_name(schema)?;
-        }
-        let config = conn::config(&self.url, &settings)?;
+        let (config, tls) = self.driver_config()?;
+        let mut settings = self.settings;
+        settings.ssl_mode = Some(tls.mode());
         let place: Arc<str> = Arc::from(conn::describe_place(&config, settings.schema.as_deref()));
-        let pool = conn::pool(config.clone(), &settings)?;
-        let core = Core::new(pool, config, place, settings);
+        let pool = conn::pool(config.clone(), tls.clone(), &settings)?;
+        let core = Core::new(pool, config, tls, place, settings);
         // One connection first, for a clear error (and the schema) before any call.
         let deadline = tokio::time::Instant::now() + core.settings.timeout;
         let first = core.checkout_for_connect(deadline).await?;
@@ -296,6 +361,7 @@ impl PgStoreBuilder {
                     operation: "connect",
                     waiting_for: "the server to create or check the schema",
                     after: core.settings.call_timeout,
+                    cause: None,
                 });
             }
         }
@@ -437,7 +503,7 @@ impl Core {
         let name = canonical_name("topology name", name)?;
         let name: &str = &name;
         self.write(
-            "create_topology",
+            call("create_topology"),
             on_session!(db => async {
                 let now = Timestamp::now();
                 // A concurrent insert of the same name makes this one wait for its
@@ -467,7 +533,7 @@ impl Core {
     /// [`TopologyStore::get_topology`].
     async fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
         self.single(
-            "get_topology",
+            call("get_topology").on(id),
             on_session!(db => sql::topology(db, id, Lock::None)),
         )
         .await
@@ -479,7 +545,7 @@ impl Core {
         status: Option<TopologyStatus>,
     ) -> Result<Vec<TopologyRecord>, StoreError> {
         self.single(
-            "list_topologies",
+            call("list_topologies"),
             on_session!(db => sql::list_topologies(db, status)),
         )
         .await
@@ -488,7 +554,7 @@ impl Core {
     /// [`TopologyStore::topology_detail`].
     async fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
         self.read(
-            "topology_detail",
+            call("topology_detail").on(id),
             on_session!(db => sql::topology_detail(db, id)),
         )
         .await
@@ -503,7 +569,7 @@ impl Core {
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
         self.write(
-            "transition_status",
+            call("transition_status").on(id),
             on_session!(db => sql::transition_status(db, id, to, reason, precondition)),
         )
         .await
@@ -512,7 +578,7 @@ impl Core {
     /// [`TopologyStore::list_status_events`].
     async fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
         self.read(
-            "list_status_events",
+            call("list_status_events").on(id),
             on_session!(db => sql::list_status_events(db, id)),
         )
         .await
@@ -526,7 +592,7 @@ impl Core {
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.write(
-            "edit",
+            call("edit").on(id).expecting(expected_version),
             on_session!(db => sql::edit(db, id, expected_version, edits)),
         )
         .await
@@ -543,7 +609,7 @@ impl Core {
         let invalid = network_id.and_then(|n| check_text("network id", n).err());
         let invalid = invalid.as_ref();
         self.single(
-            "set_lan_network_id",
+            call("set_lan_network_id"),
             on_session!(db => async {
                 let Some(k) = key(lan.get()) else {
                     return Err(not_found(Entity::Lan, lan.get()).into());
@@ -591,7 +657,7 @@ impl Core {
         let state = runtime.state;
         let (set_ip, set_error) = (runtime.ip.is_some(), runtime.last_error.is_some());
         self.single(
-            "set_decky_runtime",
+            call("set_decky_runtime"),
             on_session!(db => async {
                 let Some(k) = key(decky.get()) else {
                     return Err(not_found(Entity::Decky, decky.get()).into());
@@ -632,7 +698,7 @@ impl Core {
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError> {
         self.write(
-            "enqueue_mutation",
+            call("enqueue_mutation").on(id).expecting(expected_version),
             on_session!(db => sql::enqueue_mutation(db, id, op, payload, expected_version)),
         )
         .await
@@ -645,7 +711,7 @@ impl Core {
         options: &ClaimOptions,
     ) -> Result<Claim, StoreError> {
         self.write(
-            "claim_next_mutation",
+            call("claim_next_mutation").on(id),
             on_session!(db => sql::claim_next_mutation(db, id, options)),
         )
         .await
@@ -658,7 +724,7 @@ impl Core {
         lease: Duration,
     ) -> Result<Mutation, StoreError> {
         self.write(
-            "renew_lease",
+            call("renew_lease").on(claim.topology_id()),
             on_session!(db => sql::renew_lease(db, claim, lease)),
         )
         .await
@@ -668,7 +734,7 @@ impl Core {
     async fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
-            "release_mutation",
+            call("release_mutation").on(claim.topology_id()),
             on_session!(db => sql::release(db, claim)),
         )
         .await
@@ -686,7 +752,7 @@ impl Core {
         let mut listener = listen::Listener::start(self).await?;
         loop {
             let offer = self
-                .read("wait_for_work", on_session!(db => sql::offer(db, id)))
+                .read(call("wait_for_work"), on_session!(db => sql::offer(db, id)))
                 .await?;
             if offer.work {
                 return Ok(true);
@@ -715,7 +781,7 @@ impl Core {
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.write(
-            "apply_live",
+            call("apply_live").on(claim.topology_id()),
             on_session!(db => sql::apply_live(db, claim, edits)),
         )
         .await
@@ -725,7 +791,7 @@ impl Core {
     async fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
-            "mark_mutation_applied",
+            call("mark_mutation_applied").on(claim.topology_id()),
             on_session!(db => sql::mark(db, claim, MutationState::Applied, None)),
         )
         .await
@@ -739,7 +805,7 @@ impl Core {
     ) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
-            "mark_mutation_failed",
+            call("mark_mutation_failed").on(claim.topology_id()),
             on_session!(db => sql::mark(db, claim, MutationState::Failed, Some(reason))),
         )
         .await
@@ -752,7 +818,7 @@ impl Core {
         state: Option<MutationState>,
     ) -> Result<Vec<Mutation>, StoreError> {
         self.read(
-            "list_mutations",
+            call("list_mutations").on(id),
             on_session!(db => sql::list_mutations(db, id, state)),
         )
         .await
@@ -761,7 +827,7 @@ impl Core {
     /// [`TopologyStore::set_needs_resync`].
     async fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
         self.single(
-            "set_needs_resync",
+            call("set_needs_resync").on(id),
             on_session!(db => sql::set_needs_resync(db, id, needs_resync)),
         )
         .await
@@ -774,7 +840,7 @@ impl Core {
         expected_version: Option<u64>,
     ) -> Result<(), StoreError> {
         self.write(
-            "delete_topology",
+            call("delete_topology").on(id).expecting(expected_version),
             on_session!(db => sql::delete_topology(db, id, expected_version)),
         )
         .await
@@ -974,7 +1040,11 @@ fn clone_invalid(e: &StoreError) -> StoreError {
 /// # Ok::<(), topostate::store::StoreError>(())
 /// ```
 ///
-/// Connections are plain TCP or Unix-socket connections without TLS. Free text
+/// Connections use TLS (rustls) as the connection string's `sslmode` asks, as libpq does:
+/// `prefer` by default (TLS if the server offers it, certificate unchecked), up to
+/// `verify-full` (the certificate signed by a root of `sslrootcert`, or of the system when
+/// none is given, and issued for the host name); see [`PgSslMode`]. A refused certificate is
+/// [`StoreError::Tls`]. Free text
 /// (subnets, configs, payloads, reasons, runtime fields) cannot hold the NUL character,
 /// which PostgreSQL's `text` refuses; such a write is [`StoreError::Invalid`] here.
 /// Timestamps come from the clock of the host that writes, as in every backend; history is
@@ -1263,66 +1333,21 @@ impl Fail {
     }
 }
 
-/// A driver error with what the store was doing; `source` is the driver's error.
-#[derive(Debug)]
-struct SqlError {
-    context: String,
-    source: tokio_postgres::Error,
-}
-
-impl fmt::Display for SqlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let context = &self.context;
-        match self.source.as_db_error() {
-            Some(db) => {
-                write!(
-                    f,
-                    "{context}: {} (SQLSTATE {})",
-                    db.message(),
-                    db.code().code()
-                )?;
-                if let Some(detail) = db.detail() {
-                    write!(f, "; {detail}")?;
-                }
-                Ok(())
-            }
-            None => write!(f, "{context}: {}", self.source),
-        }
-    }
-}
-
-impl std::error::Error for SqlError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// Some other error with what the store was doing.
-#[derive(Debug)]
-struct SqlContext {
-    context: String,
-    source: Box<dyn std::error::Error + Send + Sync + 'static>,
-}
-
-impl fmt::Display for SqlContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.context, self.source)
-    }
-}
-
-impl std::error::Error for SqlContext {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
-
-/// Wraps a driver error as [`StoreError::Backend`]; a statement the server cancelled for
-/// its `statement_timeout` is a [`StoreError::Timeout`].
+/// Wraps a driver error as [`StoreError::Backend`]: `context` (with the SQLSTATE, if the
+/// server answered with one) is its message, the driver's error its `source()`.
 fn sql_error(e: tokio_postgres::Error, context: impl Into<String>) -> StoreError {
-    StoreError::Backend(BackendError::new(SqlError {
-        context: context.into(),
-        source: e,
-    }))
+    StoreError::Backend(sql_error_parts(e, context))
+}
+
+/// The [`BackendError`] of [`sql_error`].
+fn sql_error_parts(e: tokio_postgres::Error, context: impl Into<String>) -> BackendError {
+    let mut context = context.into();
+    if let Some(code) = e.code() {
+        context.push_str(" (SQLSTATE ");
+        context.push_str(code.code());
+        context.push(')');
+    }
+    BackendError::with_context(context, e)
 }
 
 /// Is `e` the server cancelling a statement (its `statement_timeout`)?
@@ -1356,7 +1381,7 @@ mod tests {
             .schema("t1")
             .statement_timeout(Duration::from_millis(1500))
             .keepalive(Duration::from_secs(9));
-        let config = conn::config(&builder.url, &builder.settings).unwrap();
+        let (config, _) = conn::config(&builder.url, &builder.settings).unwrap();
         assert_eq!(
             config.get_options(),
             Some("-c work_mem=4MB -c search_path=t1 -c statement_timeout=1500")
@@ -1375,7 +1400,7 @@ mod tests {
         let off = PgStore::builder("host=h")
             .statement_timeout(Duration::ZERO)
             .keepalive(Duration::ZERO);
-        let config = conn::config(&off.url, &off.settings).unwrap();
+        let (config, _) = conn::config(&off.url, &off.settings).unwrap();
         assert_eq!(config.get_options(), None);
         assert!(!config.get_keepalives());
     }

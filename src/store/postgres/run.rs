@@ -13,10 +13,12 @@ use tokio::time::{Instant, sleep, timeout_at};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 
+use crate::TopologyId;
+use crate::store::trace::{self, Outcome};
 use crate::store::{BackendError, StoreError};
 
 use super::conn::{PgSession, Settings};
-use super::{Fail, SqlError, backend, sql_error, statement_timed_out};
+use super::{Fail, backend, sql_error, sql_error_parts, statement_timed_out, tls};
 
 /// How many times a transaction the server aborted as a deadlock victim, a serialization
 /// failure or a lock timeout is run in all before the error is reported. (A call whose
@@ -67,11 +69,53 @@ fn bump(counter: &AtomicU64) {
 /// The state a store's handles share.
 pub(super) struct Core {
     pub(super) pool: Pool,
-    /// Where the pool connects, for the connections outside it (a waiter's listener).
+    /// Where the pool connects, and how, for the connections outside it (a waiter's
+    /// listener).
     pub(super) config: tokio_postgres::Config,
+    pub(super) tls: super::PgTls,
     pub(super) place: Arc<str>,
     pub(super) settings: Settings,
     counters: Counters,
+}
+
+/// An operation as its span shows it: its name, and the topology and expected version it
+/// names, if any.
+#[derive(Clone, Copy)]
+pub(super) struct Call {
+    name: &'static str,
+    topology: Option<u64>,
+    expected: Option<u64>,
+}
+
+/// The operation `name`.
+pub(super) fn call(name: &'static str) -> Call {
+    Call {
+        name,
+        topology: None,
+        expected: None,
+    }
+}
+
+impl Call {
+    /// On topology `id`.
+    pub(super) fn on(self, id: TopologyId) -> Self {
+        Self {
+            topology: Some(id.get()),
+            ..self
+        }
+    }
+
+    /// Expecting the topology at `version`.
+    pub(super) fn expecting(self, version: Option<u64>) -> Self {
+        Self {
+            expected: version,
+            ..self
+        }
+    }
+
+    fn op(self) -> trace::Op {
+        trace::Op::start("postgres", self.name, self.topology, self.expected)
+    }
 }
 
 /// How a write's `COMMIT` ended, when it did not plainly succeed or fail.
@@ -104,12 +148,14 @@ impl Core {
     pub(super) fn new(
         pool: Pool,
         config: tokio_postgres::Config,
+        tls: super::PgTls,
         place: Arc<str>,
         settings: Settings,
     ) -> Self {
         Self {
             pool,
             config,
+            tls,
             place,
             settings,
             counters: Counters::default(),
@@ -156,6 +202,14 @@ impl Core {
                     }
                     sleep(pause).await;
                 }
+                Err(PoolError::Backend(e)) if tls::failed(&e) => {
+                    return Err(StoreError::Tls {
+                        operation: op,
+                        place: String::from(&*self.place),
+                        sslmode: self.settings.ssl_mode.unwrap_or_default().as_str(),
+                        cause: BackendError::new(e),
+                    });
+                }
                 Err(PoolError::Backend(e)) => {
                     return Err(sql_error(e, format!("{op}: connecting to {}", self.place)));
                 }
@@ -167,6 +221,7 @@ impl Core {
                             TimeoutType::Wait | TimeoutType::Recycle => "a free pooled connection",
                         },
                         after: Instant::now() - started,
+                        cause: None,
                     });
                 }
                 Err(other) => {
@@ -189,10 +244,17 @@ impl Core {
 
     /// A [`StoreError::Timeout`] for a call whose own bound passed.
     fn call_timed_out(&self, op: &'static str) -> StoreError {
+        self.call_timed_out_after(op, None)
+    }
+
+    /// A [`StoreError::Timeout`] for a call whose bound passed while it was running again
+    /// after `last` failed.
+    fn call_timed_out_after(&self, op: &'static str, last: Option<BackendError>) -> StoreError {
         StoreError::Timeout {
             operation: op,
             waiting_for: "the server's answers",
             after: self.settings.call_timeout,
+            cause: last,
         }
     }
 
@@ -202,15 +264,34 @@ impl Core {
     ///
     /// `f` gets the session by value and hands it back with its result, so that its future
     /// borrows nothing of the runner's.
-    pub(super) async fn write<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
+    pub(super) async fn write<T: Outcome, F, Fut>(&self, call: Call, f: F) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+    {
+        call.op().run_async(self.write_attempts(call.name, f)).await
+    }
+
+    /// [`write`](Self::write), without its span.
+    async fn write_attempts<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
     {
         let deadline = Instant::now() + self.settings.call_timeout;
         let mut tries = 1;
+        // What the attempt before this one met, for a timeout to say.
+        let mut last: Option<BackendError> = None;
         loop {
-            let session = self.checkout(op, deadline).await?;
+            let session = match self.checkout(op, deadline).await {
+                Ok(session) => session,
+                // The call's own bound cut the wait short: its timeout, with what the
+                // attempt before met.
+                Err(e) if e.is_timeout() && last.is_some() && Instant::now() >= deadline => {
+                    return Err(self.call_timed_out_after(op, last));
+                }
+                Err(e) => return Err(e),
+            };
             let mut progress = Progress {
                 xid: None,
                 committing: None,
@@ -226,7 +307,7 @@ impl Core {
                         // Nothing was applied: run again, within the call's bound.
                         Resolved::Aborted => {
                             if Instant::now() >= deadline {
-                                return Err(self.call_timed_out(op));
+                                return Err(self.call_timed_out_after(op, last));
                             }
                             tries += 1;
                             continue;
@@ -244,34 +325,41 @@ impl Core {
                             Resolved::Aborted => Err(self.call_timed_out(op)),
                         };
                     }
-                    _ => return Err(self.call_timed_out(op)),
+                    _ => return Err(self.call_timed_out_after(op, last)),
                 },
             };
             match self.rerun(op, fail, tries, deadline).await {
-                Ok(()) => tries += 1,
+                Ok(cause) => {
+                    last = Some(cause);
+                    tries += 1;
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
     /// Runs `f` in one read-only snapshot; run again on any lost connection.
-    pub(super) async fn read<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    pub(super) async fn read<T: Outcome, F, Fut>(&self, call: Call, f: F) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
     {
-        self.repeatable(op, true, f).await
+        call.op()
+            .run_async(self.repeatable(call.name, true, f))
+            .await
     }
 
     /// Runs `f`'s statements on their own (each its own transaction): for reads of one
     /// statement and for writes that are the same run twice as once (one row's runtime
     /// field set to a value). Run again on any lost connection.
-    pub(super) async fn single<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    pub(super) async fn single<T: Outcome, F, Fut>(&self, call: Call, f: F) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
     {
-        self.repeatable(op, false, f).await
+        call.op()
+            .run_async(self.repeatable(call.name, false, f))
+            .await
     }
 
     /// A call safe to repeat, in a snapshot or as single statements.
@@ -287,8 +375,18 @@ impl Core {
     {
         let deadline = Instant::now() + self.settings.call_timeout;
         let mut tries = 1;
+        // What the attempt before this one met, for a timeout to say.
+        let mut last: Option<BackendError> = None;
         loop {
-            let session = self.checkout(op, deadline).await?;
+            let session = match self.checkout(op, deadline).await {
+                Ok(session) => session,
+                // The call's own bound cut the wait short: its timeout, with what the
+                // attempt before met.
+                Err(e) if e.is_timeout() && last.is_some() && Instant::now() >= deadline => {
+                    return Err(self.call_timed_out_after(op, last));
+                }
+                Err(e) => return Err(e),
+            };
             let run = async {
                 if snapshot {
                     session.client().batch_execute(BEGIN_SNAPSHOT).await?;
@@ -305,7 +403,7 @@ impl Core {
             let fail = match timeout_at(deadline, run).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(fail)) => fail,
-                Err(_) => return Err(self.call_timed_out(op)),
+                Err(_) => return Err(self.call_timed_out_after(op, last)),
             };
             let fail = match fail {
                 // Safe to repeat: any lost connection is run again.
@@ -313,30 +411,42 @@ impl Core {
                 other => other,
             };
             match self.rerun(op, fail, tries, deadline).await {
-                Ok(()) => tries += 1,
+                Ok(cause) => {
+                    last = Some(cause);
+                    tries += 1;
+                }
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// `Ok` if the failed attempt `tries` is to be run again (after its backoff), else the
-    /// error to report.
+    /// `Ok` (with the failure, as a timeout's cause) if the failed attempt `tries` is to be
+    /// run again (after its backoff), else the error to report.
     async fn rerun(
         &self,
         op: &'static str,
         fail: Fail,
         tries: u32,
         deadline: Instant,
-    ) -> Result<(), StoreError> {
+    ) -> Result<BackendError, StoreError> {
+        if let Fail::Sql(e) = &fail
+            && statement_timed_out(e)
+        {
+            let Fail::Sql(e) = fail else {
+                unreachable!("matched just above")
+            };
+            return Err(StoreError::Timeout {
+                operation: op,
+                waiting_for: "a statement (the server's statement_timeout)",
+                after: self.settings.statement_timeout,
+                cause: Some(BackendError::with_context(
+                    "the server cancelled the statement (SQLSTATE 57014)",
+                    e,
+                )),
+            });
+        }
         let what = match &fail {
             Fail::Lost(_) => "the connection was lost",
-            Fail::Sql(e) if statement_timed_out(e) => {
-                return Err(StoreError::Timeout {
-                    operation: op,
-                    waiting_for: "a statement (the server's statement_timeout)",
-                    after: self.settings.statement_timeout,
-                });
-            }
             Fail::Sql(e) => match transient(e) {
                 Some(what) => what,
                 None => return Err(fail.into_store(op)),
@@ -347,29 +457,41 @@ impl Core {
         // a restart or a storm of session kills may take a while to pass.
         if tries >= MAX_ATTEMPTS && !matches!(fail, Fail::Lost(_)) {
             return Err(match fail {
-                Fail::Sql(e) | Fail::Lost(e) => StoreError::Backend(BackendError::new(SqlError {
-                    context: format!(
+                Fail::Sql(e) | Fail::Lost(e) => sql_error(
+                    e,
+                    format!(
                         "{op}: gave up after {tries} attempts ({what}, every time; none was \
                          applied)"
                     ),
-                    source: e,
-                })),
+                ),
                 Fail::Store(e) => e,
             });
         }
+        let sqlstate = match &fail {
+            Fail::Sql(e) | Fail::Lost(e) => e.code().map(|c| String::from(c.code())),
+            Fail::Store(_) => None,
+        };
+        let cause = match fail {
+            Fail::Sql(e) | Fail::Lost(e) => {
+                sql_error_parts(e, format!("attempt {tries} failed: {what}"))
+            }
+            Fail::Store(e) => BackendError::new(e),
+        };
         let pause = backoff_delay(tries);
         if Instant::now() + pause >= deadline {
-            return Err(self.call_timed_out(op));
+            return Err(self.call_timed_out_after(op, Some(cause)));
         }
+        trace::rerun(op, tries, what, sqlstate.as_deref());
         bump(&self.counters.reruns);
         sleep(pause).await;
-        Ok(())
+        Ok(cause)
     }
 
     /// Learns how transaction `xid` ended, asking the server on another connection until
     /// it says or `resolve_timeout` passes.
     async fn resolve<T>(&self, op: &'static str, xid: i64, value: T, cause: Fail) -> Resolved<T> {
         bump(&self.counters.commits_in_doubt);
+        trace::commit_in_doubt(op, xid);
         let started = Instant::now();
         let until = started + self.settings.resolve_timeout;
         let mut tries = 0;
@@ -394,10 +516,12 @@ impl Core {
             match asked {
                 Ok(Ok(Some(status))) if status == "committed" => {
                     bump(&self.counters.resolved_committed);
+                    trace::commit_resolved(op, xid, "committed");
                     return Resolved::Committed(value);
                 }
                 Ok(Ok(Some(status))) if status == "aborted" => {
                     bump(&self.counters.resolved_aborted);
+                    trace::commit_resolved(op, xid, "aborted");
                     return Resolved::Aborted;
                 }
                 // "in progress": its backend has not ended yet.
@@ -419,6 +543,7 @@ impl Core {
             sleep(pause).await;
         };
         bump(&self.counters.outcome_unknown);
+        trace::commit_resolved(op, xid, "unknown");
         let cause = match cause {
             Fail::Store(e) => BackendError::new(e),
             Fail::Sql(e) | Fail::Lost(e) => BackendError::new(e),

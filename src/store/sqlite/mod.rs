@@ -235,48 +235,35 @@ impl Fail {
     }
 }
 
-/// A driver error with what the store was doing; `source` is the rusqlite error.
-#[derive(Debug)]
-struct SqlError {
-    context: String,
-    source: rusqlite::Error,
-}
-
-impl fmt::Display for SqlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let context = &self.context;
-        let source = &self.source;
-        match source.sqlite_error_code() {
-            _ if is_busy(source) => write!(
-                f,
-                "{context}: the database stayed locked by another connection for longer than \
-                 the busy timeout of {} s ({source})",
-                BUSY_TIMEOUT.as_secs()
-            ),
-            Some(ErrorCode::NotADatabase) => write!(
-                f,
-                "{context}: not an SQLite database, or a damaged one ({source})"
-            ),
-            Some(ErrorCode::DatabaseCorrupt) => {
-                write!(f, "{context}: the database file is damaged ({source})")
-            }
-            _ => write!(f, "{context}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for SqlError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// Wraps a driver error as [`StoreError::Backend`].
+/// Wraps a driver error as [`StoreError::Backend`]: what the store was doing (and, for a
+/// busy, damaged or foreign file, what that means) is its message, the rusqlite error its
+/// `source()`, shown once: SQLite's message and result code (rusqlite's error and its
+/// source say the same in two wordings), without a file name the message already holds.
 fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
-    StoreError::Backend(BackendError::new(SqlError {
-        context: context.into(),
-        source: e,
-    }))
+    let context = context.into();
+    let what = match e.sqlite_error_code() {
+        _ if is_busy(&e) => format!(
+            ": the database stayed locked by another connection for longer than the busy \
+             timeout of {} s",
+            BUSY_TIMEOUT.as_secs()
+        ),
+        Some(ErrorCode::NotADatabase) => String::from(": not an SQLite database, or a damaged one"),
+        Some(ErrorCode::DatabaseCorrupt) => String::from(": the database file is damaged"),
+        _ => String::new(),
+    };
+    let error = match &e {
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            // An open error names the file (`...: /path`), which the context already does.
+            let message = match message.rsplit_once(": ") {
+                Some((said, path)) if !path.is_empty() && context.contains(path) => said,
+                _ => message,
+            };
+            let words = format!("{message} (SQLite result code {})", code.extended_code);
+            BackendError::with_driver_words(format!("{context}{what}"), words, e)
+        }
+        _ => BackendError::with_context(format!("{context}{what}"), e),
+    };
+    StoreError::Backend(error)
 }
 
 // ---- connection setup ------------------------------------------------------------------
