@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 use topostate::TopologyStatus;
-use topostate::store::{NewLan, PgStore, Precondition, Timestamp, TopologyStore};
+use topostate::store::{NewLan, PageRequest, PgStore, Precondition, Timestamp, TopologyStore};
 
 /// LANs per topology before the bench starts a fresh one (untimed).
 const CHUNK: u64 = 1000;
@@ -408,7 +408,7 @@ fn throughput(c: &mut Criterion, setup: &Setup) {
             let stores: Vec<PgStore> = (0..workers).map(|_| setup.store(1)).collect();
             for store in &stores {
                 store
-                    .list_topologies(Some(TopologyStatus::TornDown))
+                    .list_topologies(Some(TopologyStatus::TornDown), PageRequest::first(1))
                     .unwrap();
             }
             g.bench_with_input(
@@ -555,7 +555,7 @@ fn interleaved_throughput(setup: &Setup) {
         for group in &stores {
             for store in group {
                 store
-                    .list_topologies(Some(TopologyStatus::TornDown))
+                    .list_topologies(Some(TopologyStatus::TornDown), PageRequest::first(1))
                     .unwrap();
             }
         }

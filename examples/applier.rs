@@ -21,8 +21,8 @@ use std::path::Path;
 use serde_json::Value;
 use topostate::state::Active;
 use topostate::store::{
-    ChildEdit, Claim, Mutation, MutationClaim, NewDecky, NewEdge, NewLan, SqliteStore, StoreError,
-    TopologyDetail, TopologyStore, Touched, TypedStore,
+    ChildEdit, Claim, Mutation, MutationClaim, NewDecky, NewEdge, NewLan, PageRequest, SqliteStore,
+    StoreError, TopologyDetail, TopologyStore, Touched, TypedStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId};
 
@@ -82,8 +82,16 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
         println!("applier-2: nothing to do");
     }
 
-    // The queue's history, oldest first: what happened to each edit, and why.
-    for mutation in store.list_mutations(id, None)?.iter().rev() {
+    // The queue's history, read a page at a time (newest first), then shown oldest first:
+    // what happened to each edit, and why.
+    let mut history = Vec::new();
+    let mut page = Some(PageRequest::first(2));
+    while let Some(request) = page {
+        let read = store.list_mutations(id, None, request)?;
+        page = read.next_page(2);
+        history.extend(read.items);
+    }
+    for mutation in history.iter().rev() {
         let (op, state) = (mutation.op.as_str(), mutation.state.as_str());
         let line = format!("#{} {op:<12} {state:<8}", mutation.id);
         match &mutation.reason {
@@ -99,11 +107,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
         detail.edges.len()
     );
 
-    let states: Vec<MutationState> = store
-        .list_mutations(id, None)?
-        .iter()
-        .map(|m| m.state)
-        .collect();
+    let states: Vec<MutationState> = history.iter().map(|m| m.state).collect();
     assert_eq!(
         states,
         [

@@ -34,8 +34,8 @@ use topostate::TopologyStatus::{
     self, Active, Degraded, Deploying, Failed, Pending, TearingDown, TornDown,
 };
 use topostate::store::{
-    ChildEdit, DeckyRuntime, DeckyState, NewDecky, NewEdge, NewLan, Precondition, SqliteStore,
-    StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched,
+    ChildEdit, DeckyRuntime, DeckyState, MAX_PAGE, NewDecky, NewEdge, NewLan, PageRequest,
+    Precondition, SqliteStore, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -43,6 +43,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     run(&dir.path().join("topologies.db"))
 }
 
+/// How many topologies a worker takes from one poll.
+const BATCH: usize = 50;
 /// What one worker did.
 #[derive(Debug, Default)]
 struct Tally {
@@ -87,7 +89,10 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     assert_eq!((total.taken, total.lost), (3, 3));
     assert_eq!((total.recorded, total.beaten), (4, 1));
 
-    for topology in store.list_topologies(None)? {
+    for topology in store
+        .list_topologies(None, PageRequest::first(MAX_PAGE))?
+        .items
+    {
         let line = format!("{:<14} {:<9}", topology.name, topology.status.as_str());
         match &topology.reason {
             Some(why) => println!("{line} {why}"),
@@ -96,15 +101,25 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     }
 
     teardown(&store)?;
-    assert!(store.list_topologies(None)?.is_empty());
+    assert!(
+        store
+            .list_topologies(None, PageRequest::first(1))?
+            .items
+            .is_empty()
+    );
     Ok(())
 }
 
 /// One worker: take what is pending, finish what was abandoned in `deploying`.
 fn work(name: &str, path: &Path, listed: &Barrier) -> Result<Tally, StoreError> {
     let store = SqliteStore::open(path)?;
-    let abandoned = store.list_topologies(Some(Deploying))?;
-    let pending = store.list_topologies(Some(Pending))?;
+    // A worker takes a page of work at a time; the next poll reads the next page.
+    let abandoned = store
+        .list_topologies(Some(Deploying), PageRequest::first(BATCH))?
+        .items;
+    let pending = store
+        .list_topologies(Some(Pending), PageRequest::first(BATCH))?
+        .items;
     listed.wait();
 
     let mut tally = Tally::default();
@@ -219,26 +234,38 @@ fn build(
 
 /// Tears every topology down and deletes it, each step believing the status it read.
 fn teardown(store: &SqliteStore) -> Result<(), StoreError> {
-    for topology in store.list_topologies(None)? {
-        let id = topology.id;
-        store.transition_status(id, TearingDown, None, Precondition::status(topology.status))?;
-        let detail = store.topology_detail(id)?;
-        for lan in &detail.lans {
-            store.set_lan_network_id(lan.id, None)?;
+    // Page by page: each page starts after the last topology of the one before, so deleting
+    // the rows already read does not move the next page.
+    let mut page = Some(PageRequest::first(BATCH));
+    while let Some(request) = page {
+        let read = store.list_topologies(None, request)?;
+        page = read.next_page(BATCH);
+        for topology in read.items {
+            teardown_one(store, topology)?;
         }
-        let mut removed = DeckyRuntime::default();
-        removed.state = Some(DeckyState::TornDown);
-        removed.ip = Some(None);
-        for decky in &detail.deckies {
-            store.set_decky_runtime(decky.id, &removed)?;
-        }
-        let done =
-            store.transition_status(id, TornDown, None, Precondition::status(TearingDown))?;
-        // The version read with the row: an editor cannot have changed a running topology,
-        // but a delete should still say what it believes it deletes.
-        store.delete_topology(id, Some(done.topology.version))?;
-        println!("teardown: '{}' torn down and deleted", topology.name);
     }
+    Ok(())
+}
+
+/// Tears one topology down and deletes it, believing the status it was listed with.
+fn teardown_one(store: &SqliteStore, topology: TopologyRecord) -> Result<(), StoreError> {
+    let id = topology.id;
+    store.transition_status(id, TearingDown, None, Precondition::status(topology.status))?;
+    let detail = store.topology_detail(id)?;
+    for lan in &detail.lans {
+        store.set_lan_network_id(lan.id, None)?;
+    }
+    let mut removed = DeckyRuntime::default();
+    removed.state = Some(DeckyState::TornDown);
+    removed.ip = Some(None);
+    for decky in &detail.deckies {
+        store.set_decky_runtime(decky.id, &removed)?;
+    }
+    let done = store.transition_status(id, TornDown, None, Precondition::status(TearingDown))?;
+    // The version read with the row: an editor cannot have changed a running topology,
+    // but a delete should still say what it believes it deletes.
+    store.delete_topology(id, Some(done.topology.version))?;
+    println!("teardown: '{}' torn down and deleted", topology.name);
     Ok(())
 }
 

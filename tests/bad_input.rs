@@ -9,6 +9,8 @@
 //! `TOPOSTATE_PROPTEST_CASES` sets the number of inputs per property (default 2,000).
 //! Inputs of 1 MiB are tried by `serde_payloads` (and by the limits tests).
 
+mod pages;
+
 use std::borrow::Cow;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -605,6 +607,7 @@ fn parse_errors_are_values() {
 
 #[cfg(feature = "sqlite")]
 mod sqlite {
+    use crate::pages::ListAll;
     use rusqlite::Connection;
     use topostate::TopologyStatus;
     use topostate::store::{NewLan, Precondition, SqliteStore, TopologyStore};
@@ -640,7 +643,7 @@ mod sqlite {
         }
         let other_before = (
             store.topology_detail(other.id).unwrap(),
-            store.list_status_events(other.id).unwrap(),
+            store.all_events(other.id).unwrap(),
         );
         let changed = raw(&path)
             .execute(
@@ -653,14 +656,11 @@ mod sqlite {
         // Read as stored; the log is read as stored too.
         let row = store.get_topology(lab.id).unwrap();
         assert_eq!(row.status, TopologyStatus::Pending);
-        let events = store.list_status_events(lab.id).unwrap();
+        let events = store.all_events(lab.id).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].to, TopologyStatus::Active);
         assert_eq!(
-            store
-                .list_topologies(Some(TopologyStatus::Pending))
-                .unwrap()[0]
-                .id,
+            store.all_topologies(Some(TopologyStatus::Pending)).unwrap()[0].id,
             lab.id
         );
         // The table is enforced from the stored status: pending → active is illegal,
@@ -678,12 +678,12 @@ mod sqlite {
             )
             .unwrap();
         assert_eq!(t.event.from, TopologyStatus::Pending);
-        assert_eq!(store.list_status_events(lab.id).unwrap().len(), 3);
+        assert_eq!(store.all_events(lab.id).unwrap().len(), 3);
         // Nothing else moved.
         assert_eq!(
             (
                 store.topology_detail(other.id).unwrap(),
-                store.list_status_events(other.id).unwrap()
+                store.all_events(other.id).unwrap()
             ),
             other_before
         );
@@ -700,8 +700,8 @@ mod sqlite {
             store.get_topology(third.id).unwrap().status,
             TopologyStatus::Active
         );
-        assert!(store.list_status_events(third.id).unwrap().is_empty());
-        assert_eq!(store.list_topologies(None).unwrap().len(), 3);
+        assert!(store.all_events(third.id).unwrap().is_empty());
+        assert_eq!(store.all_topologies(None).unwrap().len(), 3);
         // A broken chain: an event whose `from` is not the previous event's `to`.
         raw(&path)
             .execute(
@@ -709,8 +709,8 @@ mod sqlite {
                 [i64::try_from(t.event.id.get()).unwrap()],
             )
             .unwrap();
-        let events = store.list_status_events(lab.id).unwrap();
+        let events = store.all_events(lab.id).unwrap();
         assert_eq!(events[0].from, TopologyStatus::Failed);
-        assert_eq!(store.list_status_events(other.id).unwrap(), other_before.1);
+        assert_eq!(store.all_events(other.id).unwrap(), other_before.1);
     }
 }

@@ -22,6 +22,10 @@
 //! `TOPOSTATE_CRASH_KILLS` sets the number of kills (default 30). Unix only: SIGKILL.
 #![cfg(unix)]
 
+mod pages;
+
+use pages::ListAll;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -76,7 +80,7 @@ fn crash_child(path: &str) {
     for n in 0u64.. {
         // Work on the newest topology that can still change; start a new one otherwise.
         let live = store
-            .list_topologies(None)
+            .all_topologies(None)
             .unwrap()
             .into_iter()
             .rev()
@@ -126,8 +130,13 @@ fn crash_child(path: &str) {
                     // Left applying by an earlier kill, under a lease that still runs:
                     // close it as an operator would, fenced by the token read.
                     let token = store
-                        .list_mutations(id, Some(topostate::MutationState::Applying))
+                        .list_mutations(
+                            id,
+                            Some(topostate::MutationState::Applying),
+                            topostate::store::PageRequest::first(1),
+                        )
                         .unwrap()
+                        .items
                         .first()
                         .map_or(0, |m| m.token);
                     let claim = topostate::store::MutationClaim::from_parts(applying, id, token);
@@ -252,11 +261,11 @@ fn check_after_kill(
     let store = SqliteStore::open(path).unwrap();
     let mut stored = BTreeMap::new();
     let mut extra = Vec::new();
-    for row in store.list_topologies(None).unwrap() {
+    for row in store.all_topologies(None).unwrap() {
         let t = row.id.get();
         let detail = store.topology_detail(row.id).unwrap();
-        let mutations = store.list_mutations(row.id, None).unwrap();
-        let mut events = store.list_status_events(row.id).unwrap();
+        let mutations = store.all_mutations(row.id, None).unwrap();
+        let mut events = store.all_events(row.id).unwrap();
         events.reverse();
 
         // No half-written edit: every bump has its rows, every LAN its decky.

@@ -3,6 +3,10 @@
 //! and a topology with 10,000 children. Every case ends in a clear error or correct
 //! behaviour: never a wrap, a float, a panic or a partial write.
 
+mod pages;
+
+use pages::ListAll;
+
 use std::time::Instant;
 
 use topostate::store::{
@@ -222,7 +226,7 @@ fn store_versions_at_the_maximum() {
             .enqueue_mutation(lab.id, MutationOp::AddLan, "{}", Some(MAX_VERSION))
             .unwrap_err();
         assert!(is_overflow(&e), "{}: {e:?}", b.name);
-        assert!(s.list_mutations(lab.id, None).unwrap().is_empty());
+        assert!(s.all_mutations(lab.id, None).unwrap().is_empty());
         s.enqueue_mutation(lab.id, MutationOp::AddLan, "{}", None)
             .unwrap();
         // MAX-1 enqueue bumps to MAX.
@@ -249,7 +253,7 @@ fn store_versions_at_the_maximum() {
             "a float would round"
         );
         assert_eq!(
-            s.list_topologies(None)
+            s.all_topologies(None)
                 .unwrap()
                 .iter()
                 .map(|r| r.version)
@@ -442,7 +446,7 @@ fn free_text_at_the_byte_limit() {
             s.get_topology(lab.id).unwrap().status,
             TopologyStatus::Pending
         );
-        assert!(s.list_status_events(lab.id).unwrap().is_empty());
+        assert!(s.all_events(lab.id).unwrap().is_empty());
         // Decky config and subnet: at the limit fine, over refused.
         let decky = s
             .add_decky(
@@ -496,7 +500,7 @@ fn free_text_at_the_byte_limit() {
             "payload",
             b.name,
         );
-        assert!(s.list_mutations(lab.id, None).unwrap().is_empty());
+        assert!(s.all_mutations(lab.id, None).unwrap().is_empty());
         assert_eq!(s.get_topology(lab.id).unwrap().version, 3, "{}", b.name);
         let m = s
             .enqueue_mutation(lab.id, MutationOp::AddLan, &at, Some(3))
@@ -640,7 +644,7 @@ fn ten_thousand_children() {
         ));
         let kept = s.topology_detail(bystander.id).unwrap();
         assert_eq!(kept.lans.len(), 1);
-        assert_eq!(s.list_topologies(None).unwrap().len(), 1);
+        assert_eq!(s.all_topologies(None).unwrap().len(), 1);
         println!(
             "ten_thousand_children[{}]: built 10,000 children in {built:.1?}, total {:.1?}",
             b.name,

@@ -17,6 +17,10 @@
 //! exhaustive).
 #![cfg(topostate_loom)]
 
+mod pages;
+
+use pages::ListAll;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -113,7 +117,7 @@ fn check(store: &MemoryStore, id: TopologyId, tallies: &[Tally]) {
     let detail = store.topology_detail(id).unwrap();
     assert_eq!(detail.topology.version, 1 + written, "{tallies:?}");
     assert_eq!(detail.lans.len() as u64, written, "{tallies:?}");
-    let mut events = store.list_status_events(id).unwrap();
+    let mut events = store.all_events(id).unwrap();
     events.reverse();
     assert_eq!(events.len() as u64, moved, "{events:?}");
     let mut at = TopologyStatus::Pending;
@@ -281,7 +285,7 @@ fn three_racing_transitions() {
         let tallies = join_all(handles);
         check(&store, id, &tallies);
         let deploys = store
-            .list_status_events(id)
+            .all_events(id)
             .unwrap()
             .iter()
             .filter(|e| e.to == Deploying)

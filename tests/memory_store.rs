@@ -1,6 +1,10 @@
 //! The conformance suite run against [`MemoryStore`], plus what only the memory backend
 //! promises.
 
+mod pages;
+
+use pages::ListAll;
+
 mod conformance;
 
 use conformance::Harness;
@@ -82,7 +86,7 @@ fn a_store_is_a_shareable_handle() {
     let store = MemoryStore::default();
     let boxed: Box<dyn TopologyStore> = Box::new(store.clone());
     boxed.create_topology("lab").unwrap();
-    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
+    assert_eq!(store.all_topologies(None).unwrap().len(), 1);
     // Separate stores do not share.
-    assert!(MemoryStore::new().list_topologies(None).unwrap().is_empty());
+    assert!(MemoryStore::new().all_topologies(None).unwrap().is_empty());
 }

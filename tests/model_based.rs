@@ -19,18 +19,21 @@
 //! `TOPOSTATE_PROPTEST_CASES` sets the number of sequences per backend (default 2,000);
 //! `TOPOSTATE_PROPTEST_LEN` the maximum sequence length (default 30; sequences are 15 to 30 operations after a 10-call seed).
 
+mod pages;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use pages::ListAll;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, MemoryStore, Mutation,
-    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, StatusEvent, StoreError,
-    Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned, check_coord,
-    check_name, check_text,
+    EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, MAX_PAGE, MemoryStore, Mutation,
+    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, StatusEvent,
+    StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
+    check_coord, check_name, check_text,
 };
 use topostate::{
     MutationOp, MutationState, TopologyId, TopologyNotEditable, TopologyStatus, VersionConflict,
@@ -175,12 +178,46 @@ enum Op {
         on: bool,
     },
     ListByStatus {
-        status: TopologyStatus,
+        status: Option<TopologyStatus>,
+        page: PageSpec,
     },
     ListMutations {
         topo: u8,
         state: Option<MutationState>,
+        page: PageSpec,
     },
+    ListEvents {
+        topo: u8,
+        page: PageSpec,
+    },
+}
+
+/// A page to read: a limit (mostly small, sometimes out of range) and a cursor, a raw id
+/// that may or may not be a row of the list (or of any list).
+#[derive(Clone, Copy, Debug)]
+struct PageSpec {
+    limit: usize,
+    after: Option<u64>,
+}
+
+impl PageSpec {
+    fn request<K: Copy>(self, key: fn(u64) -> K) -> PageRequest<K> {
+        match self.after {
+            Some(a) => PageRequest::after(key(a), self.limit),
+            None => PageRequest::first(self.limit),
+        }
+    }
+}
+
+fn page_spec() -> impl Strategy<Value = PageSpec> {
+    let limit = prop_oneof![
+        8 => 1..=4usize,
+        1 => Just(0usize),
+        1 => Just(MAX_PAGE),
+        1 => Just(MAX_PAGE + 1),
+    ];
+    let after = prop::option::weighted(0.5, prop_oneof![8 => 0..40u64, 1 => Just(u64::MAX)]);
+    (limit, after).prop_map(|(limit, after)| PageSpec { limit, after })
 }
 
 // Each accented name also comes in NFD (the same name), and a few names hide a character.
@@ -295,9 +332,11 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(mutation, foreign, reason)| Op::MarkFailed { mutation, foreign, reason }),
         1 => (sel(), ver()).prop_map(|(topo, ver)| Op::Delete { topo, ver }),
         1 => (sel(), any::<bool>()).prop_map(|(topo, on)| Op::SetResync { topo, on }),
-        1 => status().prop_map(|status| Op::ListByStatus { status }),
-        1 => (sel(), prop::option::of(prop::sample::select(MutationState::ALL.to_vec())))
-            .prop_map(|(topo, state)| Op::ListMutations { topo, state }),
+        1 => (prop::option::of(status()), page_spec())
+            .prop_map(|(status, page)| Op::ListByStatus { status, page }),
+        1 => (sel(), prop::option::of(prop::sample::select(MutationState::ALL.to_vec())), page_spec())
+            .prop_map(|(topo, state, page)| Op::ListMutations { topo, state, page }),
+        1 => (sel(), page_spec()).prop_map(|(topo, page)| Op::ListEvents { topo, page }),
     ]
 }
 
@@ -317,8 +356,9 @@ enum Call {
     MarkFailed(MutationId, TopologyId, u64, String),
     Delete(TopologyId, Option<u64>),
     SetResync(TopologyId, bool),
-    List(Option<TopologyStatus>),
-    ListMutations(TopologyId, Option<MutationState>),
+    List(Option<TopologyStatus>, PageRequest<TopologyId>),
+    ListMutations(TopologyId, Option<MutationState>, PageRequest<MutationId>),
+    ListEvents(TopologyId, PageRequest<EventId>),
 }
 
 /// What a call returned, with timestamps zeroed; errors as their `Debug` text (every field).
@@ -333,8 +373,9 @@ enum Out {
     Busy(MutationId),
     Empty,
     Mutation(Mutation),
-    Records(Vec<TopologyRecord>),
-    Mutations(Vec<Mutation>),
+    Records(Vec<TopologyRecord>, Option<TopologyId>),
+    Mutations(Vec<Mutation>, Option<MutationId>),
+    Events(Vec<StatusEvent>, Option<EventId>),
     Err(String),
 }
 
@@ -484,11 +525,14 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
         ),
         Call::Delete(id, v) => out(s.delete_topology(*id, *v), |()| Out::Unit),
         Call::SetResync(id, on) => out(s.set_needs_resync(*id, *on), |()| Out::Unit),
-        Call::List(status) => out(s.list_topologies(*status), |rs| {
-            Out::Records(rs.into_iter().map(norm_record).collect())
+        Call::List(status, page) => out(s.list_topologies(*status, *page), |p| {
+            Out::Records(p.items.into_iter().map(norm_record).collect(), p.next)
         }),
-        Call::ListMutations(id, state) => out(s.list_mutations(*id, *state), |ms| {
-            Out::Mutations(ms.into_iter().map(norm_mutation).collect())
+        Call::ListMutations(id, state, page) => out(s.list_mutations(*id, *state, *page), |p| {
+            Out::Mutations(p.items.into_iter().map(norm_mutation).collect(), p.next)
+        }),
+        Call::ListEvents(id, page) => out(s.list_status_events(*id, *page), |p| {
+            Out::Events(p.items.into_iter().map(norm_event).collect(), p.next)
         }),
     }
 }
@@ -506,15 +550,15 @@ fn in_scope(scope: Option<&[TopologyId]>, id: TopologyId) -> bool {
 }
 
 fn snapshot(s: &dyn TopologyStore, scope: Option<&[TopologyId]>) -> Result<Snapshot, String> {
-    let all = s.list_topologies(None).map_err(|e| format!("{e:?}"))?;
+    let all = s.all_topologies(None).map_err(|e| format!("{e:?}"))?;
     let mut rows = Vec::new();
     for rec in all {
         let contents = if in_scope(scope, rec.id) {
             let mut detail = s.topology_detail(rec.id).map_err(|e| format!("{e:?}"))?;
             detail.topology = norm_record(detail.topology);
-            let events = s.list_status_events(rec.id).map_err(|e| format!("{e:?}"))?;
+            let events = s.all_events(rec.id).map_err(|e| format!("{e:?}"))?;
             let mutations = s
-                .list_mutations(rec.id, None)
+                .all_mutations(rec.id, None)
                 .map_err(|e| format!("{e:?}"))?;
             Some((
                 detail,
@@ -530,6 +574,31 @@ fn snapshot(s: &dyn TopologyStore, scope: Option<&[TopologyId]>) -> Result<Snaps
 }
 
 // ---- the reference model -----------------------------------------------------------------
+
+/// The model's page: every matching row from the cursor on, in the list's order, cut at
+/// `limit`; the next page starts after the last row kept, if any row was cut.
+fn model_page<T, K>(
+    rows: impl Iterator<Item = T>,
+    key: fn(&T) -> K,
+    limit: usize,
+) -> (Vec<T>, Option<K>) {
+    let mut all: Vec<T> = rows.collect();
+    let more = all.len() > limit;
+    all.truncate(limit);
+    let next = if more { all.last().map(key) } else { None };
+    (all, next)
+}
+
+/// The limits a store takes, and its refusal of the others.
+fn model_limit(limit: usize) -> Result<usize, StoreError> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        return Ok(limit);
+    }
+    Err(StoreError::Invalid {
+        field: "limit",
+        problem: format!("{limit} rows; a page holds 1 to {MAX_PAGE} rows"),
+    })
+}
 
 /// A name as stores keep it: in NFC, computed here without the library.
 fn stored_name(name: &str) -> String {
@@ -1010,8 +1079,13 @@ impl Model {
                 Call::Delete(id, self.ver(id, ver))
             }
             Op::SetResync { topo, on } => Call::SetResync(self.topo(*topo), *on),
-            Op::ListByStatus { status } => Call::List(Some(*status)),
-            Op::ListMutations { topo, state } => Call::ListMutations(self.topo(*topo), *state),
+            Op::ListByStatus { status, page } => Call::List(*status, page.request(TopologyId::new)),
+            Op::ListMutations { topo, state, page } => {
+                Call::ListMutations(self.topo(*topo), *state, page.request(MutationId::new))
+            }
+            Op::ListEvents { topo, page } => {
+                Call::ListEvents(self.topo(*topo), page.request(EventId::new))
+            }
         }
     }
 
@@ -1582,22 +1656,42 @@ impl Model {
                 self.topos.get_mut(id).unwrap().rec.needs_resync = *on;
                 Out::Unit
             }
-            Call::List(status) => Out::Records(
-                self.topos
+            Call::List(status, page) => {
+                let limit = model_limit(page.limit())?;
+                let rows = self
+                    .topos
                     .values()
                     .filter(|t| status.is_none_or(|s| t.rec.status == s))
-                    .map(|t| t.rec.clone())
-                    .collect(),
-            ),
-            Call::ListMutations(id, state) => Out::Mutations(
-                self.get(*id)?
+                    .filter(|t| page.cursor().is_none_or(|c| t.rec.id > c))
+                    .map(|t| t.rec.clone());
+                let (items, next) = model_page(rows, |r| r.id, limit);
+                Out::Records(items, next)
+            }
+            Call::ListMutations(id, state, page) => {
+                let limit = model_limit(page.limit())?;
+                let rows = self
+                    .get(*id)?
                     .mutations
                     .values()
                     .rev()
                     .filter(|m| state.is_none_or(|s| m.state == s))
-                    .cloned()
-                    .collect(),
-            ),
+                    .filter(|m| page.cursor().is_none_or(|c| m.id < c))
+                    .cloned();
+                let (items, next) = model_page(rows, |m| m.id, limit);
+                Out::Mutations(items, next)
+            }
+            Call::ListEvents(id, page) => {
+                let limit = model_limit(page.limit())?;
+                let rows = self
+                    .get(*id)?
+                    .events
+                    .iter()
+                    .rev()
+                    .filter(|e| page.cursor().is_none_or(|c| e.id < c))
+                    .cloned();
+                let (items, next) = model_page(rows, |e| e.id, limit);
+                Out::Events(items, next)
+            }
         })
     }
 
@@ -1774,7 +1868,7 @@ fn check_sequence(
             Err(op) => model.resolve(op),
         };
         let touched = match &call {
-            Call::Create(_) | Call::List(_) => None,
+            Call::Create(_) | Call::List(..) => None,
             Call::Transition(id, ..)
             | Call::Edit(id, ..)
             | Call::Enqueue(id, ..)
@@ -1784,7 +1878,8 @@ fn check_sequence(
             | Call::MarkFailed(_, id, _, _)
             | Call::Delete(id, _)
             | Call::SetResync(id, _)
-            | Call::ListMutations(id, _) => Some(*id),
+            | Call::ListMutations(id, ..)
+            | Call::ListEvents(id, _) => Some(*id),
             Call::SetNetworkId(lan, _) => model.lan_owner(*lan),
             Call::SetRuntime(decky, _) => model.decky_owner(*decky),
         };

@@ -18,6 +18,10 @@
 //! cargo test --all-features --test postgres_faults -- --include-ignored --nocapture
 //! ```
 
+mod pages;
+
+use pages::ListAll;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -371,7 +375,7 @@ fn write_until(store: &PgStore, own: &Own, stop: &AtomicBool) -> Told {
 fn verify(store: &PgStore, owns: &[Own], tolds: &[Told]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut counts: BTreeMap<Kind, (u64, u64, u64, u64)> = BTreeMap::new();
-    let all_topologies = settle(|| store.list_topologies(None));
+    let all_topologies = settle(|| store.all_topologies(None));
     for (own, told) in owns.iter().zip(tolds) {
         problems.extend(told.broken.iter().cloned());
         let stored: Vec<String> = match own.kind {
@@ -394,13 +398,13 @@ fn verify(store: &PgStore, owns: &[Own], tolds: &[Told]) -> Vec<String> {
                 .filter(|t| t.name.starts_with(&format!("{}-", own.tag)))
                 .map(|t| t.name.clone())
                 .collect(),
-            Kind::Transition => settle(|| store.list_status_events(own.topology.unwrap()))
+            Kind::Transition => settle(|| store.all_events(own.topology.unwrap()))
                 .into_iter()
                 .filter_map(|e| e.reason)
                 .filter(|r| r != "setup")
                 .collect(),
             Kind::Queue => {
-                let mutations = settle(|| store.list_mutations(own.topology.unwrap(), None));
+                let mutations = settle(|| store.all_mutations(own.topology.unwrap(), None));
                 let applied = mutations
                     .iter()
                     .filter(|m| m.state == MutationState::Applied)
@@ -764,7 +768,7 @@ fn the_blocking_store_connects_works_and_drops_inside_a_tokio_task() {
         let store = scratch.builder().pool_size(2).connect().unwrap();
         let count = rt
             .block_on(rt.spawn(async move {
-                let n = store.list_topologies(None).unwrap().len();
+                let n = store.all_topologies(None).unwrap().len();
                 drop(store);
                 n
             }))
@@ -1023,7 +1027,7 @@ fn a_commit_in_doubt_is_resolved_never_rerun_blindly() {
     store
         .enqueue_mutation(live.id, MutationOp::AddLan, "once", None)
         .unwrap();
-    assert_eq!(store.list_mutations(live.id, None).unwrap().len(), 1);
+    assert_eq!(store.all_mutations(live.id, None).unwrap().len(), 1);
     assert_eq!(store.stats().resolved_committed, 2);
 
     // Never committed: run again, once.

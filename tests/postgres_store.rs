@@ -16,6 +16,10 @@
 //! binary, each running itself again in child mode (an environment variable says which
 //! role; see `sql_backends/processes.rs`).
 
+mod pages;
+
+use pages::ListAll;
+
 mod conformance;
 mod sql_backends;
 
@@ -223,10 +227,10 @@ fn stores_are_cheap_shareable_handles() {
     let clone = store.clone();
     let boxed: Box<dyn TopologyStore> = Box::new(clone);
     boxed.create_topology("lab").unwrap();
-    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
+    assert_eq!(store.all_topologies(None).unwrap().len(), 1);
     // Another schema is another store.
     let other = Scratch::new("handle_other");
-    assert!(other.store().list_topologies(None).unwrap().is_empty());
+    assert!(other.store().all_topologies(None).unwrap().is_empty());
     // Default pool size.
     assert_eq!(
         PgStore::connect_with_schema(&pg_url(), &scratch.schema)
@@ -355,6 +359,36 @@ fn a_different_declaration_is_refused_on_connect() {
         open,
         &scratch.schema,
     );
+}
+
+/// A schema of version 1 (before pages) is migrated on connect: it gains the index a page
+/// of mutations reads, and is stamped version 2.
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_schema_1_gains_the_mutations_page_index() {
+    let scratch = Scratch::new("v1");
+    let lab = scratch.store().create_topology("lab").unwrap();
+    let mut raw = scratch.raw();
+    raw.batch_execute(
+        "DROP INDEX mutations_topology;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         UPDATE meta SET value = replace(value, 'schema 2;', 'schema 1;') WHERE key = 'fingerprint';",
+    )
+    .unwrap();
+    let store = scratch.store();
+    let row = raw
+        .query_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),
+                    (SELECT count(*) FROM pg_indexes
+                     WHERE schemaname = current_schema() AND indexname = 'mutations_topology')",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i64>(1)),
+        ("2".to_owned(), 1)
+    );
+    assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
 }
 
 #[test]
@@ -806,7 +840,7 @@ fn cross_topology_churn_never_surfaces_a_backend_error() {
     println!("cross-topology churn, {THREADS} threads x {OPS} ops: {total:?}");
     assert!(total.get("ok").copied().unwrap_or(0) > THREADS * OPS / 10);
     // Every topology left is consistent.
-    for t in setup.list_topologies(None).unwrap() {
+    for t in setup.all_topologies(None).unwrap() {
         assert_log_legal(&setup, t.id);
         let detail = setup.topology_detail(t.id).unwrap();
         for edge in &detail.edges {
@@ -814,7 +848,7 @@ fn cross_topology_churn_never_surfaces_a_backend_error() {
             assert!(detail.lans.iter().any(|l| l.id == edge.lan));
         }
         let applying = setup
-            .list_mutations(t.id, Some(MutationState::Applying))
+            .all_mutations(t.id, Some(MutationState::Applying))
             .unwrap();
         assert!(applying.len() <= 1, "{applying:?}");
     }
@@ -834,7 +868,7 @@ fn churn_step(store: &PgStore, names: &[String], t: usize, i: usize) -> Result<(
     let pick = |salt: usize| (t * 31 + i * 17 + salt * 7) % names.len();
     let find = |n: usize| -> Result<TopologyId, StoreError> {
         store
-            .list_topologies(None)?
+            .all_topologies(None)?
             .into_iter()
             .find(|r| r.name == names[n])
             .map(|r| r.id)
@@ -1032,7 +1066,7 @@ fn child_process(child: &ChildEnv) {
                     }
                     _ => {
                         store.set_needs_resync(id, i.is_multiple_of(2)).unwrap();
-                        store.list_mutations(id, None).unwrap();
+                        store.all_mutations(id, None).unwrap();
                         "read"
                     }
                 };
@@ -1149,7 +1183,7 @@ fn processes_hammering_many_topologies_keep_every_invariant() {
             1 + queued.len() as u64,
             "topology {id}: an update was lost or invented"
         );
-        let mutations = store.list_mutations(id, None).unwrap();
+        let mutations = store.all_mutations(id, None).unwrap();
         let stored: BTreeSet<u64> = mutations.iter().map(|m| m.id.get()).collect();
         assert_eq!(
             stored, queued,

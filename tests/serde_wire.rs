@@ -9,6 +9,10 @@
 //! - **Wire and store agree**: a field the wire accepts is one the store's checks accept,
 //!   and the other way round.
 
+mod pages;
+
+use pages::ListAll;
+
 use std::fmt::Debug;
 use std::path::PathBuf;
 
@@ -800,8 +804,8 @@ fn store_rows_round_trip(
 
     let detail = store.topology_detail(topology.id).unwrap();
     round_trip(&detail);
-    round_trip(&store.list_status_events(topology.id).unwrap());
-    round_trip(&store.list_mutations(topology.id, None).unwrap());
+    round_trip(&store.all_events(topology.id).unwrap());
+    round_trip(&store.all_mutations(topology.id, None).unwrap());
     round_trip(&store.get_topology(topology.id).unwrap());
     round_trip(&store.claim_next_mutation(topology.id).unwrap());
 }

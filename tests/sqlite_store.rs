@@ -6,6 +6,10 @@
 //! mode (an environment variable says which role; see `sql_backends/processes.rs`), which
 //! works the same under `cargo test` and `cargo nextest run`.
 
+mod pages;
+
+use pages::ListAll;
+
 mod conformance;
 mod sql_backends;
 
@@ -162,7 +166,7 @@ fn in_memory_stores_are_separate() {
         a.get_topology(lab.id()).unwrap().status,
         TopologyStatus::Deploying
     );
-    assert!(b.list_topologies(None).unwrap().is_empty());
+    assert!(b.all_topologies(None).unwrap().is_empty());
     b.create_topology("lab").unwrap();
 }
 
@@ -371,7 +375,7 @@ fn corrupt_versions_are_named() {
             ("'seven'", "the text 'seven'"),
         ],
     );
-    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
+    assert_eq!(store.all_topologies(None).unwrap().len(), 1);
 }
 
 #[test]
@@ -443,6 +447,36 @@ fn a_newer_schema_is_refused_on_open() {
     );
 }
 
+/// A file of schema version 1 (before pages) is migrated on open: it gains the index a
+/// page of mutations reads, and is stamped version 2.
+#[test]
+fn a_schema_1_file_gains_the_mutations_page_index() {
+    let (_dir, path, store) = temp_store();
+    let lab = store.create_topology("lab").unwrap();
+    drop(store);
+    let conn = raw(&path);
+    conn.execute_batch(
+        "DROP INDEX mutations_topology;
+         UPDATE meta SET value = 1 WHERE key = 'schema_version';
+         UPDATE meta SET value = replace(value, 'schema 2;', 'schema 1;') WHERE key = 'fingerprint';",
+    )
+    .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let (version, index): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),
+                    (SELECT count(*) FROM sqlite_master WHERE name = 'mutations_topology')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((version, index), (2, 1));
+    assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
+    drop(store);
+    // Migrated once: reopening finds it current.
+    SqliteStore::open(&path).unwrap();
+}
+
 #[test]
 fn reopening_keeps_one_schema_stamp() {
     let (_dir, path, store) = temp_store();
@@ -510,7 +544,7 @@ fn a_truncated_file_is_an_error_not_a_panic() {
             Err(e) => Err(e.to_string()),
             Ok(store) => {
                 // Whatever opened must read without panicking; deep pages may be gone.
-                let listed = store.list_topologies(None).map(|l| l.len());
+                let listed = store.all_topologies(None).map(|l| l.len());
                 let details: Vec<_> = (1..=40)
                     .map(|i| {
                         store

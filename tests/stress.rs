@@ -26,6 +26,10 @@
 //! runs itself again, and the copy that finds its orders in an environment variable runs
 //! the workload as a child and prints its record on stdout.
 
+mod pages;
+
+use pages::ListAll;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -396,7 +400,7 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
         }
 
         // The event log: legal, ending at the status, exactly the acknowledged moves.
-        let mut events = store.list_status_events(id).unwrap();
+        let mut events = store.all_events(id).unwrap();
         events.reverse();
         let moves: HashMap<u64, u64> = record
             .moves
@@ -451,7 +455,7 @@ fn check(store: &dyn TopologyStore, topologies: &[TopologyId], record: &Record) 
         }
 
         // The queue: every mutation that left `pending` was claimed, once; none applying.
-        let mutations = store.list_mutations(id, None).unwrap();
+        let mutations = store.all_mutations(id, None).unwrap();
         assert_eq!(mutations.len(), count(Kind::Enqueue), "topology {t}");
         for m in &mutations {
             let was_claimed = claimed.contains(&(t, m.id.get()));

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use topostate::store::{
-    ChildEdit, Claim, DeckyId, LanId, NewDecky, NewEdge, NewLan, SqliteStore, StoreError,
-    TopologyStore, Touched, TypedStore,
+    ChildEdit, Claim, DeckyId, LanId, Listed, NewDecky, NewEdge, NewLan, Page, PageRequest,
+    SqliteStore, StoreError, TopologyStore, Touched, TypedStore,
 };
 use topostate::{MutationOp, Topology, TopologyId, Versioned, state};
 
@@ -332,10 +332,25 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     summary(alice, id, out)
 }
 
+/// A whole list, read a page at a time.
+fn every_page<T: Listed>(
+    mut read: impl FnMut(PageRequest<T::Key>) -> Result<Page<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    const PAGE: usize = 100;
+    let mut all = Vec::new();
+    let mut request = Some(PageRequest::first(PAGE));
+    while let Some(next) = request {
+        let page = read(next)?;
+        request = page.next_page(PAGE);
+        all.extend(page.items);
+    }
+    Ok(all)
+}
+
 /// The status log (oldest first), the mutations and the final versions.
 fn summary<S: TopologyStore>(store: &S, id: TopologyId, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "\n== status log (oldest first)")?;
-    let mut events = store.list_status_events(id)?;
+    let mut events = every_page(|page| store.list_status_events(id, page))?;
     events.reverse();
     // `as_str`, as the names' `Display` does not pad.
     let from_width = events
@@ -358,7 +373,7 @@ fn summary<S: TopologyStore>(store: &S, id: TopologyId, out: &mut dyn Write) -> 
     }
 
     writeln!(out, "\n== mutations")?;
-    let mutations = store.list_mutations(id, None)?;
+    let mutations = every_page(|page| store.list_mutations(id, None, page))?;
     let op_width = mutations
         .iter()
         .map(|m| m.op.as_str().len())

@@ -14,7 +14,8 @@ use serde::Serialize;
 use topostate::MutationState;
 use topostate::TopologyId;
 use topostate::store::{
-    Mutation, MutationClaim, MutationId, PgStore, SqliteStore, StoreError, Timestamp, TopologyStore,
+    MAX_PAGE, Mutation, MutationClaim, MutationId, PageRequest, PgStore, SqliteStore, StoreError,
+    Timestamp, TopologyStore,
 };
 
 use crate::audit::postgres_conninfo;
@@ -63,7 +64,17 @@ pub fn list(
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     let store = open(db, schema)?;
-    let rows = store.list_mutations(TopologyId::new(topology), None)?;
+    let id = TopologyId::new(topology);
+    let mut rows = Vec::new();
+    let mut request = PageRequest::first(MAX_PAGE);
+    loop {
+        let page = store.list_mutations(id, None, request)?;
+        rows.extend(page.items);
+        match page.next {
+            Some(after) => request = PageRequest::after(after, MAX_PAGE),
+            None => break,
+        }
+    }
     if format == Format::Json {
         write_json(out, &rows)?;
         return Ok(Outcome::Clean);

@@ -5,7 +5,7 @@ mod common;
 use common::{stdout_of, topostate};
 use predicates::prelude::*;
 use topostate::TopologyStatus;
-use topostate::store::{SqliteStore, TopologyStore};
+use topostate::store::{MAX_PAGE, PageRequest, SqliteStore, TopologyStore};
 
 #[test]
 fn demo_runs_on_a_temporary_file_and_removes_it() {
@@ -54,12 +54,16 @@ fn demo_db_keeps_a_file_the_store_reads_back() -> Result<(), Box<dyn std::error:
         .stdout(predicate::str::contains("(kept)"));
 
     let store = SqliteStore::open(&path)?;
-    let topologies = store.list_topologies(None)?;
+    let topologies = store
+        .list_topologies(None, PageRequest::first(MAX_PAGE))?
+        .items;
     assert_eq!(topologies.len(), 1);
     let lab = &topologies[0];
     assert_eq!(lab.status, TopologyStatus::TornDown);
     // The log replays from the initial status along legal edges to the stored status.
-    let mut events = store.list_status_events(lab.id)?;
+    let mut events = store
+        .list_status_events(lab.id, PageRequest::first(MAX_PAGE))?
+        .items;
     events.reverse();
     let mut at = TopologyStatus::Pending;
     for event in &events {
@@ -68,7 +72,9 @@ fn demo_db_keeps_a_file_the_store_reads_back() -> Result<(), Box<dyn std::error:
         at = event.to;
     }
     assert_eq!(at, lab.status);
-    let mutations = store.list_mutations(lab.id, None)?;
+    let mutations = store
+        .list_mutations(lab.id, None, PageRequest::first(MAX_PAGE))?
+        .items;
     assert_eq!(mutations.len(), 1);
     assert!(mutations[0].state.is_terminal());
     Ok(())

@@ -33,8 +33,13 @@ fn stuck(path: &Path) -> (u64, u64, u64) {
 fn state_of(path: &Path, topology: u64, mutation: u64) -> MutationState {
     let store = SqliteStore::open(path).unwrap();
     store
-        .list_mutations(TopologyId::new(topology), None)
+        .list_mutations(
+            TopologyId::new(topology),
+            None,
+            topostate::store::PageRequest::first(100),
+        )
         .unwrap()
+        .items
         .into_iter()
         .find(|m| m.id.get() == mutation)
         .unwrap()

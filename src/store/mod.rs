@@ -71,6 +71,7 @@ mod error;
 mod lease;
 mod memory;
 mod model;
+mod page;
 mod policy;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -95,6 +96,7 @@ pub use model::{
     NewDecky, NewEdge, NewLan, Precondition, StatusEvent, Timestamp, TopologyDetail,
     TopologyRecord, Touched, Transitioned,
 };
+pub use page::{Listed, MAX_PAGE, Page, PageRequest};
 pub use policy::{
     DELETABLE, EDITABLE, LIVE, MAX_NAME_LEN, MAX_TEXT_LEN, QueueOpen, canonical_name, check_coord,
     check_name, check_text,
@@ -106,7 +108,6 @@ pub use sqlite::SqliteStore;
 pub use typed::TypedStore;
 
 use core::time::Duration;
-use std::vec::Vec;
 
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -118,7 +119,8 @@ use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 ///
 /// Ordering: lists of topologies are by id; LANs and deckies by name; edges by id; the
 /// status log and mutation listings newest first and claims oldest first, by their
-/// store-assigned ids, never by timestamps.
+/// store-assigned ids, never by timestamps. The lists that grow without bound (topologies,
+/// the status log, the mutations) are read a [`Page`] at a time.
 pub trait TopologyStore: Send + Sync {
     /// Creates a `pending` topology at version 1, with no status event.
     ///
@@ -162,34 +164,43 @@ pub trait TopologyStore: Send + Sync {
     /// ```
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError>;
 
-    /// Lists topologies by id, optionally only those in one status.
+    /// A page of the topologies by id, optionally only those in one status (see
+    /// [`Page`] for cursors and filters).
     ///
     /// # Errors
     ///
-    /// [`StoreError::Corrupt`] naming the first unreadable row met (never skipped).
+    /// [`StoreError::Invalid`] naming `limit` outside `1..=`[`MAX_PAGE`] (checked before
+    /// the store is read); [`StoreError::Corrupt`] naming the first unreadable row the page
+    /// reads (never skipped, filter or not).
     ///
     /// ```
     /// use topostate::TopologyStatus;
-    /// use topostate::store::{MemoryStore, Precondition, TopologyStore};
+    /// use topostate::store::{MemoryStore, PageRequest, Precondition, TopologyStore};
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
     /// store.create_topology("staging")?;
+    /// store.create_topology("prod")?;
     /// store.transition_status(lab.id, TopologyStatus::Deploying, None, Precondition::none())?;
     ///
-    /// let all = store.list_topologies(None)?;
-    /// let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+    /// let first = store.list_topologies(None, PageRequest::first(2))?;
+    /// let names: Vec<&str> = first.items.iter().map(|t| t.name.as_str()).collect();
     /// assert_eq!(names, ["lab", "staging"]); // by id
-    /// // What a deployer polls for: only the pending ones.
-    /// let pending = store.list_topologies(Some(TopologyStatus::Pending))?;
-    /// assert_eq!(pending.len(), 1);
-    /// assert_eq!(pending[0].name, "staging");
+    /// let rest = store.list_topologies(None, first.next_page(2).expect("prod follows"))?;
+    /// assert_eq!((rest.items[0].name.as_str(), rest.is_last()), ("prod", true));
+    /// // What a deployer polls for: only the pending ones, a full page of them.
+    /// let pending = store.list_topologies(Some(TopologyStatus::Pending), PageRequest::first(2))?;
+    /// let names: Vec<&str> = pending.items.iter().map(|t| t.name.as_str()).collect();
+    /// assert_eq!(names, ["staging", "prod"]);
+    /// // A page of no rows is refused, naming the limit.
+    /// assert!(store.list_topologies(None, PageRequest::first(0)).is_err());
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError>;
+        page: PageRequest<TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError>;
 
     /// Reads a topology with all its children in one consistent snapshot.
     ///
@@ -265,35 +276,43 @@ pub trait TopologyStore: Send + Sync {
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError>;
 
-    /// The status log, newest first.
+    /// A page of the status log, newest first (see [`Page`] for cursors).
     ///
     /// # Errors
     ///
+    /// [`StoreError::Invalid`] naming `limit` outside `1..=`[`MAX_PAGE`];
     /// [`StoreError::NotFound`]; [`StoreError::Corrupt`] naming an unreadable event.
     ///
     /// ```
     /// use topostate::TopologyId;
     /// use topostate::TopologyStatus::{Deploying, Failed, Pending};
-    /// use topostate::store::{MemoryStore, Precondition, TopologyStore};
+    /// use topostate::store::{MemoryStore, PageRequest, Precondition, TopologyStore};
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
-    /// assert!(store.list_status_events(lab.id)?.is_empty()); // creating writes no event
+    /// let all = PageRequest::first(50);
+    /// assert!(store.list_status_events(lab.id, all)?.items.is_empty()); // creating writes no event
     /// store.transition_status(lab.id, Deploying, None, Precondition::status(Pending))?;
     /// let why = Some("no free subnet");
     /// store.transition_status(lab.id, Failed, why, Precondition::status(Deploying))?;
     ///
-    /// let log = store.list_status_events(lab.id)?;
-    /// assert_eq!(log.len(), 2);
     /// // Newest first, each event with the reason it was written with.
-    /// assert_eq!((log[0].from, log[0].to), (Deploying, Failed));
-    /// assert_eq!(log[0].reason.as_deref(), Some("no free subnet"));
-    /// assert_eq!((log[1].from, log[1].to), (Pending, Deploying));
+    /// let newest = store.list_status_events(lab.id, PageRequest::first(1))?;
+    /// assert_eq!((newest.items[0].from, newest.items[0].to), (Deploying, Failed));
+    /// assert_eq!(newest.items[0].reason.as_deref(), Some("no free subnet"));
+    /// // The next page holds the older events.
+    /// let older = store.list_status_events(lab.id, newest.next_page(1).expect("one more"))?;
+    /// assert_eq!((older.items[0].from, older.items[0].to), (Pending, Deploying));
+    /// assert!(older.is_last());
     ///
-    /// assert!(store.list_status_events(TopologyId::new(999)).is_err());
+    /// assert!(store.list_status_events(TopologyId::new(999), all).is_err());
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError>;
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError>;
 
     /// Applies free-form child edits to a `pending` topology, all or nothing.
     ///
@@ -414,7 +433,7 @@ pub trait TopologyStore: Send + Sync {
     /// [`StoreError::VersionConflict`].
     ///
     /// ```
-    /// use topostate::store::{MemoryStore, StoreError, TopologyStore, TypedStore};
+    /// use topostate::store::{MemoryStore, PageRequest, StoreError, TopologyStore, TypedStore};
     /// use topostate::{MutationOp, MutationState};
     ///
     /// let store = MemoryStore::new();
@@ -432,7 +451,8 @@ pub trait TopologyStore: Send + Sync {
     /// // Another editor's view (version 1) is stale now.
     /// let stale = store.enqueue_mutation(id, MutationOp::RemoveLan, r#"{"name":"dmz"}"#, Some(1));
     /// assert!(stale.unwrap_err().is_conflict());
-    /// assert_eq!(store.list_mutations(id, Some(MutationState::Pending))?.len(), 1);
+    /// let pending = store.list_mutations(id, Some(MutationState::Pending), PageRequest::first(50))?;
+    /// assert_eq!(pending.items.len(), 1);
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
     fn enqueue_mutation(
@@ -754,14 +774,17 @@ pub trait TopologyStore: Send + Sync {
         reason: &str,
     ) -> Result<Mutation, StoreError>;
 
-    /// A topology's mutations, newest first, optionally only one state.
+    /// A page of a topology's mutations, newest first, optionally only one state (see
+    /// [`Page`] for cursors and filters).
     ///
     /// # Errors
     ///
-    /// [`StoreError::NotFound`]; [`StoreError::Corrupt`] naming an unreadable row.
+    /// [`StoreError::Invalid`] naming `limit` outside `1..=`[`MAX_PAGE`];
+    /// [`StoreError::NotFound`]; [`StoreError::Corrupt`] naming an unreadable row the page
+    /// reads (never skipped, filter or not).
     ///
     /// ```
-    /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
+    /// use topostate::store::{Claim, MemoryStore, PageRequest, TopologyStore, TypedStore};
     /// use topostate::{MutationOp, MutationState};
     ///
     /// let store = MemoryStore::new();
@@ -775,18 +798,22 @@ pub trait TopologyStore: Send + Sync {
     /// };
     /// store.mark_mutation_applied(claim)?;
     ///
-    /// let all = store.list_mutations(lab.id(), None)?;
-    /// let ids: Vec<_> = all.iter().map(|m| m.id).collect();
+    /// let all = store.list_mutations(lab.id(), None, PageRequest::first(50))?;
+    /// let ids: Vec<_> = all.items.iter().map(|m| m.id).collect();
     /// assert_eq!(ids, [second, first]); // newest first
-    /// let waiting = store.list_mutations(lab.id(), Some(MutationState::Pending))?;
-    /// assert_eq!((waiting.len(), waiting[0].op), (1, MutationOp::AddDecky));
+    /// // The page after `second` holds what is older than it.
+    /// let older = store.list_mutations(lab.id(), None, PageRequest::after(second, 50))?;
+    /// assert_eq!(older.items[0].id, first);
+    /// let waiting = store.list_mutations(lab.id(), Some(MutationState::Pending), PageRequest::first(50))?;
+    /// assert_eq!((waiting.items.len(), waiting.items[0].op), (1, MutationOp::AddDecky));
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
     fn list_mutations(
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError>;
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError>;
 
     /// Sets or clears the resync flag (independent of status and version).
     ///

@@ -199,6 +199,7 @@ pub(crate) trait Outcome {
 
 impl Outcome for () {}
 impl<T> Outcome for std::vec::Vec<T> {}
+impl<T: super::Listed> Outcome for super::Page<T> {}
 impl Outcome for Claim {}
 impl Outcome for Mutation {}
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -170,7 +170,7 @@ pub trait TypedStore: TopologyStore {
     /// ```
     /// use topostate::MutationOp;
     /// use topostate::state::Active;
-    /// use topostate::store::{MemoryStore, TopologyStore, TypedStore};
+    /// use topostate::store::{MemoryStore, PageRequest, TopologyStore, TypedStore};
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create("lab")?;
@@ -181,7 +181,8 @@ pub trait TypedStore: TopologyStore {
     /// // Only `active` and `degraded` handles have `enqueue`: a pending one does not compile.
     /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
     /// assert_eq!(lab.version(), 2); // the handle took the bumped version
-    /// assert_eq!(store.list_mutations(lab.id(), None)?[0].id, queued);
+    /// let newest = store.list_mutations(lab.id(), None, PageRequest::first(1))?;
+    /// assert_eq!(newest.items[0].id, queued);
     ///
     /// // The other tab has not seen that edit: refused, and it keeps its version.
     /// let stale = store.enqueue(&mut other_tab, MutationOp::RemoveLan, r#"{"name":"lan-b"}"#);

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use topostate::store::{
     AsyncTopologyStore, ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport,
-    Edited, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan,
-    Precondition, StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched,
-    Transitioned,
+    Edited, EventId, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge,
+    NewLan, Page, PageRequest, Precondition, StatusEvent, StoreError, TopologyDetail,
+    TopologyRecord, TopologyStore, Touched, Transitioned,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -67,8 +67,10 @@ impl TopologyStore for Awaiting {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.runtime.block_on(self.store.list_topologies(status))
+        page: PageRequest<TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError> {
+        self.runtime
+            .block_on(self.store.list_topologies(status, page))
     }
 
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
@@ -86,8 +88,13 @@ impl TopologyStore for Awaiting {
             .block_on(self.store.transition_status(id, to, reason, precondition))
     }
 
-    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.runtime.block_on(self.store.list_status_events(id))
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError> {
+        self.runtime
+            .block_on(self.store.list_status_events(id, page))
     }
 
     fn edit(
@@ -153,8 +160,10 @@ impl TopologyStore for Awaiting {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError> {
-        self.runtime.block_on(self.store.list_mutations(id, state))
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError> {
+        self.runtime
+            .block_on(self.store.list_mutations(id, state, page))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
 //! Free-form child edits (LANs, deckies, edges): versions, batches, error precedence,
 //! domain refusals, not-found, the pending gate, and the runtime fields.
 
+use crate::pages::ListAll;
 use topostate::store::{
     ChildEdit, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, EdgeId, Entity, LanId, LanPatch,
     MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
@@ -1138,7 +1139,7 @@ pub fn not_found_everywhere<H: Harness>() {
         .err(),
         "transition_status",
     );
-    topo(s.list_status_events(nowhere).err(), "list_status_events");
+    topo(s.all_events(nowhere).err(), "list_status_events");
     topo(s.edit(nowhere, None, &[]).err(), "edit (empty)");
     topo(s.edit(nowhere, Some(1), &add_lans("x", 2)).err(), "edit");
     topo(
@@ -1174,7 +1175,7 @@ pub fn not_found_everywhere<H: Harness>() {
         "enqueue_mutation",
     );
     topo(s.claim_next_mutation(nowhere).err(), "claim_next_mutation");
-    topo(s.list_mutations(nowhere, None).err(), "list_mutations");
+    topo(s.all_mutations(nowhere, None).err(), "list_mutations");
     topo(s.set_needs_resync(nowhere, true).err(), "set_needs_resync");
     topo(s.delete_topology(nowhere, None).err(), "delete_topology");
     topo(s.delete_topology(nowhere, Some(1)).err(), "delete_topology");
@@ -1358,7 +1359,7 @@ pub fn runtime_fields_any_status<H: Harness>() {
     for status in ALL {
         let (id, rows) = seeded(s, &format!("t-{status}"), status);
         let before = s.get_topology(id).unwrap();
-        let events = s.list_status_events(id).unwrap();
+        let events = s.all_events(id).unwrap();
 
         let net = format!("net-{status}");
         s.set_lan_network_id(rows.lan_a, Some(net.as_str()))
@@ -1420,7 +1421,7 @@ pub fn runtime_fields_any_status<H: Harness>() {
         .unwrap();
         assert_eq!(d.topology, before);
         assert_eq!(s.get_topology(id).unwrap(), before);
-        assert_eq!(s.list_status_events(id).unwrap(), events);
+        assert_eq!(s.all_events(id).unwrap(), events);
     }
 }
 

@@ -19,6 +19,7 @@
 //! in time.
 #![allow(dead_code, unused_macros)]
 
+use crate::pages::ListAll;
 use std::time::{Duration, Instant};
 
 use topostate::store::{
@@ -97,6 +98,10 @@ macro_rules! conformance_tests {
             leases_take_over_and_fence_the_old_holder,
             bad_leases_are_refused,
             wait_for_work_wakes_on_enqueue,
+            // pages
+            pages_join_up_to_each_whole_list,
+            page_limits_are_checked,
+            cursors_are_positions,
             // concurrency
             race_no_lost_update,
             race_enqueue_no_lost_update,
@@ -138,6 +143,7 @@ macro_rules! expect_err {
 
 pub mod awaiting;
 mod children;
+mod pages;
 mod queue;
 mod races;
 #[path = "../spec/mod.rs"]
@@ -147,6 +153,7 @@ mod topologies;
 mod transitions;
 
 pub use children::*;
+pub use pages::*;
 pub use queue::*;
 pub use races::*;
 pub use topologies::*;
@@ -262,7 +269,7 @@ pub fn version(store: &dyn TopologyStore, id: TopologyId) -> u64 {
 /// Asserts that the status log, replayed from `pending` oldest first, is a legal path
 /// ending at the stored status, and that it is listed newest first by id.
 pub fn assert_log_legal(store: &dyn TopologyStore, id: TopologyId) -> Vec<StatusEvent> {
-    let newest_first = store.list_status_events(id).unwrap();
+    let newest_first = store.all_events(id).unwrap();
     for pair in newest_first.windows(2) {
         assert!(
             pair[0].id > pair[1].id,

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::pages::ListAll;
 use topostate::store::{
     ChildEdit, Claim, ClaimOptions, DeckyPatch, LanId, LanPatch, MAX_LEASE, Mutation,
     MutationClaim, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
@@ -19,7 +20,7 @@ fn claim(s: &dyn TopologyStore, id: TopologyId) -> (Mutation, MutationClaim) {
 }
 
 fn mutation(s: &dyn TopologyStore, id: TopologyId, m: topostate::store::MutationId) -> Mutation {
-    s.list_mutations(id, None)
+    s.all_mutations(id, None)
         .unwrap()
         .into_iter()
         .find(|row| row.id == m)
@@ -50,12 +51,12 @@ pub fn enqueue_only_live<H: Harness>() {
         let claimed = s.claim_next_mutation(t.id);
         if live {
             assert_eq!(version(s, t.id), v + 1);
-            assert_eq!(s.list_mutations(t.id, None).unwrap().len(), 2);
+            assert_eq!(s.all_mutations(t.id, None).unwrap().len(), 2);
             assert!(matches!(claimed, Ok(Claim::Claimed { .. })), "{claimed:?}");
         } else {
             expect_err!(claimed, StoreError::NotEditable(_));
             assert_eq!(version(s, t.id), v);
-            assert!(s.list_mutations(t.id, None).unwrap().is_empty());
+            assert!(s.all_mutations(t.id, None).unwrap().is_empty());
         }
     }
 }
@@ -84,7 +85,7 @@ pub fn enqueue_versioning<H: Harness>() {
                 if *current == v + 1 && *expected == stale
         );
     }
-    let rows = s.list_mutations(t.id, None).unwrap();
+    let rows = s.all_mutations(t.id, None).unwrap();
     assert_eq!(rows.len(), 2);
     let m = &rows[0];
     assert_eq!(
@@ -136,7 +137,7 @@ pub fn claims_oldest_first_busy_vs_empty<H: Harness>() {
         "the claim returned another row"
     );
     assert_eq!(
-        s.list_mutations(t.id, Some(MutationState::Applying))
+        s.all_mutations(t.id, Some(MutationState::Applying))
             .unwrap(),
         vec![row.clone()]
     );
@@ -382,7 +383,7 @@ pub fn list_mutations_newest_first_and_filter<H: Harness>() {
     let (_, _applying) = claim(s, t.id);
 
     let listed = |state| -> Vec<_> {
-        s.list_mutations(t.id, state)
+        s.all_mutations(t.id, state)
             .unwrap()
             .into_iter()
             .map(|m| m.id)
@@ -396,7 +397,7 @@ pub fn list_mutations_newest_first_and_filter<H: Harness>() {
     assert_eq!(listed(Some(Applied)), vec![ids[0]]);
     assert_eq!(listed(Some(Failed)), vec![ids[1]]);
     let other = reach(s, "other", TopologyStatus::Active);
-    assert!(s.list_mutations(other.id, None).unwrap().is_empty());
+    assert!(s.all_mutations(other.id, None).unwrap().is_empty());
 }
 
 /// Claims again every 20 ms until the claim takes something, at most 10 s.

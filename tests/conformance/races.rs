@@ -1,6 +1,7 @@
 //! Concurrency: real threads, each on its own handle, racing on one topology. Every loop
 //! is bounded in count and in time; each check prints what it saw.
 
+use crate::pages::ListAll;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
@@ -161,7 +162,7 @@ pub fn race_enqueue_no_lost_update<H: Harness>() {
     );
     assert_eq!(version(&*s, t.id), t.version + queued.len() as u64);
     let stored: BTreeSet<_> = s
-        .list_mutations(t.id, Some(MutationState::Pending))
+        .all_mutations(t.id, Some(MutationState::Pending))
         .unwrap()
         .into_iter()
         .map(|m| m.id)
@@ -452,7 +453,7 @@ pub fn race_claims_are_serial_and_exactly_once<H: Harness>() {
                                 assert_eq!(before, 0, "two mutations applying at once");
                                 assert_eq!(mutation.state, MutationState::Applying);
                                 let applying: Vec<_> = store
-                                    .list_mutations(t.id, Some(MutationState::Applying))
+                                    .all_mutations(t.id, Some(MutationState::Applying))
                                     .unwrap()
                                     .into_iter()
                                     .map(|m| m.id)
@@ -465,7 +466,7 @@ pub fn race_claims_are_serial_and_exactly_once<H: Harness>() {
                                 let lan = NewLan::new(format!("m{}", mutation.id), "10.0.0.0/24");
                                 store.apply_live(&claim, &[ChildEdit::AddLan(lan)]).unwrap();
                                 let applying = store
-                                    .list_mutations(t.id, Some(MutationState::Applying))
+                                    .all_mutations(t.id, Some(MutationState::Applying))
                                     .unwrap();
                                 assert_eq!(applying.len(), 1, "two mutations applying at once");
                                 in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -498,7 +499,7 @@ pub fn race_claims_are_serial_and_exactly_once<H: Harness>() {
         "not every mutation claimed exactly once, oldest first"
     );
     let states: Vec<_> = s
-        .list_mutations(t.id, None)
+        .all_mutations(t.id, None)
         .unwrap()
         .into_iter()
         .map(|m| m.state)

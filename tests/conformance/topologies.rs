@@ -1,6 +1,7 @@
 //! Topology rows: create, read, list, names, text limits, the typed layer, resync, delete,
 //! version bounds.
 
+use crate::pages::ListAll;
 use topostate::store::{
     ChildEdit, Claim, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MutationClaim,
     NewDecky, NewEdge, NewLan, Precondition, StoreError, TypedStore,
@@ -16,7 +17,7 @@ use super::{
 pub fn create_get_list<H: Harness>() {
     let (_h, s) = setup::<H>();
     let s = &*s;
-    assert!(s.list_topologies(None).unwrap().is_empty());
+    assert!(s.all_topologies(None).unwrap().is_empty());
 
     let a = s.create_topology("alpha").unwrap();
     let b = s.create_topology("bravo").unwrap();
@@ -29,31 +30,31 @@ pub fn create_get_list<H: Harness>() {
     assert_eq!(a.status_changed_at, a.created_at);
     assert!(a.id < b.id && b.id < c.id, "ids grow with creation order");
     assert_eq!(s.get_topology(a.id).unwrap(), a);
-    assert!(s.list_status_events(a.id).unwrap().is_empty());
-    assert!(s.list_mutations(a.id, None).unwrap().is_empty());
+    assert!(s.all_events(a.id).unwrap().is_empty());
+    assert!(s.all_mutations(a.id, None).unwrap().is_empty());
 
     let fresh = detail(s, b.id);
     assert_eq!(fresh.topology, b);
     assert!(fresh.lans.is_empty() && fresh.deckies.is_empty() && fresh.edges.is_empty());
 
-    let all = s.list_topologies(None).unwrap();
+    let all = s.all_topologies(None).unwrap();
     assert_eq!(all, vec![a.clone(), b.clone(), c.clone()]);
 
     s.transition_status(b.id, TopologyStatus::Deploying, None, Precondition::none())
         .unwrap();
     let pending: Vec<_> = s
-        .list_topologies(Some(TopologyStatus::Pending))
+        .all_topologies(Some(TopologyStatus::Pending))
         .unwrap()
         .into_iter()
         .map(|t| t.id)
         .collect();
     assert_eq!(pending, vec![a.id, c.id]);
-    let deploying = s.list_topologies(Some(TopologyStatus::Deploying)).unwrap();
+    let deploying = s.all_topologies(Some(TopologyStatus::Deploying)).unwrap();
     assert_eq!(deploying.len(), 1);
     assert_eq!(deploying[0].id, b.id);
     assert_eq!(deploying[0].status, TopologyStatus::Deploying);
     assert!(
-        s.list_topologies(Some(TopologyStatus::Active))
+        s.all_topologies(Some(TopologyStatus::Active))
             .unwrap()
             .is_empty()
     );
@@ -76,7 +77,7 @@ pub fn duplicate_topology_name<H: Harness>() {
         }
     );
     assert!(matches!(e, StoreError::Duplicate { ref name, .. } if name == "lab"));
-    assert_eq!(s.list_topologies(None).unwrap(), vec![lab]);
+    assert_eq!(s.all_topologies(None).unwrap(), vec![lab]);
     // Names are compared exactly.
     s.create_topology("Lab").unwrap();
     s.create_topology("lab ").unwrap();
@@ -106,7 +107,7 @@ pub fn invalid_names<H: Harness>() {
     for bad in bad_names() {
         expect_err!(s.create_topology(&bad), StoreError::Invalid { .. });
     }
-    assert!(s.list_topologies(None).unwrap().is_empty());
+    assert!(s.all_topologies(None).unwrap().is_empty());
     let id = s.create_topology(&ok).unwrap().id;
     let rows = seed(s, id);
     let v = version(s, id);
@@ -196,7 +197,7 @@ pub fn invisible_characters_in_names<H: Harness>() {
         let e = expect_err!(s.create_topology(blank), StoreError::Invalid { .. });
         assert!(e.to_string().contains("blank"), "{e}");
     }
-    assert!(s.list_topologies(None).unwrap().is_empty());
+    assert!(s.all_topologies(None).unwrap().is_empty());
     assert_eq!(
         s.create_topology("lab\u{202e}1").unwrap_err().to_string(),
         "invalid topology name: contains the bidirectional control U+202E, \
@@ -408,7 +409,7 @@ pub fn text_limits<H: Harness>() {
     );
     s.transition_status(id, TopologyStatus::Deploying, None, Precondition::none())
         .unwrap();
-    let events = s.list_status_events(id).unwrap();
+    let events = s.all_events(id).unwrap();
     expect_err!(
         s.transition_status(
             id,
@@ -420,7 +421,7 @@ pub fn text_limits<H: Harness>() {
     );
     let mut after = detail(s, id);
     assert_eq!(after.topology.status, TopologyStatus::Deploying);
-    assert_eq!(s.list_status_events(id).unwrap(), events);
+    assert_eq!(s.all_events(id).unwrap(), events);
     after.topology.status = before.topology.status;
     after.topology.status_changed_at = before.topology.status_changed_at;
     assert_eq!(after, before, "a refused write changed something");
@@ -441,7 +442,7 @@ pub fn text_limits<H: Harness>() {
         s.enqueue_mutation(id, MutationOp::AddLan, &long, Some(v)),
         StoreError::Invalid { .. }
     );
-    assert!(s.list_mutations(id, None).unwrap().is_empty());
+    assert!(s.all_mutations(id, None).unwrap().is_empty());
     assert_eq!(version(s, id), v, "a refused enqueue bumped the version");
     s.enqueue_mutation(id, MutationOp::AddLan, &max, None)
         .unwrap();
@@ -453,7 +454,7 @@ pub fn text_limits<H: Harness>() {
         s.mark_mutation_failed(claim, &long),
         StoreError::Invalid { .. }
     );
-    let m = s.list_mutations(id, None).unwrap();
+    let m = s.all_mutations(id, None).unwrap();
     assert_eq!(m[0].state, MutationState::Applying, "refused mark wrote");
     let failed = s.mark_mutation_failed(again, &max).unwrap();
     assert_eq!(failed.reason.as_deref(), Some(max.as_str()));
@@ -599,13 +600,13 @@ pub fn needs_resync_is_independent<H: Harness>() {
     let s = &*s;
     for status in ALL {
         let t = reach(s, &format!("t-{status}"), status);
-        let events = s.list_status_events(t.id).unwrap();
+        let events = s.all_events(t.id).unwrap();
         s.set_needs_resync(t.id, true).unwrap();
         let after = s.get_topology(t.id).unwrap();
         assert!(after.needs_resync);
         assert_eq!((after.status, after.version), (t.status, t.version));
         assert!(
-            s.list_topologies(Some(status))
+            s.all_topologies(Some(status))
                 .unwrap()
                 .iter()
                 .any(|r| r.id == t.id && r.needs_resync)
@@ -615,7 +616,7 @@ pub fn needs_resync_is_independent<H: Harness>() {
         let after = s.get_topology(t.id).unwrap();
         assert!(!after.needs_resync);
         assert_eq!(after.version, t.version);
-        assert_eq!(s.list_status_events(t.id).unwrap(), events);
+        assert_eq!(s.all_events(t.id).unwrap(), events);
     }
 }
 
@@ -656,7 +657,7 @@ pub fn delete_cascades_from_deletable_statuses_only<H: Harness>() {
         } else {
             super::move_to(s, id, status);
         }
-        assert_eq!(s.list_mutations(id, None).unwrap().len(), mutation_count);
+        assert_eq!(s.all_mutations(id, None).unwrap().len(), mutation_count);
         let v = version(s, id);
         let before = detail(s, id);
         expect_err!(
@@ -670,15 +671,15 @@ pub fn delete_cascades_from_deletable_statuses_only<H: Harness>() {
         for e in [
             s.get_topology(id).err(),
             s.topology_detail(id).err(),
-            s.list_status_events(id).err(),
-            s.list_mutations(id, None).err(),
+            s.all_events(id).err(),
+            s.all_mutations(id, None).err(),
             s.delete_topology(id, None).err(),
             s.set_needs_resync(id, true).err(),
         ] {
             let e = e.expect("a deleted topology is still readable");
             assert!(is_not_found(&e, Entity::Topology, id.get()), "{e:?}");
         }
-        assert!(s.list_topologies(None).unwrap().iter().all(|t| t.id != id));
+        assert!(s.all_topologies(None).unwrap().iter().all(|t| t.id != id));
         let e = expect_err!(
             s.set_lan_network_id(rows.lan_a, Some("net")),
             StoreError::NotFound { .. }
@@ -714,8 +715,8 @@ pub fn delete_cascades_from_deletable_statuses_only<H: Harness>() {
         assert_ne!(again.id, id);
         let fresh = detail(s, again.id);
         assert!(fresh.lans.is_empty() && fresh.deckies.is_empty() && fresh.edges.is_empty());
-        assert!(s.list_status_events(again.id).unwrap().is_empty());
-        assert!(s.list_mutations(again.id, None).unwrap().is_empty());
+        assert!(s.all_events(again.id).unwrap().is_empty());
+        assert!(s.all_mutations(again.id, None).unwrap().is_empty());
     }
     assert_eq!(detail(s, neighbour), neighbour_before);
     // Without a version, delete is unchecked.
@@ -805,7 +806,7 @@ pub fn version_overflow<H: Harness>() {
         s.enqueue_mutation(id, MutationOp::AddLan, "{}", Some(MAX_VERSION)),
         StoreError::VersionOverflow(_)
     );
-    assert!(s.list_mutations(id, None).unwrap().is_empty());
+    assert!(s.all_mutations(id, None).unwrap().is_empty());
     s.enqueue_mutation(id, MutationOp::AddLan, "{}", None)
         .unwrap();
 

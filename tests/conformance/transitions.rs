@@ -1,6 +1,7 @@
 //! `transition_status`: the table, the believed status, the version precondition, and
 //! what a transition records.
 
+use crate::pages::ListAll;
 use std::time::Duration;
 
 use topostate::store::{NewLan, Precondition, StoreError};
@@ -19,7 +20,7 @@ pub fn transition_all_pairs<H: Harness>() {
         for to in ALL {
             for with_precondition in [false, true] {
                 let t = reach(s, &format!("{from}-{to}-{with_precondition}"), from);
-                let events = s.list_status_events(t.id).unwrap();
+                let events = s.all_events(t.id).unwrap();
                 let precondition = if with_precondition {
                     Precondition::status(from).and_version(t.version)
                 } else {
@@ -36,7 +37,7 @@ pub fn transition_all_pairs<H: Harness>() {
                     );
                     assert_eq!(done.event.reason, None);
                     assert_eq!(s.get_topology(t.id).unwrap(), done.topology);
-                    let after = s.list_status_events(t.id).unwrap();
+                    let after = s.all_events(t.id).unwrap();
                     assert_eq!(after.len(), events.len() + 1);
                     assert_eq!(after[0], done.event, "the new event is listed first");
                     if !with_precondition {
@@ -52,7 +53,7 @@ pub fn transition_all_pairs<H: Harness>() {
                         t,
                         "{from} → {to} changed the row"
                     );
-                    assert_eq!(s.list_status_events(t.id).unwrap(), events);
+                    assert_eq!(s.all_events(t.id).unwrap(), events);
                     if !with_precondition {
                         refused += 1;
                     }
@@ -71,7 +72,7 @@ pub fn stale_status_wins_even_when_legal<H: Harness>() {
     let (_h, s) = setup::<H>();
     let s = &*s;
     let t = reach(s, "lab", Active);
-    let events = s.list_status_events(t.id).unwrap();
+    let events = s.all_events(t.id).unwrap();
     let cases = [
         (Degraded, Precondition::status(Deploying)),
         (TearingDown, Precondition::status(Degraded)),
@@ -90,7 +91,7 @@ pub fn stale_status_wins_even_when_legal<H: Harness>() {
         );
     }
     assert_eq!(s.get_topology(t.id).unwrap(), t);
-    assert_eq!(s.list_status_events(t.id).unwrap(), events);
+    assert_eq!(s.all_events(t.id).unwrap(), events);
     let done = s
         .transition_status(t.id, Degraded, None, Precondition::status(Active))
         .unwrap();
@@ -142,7 +143,7 @@ pub fn transition_version_checked_not_bumped<H: Harness>() {
         StoreError::IllegalTransition { .. }
     );
     assert_eq!(s.get_topology(id).unwrap(), before);
-    assert!(s.list_status_events(id).unwrap().is_empty());
+    assert!(s.all_events(id).unwrap().is_empty());
 
     let done = s
         .transition_status(

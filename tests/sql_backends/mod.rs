@@ -9,6 +9,7 @@
 
 pub mod processes;
 
+use crate::pages::ListAll;
 use topostate::store::{
     DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanId, LanPatch, MutationClaim,
     MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, Timestamp, TopologyStore,
@@ -147,9 +148,9 @@ pub fn corrupt_status_is_named(store: &dyn TopologyStore, corrupt: &mut Corrupt<
         &["exploded"],
     );
     // Lists meet the row and fail naming it, filtered or not; nothing is skipped silently.
-    assert_corrupt(store.list_topologies(None), "topologies", id, &["exploded"]);
+    assert_corrupt(store.all_topologies(None), "topologies", id, &["exploded"]);
     assert_corrupt(
-        store.list_topologies(Some(TopologyStatus::Pending)),
+        store.all_topologies(Some(TopologyStatus::Pending)),
         "topologies",
         id,
         &["exploded"],
@@ -190,7 +191,7 @@ pub fn corrupt_versions_are_named(
             id,
             &[mention],
         );
-        assert_corrupt(store.list_topologies(None), "topologies", id, &[mention]);
+        assert_corrupt(store.all_topologies(None), "topologies", id, &[mention]);
         assert_eq!(store.get_topology(good.id).unwrap().version, 1);
         corrupt("DELETE FROM topologies WHERE id = $1", id);
     }
@@ -226,12 +227,12 @@ pub fn corrupt_event_is_named(store: &dyn TopologyStore, corrupt: &mut Corrupt<'
         key(first.id.get()),
     );
     assert_corrupt(
-        store.list_status_events(lab.id),
+        store.all_events(lab.id),
         "status_events",
         key(first.id.get()),
         &["to_status", "'on_fire'"],
     );
-    assert_eq!(store.list_status_events(other.id).unwrap().len(), 1);
+    assert_eq!(store.all_events(other.id).unwrap().len(), 1);
     // The topology row itself is fine.
     assert_eq!(
         store.get_topology(lab.id).unwrap().status,
@@ -257,7 +258,7 @@ pub fn corrupt_mutation_is_named(store: &dyn TopologyStore, corrupt: &mut Corrup
     let id = key(first.id.get());
     corrupt("UPDATE mutations SET op = 'noop' WHERE id = $1", id);
     assert_corrupt(
-        store.list_mutations(lab.id, None),
+        store.all_mutations(lab.id, None),
         "mutations",
         id,
         &["op", "'noop'"],
@@ -270,7 +271,7 @@ pub fn corrupt_mutation_is_named(store: &dyn TopologyStore, corrupt: &mut Corrup
     );
     // Nothing was claimed by that failed attempt.
     corrupt("UPDATE mutations SET op = 'add_lan' WHERE id = $1", id);
-    let listed = store.list_mutations(lab.id, None).unwrap();
+    let listed = store.all_mutations(lab.id, None).unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].id, second.id);
     assert!(listed.iter().all(|m| m.state == MutationState::Pending));
@@ -278,14 +279,14 @@ pub fn corrupt_mutation_is_named(store: &dyn TopologyStore, corrupt: &mut Corrup
     let id = key(second.id.get());
     corrupt("UPDATE mutations SET state = 'half_done' WHERE id = $1", id);
     assert_corrupt(
-        store.list_mutations(lab.id, Some(MutationState::Pending)),
+        store.all_mutations(lab.id, Some(MutationState::Pending)),
         "mutations",
         id,
         &["state", "'half_done'"],
     );
     corrupt("UPDATE mutations SET state = 'pending' WHERE id = $1", id);
     let pending = store
-        .list_mutations(lab.id, Some(MutationState::Pending))
+        .all_mutations(lab.id, Some(MutationState::Pending))
         .unwrap();
     assert_eq!(pending.len(), 2);
 }
@@ -355,7 +356,7 @@ pub fn a_different_declaration_is_refused<S: TopologyStore>(
     // Restored, it opens again with its data.
     set_fingerprint(original);
     let store = open().unwrap();
-    assert_eq!(store.list_topologies(None).unwrap().len(), 1);
+    assert_eq!(store.all_topologies(None).unwrap().len(), 1);
 }
 
 /// A schema stamped with version 99 (`set_version` stores it as the backend stores a

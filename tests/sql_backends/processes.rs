@@ -13,6 +13,7 @@
 //! with the library. Re-executing the running test leaves no test that can pass idle: run
 //! by a user it is the parent, run by its parent it is a child.
 
+use crate::pages::ListAll;
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -278,7 +279,7 @@ pub fn check_writers(
 /// Checks what `processes` openers reported: one topology each, named after the child.
 pub fn check_openers(store: &dyn TopologyStore, results: &[String]) {
     let mut names: Vec<String> = store
-        .list_topologies(None)
+        .all_topologies(None)
         .unwrap()
         .into_iter()
         .map(|t| t.name)

@@ -14,7 +14,6 @@ use core::time::Duration;
 use std::boxed::Box;
 use std::future::Future;
 use std::pin::Pin;
-use std::vec::Vec;
 
 use crate::state::{CanTransitionTo, Pending, State};
 use crate::{
@@ -24,9 +23,9 @@ use crate::{
 use super::typed::{restore, transition_of};
 use super::{
     ChildEdit, Claim, ClaimOptions, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited,
-    LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition,
-    QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched,
-    Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
+    EventId, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Page,
+    PageRequest, Precondition, QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord,
+    TopologyStore, Touched, Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
 };
 
 /// The future of one store operation: boxed, `Send`, borrowing the store and the
@@ -114,7 +113,8 @@ pub trait AsyncTopologyStore: Send + Sync {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> StoreFuture<'_, Vec<TopologyRecord>>;
+        page: PageRequest<TopologyId>,
+    ) -> StoreFuture<'_, Page<TopologyRecord>>;
 
     /// [`TopologyStore::topology_detail`], async.
     fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail>;
@@ -129,7 +129,11 @@ pub trait AsyncTopologyStore: Send + Sync {
     ) -> StoreFuture<'a, Transitioned>;
 
     /// [`TopologyStore::list_status_events`], async.
-    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>>;
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> StoreFuture<'_, Page<StatusEvent>>;
 
     /// [`TopologyStore::edit`], async.
     fn edit<'a>(
@@ -211,7 +215,8 @@ pub trait AsyncTopologyStore: Send + Sync {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> StoreFuture<'_, Vec<Mutation>>;
+        page: PageRequest<MutationId>,
+    ) -> StoreFuture<'_, Page<Mutation>>;
 
     /// [`TopologyStore::set_needs_resync`], async.
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()>;
@@ -402,8 +407,9 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> StoreFuture<'_, Vec<TopologyRecord>> {
-        Box::pin(async move { TopologyStore::list_topologies(self, status) })
+        page: PageRequest<TopologyId>,
+    ) -> StoreFuture<'_, Page<TopologyRecord>> {
+        Box::pin(async move { TopologyStore::list_topologies(self, status, page) })
     }
 
     fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail> {
@@ -422,8 +428,12 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
         )
     }
 
-    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>> {
-        Box::pin(async move { TopologyStore::list_status_events(self, id) })
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> StoreFuture<'_, Page<StatusEvent>> {
+        Box::pin(async move { TopologyStore::list_status_events(self, id, page) })
     }
 
     fn edit<'a>(
@@ -516,8 +526,9 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> StoreFuture<'_, Vec<Mutation>> {
-        Box::pin(async move { TopologyStore::list_mutations(self, id, state) })
+        page: PageRequest<MutationId>,
+    ) -> StoreFuture<'_, Page<Mutation>> {
+        Box::pin(async move { TopologyStore::list_mutations(self, id, state, page) })
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()> {

@@ -4,15 +4,14 @@ use std::boxed::Box;
 use std::string::String;
 use std::sync::Arc;
 use std::time::Duration;
-use std::vec::Vec;
 
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use super::{AsyncTopologyStore, StoreFuture};
 use crate::store::{
-    BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited, LanId,
-    Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError, TopologyDetail,
-    TopologyRecord, TopologyStore, Touched, Transitioned,
+    BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited,
+    EventId, LanId, Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition,
+    StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
 };
 
 /// The async face of a blocking store (such as [`SqliteStore`](crate::store::SqliteStore)):
@@ -114,8 +113,9 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> StoreFuture<'_, Vec<TopologyRecord>> {
-        self.run(move |s| s.list_topologies(status))
+        page: PageRequest<TopologyId>,
+    ) -> StoreFuture<'_, Page<TopologyRecord>> {
+        self.run(move |s| s.list_topologies(status, page))
     }
 
     fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail> {
@@ -133,8 +133,12 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
         self.run(move |s| s.transition_status(id, to, reason.as_deref(), precondition))
     }
 
-    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>> {
-        self.run(move |s| s.list_status_events(id))
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> StoreFuture<'_, Page<StatusEvent>> {
+        self.run(move |s| s.list_status_events(id, page))
     }
 
     fn edit<'a>(
@@ -235,8 +239,9 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> StoreFuture<'_, Vec<Mutation>> {
-        self.run(move |s| s.list_mutations(id, state))
+        page: PageRequest<MutationId>,
+    ) -> StoreFuture<'_, Page<Mutation>> {
+        self.run(move |s| s.list_mutations(id, state, page))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()> {

@@ -32,7 +32,9 @@ mod tests {
     use super::*;
     use crate::TopologyId;
     use crate::store::sync::Arc;
-    use crate::store::{MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore};
+    use crate::store::{
+        MemoryStore, NewDecky, NewEdge, NewLan, PageRequest, StoreError, TopologyStore,
+    };
 
     /// Poisons every lock a write takes (catalog, aggregate, owner index shards) by
     /// panicking while holding them.
@@ -74,7 +76,13 @@ mod tests {
         store.add_edge(lab.id, NewEdge::new(decky.id, lan.id), Some(3))?;
         store.set_lan_network_id(lan.id, Some("net-1"))?;
         let other = store.create_topology("other")?;
-        assert_eq!(store.list_topologies(None)?.len(), 2);
+        assert_eq!(
+            store
+                .list_topologies(None, PageRequest::first(10))?
+                .items
+                .len(),
+            2
+        );
         store.delete_topology(other.id, None)?;
         let detail = store.topology_detail(lab.id)?;
         assert_eq!(detail.topology.version, 4);

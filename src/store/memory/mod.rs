@@ -60,9 +60,9 @@ use super::sync::{Arc, Mutex};
 use super::trace::Op;
 use super::{
     ChildEdit, Claim, ClaimOptions, Clock, DeckyId, DeckyRuntime, EditReport, Edited, Entity,
-    EventId, LanId, Mutation, MutationClaim, MutationId, Precondition, StatusEvent, StoreError,
-    SystemClock, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
-    canonical_name, check_text,
+    EventId, LanId, Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition,
+    StatusEvent, StoreError, SystemClock, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
+    Touched, Transitioned, canonical_name, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -247,18 +247,24 @@ impl TopologyStore for MemoryStore {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError> {
-        Ok(self
+        page: PageRequest<TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError> {
+        let limit = page.checked_limit()?;
+        let after = page.cursor();
+        // Each aggregate is locked on its own as the page reaches it, and only until the
+        // page is full (plus the one row that says another page follows).
+        let rows = self
             .inner
             .catalog
             .all()
-            .iter()
+            .into_iter()
+            .filter(|(id, _)| after.is_none_or(|a| *id > a))
             .filter_map(|(_, shared)| {
-                let agg = lock(shared);
+                let agg = lock(&shared);
                 let keep = !agg.deleted && status.is_none_or(|s| agg.row.status == s);
                 keep.then(|| agg.row.clone())
-            })
-            .collect())
+            });
+        Ok(Page::from_rows(rows, limit))
     }
 
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
@@ -301,10 +307,20 @@ impl TopologyStore for MemoryStore {
         })
     }
 
-    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        // Invariant: events are appended in id order, so reversing gives newest first.
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError> {
+        let limit = page.checked_limit()?;
+        // Invariant: events are appended in id order, so the ones older than the cursor
+        // are a prefix, and reversing it gives newest first.
         self.with(id, |agg| {
-            Ok(agg.kids.events.iter().rev().cloned().collect())
+            let events = &agg.kids.events;
+            let end = page
+                .cursor()
+                .map_or(events.len(), |c| events.partition_point(|e| e.id < c));
+            Ok(Page::from_rows(events[..end].iter().rev().cloned(), limit))
         })
     }
 
@@ -478,16 +494,20 @@ impl TopologyStore for MemoryStore {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError> {
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError> {
+        let limit = page.checked_limit()?;
         self.with(id, |agg| {
-            Ok(agg
-                .kids
-                .mutations
-                .values()
+            let older = match page.cursor() {
+                Some(c) => agg.kids.mutations.range(..c),
+                None => agg.kids.mutations.range(..),
+            };
+            let rows = older
                 .rev()
+                .map(|(_, m)| m)
                 .filter(|m| state.is_none_or(|s| m.state == s))
-                .cloned()
-                .collect())
+                .cloned();
+            Ok(Page::from_rows(rows, limit))
         })
     }
 

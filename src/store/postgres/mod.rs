@@ -78,7 +78,6 @@ use std::future::Future;
 use std::string::String;
 use std::sync::Arc;
 use std::time::Duration;
-use std::vec::Vec;
 
 use tokio_postgres::error::SqlState;
 
@@ -89,9 +88,9 @@ use crate::store::sql::{
 };
 use crate::store::{
     AsyncTopologyStore, BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime,
-    DeckyState, EditReport, Edited, Entity, LanId, Mutation, MutationClaim, MutationId,
-    Precondition, StatusEvent, StoreError, StoreFuture, Timestamp, TopologyDetail, TopologyRecord,
-    TopologyStore, Transitioned, canonical_name, check_text,
+    DeckyState, EditReport, Edited, Entity, EventId, LanId, Mutation, MutationClaim, MutationId,
+    Page, PageRequest, Precondition, StatusEvent, StoreError, StoreFuture, Timestamp,
+    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, canonical_name, check_text,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -543,10 +542,12 @@ impl Core {
     async fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.single(
+        page: PageRequest<TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError> {
+        // A filtered page may take several statements: one snapshot for all of them.
+        self.read(
             call("list_topologies"),
-            on_session!(db => sql::list_topologies(db, status)),
+            on_session!(db => sql::list_topologies(db, status, page)),
         )
         .await
     }
@@ -576,10 +577,14 @@ impl Core {
     }
 
     /// [`TopologyStore::list_status_events`].
-    async fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
+    async fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError> {
         self.read(
             call("list_status_events").on(id),
-            on_session!(db => sql::list_status_events(db, id)),
+            on_session!(db => sql::list_status_events(db, id, page)),
         )
         .await
     }
@@ -816,10 +821,11 @@ impl Core {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError> {
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError> {
         self.read(
             call("list_mutations").on(id),
-            on_session!(db => sql::list_mutations(db, id, state)),
+            on_session!(db => sql::list_mutations(db, id, state, page)),
         )
         .await
     }
@@ -859,8 +865,9 @@ impl AsyncTopologyStore for AsyncPgStore {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> StoreFuture<'_, Vec<TopologyRecord>> {
-        Box::pin(self.core.list_topologies(status))
+        page: PageRequest<TopologyId>,
+    ) -> StoreFuture<'_, Page<TopologyRecord>> {
+        Box::pin(self.core.list_topologies(status, page))
     }
 
     fn topology_detail(&self, id: TopologyId) -> StoreFuture<'_, TopologyDetail> {
@@ -877,8 +884,12 @@ impl AsyncTopologyStore for AsyncPgStore {
         Box::pin(self.core.transition_status(id, to, reason, precondition))
     }
 
-    fn list_status_events(&self, id: TopologyId) -> StoreFuture<'_, Vec<StatusEvent>> {
-        Box::pin(self.core.list_status_events(id))
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> StoreFuture<'_, Page<StatusEvent>> {
+        Box::pin(self.core.list_status_events(id, page))
     }
 
     fn edit<'a>(
@@ -974,8 +985,9 @@ impl AsyncTopologyStore for AsyncPgStore {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> StoreFuture<'_, Vec<Mutation>> {
-        Box::pin(self.core.list_mutations(id, state))
+        page: PageRequest<MutationId>,
+    ) -> StoreFuture<'_, Page<Mutation>> {
+        Box::pin(self.core.list_mutations(id, state, page))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> StoreFuture<'_, ()> {
@@ -1184,8 +1196,9 @@ impl TopologyStore for PgStore {
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.block_on(self.inner.core.list_topologies(status))
+        page: PageRequest<TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError> {
+        self.block_on(self.inner.core.list_topologies(status, page))
     }
 
     fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError> {
@@ -1206,8 +1219,12 @@ impl TopologyStore for PgStore {
         )
     }
 
-    fn list_status_events(&self, id: TopologyId) -> Result<Vec<StatusEvent>, StoreError> {
-        self.block_on(self.inner.core.list_status_events(id))
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError> {
+        self.block_on(self.inner.core.list_status_events(id, page))
     }
 
     fn edit(
@@ -1285,8 +1302,9 @@ impl TopologyStore for PgStore {
         &self,
         id: TopologyId,
         state: Option<MutationState>,
-    ) -> Result<Vec<Mutation>, StoreError> {
-        self.block_on(self.inner.core.list_mutations(id, state))
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError> {
+        self.block_on(self.inner.core.list_mutations(id, state, page))
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {

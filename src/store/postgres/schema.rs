@@ -246,17 +246,23 @@ fn check_stamp(stamp: &Stamp, place: &str) -> Result<bool, StoreError> {
 }
 
 /// The steps from each older schema version to the next; `MIGRATIONS[i]` moves a schema
-/// from version `i + 1` to `i + 2`.
+/// from version `i + 1` to `i + 2`. A new schema is created at version 1 and migrated, so
+/// every schema runs the same steps.
 ///
 /// Each is one batch of statements, run inside the migration's transaction.
 type Migration = &'static str;
-const MIGRATIONS: &[Migration] = &[V1_TO_V2];
+const MIGRATIONS: &[Migration] = &[
+    // 1 → 2: a page of a topology's mutations, newest first, reads this index from the
+    // cursor on; `mutations_topology_state` orders by id only within one state.
+    "CREATE INDEX mutations_topology ON mutations (topology_id, id);",
+    V2_TO_V3,
+];
 
-/// Version 2: claim leases. A mutation a version-1 build left `applying` has no lease, so
+/// 2 → 3: claim leases. A mutation an older build left `applying` has no lease, so
 /// the next claim takes it over. `unixepoch(text)` is SQLite's name for the clock, so that
 /// the shared statements read the server's clock (`clock_timestamp()`, not the transaction's
 /// start) with the same text as SQLite's.
-const V1_TO_V2: Migration = "
+const V2_TO_V3: Migration = "
 CREATE FUNCTION unixepoch(text) RETURNS double precision LANGUAGE sql VOLATILE
     AS 'SELECT extract(epoch FROM clock_timestamp())::double precision';
 ALTER TABLE mutations
@@ -403,7 +409,7 @@ mod tests {
 
     #[test]
     fn fingerprint_names_postgres() {
-        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 2; "));
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 3; "));
     }
 
     #[test]

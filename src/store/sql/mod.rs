@@ -26,6 +26,8 @@ use crate::ParseStatusError;
 use crate::store::{BackendError, Entity, StoreError};
 
 pub(crate) use edits::apply_edits;
+#[cfg(test)]
+pub(crate) use ops::{EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
 pub(crate) use ops::{
     INITIAL_SQL_VERSION, Lock, WORK_CHANNEL, apply_live, claim_next_mutation, delete_topology,
     edit, enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, offer,

@@ -12,9 +12,9 @@ use std::vec::Vec;
 use crate::store::lease::lease_micros;
 use crate::store::policy::{delete_gate, free_form_gate, live_gate, transition_refusal};
 use crate::store::{
-    ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Mutation, MutationClaim,
-    MutationId, Precondition, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord,
-    Transitioned, check_text,
+    ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Listed, Mutation,
+    MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
+    TopologyDetail, TopologyRecord, Transitioned, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 use crate::{VersionConflict, VersionError};
@@ -24,8 +24,8 @@ use super::rows::{
     mutation_columns, topology_columns,
 };
 use super::{
-    Param, Session, Stmt, apply_edits, backend, id_of, insert_stmt, key, not_found, pick, refuse,
-    stmt,
+    FromRow, Param, Session, Stmt, apply_edits, backend, id_of, insert_stmt, key, not_found, pick,
+    refuse, stmt,
 };
 
 /// [`MAX_VERSION`] as the SQL integer it is stored as.
@@ -407,22 +407,131 @@ pub(crate) async fn offer<S: Session>(
 
 // ---- the contract ----------------------------------------------------------------------
 
-/// The topologies (of `status`, if given), oldest first. Every row is read, filter or not,
-/// so a corrupt row fails the list instead of silently falling out of it.
+// ---- pages -----------------------------------------------------------------------------
+
+/// Which way a list runs through its ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// Oldest first: a page holds ids above its cursor (topologies).
+    Ascending,
+    /// Newest first: a page holds ids below its cursor (events, mutations).
+    Descending,
+}
+
+impl Order {
+    /// The inclusive bound of the page after `cursor` (the first page: `None`), as the SQL
+    /// integer the statement compares ids with; `None` when no stored id can be past it.
+    fn bound(self, cursor: Option<u64>) -> Option<i64> {
+        match (self, cursor) {
+            (Self::Ascending, None) => Some(1),
+            (Self::Descending, None) => Some(i64::MAX),
+            // Stored ids are 1..=i64::MAX: past i64::MAX nothing follows.
+            (Self::Ascending, Some(c)) => key(c.checked_add(1)?),
+            // Every stored id is below a cursor past i64::MAX, none below 1.
+            (Self::Descending, Some(c)) => {
+                Some(key(c).unwrap_or(i64::MAX).checked_sub(1)?).filter(|b| *b >= 1)
+            }
+        }
+    }
+
+    /// The bound that continues a scan whose last row had the id `last`.
+    fn bound_after(self, last: u64) -> Option<i64> {
+        self.bound(Some(last))
+    }
+}
+
+/// A batch of a page of topologies: ids from `$1` up, at most `$2` rows.
+pub(crate) const TOPOLOGIES_PAGE: Stmt = stmt!(concat!(
+    "SELECT ",
+    topology_columns!(),
+    " FROM topologies WHERE id >= $1 ORDER BY id LIMIT $2"
+));
+
+/// A batch of a page of topology `$1`'s events: ids from `$2` down, at most `$3` rows, read
+/// through the index `status_events (topology_id, id)`.
+pub(crate) const EVENTS_PAGE: Stmt = stmt!(concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM status_events WHERE topology_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3"
+));
+
+/// A batch of a page of topology `$1`'s mutations: ids from `$2` down, at most `$3` rows,
+/// read through the index `mutations (topology_id, id)` (schema version 2).
+pub(crate) const MUTATIONS_PAGE: Stmt = stmt!(concat!(
+    "SELECT ",
+    mutation_columns!(),
+    " FROM mutations WHERE topology_id = $1 AND id <= $2 ORDER BY id DESC LIMIT $3"
+));
+
+/// How many rows a filtered page reads at a time at least: a sparse filter passes over
+/// many rows, and one round trip per `limit + 1` of them would be slow for small limits.
+const SCAN_BATCH: usize = 256;
+
+/// A page of `limit` rows `keep` accepts, read by `sql` in batches from the cursor on.
+///
+/// `sql` takes `params` followed by the inclusive id bound and the batch size, and returns
+/// the rows in `order` from the bound on. Every row read is decoded, kept or not, so a
+/// corrupt row fails the page that passes it (a filter never hides one); one matching row
+/// past the limit is read to know whether another page follows.
+#[allow(clippy::too_many_arguments)]
+async fn scan<S: Session, T: FromRow + Listed>(
+    db: &mut S,
+    sql: &Stmt,
+    params: &[Param<'_>],
+    order: Order,
+    cursor: Option<u64>,
+    limit: usize,
+    keep: Option<&(dyn Fn(&T) -> bool + Sync)>,
+    raw: fn(T::Key) -> u64,
+) -> Result<Page<T>, S::Fail> {
+    let want = limit.saturating_add(1);
+    let batch = if keep.is_some() {
+        want.max(SCAN_BATCH)
+    } else {
+        want
+    };
+    let batch_key = i64::try_from(batch).map_err(|_| backend("a page batch too large"))?;
+    let mut kept: Vec<T> = Vec::new();
+    let mut bound = order.bound(cursor);
+    while let Some(from) = bound {
+        let mut all: Vec<Param<'_>> = params.to_vec();
+        all.extend([Param::Int(from), Param::Int(batch_key)]);
+        let rows: Vec<T> = db.query_all(sql, &all).await?;
+        let more = rows.len() == batch;
+        bound = match rows.last() {
+            Some(last) if more => order.bound_after(raw(last.key())),
+            _ => None,
+        };
+        kept.extend(rows.into_iter().filter(|r| keep.is_none_or(|k| k(r))));
+        if kept.len() >= want {
+            break;
+        }
+    }
+    Ok(Page::from_rows(kept, limit))
+}
+
+/// A page of the topologies (of `status`, if given), oldest first. Every row passed is
+/// read, filter or not, so a corrupt row fails the page instead of silently falling out of
+/// it.
 pub(crate) async fn list_topologies<S: Session>(
     db: &mut S,
     status: Option<TopologyStatus>,
-) -> Result<Vec<TopologyRecord>, S::Fail> {
-    const ALL: Stmt = stmt!(concat!(
-        "SELECT ",
-        topology_columns!(),
-        " FROM topologies ORDER BY id"
-    ));
-    let all: Vec<TopologyRecord> = db.query_all(&ALL, &[]).await?;
-    Ok(match status {
-        Some(s) => all.into_iter().filter(|t| t.status == s).collect(),
-        None => all,
-    })
+    page: PageRequest<TopologyId>,
+) -> Result<Page<TopologyRecord>, S::Fail> {
+    let limit = page.checked_limit()?;
+    let cursor = page.cursor().map(TopologyId::get);
+    let keep = status.map(|s| move |t: &TopologyRecord| t.status == s);
+    scan(
+        db,
+        &TOPOLOGIES_PAGE,
+        &[],
+        Order::Ascending,
+        cursor,
+        limit,
+        keep.as_ref().map(|k| k as _),
+        TopologyId::get,
+    )
+    .await
 }
 
 /// The topology and its children, from one snapshot.
@@ -529,18 +638,27 @@ pub(crate) async fn transition_status<S: Session>(
     })
 }
 
-/// The topology's events, newest first.
+/// A page of the topology's events, newest first, read through the
+/// `status_events (topology_id, id)` index: its cost does not grow with the log.
 pub(crate) async fn list_status_events<S: Session>(
     db: &mut S,
     id: TopologyId,
-) -> Result<Vec<StatusEvent>, S::Fail> {
-    const EVENTS: Stmt = stmt!(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM status_events WHERE topology_id = $1 ORDER BY id DESC"
-    ));
+    page: PageRequest<EventId>,
+) -> Result<Page<StatusEvent>, S::Fail> {
+    let limit = page.checked_limit()?;
     let head = head(db, id, Lock::None).await?;
-    db.query_all(&EVENTS, &[Param::Int(head.key)]).await
+    let cursor = page.cursor().map(EventId::get);
+    scan(
+        db,
+        &EVENTS_PAGE,
+        &[Param::Int(head.key)],
+        Order::Descending,
+        cursor,
+        limit,
+        None,
+        EventId::get,
+    )
+    .await
 }
 
 /// A batch of free-form child edits: `pending` only, one bump for the batch.
@@ -735,24 +853,30 @@ pub(crate) async fn apply_live<S: Session>(
     })
 }
 
-/// The topology's mutations (in `state`, if given), newest first; as for topologies, a
-/// filter never hides a corrupt row.
+/// A page of the topology's mutations (in `state`, if given), newest first, read through
+/// the `mutations (topology_id, id)` index; as for topologies, a filter never hides a
+/// corrupt row.
 pub(crate) async fn list_mutations<S: Session>(
     db: &mut S,
     id: TopologyId,
     state: Option<MutationState>,
-) -> Result<Vec<Mutation>, S::Fail> {
-    const ALL: Stmt = stmt!(concat!(
-        "SELECT ",
-        mutation_columns!(),
-        " FROM mutations WHERE topology_id = $1 ORDER BY id DESC"
-    ));
+    page: PageRequest<MutationId>,
+) -> Result<Page<Mutation>, S::Fail> {
+    let limit = page.checked_limit()?;
     let head = head(db, id, Lock::None).await?;
-    let all: Vec<Mutation> = db.query_all(&ALL, &[Param::Int(head.key)]).await?;
-    Ok(match state {
-        Some(s) => all.into_iter().filter(|m| m.state == s).collect(),
-        None => all,
-    })
+    let cursor = page.cursor().map(MutationId::get);
+    let keep = state.map(|s| move |m: &Mutation| m.state == s);
+    scan(
+        db,
+        &MUTATIONS_PAGE,
+        &[Param::Int(head.key)],
+        Order::Descending,
+        cursor,
+        limit,
+        keep.as_ref().map(|k| k as _),
+        MutationId::get,
+    )
+    .await
 }
 
 /// Deletes a topology from a deletable status; its children go by `ON DELETE CASCADE`.
@@ -806,12 +930,23 @@ macro_rules! shared_store_methods {
             })
         }
 
+        fn list_topologies(
+            &self,
+            status: Option<$crate::TopologyStatus>,
+            page: $crate::store::PageRequest<$crate::TopologyId>,
+        ) -> Result<$crate::store::Page<$crate::store::TopologyRecord>, $crate::store::StoreError> {
+            self.read("list_topologies", |db| {
+                $crate::store::sql::ready($crate::store::sql::list_topologies(db, status, page))
+            })
+        }
+
         fn list_status_events(
             &self,
             id: $crate::TopologyId,
-        ) -> Result<Vec<$crate::store::StatusEvent>, $crate::store::StoreError> {
+            page: $crate::store::PageRequest<$crate::store::EventId>,
+        ) -> Result<$crate::store::Page<$crate::store::StatusEvent>, $crate::store::StoreError> {
             self.read("list_status_events", |db| {
-                $crate::store::sql::ready($crate::store::sql::list_status_events(db, id))
+                $crate::store::sql::ready($crate::store::sql::list_status_events(db, id, page))
             })
         }
 
@@ -920,9 +1055,10 @@ macro_rules! shared_store_methods {
             &self,
             id: $crate::TopologyId,
             state: Option<$crate::MutationState>,
-        ) -> Result<Vec<$crate::store::Mutation>, $crate::store::StoreError> {
+            page: $crate::store::PageRequest<$crate::store::MutationId>,
+        ) -> Result<$crate::store::Page<$crate::store::Mutation>, $crate::store::StoreError> {
             self.read("list_mutations", |db| {
-                $crate::store::sql::ready($crate::store::sql::list_mutations(db, id, state))
+                $crate::store::sql::ready($crate::store::sql::list_mutations(db, id, state, page))
             })
         }
 

@@ -9,9 +9,14 @@ use crate::lifecycle::{Lifecycle, names_in_list, sql_in_list};
 use crate::store::{DeckyState, StoreError};
 use crate::{MutationOp, MutationState, TopologyStatus};
 
-/// The schema version this build writes and reads: 2 added the claim lease columns of
-/// `mutations` (`claimed_at`, `lease_until`, `holder`, `attempts`, `token`, `edited_by`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// The schema version this build writes and reads.
+///
+/// | version | change |
+/// |---|---|
+/// | 1 | the tables |
+/// | 2 | the index `mutations (topology_id, id)`, which pages of a topology's mutations read |
+/// | 3 | the claim lease columns of `mutations` (`claimed_at`, `lease_until`, `holder`, `attempts`, `token`, `edited_by`) |
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The `meta` keys.
 pub(crate) const KEY_VERSION: &str = "schema_version";

@@ -444,15 +444,6 @@ impl TopologyStore for SqliteStore {
         })
     }
 
-    fn list_topologies(
-        &self,
-        status: Option<TopologyStatus>,
-    ) -> Result<Vec<TopologyRecord>, StoreError> {
-        self.read_one("list_topologies", |db| {
-            sql::ready(sql::list_topologies(db, status))
-        })
-    }
-
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
         self.write("set_lan_network_id", |db| {
             let owner = match key(lan.get()) {
