@@ -447,8 +447,8 @@ fn a_newer_schema_is_refused_on_open() {
     );
 }
 
-/// A file of schema version 1 (before pages) is migrated on open: it gains the index a
-/// page of mutations reads, and is stamped version 2.
+/// A file of schema version 1 (before pages and leases) is migrated on open: it gains the
+/// index a page of mutations reads and the lease columns, and is stamped version 3.
 #[test]
 fn a_schema_1_file_gains_the_mutations_page_index() {
     let (_dir, path, store) = temp_store();
@@ -457,8 +457,14 @@ fn a_schema_1_file_gains_the_mutations_page_index() {
     let conn = raw(&path);
     conn.execute_batch(
         "DROP INDEX mutations_topology;
+         ALTER TABLE mutations DROP COLUMN claimed_at;
+         ALTER TABLE mutations DROP COLUMN lease_until;
+         ALTER TABLE mutations DROP COLUMN holder;
+         ALTER TABLE mutations DROP COLUMN attempts;
+         ALTER TABLE mutations DROP COLUMN token;
+         ALTER TABLE mutations DROP COLUMN edited_by;
          UPDATE meta SET value = 1 WHERE key = 'schema_version';
-         UPDATE meta SET value = replace(value, 'schema 2;', 'schema 1;') WHERE key = 'fingerprint';",
+         UPDATE meta SET value = replace(value, 'schema 3;', 'schema 1;') WHERE key = 'fingerprint';",
     )
     .unwrap();
     let store = SqliteStore::open(&path).unwrap();
@@ -470,7 +476,7 @@ fn a_schema_1_file_gains_the_mutations_page_index() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((version, index), (2, 1));
+    assert_eq!((version, index), (3, 1));
     assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
     drop(store);
     // Migrated once: reopening finds it current.
