@@ -467,16 +467,15 @@ mod tests {
 
     #[test]
     fn another_version_is_a_schema_change_naming_both() {
-        assert!(check_unchanged(Some("1"), "db").is_ok());
-        let e = check_unchanged(Some("2"), "db").unwrap_err();
+        let now = SCHEMA_VERSION.to_string();
+        let next = (SCHEMA_VERSION + 1).to_string();
+        assert!(check_unchanged(Some(&now), "db").is_ok());
+        let e = check_unchanged(Some(&next), "db").unwrap_err();
         assert!(
             matches!(
                 e,
-                StoreError::SchemaChanged {
-                    opened: 1,
-                    found: 2,
-                    ..
-                }
+                StoreError::SchemaChanged { opened, found, .. }
+                    if opened == SCHEMA_VERSION && found == SCHEMA_VERSION + 1
             ),
             "{e:?}"
         );
