@@ -228,15 +228,10 @@ pub trait AsyncTopologyStore: Send + Sync {
         lan: NewLan,
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
-        Box::pin(async move {
-            let edited = self
-                .edit_one(id, expected_version, ChildEdit::AddLan(lan))
-                .await?;
-            Ok(Edited {
-                id: touched_as(edited.id, lan_of)?,
-                version: edited.version,
-            })
-        })
+        added(
+            self.edit_one(id, expected_version, ChildEdit::AddLan(lan)),
+            lan_of,
+        )
     }
 
     /// [`TopologyStore::update_lan`], async.
@@ -273,15 +268,10 @@ pub trait AsyncTopologyStore: Send + Sync {
         decky: NewDecky,
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
-        Box::pin(async move {
-            let edited = self
-                .edit_one(id, expected_version, ChildEdit::AddDecky(decky))
-                .await?;
-            Ok(Edited {
-                id: touched_as(edited.id, decky_of)?,
-                version: edited.version,
-            })
-        })
+        added(
+            self.edit_one(id, expected_version, ChildEdit::AddDecky(decky)),
+            decky_of,
+        )
     }
 
     /// [`TopologyStore::update_decky`], async.
@@ -318,15 +308,10 @@ pub trait AsyncTopologyStore: Send + Sync {
         edge: NewEdge,
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<EdgeId>> {
-        Box::pin(async move {
-            let edited = self
-                .edit_one(id, expected_version, ChildEdit::AddEdge(edge))
-                .await?;
-            Ok(Edited {
-                id: touched_as(edited.id, edge_of)?,
-                version: edited.version,
-            })
-        })
+        added(
+            self.edit_one(id, expected_version, ChildEdit::AddEdge(edge)),
+            edge_of,
+        )
     }
 
     /// [`TopologyStore::delete_edge`], async.
@@ -341,6 +326,20 @@ pub trait AsyncTopologyStore: Send + Sync {
             edge,
         )
     }
+}
+
+/// An add reports the new row's id, of the kind `pick` accepts, with the new version.
+fn added<I: Send + 'static>(
+    edited: StoreFuture<'_, Edited<Touched>>,
+    pick: fn(Touched) -> Option<I>,
+) -> StoreFuture<'_, Edited<I>> {
+    Box::pin(async move {
+        let edited = edited.await?;
+        Ok(Edited {
+            id: touched_as(edited.id, pick)?,
+            version: edited.version,
+        })
+    })
 }
 
 /// An update or delete of one row reports that row's id with the new version.
