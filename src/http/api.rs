@@ -1011,12 +1011,12 @@ async fn status_events(
     let id = id_of(id)?;
     let Query(query) = query.map_err(|r| bad_query(&r))?;
     let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
+    if !(1..=MAX_PAGE).contains(&limit) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-query",
             "the query string is unusable",
-            "limit must be from 1 to 1000",
+            format!("limit must be from 1 to {MAX_PAGE}"),
         )
         .with("field", "limit"));
     }
