@@ -30,8 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls};
 use topostate::store::{
-    AsyncPgStore, AsyncTopologyStore, Claim, NewLan, PgStore, PgStoreStats, Precondition,
-    StoreError, TopologyStore,
+    AsyncPgStore, AsyncTopologyStore, Claim, NewLan, PageRequest, PgStore, PgStoreStats,
+    Precondition, StoreError, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -539,6 +539,87 @@ fn writers_of_every_kind_under_session_kills_lose_nothing_and_apply_nothing_twic
         "no commit was in doubt: the kills never met a COMMIT in flight ({stats:?})"
     );
     assert!(stats.reruns > 0, "{stats:?}");
+}
+
+// ---- reads while sessions are terminated ------------------------------------------------
+
+/// Reads are safe to repeat, so a read whose connection is lost anywhere (at checkout, after
+/// `BEGIN` of a snapshot, mid-statement) is run again on another one: under a storm of
+/// session kills no read of any kind surfaces an error, and every answer is the data.
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored"]
+fn reads_of_every_kind_under_session_kills_never_surface_a_lost_connection() {
+    let _guard = shared();
+    let scratch = Scratch::new("readkills");
+    let store = scratch
+        .builder()
+        .pool_size(4)
+        .call_timeout(Duration::from_secs(20))
+        .connect()
+        .unwrap();
+    let lab = store.create_topology("lab").unwrap();
+    for i in 0..5 {
+        store
+            .add_lan(lab.id, NewLan::new(format!("lan-{i}"), "10.0.0.0/24"), None)
+            .unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let (reads, kills) = (AtomicU64::new(0), AtomicU64::new(0));
+    let failures: Vec<String> = thread::scope(|scope| {
+        let readers: Vec<_> = (0..4)
+            .map(|r| {
+                let (store, stop, reads) = (&store, &stop, &reads);
+                scope.spawn(move || {
+                    let mut failures = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        // A single-statement read, a snapshot of several, and a page.
+                        let outcome = match r % 3 {
+                            0 => store.get_topology(lab.id).map(|t| t.name == "lab"),
+                            1 => store.topology_detail(lab.id).map(|d| d.lans.len() == 5),
+                            _ => store
+                                .list_topologies(None, PageRequest::first(10))
+                                .map(|p| p.items.len() == 1),
+                        };
+                        match outcome {
+                            Ok(true) => {}
+                            Ok(false) => failures.push(String::from("a read answered wrong data")),
+                            Err(e) => failures.push(e.to_string()),
+                        }
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    failures
+                })
+            })
+            .collect();
+        let mut admin = admin();
+        let until = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < until {
+            let n: i64 = admin
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = $1",
+                    &[&scratch.app],
+                )
+                .unwrap()
+                .get(0);
+            kills.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
+            thread::sleep(Duration::from_millis(3));
+        }
+        stop.store(true, Ordering::Relaxed);
+        readers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let stats = store.stats();
+    println!(
+        "  reads: {}, sessions terminated: {}, store: {stats:?}",
+        reads.load(Ordering::Relaxed),
+        kills.load(Ordering::Relaxed)
+    );
+    assert!(failures.is_empty(), "reads failed: {failures:?}");
+    // The storm must have cut reads, or this test proves nothing.
+    assert!(stats.reruns > 0, "no read was run again ({stats:?})");
 }
 
 // ---- a server restart ------------------------------------------------------------------
