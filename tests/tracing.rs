@@ -240,3 +240,294 @@ fn postgres_runs_again_are_events_with_their_sqlstate() {
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
 }
+
+// ---- every operation, every backend, both faces -----------------------------------------
+
+#[cfg(feature = "tokio")]
+#[path = "conformance/awaiting.rs"]
+mod awaiting;
+
+/// The span an operation is expected to leave.
+fn op_span(
+    backend: &str,
+    op: &str,
+    topology: Option<u64>,
+    expected: Option<u64>,
+    new_version: Option<u64>,
+    outcome: &str,
+) -> BTreeMap<String, String> {
+    let mut f = fields(&[
+        ("span", "store"),
+        ("backend", backend),
+        ("op", op),
+        ("outcome", outcome),
+    ]);
+    for (name, value) in [
+        ("topology", topology),
+        ("expected", expected),
+        ("new_version", new_version),
+    ] {
+        if let Some(v) = value {
+            f.insert(name.to_owned(), v.to_string());
+        }
+    }
+    f
+}
+
+/// Runs every operation of the contract once on `store` (a version conflict and a not found
+/// among them); the spans they should leave, in order.
+fn every_operation(store: &dyn TopologyStore, backend: &str) -> Vec<BTreeMap<String, String>> {
+    use topostate::store::{
+        ChildEdit, Claim, DeckyId, DeckyRuntime, PageRequest, StoreError, TopologyRecord,
+    };
+    use topostate::{MutationOp, TopologyStatus};
+
+    let mut want = Vec::new();
+    let mut span = |op: &str, t: Option<u64>, e: Option<u64>, v: Option<u64>, out: &str| {
+        want.push(op_span(backend, op, t, e, v, out));
+    };
+    let lab: TopologyRecord = store.create_topology("lab").unwrap();
+    let id = lab.id.get();
+    span("create_topology", None, None, Some(lab.version), "ok");
+    let got = store.get_topology(lab.id).unwrap();
+    span("get_topology", Some(id), None, Some(got.version), "ok");
+    store.list_topologies(None, PageRequest::first(10)).unwrap();
+    span("list_topologies", None, None, None, "ok");
+    let dmz = store
+        .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
+        .unwrap();
+    span("edit", Some(id), Some(1), Some(dmz.version), "ok");
+    let stale = store
+        .add_lan(lab.id, NewLan::new("late", "10.0.9.0/24"), Some(1))
+        .unwrap_err();
+    assert!(stale.is_conflict(), "{stale:?}");
+    span("edit", Some(id), Some(1), None, "version_conflict");
+    let report = store
+        .edit(
+            lab.id,
+            Some(dmz.version),
+            &[ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24"))],
+        )
+        .unwrap();
+    span(
+        "edit",
+        Some(id),
+        Some(dmz.version),
+        Some(report.version),
+        "ok",
+    );
+    let detail = store.topology_detail(lab.id).unwrap();
+    span(
+        "topology_detail",
+        Some(id),
+        None,
+        Some(detail.topology.version),
+        "ok",
+    );
+    store.set_lan_network_id(dmz.id, Some("net-1")).unwrap();
+    span("set_lan_network_id", None, None, None, "ok");
+    let missing = store
+        .set_decky_runtime(DeckyId::new(999_999), &DeckyRuntime::default())
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { .. }),
+        "{missing:?}"
+    );
+    span("set_decky_runtime", None, None, None, "not_found");
+    let v = report.version;
+    let deploying = store
+        .transition_status(
+            lab.id,
+            TopologyStatus::Deploying,
+            None,
+            Precondition {
+                status: Some(TopologyStatus::Pending),
+                version: Some(v),
+            },
+        )
+        .unwrap();
+    let v = deploying.topology.version;
+    span(
+        "transition_status",
+        Some(id),
+        Some(report.version),
+        Some(v),
+        "ok",
+    );
+    let active = store
+        .transition_status(lab.id, TopologyStatus::Active, None, Precondition::none())
+        .unwrap();
+    let v = active.topology.version;
+    span("transition_status", Some(id), None, Some(v), "ok");
+    let mut v = v;
+    for applied in [true, false] {
+        let queued = store
+            .enqueue_mutation(lab.id, MutationOp::AddLan, "{}", Some(v))
+            .unwrap();
+        span(
+            "enqueue_mutation",
+            Some(id),
+            Some(v),
+            Some(queued.version),
+            "ok",
+        );
+        let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id).unwrap() else {
+            panic!("nothing to claim");
+        };
+        span("claim_next_mutation", Some(id), None, None, "ok");
+        let name = if applied { "live-a" } else { "live-b" };
+        let cidr = if applied {
+            "10.0.2.0/24"
+        } else {
+            "10.0.3.0/24"
+        };
+        let live = store
+            .apply_live(&claim, &[ChildEdit::AddLan(NewLan::new(name, cidr))])
+            .unwrap();
+        span("apply_live", Some(id), None, Some(live.version), "ok");
+        v = live.version;
+        if applied {
+            store.mark_mutation_applied(claim).unwrap();
+            span("mark_mutation_applied", Some(id), None, None, "ok");
+        } else {
+            store.mark_mutation_failed(claim, "refused").unwrap();
+            span("mark_mutation_failed", Some(id), None, None, "ok");
+        }
+    }
+    store
+        .list_mutations(lab.id, None, PageRequest::first(10))
+        .unwrap();
+    span("list_mutations", Some(id), None, None, "ok");
+    store
+        .list_status_events(lab.id, PageRequest::first(10))
+        .unwrap();
+    span("list_status_events", Some(id), None, None, "ok");
+    store.set_needs_resync(lab.id, true).unwrap();
+    span("set_needs_resync", Some(id), None, None, "ok");
+    let gone = store.create_topology("gone").unwrap();
+    span("create_topology", None, None, Some(gone.version), "ok");
+    store.delete_topology(gone.id, Some(gone.version)).unwrap();
+    span(
+        "delete_topology",
+        Some(gone.id.get()),
+        Some(gone.version),
+        None,
+        "ok",
+    );
+    want
+}
+
+/// Runs [`every_operation`] on `store` under the capturing subscriber: each operation left
+/// its span, with its fields and outcome, and the one conflict its event.
+fn check_every_operation(store: &dyn TopologyStore, backend: &str) {
+    let mut want = Vec::new();
+    let seen = captured(|| want = every_operation(store, backend));
+    let spans: Vec<_> = spans(&seen).into_iter().cloned().collect();
+    assert_eq!(spans, want, "{backend}");
+    let conflicts: Vec<_> = events(&seen)
+        .into_iter()
+        .filter(|e| e.get("message").map(String::as_str) == Some("version conflict"))
+        .collect();
+    assert_eq!(
+        conflicts,
+        [&fields(&[
+            ("message", "version conflict"),
+            ("expected", "1"),
+            ("current", "2"),
+            ("in_op", "edit"),
+            ("level", "INFO"),
+        ])],
+        "{backend}"
+    );
+}
+
+#[test]
+fn every_memory_operation_is_a_span() {
+    check_every_operation(&MemoryStore::new(), "memory");
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn every_sqlite_operation_is_a_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = topostate::store::SqliteStore::open(dir.path().join("t.db")).unwrap();
+    check_every_operation(&store, "sqlite");
+}
+
+#[cfg(feature = "tokio")]
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn every_async_memory_operation_is_a_span() {
+    let rt = runtime();
+    let store = awaiting::Awaiting::new(Arc::new(MemoryStore::new()), rt.handle().clone());
+    check_every_operation(&store, "memory");
+}
+
+/// The offloaded call runs on a blocking thread, yet reports to the caller's subscriber.
+#[cfg(all(feature = "tokio", feature = "sqlite"))]
+#[test]
+fn every_async_sqlite_operation_is_a_span() {
+    let rt = runtime();
+    let sqlite = topostate::store::SqliteStore::open_in_memory().unwrap();
+    let store = awaiting::Awaiting::new(
+        Arc::new(topostate::store::Offload::new(sqlite)),
+        rt.handle().clone(),
+    );
+    check_every_operation(&store, "sqlite");
+}
+
+#[cfg(feature = "postgres")]
+fn pg_schema(tag: &str) -> (String, String) {
+    let url = std::env::var("TOPOSTATE_PG_URL").expect("TOPOSTATE_PG_URL");
+    (url, format!("tracing_{tag}_{}", std::process::id()))
+}
+
+#[cfg(feature = "postgres")]
+fn drop_schema(url: &str, schema: &str) {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored"]
+fn every_postgres_operation_is_a_span() {
+    let (url, schema) = pg_schema("sync");
+    let store = topostate::store::PgStore::builder(&url)
+        .schema(&schema)
+        .connect()
+        .unwrap();
+    check_every_operation(&store, "postgres");
+    drop(store);
+    drop_schema(&url, &schema);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored"]
+fn every_async_postgres_operation_is_a_span() {
+    let (url, schema) = pg_schema("async");
+    let rt = runtime();
+    let store = rt
+        .block_on(
+            topostate::store::AsyncPgStore::builder(&url)
+                .schema(&schema)
+                .connect_async(),
+        )
+        .unwrap();
+    let awaiting = awaiting::Awaiting::new(Arc::new(store), rt.handle().clone());
+    check_every_operation(&awaiting, "postgres");
+    drop(awaiting);
+    drop(rt);
+    drop_schema(&url, &schema);
+}

@@ -4,7 +4,8 @@
 //!
 //! What is emitted (target `topostate::store`):
 //!
-//! - a span `store` per operation, opened where a backend runs one, with `backend`, `op`,
+//! - a span `store` per operation of every backend (SQLite and MemoryStore through
+//!   [`traced_store!`], PostgreSQL in its runner), opened where the backend runs it, with `backend`, `op`,
 //!   `topology` and `expected` (when the call has them), and, when it ends, `new_version`
 //!   (when the result carries one) and `outcome`: `ok` or the error's kind
 //!   (`version_conflict`, `not_found`, `timeout`, ...);
@@ -14,8 +15,11 @@
 //!   `unknown`).
 
 use crate::store::{
-    Claim, EditReport, Edited, Mutation, StoreError, TopologyDetail, TopologyRecord, Transitioned,
+    ChildEdit, Claim, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId, Mutation,
+    MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
+    TopologyDetail, TopologyRecord, Touched, Transitioned,
 };
+use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 #[cfg(feature = "tracing")]
 use std::future::Future;
@@ -232,3 +236,330 @@ impl<I> Outcome for Edited<I> {
         Some(self.version)
     }
 }
+
+/// A backend's operations without their spans: a backend implements this, and
+/// [`traced_store!`] implements [`TopologyStore`](super::TopologyStore) on top of it, each
+/// operation in its span. One list of operations and their fields for every synchronous
+/// backend, instead of a span written into each method of each backend. (PostgreSQL opens
+/// its spans in its runner, around its retries.)
+pub(crate) trait Untraced {
+    fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError>;
+    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError>;
+    fn list_topologies(
+        &self,
+        status: Option<TopologyStatus>,
+        page: PageRequest<TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError>;
+    fn topology_detail(&self, id: TopologyId) -> Result<TopologyDetail, StoreError>;
+    fn transition_status(
+        &self,
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&str>,
+        precondition: Precondition,
+    ) -> Result<Transitioned, StoreError>;
+    fn list_status_events(
+        &self,
+        id: TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError>;
+    fn edit(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError>;
+    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError>;
+    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError>;
+    fn enqueue_mutation(
+        &self,
+        id: TopologyId,
+        op: MutationOp,
+        payload: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Edited<MutationId>, StoreError>;
+    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError>;
+    fn apply_live(
+        &self,
+        claim: &MutationClaim,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError>;
+    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+    fn mark_mutation_failed(
+        &self,
+        claim: MutationClaim,
+        reason: &str,
+    ) -> Result<Mutation, StoreError>;
+    fn list_mutations(
+        &self,
+        id: TopologyId,
+        state: Option<MutationState>,
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError>;
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError>;
+    fn delete_topology(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+
+    /// One edit: a batch of one unless the backend has a shorter way.
+    fn edit_one(
+        &self,
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edit: ChildEdit,
+    ) -> Result<Edited<Touched>, StoreError> {
+        let report = self.edit(id, expected_version, core::slice::from_ref(&edit))?;
+        match report.touched.as_slice() {
+            [one] => Ok(Edited {
+                id: *one,
+                version: report.version,
+            }),
+            _ => Err(super::wrong_row()),
+        }
+    }
+}
+
+/// `impl TopologyStore for $store`: each operation of its [`Untraced`] impl run in the span
+/// of `$backend` (the named single edits are the trait's, on top of `edit_one`).
+macro_rules! traced_store {
+    ($store:ty, $backend:literal) => {
+        impl $crate::store::TopologyStore for $store {
+            fn create_topology(
+                &self,
+                name: &str,
+            ) -> Result<$crate::store::TopologyRecord, $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "create_topology", None, None)
+                    .run(|| $crate::store::trace::Untraced::create_topology(self, name))
+            }
+
+            fn get_topology(
+                &self,
+                id: $crate::TopologyId,
+            ) -> Result<$crate::store::TopologyRecord, $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "get_topology", Some(id.get()), None)
+                    .run(|| $crate::store::trace::Untraced::get_topology(self, id))
+            }
+
+            fn list_topologies(
+                &self,
+                status: Option<$crate::TopologyStatus>,
+                page: $crate::store::PageRequest<$crate::TopologyId>,
+            ) -> Result<
+                $crate::store::Page<$crate::store::TopologyRecord>,
+                $crate::store::StoreError,
+            > {
+                $crate::store::trace::Op::start($backend, "list_topologies", None, None)
+                    .run(|| $crate::store::trace::Untraced::list_topologies(self, status, page))
+            }
+
+            fn topology_detail(
+                &self,
+                id: $crate::TopologyId,
+            ) -> Result<$crate::store::TopologyDetail, $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "topology_detail", Some(id.get()), None)
+                    .run(|| $crate::store::trace::Untraced::topology_detail(self, id))
+            }
+
+            fn transition_status(
+                &self,
+                id: $crate::TopologyId,
+                to: $crate::TopologyStatus,
+                reason: Option<&str>,
+                precondition: $crate::store::Precondition,
+            ) -> Result<$crate::store::Transitioned, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "transition_status",
+                    Some(id.get()),
+                    precondition.version,
+                )
+                .run(|| {
+                    $crate::store::trace::Untraced::transition_status(
+                        self,
+                        id,
+                        to,
+                        reason,
+                        precondition,
+                    )
+                })
+            }
+
+            fn list_status_events(
+                &self,
+                id: $crate::TopologyId,
+                page: $crate::store::PageRequest<$crate::store::EventId>,
+            ) -> Result<
+                $crate::store::Page<$crate::store::StatusEvent>,
+                $crate::store::StoreError,
+            > {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "list_status_events",
+                    Some(id.get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::list_status_events(self, id, page))
+            }
+
+            fn edit(
+                &self,
+                id: $crate::TopologyId,
+                expected_version: Option<u64>,
+                edits: &[$crate::store::ChildEdit],
+            ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "edit", Some(id.get()), expected_version)
+                    .run(|| $crate::store::trace::Untraced::edit(self, id, expected_version, edits))
+            }
+
+            fn set_lan_network_id(
+                &self,
+                lan: $crate::store::LanId,
+                network_id: Option<&str>,
+            ) -> Result<(), $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "set_lan_network_id", None, None).run(
+                    || $crate::store::trace::Untraced::set_lan_network_id(self, lan, network_id),
+                )
+            }
+
+            fn set_decky_runtime(
+                &self,
+                decky: $crate::store::DeckyId,
+                runtime: &$crate::store::DeckyRuntime,
+            ) -> Result<(), $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "set_decky_runtime", None, None)
+                    .run(|| $crate::store::trace::Untraced::set_decky_runtime(self, decky, runtime))
+            }
+
+            fn enqueue_mutation(
+                &self,
+                id: $crate::TopologyId,
+                op: $crate::MutationOp,
+                payload: &str,
+                expected_version: Option<u64>,
+            ) -> Result<
+                $crate::store::Edited<$crate::store::MutationId>,
+                $crate::store::StoreError,
+            > {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "enqueue_mutation",
+                    Some(id.get()),
+                    expected_version,
+                )
+                .run(|| {
+                    $crate::store::trace::Untraced::enqueue_mutation(
+                        self,
+                        id,
+                        op,
+                        payload,
+                        expected_version,
+                    )
+                })
+            }
+
+            fn claim_next_mutation(
+                &self,
+                id: $crate::TopologyId,
+            ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "claim_next_mutation",
+                    Some(id.get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::claim_next_mutation(self, id))
+            }
+
+            fn apply_live(
+                &self,
+                claim: &$crate::store::MutationClaim,
+                edits: &[$crate::store::ChildEdit],
+            ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "apply_live",
+                    Some(claim.topology_id().get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::apply_live(self, claim, edits))
+            }
+
+            fn mark_mutation_applied(
+                &self,
+                claim: $crate::store::MutationClaim,
+            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "mark_mutation_applied",
+                    Some(claim.topology_id().get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::mark_mutation_applied(self, claim))
+            }
+
+            fn mark_mutation_failed(
+                &self,
+                claim: $crate::store::MutationClaim,
+                reason: &str,
+            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "mark_mutation_failed",
+                    Some(claim.topology_id().get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::mark_mutation_failed(self, claim, reason))
+            }
+
+            fn list_mutations(
+                &self,
+                id: $crate::TopologyId,
+                state: Option<$crate::MutationState>,
+                page: $crate::store::PageRequest<$crate::store::MutationId>,
+            ) -> Result<$crate::store::Page<$crate::store::Mutation>, $crate::store::StoreError>
+            {
+                $crate::store::trace::Op::start($backend, "list_mutations", Some(id.get()), None)
+                    .run(|| $crate::store::trace::Untraced::list_mutations(self, id, state, page))
+            }
+
+            fn set_needs_resync(
+                &self,
+                id: $crate::TopologyId,
+                needs_resync: bool,
+            ) -> Result<(), $crate::store::StoreError> {
+                $crate::store::trace::Op::start($backend, "set_needs_resync", Some(id.get()), None)
+                    .run(|| $crate::store::trace::Untraced::set_needs_resync(self, id, needs_resync))
+            }
+
+            fn delete_topology(
+                &self,
+                id: $crate::TopologyId,
+                expected_version: Option<u64>,
+            ) -> Result<(), $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "delete_topology",
+                    Some(id.get()),
+                    expected_version,
+                )
+                .run(|| $crate::store::trace::Untraced::delete_topology(self, id, expected_version))
+            }
+
+            fn edit_one(
+                &self,
+                id: $crate::TopologyId,
+                expected_version: Option<u64>,
+                edit: $crate::store::ChildEdit,
+            ) -> Result<$crate::store::Edited<$crate::store::Touched>, $crate::store::StoreError>
+            {
+                $crate::store::trace::Op::start($backend, "edit", Some(id.get()), expected_version)
+                    .run(|| {
+                        $crate::store::trace::Untraced::edit_one(self, id, expected_version, edit)
+                    })
+            }
+        }
+    };
+}
+pub(crate) use traced_store;

@@ -88,6 +88,16 @@ impl<S: TopologyStore + 'static> Offload<S> {
                      or call its sync face (get_ref)",
                 ))
             })?;
+            // The blocking thread reports to the caller's subscriber, inside the caller's
+            // span, so the store's span nests where the call was made.
+            #[cfg(feature = "tracing")]
+            let call = {
+                let span = tracing::Span::current();
+                let dispatch = tracing::dispatcher::get_default(Clone::clone);
+                move |store: &S| {
+                    tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| call(store)))
+                }
+            };
             match runtime.spawn_blocking(move || call(&store)).await {
                 Ok(out) => out,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -56,12 +56,10 @@ use super::policy::{
     stale_version, transition_refusal,
 };
 use super::sync::{Arc, Mutex};
-use super::trace::Op;
 use super::{
     ChildEdit, Claim, DeckyId, DeckyRuntime, EditReport, Edited, Entity, EventId, LanId, Mutation,
     MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned, canonical_name,
-    check_text,
+    TopologyDetail, TopologyRecord, Touched, Transitioned, canonical_name, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -168,7 +166,9 @@ impl fmt::Debug for MemoryStore {
 /// I/O: its async face runs inline (see [`NonBlocking`](super::NonBlocking)).
 impl super::NonBlocking for MemoryStore {}
 
-impl TopologyStore for MemoryStore {
+super::trace::traced_store!(MemoryStore, "memory");
+
+impl super::trace::Untraced for MemoryStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         let name = canonical_name("topology name", name)?;
         let name: &str = &name;
@@ -235,31 +235,27 @@ impl TopologyStore for MemoryStore {
         reason: Option<&str>,
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
-        // The span of the operation (nothing without the `tracing` feature).
-        Op::start("memory", "transition_status", Some(id.get()), None).run(|| {
-            self.with(id, |agg| {
-                let from = agg.row.status;
-                if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition)
-                {
-                    return Err(e);
-                }
-                let at = Timestamp::now();
-                let event = StatusEvent {
-                    id: EventId::new(self.inner.seq.events.mint()),
-                    topology_id: id,
-                    from,
-                    to,
-                    at,
-                    reason: reason.map(String::from),
-                };
-                agg.row.status = to;
-                agg.row.status_changed_at = at;
-                agg.row.reason.clone_from(&event.reason);
-                agg.kids.events.push(event.clone());
-                Ok(Transitioned {
-                    topology: agg.row.clone(),
-                    event,
-                })
+        self.with(id, |agg| {
+            let from = agg.row.status;
+            if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition) {
+                return Err(e);
+            }
+            let at = Timestamp::now();
+            let event = StatusEvent {
+                id: EventId::new(self.inner.seq.events.mint()),
+                topology_id: id,
+                from,
+                to,
+                at,
+                reason: reason.map(String::from),
+            };
+            agg.row.status = to;
+            agg.row.status_changed_at = at;
+            agg.row.reason.clone_from(&event.reason);
+            agg.kids.events.push(event.clone());
+            Ok(Transitioned {
+                topology: agg.row.clone(),
+                event,
             })
         })
     }
@@ -287,13 +283,11 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
-        Op::start("memory", "edit", Some(id.get()), expected_version).run(|| {
-            let ready = Ready::new(&self.inner.name_hasher, edits);
-            self.with(id, |agg| {
-                let gate = free_form_gate(agg.row.status).err();
-                let version = batch_version(agg.row.version, expected_version, edits);
-                self.run_edits(agg, gate, version, ready)
-            })
+        let ready = Ready::new(&self.inner.name_hasher, edits);
+        self.with(id, |agg| {
+            let gate = free_form_gate(agg.row.status).err();
+            let version = batch_version(agg.row.version, expected_version, edits);
+            self.run_edits(agg, gate, version, ready)
         })
     }
 
@@ -463,20 +457,18 @@ impl TopologyStore for MemoryStore {
         expected_version: Option<u64>,
         mut edit: ChildEdit,
     ) -> Result<Edited<Touched>, StoreError> {
-        Op::start("memory", "edit", Some(id.get()), expected_version).run(|| {
-            canonical_edit(&mut edit);
-            let mut prepared = Prepared::one(&self.inner.name_hasher, &edit);
-            self.with(id, |agg| {
-                let edits = std::slice::from_ref(&edit);
-                let gate = free_form_gate(agg.row.status).err();
-                let version = batch_version(agg.row.version, expected_version, edits);
-                let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
-                let touched = agg.apply(&self.inner, edit, prepared.hash(0));
-                agg.row.version = version;
-                Ok(Edited {
-                    id: touched,
-                    version,
-                })
+        canonical_edit(&mut edit);
+        let mut prepared = Prepared::one(&self.inner.name_hasher, &edit);
+        self.with(id, |agg| {
+            let edits = std::slice::from_ref(&edit);
+            let gate = free_form_gate(agg.row.status).err();
+            let version = batch_version(agg.row.version, expected_version, edits);
+            let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
+            let touched = agg.apply(&self.inner, edit, prepared.hash(0));
+            agg.row.version = version;
+            Ok(Edited {
+                id: touched,
+                version,
             })
         })
     }
@@ -533,6 +525,7 @@ fn duplicate(entity: Entity, name: &str) -> StoreError {
 #[cfg(all(test, not(topostate_loom)))]
 mod tests {
     use super::*;
+    use crate::store::TopologyStore;
 
     fn assert_send_sync<T: Send + Sync + Clone + fmt::Debug + Default>() {}
 

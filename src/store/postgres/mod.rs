@@ -576,7 +576,9 @@ impl Core {
         precondition: Precondition,
     ) -> Result<Transitioned, StoreError> {
         self.write(
-            call("transition_status").on(id),
+            call("transition_status")
+                .on(id)
+                .expecting(precondition.version),
             on_session!(db => sql::transition_status(db, id, to, reason, precondition)),
         )
         .await

@@ -33,7 +33,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
-    TopologyRecord, TopologyStore, canonical_name, check_text,
+    TopologyRecord, canonical_name, check_text,
 };
 use crate::{TopologyId, TopologyStatus};
 
@@ -434,7 +434,9 @@ impl Session for Db<'_> {
 
 // ---- the contract ----------------------------------------------------------------------
 
-impl TopologyStore for SqliteStore {
+crate::store::trace::traced_store!(SqliteStore, "sqlite");
+
+impl crate::store::trace::Untraced for SqliteStore {
     sql::shared_store_methods!();
 
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
@@ -547,6 +549,7 @@ impl TopologyStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TopologyStore;
     use std::sync::Arc;
 
     fn pragma<T: rusqlite::types::FromSql>(conn: &Connection, name: &str) -> T {
