@@ -124,10 +124,6 @@ const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
 /// How long a commit in doubt is asked about, unless told otherwise.
 const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The worker threads of a [`PgStore`]'s own runtime: they only move bytes between the
-/// sockets and the calls, which run on the callers' threads.
-const SYNC_WORKER_THREADS: usize = 2;
-
 /// Options for [`AsyncPgStore`] and [`PgStore`]: pool size, schema, bounds. Made by
 /// [`PgStore::builder`] or [`AsyncPgStore::builder`].
 ///
@@ -311,9 +307,10 @@ impl PgStoreBuilder {
     /// As [`connect_async`](Self::connect_async); also [`StoreError::Backend`] if the
     /// store's runtime cannot be started.
     pub fn connect(self) -> Result<PgStore, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(SYNC_WORKER_THREADS)
-            .thread_name("topostate-pg")
+        // Current-thread: the caller's `block_on` drives the I/O. Each reply woke the caller
+        // from a worker thread before, which made a call about twice as slow as the
+        // synchronous client's (BENCHMARKS.md, "The blocking PgStore on its caller's thread").
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
@@ -938,11 +935,13 @@ fn clone_invalid(e: &StoreError) -> StoreError {
 
 /// A [`TopologyStore`] on a PostgreSQL server, for blocking callers.
 ///
-/// A `PgStore` is a handle on an [`AsyncPgStore`] and a small tokio runtime of its own
-/// (two worker threads that move bytes; each call runs on its caller's thread, blocking it
-/// as the synchronous `postgres` client does): it is `Send + Sync`, cloning it is cheap
-/// (the clone shares the pool), and each operation checks one connection out for the
-/// length of one transaction. Any number of stores, in one process or many, on one host or
+/// A `PgStore` is a handle on an [`AsyncPgStore`] and a current-thread tokio runtime of its
+/// own, with no threads of its own: each call runs on its caller's thread, blocking it, and
+/// that thread drives the sockets itself while it waits, as the synchronous `postgres`
+/// client does, so no reply crosses threads on its way to the caller (when several threads
+/// call at once, one of them drives the sockets for all). It is `Send + Sync`, cloning it
+/// is cheap (the clone shares the pool), and each operation checks one connection out for
+/// the length of one transaction. Any number of stores, in one process or many, on one host or
 /// many, can work on the same database: every write is one transaction that locks the
 /// topology's row first, so the contract's guarantees hold across all of them. Lost
 /// connections, commits in doubt, retries and bounds are handled as

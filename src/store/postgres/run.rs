@@ -138,9 +138,9 @@ struct Progress<T> {
     committing: Option<T>,
 }
 
-/// A write: `READ COMMITTED` (writes lock what they check), its id read in the same round
-/// trip.
-const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT txid_current()";
+/// A write: `READ COMMITTED` (writes lock what they check); its id is read with the schema
+/// stamp ([`schema::LOCK`]), in the same round trip.
+const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// A read of several statements: one snapshot, never a serialization failure.
 const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
@@ -602,14 +602,21 @@ where
         Err(Fail::Sql(e)) if lost(&e) => return Commit::Failed(Fail::Lost(e)),
         Err(fail) => return Commit::Failed(fail),
     };
-    progress.xid = Some(xid);
-    if let Err(refused) = schema::check_unchanged(stored.as_deref(), place) {
-        // Nothing was written; the connection goes back to the pool if it rolls back.
-        if session.client().batch_execute("ROLLBACK").await.is_ok() {
-            session.release();
+    // The id comes with the stamp's row, so a stamp that passes the check brings it.
+    let checked = schema::check_unchanged(stored.as_deref(), place).and_then(|()| {
+        xid.ok_or_else(|| backend("BEGIN: the server did not return the transaction's id"))
+    });
+    let xid = match checked {
+        Ok(xid) => xid,
+        Err(refused) => {
+            // Nothing was written; the connection goes back to the pool if it rolls back.
+            if session.client().batch_execute("ROLLBACK").await.is_ok() {
+                session.release();
+            }
+            return Commit::Failed(Fail::Store(refused));
         }
-        return Commit::Failed(Fail::Store(refused));
-    }
+    };
+    progress.xid = Some(xid);
     let (session, out) = f(session).await;
     let value = match out {
         Ok(value) => value,
@@ -653,21 +660,14 @@ where
     }
 }
 
-/// `BEGIN`, the new transaction's id and the stored schema version, locked (see
-/// [`schema::LOCK`]), in one round trip.
-async fn begin_write(session: &PgSession) -> Result<(i64, Option<String>), Fail> {
-    let (messages, stored) = checked(session, BEGIN_WRITE, schema::LOCK).await?;
-    for message in &messages {
-        if let SimpleQueryMessage::Row(row) = message
-            && let Ok(Some(text)) = row.try_get(0)
-            && let Ok(xid) = text.parse::<i64>()
-        {
-            return Ok((xid, stored));
-        }
+/// `BEGIN`, the stored schema version, locked (see [`schema::LOCK`]), and the new
+/// transaction's id, in one round trip; neither when the stamp's row is gone.
+async fn begin_write(session: &PgSession) -> Result<(Option<i64>, Option<String>), Fail> {
+    let (_, row) = pipelined(session, BEGIN_WRITE, schema::LOCK).await?;
+    match row {
+        Some(row) => Ok((Some(row.try_get(1)?), row.try_get(0)?)),
+        None => Ok((None, None)),
     }
-    Err(Fail::Store(backend(
-        "BEGIN: the server did not return the transaction's id",
-    )))
 }
 
 /// Runs the simple query `begin` and the schema check `check` (a statement prepared once per
@@ -678,6 +678,17 @@ async fn checked(
     begin: &'static str,
     check: &'static str,
 ) -> Result<(Vec<SimpleQueryMessage>, Option<String>), Fail> {
+    let (begun, row) = pipelined(session, begin, check).await?;
+    let stored = row.map(|row| row.try_get(0)).transpose()?;
+    Ok((begun, stored))
+}
+
+/// [`checked`], with the check's whole row.
+async fn pipelined(
+    session: &PgSession,
+    begin: &'static str,
+    check: &'static str,
+) -> Result<(Vec<SimpleQueryMessage>, Option<tokio_postgres::Row>), Fail> {
     let check = session.prepared(check).await?;
     let client = session.client();
     // Polled in this order, the driver sends `begin` and then the check before awaiting
@@ -705,9 +716,7 @@ async fn checked(
         }
     })
     .await;
-    let begun = begun?;
-    let stored = stored?.map(|row| row.try_get(0)).transpose()?;
-    Ok((begun, stored))
+    Ok((begun?, stored?))
 }
 
 /// What makes a driver error worth running the transaction again, if anything.
