@@ -1,7 +1,9 @@
 //! `topostate serve`: the topology web API over a SQLite file or a PostgreSQL server.
 //!
 //! The API itself is the library's (`topostate::http::router`); this command opens the
-//! store, reads the tokens, binds, prints the bound address and shuts down gracefully.
+//! store, reads the tokens, binds, prints the bound address, serves each connection with
+//! hyper (HTTP/1.1, keep-alive, a bound on reading a request's headers) and shuts down
+//! gracefully.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -48,6 +50,13 @@ pub struct ServeArgs {
     /// Seconds to receive a request body (408 past it).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     body_timeout: u64,
+    /// Seconds to receive a request's headers, counted from when the connection is ready
+    /// for its next request (so also the longest a keep-alive connection stays idle); past
+    /// it the connection is closed and nothing is run. Bounds what a client that sends its
+    /// headers slowly (or never) can hold.
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
     /// Milliseconds between an event stream's reads of the store.
     #[arg(long, value_name = "MS", default_value_t = 250, hide = true)]
     poll_ms: u64,
@@ -105,17 +114,84 @@ pub fn serve(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             .context("cannot read the bound address")?;
         writeln!(out, "listening on http://{bound}")?;
         out.flush()?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                // Event streams never end by themselves; end them so the drain can finish.
+        serve_until_stopped(
+            listener,
+            &app,
+            Duration::from_secs(args.header_timeout),
+            // Event streams never end by themselves; end them so the drain can finish.
+            move || {
                 let _ = stop_tx.send(true);
-            })
-            .await
-            .context("the server failed")?;
+            },
+        )
+        .await;
         writeln!(out, "stopped")?;
         Ok(Outcome::Clean)
     })
+}
+
+/// Accepts connections and serves each on its own task until SIGTERM or ctrl-c; then stops
+/// accepting, calls `on_stop`, and waits for the connections to finish their requests in
+/// flight (idle keep-alive connections close at once).
+///
+/// `axum::serve` has no bound on reading a request's headers, so a client trickling them
+/// would hold its connection (and a task) forever; hyper's HTTP/1 `header_read_timeout`
+/// closes such a connection when `header_timeout` passes.
+async fn serve_until_stopped(
+    listener: tokio::net::TcpListener,
+    app: &axum::Router,
+    header_timeout: Duration,
+    on_stop: impl FnOnce(),
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(shutdown_signal());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Small answers go out at once instead of waiting on Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let conn =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away, or is cut off by the header bound, ends only its own
+            // connection; there is nothing to answer.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    on_stop();
+    graceful.shutdown().await;
+}
+
+/// A failed `accept`: one client's aborted connection is skipped; anything else (such as
+/// running out of file descriptors) is reported, and accepting pauses briefly so that the
+/// loop does not spin while it lasts.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    eprintln!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(250)).await;
 }
 
 /// SIGTERM (on Unix) or ctrl-c, whichever comes first.

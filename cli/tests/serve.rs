@@ -760,6 +760,164 @@ fn bad_bodies_ids_headers_sizes_and_slow_clients_are_4xx_and_write_nothing() {
     });
 }
 
+/// How a connection that sends `request` one byte per `every` ended: whether the server
+/// closed it before all was sent, what it answered, and how many bytes went out first.
+fn trickle(base: &str, request: &[u8], every: Duration) -> (bool, String, usize) {
+    use std::io::ErrorKind;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(every)).expect("timeout");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 1024];
+    for (sent, byte) in request.iter().enumerate() {
+        if stream.write_all(std::slice::from_ref(byte)).is_err() {
+            return (true, String::from_utf8_lossy(&reply).into_owned(), sent);
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return (true, String::from_utf8_lossy(&reply).into_owned(), sent + 1),
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .expect("timeout");
+                let _ = stream.read_to_end(&mut reply);
+                return (true, String::from_utf8_lossy(&reply).into_owned(), sent + 1);
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return (true, String::from_utf8_lossy(&reply).into_owned(), sent + 1),
+        }
+    }
+    (
+        false,
+        String::from_utf8_lossy(&reply).into_owned(),
+        request.len(),
+    )
+}
+
+/// Slowloris: a client that sends its request headers a byte at a time, or nothing at all,
+/// holds its connection no longer than `--header-timeout`: the server closes it (or
+/// answers 408) before the headers are complete, and nothing is written.
+#[test]
+fn slow_headers_are_cut_off_within_the_bound_and_write_nothing() {
+    let s = Server::start(&Backend::Sqlite, &["--header-timeout", "1"]);
+    let rt = runtime();
+    let (id, before) = rt.block_on(async {
+        let c = client();
+        let id = create(&c, &s, &unique("slowloris")).await;
+        let url = s.url(&format!("/api/v1/topologies/{id}"));
+        (id, call(&c, Method::GET, &url, None, &[]).await)
+    });
+    let body = r#"{"name":"slow","subnet":"10.9.0.0/24"}"#;
+    let head = format!(
+        "POST /api/v1/topologies/{id}/lans HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/json\r\nx-padding: {}\r\ncontent-length: {}\r\n\r\n",
+        "p".repeat(64),
+        body.len()
+    );
+    let request = format!("{head}{body}");
+    // A byte every 50 ms: the headers alone take about 10 s to send, ten times the bound.
+    let base = s.base.clone();
+    let slow =
+        std::thread::spawn(move || trickle(&base, request.as_bytes(), Duration::from_millis(50)));
+    // A client that connects and sends nothing.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let silent = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).map(|_| reply)
+    });
+    let (closed, reply, sent) = slow.join().expect("trickle");
+    assert!(
+        closed,
+        "the slow client's connection was left open: {reply}"
+    );
+    assert!(
+        sent < head.len(),
+        "cut off only after {sent} bytes, the headers being {}",
+        head.len()
+    );
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
+    let silent = silent.join().expect("silent");
+    let reply = silent.expect("the silent client's connection was closed, not left open");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
+    rt.block_on(async {
+        let c = client();
+        let url = s.url(&format!("/api/v1/topologies/{id}"));
+        let after = call(&c, Method::GET, &url, None, &[]).await;
+        assert_eq!(after.body, before.body, "nothing was written");
+        assert_eq!(after.etag, before.etag);
+        // Requests that arrive in time are served as before, on a kept-alive connection.
+        for _ in 0..3 {
+            call(&c, Method::GET, &url, None, &[]).await;
+        }
+    });
+}
+
+/// A request whose body is still arriving when SIGTERM comes is finished and answered: the
+/// server stops accepting, waits for it, and only then exits.
+#[test]
+fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
+    let mut s = Server::start(&Backend::Sqlite, &[]);
+    let db = s.db.clone().expect("sqlite");
+    let id = runtime().block_on(async { create(&client(), &s, &unique("inflight")).await });
+    let body = r#"{"name":"inflight","subnet":"10.8.0.0/24"}"#;
+    let head = format!(
+        "POST /api/v1/topologies/{id}/lans HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&body.as_bytes()[..5]).expect("some body");
+    // Time for the server to read the headers: the request is then in flight.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = s.pid().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    assert!(sent.is_ok_and(|st| st.success()), "kill -TERM {pid}");
+    // The server stops accepting (bounded wait), while our request is still open.
+    let mut refused = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(&addr).is_err() {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "the server kept accepting after SIGTERM");
+    stream
+        .write_all(&body.as_bytes()[5..])
+        .expect("rest of the body");
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    let (code, lines) = s.terminate();
+    assert_eq!(code, Some(0), "a clean stop: {lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("stopped"));
+    use topostate::store::{SqliteStore, TopologyStore};
+    let store = SqliteStore::open(&db).expect("open after stop");
+    let detail = store
+        .topology_detail(topostate::TopologyId::new(id))
+        .expect("detail");
+    assert!(detail.lans.iter().any(|l| l.name == "inflight"));
+}
+
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const VIEWER: &str = "viewer-token-0123456789abcdef";
 
