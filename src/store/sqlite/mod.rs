@@ -43,7 +43,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection; more than the store's distinct statements.
 const STATEMENT_CACHE: usize = 96;
 
-/// A [`TopologyStore`] on one SQLite database (a file, or memory).
+/// A [`TopologyStore`](crate::store::TopologyStore) on one SQLite database (a file, or memory).
 ///
 /// Each `SqliteStore` holds one connection behind a mutex, so one handle is shared by
 /// threads as it is (`Send + Sync`), and several handles, in one process or many, each
