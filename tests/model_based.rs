@@ -2008,6 +2008,21 @@ fn sqlite_store_matches_the_model() {
     });
 }
 
+/// The same with group commit forced on: every write runs in a savepoint of a group, so a
+/// refusal is rolled back to its savepoint, never by ending the transaction.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_store_with_grouping_forced_matches_the_model() {
+    run_backend_with("sqlite, grouping forced", false, 500, || {
+        Box::new(
+            topostate::store::SqliteOptions::new()
+                .force_grouping(std::time::Duration::ZERO)
+                .open_in_memory()
+                .expect("in-memory sqlite"),
+        )
+    });
+}
+
 #[cfg(feature = "tokio")]
 #[path = "conformance/awaiting.rs"]
 mod awaiting;

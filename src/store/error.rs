@@ -227,6 +227,11 @@ pub enum Foreign {
     /// An SQLite database with no topostate stamp, and these tables and views (sorted by
     /// name; SQLite's own `sqlite_*` tables left out).
     Tables(Vec<String>),
+    /// No file at the path, and the store was opened open-only (so it made none).
+    Missing,
+    /// An empty file, or an SQLite database with no tables, and the store was opened
+    /// open-only (so it did not create the schema).
+    Empty,
 }
 
 /// The most names [`Foreign`]'s message lists; the rest are counted.
@@ -236,6 +241,8 @@ impl fmt::Display for Foreign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotSqlite => f.write_str("not an SQLite database"),
+            Self::Missing => f.write_str("no such file, and open-only creates none"),
+            Self::Empty => f.write_str("an empty database, and open-only creates no schema"),
             Self::Tables(names) => {
                 f.write_str("an SQLite database with no topostate stamp")?;
                 for (i, name) in names.iter().take(LISTED).enumerate() {

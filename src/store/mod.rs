@@ -90,7 +90,7 @@ pub use policy::{
 #[cfg(feature = "postgres")]
 pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use typed::TypedStore;
 
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};

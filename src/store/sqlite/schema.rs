@@ -174,7 +174,8 @@ pub(super) fn check_header(path: &Path) -> Result<(), StoreError> {
 /// declaration, or one with a newer schema. Only reads run, on a connection switched to
 /// `query_only` for the duration, so no statement can write; `-wal`/`-shm` files SQLite
 /// makes to read a WAL-mode file are removed again when the refused connection closes.
-pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// `Ok(true)` when the database is empty (it holds no schema object at all).
+pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
     let place = path.display().to_string();
     conn.pragma_update(None, "query_only", true)
         .map_err(opening(
@@ -185,8 +186,8 @@ pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<(),
     conn.pragma_update(None, "query_only", false)
         .map_err(opening(&place, "switching back from read-only"))?;
     match content {
-        Content::Empty => Ok(()),
-        Content::Stamped(stamp) => check_stamp(&stamp, &place).map(drop),
+        Content::Empty => Ok(true),
+        Content::Stamped(stamp) => check_stamp(&stamp, &place).map(|_| false),
         Content::Foreign(names) => Err(not_a_store(path, names)),
     }
 }
