@@ -37,11 +37,12 @@ pub(super) struct Link {
     group: Option<Group>,
 }
 
-/// An open group: how many writes it holds, and where its members wait for the commit.
+/// An open group: how many writes it holds, and where its members wait for the commit
+/// (made when the first member hands the group on, so a lone write allocates nothing).
 #[derive(Debug)]
 struct Group {
     members: usize,
-    slot: Arc<Slot>,
+    slot: Option<Arc<Slot>>,
 }
 
 /// Where a group's members learn how it ended: `Some(true)` committed, `Some(false)` rolled
@@ -221,7 +222,7 @@ impl Writer {
             }
             link.group = Some(Group {
                 members: 0,
-                slot: Slot::new(),
+                slot: None,
             });
         }
         let savepoint = forced || !first;
@@ -236,7 +237,9 @@ impl Writer {
             // ends, with a rollback.
             if let Some(group) = link.group.take() {
                 let _ = link.conn.execute_batch("ROLLBACK");
-                group.slot.settle(false);
+                if let Some(slot) = group.slot {
+                    slot.settle(false);
+                }
             }
             return Ran::Answer(answer);
         }
@@ -244,15 +247,14 @@ impl Writer {
             return Ran::Again;
         };
         group.members += 1;
-        let full = group.members >= self.max_group;
-        let slot = Arc::clone(&group.slot);
-        if full || self.queued.load(Ordering::SeqCst) == 0 {
+        if group.members >= self.max_group || self.queued.load(Ordering::SeqCst) == 0 {
             return if self.commit(&mut link) {
                 Ran::Answer(answer)
             } else {
                 Ran::Again
             };
         }
+        let slot = Arc::clone(group.slot.get_or_insert_with(Slot::new));
         drop(link);
         if slot.wait() {
             Ran::Answer(answer)
@@ -358,7 +360,9 @@ fn commit_group(link: &mut Link) -> bool {
     if !committed && !link.conn.is_autocommit() {
         let _ = link.conn.execute_batch("ROLLBACK");
     }
-    group.slot.settle(committed);
+    if let Some(slot) = group.slot {
+        slot.settle(committed);
+    }
     committed
 }
 
@@ -368,7 +372,9 @@ fn fail_group(link: &mut Link) {
         if !link.conn.is_autocommit() {
             let _ = link.conn.execute_batch("ROLLBACK");
         }
-        group.slot.settle(false);
+        if let Some(slot) = group.slot {
+            slot.settle(false);
+        }
     }
 }
 
