@@ -386,3 +386,130 @@ fn close_group(link: &mut Link) {
         commit_group(link);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::vec::Vec;
+
+    fn writer() -> Writer {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
+            .unwrap();
+        Writer::new(conn, None, 32, None)
+    }
+
+    fn no_check(_: &Connection, _: &mut Option<schema::Marks>) -> R<()> {
+        Ok(())
+    }
+
+    fn insert(db: &Db<'_>, x: i64) -> R<()> {
+        db.0.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+        Ok(())
+    }
+
+    fn rows(w: &Writer) -> Vec<i64> {
+        let link = w.lock();
+        let mut stmt = link.conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Runs `first` (which, on its first run, holds the writer until `second` has queued
+    /// up behind it) and `second` at once, so that `second` joins `first`'s group.
+    fn pair<A: Send, B: Send>(
+        w: &Writer,
+        first: impl FnMut(&mut Db<'_>) -> R<A> + Send,
+        second: impl FnMut(&mut Db<'_>) -> R<B> + Send,
+    ) -> (
+        std::thread::Result<R<A>>,
+        std::thread::Result<R<B>>,
+    ) {
+        let holding = AtomicBool::new(false);
+        let mut first = first;
+        std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                let mut waited = false;
+                w.write(&no_check, |db| {
+                    if !waited {
+                        waited = true;
+                        holding.store(true, Ordering::SeqCst);
+                        while w.queued.load(Ordering::SeqCst) == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                    first(db)
+                })
+            });
+            while !holding.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            let b = s.spawn(|| w.write(&no_check, second));
+            (a.join(), b.join())
+        })
+    }
+
+    #[test]
+    fn a_refused_member_rolls_back_alone_and_shares_the_commit() {
+        let w = writer();
+        let (a, b) = pair(
+            &w,
+            |db| insert(db, 1),
+            |db| -> R<()> {
+                insert(db, 2)?;
+                Err(crate::store::sql::backend("refused").into())
+            },
+        );
+        assert!(a.unwrap().is_ok());
+        assert!(matches!(b.unwrap(), Err(Fail::Store(_))));
+        assert_eq!(rows(&w), [1]);
+        assert_eq!(w.counts(), (1, 2), "one commit for both");
+    }
+
+    #[test]
+    fn a_driver_error_in_a_member_commits_the_others_and_runs_it_again_alone() {
+        let w = writer();
+        let mut runs = 0;
+        let (a, b) = pair(
+            &w,
+            |db| insert(db, 1),
+            |db| {
+                runs += 1;
+                if runs == 1 {
+                    insert(db, 99)?;
+                    // As a full disk or an I/O error would: the driver's error.
+                    return Err(rusqlite::Error::QueryReturnedNoRows.into());
+                }
+                insert(db, 2)
+            },
+        );
+        assert!(a.unwrap().is_ok());
+        assert!(b.unwrap().is_ok());
+        assert_eq!(rows(&w), [1, 2]);
+    }
+
+    #[test]
+    fn a_panicking_member_rolls_the_group_back_and_the_others_run_again() {
+        let w = writer();
+        let mut runs = 0;
+        let (a, b) = pair(
+            &w,
+            |db| {
+                runs += 1;
+                insert(db, 1)
+            },
+            |db| -> R<()> {
+                insert(db, 2)?;
+                panic!("a member panicked mid-group");
+            },
+        );
+        assert!(a.unwrap().is_ok());
+        assert!(b.is_err(), "the panic reaches its own caller");
+        assert_eq!(runs, 2, "the other member ran again alone");
+        assert_eq!(rows(&w), [1]);
+        assert!(w.link.lock().is_ok_and(|l| l.group.is_none()));
+    }
+}

@@ -632,6 +632,8 @@ mod tests {
         drop(link);
 
         let memory = SqliteStore::open_in_memory().unwrap();
+        // Nothing else can reach a database in memory: it reads on its writer.
+        assert!(memory.readers.is_none());
         let conn = &memory.lock().conn;
         assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
         assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
