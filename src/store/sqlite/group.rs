@@ -424,10 +424,7 @@ mod tests {
         w: &Writer,
         first: impl FnMut(&mut Db<'_>) -> R<A> + Send,
         second: impl FnMut(&mut Db<'_>) -> R<B> + Send,
-    ) -> (
-        std::thread::Result<R<A>>,
-        std::thread::Result<R<B>>,
-    ) {
+    ) -> (std::thread::Result<R<A>>, std::thread::Result<R<B>>) {
         let holding = AtomicBool::new(false);
         let mut first = first;
         std::thread::scope(|s| {

@@ -67,19 +67,25 @@ impl Synchronous {
 ///
 /// ```
 /// use std::time::Duration;
-/// use topostate::store::{SqliteOptions, Synchronous, TypedStore};
+/// use topostate::store::{Foreign, SqliteOptions, StoreError, Synchronous, TypedStore};
 ///
 /// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("lab.db");
+/// // Open-only refuses a file that holds no store, and makes none:
+/// let refused = SqliteOptions::new().open_only().open(&path).unwrap_err();
+/// assert!(matches!(refused, StoreError::NotAStore { found: Foreign::Missing, .. }));
+/// assert!(!path.exists());
+///
 /// let store = SqliteOptions::new()
 ///     .busy_timeout(Duration::from_secs(10))
 ///     .synchronous(Synchronous::Full)
 ///     .read_pool(8)
-///     .open(dir.path().join("lab.db"))?;
-/// store.create("lab")?;
-/// // The same file, now that it holds a store, opens with open-only as well:
+///     .open(&path)?;
+/// let lab = store.create("lab")?;
 /// drop(store);
-/// let again = SqliteOptions::new().open_only().open(dir.path().join("lab.db"))?;
-/// assert_eq!(again.load_by_name("lab")?.map(|t| t.version()), Some(1));
+/// // Now that the file holds a store, open-only opens it:
+/// let again = SqliteOptions::new().open_only().open(&path)?;
+/// assert_eq!(again.load(lab.id())?.version(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
