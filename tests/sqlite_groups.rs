@@ -78,6 +78,36 @@ impl Harness for GroupedHarness {
 
 conformance_tests!(GroupedHarness);
 
+/// The same suite through the async face: each handle forces grouping and is offloaded to
+/// tokio's blocking pool.
+#[cfg(feature = "tokio")]
+mod through_async {
+    use std::sync::Arc;
+
+    use super::conformance::Harness;
+    use super::conformance::through_async::{AsyncHarness, ThroughAsync};
+    use topostate::TopologyId;
+    use topostate::store::{AsyncTopologyStore, Offload};
+
+    struct AsyncGrouped(super::GroupedHarness);
+
+    impl AsyncHarness for AsyncGrouped {
+        fn new() -> Self {
+            Self(super::GroupedHarness::new())
+        }
+
+        fn async_handle(&self) -> Arc<dyn AsyncTopologyStore> {
+            Arc::new(Offload::new(super::grouped().open(&self.0.path).unwrap()))
+        }
+
+        fn force_version(&self, id: TopologyId, version: u64) {
+            self.0.force_version(id, version);
+        }
+    }
+
+    crate::conformance_tests!(ThroughAsync<AsyncGrouped>);
+}
+
 // ---- the read pool ---------------------------------------------------------------------
 
 /// One writer bumps a topology in a loop; readers on the same handle check that every read

@@ -6,6 +6,13 @@
 //!   the first read, so a read-check-write sequence cannot be overtaken, and a waiting
 //!   writer waits in SQLite's busy handler (never an upgrade deadlock, which `busy_timeout`
 //!   cannot resolve). A refused write rolls back, bump included.
+//! - Writes that queue up behind the handle's one write connection share its transaction
+//!   (group commit, in `group.rs`): each runs its checks and statements in a `SAVEPOINT` of
+//!   its own, so a refusal rolls back to it and nothing else; all are answered after the
+//!   one `COMMIT`. Lock order: the write connection's mutex, then a group's slot; a member
+//!   waits on its slot holding nothing.
+//! - Reads on a file run on read-only connections (`pool.rs`), each a read transaction
+//!   begun after the commit of every write answered before it, so it sees them all.
 //! - The version bump is a guarded `UPDATE ... SET version = version + 1 WHERE id = ? AND
 //!   version = ? AND version < i64::MAX`, so a bump can never turn the integer into a float.
 //! - The schema's `CHECK` lists and its fingerprint are generated from the lifecycle
