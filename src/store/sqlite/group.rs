@@ -317,14 +317,19 @@ fn run_member<T>(
     }
     match &answer {
         Ok(_) | Err(Fail::Store(_)) => {
-            if release(&link.conn, answer.is_err()).is_err() {
+            let ended = if answer.is_ok() {
+                release(&link.conn)
+            } else {
+                undo(&link.conn)
+            };
+            if ended.is_err() {
                 fail_group(link);
                 return Err(Lost::Group);
             }
             Ok(answer)
         }
         Err(Fail::Sql(_)) => {
-            if link.conn.is_autocommit() || release(&link.conn, true).is_err() {
+            if link.conn.is_autocommit() || undo(&link.conn).is_err() {
                 fail_group(link);
                 return Err(Lost::Group);
             }
@@ -337,13 +342,16 @@ fn run_member<T>(
     }
 }
 
-/// Ends a savepoint: rolled back first if `undo`.
-fn release(conn: &Connection, undo: bool) -> rusqlite::Result<()> {
-    if undo {
-        conn.prepare_cached("ROLLBACK TO member")?.execute([])?;
-    }
+/// Ends a member's savepoint, keeping its writes.
+fn release(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached("RELEASE member")?.execute([])?;
     Ok(())
+}
+
+/// Ends a member's savepoint, undoing its writes.
+fn undo(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("ROLLBACK TO member")?.execute([])?;
+    release(conn)
 }
 
 /// Commits the open group and tells its members; `false` (and the group rolled back,
