@@ -180,8 +180,11 @@ impl SqliteStore {
         configure_file(&conn, &options).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, &place, Some(path))?;
         let seen = schema::read_marks(&conn).map_err(|e| sql_error(e, context()))?;
+        // Read connections open later, lazily: by the file's absolute path, so that a
+        // relative one still names this file if the process changes directory meanwhile.
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let readers = (options.read_pool > 0)
-            .then(|| Readers::new(path, seen, options.busy_timeout, options.read_pool));
+            .then(|| Readers::new(&absolute, seen, options.busy_timeout, options.read_pool));
         Ok(Self {
             writer: Writer::new(conn, Some(seen), options.max_group, options.linger),
             readers,
