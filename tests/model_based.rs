@@ -351,9 +351,9 @@ enum Call {
     SetRuntime(DeckyId, DeckyRuntime),
     Enqueue(TopologyId, MutationOp, String, Option<u64>),
     Claim(TopologyId),
-    ApplyLive(MutationId, TopologyId, Vec<ChildEdit>),
-    MarkApplied(MutationId, TopologyId),
-    MarkFailed(MutationId, TopologyId, String),
+    ApplyLive(MutationId, TopologyId, u64, Vec<ChildEdit>),
+    MarkApplied(MutationId, TopologyId, u64),
+    MarkFailed(MutationId, TopologyId, u64, String),
     Delete(TopologyId, Option<u64>),
     SetResync(TopologyId, bool),
     List(Option<TopologyStatus>, PageRequest<TopologyId>),
@@ -395,12 +395,53 @@ fn norm_event(mut e: StatusEvent) -> StatusEvent {
 fn norm_mutation(mut m: Mutation) -> Mutation {
     m.requested_at = ZERO;
     m.applied_at = m.applied_at.map(|_| ZERO);
+    m.claimed_at = m.claimed_at.map(|_| ZERO);
+    m.lease_until = m.lease_until.map(|_| ZERO);
     m
+}
+
+/// The model's fencing of a claim with `token` on `mutation`, as the contract says: another
+/// token is `LeaseLost`, else anything but `applying` is `MutationState`.
+fn fence(mutation: &Mutation, token: u64) -> Option<StoreError> {
+    if mutation.token != token {
+        return Some(StoreError::LeaseLost {
+            id: mutation.id,
+            token,
+            current_token: mutation.token,
+            holder: mutation.holder.clone(),
+            state: mutation.state,
+            lease_until: mutation.lease_until.map(|_| ZERO),
+        });
+    }
+    (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
+        id: mutation.id,
+        expected: MutationState::Applying,
+        found: mutation.state,
+    })
 }
 
 fn out<T>(r: Result<T, StoreError>, f: impl FnOnce(T) -> Out) -> Out {
     match r {
         Ok(v) => f(v),
+        // Times are the store's; the model keeps only whether one is set.
+        Err(StoreError::LeaseLost {
+            id,
+            token,
+            current_token,
+            holder,
+            state,
+            lease_until,
+        }) => Out::Err(format!(
+            "{:?}",
+            StoreError::LeaseLost {
+                id,
+                token,
+                current_token,
+                holder,
+                state,
+                lease_until: lease_until.map(|_| ZERO),
+            }
+        )),
         Err(e) => Out::Err(format!("{e:?}")),
     }
 }
@@ -470,16 +511,16 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
             Claim::Busy { applying } => Out::Busy(applying),
             Claim::Empty => Out::Empty,
         }),
-        Call::ApplyLive(m, t, edits) => out(
-            s.apply_live(&MutationClaim::from_parts(*m, *t), edits),
+        Call::ApplyLive(m, t, k, edits) => out(
+            s.apply_live(&MutationClaim::from_parts(*m, *t, *k), edits),
             Out::Report,
         ),
-        Call::MarkApplied(m, t) => out(
-            s.mark_mutation_applied(MutationClaim::from_parts(*m, *t)),
+        Call::MarkApplied(m, t, k) => out(
+            s.mark_mutation_applied(MutationClaim::from_parts(*m, *t, *k)),
             |m| Out::Mutation(norm_mutation(m)),
         ),
-        Call::MarkFailed(m, t, reason) => out(
-            s.mark_mutation_failed(MutationClaim::from_parts(*m, *t), reason),
+        Call::MarkFailed(m, t, k, reason) => out(
+            s.mark_mutation_failed(MutationClaim::from_parts(*m, *t, *k), reason),
             |m| Out::Mutation(norm_mutation(m)),
         ),
         Call::Delete(id, v) => out(s.delete_topology(*id, *v), |()| Out::Unit),
@@ -882,7 +923,7 @@ impl Model {
         }
     }
 
-    fn claim_parts(&self, sel: u8, foreign: bool) -> (MutationId, TopologyId) {
+    fn claim_parts(&self, sel: u8, foreign: bool) -> (MutationId, TopologyId, u64) {
         let applying: Vec<(MutationId, TopologyId)> = self
             .topos
             .values()
@@ -897,10 +938,22 @@ impl Model {
             sel,
             (MutationId::new(ABSENT), TopologyId::new(1)),
         );
-        if foreign {
-            (m, TopologyId::new(t.get() % 3 + 1))
+        // The token the model holds for the mutation, or (one draw in four) the one before
+        // it: a zombie holder's, or a forged one for a mutation never claimed.
+        let current = self
+            .topos
+            .get(&t)
+            .and_then(|topo| topo.mutations.get(&m))
+            .map_or(1, |row| row.token);
+        let token = if sel % 4 == 3 {
+            current.saturating_sub(1)
         } else {
-            (m, t)
+            current
+        };
+        if foreign {
+            (m, TopologyId::new(t.get() % 3 + 1), token)
+        } else {
+            (m, t, token)
         }
     }
 
@@ -1006,20 +1059,20 @@ impl Model {
                 foreign,
                 edits,
             } => {
-                let (m, t) = self.claim_parts(*mutation, *foreign);
-                Call::ApplyLive(m, t, edits.iter().map(|e| self.edit(t, e)).collect())
+                let (m, t, k) = self.claim_parts(*mutation, *foreign);
+                Call::ApplyLive(m, t, k, edits.iter().map(|e| self.edit(t, e)).collect())
             }
             Op::MarkApplied { mutation, foreign } => {
-                let (m, t) = self.claim_parts(*mutation, *foreign);
-                Call::MarkApplied(m, t)
+                let (m, t, k) = self.claim_parts(*mutation, *foreign);
+                Call::MarkApplied(m, t, k)
             }
             Op::MarkFailed {
                 mutation,
                 foreign,
                 reason,
             } => {
-                let (m, t) = self.claim_parts(*mutation, *foreign);
-                Call::MarkFailed(m, t, text(*reason))
+                let (m, t, k) = self.claim_parts(*mutation, *foreign);
+                Call::MarkFailed(m, t, k, text(*reason))
             }
             Op::Delete { topo, ver } => {
                 let id = self.topo(*topo);
@@ -1522,6 +1575,12 @@ impl Model {
                         requested_at: ZERO,
                         applied_at: None,
                         reason: None,
+                        claimed_at: None,
+                        lease_until: None,
+                        holder: None,
+                        attempts: 0,
+                        token: 0,
+                        edited_by: None,
                     },
                 );
                 Out::Enqueued(Edited {
@@ -1547,30 +1606,36 @@ impl Model {
                     .find(|m| m.state == MutationState::Pending)
                 {
                     m.state = MutationState::Applying;
+                    m.claimed_at = Some(ZERO);
+                    m.lease_until = Some(ZERO);
+                    m.attempts += 1;
+                    m.token += 1;
                     Out::Claimed(m.clone(), m.id, *id)
                 } else {
                     Out::Empty
                 }
             }
-            Call::ApplyLive(m, id, edits) => {
+            Call::ApplyLive(m, id, k, edits) => {
                 let t = self.get(*id)?;
                 let mutation = t
                     .mutations
                     .get(m)
                     .ok_or_else(|| not_found(Entity::Mutation, m.get()))?;
-                let state = (mutation.state != MutationState::Applying).then(|| {
-                    StoreError::MutationState {
-                        id: *m,
-                        expected: MutationState::Applying,
-                        found: mutation.state,
-                    }
-                });
-                let refusal = first([state, live_gate(t.rec.status)]);
+                let committed = mutation
+                    .edited_by
+                    .filter(|e| e != k)
+                    .map(|edited_by| StoreError::EditsCommitted { id: *m, edited_by });
+                let refusal = first([fence(mutation, *k), committed, live_gate(t.rec.status)]);
                 let current = t.rec.version;
-                Out::Report(self.run_edits(*id, refusal, Ok(current), edits)?)
+                let report = self.run_edits(*id, refusal, Ok(current), edits)?;
+                let t = self.topos.get_mut(id).unwrap();
+                t.mutations.get_mut(m).unwrap().edited_by = Some(*k);
+                Out::Report(report)
             }
-            Call::MarkApplied(m, id) => Out::Mutation(self.mark(*m, *id, None)?),
-            Call::MarkFailed(m, id, reason) => Out::Mutation(self.mark(*m, *id, Some(reason))?),
+            Call::MarkApplied(m, id, k) => Out::Mutation(self.mark(*m, *id, *k, None)?),
+            Call::MarkFailed(m, id, k, reason) => {
+                Out::Mutation(self.mark(*m, *id, *k, Some(reason))?)
+            }
             Call::Delete(id, expected) => {
                 let t = self.get(*id)?;
                 let current = t.rec.version;
@@ -1634,6 +1699,7 @@ impl Model {
         &mut self,
         m: MutationId,
         id: TopologyId,
+        token: u64,
         reason: Option<&String>,
     ) -> Result<Mutation, StoreError> {
         let t = self.get(id)?;
@@ -1642,11 +1708,7 @@ impl Model {
             .get(&m)
             .ok_or_else(|| not_found(Entity::Mutation, m.get()))?;
         let e = first([
-            (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
-                id: m,
-                expected: MutationState::Applying,
-                found: mutation.state,
-            }),
+            fence(mutation, token),
             reason.and_then(|r| check_text("reason", r).err()),
         ]);
         if let Some(e) = e {
@@ -1811,9 +1873,9 @@ fn check_sequence(
             | Call::Edit(id, ..)
             | Call::Enqueue(id, ..)
             | Call::Claim(id)
-            | Call::ApplyLive(_, id, _)
-            | Call::MarkApplied(_, id)
-            | Call::MarkFailed(_, id, _)
+            | Call::ApplyLive(_, id, _, _)
+            | Call::MarkApplied(_, id, _)
+            | Call::MarkFailed(_, id, _, _)
             | Call::Delete(id, _)
             | Call::SetResync(id, _)
             | Call::ListMutations(id, ..)

@@ -149,6 +149,12 @@ fn sample_mutation() -> Mutation {
         requested_at: at(1_700_000_200_000_000),
         applied_at: Some(at(1_700_000_201_500_000)),
         reason: Some("no such LAN".into()),
+        claimed_at: Some(at(1_700_000_200_100_000)),
+        lease_until: Some(at(1_700_000_230_100_000)),
+        holder: Some("applier-7".into()),
+        attempts: 2,
+        token: 2,
+        edited_by: None,
     }
 }
 
@@ -278,7 +284,7 @@ fn golden_files_pin_every_shape() {
         "claim_claimed",
         &Claim::Claimed {
             mutation: sample_mutation(),
-            claim: MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1)),
+            claim: MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1), 2),
         },
     );
     golden(
@@ -539,9 +545,26 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         timestamp(),
         prop::option::of(timestamp()),
         prop::option::of(text("reason")),
+        (
+            prop::option::of(timestamp()),
+            prop::option::of(text("holder")),
+            any::<u32>(),
+            any::<u64>(),
+            prop::option::of(any::<u64>()),
+        ),
     )
         .prop_map(
-            |(id, topology, op, payload, state, requested_at, applied_at, reason)| Mutation {
+            |(
+                id,
+                topology,
+                op,
+                payload,
+                state,
+                requested_at,
+                applied_at,
+                reason,
+                (lease_until, holder, attempts, token, edited_by),
+            )| Mutation {
                 id: MutationId::new(id),
                 topology_id: TopologyId::new(topology),
                 op,
@@ -550,6 +573,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
                 requested_at,
                 applied_at,
                 reason,
+                claimed_at: lease_until,
+                lease_until,
+                holder,
+                attempts,
+                token,
+                edited_by,
             },
         )
 }
@@ -641,7 +670,7 @@ fn rows_and_reports_round_trip() {
                     deckies,
                     edges: vec![edge],
                 });
-                let claim = MutationClaim::from_parts(m.id, m.topology_id);
+                let claim = MutationClaim::from_parts(m.id, m.topology_id, m.token);
                 round_trip(&Claim::Busy { applying: m.id });
                 round_trip(&Claim::Claimed { mutation: m, claim });
                 Ok(())

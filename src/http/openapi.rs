@@ -167,6 +167,18 @@ pub(crate) struct MutationDoc {
     requested_at: String,
     applied_at: Option<String>,
     reason: Option<String>,
+    /// When it was last claimed, by the store's clock.
+    claimed_at: Option<String>,
+    /// Until when the last claim's lease runs, by the store's clock.
+    lease_until: Option<String>,
+    /// Who took the last claim, if the claimer named itself.
+    holder: Option<String>,
+    /// How many times it was claimed.
+    attempts: u32,
+    /// The fencing token of the last claim (0 before the first).
+    token: u64,
+    /// The token under which its live edits were committed, if any.
+    edited_by: Option<u64>,
 }
 
 /// A recorded transition.
@@ -384,6 +396,19 @@ mod tests {
         fits::<TransitionedDoc>(&moved);
         fits::<StatusEventDoc>(&moved.event);
         fits::<MutationDoc>(&mutations[0]);
+        // A claimed one too: its lease fields are all set.
+        let options = crate::store::ClaimOptions::default().holder("applier");
+        TopologyStore::claim_next_mutation_with(&store, lab.id, &options).unwrap();
+        let claimed = TopologyStore::list_mutations(
+            &store,
+            lab.id,
+            None,
+            crate::store::PageRequest::first(10),
+        )
+        .unwrap()
+        .items;
+        assert!(claimed[0].lease_until.is_some() && claimed[0].holder.is_some());
+        fits::<MutationDoc>(&claimed[0]);
         fits::<NewLanDoc>(&NewLan::new("a", "10.0.0.0/24"));
         fits::<NewDeckyDoc>(&NewDecky::new("a"));
         fits::<NewEdgeDoc>(&NewEdge::new(detail.deckies[0].id, detail.lans[0].id));

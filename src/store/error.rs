@@ -10,7 +10,7 @@ use std::vec::Vec;
 use crate::error::Quoted;
 use crate::{MutationState, TopologyNotEditable, TopologyStatus, VersionConflict, VersionOverflow};
 
-use super::{DeckyId, LanId, MutationId};
+use super::{DeckyId, LanId, MutationId, Timestamp};
 
 /// Which kind of row an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -341,6 +341,40 @@ pub enum StoreError {
         /// The state stored.
         found: MutationState,
     },
+    /// The claim's fencing token is no longer the mutation's: its lease was taken over by
+    /// another claim (or an operator released or closed it). Nothing was written; the old
+    /// holder must stop working on the mutation.
+    #[error(
+        "mutation {id}: the claim with token {token} lost its lease; the mutation is '{state}' \
+         under token {current_token}{}",
+        Holder(holder.as_deref())
+    )]
+    LeaseLost {
+        /// The mutation.
+        id: MutationId,
+        /// The token the refused claim carried.
+        token: u64,
+        /// The mutation's token now (of the claim that holds or last held it).
+        current_token: u64,
+        /// Who holds it now, if the claimer named itself.
+        holder: Option<String>,
+        /// The mutation's state now.
+        state: MutationState,
+        /// Until when the current holder's lease runs.
+        lease_until: Option<Timestamp>,
+    },
+    /// Live edits were already committed for this mutation under an earlier claim (before a
+    /// takeover): they are not applied twice. Mark the mutation instead.
+    #[error(
+        "mutation {id}: live edits were already committed under token {edited_by}; \
+         mark the mutation instead of applying them again"
+    )]
+    EditsCommitted {
+        /// The mutation.
+        id: MutationId,
+        /// The token of the claim that committed them.
+        edited_by: u64,
+    },
     /// The version is at the maximum and cannot be bumped.
     #[error(transparent)]
     VersionOverflow(#[from] VersionOverflow),
@@ -455,6 +489,18 @@ pub enum StoreError {
     },
 }
 
+/// A holder's name in a message, when there is one.
+struct Holder<'a>(Option<&'a str>);
+
+impl fmt::Display for Holder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " held by {}", Quoted(name)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A duration as messages show it: seconds with up to three decimals.
 struct Secs(Duration);
 
@@ -483,7 +529,10 @@ impl StoreError {
     pub fn precedence(&self) -> u8 {
         match self {
             Self::NotFound { .. } => 0,
-            Self::NotEditable(_) | Self::MutationState { .. } => 1,
+            Self::NotEditable(_)
+            | Self::MutationState { .. }
+            | Self::LeaseLost { .. }
+            | Self::EditsCommitted { .. } => 1,
             Self::StaleStatus { .. } => 2,
             Self::LanInUse { .. } | Self::ForeignEnd { .. } | Self::Invalid { .. } => 3,
             Self::IllegalTransition { .. } => 4,

@@ -1123,14 +1123,16 @@ pub struct Transitioned {
 /// A stored live edit in the mutation queue.
 ///
 /// On the wire (feature `serde`) every field is present; `payload` is a string holding the
-/// JSON text as stored, and `applied_at`, `reason` are `null` until set:
+/// JSON text as stored, and `applied_at`, `reason`, `claimed_at`, `lease_until`, `holder`,
+/// `edited_by` are `null` until set (a reader also accepts rows without the lease fields,
+/// as written before leases existed):
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::Mutation;
 /// use topostate::{MutationOp, MutationState};
 ///
-/// let json = r#"{"id":9,"topology_id":1,"op":"add_lan","payload":"{\"name\":\"lan-b\"}","state":"pending","requested_at":"2023-11-14T22:13:20.000000Z","applied_at":null,"reason":null}"#;
+/// let json = r#"{"id":9,"topology_id":1,"op":"add_lan","payload":"{\"name\":\"lan-b\"}","state":"pending","requested_at":"2023-11-14T22:13:20.000000Z","applied_at":null,"reason":null,"claimed_at":null,"lease_until":null,"holder":null,"attempts":0,"token":0,"edited_by":null}"#;
 /// let m: Mutation = serde_json::from_str(json)?;
 /// assert_eq!((m.op, m.state), (MutationOp::AddLan, MutationState::Pending));
 /// assert_eq!(m.payload, r#"{"name":"lan-b"}"#);
@@ -1169,27 +1171,97 @@ pub struct Mutation {
         serde(deserialize_with = "wire::opt::<wire::Reason, _>")
     )]
     pub reason: Option<String>,
+    /// When it was last claimed (by the store's clock); `None` until the first claim.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::At, _>")
+    )]
+    pub claimed_at: Option<Timestamp>,
+    /// Until when the last claim's lease runs (by the store's clock): while it is
+    /// `applying` and this has not passed, the mutation is held; once it has passed, the
+    /// next claim takes it over. Kept after the mutation is closed, as history.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::At, _>")
+    )]
+    pub lease_until: Option<Timestamp>,
+    /// Who took the last claim, as the claimer named itself
+    /// ([`ClaimOptions::holder`](super::ClaimOptions::holder)), if it did.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::Holder, _>")
+    )]
+    pub holder: Option<String>,
+    /// How many times it was claimed: 1 after the first claim, one more per takeover or
+    /// claim after a release.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub attempts: u32,
+    /// The fencing token of the last claim: 0 until the first claim, then one more with
+    /// every claim. Only the claim carrying this token may write.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub token: u64,
+    /// The token under which live edits were committed for it, if any: a later holder
+    /// (a takeover) cannot apply live edits again, only close the mutation.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub edited_by: Option<u64>,
 }
 
-/// Proof of a claimed mutation, needed for live edits and to mark the mutation.
+impl Mutation {
+    /// Is it `applying` under a lease that has passed at `now` (free for a takeover)?
+    ///
+    /// ```
+    /// use topostate::store::{Mutation, MutationId, Timestamp};
+    /// use topostate::{MutationOp, MutationState, TopologyId};
+    ///
+    /// let at = Timestamp::from_micros(1_000_000);
+    /// let held = Mutation {
+    ///     id: MutationId::new(1),
+    ///     topology_id: TopologyId::new(1),
+    ///     op: MutationOp::AddLan,
+    ///     payload: String::from("{}"),
+    ///     state: MutationState::Applying,
+    ///     requested_at: at,
+    ///     applied_at: None,
+    ///     reason: None,
+    ///     claimed_at: Some(at),
+    ///     lease_until: Some(Timestamp::from_micros(2_000_000)),
+    ///     holder: None,
+    ///     attempts: 1,
+    ///     token: 1,
+    ///     edited_by: None,
+    /// };
+    /// assert!(!held.lease_expired(Timestamp::from_micros(1_999_999)));
+    /// assert!(held.lease_expired(Timestamp::from_micros(2_000_000)));
+    /// ```
+    #[must_use]
+    pub fn lease_expired(&self, now: Timestamp) -> bool {
+        self.state == MutationState::Applying && self.lease_until.is_none_or(|until| until <= now)
+    }
+}
+
+/// Proof of a claimed mutation, needed for live edits, lease renewals and marks.
 ///
-/// The store checks it in the same atomic step as the write: for a live edit the mutation
-/// must still be `applying` on a topology that is `active` or `degraded`; for a mark it
-/// must still be `applying`. A claim naming another topology than the mutation's finds no
-/// such mutation ([`StoreError::NotFound`]). It is not `Clone`, and the marks consume it.
+/// It carries the claim's fencing token. The store checks it in the same atomic step as
+/// the write: the mutation must still be `applying` under this token (a takeover after the
+/// lease passed, or an operator's release, gives the mutation a new token, and the old
+/// holder's writes are refused as [`StoreError::LeaseLost`]); for a live edit the topology
+/// must also be `active` or `degraded`. A claim naming another topology than the
+/// mutation's finds no such mutation ([`StoreError::NotFound`]). It is not `Clone`, and the
+/// marks consume it.
 ///
-/// On the wire (feature `serde`): `{"id":9,"topology_id":1}`. It deserializes, so an
-/// applier in another process can carry its claim by id: reading one is
-/// [`MutationClaim::from_parts`], and like a forged one it buys nothing, since every use
-/// is checked against the stored state.
+/// On the wire (feature `serde`): `{"id":9,"topology_id":1,"token":3}`. It deserializes,
+/// so an applier in another process (or an operator repairing a stuck claim) can carry a
+/// claim by id and token: reading one is [`MutationClaim::from_parts`], and like a forged
+/// one it buys nothing, since every use is checked against the stored state and token.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::{MutationClaim, MutationId};
 /// use topostate::TopologyId;
 ///
-/// let claim: MutationClaim = serde_json::from_str(r#"{"id":9,"topology_id":1}"#)?;
-/// assert_eq!(claim, MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1)));
+/// let claim: MutationClaim = serde_json::from_str(r#"{"id":9,"topology_id":1,"token":3}"#)?;
+/// assert_eq!(claim, MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1), 3));
+/// assert_eq!(claim.token(), 3);
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -1198,14 +1270,19 @@ pub struct Mutation {
 pub struct MutationClaim {
     id: MutationId,
     topology_id: TopologyId,
+    token: u64,
 }
 
 impl MutationClaim {
-    /// A claim for a mutation, e.g. one carried across processes by id. Forging one buys
-    /// nothing: every use is checked against the stored state.
+    /// A claim for a mutation under a fencing token, e.g. one carried across processes.
+    /// Forging one buys nothing: every use is checked against the stored state and token.
     #[must_use]
-    pub const fn from_parts(id: MutationId, topology_id: TopologyId) -> Self {
-        Self { id, topology_id }
+    pub const fn from_parts(id: MutationId, topology_id: TopologyId, token: u64) -> Self {
+        Self {
+            id,
+            topology_id,
+            token,
+        }
     }
 
     /// The claimed mutation.
@@ -1218,6 +1295,12 @@ impl MutationClaim {
     #[must_use]
     pub const fn topology_id(&self) -> TopologyId {
         self.topology_id
+    }
+
+    /// The fencing token: the mutation's [`token`](Mutation::token) when it was claimed.
+    #[must_use]
+    pub const fn token(&self) -> u64 {
+        self.token
     }
 }
 
@@ -1248,7 +1331,8 @@ pub enum Claim {
         /// The token.
         claim: MutationClaim,
     },
-    /// Another mutation of this topology is `applying`; claims are serial per topology.
+    /// Another mutation of this topology is `applying` under a lease that has not passed;
+    /// claims are serial per topology.
     Busy {
         /// The mutation being applied.
         applying: MutationId,

@@ -36,6 +36,9 @@ pub trait Harness: Send + Sync + 'static {
     fn handle(&self) -> Box<dyn TopologyStore>;
     /// Test hook: force the stored version of a topology.
     fn force_version(&self, id: TopologyId, version: u64);
+    /// Does `wait_for_work` through this harness block (every sync face, and the async
+    /// faces that have a timer)?
+    const WAITS: bool = true;
 }
 
 /// Expands to one `#[test]` per conformance check, each run on a fresh `$harness`.
@@ -92,6 +95,9 @@ macro_rules! conformance_tests {
             marks_only_from_applying,
             apply_live_needs_claim_and_live_topology,
             list_mutations_newest_first_and_filter,
+            leases_take_over_and_fence_the_old_holder,
+            bad_leases_are_refused,
+            wait_for_work_wakes_on_enqueue,
             // pages
             pages_join_up_to_each_whole_list,
             page_limits_are_checked,

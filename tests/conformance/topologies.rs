@@ -449,7 +449,7 @@ pub fn text_limits<H: Harness>() {
     let Claim::Claimed { claim, .. } = s.claim_next_mutation(id).unwrap() else {
         panic!("nothing to claim");
     };
-    let again = MutationClaim::from_parts(claim.id(), claim.topology_id());
+    let again = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
     expect_err!(
         s.mark_mutation_failed(claim, &long),
         StoreError::Invalid { .. }

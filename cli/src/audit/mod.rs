@@ -24,6 +24,7 @@ use serde::Serialize;
 use self::finding::{Finding, write_aligned};
 use self::scan::{Checked, Scan};
 use self::source::Source;
+pub use self::source::postgres_conninfo;
 pub use self::sqlite::InUse;
 use self::sqlite::{Attempt, SqliteFile};
 use crate::output::{Format, Outcome, counted, write_json};

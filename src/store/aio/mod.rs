@@ -10,6 +10,7 @@ mod offload;
 #[cfg(feature = "tokio")]
 pub use offload::Offload;
 
+use core::time::Duration;
 use std::boxed::Box;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,8 +22,8 @@ use crate::{
 
 use super::typed::{restore, transition_of};
 use super::{
-    ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited, EventId,
-    LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Page,
+    ChildEdit, Claim, ClaimOptions, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited,
+    EventId, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Page,
     PageRequest, Precondition, QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord,
     TopologyStore, Touched, Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
 };
@@ -167,6 +168,30 @@ pub trait AsyncTopologyStore: Send + Sync {
 
     /// [`TopologyStore::claim_next_mutation`], async.
     fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim>;
+
+    /// [`TopologyStore::claim_next_mutation_with`], async.
+    fn claim_next_mutation_with<'a>(
+        &'a self,
+        id: TopologyId,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Claim>;
+
+    /// [`TopologyStore::renew_lease`], async.
+    fn renew_lease<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        lease: Duration,
+    ) -> StoreFuture<'a, Mutation>;
+
+    /// [`TopologyStore::release_mutation`], async.
+    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation>;
+
+    /// [`TopologyStore::wait_for_work`], async: `AsyncPgStore` waits on the server's
+    /// notifications, [`Offload`] waits on tokio's blocking pool. A [`NonBlocking`] store
+    /// (`MemoryStore`) has no timer to wait with, so its future does not wait: it answers at
+    /// once whether a claim could take something now (`false` if not, before the timeout);
+    /// wait on it from a thread with the blocking call instead.
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool>;
 
     /// [`TopologyStore::apply_live`], async.
     fn apply_live<'a>(
@@ -449,6 +474,31 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
 
     fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim> {
         Box::pin(async move { TopologyStore::claim_next_mutation(self, id) })
+    }
+
+    fn claim_next_mutation_with<'a>(
+        &'a self,
+        id: TopologyId,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move { TopologyStore::claim_next_mutation_with(self, id, options) })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        lease: Duration,
+    ) -> StoreFuture<'a, Mutation> {
+        Box::pin(async move { TopologyStore::renew_lease(self, claim, lease) })
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        Box::pin(async move { TopologyStore::release_mutation(self, claim) })
+    }
+
+    fn wait_for_work(&self, id: Option<TopologyId>, _timeout: Duration) -> StoreFuture<'_, bool> {
+        // Looks only: blocking here would block the executor's thread.
+        Box::pin(async move { TopologyStore::wait_for_work(self, id, Duration::ZERO) })
     }
 
     fn apply_live<'a>(

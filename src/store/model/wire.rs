@@ -63,6 +63,7 @@ fields! {
         DeckyIp = "decky ip",
         DeckyLastError = "decky last error",
         Payload = "payload",
+        Holder = "holder",
     }
     Coord {
         LanX = "lan x",

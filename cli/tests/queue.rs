@@ -1,0 +1,200 @@
+//! `topostate queue`: listing a queue with its leases, and repairing a stuck claim fenced
+//! by the token read, with the documented exit codes.
+
+mod common;
+
+use std::path::Path;
+
+use common::{stdout_of, topostate};
+use tempfile::TempDir;
+use topostate::MutationState;
+use topostate::store::{Claim, SqliteStore, TopologyStore, TypedStore};
+use topostate::{MutationOp, TopologyId};
+
+/// A file with one active topology and two mutations, the first claimed (and its applier
+/// gone): the topology's id, the claimed mutation's id and token.
+fn stuck(path: &Path) -> (u64, u64, u64) {
+    let store = SqliteStore::open(path).unwrap();
+    let lab = store.create("lab").unwrap();
+    let lab = store.advance(lab, |t| t.deploy()).unwrap();
+    let mut lab = store.advance(lab, |t| t.activate()).unwrap();
+    store
+        .enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"b"}"#)
+        .unwrap();
+    store
+        .enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"c"}"#)
+        .unwrap();
+    let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id()).unwrap() else {
+        panic!("two mutations are pending");
+    };
+    (lab.id().get(), claim.id().get(), claim.token())
+}
+
+fn state_of(path: &Path, topology: u64, mutation: u64) -> MutationState {
+    let store = SqliteStore::open(path).unwrap();
+    store
+        .list_mutations(
+            TopologyId::new(topology),
+            None,
+            topostate::store::PageRequest::first(100),
+        )
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|m| m.id.get() == mutation)
+        .unwrap()
+        .state
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    topostate().args(args).output().unwrap()
+}
+
+#[test]
+fn list_shows_tokens_and_leases() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("q.db");
+    let (t, m, token) = stuck(&db);
+    let out = run(&[
+        "queue",
+        "list",
+        db.to_str().unwrap(),
+        "--topology",
+        &t.to_string(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout_of(&out);
+    assert!(
+        text.contains(&format!(
+            "mutation {m} add_lan applying token {token} attempts 1"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("lease runs"), "{text}");
+    let out = run(&[
+        "queue",
+        "list",
+        db.to_str().unwrap(),
+        "--topology",
+        &t.to_string(),
+        "--format",
+        "json",
+    ]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[1]["token"], token);
+    assert_eq!(rows[1]["state"], "applying");
+    assert!(rows[1]["lease_until"].is_string(), "{rows}");
+}
+
+#[test]
+fn release_is_fenced_by_the_token_read() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("q.db");
+    let (t, m, token) = stuck(&db);
+    let path = db.to_str().unwrap();
+    let (t_s, m_s) = (t.to_string(), m.to_string());
+    // A token that is not the claim's: refused, exit 1, nothing changed.
+    let wrong = (token + 1).to_string();
+    let out = run(&[
+        "queue",
+        "release",
+        path,
+        "--topology",
+        &t_s,
+        "--mutation",
+        &m_s,
+        "--token",
+        &wrong,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stdout_of(&out).contains("refused, nothing changed"),
+        "{out:?}"
+    );
+    assert_eq!(state_of(&db, t, m), MutationState::Applying);
+    // The token read: back to pending.
+    let right = token.to_string();
+    let out = run(&[
+        "queue",
+        "release",
+        path,
+        "--topology",
+        &t_s,
+        "--mutation",
+        &m_s,
+        "--token",
+        &right,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "done");
+    assert_eq!(report["mutation"]["state"], "pending");
+    assert_eq!(state_of(&db, t, m), MutationState::Pending);
+    // The same token again: the mutation is no longer applying under it.
+    let out = run(&[
+        "queue",
+        "release",
+        path,
+        "--topology",
+        &t_s,
+        "--mutation",
+        &m_s,
+        "--token",
+        &right,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "refused");
+}
+
+#[test]
+fn fail_closes_the_claim_and_bad_input_exits_2() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("q.db");
+    let (t, m, token) = stuck(&db);
+    let path = db.to_str().unwrap();
+    let (t_s, m_s, k_s) = (t.to_string(), m.to_string(), token.to_string());
+    let out = run(&[
+        "queue",
+        "fail",
+        path,
+        "--topology",
+        &t_s,
+        "--mutation",
+        "999",
+        "--token",
+        &k_s,
+        "--reason",
+        "stuck",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = run(&[
+        "queue",
+        "fail",
+        path,
+        "--topology",
+        &t_s,
+        "--mutation",
+        &m_s,
+        "--token",
+        &k_s,
+        "--reason",
+        "applier host lost",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(state_of(&db, t, m), MutationState::Failed);
+    let missing = dir.path().join("missing.db");
+    let out = run(&[
+        "queue",
+        "list",
+        missing.to_str().unwrap(),
+        "--topology",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!missing.exists(), "listing a missing file created it");
+}
