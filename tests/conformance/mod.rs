@@ -36,9 +36,6 @@ pub trait Harness: Send + Sync + 'static {
     fn handle(&self) -> Box<dyn TopologyStore>;
     /// Test hook: force the stored version of a topology.
     fn force_version(&self, id: TopologyId, version: u64);
-    /// Does `wait_for_work` through this harness block (every sync face, and the async
-    /// faces that have a timer)?
-    const WAITS: bool = true;
 }
 
 /// Expands to one `#[test]` per conformance check, each run on a fresh `$harness`.

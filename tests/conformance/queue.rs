@@ -574,9 +574,6 @@ pub fn wait_for_work_wakes_on_enqueue<H: Harness>() {
             .unwrap()
     );
     s.mark_mutation_applied(held).unwrap();
-    if !H::WAITS {
-        return;
-    }
     let producer = h.handle();
     let id = t.id;
     let enqueue = std::thread::spawn(move || {

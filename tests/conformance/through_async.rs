@@ -20,8 +20,6 @@ pub trait AsyncHarness: Send + Sync + 'static {
     fn async_handle(&self) -> Arc<dyn AsyncTopologyStore>;
     /// Test hook: force the stored version of a topology.
     fn force_version(&self, id: TopologyId, version: u64);
-    /// Does its async `wait_for_work` wait (a `NonBlocking` store's only looks)?
-    const WAITS: bool = true;
 }
 
 /// The conformance [`Harness`] of an [`AsyncHarness`]: each handle awaits its async face.
@@ -31,8 +29,6 @@ pub struct ThroughAsync<H> {
 }
 
 impl<H: AsyncHarness> Harness for ThroughAsync<H> {
-    const WAITS: bool = H::WAITS;
-
     fn new() -> Self {
         // I/O and timers: an async network driver (PostgreSQL) needs both.
         let runtime = tokio::runtime::Builder::new_multi_thread()

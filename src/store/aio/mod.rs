@@ -187,10 +187,9 @@ pub trait AsyncTopologyStore: Send + Sync {
     fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation>;
 
     /// [`TopologyStore::wait_for_work`], async: `AsyncPgStore` waits on the server's
-    /// notifications, [`Offload`] waits on tokio's blocking pool. A [`NonBlocking`] store
-    /// (`MemoryStore`) has no timer to wait with, so its future does not wait: it answers at
-    /// once whether a claim could take something now (`false` if not, before the timeout);
-    /// wait on it from a thread with the blocking call instead.
+    /// notifications, [`Offload`] waits on tokio's blocking pool, a [`NonBlocking`] store
+    /// through [`NonBlocking::wait_for_work_async`] (`MemoryStore` waits without blocking
+    /// the executor's thread, on any runtime).
     fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool>;
 
     /// [`TopologyStore::apply_live`], async.
@@ -392,7 +391,57 @@ fn same_row<I: Send + 'static>(
 /// `NonBlocking` store implements [`AsyncTopologyStore`] by calling its sync face inside the
 /// future. A store that waits on a disk or a network (SQLite, PostgreSQL) must not
 /// implement this trait: wrap it in [`Offload`] instead.
-pub trait NonBlocking: TopologyStore {}
+///
+/// The one call that does wait, [`wait_for_work`](AsyncTopologyStore::wait_for_work), goes
+/// through [`wait_for_work_async`](Self::wait_for_work_async): a store that can be woken
+/// without blocking implements it; the default only looks.
+pub trait NonBlocking: TopologyStore {
+    /// The future of the async [`wait_for_work`](AsyncTopologyStore::wait_for_work): it
+    /// must not block its thread. The default cannot wait without blocking, so it only
+    /// looks, at once: `true` if a claim could take a mutation now, else `false` (before
+    /// the timeout). [`MemoryStore`](super::MemoryStore) waits for real: its future sleeps
+    /// until a mutation is enqueued, released or closed, a lease passes or the timeout
+    /// does, on any executor.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TopologyStore::wait_for_work`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topostate::store::{AsyncTopologyStore, MemoryStore, NonBlocking, Precondition};
+    /// use topostate::{MutationOp, TopologyStatus as S};
+    ///
+    /// let store = MemoryStore::new();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let woke = runtime.block_on(async {
+    ///     let lab = store.create_topology("lab").await?;
+    ///     for to in [S::Deploying, S::Active] {
+    ///         store.transition_status(lab.id, to, None, Precondition::none()).await?;
+    ///     }
+    ///     // One thread: the enqueue below can only run while the wait is pending.
+    ///     let waiting = store.wait_for_work_async(Some(lab.id), Duration::from_secs(30));
+    ///     let enqueue = async {
+    ///         tokio::task::yield_now().await;
+    ///         store.enqueue_mutation(lab.id, MutationOp::AddLan, "{}", None).await
+    ///     };
+    ///     let (woke, queued) = tokio::join!(waiting, enqueue);
+    ///     queued?;
+    ///     woke
+    /// })?;
+    /// assert!(woke);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    fn wait_for_work_async(
+        &self,
+        id: Option<TopologyId>,
+        timeout: Duration,
+    ) -> StoreFuture<'_, bool> {
+        let _ = timeout;
+        // Looks only: blocking here would block the executor's thread.
+        Box::pin(async move { TopologyStore::wait_for_work(self, id, Duration::ZERO) })
+    }
+}
 
 impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
     fn create_topology<'a>(&'a self, name: &'a str) -> StoreFuture<'a, TopologyRecord> {
@@ -496,9 +545,8 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
         Box::pin(async move { TopologyStore::release_mutation(self, claim) })
     }
 
-    fn wait_for_work(&self, id: Option<TopologyId>, _timeout: Duration) -> StoreFuture<'_, bool> {
-        // Looks only: blocking here would block the executor's thread.
-        Box::pin(async move { TopologyStore::wait_for_work(self, id, Duration::ZERO) })
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool> {
+        self.wait_for_work_async(id, timeout)
     }
 
     fn apply_live<'a>(

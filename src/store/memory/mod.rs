@@ -209,7 +209,16 @@ impl fmt::Debug for MemoryStore {
 
 /// Every call holds a topology's lock only for its own checks and writes, never across
 /// I/O: its async face runs inline (see [`NonBlocking`](super::NonBlocking)).
-impl super::NonBlocking for MemoryStore {}
+/// Its async `wait_for_work` waits for real, without blocking the executor's thread.
+impl super::NonBlocking for MemoryStore {
+    fn wait_for_work_async(
+        &self,
+        id: Option<TopologyId>,
+        timeout: Duration,
+    ) -> super::StoreFuture<'_, bool> {
+        Box::pin(self.wait_async(id, timeout))
+    }
+}
 
 impl TopologyStore for MemoryStore {
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {

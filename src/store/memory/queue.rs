@@ -241,14 +241,35 @@ impl MemoryStore {
         id: Option<TopologyId>,
         timeout: Duration,
     ) -> Result<bool, StoreError> {
-        self.inner.work.wait_for(timeout, None, || {
-            Ok(match self.look(id)? {
-                Ok(()) => None,
-                Err(earliest) => {
-                    let now = self.now().as_micros();
-                    Some(earliest.map(|at| micros_until(now, at.as_micros())))
-                }
-            })
+        self.inner
+            .work
+            .wait_for(timeout, None, || self.look_for_wait(id))
+    }
+
+    /// Waits, without blocking the thread, until a claim could take something, or
+    /// `timeout` passes.
+    pub(super) fn wait_async(
+        &self,
+        id: Option<TopologyId>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send + '_ {
+        self.inner
+            .work
+            .wait_async(timeout, move || self.look_for_wait(id))
+    }
+
+    /// What a waiter sees: `None` if there is work, else how long until a running lease
+    /// passes (by the store's clock), if one runs.
+    fn look_for_wait(
+        &self,
+        id: Option<TopologyId>,
+    ) -> Result<Option<Option<Duration>>, StoreError> {
+        Ok(match self.look(id)? {
+            Ok(()) => None,
+            Err(earliest) => {
+                let now = self.now().as_micros();
+                Some(earliest.map(|at| micros_until(now, at.as_micros())))
+            }
         })
     }
 }
