@@ -122,6 +122,11 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// A claim older than this many seconds is a finding (`old-claim`), even while its
+        /// lease runs; an `applying` mutation whose lease has passed always is one
+        /// (`expired-lease`).
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        claim_age: u64,
     },
     /// The mutation queue of a topology, and the repair of a stuck claim.
     ///
@@ -295,7 +300,18 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             format,
         } => check::next(machine, &status, format, out),
         Command::Graph { format, machine } => graph::graph(format, machine, out),
-        Command::Audit { db, schema, format } => audit::audit(&db, schema.as_deref(), format, out),
+        Command::Audit {
+            db,
+            schema,
+            format,
+            claim_age,
+        } => audit::audit(
+            &db,
+            schema.as_deref(),
+            format,
+            std::time::Duration::from_secs(claim_age),
+            out,
+        ),
         Command::Demo { db } => demo::demo(db.as_deref(), out),
         Command::Serve(args) => serve::serve(&args, out),
         Command::Queue { action } => match action {

@@ -198,3 +198,64 @@ fn fail_closes_the_claim_and_bad_input_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!missing.exists(), "listing a missing file created it");
 }
+
+/// `audit` reports the claims that hold a queue: none while a fresh lease runs (exit 0);
+/// `old-claim` once the claim is older than `--claim-age` (exit 1); `expired-lease` once
+/// the lease has passed (exit 1, in text and JSON, naming the token). The file is not
+/// changed by any of it.
+#[test]
+fn audit_reports_expired_leases_and_old_claims() {
+    let dir = TempDir::new().unwrap();
+    let db = dir.path().join("q.db");
+    let (t, m, token) = stuck(&db);
+    let path = db.to_str().unwrap();
+    let before = common::dir_state(dir.path()).unwrap();
+
+    let out = run(&["audit", path]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!stdout_of(&out).contains("lease"), "{}", stdout_of(&out));
+
+    let out = run(&["audit", path, "--claim-age", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout_of(&out);
+    assert!(text.contains("old-claim"), "{text}");
+    assert!(
+        text.contains(&format!("mutations row {m} (topology {t})")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("under token {token}")), "{text}");
+    assert!(!text.contains("expired-lease"), "{text}");
+    assert_eq!(
+        common::dir_state(dir.path()).unwrap(),
+        before,
+        "audit wrote"
+    );
+
+    // The applier renews with a lease that then passes.
+    let store = SqliteStore::open(&db).unwrap();
+    let claim = topostate::store::MutationClaim::from_parts(
+        topostate::store::MutationId::new(m),
+        TopologyId::new(t),
+        token,
+    );
+    store
+        .renew_lease(&claim, std::time::Duration::from_millis(20))
+        .unwrap();
+    drop(store);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = common::dir_state(dir.path()).unwrap();
+    let out = run(&["audit", path, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "expired-lease", "{report}");
+    assert_eq!(findings[0]["row"], m.to_string(), "{report}");
+    let message = findings[0]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("--token {token}")), "{message}");
+    assert_eq!(
+        common::dir_state(dir.path()).unwrap(),
+        before,
+        "audit wrote"
+    );
+}
