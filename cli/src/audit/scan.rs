@@ -931,6 +931,13 @@ impl Auditor<'_> {
     }
 }
 
+/// Microseconds as seconds with up to three decimals: `12.5 s`.
+fn seconds(micros: i64) -> String {
+    let millis = micros / 1000;
+    let text = format!("{}.{:03}", millis / 1000, (millis % 1000).abs());
+    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -972,11 +979,4 @@ mod tests {
         let err = parse_name(&Value::Integer(3), TopologyStatus::parse);
         assert_eq!(err, Err("the integer 3, not a name".to_owned()));
     }
-}
-
-/// Microseconds as seconds with up to three decimals: `12.5 s`.
-fn seconds(micros: i64) -> String {
-    let millis = micros / 1000;
-    let text = format!("{}.{:03}", millis / 1000, (millis % 1000).abs());
-    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
 }
