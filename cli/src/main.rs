@@ -95,8 +95,10 @@ enum Command {
     /// tables, so it also works on a database the store would refuse. Findings: corrupt
     /// status, state or op strings; versions outside 1..=MAX_VERSION; status logs that are
     /// not a legal path from the initial status or that end elsewhere than the stored
-    /// status; mutations in impossible states; orphan rows. One line per finding (or one
-    /// JSON document), then a summary. Exit 1 if anything was found.
+    /// status; mutations in impossible states; orphan rows; claims whose lease has passed
+    /// (expired-lease) or that are older than --claim-age (old-claim), each naming the
+    /// token `queue release|fail` takes. One line per finding (or one JSON document), then
+    /// a summary. Exit 1 if anything was found.
     ///
     /// A file is opened so that nothing beside it is created or changed (no -wal, no -shm),
     /// which also works in a read-only directory, on a read-only mount and for a user who
