@@ -105,7 +105,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     // Our editor, still at the version it read, renames the office LAN.
     let mut rename = LanPatch::default();
     rename.name = Some("staff".into());
-    let edit = [ChildEdit::UpdateLan(office, rename)];
+    let edit = [ChildEdit::UpdateLan(office.into(), rename)];
     match store.edit_pending(&mut canvas, &edit) {
         Err(StoreError::VersionConflict(conflict)) => {
             // Nothing was written, and the handle kept the version it had.
@@ -152,7 +152,7 @@ fn colleague_moves(path: &Path, id: TopologyId, web: DeckyId) -> Result<(), Stor
     let mut moved = DeckyPatch::default();
     moved.x = Some(Some(320.0));
     moved.y = Some(Some(80.0));
-    store.edit_pending(&mut canvas, &[ChildEdit::UpdateDecky(web, moved)])?;
+    store.edit_pending(&mut canvas, &[ChildEdit::UpdateDecky(web.into(), moved)])?;
     println!(
         "colleague: moved 'web' on the canvas; now at version {}",
         canvas.version()

@@ -764,7 +764,7 @@ macro_rules! child_routes {
             let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
             let (if_match, body) = (if_match?, body?);
             let expected = app.expected(if_match, body.expected_version)?;
-            edit_one(&app, id, expected, ChildEdit::$Update(child, body.value), StatusCode::OK, $pick)
+            edit_one(&app, id, expected, ChildEdit::$Update(child.into(), body.value), StatusCode::OK, $pick)
                 .await
         }
 
@@ -787,7 +787,7 @@ macro_rules! child_routes {
         ) -> Result<Response, Problem> {
             let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
             let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
-            edit_one(&app, id, expected, ChildEdit::$Delete(child), StatusCode::NO_CONTENT, $pick)
+            edit_one(&app, id, expected, ChildEdit::$Delete(child.into()), StatusCode::NO_CONTENT, $pick)
                 .await
         }
     };

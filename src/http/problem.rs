@@ -271,6 +271,14 @@ impl Problem {
                 error.to_string(),
             )
             .with("field", *field),
+            StoreError::BadReference { edit, field, .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-reference",
+                "an edit names a row its batch does not add before it",
+                error.to_string(),
+            )
+            .with("edit", *edit)
+            .with("field", *field),
             StoreError::Corrupt { .. } => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "corrupt-row",

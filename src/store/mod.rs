@@ -74,12 +74,12 @@ mod typed;
 #[cfg(feature = "tokio")]
 pub use aio::Offload;
 pub use aio::{AsyncTopologyStore, AsyncTypedStore, NonBlocking, StoreFuture};
-pub use error::{BackendError, Entity, Foreign, StoreError};
+pub use error::{BackendError, Entity, Foreign, RefProblem, StoreError};
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim, MutationId,
-    NewDecky, NewEdge, NewLan, Precondition, StatusEvent, Timestamp, TopologyDetail,
+    NewDecky, NewEdge, NewLan, Precondition, RowRef, StatusEvent, Timestamp, TopologyDetail,
     TopologyRecord, Touched, Transitioned,
 };
 pub use page::{Listed, MAX_PAGE, Page, PageRequest};
@@ -302,11 +302,15 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// With `expected_version: Some(v)`, `v` must be the stored version and the batch bumps
     /// it by one (once per batch, not per edit) unless every edit is a no-op; with `None`
-    /// nothing is checked or bumped. A batch cannot refer to rows it creates itself.
+    /// nothing is checked or bumped. An edit may name a LAN or decky that an earlier edit
+    /// of the same batch adds ([`RowRef::Batch`]); the report's `touched` gives the stored
+    /// id each such row got.
     ///
     /// # Errors
     ///
-    /// The first failing edit's error (edits see the earlier edits of the same batch),
+    /// The first failing edit's error (edits see the earlier edits of the same batch; an
+    /// edit's batch-local references are checked before anything else of it, a bad one
+    /// being [`StoreError::BadReference`]),
     /// combined by [`StoreError`] precedence with the status gate and the version check: a
     /// stale version beats a duplicate name in the failing edit, a missing row or a
     /// non-pending topology beats a stale version. Nothing is written on error. An empty
@@ -816,7 +820,11 @@ pub trait TopologyStore: Send + Sync {
         patch: LanPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch))?;
+        let edited = self.edit_one(
+            id,
+            expected_version,
+            ChildEdit::UpdateLan(lan.into(), patch),
+        )?;
         Ok(Edited {
             id: lan,
             version: edited.version,
@@ -852,7 +860,7 @@ pub trait TopologyStore: Send + Sync {
         lan: LanId,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan))?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into()))?;
         Ok(Edited {
             id: lan,
             version: edited.version,
@@ -928,7 +936,11 @@ pub trait TopologyStore: Send + Sync {
         patch: DeckyPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch))?;
+        let edited = self.edit_one(
+            id,
+            expected_version,
+            ChildEdit::UpdateDecky(decky.into(), patch),
+        )?;
         Ok(Edited {
             id: decky,
             version: edited.version,
@@ -963,7 +975,7 @@ pub trait TopologyStore: Send + Sync {
         decky: DeckyId,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky))?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into()))?;
         Ok(Edited {
             id: decky,
             version: edited.version,

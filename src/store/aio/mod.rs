@@ -243,7 +243,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateLan(lan.into(), patch),
+            ),
             lan,
         )
     }
@@ -256,7 +260,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into())),
             lan,
         )
     }
@@ -283,7 +287,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateDecky(decky.into(), patch),
+            ),
             decky,
         )
     }
@@ -296,7 +304,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into())),
             decky,
         )
     }
