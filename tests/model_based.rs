@@ -392,6 +392,9 @@ fn op() -> impl Strategy<Value = Op> {
         5 => sel().prop_map(|topo| Op::Claim { topo }),
         3 => (sel(), prop::bool::weighted(0.1), prop::collection::vec(edit_spec(), 0..4))
             .prop_map(|(mutation, foreign, edits)| Op::ApplyLive { mutation, foreign, edits }),
+        // A live canvas save under a claim: batch-local references on the live path.
+        1 => (sel(), canvas_save())
+            .prop_map(|(mutation, edits)| Op::ApplyLive { mutation, foreign: false, edits }),
         2 => (sel(), prop::bool::weighted(0.1))
             .prop_map(|(mutation, foreign)| Op::MarkApplied { mutation, foreign }),
         2 => (sel(), prop::bool::weighted(0.1), sel())
@@ -2167,6 +2170,8 @@ fn run_backend_with(
         "Edit -> Invalid",
         "Edit -> LanInUse",
         "Edit -> ForeignEnd",
+        "Edit (batch-local references) -> Ok",
+        "Edit (batch-local references) -> BadReference",
         "SetNetworkId -> Ok",
         "SetRuntime -> Ok",
         "Enqueue -> Ok",
