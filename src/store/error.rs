@@ -477,6 +477,7 @@ pub enum StoreError {
 ///
 /// assert_eq!(RefProblem::NotEarlier.to_string(), "which does not come before it");
 /// assert_eq!(RefProblem::OutOfBatch { len: 2 }.to_string(), "but the batch has 2 edits");
+/// assert_eq!(RefProblem::OutOfBatch { len: 1 }.to_string(), "but the batch has 1 edit");
 /// assert_eq!(
 ///     RefProblem::NotAnAdd { expected: Entity::Lan }.to_string(),
 ///     "which does not add a lan"
@@ -505,6 +506,7 @@ impl fmt::Display for RefProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotEarlier => f.write_str("which does not come before it"),
+            Self::OutOfBatch { len: 1 } => f.write_str("but the batch has 1 edit"),
             Self::OutOfBatch { len } => write!(f, "but the batch has {len} edits"),
             Self::NotAnAdd { expected } => write!(f, "which does not add a {expected}"),
         }

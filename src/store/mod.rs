@@ -318,24 +318,37 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// ```
     /// use topostate::store::{
-    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore, Touched,
+    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, RowRef, StoreError, TopologyStore,
+    ///     Touched,
     /// };
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
-    /// // One canvas save: two LANs and a decky, one version bump for the batch.
+    /// // One canvas save: two LANs, a decky and its edge to the first LAN, one version
+    /// // bump for the batch; the edge names the new rows by their edits' indexes.
     /// let report = store.edit(lab.id, Some(1), &[
     ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
     ///     ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")),
     ///     ChildEdit::AddDecky(NewDecky::new("web")),
+    ///     ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(2), RowRef::Batch(0))),
     /// ])?;
     /// assert_eq!(report.version, 2);
-    /// // The touched rows come back in edit order; the edge goes in the next batch, since a
-    /// // batch cannot refer to rows it creates.
-    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web)] = report.touched[..] else {
+    /// // The touched rows come back in edit order: the ids the new rows got.
+    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web), Touched::Edge(_)] =
+    ///     report.touched[..]
+    /// else {
     ///     panic!("one row per edit, in order");
     /// };
-    /// store.edit(lab.id, Some(2), &[ChildEdit::AddEdge(NewEdge::new(web, dmz))])?;
+    /// assert_eq!(report.decky(RowRef::Batch(2)), Some(web));
+    /// let edge = &store.topology_detail(lab.id)?.edges[0];
+    /// assert_eq!((edge.decky, edge.lan), (web, dmz));
+    /// // A reference to a later edit is refused, naming the edit; nothing is written.
+    /// let later = store.edit(lab.id, Some(2), &[
+    ///     ChildEdit::AddEdge(NewEdge::new(web, RowRef::Batch(1))),
+    ///     ChildEdit::AddLan(NewLan::new("lab", "10.0.2.0/24")),
+    /// ]).unwrap_err();
+    /// assert!(matches!(later, StoreError::BadReference { edit: 0, target: 1, .. }));
+    /// store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("db"))])?;
     ///
     /// // All or nothing: the second edit's taken name refuses the whole batch.
     /// let taken = store.edit(lab.id, Some(3), &[
@@ -343,9 +356,9 @@ pub trait TopologyStore: Send + Sync {
     ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.2.0/24")),
     /// ]).unwrap_err();
     /// assert!(matches!(taken, StoreError::Duplicate { .. }));
-    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 1); // no "mail"
+    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 2); // web and db, no "mail"
     ///
-    /// // A canvas still at version 2 is refused: it has not seen the edge.
+    /// // A canvas still at version 2 is refused: it has not seen "db".
     /// let stale = store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("mail"))]);
     /// assert!(stale.unwrap_err().is_conflict());
     /// # Ok::<(), topostate::store::StoreError>(())
