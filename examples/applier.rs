@@ -216,7 +216,7 @@ fn edits_for(mutation: &Mutation, detail: &TopologyDetail) -> Result<Vec<ChildEd
                 .ok_or_else(|| format!("no decky named '{name}'"))?;
             ChildEdit::AddEdge(NewEdge::new(decky.id, lan(text("lan")?)?))
         }
-        MutationOp::RemoveLan => ChildEdit::DeleteLan(lan(text("name")?)?),
+        MutationOp::RemoveLan => ChildEdit::DeleteLan(lan(text("name")?)?.into()),
         other => return Err(format!("'{other}' is not supported by this applier")),
     };
     Ok(vec![edit])

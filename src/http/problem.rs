@@ -157,6 +157,7 @@ impl Problem {
     /// | `EditsCommitted` | 409 | `edits-committed` | `id`, `edited_by` |
     /// | `VersionOverflow` | 409 | `version-overflow` | `current` |
     /// | `Invalid` | 422 | `invalid` | `field` |
+    /// | `BadReference` | 422 | `bad-reference` | `edit` (its index), `field`, `target` (the index it names) |
     /// | `Corrupt` | 500 | `corrupt-row` | none |
     /// | `Backend` | 503 | `backend-unavailable` | none |
     /// | `Timeout` | 503 | `store-timeout` | none |
@@ -306,6 +307,20 @@ impl Problem {
                 error.to_string(),
             )
             .with("field", *field),
+            StoreError::BadReference {
+                edit,
+                field,
+                target,
+                ..
+            } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-reference",
+                "an edit names a row its batch does not add before it",
+                error.to_string(),
+            )
+            .with("edit", *edit)
+            .with("field", *field)
+            .with("target", *target),
             StoreError::Corrupt { .. } => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "corrupt-row",
@@ -511,6 +526,21 @@ mod tests {
                 422,
                 "invalid",
                 vec![("field", json!("lan name"))],
+            ),
+            (
+                StoreError::BadReference {
+                    edit: 3,
+                    field: "edge decky",
+                    target: 5,
+                    problem: crate::store::RefProblem::NotEarlier,
+                },
+                422,
+                "bad-reference",
+                vec![
+                    ("edit", json!(3)),
+                    ("field", json!("edge decky")),
+                    ("target", json!(5)),
+                ],
             ),
             (
                 StoreError::Corrupt {

@@ -255,7 +255,8 @@ impl fmt::Display for Foreign {
 ///
 /// When several apply, the first in this order wins: [`NotFound`](Self::NotFound) >
 /// [`NotEditable`](Self::NotEditable) > domain refusals ([`LanInUse`](Self::LanInUse),
-/// [`ForeignEnd`](Self::ForeignEnd)) > [`VersionConflict`](Self::VersionConflict) >
+/// [`ForeignEnd`](Self::ForeignEnd), [`BadReference`](Self::BadReference)) >
+/// [`VersionConflict`](Self::VersionConflict) >
 /// [`Duplicate`](Self::Duplicate). Nothing is written when an error is returned.
 ///
 /// ```
@@ -374,6 +375,20 @@ pub enum StoreError {
         id: MutationId,
         /// The token of the claim that committed them.
         edited_by: u64,
+    },
+    /// An edit names a row of its own batch ([`RowRef::Batch`](super::RowRef::Batch)) that
+    /// no earlier edit of the batch adds. Nothing of the batch is written.
+    #[error("edit {edit}: its {field} refers to edit {target}, {problem}")]
+    BadReference {
+        /// The referring edit, by its index in the batch (from 0).
+        edit: usize,
+        /// Which of its references: `"lan id"`, `"decky id"`, `"edge decky"` or
+        /// `"edge lan"`.
+        field: &'static str,
+        /// The edit index it names.
+        target: usize,
+        /// Why that edit cannot be named.
+        problem: RefProblem,
     },
     /// The version is at the maximum and cannot be bumped.
     #[error(transparent)]
@@ -501,6 +516,49 @@ impl fmt::Display for Holder<'_> {
     }
 }
 
+/// Why a batch-local reference ([`RowRef::Batch`](super::RowRef::Batch)) is refused.
+///
+/// ```
+/// use topostate::store::{Entity, RefProblem};
+///
+/// assert_eq!(RefProblem::NotEarlier.to_string(), "which does not come before it");
+/// assert_eq!(RefProblem::OutOfBatch { len: 2 }.to_string(), "but the batch has 2 edits");
+/// assert_eq!(RefProblem::OutOfBatch { len: 1 }.to_string(), "but the batch has 1 edit");
+/// assert_eq!(
+///     RefProblem::NotAnAdd { expected: Entity::Lan }.to_string(),
+///     "which does not add a lan"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefProblem {
+    /// The edit named is the referring edit itself or comes after it: its row does not
+    /// exist yet when the reference is read.
+    NotEarlier,
+    /// There is no edit with that index.
+    OutOfBatch {
+        /// How many edits the batch has.
+        len: usize,
+    },
+    /// The edit named does not add a row of the kind the reference needs (it adds
+    /// another kind, or it changes or deletes a row).
+    NotAnAdd {
+        /// The kind of row the reference needs.
+        expected: Entity,
+    },
+}
+
+impl fmt::Display for RefProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotEarlier => f.write_str("which does not come before it"),
+            Self::OutOfBatch { len: 1 } => f.write_str("but the batch has 1 edit"),
+            Self::OutOfBatch { len } => write!(f, "but the batch has {len} edits"),
+            Self::NotAnAdd { expected } => write!(f, "which does not add a {expected}"),
+        }
+    }
+}
+
 /// A duration as messages show it: seconds with up to three decimals.
 struct Secs(Duration);
 
@@ -534,7 +592,10 @@ impl StoreError {
             | Self::LeaseLost { .. }
             | Self::EditsCommitted { .. } => 1,
             Self::StaleStatus { .. } => 2,
-            Self::LanInUse { .. } | Self::ForeignEnd { .. } | Self::Invalid { .. } => 3,
+            Self::LanInUse { .. }
+            | Self::ForeignEnd { .. }
+            | Self::Invalid { .. }
+            | Self::BadReference { .. } => 3,
             Self::IllegalTransition { .. } => 4,
             Self::VersionConflict(_) => 5,
             Self::Duplicate { .. } => 6,

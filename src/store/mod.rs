@@ -87,13 +87,13 @@ mod wake;
 #[cfg(feature = "tokio")]
 pub use aio::Offload;
 pub use aio::{AsyncTopologyStore, AsyncTypedStore, NonBlocking, StoreFuture};
-pub use error::{BackendError, Entity, Foreign, StoreError};
+pub use error::{BackendError, Entity, Foreign, RefProblem, StoreError};
 pub use lease::{ClaimOptions, Clock, DEFAULT_LEASE, MAX_LEASE, ManualClock, SystemClock};
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim, MutationId,
-    NewDecky, NewEdge, NewLan, Precondition, StatusEvent, Timestamp, TopologyDetail,
+    NewDecky, NewEdge, NewLan, Precondition, RowRef, StatusEvent, Timestamp, TopologyDetail,
     TopologyRecord, Touched, Transitioned,
 };
 pub use page::{Listed, MAX_PAGE, Page, PageRequest};
@@ -318,11 +318,15 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// With `expected_version: Some(v)`, `v` must be the stored version and the batch bumps
     /// it by one (once per batch, not per edit) unless every edit is a no-op; with `None`
-    /// nothing is checked or bumped. A batch cannot refer to rows it creates itself.
+    /// nothing is checked or bumped. An edit may name a LAN or decky that an earlier edit
+    /// of the same batch adds ([`RowRef::Batch`]); the report's `touched` gives the stored
+    /// id each such row got.
     ///
     /// # Errors
     ///
-    /// The first failing edit's error (edits see the earlier edits of the same batch),
+    /// The first failing edit's error (edits see the earlier edits of the same batch; an
+    /// edit's batch-local references are checked before anything else of it, a bad one
+    /// being [`StoreError::BadReference`]),
     /// combined by [`StoreError`] precedence with the status gate and the version check: a
     /// stale version beats a duplicate name in the failing edit, a missing row or a
     /// non-pending topology beats a stale version. Nothing is written on error. An empty
@@ -330,24 +334,37 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// ```
     /// use topostate::store::{
-    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore, Touched,
+    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, RowRef, StoreError, TopologyStore,
+    ///     Touched,
     /// };
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
-    /// // One canvas save: two LANs and a decky, one version bump for the batch.
+    /// // One canvas save: two LANs, a decky and its edge to the first LAN, one version
+    /// // bump for the batch; the edge names the new rows by their edits' indexes.
     /// let report = store.edit(lab.id, Some(1), &[
     ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
     ///     ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")),
     ///     ChildEdit::AddDecky(NewDecky::new("web")),
+    ///     ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(2), RowRef::Batch(0))),
     /// ])?;
     /// assert_eq!(report.version, 2);
-    /// // The touched rows come back in edit order; the edge goes in the next batch, since a
-    /// // batch cannot refer to rows it creates.
-    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web)] = report.touched[..] else {
+    /// // The touched rows come back in edit order: the ids the new rows got.
+    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web), Touched::Edge(_)] =
+    ///     report.touched[..]
+    /// else {
     ///     panic!("one row per edit, in order");
     /// };
-    /// store.edit(lab.id, Some(2), &[ChildEdit::AddEdge(NewEdge::new(web, dmz))])?;
+    /// assert_eq!(report.decky(RowRef::Batch(2)), Some(web));
+    /// let edge = &store.topology_detail(lab.id)?.edges[0];
+    /// assert_eq!((edge.decky, edge.lan), (web, dmz));
+    /// // A reference to a later edit is refused, naming the edit; nothing is written.
+    /// let later = store.edit(lab.id, Some(2), &[
+    ///     ChildEdit::AddEdge(NewEdge::new(web, RowRef::Batch(1))),
+    ///     ChildEdit::AddLan(NewLan::new("lab", "10.0.2.0/24")),
+    /// ]).unwrap_err();
+    /// assert!(matches!(later, StoreError::BadReference { edit: 0, target: 1, .. }));
+    /// store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("db"))])?;
     ///
     /// // All or nothing: the second edit's taken name refuses the whole batch.
     /// let taken = store.edit(lab.id, Some(3), &[
@@ -355,9 +372,9 @@ pub trait TopologyStore: Send + Sync {
     ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.2.0/24")),
     /// ]).unwrap_err();
     /// assert!(matches!(taken, StoreError::Duplicate { .. }));
-    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 1); // no "mail"
+    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 2); // web and db, no "mail"
     ///
-    /// // A canvas still at version 2 is refused: it has not seen the edge.
+    /// // A canvas still at version 2 is refused: it has not seen "db".
     /// let stale = store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("mail"))]);
     /// assert!(stale.unwrap_err().is_conflict());
     /// # Ok::<(), topostate::store::StoreError>(())
@@ -992,7 +1009,11 @@ pub trait TopologyStore: Send + Sync {
         patch: LanPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch))?;
+        let edited = self.edit_one(
+            id,
+            expected_version,
+            ChildEdit::UpdateLan(lan.into(), patch),
+        )?;
         Ok(Edited {
             id: lan,
             version: edited.version,
@@ -1028,7 +1049,7 @@ pub trait TopologyStore: Send + Sync {
         lan: LanId,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan))?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into()))?;
         Ok(Edited {
             id: lan,
             version: edited.version,
@@ -1104,7 +1125,11 @@ pub trait TopologyStore: Send + Sync {
         patch: DeckyPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch))?;
+        let edited = self.edit_one(
+            id,
+            expected_version,
+            ChildEdit::UpdateDecky(decky.into(), patch),
+        )?;
         Ok(Edited {
             id: decky,
             version: edited.version,
@@ -1139,7 +1164,7 @@ pub trait TopologyStore: Send + Sync {
         decky: DeckyId,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky))?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into()))?;
         Ok(Edited {
             id: decky,
             version: edited.version,

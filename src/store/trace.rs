@@ -185,6 +185,7 @@ fn kind(e: &StoreError) -> &'static str {
         StoreError::OutcomeUnknown { .. } => "outcome_unknown",
         StoreError::Timeout { .. } => "timeout",
         StoreError::Tls { .. } => "tls",
+        StoreError::BadReference { .. } => "bad_reference",
         StoreError::NotAStore { .. } => "not_a_store",
         StoreError::SchemaChanged { .. } => "schema_changed",
     }

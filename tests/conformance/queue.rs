@@ -290,7 +290,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
             &[
                 ChildEdit::AddLan(NewLan::new("live", "10.3.0.0/24")),
                 ChildEdit::UpdateDecky(
-                    rows.web,
+                    rows.web.into(),
                     DeckyPatch {
                         services: Some(vec!["telnet".into()]),
                         ..DeckyPatch::default()
@@ -309,7 +309,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
 
     // All or nothing, with the free-form edit checks.
     for bad in [
-        ChildEdit::UpdateLan(LanId::new(9_999_999), LanPatch::default()),
+        ChildEdit::UpdateLan(LanId::new(9_999_999).into(), LanPatch::default()),
         ChildEdit::AddLan(NewLan::new("live", "10.0.0.0/24")),
         ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)),
     ] {
@@ -346,7 +346,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
     )
     .unwrap();
     let (_, token) = claim(s, id);
-    s.apply_live(&token, &[ChildEdit::DeleteLan(rows.lan_a)])
+    s.apply_live(&token, &[ChildEdit::DeleteLan(rows.lan_a.into())])
         .unwrap();
 
     // Torn down under the applier: no more live edits, but the claim can be marked.

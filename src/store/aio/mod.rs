@@ -267,7 +267,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateLan(lan.into(), patch),
+            ),
             lan,
         )
     }
@@ -280,7 +284,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into())),
             lan,
         )
     }
@@ -307,7 +311,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateDecky(decky.into(), patch),
+            ),
             decky,
         )
     }
@@ -320,7 +328,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into())),
             decky,
         )
     }

@@ -543,7 +543,7 @@ impl TopologyStore for MemoryStore {
                 let gate = free_form_gate(agg.row.status).err();
                 let version = batch_version(agg.row.version, expected_version, edits);
                 let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
-                let touched = agg.apply(&self.inner, edit, prepared.hash(0));
+                let touched = agg.apply(&self.inner, edit, prepared.hash(0), &[]);
                 agg.row.version = version;
                 Ok(Edited {
                     id: touched,

@@ -430,7 +430,7 @@ mod send_tests {
     fn planner_futures_are_send_when_the_session_is() {
         let mut db = Nothing;
         let id = TopologyId::new(1);
-        let edits = [ChildEdit::DeleteLan(crate::store::LanId::new(1))];
+        let edits = [ChildEdit::DeleteLan(crate::store::LanId::new(1).into())];
         let e = ready(send(edit(&mut db, id, Some(1), &edits))).unwrap_err();
         assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
         let claim = MutationClaim::from_parts(MutationId::new(1), id, 1);
