@@ -196,7 +196,7 @@ fn script(store: &dyn TopologyStore, id: TopologyId, w: usize) -> Vec<Answer> {
                 .edit(
                     id,
                     Some(version),
-                    &[ChildEdit::DeleteLan(LanId::new(u64::MAX / 2))],
+                    &[ChildEdit::DeleteLan(LanId::new(u64::MAX / 2).into())],
                 )
                 .map(|r| r.version),
             _ => store

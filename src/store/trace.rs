@@ -176,6 +176,8 @@ fn kind(e: &StoreError) -> &'static str {
         StoreError::StaleStatus { .. } => "stale_status",
         StoreError::IllegalTransition { .. } => "illegal_transition",
         StoreError::MutationState { .. } => "mutation_state",
+        StoreError::LeaseLost { .. } => "lease_lost",
+        StoreError::EditsCommitted { .. } => "edits_committed",
         StoreError::VersionOverflow(_) => "version_overflow",
         StoreError::Invalid { .. } => "invalid",
         StoreError::Corrupt { .. } => "corrupt",
@@ -183,6 +185,7 @@ fn kind(e: &StoreError) -> &'static str {
         StoreError::OutcomeUnknown { .. } => "outcome_unknown",
         StoreError::Timeout { .. } => "timeout",
         StoreError::Tls { .. } => "tls",
+        StoreError::BadReference { .. } => "bad_reference",
         StoreError::NotAStore { .. } => "not_a_store",
         StoreError::SchemaChanged { .. } => "schema_changed",
     }
@@ -202,6 +205,8 @@ impl<T> Outcome for std::vec::Vec<T> {}
 impl<T: super::Listed> Outcome for super::Page<T> {}
 impl Outcome for Claim {}
 impl Outcome for Mutation {}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Outcome for super::sql::rows::Offer {}
 
 impl Outcome for TopologyRecord {
     fn new_version(&self) -> Option<u64> {

@@ -95,8 +95,10 @@ const STATEMENT_CACHE: usize = 96;
 /// ```
 ///
 /// Stuck claims: a mutation left `applying` by a crashed applier stays `applying` (the
-/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
-/// out of scope here.
+/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)) until its lease
+/// passes, and the next claim takes it over. Leases run by SQLite's clock (`unixepoch`),
+/// which is the clock of the process running the statement: processes sharing a file
+/// share a host, so they share a clock.
 pub struct SqliteStore {
     /// The read pool: `None` in memory, or with a read pool of 0.
     // Declared before `writer`, so it is dropped first: the last connection to close
@@ -325,6 +327,10 @@ impl SqliteStore {
     }
 }
 
+/// How often a waiter on a SQLite file looks for work written by other processes (there is
+/// no server to notify them): the latency of a wake-up across processes is at most this.
+pub(crate) const WORK_POLL: core::time::Duration = core::time::Duration::from_millis(50);
+
 // ---- errors ----------------------------------------------------------------------------
 
 /// A failed step: a refusal to report as it is, or a driver error to wrap.
@@ -512,6 +518,23 @@ impl Session for Db<'_> {
 
 impl TopologyStore for SqliteStore {
     sql::shared_store_methods!();
+
+    /// Handles of this process are woken at once by a queue write through any of them;
+    /// writes by other processes on the file are seen by a look every 50 ms.
+    fn wait_for_work(
+        &self,
+        id: Option<TopologyId>,
+        timeout: core::time::Duration,
+    ) -> Result<bool, StoreError> {
+        crate::store::wake::SQL_WORK.wait_for(timeout, Some(WORK_POLL), || {
+            let offer = self.read("wait_for_work", |db| sql::ready(sql::offer(db, id)))?;
+            Ok((!offer.work).then(|| {
+                offer
+                    .earliest
+                    .map(|until| crate::store::wake::micros_until(offer.now, until))
+            }))
+        })
+    }
 
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         const TAKEN: Stmt = stmt!("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = $1)");
