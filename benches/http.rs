@@ -305,7 +305,7 @@ fn inprocess_writers(
                         x: Some(Some(i as f64 + 0.5)),
                         ..LanPatch::default()
                     };
-                    let edits = [ChildEdit::UpdateLan(lan, patch)];
+                    let edits = [ChildEdit::UpdateLan(lan.into(), patch)];
                     version = store.edit(id, Some(version), &edits).await.unwrap().version;
                 }
                 version

@@ -139,7 +139,8 @@ fn drain(store: &SqliteStore, name: &str, id: TopologyId) -> Result<(), StoreErr
 ///
 /// A refused mutation is marked `failed` with the reason; an error of the store itself
 /// (I/O, a lost connection) is returned and the claim stays `applying`: whether the edit
-/// was written is unknown, and recovering such claims is out of scope for this version.
+/// was written is unknown. The claim's lease then passes and the next claim takes the
+/// mutation over; live edits this claim committed are not applied twice.
 fn apply(
     store: &SqliteStore,
     name: &str,
@@ -215,7 +216,7 @@ fn edits_for(mutation: &Mutation, detail: &TopologyDetail) -> Result<Vec<ChildEd
                 .ok_or_else(|| format!("no decky named '{name}'"))?;
             ChildEdit::AddEdge(NewEdge::new(decky.id, lan(text("lan")?)?))
         }
-        MutationOp::RemoveLan => ChildEdit::DeleteLan(lan(text("name")?)?),
+        MutationOp::RemoveLan => ChildEdit::DeleteLan(lan(text("name")?)?.into()),
         other => return Err(format!("'{other}' is not supported by this applier")),
     };
     Ok(vec![edit])

@@ -21,8 +21,8 @@ use std::path::Path;
 
 use topostate::state::{Deploying, Pending};
 use topostate::store::{
-    ChildEdit, DeckyId, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, SqliteStore, StoreError,
-    TopologyStore, Touched, TypedStore,
+    ChildEdit, DeckyId, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, RowRef, SqliteStore,
+    StoreError, TopologyStore, TypedStore,
 };
 use topostate::{Topology, TopologyId, Versioned};
 
@@ -50,53 +50,41 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
         canvas.version()
     );
 
-    // One save, one version: the LANs and deckies drawn so far go in as one batch, all or
-    // nothing. A batch cannot refer to rows it creates, so the edges wait for the ids.
+    // One save, one version: the LANs, deckies and edges drawn so far go in as one batch,
+    // all or nothing. An edge names a new LAN or decky by its edit's index in the batch
+    // (`RowRef::Batch`), so nobody can save between the rows and their edges.
     let mut dmz = NewLan::new("dmz", "10.0.0.0/24");
     dmz.is_dmz = true;
     let mut web = NewDecky::new("web");
     web.services = vec!["http".into(), "https".into()];
     let mut mail = NewDecky::new("mail");
     mail.services = vec!["smtp".into(), "imap".into()];
+    // The gateway sits in both LANs and bridges them.
+    let mut bridge = NewEdge::new(RowRef::Batch(4), RowRef::Batch(1));
+    bridge.is_bridge = true;
     let report = store.edit_pending(
         &mut canvas,
         &[
-            ChildEdit::AddLan(dmz),
-            ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")),
-            ChildEdit::AddDecky(web),
-            ChildEdit::AddDecky(mail),
-            ChildEdit::AddDecky(NewDecky::new("gw")),
-        ],
-    )?;
-    // The rows come back in the order of the edits.
-    let [
-        Touched::Lan(dmz),
-        Touched::Lan(office),
-        Touched::Decky(web),
-        Touched::Decky(mail),
-        Touched::Decky(gw),
-    ] = report.touched[..]
-    else {
-        return Err("the store reported other rows than the five added".into());
-    };
-    println!(
-        "editor: saved 2 LANs and 3 deckies; now at version {}",
-        canvas.version()
-    );
-
-    // The gateway sits in both LANs and bridges them.
-    let mut bridge = NewEdge::new(gw, office);
-    bridge.is_bridge = true;
-    store.edit_pending(
-        &mut canvas,
-        &[
-            ChildEdit::AddEdge(NewEdge::new(web, dmz)),
-            ChildEdit::AddEdge(NewEdge::new(mail, dmz)),
-            ChildEdit::AddEdge(NewEdge::new(gw, dmz)),
+            ChildEdit::AddLan(dmz),                                  // 0
+            ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")), // 1
+            ChildEdit::AddDecky(web),                                // 2
+            ChildEdit::AddDecky(mail),                               // 3
+            ChildEdit::AddDecky(NewDecky::new("gw")),                // 4
+            ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(2), RowRef::Batch(0))),
+            ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(3), RowRef::Batch(0))),
+            ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(4), RowRef::Batch(0))),
             ChildEdit::AddEdge(bridge),
         ],
     )?;
-    println!("editor: saved 4 edges; now at version {}", canvas.version());
+    // The report gives the id each new row got.
+    let (Some(office), Some(web)) = (report.lan(RowRef::Batch(1)), report.decky(RowRef::Batch(2)))
+    else {
+        return Err("the store reported other rows than the ones added".into());
+    };
+    println!(
+        "editor: saved 2 LANs, 3 deckies and 4 edges; now at version {}",
+        canvas.version()
+    );
 
     // Meanwhile, a colleague in another tab (another handle, another connection) reads the
     // canvas and drags the web decky somewhere else.
@@ -105,7 +93,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     // Our editor, still at the version it read, renames the office LAN.
     let mut rename = LanPatch::default();
     rename.name = Some("staff".into());
-    let edit = [ChildEdit::UpdateLan(office, rename)];
+    let edit = [ChildEdit::UpdateLan(office.into(), rename)];
     match store.edit_pending(&mut canvas, &edit) {
         Err(StoreError::VersionConflict(conflict)) => {
             // Nothing was written, and the handle kept the version it had.
@@ -152,7 +140,7 @@ fn colleague_moves(path: &Path, id: TopologyId, web: DeckyId) -> Result<(), Stor
     let mut moved = DeckyPatch::default();
     moved.x = Some(Some(320.0));
     moved.y = Some(Some(80.0));
-    store.edit_pending(&mut canvas, &[ChildEdit::UpdateDecky(web, moved)])?;
+    store.edit_pending(&mut canvas, &[ChildEdit::UpdateDecky(web.into(), moved)])?;
     println!(
         "colleague: moved 'web' on the canvas; now at version {}",
         canvas.version()

@@ -127,9 +127,19 @@ fn crash_child(path: &str) {
                     say(format_args!("ACK K {id} {}", marked.id));
                 }
                 Claim::Busy { applying } => {
-                    // Left applying by an earlier kill: the contract keeps it so; close it
-                    // as its applier would after a restart.
-                    let claim = topostate::store::MutationClaim::from_parts(applying, id);
+                    // Left applying by an earlier kill, under a lease that still runs:
+                    // close it as an operator would, fenced by the token read.
+                    let token = store
+                        .list_mutations(
+                            id,
+                            Some(topostate::MutationState::Applying),
+                            topostate::store::PageRequest::first(1),
+                        )
+                        .unwrap()
+                        .items
+                        .first()
+                        .map_or(0, |m| m.token);
+                    let claim = topostate::store::MutationClaim::from_parts(applying, id, token);
                     say(format_args!("TRY K {id}"));
                     let marked = store.mark_mutation_failed(claim, "recovered").unwrap();
                     say(format_args!("ACK K {id} {}", marked.id));

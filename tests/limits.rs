@@ -512,7 +512,10 @@ fn free_text_at_the_byte_limit() {
             other => panic!("{other:?}"),
         };
         assert_invalid(
-            s.mark_mutation_failed(MutationClaim::from_parts(claim.id(), lab.id), &over),
+            s.mark_mutation_failed(
+                MutationClaim::from_parts(claim.id(), lab.id, claim.token()),
+                &over,
+            ),
             "reason",
             b.name,
         );

@@ -87,3 +87,74 @@ fn a_store_is_a_shareable_handle() {
     // Separate stores do not share.
     assert!(MemoryStore::new().all_topologies(None).unwrap().is_empty());
 }
+
+/// MemoryStore's async `wait_for_work` waits, without blocking its executor's thread: on a
+/// one-thread runtime it answers `false` only once its timeout has passed, stays pending
+/// while there is no work (the enqueue runs on that same thread meanwhile), answers `true`
+/// once a mutation is enqueued, and again once a running lease passes.
+#[test]
+fn async_wait_for_work_waits_on_a_one_thread_runtime() {
+    use std::time::{Duration, Instant};
+    use topostate::store::{ClaimOptions, Precondition};
+    use topostate::{MutationOp, TopologyStatus};
+
+    let store = MemoryStore::new();
+    let id = store.create_topology("lab").unwrap().id;
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(id, to, None, Precondition::none())
+            .unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let timeout = Duration::from_millis(200);
+        let started = Instant::now();
+        let woke = topostate::store::AsyncTopologyStore::wait_for_work(&store, Some(id), timeout)
+            .await
+            .unwrap();
+        assert!(!woke, "work found in an empty queue");
+        assert!(started.elapsed() >= timeout, "answered before its timeout");
+
+        for scope in [Some(id), None] {
+            let waiting = store.clone();
+            let waiter = tokio::spawn(async move {
+                topostate::store::AsyncTopologyStore::wait_for_work(&waiting, scope, Duration::from_secs(600)).await
+            });
+            // Let the waiter run until it waits (it shares this thread).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(!waiter.is_finished(), "{scope:?}: answered with no work queued");
+            let queued = topostate::store::AsyncTopologyStore::enqueue_mutation(&store, id, MutationOp::AddLan, "{}", None)
+                .await
+                .unwrap();
+            let woke = tokio::time::timeout(Duration::from_secs(60), waiter)
+                .await
+                .expect("still waiting a minute after the enqueue")
+                .unwrap()
+                .unwrap();
+            assert!(woke, "{scope:?}");
+            // Claimed under a short lease: nothing to claim until it passes, then the
+            // takeover is work.
+            let short = ClaimOptions::new().lease(Duration::from_millis(300));
+            let claimed = store.claim_next_mutation_with(id, &short).unwrap();
+            assert!(
+                matches!(&claimed, topostate::store::Claim::Claimed { mutation, .. } if mutation.id == queued.id),
+                "{claimed:?}"
+            );
+            let started = Instant::now();
+            let woke = topostate::store::AsyncTopologyStore::wait_for_work(&store, scope, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert!(woke, "{scope:?}: not woken by the lease passing");
+            assert!(started.elapsed() < Duration::from_secs(60));
+            let topostate::store::Claim::Claimed { claim, .. } =
+                store.claim_next_mutation_with(id, &short).unwrap()
+            else {
+                panic!("{scope:?}: no takeover after the lease passed");
+            };
+            store.mark_mutation_applied(claim).unwrap();
+        }
+    });
+}

@@ -4,7 +4,9 @@
 //! [`TopologyStore`] contract: create, legal and illegal transitions with and without
 //! preconditions, child edit batches with current, stale and absent expected versions,
 //! the single-edit methods, runtime field writes, enqueue, claim, live edits, marks,
-//! delete, the resync flag, filtered listings). Each abstract operation is resolved into a
+//! delete, the resync flag, filtered listings; batches whose edits name rows added by
+//! earlier edits of the same batch, and references that are out of range, to a later
+//! edit or to an edit that adds no such row). Each abstract operation is resolved into a
 //! concrete call against the model's state (picking existing, deleted, foreign or never
 //! minted ids), run on the model and on the backend, and the outcomes are compared:
 //! `Ok` vs `Err`, the whole error (kind and every field, through its `Debug` text), the
@@ -14,7 +16,8 @@
 //!
 //! The model is single-threaded and deliberately naive: each topology is a set of
 //! `BTreeMap`s, a batch is checked by applying it to a clone, ids come from counters that
-//! advance only on success.
+//! advance only on success, and a batch-local reference is the id the clone minted for the
+//! edit it names.
 //!
 //! `TOPOSTATE_PROPTEST_CASES` sets the number of sequences per backend (default 2,000);
 //! `TOPOSTATE_PROPTEST_LEN` the maximum sequence length (default 30; sequences are 15 to 30 operations after a 10-call seed).
@@ -31,9 +34,9 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, MAX_PAGE, MemoryStore, Mutation,
-    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, StatusEvent,
-    StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
-    check_coord, check_name, check_text,
+    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, RefProblem,
+    RowRef, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
+    Touched, Transitioned, check_coord, check_name, check_text,
 };
 use topostate::{
     MutationOp, MutationState, TopologyId, TopologyNotEditable, TopologyStatus, VersionConflict,
@@ -73,6 +76,16 @@ enum Coord {
     NaN,
 }
 
+/// How an edit names a LAN or decky.
+#[derive(Clone, Copy, Debug)]
+enum Pick {
+    /// An id: one of this topology's, another's, a deleted one or one never minted.
+    Id(u8),
+    /// A batch-local reference: mostly to an earlier edit adding that kind of row,
+    /// sometimes to a later edit, past the batch, or to an edit adding nothing of the kind.
+    Batch(u8),
+}
+
 #[derive(Clone, Debug)]
 enum EditSpec {
     AddLan {
@@ -82,14 +95,14 @@ enum EditSpec {
         x: Coord,
     },
     UpdateLan {
-        lan: u8,
+        lan: Pick,
         name: Option<u8>,
         subnet: Option<u8>,
         dmz: Option<bool>,
         y: Option<Coord>,
     },
     DeleteLan {
-        lan: u8,
+        lan: Pick,
     },
     AddDecky {
         name: u8,
@@ -98,18 +111,18 @@ enum EditSpec {
         y: Coord,
     },
     UpdateDecky {
-        decky: u8,
+        decky: Pick,
         name: Option<u8>,
         services: Option<Vec<u8>>,
         config: Option<Option<u8>>,
         x: Option<Coord>,
     },
     DeleteDecky {
-        decky: u8,
+        decky: Pick,
     },
     AddEdge {
-        decky: u8,
-        lan: u8,
+        decky: Pick,
+        lan: Pick,
         bridge: bool,
     },
     DeleteEdge {
@@ -275,25 +288,75 @@ fn coord() -> impl Strategy<Value = Coord> {
     ]
 }
 
+fn pick_row() -> impl Strategy<Value = Pick> {
+    prop_oneof![
+        3 => any::<u8>().prop_map(Pick::Id),
+        1 => any::<u8>().prop_map(Pick::Batch),
+    ]
+}
+
 fn edit_spec() -> impl Strategy<Value = EditSpec> {
     let sel = any::<u8>;
+    let row = pick_row;
     prop_oneof![
         6 => (sel(), sel(), any::<bool>(), coord())
             .prop_map(|(name, subnet, dmz, x)| EditSpec::AddLan { name, subnet, dmz, x }),
-        2 => (sel(), prop::option::of(sel()), prop::option::of(sel()),
+        2 => (row(), prop::option::of(sel()), prop::option::of(sel()),
               prop::option::of(any::<bool>()), prop::option::of(coord()))
             .prop_map(|(lan, name, subnet, dmz, y)| EditSpec::UpdateLan { lan, name, subnet, dmz, y }),
-        1 => sel().prop_map(|lan| EditSpec::DeleteLan { lan }),
+        1 => row().prop_map(|lan| EditSpec::DeleteLan { lan }),
         6 => (sel(), prop::collection::vec(sel(), 0..3), prop::option::of(sel()), coord())
             .prop_map(|(name, services, config, y)| EditSpec::AddDecky { name, services, config, y }),
-        2 => (sel(), prop::option::of(sel()), prop::option::of(prop::collection::vec(sel(), 0..3)),
+        2 => (row(), prop::option::of(sel()), prop::option::of(prop::collection::vec(sel(), 0..3)),
               prop::option::of(prop::option::of(sel())), prop::option::of(coord()))
             .prop_map(|(decky, name, services, config, x)| EditSpec::UpdateDecky { decky, name, services, config, x }),
-        1 => sel().prop_map(|decky| EditSpec::DeleteDecky { decky }),
-        6 => (sel(), sel(), any::<bool>())
+        1 => row().prop_map(|decky| EditSpec::DeleteDecky { decky }),
+        6 => (row(), row(), any::<bool>())
             .prop_map(|(decky, lan, bridge)| EditSpec::AddEdge { decky, lan, bridge }),
         2 => sel().prop_map(|edge| EditSpec::DeleteEdge { edge }),
     ]
+}
+
+/// A canvas save: a new LAN and a new decky, the edge between them and one to a stored
+/// LAN, by batch-local references, then a few random edits (which may refer back).
+fn canvas_save() -> impl Strategy<Value = Vec<EditSpec>> {
+    let sel = any::<u8>;
+    (
+        sel(),
+        sel(),
+        sel(),
+        any::<bool>(),
+        prop::collection::vec(edit_spec(), 0..3),
+    )
+        .prop_map(|(lan, decky, stored_lan, bridge, tail)| {
+            let mut specs = vec![
+                EditSpec::AddLan {
+                    name: lan,
+                    subnet: lan,
+                    dmz: bridge,
+                    x: Coord::None,
+                },
+                EditSpec::AddDecky {
+                    name: decky,
+                    services: vec![],
+                    config: None,
+                    y: Coord::None,
+                },
+                // Selector 0 picks the first earlier add of the kind.
+                EditSpec::AddEdge {
+                    decky: Pick::Batch(0),
+                    lan: Pick::Batch(0),
+                    bridge,
+                },
+                EditSpec::AddEdge {
+                    decky: Pick::Batch(0),
+                    lan: Pick::Id(stored_lan),
+                    bridge: false,
+                },
+            ];
+            specs.extend(tail);
+            specs
+        })
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -314,8 +377,11 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(topo, to, reason, pre_status, pre_version)| Op::Transition {
                 topo, to, reason, pre_status, pre_version,
             }),
-        12 => (sel(), ver(), any::<bool>(), prop::collection::vec(edit_spec(), 0..4))
+        12 => (sel(), ver(), any::<bool>(), prop::collection::vec(edit_spec(), 0..6))
             .prop_map(|(topo, ver, single, edits)| Op::Edit { topo, ver, single, edits }),
+        // Mostly a pending topology (selectors 0 to 3 modulo 8 pick one when there is one).
+        4 => (sel().prop_map(|s| s & !0b111 | (s & 0b11)), ver(), canvas_save())
+            .prop_map(|(topo, ver, edits)| Op::Edit { topo, ver, single: false, edits }),
         1 => (sel(), prop::option::of(sel()))
             .prop_map(|(lan, value)| Op::SetNetworkId { lan, value }),
         1 => (sel(), prop::option::of(sel()), prop::option::of(prop::option::of(sel())),
@@ -326,6 +392,9 @@ fn op() -> impl Strategy<Value = Op> {
         5 => sel().prop_map(|topo| Op::Claim { topo }),
         3 => (sel(), prop::bool::weighted(0.1), prop::collection::vec(edit_spec(), 0..4))
             .prop_map(|(mutation, foreign, edits)| Op::ApplyLive { mutation, foreign, edits }),
+        // A live canvas save under a claim: batch-local references on the live path.
+        1 => (sel(), canvas_save())
+            .prop_map(|(mutation, edits)| Op::ApplyLive { mutation, foreign: false, edits }),
         2 => (sel(), prop::bool::weighted(0.1))
             .prop_map(|(mutation, foreign)| Op::MarkApplied { mutation, foreign }),
         2 => (sel(), prop::bool::weighted(0.1), sel())
@@ -351,9 +420,9 @@ enum Call {
     SetRuntime(DeckyId, DeckyRuntime),
     Enqueue(TopologyId, MutationOp, String, Option<u64>),
     Claim(TopologyId),
-    ApplyLive(MutationId, TopologyId, Vec<ChildEdit>),
-    MarkApplied(MutationId, TopologyId),
-    MarkFailed(MutationId, TopologyId, String),
+    ApplyLive(MutationId, TopologyId, u64, Vec<ChildEdit>),
+    MarkApplied(MutationId, TopologyId, u64),
+    MarkFailed(MutationId, TopologyId, u64, String),
     Delete(TopologyId, Option<u64>),
     SetResync(TopologyId, bool),
     List(Option<TopologyStatus>, PageRequest<TopologyId>),
@@ -395,12 +464,53 @@ fn norm_event(mut e: StatusEvent) -> StatusEvent {
 fn norm_mutation(mut m: Mutation) -> Mutation {
     m.requested_at = ZERO;
     m.applied_at = m.applied_at.map(|_| ZERO);
+    m.claimed_at = m.claimed_at.map(|_| ZERO);
+    m.lease_until = m.lease_until.map(|_| ZERO);
     m
+}
+
+/// The model's fencing of a claim with `token` on `mutation`, as the contract says: another
+/// token is `LeaseLost`, else anything but `applying` is `MutationState`.
+fn fence(mutation: &Mutation, token: u64) -> Option<StoreError> {
+    if mutation.token != token {
+        return Some(StoreError::LeaseLost {
+            id: mutation.id,
+            token,
+            current_token: mutation.token,
+            holder: mutation.holder.clone(),
+            state: mutation.state,
+            lease_until: mutation.lease_until.map(|_| ZERO),
+        });
+    }
+    (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
+        id: mutation.id,
+        expected: MutationState::Applying,
+        found: mutation.state,
+    })
 }
 
 fn out<T>(r: Result<T, StoreError>, f: impl FnOnce(T) -> Out) -> Out {
     match r {
         Ok(v) => f(v),
+        // Times are the store's; the model keeps only whether one is set.
+        Err(StoreError::LeaseLost {
+            id,
+            token,
+            current_token,
+            holder,
+            state,
+            lease_until,
+        }) => Out::Err(format!(
+            "{:?}",
+            StoreError::LeaseLost {
+                id,
+                token,
+                current_token,
+                holder,
+                state,
+                lease_until: lease_until.map(|_| ZERO),
+            }
+        )),
         Err(e) => Out::Err(format!("{e:?}")),
     }
 }
@@ -418,26 +528,36 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
                 })
             },
         ),
+        Call::Edit(id, v, true, edits) if edits.len() == 1 && edits[0].refers_to_batch() => {
+            out(s.edit_one(*id, *v, edits[0].clone()), |e| {
+                Out::Report(EditReport {
+                    touched: vec![e.id],
+                    version: e.version,
+                })
+            })
+        }
         Call::Edit(id, v, true, edits) if edits.len() == 1 => {
             let (id, v) = (*id, *v);
+            let stored = |r: RowRef<LanId>| r.stored().unwrap_or(LanId::new(ABSENT));
+            let stored_decky = |r: RowRef<DeckyId>| r.stored().unwrap_or(DeckyId::new(ABSENT));
             let result = match edits[0].clone() {
                 ChildEdit::AddLan(new) => s
                     .add_lan(id, new, v)
                     .map(|e| (Touched::Lan(e.id), e.version)),
                 ChildEdit::UpdateLan(lan, patch) => s
-                    .update_lan(id, lan, patch, v)
+                    .update_lan(id, stored(lan), patch, v)
                     .map(|e| (Touched::Lan(e.id), e.version)),
                 ChildEdit::DeleteLan(lan) => s
-                    .delete_lan(id, lan, v)
+                    .delete_lan(id, stored(lan), v)
                     .map(|e| (Touched::Lan(e.id), e.version)),
                 ChildEdit::AddDecky(new) => s
                     .add_decky(id, new, v)
                     .map(|e| (Touched::Decky(e.id), e.version)),
                 ChildEdit::UpdateDecky(decky, patch) => s
-                    .update_decky(id, decky, patch, v)
+                    .update_decky(id, stored_decky(decky), patch, v)
                     .map(|e| (Touched::Decky(e.id), e.version)),
                 ChildEdit::DeleteDecky(decky) => s
-                    .delete_decky(id, decky, v)
+                    .delete_decky(id, stored_decky(decky), v)
                     .map(|e| (Touched::Decky(e.id), e.version)),
                 ChildEdit::AddEdge(new) => s
                     .add_edge(id, new, v)
@@ -470,16 +590,16 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
             Claim::Busy { applying } => Out::Busy(applying),
             Claim::Empty => Out::Empty,
         }),
-        Call::ApplyLive(m, t, edits) => out(
-            s.apply_live(&MutationClaim::from_parts(*m, *t), edits),
+        Call::ApplyLive(m, t, k, edits) => out(
+            s.apply_live(&MutationClaim::from_parts(*m, *t, *k), edits),
             Out::Report,
         ),
-        Call::MarkApplied(m, t) => out(
-            s.mark_mutation_applied(MutationClaim::from_parts(*m, *t)),
+        Call::MarkApplied(m, t, k) => out(
+            s.mark_mutation_applied(MutationClaim::from_parts(*m, *t, *k)),
             |m| Out::Mutation(norm_mutation(m)),
         ),
-        Call::MarkFailed(m, t, reason) => out(
-            s.mark_mutation_failed(MutationClaim::from_parts(*m, *t), reason),
+        Call::MarkFailed(m, t, k, reason) => out(
+            s.mark_mutation_failed(MutationClaim::from_parts(*m, *t, *k), reason),
             |m| Out::Mutation(norm_mutation(m)),
         ),
         Call::Delete(id, v) => out(s.delete_topology(*id, *v), |()| Out::Unit),
@@ -664,6 +784,47 @@ struct MTopo {
     mutations: BTreeMap<MutationId, Mutation>,
 }
 
+/// The model's reading of a batch-local reference of edit `at`: a stored id as it is
+/// (`false`); `Batch(i)` as the id edit `i` minted in the staged copy (`true`), if edit `i`
+/// comes earlier and added a row of `kind`; otherwise the refusal naming the edit.
+fn model_ref(
+    reference: RowRef<u64>,
+    at: usize,
+    field: &'static str,
+    edits: &[ChildEdit],
+    touched: &[Touched],
+    kind: Entity,
+) -> Result<(u64, bool), StoreError> {
+    let i = match reference {
+        RowRef::Stored(id) => return Ok((id, false)),
+        RowRef::Batch(i) => i,
+    };
+    let added = match (edits.get(i), touched.get(i)) {
+        (Some(ChildEdit::AddLan(_)), Some(Touched::Lan(id))) if kind == Entity::Lan => {
+            Some(id.get())
+        }
+        (Some(ChildEdit::AddDecky(_)), Some(Touched::Decky(id))) if kind == Entity::Decky => {
+            Some(id.get())
+        }
+        _ => None,
+    };
+    let problem = if i >= edits.len() {
+        RefProblem::OutOfBatch { len: edits.len() }
+    } else if i >= at {
+        RefProblem::NotEarlier
+    } else if let Some(id) = added {
+        return Ok((id, true));
+    } else {
+        RefProblem::NotAnAdd { expected: kind }
+    };
+    Err(StoreError::BadReference {
+        edit: at,
+        field,
+        target: i,
+        problem,
+    })
+}
+
 /// Id counters: the last id minted of each kind.
 #[derive(Clone, Copy, Debug, Default)]
 struct Seq {
@@ -806,9 +967,66 @@ impl Model {
             .collect()
     }
 
-    fn edit(&self, topology: TopologyId, spec: &EditSpec) -> ChildEdit {
-        let lan = |sel| self.lan(topology, sel);
-        let decky = |sel| self.decky(topology, sel);
+    /// A batch-local reference for edit `at` of `specs`: mostly to an earlier edit that
+    /// adds the kind of row (`adds`), else to the edit itself, a later one, one past the
+    /// batch, or an earlier one that adds no such row.
+    fn batch_ref<I>(
+        specs: &[EditSpec],
+        at: usize,
+        sel: u8,
+        adds: fn(&EditSpec) -> bool,
+    ) -> RowRef<I> {
+        let earlier: Vec<usize> = (0..at).filter(|&j| adds(&specs[j])).collect();
+        let k = usize::from(sel / 8);
+        RowRef::Batch(match sel % 8 {
+            0..=4 if !earlier.is_empty() => earlier[k % earlier.len()],
+            5 if at > 0 => k % at,
+            6 => at + k % 2,
+            _ => specs.len() + k % 2,
+        })
+    }
+
+    fn lan_pick(
+        &self,
+        topology: TopologyId,
+        specs: &[EditSpec],
+        at: usize,
+        pick: Pick,
+    ) -> RowRef<LanId> {
+        match pick {
+            Pick::Id(sel) => self.lan(topology, sel).into(),
+            Pick::Batch(sel) => {
+                Self::batch_ref(specs, at, sel, |s| matches!(s, EditSpec::AddLan { .. }))
+            }
+        }
+    }
+
+    fn decky_pick(
+        &self,
+        topology: TopologyId,
+        specs: &[EditSpec],
+        at: usize,
+        pick: Pick,
+    ) -> RowRef<DeckyId> {
+        match pick {
+            Pick::Id(sel) => self.decky(topology, sel).into(),
+            Pick::Batch(sel) => {
+                Self::batch_ref(specs, at, sel, |s| matches!(s, EditSpec::AddDecky { .. }))
+            }
+        }
+    }
+
+    /// The concrete edits of a batch.
+    fn edits(&self, topology: TopologyId, specs: &[EditSpec]) -> Vec<ChildEdit> {
+        (0..specs.len())
+            .map(|at| self.edit(topology, specs, at))
+            .collect()
+    }
+
+    fn edit(&self, topology: TopologyId, specs: &[EditSpec], at: usize) -> ChildEdit {
+        let lan = |pick| self.lan_pick(topology, specs, at, pick);
+        let decky = |pick| self.decky_pick(topology, specs, at, pick);
+        let spec = &specs[at];
         match spec {
             EditSpec::AddLan {
                 name,
@@ -882,7 +1100,7 @@ impl Model {
         }
     }
 
-    fn claim_parts(&self, sel: u8, foreign: bool) -> (MutationId, TopologyId) {
+    fn claim_parts(&self, sel: u8, foreign: bool) -> (MutationId, TopologyId, u64) {
         let applying: Vec<(MutationId, TopologyId)> = self
             .topos
             .values()
@@ -897,10 +1115,22 @@ impl Model {
             sel,
             (MutationId::new(ABSENT), TopologyId::new(1)),
         );
-        if foreign {
-            (m, TopologyId::new(t.get() % 3 + 1))
+        // The token the model holds for the mutation, or (one draw in four) the one before
+        // it: a zombie holder's, or a forged one for a mutation never claimed.
+        let current = self
+            .topos
+            .get(&t)
+            .and_then(|topo| topo.mutations.get(&m))
+            .map_or(1, |row| row.token);
+        let token = if sel % 4 == 3 {
+            current.saturating_sub(1)
         } else {
-            (m, t)
+            current
+        };
+        if foreign {
+            (m, TopologyId::new(t.get() % 3 + 1), token)
+        } else {
+            (m, t, token)
         }
     }
 
@@ -963,12 +1193,7 @@ impl Model {
                 edits,
             } => {
                 let id = self.topo_in(*topo, &[TopologyStatus::Pending]);
-                Call::Edit(
-                    id,
-                    self.ver(id, ver),
-                    *single,
-                    edits.iter().map(|e| self.edit(id, e)).collect(),
-                )
+                Call::Edit(id, self.ver(id, ver), *single, self.edits(id, edits))
             }
             Op::SetNetworkId { lan, value } => {
                 Call::SetNetworkId(self.lan(TopologyId::new(ABSENT), *lan), value.map(text))
@@ -1006,20 +1231,20 @@ impl Model {
                 foreign,
                 edits,
             } => {
-                let (m, t) = self.claim_parts(*mutation, *foreign);
-                Call::ApplyLive(m, t, edits.iter().map(|e| self.edit(t, e)).collect())
+                let (m, t, k) = self.claim_parts(*mutation, *foreign);
+                Call::ApplyLive(m, t, k, self.edits(t, edits))
             }
             Op::MarkApplied { mutation, foreign } => {
-                let (m, t) = self.claim_parts(*mutation, *foreign);
-                Call::MarkApplied(m, t)
+                let (m, t, k) = self.claim_parts(*mutation, *foreign);
+                Call::MarkApplied(m, t, k)
             }
             Op::MarkFailed {
                 mutation,
                 foreign,
                 reason,
             } => {
-                let (m, t) = self.claim_parts(*mutation, *foreign);
-                Call::MarkFailed(m, t, text(*reason))
+                let (m, t, k) = self.claim_parts(*mutation, *foreign);
+                Call::MarkFailed(m, t, k, text(*reason))
             }
             Op::Delete { topo, ver } => {
                 let id = self.topo(*topo);
@@ -1086,9 +1311,14 @@ impl Model {
         let mut seq = self.seq;
         let edits: Vec<ChildEdit> = edits.iter().cloned().map(stored_form).collect();
         let mut touched = Vec::new();
-        // Rows added by this batch: the batch cannot refer to them by id.
+        // Rows added by this batch: a stored id cannot name them, only a batch-local
+        // reference can.
         let (mut new_lans, mut new_deckies, mut new_edges) = (vec![], vec![], vec![]);
-        for edit in &edits {
+        for (at, edit) in edits.iter().enumerate() {
+            // The edit's batch-local references come first: each becomes the id its edit
+            // minted in this copy (and `true`: it may name a row of the batch).
+            let lan_ref = |r, field| model_ref(r, at, field, &edits, &touched, Entity::Lan);
+            let decky_ref = |r, field| model_ref(r, at, field, &edits, &touched, Entity::Decky);
             match edit {
                 ChildEdit::AddLan(new) => {
                     check_name("lan name", &new.name)?;
@@ -1120,10 +1350,12 @@ impl Model {
                     touched.push(Touched::Lan(lan));
                 }
                 ChildEdit::UpdateLan(lan, patch) => {
+                    let (lan, batch) = lan_ref(lan.map(LanId::get), "lan id")?;
+                    let lan = &LanId::new(lan);
                     let current = t
                         .lans
                         .get(lan)
-                        .filter(|_| !new_lans.contains(lan))
+                        .filter(|_| batch || !new_lans.contains(lan))
                         .ok_or_else(|| not_found(Entity::Lan, lan.get()))?
                         .name
                         .clone();
@@ -1163,7 +1395,9 @@ impl Model {
                     touched.push(Touched::Lan(*lan));
                 }
                 ChildEdit::DeleteLan(lan) => {
-                    if !t.lans.contains_key(lan) || new_lans.contains(lan) {
+                    let (lan, batch) = lan_ref(lan.map(LanId::get), "lan id")?;
+                    let lan = &LanId::new(lan);
+                    if !t.lans.contains_key(lan) || (!batch && new_lans.contains(lan)) {
                         return Err(not_found(Entity::Lan, lan.get()));
                     }
                     // The decky whose edge to the LAN is oldest, among those it would strand.
@@ -1219,10 +1453,12 @@ impl Model {
                     touched.push(Touched::Decky(decky));
                 }
                 ChildEdit::UpdateDecky(decky, patch) => {
+                    let (decky, batch) = decky_ref(decky.map(DeckyId::get), "decky id")?;
+                    let decky = &DeckyId::new(decky);
                     let current = t
                         .deckies
                         .get(decky)
-                        .filter(|_| !new_deckies.contains(decky))
+                        .filter(|_| batch || !new_deckies.contains(decky))
                         .ok_or_else(|| not_found(Entity::Decky, decky.get()))?
                         .name
                         .clone();
@@ -1265,7 +1501,9 @@ impl Model {
                     touched.push(Touched::Decky(*decky));
                 }
                 ChildEdit::DeleteDecky(decky) => {
-                    if !t.deckies.contains_key(decky) || new_deckies.contains(decky) {
+                    let (decky, batch) = decky_ref(decky.map(DeckyId::get), "decky id")?;
+                    let decky = &DeckyId::new(decky);
+                    if !t.deckies.contains_key(decky) || (!batch && new_deckies.contains(decky)) {
                         return Err(not_found(Entity::Decky, decky.get()));
                     }
                     t.deckies.remove(decky);
@@ -1273,35 +1511,25 @@ impl Model {
                     touched.push(Touched::Decky(*decky));
                 }
                 ChildEdit::AddEdge(new) => {
-                    let decky_error = (!t.deckies.contains_key(&new.decky)
-                        || new_deckies.contains(&new.decky))
+                    let (decky, decky_batch) =
+                        decky_ref(new.decky.map(DeckyId::get), "edge decky")?;
+                    let (lan, lan_batch) = lan_ref(new.lan.map(LanId::get), "edge lan")?;
+                    let (decky, lan) = (DeckyId::new(decky), LanId::new(lan));
+                    let decky_error = (!t.deckies.contains_key(&decky)
+                        || (!decky_batch && new_deckies.contains(&decky)))
                     .then(|| {
-                        self.missing_end(
-                            Entity::Decky,
-                            new.decky.get(),
-                            self.decky_owner(new.decky),
-                            id,
-                        )
+                        self.missing_end(Entity::Decky, decky.get(), self.decky_owner(decky), id)
                     });
-                    let lan_error = (!t.lans.contains_key(&new.lan) || new_lans.contains(&new.lan))
-                        .then(|| {
-                            self.missing_end(
-                                Entity::Lan,
-                                new.lan.get(),
-                                self.lan_owner(new.lan),
-                                id,
-                            )
-                        });
+                    let lan_error = (!t.lans.contains_key(&lan)
+                        || (!lan_batch && new_lans.contains(&lan)))
+                    .then(|| self.missing_end(Entity::Lan, lan.get(), self.lan_owner(lan), id));
                     if let Some(e) = StoreError::first(decky_error, lan_error) {
                         return Err(e);
                     }
-                    if t.edges
-                        .values()
-                        .any(|e| e.decky == new.decky && e.lan == new.lan)
-                    {
+                    if t.edges.values().any(|e| e.decky == decky && e.lan == lan) {
                         return Err(StoreError::Duplicate {
                             entity: Entity::Edge,
-                            name: format!("decky {} ↔ lan {}", new.decky, new.lan),
+                            name: format!("decky {decky} ↔ lan {lan}"),
                         });
                     }
                     seq.edge += 1;
@@ -1311,8 +1539,8 @@ impl Model {
                         Edge {
                             id: edge,
                             topology_id: id,
-                            decky: new.decky,
-                            lan: new.lan,
+                            decky,
+                            lan,
                             is_bridge: new.is_bridge,
                             forwards_l3: new.forwards_l3,
                         },
@@ -1522,6 +1750,12 @@ impl Model {
                         requested_at: ZERO,
                         applied_at: None,
                         reason: None,
+                        claimed_at: None,
+                        lease_until: None,
+                        holder: None,
+                        attempts: 0,
+                        token: 0,
+                        edited_by: None,
                     },
                 );
                 Out::Enqueued(Edited {
@@ -1547,30 +1781,36 @@ impl Model {
                     .find(|m| m.state == MutationState::Pending)
                 {
                     m.state = MutationState::Applying;
+                    m.claimed_at = Some(ZERO);
+                    m.lease_until = Some(ZERO);
+                    m.attempts += 1;
+                    m.token += 1;
                     Out::Claimed(m.clone(), m.id, *id)
                 } else {
                     Out::Empty
                 }
             }
-            Call::ApplyLive(m, id, edits) => {
+            Call::ApplyLive(m, id, k, edits) => {
                 let t = self.get(*id)?;
                 let mutation = t
                     .mutations
                     .get(m)
                     .ok_or_else(|| not_found(Entity::Mutation, m.get()))?;
-                let state = (mutation.state != MutationState::Applying).then(|| {
-                    StoreError::MutationState {
-                        id: *m,
-                        expected: MutationState::Applying,
-                        found: mutation.state,
-                    }
-                });
-                let refusal = first([state, live_gate(t.rec.status)]);
+                let committed = mutation
+                    .edited_by
+                    .filter(|e| e != k)
+                    .map(|edited_by| StoreError::EditsCommitted { id: *m, edited_by });
+                let refusal = first([fence(mutation, *k), committed, live_gate(t.rec.status)]);
                 let current = t.rec.version;
-                Out::Report(self.run_edits(*id, refusal, Ok(current), edits)?)
+                let report = self.run_edits(*id, refusal, Ok(current), edits)?;
+                let t = self.topos.get_mut(id).unwrap();
+                t.mutations.get_mut(m).unwrap().edited_by = Some(*k);
+                Out::Report(report)
             }
-            Call::MarkApplied(m, id) => Out::Mutation(self.mark(*m, *id, None)?),
-            Call::MarkFailed(m, id, reason) => Out::Mutation(self.mark(*m, *id, Some(reason))?),
+            Call::MarkApplied(m, id, k) => Out::Mutation(self.mark(*m, *id, *k, None)?),
+            Call::MarkFailed(m, id, k, reason) => {
+                Out::Mutation(self.mark(*m, *id, *k, Some(reason))?)
+            }
             Call::Delete(id, expected) => {
                 let t = self.get(*id)?;
                 let current = t.rec.version;
@@ -1634,6 +1874,7 @@ impl Model {
         &mut self,
         m: MutationId,
         id: TopologyId,
+        token: u64,
         reason: Option<&String>,
     ) -> Result<Mutation, StoreError> {
         let t = self.get(id)?;
@@ -1642,11 +1883,7 @@ impl Model {
             .get(&m)
             .ok_or_else(|| not_found(Entity::Mutation, m.get()))?;
         let e = first([
-            (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
-                id: m,
-                expected: MutationState::Applying,
-                found: mutation.state,
-            }),
+            fence(mutation, token),
             reason.and_then(|r| check_text("reason", r).err()),
         ]);
         if let Some(e) = e {
@@ -1738,6 +1975,17 @@ fn clone_error(e: &StoreError) -> StoreError {
             field,
             problem: problem.clone(),
         },
+        StoreError::BadReference {
+            edit,
+            field,
+            target,
+            problem,
+        } => StoreError::BadReference {
+            edit: *edit,
+            field,
+            target: *target,
+            problem: *problem,
+        },
         other => panic!("the model does not produce {other:?}"),
     }
 }
@@ -1811,9 +2059,9 @@ fn check_sequence(
             | Call::Edit(id, ..)
             | Call::Enqueue(id, ..)
             | Call::Claim(id)
-            | Call::ApplyLive(_, id, _)
-            | Call::MarkApplied(_, id)
-            | Call::MarkFailed(_, id, _)
+            | Call::ApplyLive(_, id, _, _)
+            | Call::MarkApplied(_, id, _)
+            | Call::MarkFailed(_, id, _, _)
             | Call::Delete(id, _)
             | Call::SetResync(id, _)
             | Call::ListMutations(id, ..)
@@ -1902,7 +2150,19 @@ fn outcome_kind(call: &Call, out: &Out) -> String {
         Out::Empty => "Empty".into(),
         _ => "Ok".into(),
     };
-    format!("{} -> {result}", name(format!("{call:?}")))
+    // Batches that name their own new rows are counted apart, to show they are run.
+    let refers = match call {
+        Call::Edit(.., edits) | Call::ApplyLive(.., edits) => {
+            edits.iter().any(ChildEdit::refers_to_batch)
+        }
+        _ => false,
+    };
+    let call = name(format!("{call:?}"));
+    if refers {
+        format!("{call} (batch-local references) -> {result}")
+    } else {
+        format!("{call} -> {result}")
+    }
 }
 
 fn env_number(name: &str, default: u32) -> u32 {
@@ -1972,6 +2232,8 @@ fn run_backend_with(
         "Edit -> Invalid",
         "Edit -> LanInUse",
         "Edit -> ForeignEnd",
+        "Edit (batch-local references) -> Ok",
+        "Edit (batch-local references) -> BadReference",
         "SetNetworkId -> Ok",
         "SetRuntime -> Ok",
         "Enqueue -> Ok",
@@ -2005,6 +2267,21 @@ fn memory_store_matches_the_model() {
 fn sqlite_store_matches_the_model() {
     run_backend("sqlite", false, || {
         Box::new(topostate::store::SqliteStore::open_in_memory().expect("in-memory sqlite"))
+    });
+}
+
+/// The same with group commit forced on: every write runs in a savepoint of a group, so a
+/// refusal is rolled back to its savepoint, never by ending the transaction.
+#[cfg(feature = "sqlite")]
+#[test]
+fn sqlite_store_with_grouping_forced_matches_the_model() {
+    run_backend_with("sqlite, grouping forced", false, 500, || {
+        Box::new(
+            topostate::store::SqliteOptions::new()
+                .force_grouping(std::time::Duration::ZERO)
+                .open_in_memory()
+                .expect("in-memory sqlite"),
+        )
     });
 }
 

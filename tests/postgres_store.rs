@@ -361,8 +361,9 @@ fn a_different_declaration_is_refused_on_connect() {
     );
 }
 
-/// A schema of version 1 (before pages) is migrated on connect: it gains the index a page
-/// of mutations reads, and is stamped version 2.
+/// A schema of version 1 (before pages and leases) is migrated on connect: it gains the
+/// index a page of mutations reads, the lease columns and the clock function, and is
+/// stamped version 3.
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
 fn a_schema_1_gains_the_mutations_page_index() {
@@ -371,8 +372,11 @@ fn a_schema_1_gains_the_mutations_page_index() {
     let mut raw = scratch.raw();
     raw.batch_execute(
         "DROP INDEX mutations_topology;
+         DROP FUNCTION unixepoch(text);
+         ALTER TABLE mutations DROP COLUMN claimed_at, DROP COLUMN lease_until,
+             DROP COLUMN holder, DROP COLUMN attempts, DROP COLUMN token, DROP COLUMN edited_by;
          UPDATE meta SET value = '1' WHERE key = 'schema_version';
-         UPDATE meta SET value = replace(value, 'schema 2;', 'schema 1;') WHERE key = 'fingerprint';",
+         UPDATE meta SET value = replace(value, 'schema 3;', 'schema 1;') WHERE key = 'fingerprint';",
     )
     .unwrap();
     let store = scratch.store();
@@ -386,7 +390,7 @@ fn a_schema_1_gains_the_mutations_page_index() {
         .unwrap();
     assert_eq!(
         (row.get::<_, String>(0), row.get::<_, i64>(1)),
-        ("2".to_owned(), 1)
+        ("3".to_owned(), 1)
     );
     assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
 }
@@ -418,12 +422,17 @@ fn a_newer_or_garbled_schema_version_is_refused() {
 
 // ---- a schema changed under an open store ---------------------------------------------
 
-/// A newer build's migration to the next schema version (3), as `migrate` runs it: the stamp first
-/// (which waits for the old build's open write transactions), then a table altered.
-const MIGRATE_TO_NEXT: &str = "UPDATE meta SET value = '3' WHERE key = 'schema_version';
-     UPDATE meta SET value = replace(value, 'postgres schema 2;', 'postgres schema 3;')
-         WHERE key = 'fingerprint';
-     ALTER TABLE lans ADD COLUMN vlan integer;";
+/// A newer build's migration to the next schema version, as `migrate` runs it: the stamp
+/// first (which waits for the old build's open write transactions), then a table altered.
+fn migrate_to_next() -> String {
+    let (this, next) = (sql_backends::THIS_VERSION, sql_backends::NEXT_VERSION);
+    format!(
+        "UPDATE meta SET value = '{next}' WHERE key = 'schema_version';
+         UPDATE meta SET value = replace(value, 'postgres schema {this};', 'postgres schema {next};')
+             WHERE key = 'fingerprint';
+         ALTER TABLE lans ADD COLUMN vlan integer;"
+    )
+}
 
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
@@ -436,7 +445,7 @@ fn a_schema_migrated_under_an_open_store_is_refused() {
         || {
             scratch
                 .raw()
-                .batch_execute(&format!("BEGIN; {MIGRATE_TO_NEXT} COMMIT;"))
+                .batch_execute(&format!("BEGIN; {} COMMIT;", migrate_to_next()))
                 .unwrap();
         },
         |table| {
@@ -465,7 +474,7 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
         .unwrap()
         .get(0);
     migration
-        .batch_execute(&format!("BEGIN; {MIGRATE_TO_NEXT}"))
+        .batch_execute(&format!("BEGIN; {}", migrate_to_next()))
         .unwrap();
     let writer = thread::spawn({
         let store = store.clone();

@@ -24,9 +24,9 @@ use serde_json::{Value, json};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, EventId, Lan, LanId, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
-    Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, StatusEvent,
-    StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
-    check_name, check_text,
+    Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, RowRef,
+    StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched,
+    Transitioned, check_name, check_text,
 };
 use topostate::{MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus, Versioned};
 
@@ -149,6 +149,12 @@ fn sample_mutation() -> Mutation {
         requested_at: at(1_700_000_200_000_000),
         applied_at: Some(at(1_700_000_201_500_000)),
         reason: Some("no such LAN".into()),
+        claimed_at: Some(at(1_700_000_200_100_000)),
+        lease_until: Some(at(1_700_000_230_100_000)),
+        holder: Some("applier-7".into()),
+        attempts: 2,
+        token: 2,
+        edited_by: None,
     }
 }
 
@@ -160,7 +166,7 @@ fn sample_edits() -> Vec<ChildEdit> {
             ..NewLan::new("dmz", "10.0.0.0/24")
         }),
         ChildEdit::UpdateLan(
-            LanId::new(2),
+            LanId::new(2).into(),
             LanPatch {
                 name: Some("core".into()),
                 x: Some(None),
@@ -168,26 +174,52 @@ fn sample_edits() -> Vec<ChildEdit> {
                 ..LanPatch::default()
             },
         ),
-        ChildEdit::DeleteLan(LanId::new(2)),
+        ChildEdit::DeleteLan(LanId::new(2).into()),
         ChildEdit::AddDecky(NewDecky {
             services: vec!["ssh".into()],
             config: Some("{}".into()),
             ..NewDecky::new("web")
         }),
         ChildEdit::UpdateDecky(
-            DeckyId::new(3),
+            DeckyId::new(3).into(),
             DeckyPatch {
                 services: Some(vec![]),
                 config: Some(None),
                 ..DeckyPatch::default()
             },
         ),
-        ChildEdit::DeleteDecky(DeckyId::new(3)),
+        ChildEdit::DeleteDecky(DeckyId::new(3).into()),
         ChildEdit::AddEdge(NewEdge {
             is_bridge: true,
             ..NewEdge::new(DeckyId::new(3), LanId::new(2))
         }),
         ChildEdit::DeleteEdge(EdgeId::new(4)),
+    ]
+}
+
+/// A canvas save that refers to its own new rows, in every place a reference may stand.
+fn sample_batch_refs() -> Vec<ChildEdit> {
+    vec![
+        ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
+        ChildEdit::AddDecky(NewDecky::new("web")),
+        ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), RowRef::Batch(0))),
+        ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), LanId::new(2))),
+        ChildEdit::UpdateLan(
+            RowRef::Batch(0),
+            LanPatch {
+                x: Some(Some(4.0)),
+                ..LanPatch::default()
+            },
+        ),
+        ChildEdit::UpdateDecky(
+            RowRef::Batch(1),
+            DeckyPatch {
+                y: Some(Some(2.0)),
+                ..DeckyPatch::default()
+            },
+        ),
+        ChildEdit::AddDecky(NewDecky::new("tmp")),
+        ChildEdit::DeleteDecky(RowRef::Batch(6)),
     ]
 }
 
@@ -234,6 +266,7 @@ fn golden_files_pin_every_shape() {
     golden("new_edge", &NewEdge::new(DeckyId::new(3), LanId::new(2)));
     golden("edge", &sample_edge());
     golden("child_edits", &sample_edits());
+    golden("batch_refs", &sample_batch_refs());
     golden(
         "edit_report",
         &EditReport {
@@ -278,7 +311,7 @@ fn golden_files_pin_every_shape() {
         "claim_claimed",
         &Claim::Claimed {
             mutation: sample_mutation(),
-            claim: MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1)),
+            claim: MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1), 2),
         },
     );
     golden(
@@ -307,6 +340,7 @@ fn no_stray_golden_files() {
         "new_edge",
         "edge",
         "child_edits",
+        "batch_refs",
         "edit_report",
         "edited",
         "topology_detail",
@@ -442,23 +476,38 @@ fn decky_patch() -> impl Strategy<Value = DeckyPatch> {
         })
 }
 
+/// A stored id or a batch-local reference (any index: the wire does not check the batch).
+fn row_ref<I: Copy + Debug>(id_of: fn(u64) -> I) -> impl Strategy<Value = RowRef<I>> {
+    prop_oneof![
+        3 => id().prop_map(move |i| RowRef::Stored(id_of(i))),
+        1 => any::<usize>().prop_map(RowRef::Batch),
+        1 => (0usize..8).prop_map(RowRef::Batch),
+    ]
+}
+
 fn new_edge() -> impl Strategy<Value = NewEdge> {
-    (id(), id(), any::<bool>(), any::<bool>()).prop_map(|(d, l, is_bridge, forwards_l3)| NewEdge {
-        decky: DeckyId::new(d),
-        lan: LanId::new(l),
-        is_bridge,
-        forwards_l3,
-    })
+    (
+        row_ref(DeckyId::new),
+        row_ref(LanId::new),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(decky, lan, is_bridge, forwards_l3)| NewEdge {
+            decky,
+            lan,
+            is_bridge,
+            forwards_l3,
+        })
 }
 
 fn child_edit() -> impl Strategy<Value = ChildEdit> {
     prop_oneof![
         new_lan().prop_map(ChildEdit::AddLan),
-        (id(), lan_patch()).prop_map(|(i, p)| ChildEdit::UpdateLan(LanId::new(i), p)),
-        id().prop_map(|i| ChildEdit::DeleteLan(LanId::new(i))),
+        (row_ref(LanId::new), lan_patch()).prop_map(|(r, p)| ChildEdit::UpdateLan(r, p)),
+        row_ref(LanId::new).prop_map(ChildEdit::DeleteLan),
         new_decky().prop_map(ChildEdit::AddDecky),
-        (id(), decky_patch()).prop_map(|(i, p)| ChildEdit::UpdateDecky(DeckyId::new(i), p)),
-        id().prop_map(|i| ChildEdit::DeleteDecky(DeckyId::new(i))),
+        (row_ref(DeckyId::new), decky_patch()).prop_map(|(r, p)| ChildEdit::UpdateDecky(r, p)),
+        row_ref(DeckyId::new).prop_map(ChildEdit::DeleteDecky),
         new_edge().prop_map(ChildEdit::AddEdge),
         id().prop_map(|i| ChildEdit::DeleteEdge(EdgeId::new(i))),
     ]
@@ -539,9 +588,26 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         timestamp(),
         prop::option::of(timestamp()),
         prop::option::of(text("reason")),
+        (
+            prop::option::of(timestamp()),
+            prop::option::of(text("holder")),
+            any::<u32>(),
+            any::<u64>(),
+            prop::option::of(any::<u64>()),
+        ),
     )
         .prop_map(
-            |(id, topology, op, payload, state, requested_at, applied_at, reason)| Mutation {
+            |(
+                id,
+                topology,
+                op,
+                payload,
+                state,
+                requested_at,
+                applied_at,
+                reason,
+                (lease_until, holder, attempts, token, edited_by),
+            )| Mutation {
                 id: MutationId::new(id),
                 topology_id: TopologyId::new(topology),
                 op,
@@ -550,6 +616,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
                 requested_at,
                 applied_at,
                 reason,
+                claimed_at: lease_until,
+                lease_until,
+                holder,
+                attempts,
+                token,
+                edited_by,
             },
         )
 }
@@ -603,8 +675,8 @@ fn rows_and_reports_round_trip() {
                 let edge = Edge {
                     id: EdgeId::new(edge_id),
                     topology_id: TopologyId::new(topology),
-                    decky: new_edge.decky,
-                    lan: new_edge.lan,
+                    decky: new_edge.decky.stored().unwrap_or(DeckyId::new(1)),
+                    lan: new_edge.lan.stored().unwrap_or(LanId::new(1)),
                     is_bridge: new_edge.is_bridge,
                     forwards_l3: new_edge.forwards_l3,
                 };
@@ -641,7 +713,7 @@ fn rows_and_reports_round_trip() {
                     deckies,
                     edges: vec![edge],
                 });
-                let claim = MutationClaim::from_parts(m.id, m.topology_id);
+                let claim = MutationClaim::from_parts(m.id, m.topology_id, m.token);
                 round_trip(&Claim::Busy { applying: m.id });
                 round_trip(&Claim::Claimed { mutation: m, claim });
                 Ok(())
@@ -1060,6 +1132,40 @@ fn bad_edits_are_refused_by_name() {
         (
             format!(r#"{{"op":"add_decky","decky":{{"name":"{megabyte}"}}}}"#),
             "invalid decky name: 1000000 bytes",
+        ),
+        // Batch-local references: one key, `batch`, holding an edit index.
+        (
+            r#"{"op":"delete_lan","id":{}}"#.to_owned(),
+            "missing field `batch`",
+        ),
+        (
+            r#"{"op":"delete_lan","id":{"batch":0,"lan":2}}"#.to_owned(),
+            "unknown field `lan`, expected `batch`",
+        ),
+        (
+            r#"{"op":"delete_lan","id":{"batch":0,"batch":1}}"#.to_owned(),
+            "duplicate field `batch`",
+        ),
+        (
+            r#"{"op":"update_decky","id":{"batch":-1},"patch":{}}"#.to_owned(),
+            "invalid value: integer `-1`",
+        ),
+        (
+            r#"{"op":"update_decky","id":{"batch":"0"},"patch":{}}"#.to_owned(),
+            "invalid type: a string, expected the index of an edit of the batch",
+        ),
+        (
+            r#"{"op":"add_edge","edge":{"decky":[0],"lan":1}}"#.to_owned(),
+            "expected a decky id (an integer from 1 to 18446744073709551615) or {\"batch\": i}",
+        ),
+        (
+            r#"{"op":"add_edge","edge":{"decky":1,"lan":{"batch":18446744073709551616}}}"#
+                .to_owned(),
+            "expected the index of an edit of the batch",
+        ),
+        (
+            r#"{"op":"add_edge","edge":{"decky":{"batch":0},"lan":0}}"#.to_owned(),
+            "expected a lan id",
         ),
         (
             format!(

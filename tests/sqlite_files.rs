@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tempfile::TempDir;
-use topostate::store::{Foreign, SqliteStore, StoreError, TopologyStore};
+use topostate::store::{Foreign, SqliteOptions, SqliteStore, StoreError, TopologyStore};
 
 /// Every file in `dir`, with its bytes: what a refused open must leave exactly as it was
 /// (the main file, its journal mode in the header, and no `-wal`/`-shm` beside it).
@@ -299,4 +299,63 @@ fn an_empty_sqlite_database_becomes_a_store() {
         assert!(std::fs::metadata(&path).unwrap().len() > 0, "{make}");
         becomes_a_store(&path);
     }
+}
+
+// ---- open-only -------------------------------------------------------------------------
+
+/// Open-only refuses the file at `path` with `NotAStore` naming it and `found`, and leaves
+/// the directory byte for byte as it was, with no file added.
+fn open_only_refuses(dir: &Path, path: &Path, found: &Foreign) {
+    let before = snapshot(dir);
+    let e = SqliteOptions::new().open_only().open(path).unwrap_err();
+    match &e {
+        StoreError::NotAStore { path: p, found: f } => {
+            assert_eq!(p, path);
+            assert_eq!(f, found);
+        }
+        other => panic!("expected NotAStore, got {other:?}"),
+    }
+    if matches!(found, Foreign::Missing | Foreign::Empty) {
+        assert!(e.to_string().contains("open-only"), "{e}");
+    }
+    assert_eq!(snapshot(dir), before, "open-only changed the directory");
+}
+
+#[test]
+fn open_only_refuses_a_missing_file_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    open_only_refuses(dir.path(), &path, &Foreign::Missing);
+    assert!(!path.exists());
+}
+
+#[test]
+fn open_only_refuses_an_empty_file_and_creates_no_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.db");
+    std::fs::write(&path, b"").unwrap();
+    open_only_refuses(dir.path(), &path, &Foreign::Empty);
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+}
+
+#[test]
+fn open_only_refuses_an_sqlite_database_with_no_tables() {
+    let (dir, path) = database("PRAGMA user_version = 7;");
+    open_only_refuses(dir.path(), &path, &Foreign::Empty);
+}
+
+#[test]
+fn open_only_opens_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let lab = SqliteStore::open(&path)
+        .unwrap()
+        .create_topology("lab")
+        .unwrap();
+    let store = SqliteOptions::new().open_only().open(&path).unwrap();
+    assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
+    // And the other refusals stay those of a plain open.
+    let garbage = dir.path().join("notes.txt");
+    std::fs::write(&garbage, "not a database").unwrap();
+    open_only_refuses(dir.path(), &garbage, &Foreign::NotSqlite);
 }

@@ -449,8 +449,8 @@ fn a_newer_schema_is_refused_on_open() {
     );
 }
 
-/// A file of schema version 1 (before pages) is migrated on open: it gains the index a
-/// page of mutations reads, and is stamped version 2.
+/// A file of schema version 1 (before pages and leases) is migrated on open: it gains the
+/// index a page of mutations reads and the lease columns, and is stamped version 3.
 #[test]
 fn a_schema_1_file_gains_the_mutations_page_index() {
     let (_dir, path, store) = temp_store();
@@ -459,8 +459,14 @@ fn a_schema_1_file_gains_the_mutations_page_index() {
     let conn = raw(&path);
     conn.execute_batch(
         "DROP INDEX mutations_topology;
+         ALTER TABLE mutations DROP COLUMN claimed_at;
+         ALTER TABLE mutations DROP COLUMN lease_until;
+         ALTER TABLE mutations DROP COLUMN holder;
+         ALTER TABLE mutations DROP COLUMN attempts;
+         ALTER TABLE mutations DROP COLUMN token;
+         ALTER TABLE mutations DROP COLUMN edited_by;
          UPDATE meta SET value = 1 WHERE key = 'schema_version';
-         UPDATE meta SET value = replace(value, 'schema 2;', 'schema 1;') WHERE key = 'fingerprint';",
+         UPDATE meta SET value = replace(value, 'schema 3;', 'schema 1;') WHERE key = 'fingerprint';",
     )
     .unwrap();
     let store = SqliteStore::open(&path).unwrap();
@@ -472,7 +478,7 @@ fn a_schema_1_file_gains_the_mutations_page_index() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!((version, index), (2, 1));
+    assert_eq!((version, index), (3, 1));
     assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
     drop(store);
     // Migrated once: reopening finds it current.
@@ -498,17 +504,18 @@ fn reopening_keeps_one_schema_stamp() {
 /// another connection: `ddl` (may be empty), the stamp moved to version 3 and, unless `mirror` is
 /// false, the header's `user_version` with it, in one transaction.
 fn migrate_to_next(path: &Path, ddl: &str, mirror: bool) {
+    let (this, next) = (sql_backends::THIS_VERSION, sql_backends::NEXT_VERSION);
     let user_version = if mirror {
-        "PRAGMA user_version = 3;"
+        format!("PRAGMA user_version = {next};")
     } else {
-        ""
+        String::new()
     };
     raw(path)
         .execute_batch(&format!(
             "BEGIN IMMEDIATE;
              {ddl}
-             UPDATE meta SET value = 3 WHERE key = 'schema_version';
-             UPDATE meta SET value = replace(value, 'sqlite schema 2;', 'sqlite schema 3;')
+             UPDATE meta SET value = {next} WHERE key = 'schema_version';
+             UPDATE meta SET value = replace(value, 'sqlite schema {this};', 'sqlite schema {next};')
                  WHERE key = 'fingerprint';
              {user_version}
              COMMIT;"
@@ -607,12 +614,12 @@ fn the_schema_version_is_mirrored_in_the_header() {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap()
     };
-    // This build's schema version (2).
-    assert_eq!(user_version(), 2);
+    // This build's schema version.
+    assert_eq!(user_version(), sql_backends::THIS_VERSION);
     // A file stamped before the mirror existed gets it on its next open.
     raw(&path).execute_batch("PRAGMA user_version = 0").unwrap();
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(user_version(), 2);
+    assert_eq!(user_version(), sql_backends::THIS_VERSION);
     store.create_topology("lab").unwrap();
 }
 

@@ -394,6 +394,26 @@ fn every_operation(store: &dyn TopologyStore, backend: &str) -> Vec<BTreeMap<Str
             span("mark_mutation_failed", Some(id), None, None, "ok");
         }
     }
+    let queued = store
+        .enqueue_mutation(lab.id, MutationOp::AddLan, "{}", Some(v))
+        .unwrap();
+    span(
+        "enqueue_mutation",
+        Some(id),
+        Some(v),
+        Some(queued.version),
+        "ok",
+    );
+    let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id).unwrap() else {
+        panic!("nothing to claim");
+    };
+    span("claim_next_mutation", Some(id), None, None, "ok");
+    store
+        .renew_lease(&claim, std::time::Duration::from_secs(60))
+        .unwrap();
+    span("renew_lease", Some(id), None, None, "ok");
+    store.release_mutation(claim).unwrap();
+    span("release_mutation", Some(id), None, None, "ok");
     store
         .list_mutations(lab.id, None, PageRequest::first(10))
         .unwrap();

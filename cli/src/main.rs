@@ -1,9 +1,10 @@
 //! The `topostate` command: check transitions, list legal next statuses, draw the
-//! lifecycle, audit a SQLite database or PostgreSQL schema written by the store, and run
-//! the first-run demo.
+//! lifecycle, audit a SQLite database or PostgreSQL schema written by the store, list a
+//! mutation queue and repair its stuck claims, and run the first-run demo.
 //!
 //! Exit codes follow the `grep`/`diff` convention: 0 when all is well, 1 when a check found
-//! a problem (an illegal transition, audit findings), 2 on a usage or input error or when
+//! a problem (an illegal transition, audit findings, a queue repair refused because the
+//! claim moved meanwhile), 2 on a usage or input error or when
 //! the command could not run (clap's own usage errors exit 2 as well), 3 when `audit` found
 //! its SQLite file in use and could not read it consistently without writing.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ mod check;
 mod demo;
 mod graph;
 mod output;
+mod queue;
 mod serve;
 
 use std::io::{self, Write};
@@ -24,15 +26,16 @@ use clap::{Parser, Subcommand};
 
 use crate::output::{Format, Machine, Outcome};
 
-/// Inspect and repair MazeNET topology lifecycle data.
+/// Inspect MazeNET topology lifecycle data, and repair stuck mutation claims.
 ///
 /// Every status and edge comes from the `topostate` library's one declaration; nothing
 /// here spells one out.
 #[derive(Debug, Parser)]
 #[command(name = "topostate", version, propagate_version = true)]
 #[command(
-    after_help = "Exit status: 0 ok, 1 a check found a problem, 2 usage or input error, 3 the \
-                  audited file is in use and cannot be read consistently without writing."
+    after_help = "Exit status: 0 ok, 1 a check found a problem (or a queue repair was refused: \
+                  the claim moved meanwhile), 2 usage or input error, 3 the audited file is in \
+                  use and cannot be read consistently without writing."
 )]
 struct Cli {
     /// Show what the store does on stderr: each operation (backend, topology, versions,
@@ -92,8 +95,10 @@ enum Command {
     /// tables, so it also works on a database the store would refuse. Findings: corrupt
     /// status, state or op strings; versions outside 1..=MAX_VERSION; status logs that are
     /// not a legal path from the initial status or that end elsewhere than the stored
-    /// status; mutations in impossible states; orphan rows. One line per finding (or one
-    /// JSON document), then a summary. Exit 1 if anything was found.
+    /// status; mutations in impossible states; orphan rows; claims whose lease has passed
+    /// (expired-lease) or that are older than --claim-age (old-claim), each naming the
+    /// token `queue release|fail` takes. One line per finding (or one JSON document), then
+    /// a summary. Exit 1 if anything was found.
     ///
     /// A file is opened so that nothing beside it is created or changed (no -wal, no -shm),
     /// which also works in a read-only directory, on a read-only mount and for a user who
@@ -119,6 +124,22 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// A claim older than this many seconds is a finding (`old-claim`), even while its
+        /// lease runs; an `applying` mutation whose lease has passed always is one
+        /// (`expired-lease`).
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        claim_age: u64,
+    },
+    /// The mutation queue of a topology, and the repair of a stuck claim.
+    ///
+    /// A claim left by a crashed applier is taken over by the next claim once its lease
+    /// has passed; `release` and `fail` are for an operator who will not wait, or who
+    /// wants a mutation out of the queue. Each is fenced by the token `list` shows: it
+    /// moves the mutation only if it is still applying under that token, else it is
+    /// refused (exit 1) and changes nothing.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
     },
     /// Walk one topology through its whole life on a SQLite file and narrate it.
     ///
@@ -139,6 +160,63 @@ enum Command {
     /// ETags, If-Match is the write precondition, refusals are application/problem+json.
     /// Stops on SIGTERM or ctrl-c after finishing the requests in flight.
     Serve(serve::ServeArgs),
+}
+
+/// Where the queue is: the database, and the schema for PostgreSQL.
+#[derive(Debug, clap::Args)]
+struct QueueDb {
+    /// The SQLite database file, or a PostgreSQL URL or key=value connection string.
+    db: PathBuf,
+    /// PostgreSQL only: the schema holding the store's tables.
+    #[arg(long, value_name = "NAME")]
+    schema: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The claim a repair is fenced by.
+#[derive(Debug, clap::Args)]
+struct Fenced {
+    /// The topology's id.
+    #[arg(long)]
+    topology: u64,
+    /// The mutation's id.
+    #[arg(long)]
+    mutation: u64,
+    /// The claim token read with `queue list` (the repair is refused if it moved).
+    #[arg(long)]
+    token: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueAction {
+    /// List a topology's mutations, newest first, with state, token, attempts, holder
+    /// and lease.
+    List {
+        #[command(flatten)]
+        at: QueueDb,
+        /// The topology's id.
+        #[arg(long)]
+        topology: u64,
+    },
+    /// Put a stuck claim back to pending, first in line for the next claim.
+    Release {
+        #[command(flatten)]
+        at: QueueDb,
+        #[command(flatten)]
+        claim: Fenced,
+    },
+    /// Mark a stuck claim failed, with a reason.
+    Fail {
+        #[command(flatten)]
+        at: QueueDb,
+        #[command(flatten)]
+        claim: Fenced,
+        /// Why it failed (stored on the mutation).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -224,8 +302,40 @@ fn run(command: Command, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             format,
         } => check::next(machine, &status, format, out),
         Command::Graph { format, machine } => graph::graph(format, machine, out),
-        Command::Audit { db, schema, format } => audit::audit(&db, schema.as_deref(), format, out),
+        Command::Audit {
+            db,
+            schema,
+            format,
+            claim_age,
+        } => audit::audit(
+            &db,
+            schema.as_deref(),
+            format,
+            std::time::Duration::from_secs(claim_age),
+            out,
+        ),
         Command::Demo { db } => demo::demo(db.as_deref(), out),
         Command::Serve(args) => serve::serve(&args, out),
+        Command::Queue { action } => match action {
+            QueueAction::List { at, topology } => {
+                queue::list(&at.db, at.schema.as_deref(), topology, at.format, out)
+            }
+            QueueAction::Release { at, claim } => queue::repair(
+                &at.db,
+                at.schema.as_deref(),
+                (claim.topology, claim.mutation, claim.token),
+                queue::Repair::Release,
+                at.format,
+                out,
+            ),
+            QueueAction::Fail { at, claim, reason } => queue::repair(
+                &at.db,
+                at.schema.as_deref(),
+                (claim.topology, claim.mutation, claim.token),
+                queue::Repair::Fail(&reason),
+                at.format,
+                out,
+            ),
+        },
     }
 }

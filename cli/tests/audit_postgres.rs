@@ -167,7 +167,7 @@ fn a_schema_written_by_the_store_has_no_findings() -> TestResult {
         .output()?;
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    assert_eq!(report["schema_version"], 2);
+    assert_eq!(report["schema_version"], 3);
     assert_eq!(report["summary"]["findings"], 0);
     assert_eq!(report["summary"]["checked"]["mutations"], 2);
     let database = report["database"].as_str().unwrap_or_default();

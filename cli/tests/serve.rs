@@ -490,6 +490,166 @@ async fn many_writers_scenario(s: &Server) {
     );
 }
 
+/// The canvas batch route with batch-local references: a new decky and its edges, one of
+/// them to a LAN the same batch adds, in one call under one `If-Match`; the report names the
+/// stored id each reference became. A reference to nothing earlier, to a later edit or to an
+/// edit adding another kind of row is a 422 naming the edit, and nothing is written.
+async fn batch_refs_scenario(s: &Server) {
+    let c = client();
+    let id = create(&c, s, &unique("canvas")).await;
+    let t = |p: &str| s.url(&format!("/api/v1/topologies/{id}{p}"));
+    let stored = call(
+        &c,
+        Method::POST,
+        &t("/lans"),
+        Some(&json!({"name": "core", "subnet": "10.1.0.0/24"})),
+        &[("if-match", &tag(1))],
+    )
+    .await;
+    assert_eq!((stored.status, stored.version()), (201, 2), "{stored:?}");
+    let core = stored.body["id"].as_u64().expect("lan id");
+
+    let save = json!({"edits": [
+        {"op": "add_lan", "lan": {"name": "dmz", "subnet": "10.2.0.0/24"}},
+        {"op": "add_decky", "decky": {"name": "mail"}},
+        {"op": "add_edge", "edge": {"decky": {"batch": 1}, "lan": {"batch": 0}}},
+        {"op": "add_edge", "edge": {"decky": {"batch": 1}, "lan": core, "is_bridge": true}},
+        {"op": "update_decky", "id": {"batch": 1}, "patch": {"x": 1.5}},
+    ]});
+    let saved = call(
+        &c,
+        Method::POST,
+        &t("/edits"),
+        Some(&save),
+        &[("if-match", &tag(2))],
+    )
+    .await;
+    assert_eq!(
+        (saved.status, saved.version()),
+        (200, 3),
+        "one bump: {saved:?}"
+    );
+    let touched = saved.body["touched"].as_array().expect("touched").clone();
+    assert_eq!(touched.len(), 5, "{saved:?}");
+    assert_eq!(touched[0]["kind"], "lan");
+    assert_eq!(touched[1]["kind"], "decky");
+    let (dmz, mail) = (
+        touched[0]["id"].as_u64().expect("lan id"),
+        touched[1]["id"].as_u64().expect("decky id"),
+    );
+    assert_eq!(touched[4], json!({"kind": "decky", "id": mail}));
+    let detail = call(&c, Method::GET, &t(""), None, &[]).await;
+    assert_eq!(detail.version(), 3);
+    let mut pairs: Vec<(u64, u64, bool)> = detail.body["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            (
+                e["decky"].as_u64().unwrap_or(0),
+                e["lan"].as_u64().unwrap_or(0),
+                e["is_bridge"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    pairs.sort_unstable();
+    let mut want = vec![(mail, dmz, false), (mail, core, true)];
+    want.sort_unstable();
+    assert_eq!(pairs, want, "{detail:?}");
+    assert_eq!(detail.body["deckies"][0]["x"], 1.5);
+
+    // Refused references: each a 422 naming the edit and the field; nothing written, even
+    // where an earlier edit of the batch was fine.
+    for (edits, edit, field, target) in [
+        (
+            json!([
+                {"op": "add_decky", "decky": {"name": "cache"}},
+                {"op": "add_edge", "edge": {"decky": {"batch": 2}, "lan": core}},
+            ]),
+            1,
+            "edge decky",
+            2,
+        ),
+        (
+            json!([
+                {"op": "add_edge", "edge": {"decky": mail, "lan": {"batch": 1}}},
+                {"op": "add_lan", "lan": {"name": "late", "subnet": "10.3.0.0/24"}},
+            ]),
+            0,
+            "edge lan",
+            1,
+        ),
+        (
+            json!([{"op": "delete_lan", "id": {"batch": 0}}]),
+            0,
+            "lan id",
+            0,
+        ),
+        (
+            json!([
+                {"op": "add_lan", "lan": {"name": "x", "subnet": "10.4.0.0/24"}},
+                {"op": "update_decky", "id": {"batch": 0}, "patch": {"y": 1.0}},
+            ]),
+            1,
+            "decky id",
+            0,
+        ),
+    ] {
+        let refused = call(
+            &c,
+            Method::POST,
+            &t("/edits"),
+            Some(&json!({ "edits": edits })),
+            &[("if-match", &tag(3))],
+        )
+        .await;
+        refused.problem(422, "bad-reference");
+        assert_eq!(refused.body["edit"], edit, "{refused:?}");
+        assert_eq!(refused.body["field"], field, "{refused:?}");
+        assert_eq!(refused.body["target"], target, "{refused:?}");
+        let text = refused.body["detail"].as_str().unwrap_or_default();
+        assert!(text.starts_with(&format!("edit {edit}: ")), "{refused:?}");
+        let after = call(&c, Method::GET, &t(""), None, &[]).await;
+        assert_eq!(after.body, detail.body, "a refused batch wrote something");
+        assert_eq!(after.etag, detail.etag);
+    }
+    // A reference that is not one on the wire is a bad body; a stale If-Match refuses a
+    // good referring batch whole.
+    for reference in [
+        json!({"batch": -1}),
+        json!({"batch": 0, "edit": 0}),
+        json!("0"),
+        json!({}),
+    ] {
+        let edits = json!({"edits": [
+            {"op": "add_decky", "decky": {"name": "cache"}},
+            {"op": "add_edge", "edge": {"decky": reference, "lan": core}},
+        ]});
+        call(
+            &c,
+            Method::POST,
+            &t("/edits"),
+            Some(&edits),
+            &[("if-match", &tag(3))],
+        )
+        .await
+        .problem(422, "invalid-body");
+    }
+    let stale = call(
+        &c,
+        Method::POST,
+        &t("/edits"),
+        Some(&save),
+        &[("if-match", &tag(2))],
+    )
+    .await;
+    stale.problem(412, "version-conflict");
+    assert_eq!(stale.body["current"], 3, "{stale:?}");
+    let after = call(&c, Method::GET, &t(""), None, &[]).await;
+    assert_eq!(after.body, detail.body, "a refused batch wrote something");
+    assert_eq!(after.etag, detail.etag);
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -517,6 +677,12 @@ fn eight_clients_two_hundred_writes_lose_nothing_sqlite() {
 }
 
 #[test]
+fn canvas_batch_takes_batch_local_references_sqlite() {
+    let s = Server::start(&Backend::Sqlite, &[]);
+    runtime().block_on(batch_refs_scenario(&s));
+}
+
+#[test]
 #[ignore = "needs TOPOSTATE_PG_URL (a PostgreSQL server; see .ci/postgres.sh)"]
 fn routes_races_and_writers_postgres() {
     let Some(url) = pg_url() else {
@@ -527,6 +693,7 @@ fn routes_races_and_writers_postgres() {
     rt.block_on(routes_scenario(&s));
     rt.block_on(race_scenario(&s));
     rt.block_on(many_writers_scenario(&s));
+    rt.block_on(batch_refs_scenario(&s));
 }
 
 #[test]
@@ -1366,6 +1533,28 @@ fn openapi_document_is_served_and_lists_every_route() {
         ] {
             assert!(schemas.contains_key(name), "schema {name}");
         }
+        // The reference shape of a canvas batch: a LAN or decky is a stored id or
+        // `{"batch": i}`, in an edge's ends and in an edit's `id`.
+        let row_ref = json!({"$ref": "#/components/schemas/RowRef"});
+        assert_eq!(schemas["NewEdge"]["properties"]["decky"], row_ref);
+        assert_eq!(schemas["NewEdge"]["properties"]["lan"], row_ref);
+        let edit_id = &schemas["ChildEdit"]["properties"]["id"]["oneOf"];
+        assert!(
+            edit_id.as_array().is_some_and(|a| a.contains(&row_ref)),
+            "{edit_id}"
+        );
+        let shapes = schemas["RowRef"]["oneOf"].as_array().expect("RowRef oneOf");
+        assert!(shapes.iter().any(|v| v["type"] == "integer"), "{shapes:?}");
+        assert!(
+            shapes
+                .iter()
+                .any(|v| v["$ref"] == "#/components/schemas/BatchRef"),
+            "{shapes:?}"
+        );
+        let batch_ref = &schemas["BatchRef"];
+        assert_eq!(batch_ref["required"], json!(["batch"]), "{batch_ref}");
+        assert_eq!(batch_ref["properties"]["batch"]["type"], "integer");
+        assert_eq!(batch_ref["additionalProperties"], false);
         // Every documented route answers (no 404 `no-route` and no 405 for its method).
         let c2 = client();
         for route in &expected {

@@ -625,7 +625,8 @@ struct EditBatch {
 }
 
 /// Saves a canvas: a batch of child edits on a `pending` topology, all or nothing, one
-/// version bump.
+/// version bump. An edit may name the LAN or decky an earlier edit of the batch adds,
+/// `{"batch": i}`; the report gives the id each new row got.
 #[utoipa::path(
     post, path = "/api/v1/topologies/{id}/edits", tag = "canvas",
     params(("id" = u64, Path, description = "topology id"), ("If-Match" = Option<String>, Header, description = "the version last read")),
@@ -635,7 +636,7 @@ struct EditBatch {
         (status = 404, description = "no such topology or row", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "not pending, a duplicate, a stale body version", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "stale If-Match", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "an unusable edit", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "an unusable edit, or a batch-local reference to nothing earlier in the batch (`bad-reference`, naming the `edit` and `field`)", body = ProblemDoc, content_type = "application/problem+json"),
     )
 )]
 async fn edit_batch(
@@ -764,7 +765,7 @@ macro_rules! child_routes {
             let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
             let (if_match, body) = (if_match?, body?);
             let expected = app.expected(if_match, body.expected_version)?;
-            edit_one(&app, id, expected, ChildEdit::$Update(child, body.value), StatusCode::OK, $pick)
+            edit_one(&app, id, expected, ChildEdit::$Update(child.into(), body.value), StatusCode::OK, $pick)
                 .await
         }
 
@@ -787,7 +788,7 @@ macro_rules! child_routes {
         ) -> Result<Response, Problem> {
             let Path((id, child)) = ids.map_err(|r| bad_path(&r))?;
             let expected = app.expected(if_match?, parse_optional_version(&body?.0)?)?;
-            edit_one(&app, id, expected, ChildEdit::$Delete(child), StatusCode::NO_CONTENT, $pick)
+            edit_one(&app, id, expected, ChildEdit::$Delete(child.into()), StatusCode::NO_CONTENT, $pick)
                 .await
         }
     };

@@ -34,7 +34,7 @@
 //! | `POST /{id}/deploy` | `pending → deploying` | 202 + ETag |
 //! | `POST /{id}/teardown` | `→ tearing_down` | 202 + ETag |
 //! | `POST /{id}/transitions` `{"from","to","reason"}` | a worker's transition | 200 + ETag |
-//! | `POST /{id}/edits` `{"edits":[…]}` | a canvas save: a batch, all or nothing | 200 + ETag |
+//! | `POST /{id}/edits` `{"edits":[…]}` | a canvas save: a batch, all or nothing; an edit may name a row an earlier edit adds, `{"batch": i}` | 200 + ETag |
 //! | `POST /{id}/lans`, `/deckies`, `/edges` | add a child (`pending` only) | 201 + ETag |
 //! | `PATCH /{id}/lans/{c}`, `/deckies/{c}` | change a child | 200 + ETag |
 //! | `DELETE /{id}/lans/{c}`, `/deckies/{c}`, `/edges/{c}` | delete a child | 204 + ETag |

@@ -167,6 +167,18 @@ pub(crate) struct MutationDoc {
     requested_at: String,
     applied_at: Option<String>,
     reason: Option<String>,
+    /// When it was last claimed, by the store's clock.
+    claimed_at: Option<String>,
+    /// Until when the last claim's lease runs, by the store's clock.
+    lease_until: Option<String>,
+    /// Who took the last claim, if the claimer named itself.
+    holder: Option<String>,
+    /// How many times it was claimed.
+    attempts: u32,
+    /// The fencing token of the last claim (0 before the first).
+    token: u64,
+    /// The token under which its live edits were committed, if any.
+    edited_by: Option<u64>,
 }
 
 /// A recorded transition.
@@ -260,13 +272,35 @@ pub(crate) struct DeckyPatchDoc {
     expected_version: Option<u64>,
 }
 
-/// A decky ↔ LAN membership to add.
+/// A LAN or decky named by an edit: its stored id, or `{"batch": i}`, the row edit `i` of
+/// the same batch adds (`i` counts from 0 and must be earlier than the naming edit; a
+/// reference to nothing earlier is a 422 `bad-reference` problem naming the edit).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = RowRef)]
+pub(crate) enum RowRefDoc {
+    /// A stored id.
+    Stored(u64),
+    /// A batch-local reference.
+    Batch(BatchRefDoc),
+}
+
+/// A batch-local reference: the row that edit `batch` of the same batch adds.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = BatchRef)]
+pub(crate) struct BatchRefDoc {
+    /// The index of an earlier edit of the batch, from 0.
+    batch: u64,
+}
+
+/// A decky ↔ LAN membership to add; in a batch, either end may be a batch-local reference.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = NewEdge)]
 pub(crate) struct NewEdgeDoc {
-    decky: u64,
-    lan: u64,
+    decky: RowRefDoc,
+    lan: RowRefDoc,
     is_bridge: Option<bool>,
     forwards_l3: Option<bool>,
     expected_version: Option<u64>,
@@ -275,12 +309,14 @@ pub(crate) struct NewEdgeDoc {
 /// One edit of a batch: `op` names it (`add_lan`, `update_lan`, `delete_lan`, `add_decky`,
 /// `update_decky`, `delete_decky`, `add_edge`, `delete_edge`), the other members are its
 /// arguments (`lan`, `decky`, `edge` for adds; `id` and `patch` for updates; `id` for
-/// deletes).
+/// deletes). The `id` of a LAN or decky edit, and an edge's ends, are `RowRef`s: a
+/// stored id or `{"batch": i}`, the row an earlier edit `i` of the batch adds; the `id` of
+/// `delete_edge` is a stored edge id.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = ChildEdit)]
 pub(crate) struct ChildEditDoc {
     op: String,
-    id: Option<u64>,
+    id: Option<RowRefDoc>,
     #[schema(value_type = Option<Object>)]
     patch: Option<serde_json::Value>,
     lan: Option<NewLanDoc>,
@@ -314,7 +350,7 @@ mod tests {
     use super::*;
     use crate::store::{
         AsyncTopologyStore, ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, Precondition,
-        TopologyStore,
+        RowRef, TopologyStore,
     };
     use crate::{MutationOp, TopologyStatus};
 
@@ -384,9 +420,33 @@ mod tests {
         fits::<TransitionedDoc>(&moved);
         fits::<StatusEventDoc>(&moved.event);
         fits::<MutationDoc>(&mutations[0]);
+        // A claimed one too: its lease fields are all set.
+        let options = crate::store::ClaimOptions::default().holder("applier");
+        TopologyStore::claim_next_mutation_with(&store, lab.id, &options).unwrap();
+        let claimed = TopologyStore::list_mutations(
+            &store,
+            lab.id,
+            None,
+            crate::store::PageRequest::first(10),
+        )
+        .unwrap()
+        .items;
+        assert!(claimed[0].lease_until.is_some() && claimed[0].holder.is_some());
+        fits::<MutationDoc>(&claimed[0]);
         fits::<NewLanDoc>(&NewLan::new("a", "10.0.0.0/24"));
         fits::<NewDeckyDoc>(&NewDecky::new("a"));
         fits::<NewEdgeDoc>(&NewEdge::new(detail.deckies[0].id, detail.lans[0].id));
+        fits::<NewEdgeDoc>(&NewEdge::new(RowRef::Batch(1), RowRef::Batch(0)));
+        // A canvas save naming its own new rows, every reference shape in it.
+        let save = serde_json::json!({ "edits": [
+            ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
+            ChildEdit::AddDecky(NewDecky::new("web")),
+            ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), detail.lans[0].id)),
+            ChildEdit::UpdateLan(RowRef::Batch(0), crate::store::LanPatch::default()),
+            ChildEdit::DeleteDecky(RowRef::Batch(1)),
+            ChildEdit::DeleteDecky(detail.deckies[0].id.into()),
+        ]});
+        fits::<EditBatchDoc>(&save);
         let _: &dyn AsyncTopologyStore = &store;
     }
 

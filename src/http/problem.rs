@@ -153,8 +153,11 @@ impl Problem {
     /// | `StaleStatus` | 409 | `stale-status` | `topology_status` (stored), `expected` |
     /// | `IllegalTransition` | 409 | `illegal-transition` | `topology_status` (stored), `to` |
     /// | `MutationState` | 409 | `mutation-state` | `id`, `state` (stored), `expected` |
+    /// | `LeaseLost` | 409 | `lease-lost` | `id`, `token`, `current_token`, `state`, `holder`, `lease_until` |
+    /// | `EditsCommitted` | 409 | `edits-committed` | `id`, `edited_by` |
     /// | `VersionOverflow` | 409 | `version-overflow` | `current` |
     /// | `Invalid` | 422 | `invalid` | `field` |
+    /// | `BadReference` | 422 | `bad-reference` | `edit` (its index), `field`, `target` (the index it names) |
     /// | `Corrupt` | 500 | `corrupt-row` | none |
     /// | `Backend` | 503 | `backend-unavailable` | none |
     /// | `Timeout` | 503 | `store-timeout` | none |
@@ -257,6 +260,39 @@ impl Problem {
             .with("id", id.get())
             .with("state", found.as_str())
             .with("expected", expected.as_str()),
+            StoreError::LeaseLost {
+                id,
+                token,
+                current_token,
+                holder,
+                state,
+                lease_until,
+            } => Self::new(
+                StatusCode::CONFLICT,
+                "lease-lost",
+                "the claim's lease was taken over",
+                error.to_string(),
+            )
+            .with("id", id.get())
+            .with("token", *token)
+            .with("current_token", *current_token)
+            .with("state", state.as_str())
+            .with("holder", holder.clone())
+            // The wire form every other timestamp of the API has.
+            .with(
+                "lease_until",
+                lease_until
+                    .and_then(|t| serde_json::to_value(t).ok())
+                    .unwrap_or(Value::Null),
+            ),
+            StoreError::EditsCommitted { id, edited_by } => Self::new(
+                StatusCode::CONFLICT,
+                "edits-committed",
+                "the mutation's live edits were already committed",
+                error.to_string(),
+            )
+            .with("id", id.get())
+            .with("edited_by", *edited_by),
             StoreError::VersionOverflow(o) => Self::new(
                 StatusCode::CONFLICT,
                 "version-overflow",
@@ -271,6 +307,20 @@ impl Problem {
                 error.to_string(),
             )
             .with("field", *field),
+            StoreError::BadReference {
+                edit,
+                field,
+                target,
+                ..
+            } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-reference",
+                "an edit names a row its batch does not add before it",
+                error.to_string(),
+            )
+            .with("edit", *edit)
+            .with("field", *field)
+            .with("target", *target),
             StoreError::Corrupt { .. } => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "corrupt-row",
@@ -432,6 +482,35 @@ mod tests {
                 vec![("state", json!("applied")), ("expected", json!("applying"))],
             ),
             (
+                StoreError::LeaseLost {
+                    id: MutationId::new(9),
+                    token: 2,
+                    current_token: 3,
+                    holder: Some("applier-b".into()),
+                    state: MutationState::Applying,
+                    lease_until: Some(crate::store::Timestamp::from_micros(1_000_000)),
+                },
+                409,
+                "lease-lost",
+                vec![
+                    ("id", json!(9)),
+                    ("token", json!(2)),
+                    ("current_token", json!(3)),
+                    ("state", json!("applying")),
+                    ("holder", json!("applier-b")),
+                    ("lease_until", json!("1970-01-01T00:00:01.000000Z")),
+                ],
+            ),
+            (
+                StoreError::EditsCommitted {
+                    id: MutationId::new(9),
+                    edited_by: 2,
+                },
+                409,
+                "edits-committed",
+                vec![("id", json!(9)), ("edited_by", json!(2))],
+            ),
+            (
                 StoreError::VersionOverflow(VersionOverflow {
                     current: crate::MAX_VERSION,
                 }),
@@ -447,6 +526,21 @@ mod tests {
                 422,
                 "invalid",
                 vec![("field", json!("lan name"))],
+            ),
+            (
+                StoreError::BadReference {
+                    edit: 3,
+                    field: "edge decky",
+                    target: 5,
+                    problem: crate::store::RefProblem::NotEarlier,
+                },
+                422,
+                "bad-reference",
+                vec![
+                    ("edit", json!(3)),
+                    ("field", json!("edge decky")),
+                    ("target", json!(5)),
+                ],
             ),
             (
                 StoreError::Corrupt {

@@ -10,7 +10,7 @@ use std::vec::Vec;
 use crate::error::Quoted;
 use crate::{MutationState, TopologyNotEditable, TopologyStatus, VersionConflict, VersionOverflow};
 
-use super::{DeckyId, LanId, MutationId};
+use super::{DeckyId, LanId, MutationId, Timestamp};
 
 /// Which kind of row an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -227,6 +227,11 @@ pub enum Foreign {
     /// An SQLite database with no topostate stamp, and these tables and views (sorted by
     /// name; SQLite's own `sqlite_*` tables left out).
     Tables(Vec<String>),
+    /// No file at the path, and the store was opened open-only (so it made none).
+    Missing,
+    /// An empty file, or an SQLite database with no tables, and the store was opened
+    /// open-only (so it did not create the schema).
+    Empty,
 }
 
 /// The most names [`Foreign`]'s message lists; the rest are counted.
@@ -236,6 +241,8 @@ impl fmt::Display for Foreign {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotSqlite => f.write_str("not an SQLite database"),
+            Self::Missing => f.write_str("no such file, and open-only creates none"),
+            Self::Empty => f.write_str("an empty database, and open-only creates no schema"),
             Self::Tables(names) => {
                 f.write_str("an SQLite database with no topostate stamp")?;
                 for (i, name) in names.iter().take(LISTED).enumerate() {
@@ -255,7 +262,8 @@ impl fmt::Display for Foreign {
 ///
 /// When several apply, the first in this order wins: [`NotFound`](Self::NotFound) >
 /// [`NotEditable`](Self::NotEditable) > domain refusals ([`LanInUse`](Self::LanInUse),
-/// [`ForeignEnd`](Self::ForeignEnd)) > [`VersionConflict`](Self::VersionConflict) >
+/// [`ForeignEnd`](Self::ForeignEnd), [`BadReference`](Self::BadReference)) >
+/// [`VersionConflict`](Self::VersionConflict) >
 /// [`Duplicate`](Self::Duplicate). Nothing is written when an error is returned.
 ///
 /// ```
@@ -340,6 +348,54 @@ pub enum StoreError {
         expected: MutationState,
         /// The state stored.
         found: MutationState,
+    },
+    /// The claim's fencing token is no longer the mutation's: its lease was taken over by
+    /// another claim (or an operator released or closed it). Nothing was written; the old
+    /// holder must stop working on the mutation.
+    #[error(
+        "mutation {id}: the claim with token {token} lost its lease; the mutation is '{state}' \
+         under token {current_token}{}",
+        Holder(holder.as_deref())
+    )]
+    LeaseLost {
+        /// The mutation.
+        id: MutationId,
+        /// The token the refused claim carried.
+        token: u64,
+        /// The mutation's token now (of the claim that holds or last held it).
+        current_token: u64,
+        /// Who holds it now, if the claimer named itself.
+        holder: Option<String>,
+        /// The mutation's state now.
+        state: MutationState,
+        /// Until when the current holder's lease runs.
+        lease_until: Option<Timestamp>,
+    },
+    /// Live edits were already committed for this mutation under an earlier claim (before a
+    /// takeover): they are not applied twice. Mark the mutation instead.
+    #[error(
+        "mutation {id}: live edits were already committed under token {edited_by}; \
+         mark the mutation instead of applying them again"
+    )]
+    EditsCommitted {
+        /// The mutation.
+        id: MutationId,
+        /// The token of the claim that committed them.
+        edited_by: u64,
+    },
+    /// An edit names a row of its own batch ([`RowRef::Batch`](super::RowRef::Batch)) that
+    /// no earlier edit of the batch adds. Nothing of the batch is written.
+    #[error("edit {edit}: its {field} refers to edit {target}, {problem}")]
+    BadReference {
+        /// The referring edit, by its index in the batch (from 0).
+        edit: usize,
+        /// Which of its references: `"lan id"`, `"decky id"`, `"edge decky"` or
+        /// `"edge lan"`.
+        field: &'static str,
+        /// The edit index it names.
+        target: usize,
+        /// Why that edit cannot be named.
+        problem: RefProblem,
     },
     /// The version is at the maximum and cannot be bumped.
     #[error(transparent)]
@@ -455,6 +511,61 @@ pub enum StoreError {
     },
 }
 
+/// A holder's name in a message, when there is one.
+struct Holder<'a>(Option<&'a str>);
+
+impl fmt::Display for Holder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " held by {}", Quoted(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a batch-local reference ([`RowRef::Batch`](super::RowRef::Batch)) is refused.
+///
+/// ```
+/// use topostate::store::{Entity, RefProblem};
+///
+/// assert_eq!(RefProblem::NotEarlier.to_string(), "which does not come before it");
+/// assert_eq!(RefProblem::OutOfBatch { len: 2 }.to_string(), "but the batch has 2 edits");
+/// assert_eq!(RefProblem::OutOfBatch { len: 1 }.to_string(), "but the batch has 1 edit");
+/// assert_eq!(
+///     RefProblem::NotAnAdd { expected: Entity::Lan }.to_string(),
+///     "which does not add a lan"
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefProblem {
+    /// The edit named is the referring edit itself or comes after it: its row does not
+    /// exist yet when the reference is read.
+    NotEarlier,
+    /// There is no edit with that index.
+    OutOfBatch {
+        /// How many edits the batch has.
+        len: usize,
+    },
+    /// The edit named does not add a row of the kind the reference needs (it adds
+    /// another kind, or it changes or deletes a row).
+    NotAnAdd {
+        /// The kind of row the reference needs.
+        expected: Entity,
+    },
+}
+
+impl fmt::Display for RefProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotEarlier => f.write_str("which does not come before it"),
+            Self::OutOfBatch { len: 1 } => f.write_str("but the batch has 1 edit"),
+            Self::OutOfBatch { len } => write!(f, "but the batch has {len} edits"),
+            Self::NotAnAdd { expected } => write!(f, "which does not add a {expected}"),
+        }
+    }
+}
+
 /// A duration as messages show it: seconds with up to three decimals.
 struct Secs(Duration);
 
@@ -483,9 +594,15 @@ impl StoreError {
     pub fn precedence(&self) -> u8 {
         match self {
             Self::NotFound { .. } => 0,
-            Self::NotEditable(_) | Self::MutationState { .. } => 1,
+            Self::NotEditable(_)
+            | Self::MutationState { .. }
+            | Self::LeaseLost { .. }
+            | Self::EditsCommitted { .. } => 1,
             Self::StaleStatus { .. } => 2,
-            Self::LanInUse { .. } | Self::ForeignEnd { .. } | Self::Invalid { .. } => 3,
+            Self::LanInUse { .. }
+            | Self::ForeignEnd { .. }
+            | Self::Invalid { .. }
+            | Self::BadReference { .. } => 3,
             Self::IllegalTransition { .. } => 4,
             Self::VersionConflict(_) => 5,
             Self::Duplicate { .. } => 6,

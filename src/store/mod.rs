@@ -25,8 +25,19 @@
 //!   `active`/`degraded` topology; delete is allowed from `pending`, `torn_down`, `failed`.
 //! - **A serial queue.** Claims are atomic, oldest first, return the row claimed, and
 //!   serial per topology ([`Claim::Busy`] is not [`Claim::Empty`]); marks move only from
-//!   `applying`. A mutation left `applying` by a crashed applier stays so: recovering
-//!   stuck claims is out of scope for this version.
+//!   `applying`.
+//! - **Leases and fencing.** A claim holds its mutation for a lease (see [`ClaimOptions`],
+//!   [`DEFAULT_LEASE`], [`MAX_LEASE`]) read from the store's clock (the database's, for the
+//!   SQL backends). A mutation left `applying` by a crashed applier is taken over by the
+//!   next claim once its lease has passed, with more attempts and a new fencing token; it
+//!   is never skipped. Live edits, renewals, releases and marks check the claim's token in
+//!   the same atomic step as their write, so a holder whose lease was taken over writes
+//!   nothing ([`StoreError::LeaseLost`]), and live edits committed under one claim are never
+//!   applied again under a later one ([`StoreError::EditsCommitted`]). An operator repairs
+//!   a stuck claim by releasing it ([`TopologyStore::release_mutation`]) or failing it
+//!   ([`TopologyStore::mark_mutation_failed`]) with the token they read.
+//! - **Wake-ups.** [`TopologyStore::wait_for_work`] blocks until a claim could take
+//!   something (a mutation enqueued, released or closed, a lease passed) or a timeout.
 //!
 //! Across hosts (`PgStore`), versioning promises exactly what it promises in one process:
 //! a version is a claim checked at the next write, not a lock. Nothing is held between
@@ -57,6 +68,7 @@
 
 mod aio;
 mod error;
+mod lease;
 mod memory;
 mod model;
 mod page;
@@ -70,16 +82,18 @@ mod sqlite;
 mod sync;
 mod trace;
 mod typed;
+mod wake;
 
 #[cfg(feature = "tokio")]
 pub use aio::Offload;
 pub use aio::{AsyncTopologyStore, AsyncTypedStore, NonBlocking, StoreFuture};
-pub use error::{BackendError, Entity, Foreign, StoreError};
+pub use error::{BackendError, Entity, Foreign, RefProblem, StoreError};
+pub use lease::{ClaimOptions, Clock, DEFAULT_LEASE, MAX_LEASE, ManualClock, SystemClock};
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim, MutationId,
-    NewDecky, NewEdge, NewLan, Precondition, StatusEvent, Timestamp, TopologyDetail,
+    NewDecky, NewEdge, NewLan, Precondition, RowRef, StatusEvent, Timestamp, TopologyDetail,
     TopologyRecord, Touched, Transitioned,
 };
 pub use page::{Listed, MAX_PAGE, Page, PageRequest};
@@ -90,8 +104,10 @@ pub use policy::{
 #[cfg(feature = "postgres")]
 pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use typed::TypedStore;
+
+use core::time::Duration;
 
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -302,11 +318,15 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// With `expected_version: Some(v)`, `v` must be the stored version and the batch bumps
     /// it by one (once per batch, not per edit) unless every edit is a no-op; with `None`
-    /// nothing is checked or bumped. A batch cannot refer to rows it creates itself.
+    /// nothing is checked or bumped. An edit may name a LAN or decky that an earlier edit
+    /// of the same batch adds ([`RowRef::Batch`]); the report's `touched` gives the stored
+    /// id each such row got.
     ///
     /// # Errors
     ///
-    /// The first failing edit's error (edits see the earlier edits of the same batch),
+    /// The first failing edit's error (edits see the earlier edits of the same batch; an
+    /// edit's batch-local references are checked before anything else of it, a bad one
+    /// being [`StoreError::BadReference`]),
     /// combined by [`StoreError`] precedence with the status gate and the version check: a
     /// stale version beats a duplicate name in the failing edit, a missing row or a
     /// non-pending topology beats a stale version. Nothing is written on error. An empty
@@ -314,24 +334,37 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// ```
     /// use topostate::store::{
-    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, StoreError, TopologyStore, Touched,
+    ///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, RowRef, StoreError, TopologyStore,
+    ///     Touched,
     /// };
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
-    /// // One canvas save: two LANs and a decky, one version bump for the batch.
+    /// // One canvas save: two LANs, a decky and its edge to the first LAN, one version
+    /// // bump for the batch; the edge names the new rows by their edits' indexes.
     /// let report = store.edit(lab.id, Some(1), &[
     ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
     ///     ChildEdit::AddLan(NewLan::new("office", "10.0.1.0/24")),
     ///     ChildEdit::AddDecky(NewDecky::new("web")),
+    ///     ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(2), RowRef::Batch(0))),
     /// ])?;
     /// assert_eq!(report.version, 2);
-    /// // The touched rows come back in edit order; the edge goes in the next batch, since a
-    /// // batch cannot refer to rows it creates.
-    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web)] = report.touched[..] else {
+    /// // The touched rows come back in edit order: the ids the new rows got.
+    /// let [Touched::Lan(dmz), Touched::Lan(_), Touched::Decky(web), Touched::Edge(_)] =
+    ///     report.touched[..]
+    /// else {
     ///     panic!("one row per edit, in order");
     /// };
-    /// store.edit(lab.id, Some(2), &[ChildEdit::AddEdge(NewEdge::new(web, dmz))])?;
+    /// assert_eq!(report.decky(RowRef::Batch(2)), Some(web));
+    /// let edge = &store.topology_detail(lab.id)?.edges[0];
+    /// assert_eq!((edge.decky, edge.lan), (web, dmz));
+    /// // A reference to a later edit is refused, naming the edit; nothing is written.
+    /// let later = store.edit(lab.id, Some(2), &[
+    ///     ChildEdit::AddEdge(NewEdge::new(web, RowRef::Batch(1))),
+    ///     ChildEdit::AddLan(NewLan::new("lab", "10.0.2.0/24")),
+    /// ]).unwrap_err();
+    /// assert!(matches!(later, StoreError::BadReference { edit: 0, target: 1, .. }));
+    /// store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("db"))])?;
     ///
     /// // All or nothing: the second edit's taken name refuses the whole batch.
     /// let taken = store.edit(lab.id, Some(3), &[
@@ -339,9 +372,9 @@ pub trait TopologyStore: Send + Sync {
     ///     ChildEdit::AddLan(NewLan::new("dmz", "10.0.2.0/24")),
     /// ]).unwrap_err();
     /// assert!(matches!(taken, StoreError::Duplicate { .. }));
-    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 1); // no "mail"
+    /// assert_eq!(store.topology_detail(lab.id)?.deckies.len(), 2); // web and db, no "mail"
     ///
-    /// // A canvas still at version 2 is refused: it has not seen the edge.
+    /// // A canvas still at version 2 is refused: it has not seen "db".
     /// let stale = store.edit(lab.id, Some(2), &[ChildEdit::AddDecky(NewDecky::new("mail"))]);
     /// assert!(stale.unwrap_err().is_conflict());
     /// # Ok::<(), topostate::store::StoreError>(())
@@ -447,13 +480,12 @@ pub trait TopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError>;
 
-    /// Claims the oldest pending mutation of a live topology, unless one is already
-    /// `applying` ([`Claim::Busy`]) or none is pending ([`Claim::Empty`]).
+    /// Claims the oldest pending mutation of a live topology for the [`DEFAULT_LEASE`]
+    /// (see [`claim_next_mutation_with`](Self::claim_next_mutation_with)).
     ///
     /// # Errors
     ///
-    /// [`StoreError::NotFound`]; [`StoreError::NotEditable`] if the topology is not
-    /// `active` or `degraded`.
+    /// As [`claim_next_mutation_with`](Self::claim_next_mutation_with).
     ///
     /// ```
     /// use topostate::MutationOp;
@@ -482,15 +514,174 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Empty);
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError>;
+    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
+        self.claim_next_mutation_with(id, &ClaimOptions::default())
+    }
+
+    /// Claims the next mutation of a live topology for the lease in `options`: the one
+    /// `applying` if its lease has passed (a takeover: its attempts and token grow), else
+    /// the oldest pending one; [`Claim::Busy`] while a lease runs, [`Claim::Empty`] if
+    /// none is pending. The claim carries the mutation's new fencing token.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`]; [`StoreError::NotEditable`] if the topology is not
+    /// `active` or `degraded`; [`StoreError::Invalid`] for a lease of zero, over
+    /// [`MAX_LEASE`] or ending past the last representable timestamp, or a bad holder name.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use topostate::MutationOp;
+    /// use topostate::store::{
+    ///     Claim, ClaimOptions, ManualClock, MemoryStore, StoreError, Timestamp, TopologyStore,
+    ///     TypedStore,
+    /// };
+    ///
+    /// let clock = Arc::new(ManualClock::new(Timestamp::from_micros(1_700_000_000_000_000)));
+    /// let store = MemoryStore::with_clock(clock.clone());
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
+    ///
+    /// let ten_s = ClaimOptions::new().lease(Duration::from_secs(10)).holder("applier-a");
+    /// let Claim::Claimed { claim: first, .. } = store.claim_next_mutation_with(lab.id(), &ten_s)? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// // The applier crashes. While its lease runs, the mutation is held...
+    /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Busy { applying: queued });
+    /// // ...and once it has passed, the next claim takes the same mutation over.
+    /// clock.advance(Duration::from_secs(10));
+    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("the lease has passed");
+    /// };
+    /// assert_eq!((mutation.id, mutation.attempts), (queued, 2));
+    /// assert!(claim.token() > first.token());
+    /// // The first applier, back from the dead, writes nothing.
+    /// let zombie = store.mark_mutation_applied(first).unwrap_err();
+    /// assert!(matches!(zombie, StoreError::LeaseLost { .. }));
+    /// store.mark_mutation_applied(claim)?;
+    ///
+    /// let zero = ClaimOptions::new().lease(Duration::ZERO);
+    /// assert!(matches!(
+    ///     store.claim_next_mutation_with(lab.id(), &zero),
+    ///     Err(StoreError::Invalid { field: "lease", .. })
+    /// ));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    fn claim_next_mutation_with(
+        &self,
+        id: TopologyId,
+        options: &ClaimOptions,
+    ) -> Result<Claim, StoreError>;
+
+    /// Renews a claim's lease: it now runs `lease` from the store's clock (which may also
+    /// shorten it). A holder whose lease passed but that nobody took over may still renew.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`]; [`StoreError::LeaseLost`] if another claim holds the
+    /// mutation now; [`StoreError::MutationState`] unless it is `applying`;
+    /// [`StoreError::Invalid`] for a lease as [`claim_next_mutation_with`] refuses.
+    ///
+    /// [`claim_next_mutation_with`]: Self::claim_next_mutation_with
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topostate::MutationOp;
+    /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
+    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// let renewed = store.renew_lease(&claim, Duration::from_secs(600))?;
+    /// assert!(renewed.lease_until > mutation.lease_until);
+    /// assert_eq!(renewed.token, claim.token()); // a renewal is no takeover
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError>;
+
+    /// Releases a claim: the mutation goes back to `pending`, first in line, for the next
+    /// claim (with a new token). For an applier that gives up without failing the
+    /// mutation, and for an operator repairing a stuck claim with the token they read.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`]; [`StoreError::LeaseLost`] if another claim holds the
+    /// mutation now; [`StoreError::MutationState`] unless it is `applying`.
+    ///
+    /// ```
+    /// use topostate::MutationOp;
+    /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
+    /// use topostate::MutationState;
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
+    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("one mutation is pending");
+    /// };
+    /// assert_eq!(store.release_mutation(claim)?.state, MutationState::Pending);
+    /// let Claim::Claimed { mutation, .. } = store.claim_next_mutation(lab.id())? else {
+    ///     panic!("released, so claimable again");
+    /// };
+    /// assert_eq!((mutation.id, mutation.attempts), (queued, 2));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+
+    /// Waits until a claim of topology `id` (or of any topology, for `None`) could take a
+    /// mutation, for at most `timeout`: `true` as soon as one could (at once if one can
+    /// now; else when a mutation is enqueued, released or closed, or a lease passes),
+    /// `false` when the timeout passed first. Another applier may still win the claim.
+    ///
+    /// How a backend learns of new work: `MemoryStore` and `SqliteStore` handles of one
+    /// process are woken at once; PostgreSQL's server notifies every waiting process
+    /// (`LISTEN`/`NOTIFY`); other processes on one SQLite file are seen by a poll every
+    /// 50 ms. An expiring lease is seen when it passes by the store's clock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for a topology that does not exist; backend errors.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topostate::MutationOp;
+    /// use topostate::store::{MemoryStore, TopologyStore, TypedStore};
+    ///
+    /// let store = MemoryStore::new();
+    /// let lab = store.create("lab")?;
+    /// let lab = store.advance(lab, |t| t.deploy())?;
+    /// let mut lab = store.advance(lab, |t| t.activate())?;
+    /// assert!(!store.wait_for_work(Some(lab.id()), Duration::from_millis(1))?);
+    /// let producer = store.clone();
+    /// let id = lab.id();
+    /// let enqueued = std::thread::spawn(move || {
+    ///     producer.enqueue_mutation(id, MutationOp::AddLan, r#"{"name":"lan-b"}"#, None)
+    /// });
+    /// assert!(store.wait_for_work(None, Duration::from_secs(60))?);
+    /// # enqueued.join().unwrap()?;
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError>;
 
     /// Applies live edits for a claimed mutation, all or nothing, without a version bump.
     ///
     /// # Errors
     ///
+    /// [`StoreError::LeaseLost`] if another claim holds the mutation now;
     /// [`StoreError::MutationState`] if the mutation is no longer `applying`;
-    /// [`StoreError::NotEditable`] if the topology left `active`/`degraded`; otherwise as
-    /// [`edit`](Self::edit).
+    /// [`StoreError::EditsCommitted`] if live edits were committed for it under an earlier
+    /// claim; [`StoreError::NotEditable`] if the topology left `active`/`degraded`;
+    /// otherwise as [`edit`](Self::edit).
     ///
     /// ```
     /// use topostate::store::{
@@ -515,7 +706,7 @@ pub trait TopologyStore: Send + Sync {
     /// store.mark_mutation_applied(claim)?;
     ///
     /// // A claim is checked at every use: one for a mutation no longer applying buys nothing.
-    /// let old = MutationClaim::from_parts(mutation.id, lab.id());
+    /// let old = MutationClaim::from_parts(mutation.id, lab.id(), mutation.token);
     /// let edit = [ChildEdit::AddLan(NewLan::new("lan-c", "10.0.3.0/24"))];
     /// let refused = store.apply_live(&old, &edit).unwrap_err();
     /// assert!(matches!(refused, StoreError::MutationState { .. }));
@@ -533,8 +724,9 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`] if
-    /// the mutation does not exist in the claim's topology.
+    /// [`StoreError::NotFound`] if the mutation does not exist in the claim's topology;
+    /// [`StoreError::LeaseLost`] if another claim holds (or held) the mutation since;
+    /// [`StoreError::MutationState`] unless it is `applying`.
     ///
     /// ```
     /// use topostate::store::{
@@ -550,7 +742,7 @@ pub trait TopologyStore: Send + Sync {
     /// let queued = store.enqueue(&mut lab, MutationOp::AttachDecky, attach)?;
     ///
     /// // Marking a mutation nobody claimed is refused: marks move only from `applying`.
-    /// let unclaimed = MutationClaim::from_parts(queued, lab.id());
+    /// let unclaimed = MutationClaim::from_parts(queued, lab.id(), 0);
     /// let refused = store.mark_mutation_applied(unclaimed).unwrap_err();
     /// assert!(matches!(refused, StoreError::MutationState { found: MutationState::Pending, .. }));
     ///
@@ -568,8 +760,9 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// # Errors
     ///
-    /// [`StoreError::MutationState`] unless it is `applying`; [`StoreError::NotFound`] if
-    /// the mutation does not exist in the claim's topology.
+    /// [`StoreError::NotFound`] if the mutation does not exist in the claim's topology;
+    /// [`StoreError::LeaseLost`] if another claim holds (or held) the mutation since;
+    /// [`StoreError::MutationState`] unless it is `applying`.
     ///
     /// ```
     /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
@@ -816,7 +1009,11 @@ pub trait TopologyStore: Send + Sync {
         patch: LanPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch))?;
+        let edited = self.edit_one(
+            id,
+            expected_version,
+            ChildEdit::UpdateLan(lan.into(), patch),
+        )?;
         Ok(Edited {
             id: lan,
             version: edited.version,
@@ -852,7 +1049,7 @@ pub trait TopologyStore: Send + Sync {
         lan: LanId,
         expected_version: Option<u64>,
     ) -> Result<Edited<LanId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan))?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into()))?;
         Ok(Edited {
             id: lan,
             version: edited.version,
@@ -928,7 +1125,11 @@ pub trait TopologyStore: Send + Sync {
         patch: DeckyPatch,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch))?;
+        let edited = self.edit_one(
+            id,
+            expected_version,
+            ChildEdit::UpdateDecky(decky.into(), patch),
+        )?;
         Ok(Edited {
             id: decky,
             version: edited.version,
@@ -963,7 +1164,7 @@ pub trait TopologyStore: Send + Sync {
         decky: DeckyId,
         expected_version: Option<u64>,
     ) -> Result<Edited<DeckyId>, StoreError> {
-        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky))?;
+        let edited = self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into()))?;
         Ok(Edited {
             id: decky,
             version: edited.version,

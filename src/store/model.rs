@@ -1,5 +1,6 @@
 //! The rows a store keeps, the ids it mints, and the edits it applies.
 
+use std::fmt;
 use std::string::String;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::vec::Vec;
@@ -714,14 +715,16 @@ pub struct DeckyRuntime {
     pub last_error: Option<Option<String>>,
 }
 
-/// A decky ↔ LAN membership to add; both ends must be in the topology.
+/// A decky ↔ LAN membership to add; both ends must be in the topology. Either end may be
+/// a row the same batch adds ([`RowRef::Batch`]).
 ///
-/// On the wire (feature `serde`): `decky` and `lan` (ids) are required, `is_bridge` and
-/// `forwards_l3` default to `false`. Unknown fields are refused.
+/// On the wire (feature `serde`): `decky` and `lan` ([`RowRef`]s: an id, or
+/// `{"batch":i}`) are required, `is_bridge` and `forwards_l3` default to `false`. Unknown
+/// fields are refused.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
-/// use topostate::store::{DeckyId, LanId, NewEdge};
+/// use topostate::store::{DeckyId, LanId, NewEdge, RowRef};
 ///
 /// let edge: NewEdge = serde_json::from_str(r#"{"decky":3,"lan":2}"#)?;
 /// assert_eq!(edge, NewEdge::new(DeckyId::new(3), LanId::new(2)));
@@ -729,6 +732,9 @@ pub struct DeckyRuntime {
 ///     serde_json::to_string(&edge)?,
 ///     r#"{"decky":3,"lan":2,"is_bridge":false,"forwards_l3":false}"#
 /// );
+/// // The decky added by edit 0 of the same batch, to a stored LAN.
+/// let edge: NewEdge = serde_json::from_str(r#"{"decky":{"batch":0},"lan":2}"#)?;
+/// assert_eq!(edge, NewEdge::new(RowRef::Batch(0), LanId::new(2)));
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -736,10 +742,10 @@ pub struct DeckyRuntime {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct NewEdge {
-    /// The decky.
-    pub decky: DeckyId,
-    /// The LAN.
-    pub lan: LanId,
+    /// The decky: stored, or added earlier in the batch.
+    pub decky: RowRef<DeckyId>,
+    /// The LAN: stored, or added earlier in the batch.
+    pub lan: RowRef<LanId>,
     /// Does the decky bridge this LAN to another?
     #[cfg_attr(
         feature = "serde",
@@ -755,12 +761,13 @@ pub struct NewEdge {
 }
 
 impl NewEdge {
-    /// A plain membership (not a bridge, no L3 forwarding).
+    /// A plain membership (not a bridge, no L3 forwarding). Each end is a stored id
+    /// (`DeckyId`, `LanId`) or a [`RowRef`].
     #[must_use]
-    pub const fn new(decky: DeckyId, lan: LanId) -> Self {
+    pub fn new(decky: impl Into<RowRef<DeckyId>>, lan: impl Into<RowRef<LanId>>) -> Self {
         Self {
-            decky,
-            lan,
+            decky: decky.into(),
+            lan: lan.into(),
             is_bridge: false,
             forwards_l3: false,
         }
@@ -809,6 +816,12 @@ pub struct Edge {
 
 /// One edit of a topology's children.
 ///
+/// An edit names a LAN or decky by a [`RowRef`]: a stored id (every `LanId` and `DeckyId`
+/// converts into one), or `RowRef::Batch(i)`, the row that edit `i` of the same batch adds
+/// (a batch-local reference), so that a batch can add a decky and its edges to a new LAN
+/// under one expected version. Edges are named by stored id only: nothing refers to an
+/// edge but its delete.
+///
 /// Free-form edits ([`TopologyStore::edit`](super::TopologyStore::edit)) apply to a
 /// `pending` topology; live edits ([`TopologyStore::apply_live`](super::TopologyStore::apply_live))
 /// apply with a claimed mutation to an `active` or `degraded` one.
@@ -828,6 +841,9 @@ pub struct Edge {
 /// | `AddEdge(edge)` | `{"op":"add_edge","edge":{...NewEdge}}` |
 /// | `DeleteEdge(id)` | `{"op":"delete_edge","id":4}` |
 ///
+/// Where a LAN or decky is named (`id` of the updates and deletes, `decky` and `lan` of a
+/// new edge), a batch-local reference is written `{"batch":i}` ([`RowRef`]).
+///
 /// A missing or unknown `op`, a missing argument and an unknown key are refused, as is any
 /// field the store's checks refuse. A batch is a JSON array of edits.
 ///
@@ -842,7 +858,7 @@ pub struct Edge {
 /// )?;
 /// assert_eq!(batch[0], ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")));
 /// let moved = LanPatch { x: Some(Some(12.5)), ..LanPatch::default() };
-/// assert_eq!(batch[1], ChildEdit::UpdateLan(LanId::new(2), moved));
+/// assert_eq!(batch[1], ChildEdit::UpdateLan(LanId::new(2).into(), moved));
 /// assert_eq!(serde_json::to_string(&batch[2])?, r#"{"op":"delete_lan","id":2}"#);
 /// let err = serde_json::from_str::<ChildEdit>(r#"{"op":"rename_lan","id":2}"#).unwrap_err();
 /// assert!(err.to_string().starts_with("unknown variant `rename_lan`"));
@@ -856,15 +872,15 @@ pub enum ChildEdit {
     /// Adds a LAN.
     AddLan(NewLan),
     /// Changes a LAN's declared fields.
-    UpdateLan(LanId, LanPatch),
+    UpdateLan(RowRef<LanId>, LanPatch),
     /// Deletes a LAN and its edges; refused while it is some decky's only LAN.
-    DeleteLan(LanId),
+    DeleteLan(RowRef<LanId>),
     /// Adds a decky.
     AddDecky(NewDecky),
     /// Changes a decky's declared fields.
-    UpdateDecky(DeckyId, DeckyPatch),
+    UpdateDecky(RowRef<DeckyId>, DeckyPatch),
     /// Deletes a decky and its edges.
-    DeleteDecky(DeckyId),
+    DeleteDecky(RowRef<DeckyId>),
     /// Adds a decky ↔ LAN membership.
     AddEdge(NewEdge),
     /// Deletes a membership.
@@ -880,6 +896,199 @@ impl ChildEdit {
             Self::UpdateLan(_, patch) => patch.is_empty(),
             Self::UpdateDecky(_, patch) => patch.is_empty(),
             _ => false,
+        }
+    }
+
+    /// Does this edit name a row by a batch-local reference ([`RowRef::Batch`])?
+    #[must_use]
+    pub fn refers_to_batch(&self) -> bool {
+        match self {
+            Self::UpdateLan(lan, _) | Self::DeleteLan(lan) => lan.batch().is_some(),
+            Self::UpdateDecky(decky, _) | Self::DeleteDecky(decky) => decky.batch().is_some(),
+            Self::AddEdge(edge) => edge.decky.batch().is_some() || edge.lan.batch().is_some(),
+            Self::AddLan(_) | Self::AddDecky(_) | Self::DeleteEdge(_) => false,
+        }
+    }
+}
+
+/// A LAN or decky as an edit names it: a row stored before the batch, or the row an
+/// earlier edit of the same batch adds (a batch-local reference).
+///
+/// `RowRef::Batch(i)` names the row that edit `i` of the batch adds: edit `i` must come
+/// before the edit that refers to it and must add a row of the kind named (an
+/// [`AddLan`](ChildEdit::AddLan) for a LAN, an [`AddDecky`](ChildEdit::AddDecky) for a
+/// decky); anything else refuses the whole batch with [`StoreError::BadReference`]
+/// naming the referring edit and which of its references is wrong. A reference to a row
+/// the batch has since deleted is [`StoreError::NotFound`], as for a stored one.
+///
+/// A stored id never names a row of the batch, even once its id could be guessed: the
+/// batch's new rows are reached only through `Batch`. After the batch, the stored id a
+/// reference became is the report's entry for the edit it names
+/// (`report.touched[i]`), which [`EditReport::lan`] and [`EditReport::decky`] read.
+///
+/// On the wire (feature `serde`): a stored id is its number, `5`; a batch-local reference
+/// is `{"batch":0}`.
+///
+/// ```
+/// use topostate::store::{
+///     ChildEdit, MemoryStore, NewDecky, NewEdge, NewLan, RowRef, StoreError, TopologyStore,
+/// };
+///
+/// let store = MemoryStore::new();
+/// let lab = store.create_topology("lab")?;
+/// // A canvas save: a new LAN, a new decky and the edge between them, in one call.
+/// let report = store.edit(
+///     lab.id,
+///     Some(lab.version),
+///     &[
+///         ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")),
+///         ChildEdit::AddDecky(NewDecky::new("web")),
+///         ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), RowRef::Batch(0))),
+///     ],
+/// )?;
+/// assert_eq!(report.version, 2);
+/// let detail = store.topology_detail(lab.id)?;
+/// assert_eq!(Some(detail.edges[0].lan), report.lan(RowRef::Batch(0)));
+/// assert_eq!(Some(detail.edges[0].decky), report.decky(RowRef::Batch(1)));
+///
+/// // A reference to a later edit refuses the batch, naming the edit.
+/// let err = store
+///     .edit(lab.id, None, &[ChildEdit::DeleteLan(RowRef::Batch(1)), ChildEdit::AddLan(NewLan::new("x", "s"))])
+///     .unwrap_err();
+/// assert!(matches!(err, StoreError::BadReference { edit: 0, target: 1, .. }));
+/// # Ok::<(), StoreError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowRef<I> {
+    /// A row stored before the batch, by its id.
+    Stored(I),
+    /// The row added by edit `.0` (counted from 0) of the same batch.
+    Batch(usize),
+}
+
+impl<I> From<I> for RowRef<I> {
+    fn from(id: I) -> Self {
+        Self::Stored(id)
+    }
+}
+
+impl<I> RowRef<I> {
+    /// The same reference with the stored id mapped by `f` (a batch-local one is kept).
+    ///
+    /// ```
+    /// use topostate::store::{LanId, RowRef};
+    ///
+    /// assert_eq!(RowRef::Stored(LanId::new(5)).map(LanId::get), RowRef::Stored(5));
+    /// assert_eq!(RowRef::<LanId>::Batch(0).map(LanId::get), RowRef::Batch(0));
+    /// ```
+    #[must_use]
+    pub fn map<J>(self, f: impl FnOnce(I) -> J) -> RowRef<J> {
+        match self {
+            Self::Stored(id) => RowRef::Stored(f(id)),
+            Self::Batch(i) => RowRef::Batch(i),
+        }
+    }
+}
+
+impl<I: Copy> RowRef<I> {
+    /// The stored id, if this names a stored row.
+    #[must_use]
+    pub const fn stored(self) -> Option<I> {
+        match self {
+            Self::Stored(id) => Some(id),
+            Self::Batch(_) => None,
+        }
+    }
+
+    /// The index of the edit whose new row this names, if it is a batch-local reference.
+    #[must_use]
+    pub const fn batch(self) -> Option<usize> {
+        match self {
+            Self::Stored(_) => None,
+            Self::Batch(i) => Some(i),
+        }
+    }
+}
+
+/// The kinds of row a [`RowRef`] can name: what the checks and the wire call them.
+pub(crate) trait Referable: Copy {
+    /// The kind of row, as errors name it.
+    const ENTITY: super::Entity;
+    /// What the wire calls such an id, e.g. `"a lan id"`.
+    #[cfg(feature = "serde")]
+    const LABEL: &'static str;
+    /// Does `edit` add a row of this kind?
+    fn added_by(edit: &ChildEdit) -> bool;
+    /// The id, if `touched` is a row of this kind.
+    fn of(touched: Touched) -> Option<Self>;
+    /// The row, as a report lists it.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn touched(self) -> Touched;
+    /// The raw id.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn raw(self) -> u64;
+    /// Wraps a raw id.
+    fn from_raw(raw: u64) -> Self;
+}
+
+impl Referable for LanId {
+    const ENTITY: super::Entity = super::Entity::Lan;
+    #[cfg(feature = "serde")]
+    const LABEL: &'static str = "a lan id";
+    fn added_by(edit: &ChildEdit) -> bool {
+        matches!(edit, ChildEdit::AddLan(_))
+    }
+    fn of(touched: Touched) -> Option<Self> {
+        match touched {
+            Touched::Lan(id) => Some(id),
+            _ => None,
+        }
+    }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn touched(self) -> Touched {
+        Touched::Lan(self)
+    }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn raw(self) -> u64 {
+        self.get()
+    }
+    fn from_raw(raw: u64) -> Self {
+        Self::new(raw)
+    }
+}
+
+impl Referable for DeckyId {
+    const ENTITY: super::Entity = super::Entity::Decky;
+    #[cfg(feature = "serde")]
+    const LABEL: &'static str = "a decky id";
+    fn added_by(edit: &ChildEdit) -> bool {
+        matches!(edit, ChildEdit::AddDecky(_))
+    }
+    fn of(touched: Touched) -> Option<Self> {
+        match touched {
+            Touched::Decky(id) => Some(id),
+            _ => None,
+        }
+    }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn touched(self) -> Touched {
+        Touched::Decky(self)
+    }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn raw(self) -> u64 {
+        self.get()
+    }
+    fn from_raw(raw: u64) -> Self {
+        Self::new(raw)
+    }
+}
+
+/// A stored id as itself (`5`); a batch-local reference as `edit 0's new row`.
+impl<I: fmt::Display> fmt::Display for RowRef<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stored(id) => id.fmt(f),
+            Self::Batch(i) => write!(f, "edit {i}'s new row"),
         }
     }
 }
@@ -917,6 +1126,10 @@ pub enum Touched {
 /// What a batch of edits did: the row each edit touched, in order, and the topology's
 /// version after the call.
 ///
+/// `touched[i]` is the row edit `i` touched; for an edit that adds a row, its new id. So a
+/// batch-local reference [`RowRef::Batch(i)`](RowRef::Batch) became the id in `touched[i]`:
+/// [`lan`](Self::lan) and [`decky`](Self::decky) read it.
+///
 /// On the wire (feature `serde`): `{"touched":[...Touched],"version":n}`.
 ///
 /// ```
@@ -941,6 +1154,46 @@ pub struct EditReport {
         serde(deserialize_with = "crate::names::wire::version")
     )]
     pub version: u64,
+}
+
+impl EditReport {
+    /// The stored id of a LAN an edit of this batch named: a stored id as it is; a
+    /// batch-local reference as the LAN its edit added (`None` if that edit touched no
+    /// LAN, which the batch would have refused).
+    ///
+    /// ```
+    /// use topostate::store::{EditReport, LanId, RowRef, Touched};
+    ///
+    /// let report = EditReport { touched: vec![Touched::Lan(LanId::new(7))], version: 2 };
+    /// assert_eq!(report.lan(RowRef::Batch(0)), Some(LanId::new(7)));
+    /// assert_eq!(report.lan(LanId::new(3).into()), Some(LanId::new(3)));
+    /// assert_eq!(report.lan(RowRef::Batch(1)), None);
+    /// ```
+    #[must_use]
+    pub fn lan(&self, lan: RowRef<LanId>) -> Option<LanId> {
+        self.resolve(lan)
+    }
+
+    /// The stored id of a decky an edit of this batch named, as [`lan`](Self::lan) for
+    /// LANs.
+    ///
+    /// ```
+    /// use topostate::store::{DeckyId, EditReport, RowRef, Touched};
+    ///
+    /// let report = EditReport { touched: vec![Touched::Decky(DeckyId::new(4))], version: 2 };
+    /// assert_eq!(report.decky(RowRef::Batch(0)), Some(DeckyId::new(4)));
+    /// ```
+    #[must_use]
+    pub fn decky(&self, decky: RowRef<DeckyId>) -> Option<DeckyId> {
+        self.resolve(decky)
+    }
+
+    fn resolve<I: Referable>(&self, reference: RowRef<I>) -> Option<I> {
+        match reference {
+            RowRef::Stored(id) => Some(id),
+            RowRef::Batch(i) => self.touched.get(i).copied().and_then(I::of),
+        }
+    }
 }
 
 /// What a single edit did: the id it touched and the topology's version after the call.
@@ -1123,14 +1376,16 @@ pub struct Transitioned {
 /// A stored live edit in the mutation queue.
 ///
 /// On the wire (feature `serde`) every field is present; `payload` is a string holding the
-/// JSON text as stored, and `applied_at`, `reason` are `null` until set:
+/// JSON text as stored, and `applied_at`, `reason`, `claimed_at`, `lease_until`, `holder`,
+/// `edited_by` are `null` until set (a reader also accepts rows without the lease fields,
+/// as written before leases existed):
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::Mutation;
 /// use topostate::{MutationOp, MutationState};
 ///
-/// let json = r#"{"id":9,"topology_id":1,"op":"add_lan","payload":"{\"name\":\"lan-b\"}","state":"pending","requested_at":"2023-11-14T22:13:20.000000Z","applied_at":null,"reason":null}"#;
+/// let json = r#"{"id":9,"topology_id":1,"op":"add_lan","payload":"{\"name\":\"lan-b\"}","state":"pending","requested_at":"2023-11-14T22:13:20.000000Z","applied_at":null,"reason":null,"claimed_at":null,"lease_until":null,"holder":null,"attempts":0,"token":0,"edited_by":null}"#;
 /// let m: Mutation = serde_json::from_str(json)?;
 /// assert_eq!((m.op, m.state), (MutationOp::AddLan, MutationState::Pending));
 /// assert_eq!(m.payload, r#"{"name":"lan-b"}"#);
@@ -1169,27 +1424,97 @@ pub struct Mutation {
         serde(deserialize_with = "wire::opt::<wire::Reason, _>")
     )]
     pub reason: Option<String>,
+    /// When it was last claimed (by the store's clock); `None` until the first claim.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::At, _>")
+    )]
+    pub claimed_at: Option<Timestamp>,
+    /// Until when the last claim's lease runs (by the store's clock): while it is
+    /// `applying` and this has not passed, the mutation is held; once it has passed, the
+    /// next claim takes it over. Kept after the mutation is closed, as history.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::At, _>")
+    )]
+    pub lease_until: Option<Timestamp>,
+    /// Who took the last claim, as the claimer named itself
+    /// ([`ClaimOptions::holder`](super::ClaimOptions::holder)), if it did.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, deserialize_with = "wire::opt::<wire::Holder, _>")
+    )]
+    pub holder: Option<String>,
+    /// How many times it was claimed: 1 after the first claim, one more per takeover or
+    /// claim after a release.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub attempts: u32,
+    /// The fencing token of the last claim: 0 until the first claim, then one more with
+    /// every claim. Only the claim carrying this token may write.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub token: u64,
+    /// The token under which live edits were committed for it, if any: a later holder
+    /// (a takeover) cannot apply live edits again, only close the mutation.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub edited_by: Option<u64>,
 }
 
-/// Proof of a claimed mutation, needed for live edits and to mark the mutation.
+impl Mutation {
+    /// Is it `applying` under a lease that has passed at `now` (free for a takeover)?
+    ///
+    /// ```
+    /// use topostate::store::{Mutation, MutationId, Timestamp};
+    /// use topostate::{MutationOp, MutationState, TopologyId};
+    ///
+    /// let at = Timestamp::from_micros(1_000_000);
+    /// let held = Mutation {
+    ///     id: MutationId::new(1),
+    ///     topology_id: TopologyId::new(1),
+    ///     op: MutationOp::AddLan,
+    ///     payload: String::from("{}"),
+    ///     state: MutationState::Applying,
+    ///     requested_at: at,
+    ///     applied_at: None,
+    ///     reason: None,
+    ///     claimed_at: Some(at),
+    ///     lease_until: Some(Timestamp::from_micros(2_000_000)),
+    ///     holder: None,
+    ///     attempts: 1,
+    ///     token: 1,
+    ///     edited_by: None,
+    /// };
+    /// assert!(!held.lease_expired(Timestamp::from_micros(1_999_999)));
+    /// assert!(held.lease_expired(Timestamp::from_micros(2_000_000)));
+    /// ```
+    #[must_use]
+    pub fn lease_expired(&self, now: Timestamp) -> bool {
+        self.state == MutationState::Applying && self.lease_until.is_none_or(|until| until <= now)
+    }
+}
+
+/// Proof of a claimed mutation, needed for live edits, lease renewals and marks.
 ///
-/// The store checks it in the same atomic step as the write: for a live edit the mutation
-/// must still be `applying` on a topology that is `active` or `degraded`; for a mark it
-/// must still be `applying`. A claim naming another topology than the mutation's finds no
-/// such mutation ([`StoreError::NotFound`]). It is not `Clone`, and the marks consume it.
+/// It carries the claim's fencing token. The store checks it in the same atomic step as
+/// the write: the mutation must still be `applying` under this token (a takeover after the
+/// lease passed, or an operator's release, gives the mutation a new token, and the old
+/// holder's writes are refused as [`StoreError::LeaseLost`]); for a live edit the topology
+/// must also be `active` or `degraded`. A claim naming another topology than the
+/// mutation's finds no such mutation ([`StoreError::NotFound`]). It is not `Clone`, and the
+/// marks consume it.
 ///
-/// On the wire (feature `serde`): `{"id":9,"topology_id":1}`. It deserializes, so an
-/// applier in another process can carry its claim by id: reading one is
-/// [`MutationClaim::from_parts`], and like a forged one it buys nothing, since every use
-/// is checked against the stored state.
+/// On the wire (feature `serde`): `{"id":9,"topology_id":1,"token":3}`. It deserializes,
+/// so an applier in another process (or an operator repairing a stuck claim) can carry a
+/// claim by id and token: reading one is [`MutationClaim::from_parts`], and like a forged
+/// one it buys nothing, since every use is checked against the stored state and token.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::{MutationClaim, MutationId};
 /// use topostate::TopologyId;
 ///
-/// let claim: MutationClaim = serde_json::from_str(r#"{"id":9,"topology_id":1}"#)?;
-/// assert_eq!(claim, MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1)));
+/// let claim: MutationClaim = serde_json::from_str(r#"{"id":9,"topology_id":1,"token":3}"#)?;
+/// assert_eq!(claim, MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1), 3));
+/// assert_eq!(claim.token(), 3);
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -1198,14 +1523,19 @@ pub struct Mutation {
 pub struct MutationClaim {
     id: MutationId,
     topology_id: TopologyId,
+    token: u64,
 }
 
 impl MutationClaim {
-    /// A claim for a mutation, e.g. one carried across processes by id. Forging one buys
-    /// nothing: every use is checked against the stored state.
+    /// A claim for a mutation under a fencing token, e.g. one carried across processes.
+    /// Forging one buys nothing: every use is checked against the stored state and token.
     #[must_use]
-    pub const fn from_parts(id: MutationId, topology_id: TopologyId) -> Self {
-        Self { id, topology_id }
+    pub const fn from_parts(id: MutationId, topology_id: TopologyId, token: u64) -> Self {
+        Self {
+            id,
+            topology_id,
+            token,
+        }
     }
 
     /// The claimed mutation.
@@ -1218,6 +1548,12 @@ impl MutationClaim {
     #[must_use]
     pub const fn topology_id(&self) -> TopologyId {
         self.topology_id
+    }
+
+    /// The fencing token: the mutation's [`token`](Mutation::token) when it was claimed.
+    #[must_use]
+    pub const fn token(&self) -> u64 {
+        self.token
     }
 }
 
@@ -1248,7 +1584,8 @@ pub enum Claim {
         /// The token.
         claim: MutationClaim,
     },
-    /// Another mutation of this topology is `applying`; claims are serial per topology.
+    /// Another mutation of this topology is `applying` under a lease that has not passed;
+    /// claims are serial per topology.
     Busy {
         /// The mutation being applied.
         applying: MutationId,

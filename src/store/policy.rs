@@ -12,7 +12,11 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use crate::state::{Active, Degraded, State};
 use crate::{TopologyNotEditable, TopologyStatus, VersionConflict, VersionError, check_and_bump};
 
-use super::{ChildEdit, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, Precondition, StoreError};
+use super::model::Referable;
+use super::{
+    ChildEdit, DeckyPatch, LanPatch, NewDecky, NewEdge, NewLan, Precondition, RefProblem, RowRef,
+    StoreError,
+};
 
 /// Statuses that accept free-form child edits.
 pub const EDITABLE: &[TopologyStatus] = &[TopologyStatus::Pending];
@@ -362,6 +366,7 @@ fn canonical_coord(value: Option<f64>) -> Option<f64> {
     value.map(|v| if v == 0.0 { 0.0 } else { v })
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 /// Whether [`canonical_edit`] would change `edit`: a name not in NFC or a `-0.0`
 /// coordinate. Cheap for ASCII names.
 fn needs_canonical(edit: &ChildEdit) -> bool {
@@ -436,7 +441,9 @@ pub(crate) fn canonical_edit(edit: &mut ChildEdit) {
 }
 
 /// A batch with every edit in the form every backend stores ([`canonical_edit`]): the
-/// batch itself, not copied, when no edit changes (ASCII names, no `-0.0`).
+/// batch itself, not copied, when no edit changes (ASCII names, no `-0.0`). The SQL
+/// backends' planner uses it; the memory store copies every batch anyway.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn canonical_edits(edits: &[ChildEdit]) -> Cow<'_, [ChildEdit]> {
     match edits.iter().position(needs_canonical) {
         None => Cow::Borrowed(edits),
@@ -527,6 +534,54 @@ pub(crate) fn settle(
         Some(e) => Err(e),
         None => Ok(next),
     }
+}
+
+/// Checks the batch-local references of edit `at` of `edits`, in the order of its fields:
+/// each [`RowRef::Batch`] must name an earlier edit that adds a row of its kind. Every
+/// backend checks them before anything else of the edit.
+pub(crate) fn check_refs(edits: &[ChildEdit], at: usize) -> Result<(), StoreError> {
+    let Some(edit) = edits.get(at) else {
+        return Ok(());
+    };
+    match edit {
+        ChildEdit::UpdateLan(lan, _) | ChildEdit::DeleteLan(lan) => {
+            check_ref(edits, at, "lan id", *lan)
+        }
+        ChildEdit::UpdateDecky(decky, _) | ChildEdit::DeleteDecky(decky) => {
+            check_ref(edits, at, "decky id", *decky)
+        }
+        ChildEdit::AddEdge(edge) => {
+            check_ref(edits, at, "edge decky", edge.decky)?;
+            check_ref(edits, at, "edge lan", edge.lan)
+        }
+        ChildEdit::AddLan(_) | ChildEdit::AddDecky(_) | ChildEdit::DeleteEdge(_) => Ok(()),
+    }
+}
+
+/// One reference of [`check_refs`].
+fn check_ref<I: Referable>(
+    edits: &[ChildEdit],
+    at: usize,
+    field: &'static str,
+    reference: RowRef<I>,
+) -> Result<(), StoreError> {
+    let RowRef::Batch(target) = reference else {
+        return Ok(());
+    };
+    let problem = match edits.get(target) {
+        None => RefProblem::OutOfBatch { len: edits.len() },
+        Some(_) if target >= at => RefProblem::NotEarlier,
+        Some(named) if !I::added_by(named) => RefProblem::NotAnAdd {
+            expected: I::ENTITY,
+        },
+        Some(_) => return Ok(()),
+    };
+    Err(StoreError::BadReference {
+        edit: at,
+        field,
+        target,
+        problem,
+    })
 }
 
 /// Checks the fields an edit carries (names, texts, coordinates) without reading anything
@@ -659,6 +714,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     fn canonical_edits_copy_only_when_something_changes() {
         use crate::store::{LanPatch, NewLan};
 
@@ -670,7 +726,7 @@ mod tests {
             ChildEdit::AddLan(NewLan::new("caf\u{e9}", "s")),
             ChildEdit::AddLan(zero),
             ChildEdit::UpdateLan(
-                crate::store::LanId::new(1),
+                crate::store::LanId::new(1).into(),
                 LanPatch {
                     name: Some("cafe\u{301}".into()),
                     y: Some(Some(-0.0)),

@@ -14,9 +14,11 @@
 //!   gave one), and one per commit in doubt and per resolution (`committed`, `aborted`,
 //!   `unknown`).
 
+use core::time::Duration;
+
 use crate::store::{
-    ChildEdit, Claim, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId, Mutation,
-    MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
+    ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId,
+    Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
     TopologyDetail, TopologyRecord, Touched, Transitioned,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -180,6 +182,8 @@ fn kind(e: &StoreError) -> &'static str {
         StoreError::StaleStatus { .. } => "stale_status",
         StoreError::IllegalTransition { .. } => "illegal_transition",
         StoreError::MutationState { .. } => "mutation_state",
+        StoreError::LeaseLost { .. } => "lease_lost",
+        StoreError::EditsCommitted { .. } => "edits_committed",
         StoreError::VersionOverflow(_) => "version_overflow",
         StoreError::Invalid { .. } => "invalid",
         StoreError::Corrupt { .. } => "corrupt",
@@ -187,6 +191,7 @@ fn kind(e: &StoreError) -> &'static str {
         StoreError::OutcomeUnknown { .. } => "outcome_unknown",
         StoreError::Timeout { .. } => "timeout",
         StoreError::Tls { .. } => "tls",
+        StoreError::BadReference { .. } => "bad_reference",
         StoreError::NotAStore { .. } => "not_a_store",
         StoreError::SchemaChanged { .. } => "schema_changed",
     }
@@ -206,6 +211,9 @@ impl<T> Outcome for std::vec::Vec<T> {}
 impl<T: super::Listed> Outcome for super::Page<T> {}
 impl Outcome for Claim {}
 impl Outcome for Mutation {}
+impl Outcome for bool {}
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl Outcome for super::sql::rows::Offer {}
 
 impl Outcome for TopologyRecord {
     fn new_version(&self) -> Option<u64> {
@@ -278,7 +286,14 @@ pub(crate) trait Untraced {
         payload: &str,
         expected_version: Option<u64>,
     ) -> Result<Edited<MutationId>, StoreError>;
-    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError>;
+    fn claim_next_mutation_with(
+        &self,
+        id: TopologyId,
+        options: &ClaimOptions,
+    ) -> Result<Claim, StoreError>;
+    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError>;
+    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError>;
     fn apply_live(
         &self,
         claim: &MutationClaim,
@@ -459,9 +474,10 @@ macro_rules! traced_store {
                 })
             }
 
-            fn claim_next_mutation(
+            fn claim_next_mutation_with(
                 &self,
                 id: $crate::TopologyId,
+                options: &$crate::store::ClaimOptions,
             ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
                 $crate::store::trace::Op::start(
                     $backend,
@@ -469,7 +485,48 @@ macro_rules! traced_store {
                     Some(id.get()),
                     None,
                 )
-                .run(|| $crate::store::trace::Untraced::claim_next_mutation(self, id))
+                .run(|| $crate::store::trace::Untraced::claim_next_mutation_with(self, id, options))
+            }
+
+            fn renew_lease(
+                &self,
+                claim: &$crate::store::MutationClaim,
+                lease: core::time::Duration,
+            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "renew_lease",
+                    Some(claim.topology_id().get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::renew_lease(self, claim, lease))
+            }
+
+            fn release_mutation(
+                &self,
+                claim: $crate::store::MutationClaim,
+            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "release_mutation",
+                    Some(claim.topology_id().get()),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::release_mutation(self, claim))
+            }
+
+            fn wait_for_work(
+                &self,
+                id: Option<$crate::TopologyId>,
+                timeout: core::time::Duration,
+            ) -> Result<bool, $crate::store::StoreError> {
+                $crate::store::trace::Op::start(
+                    $backend,
+                    "wait_for_work",
+                    id.map($crate::TopologyId::get),
+                    None,
+                )
+                .run(|| $crate::store::trace::Untraced::wait_for_work(self, id, timeout))
             }
 
             fn apply_live(

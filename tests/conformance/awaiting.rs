@@ -35,6 +35,35 @@ impl TopologyStore for Awaiting {
         self.runtime.block_on(self.store.get_topology(id))
     }
 
+    fn claim_next_mutation_with(
+        &self,
+        id: TopologyId,
+        options: &topostate::store::ClaimOptions,
+    ) -> Result<Claim, StoreError> {
+        self.runtime
+            .block_on(self.store.claim_next_mutation_with(id, options))
+    }
+
+    fn renew_lease(
+        &self,
+        claim: &MutationClaim,
+        lease: std::time::Duration,
+    ) -> Result<Mutation, StoreError> {
+        self.runtime.block_on(self.store.renew_lease(claim, lease))
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        self.runtime.block_on(self.store.release_mutation(claim))
+    }
+
+    fn wait_for_work(
+        &self,
+        id: Option<TopologyId>,
+        timeout: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        self.runtime.block_on(self.store.wait_for_work(id, timeout))
+    }
+
     fn list_topologies(
         &self,
         status: Option<TopologyStatus>,

@@ -217,8 +217,8 @@ pub fn edge_ops_versioning<H: Harness>() {
     three_ways(s, id, "add_edge", |v| {
         let decky = *free.last().unwrap();
         let edge = NewEdge {
-            decky,
-            lan: rows.lan_b,
+            decky: decky.into(),
+            lan: rows.lan_b.into(),
             is_bridge: true,
             forwards_l3: added.len() == 1,
         };
@@ -287,8 +287,8 @@ pub fn empty_update_runs_guards<H: Harness>() {
                 id,
                 expected,
                 &[
-                    ChildEdit::UpdateLan(rows.lan_b, LanPatch::default()),
-                    ChildEdit::UpdateDecky(rows.db, DeckyPatch::default()),
+                    ChildEdit::UpdateLan(rows.lan_b.into(), LanPatch::default()),
+                    ChildEdit::UpdateDecky(rows.db.into(), DeckyPatch::default()),
                 ],
             )
             .unwrap();
@@ -359,14 +359,14 @@ pub fn batch_edit_bumps_once<H: Harness>() {
         edits.push(ChildEdit::AddDecky(NewDecky::new(format!("batch-d{i}"))));
     }
     edits.push(ChildEdit::UpdateLan(
-        rows.lan_a,
+        rows.lan_a.into(),
         LanPatch {
             subnet: Some("10.5.0.0/24".into()),
             ..LanPatch::default()
         },
     ));
     edits.push(ChildEdit::UpdateDecky(
-        rows.web,
+        rows.web.into(),
         DeckyPatch {
             services: Some(vec!["ssh".into(), "smb".into()]),
             ..DeckyPatch::default()
@@ -429,7 +429,7 @@ pub fn batch_edit_is_all_or_nothing<H: Harness>() {
     prefix.push(ChildEdit::AddDecky(NewDecky::new("batch-d0")));
     prefix.push(ChildEdit::AddDecky(NewDecky::new("batch-d1")));
     prefix.push(ChildEdit::UpdateLan(
-        rows.lan_b,
+        rows.lan_b.into(),
         LanPatch {
             name: Some("lan-b2".into()),
             ..LanPatch::default()
@@ -446,14 +446,17 @@ pub fn batch_edit_is_all_or_nothing<H: Harness>() {
         ),
         (
             "missing LAN",
-            ChildEdit::UpdateLan(LanId::new(9_999_999), LanPatch::default()),
+            ChildEdit::UpdateLan(LanId::new(9_999_999).into(), LanPatch::default()),
         ),
-        ("only LAN of a decky", ChildEdit::DeleteLan(rows.lan_a)),
+        (
+            "only LAN of a decky",
+            ChildEdit::DeleteLan(rows.lan_a.into()),
+        ),
         ("invalid name", ChildEdit::AddDecky(NewDecky::new(""))),
         (
             "rename onto a taken name",
             ChildEdit::UpdateDecky(
-                rows.db,
+                rows.db.into(),
                 DeckyPatch {
                     name: Some("web".into()),
                     ..DeckyPatch::default()
@@ -517,7 +520,7 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
             None,
             &[
                 ChildEdit::UpdateLan(
-                    rows.lan_a,
+                    rows.lan_a.into(),
                     LanPatch {
                         name: Some("lan-z".into()),
                         ..LanPatch::default()
@@ -550,7 +553,7 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
         None,
         &[
             ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)),
-            ChildEdit::DeleteLan(rows.lan_a),
+            ChildEdit::DeleteLan(rows.lan_a.into()),
         ],
     )
     .unwrap();
@@ -563,8 +566,8 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
         id,
         None,
         &[
-            ChildEdit::DeleteDecky(rows.web),
-            ChildEdit::DeleteLan(rows.lan_b),
+            ChildEdit::DeleteDecky(rows.web.into()),
+            ChildEdit::DeleteLan(rows.lan_b.into()),
         ],
     )
     .unwrap();
@@ -604,8 +607,8 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
             id,
             None,
             &[
-                ChildEdit::DeleteLan(rows.lan_b),
-                ChildEdit::UpdateLan(rows.lan_b, LanPatch::default()),
+                ChildEdit::DeleteLan(rows.lan_b.into()),
+                ChildEdit::UpdateLan(rows.lan_b.into(), LanPatch::default()),
             ]
         ),
         StoreError::NotFound { .. }
@@ -624,7 +627,7 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
             id,
             None,
             &[
-                ChildEdit::DeleteDecky(rows.db),
+                ChildEdit::DeleteDecky(rows.db.into()),
                 ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
             ]
         ),
@@ -651,7 +654,7 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
             None,
             &[
                 ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
-                ChildEdit::DeleteLan(rows.lan_b),
+                ChildEdit::DeleteLan(rows.lan_b.into()),
             ]
         ),
         StoreError::LanInUse { decky, .. } if *decky == rows.db
@@ -671,8 +674,8 @@ pub fn batch_reports_first_failing_edit<H: Harness>() {
             None,
             &[
                 ChildEdit::AddLan(NewLan::new("fine", "10.0.0.0/24")),
-                ChildEdit::DeleteLan(rows.lan_a),
-                ChildEdit::UpdateLan(missing, LanPatch::default()),
+                ChildEdit::DeleteLan(rows.lan_a.into()),
+                ChildEdit::UpdateLan(missing.into(), LanPatch::default()),
             ]
         ),
         StoreError::LanInUse { .. }
@@ -682,8 +685,8 @@ pub fn batch_reports_first_failing_edit<H: Harness>() {
             id,
             None,
             &[
-                ChildEdit::UpdateLan(missing, LanPatch::default()),
-                ChildEdit::DeleteLan(rows.lan_a),
+                ChildEdit::UpdateLan(missing.into(), LanPatch::default()),
+                ChildEdit::DeleteLan(rows.lan_a.into()),
             ]
         ),
         StoreError::NotFound { .. }
@@ -705,11 +708,15 @@ pub fn batch_reports_first_failing_edit<H: Harness>() {
         ..LanPatch::default()
     };
     expect_err!(
-        s.edit(id, None, &[ChildEdit::UpdateLan(missing, blank.clone())]),
+        s.edit(
+            id,
+            None,
+            &[ChildEdit::UpdateLan(missing.into(), blank.clone())]
+        ),
         StoreError::NotFound { .. }
     );
     expect_err!(
-        s.edit(id, None, &[ChildEdit::UpdateLan(rows.lan_b, blank)]),
+        s.edit(id, None, &[ChildEdit::UpdateLan(rows.lan_b.into(), blank)]),
         StoreError::Invalid {
             field: "lan name",
             ..
@@ -864,8 +871,8 @@ pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
     refused(
         &[
             ChildEdit::DeleteEdge(web_c),
-            ChildEdit::DeleteLan(rows.lan_b),
-            ChildEdit::DeleteLan(rows.lan_a),
+            ChildEdit::DeleteLan(rows.lan_b.into()),
+            ChildEdit::DeleteLan(rows.lan_a.into()),
         ],
         rows.web,
     );
@@ -874,8 +881,8 @@ pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
         &[
             ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_a)),
             ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
-            ChildEdit::DeleteLan(rows.lan_b),
-            ChildEdit::DeleteLan(rows.lan_a),
+            ChildEdit::DeleteLan(rows.lan_b.into()),
+            ChildEdit::DeleteLan(rows.lan_a.into()),
         ],
         rows.db,
     );
@@ -888,7 +895,7 @@ pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
         &[
             onto_c[0].clone(),
             onto_c[1].clone(),
-            ChildEdit::DeleteLan(lan_c),
+            ChildEdit::DeleteLan(lan_c.into()),
         ],
         cache,
     );
@@ -896,8 +903,8 @@ pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
         &[
             onto_c[0].clone(),
             onto_c[1].clone(),
-            ChildEdit::DeleteDecky(cache),
-            ChildEdit::DeleteLan(lan_c),
+            ChildEdit::DeleteDecky(cache.into()),
+            ChildEdit::DeleteLan(lan_c.into()),
         ],
         rows.db,
     );
@@ -907,8 +914,8 @@ pub fn batch_tracks_edges_of_deleted_ends<H: Harness>() {
         None,
         &[
             ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)),
-            ChildEdit::DeleteDecky(rows.db),
-            ChildEdit::DeleteLan(rows.lan_b),
+            ChildEdit::DeleteDecky(rows.db.into()),
+            ChildEdit::DeleteLan(rows.lan_b.into()),
         ],
     )
     .unwrap();
@@ -1099,8 +1106,8 @@ pub fn duplicate_edge<H: Harness>() {
             }
         );
         let flagged = NewEdge {
-            decky: rows.web,
-            lan: rows.lan_a,
+            decky: rows.web.into(),
+            lan: rows.lan_a.into(),
             is_bridge: true,
             forwards_l3: true,
         };
@@ -1179,14 +1186,14 @@ pub fn not_found_everywhere<H: Harness>() {
     topo(s.set_needs_resync(nowhere, true).err(), "set_needs_resync");
     topo(s.delete_topology(nowhere, None).err(), "delete_topology");
     topo(s.delete_topology(nowhere, Some(1)).err(), "delete_topology");
-    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere);
+    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere, 1);
     expect_err!(s.mark_mutation_applied(forged), StoreError::NotFound { .. });
-    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere);
+    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere, 1);
     expect_err!(
         s.mark_mutation_failed(forged, "x"),
         StoreError::NotFound { .. }
     );
-    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere);
+    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere, 1);
     expect_err!(s.apply_live(&forged, &[]), StoreError::NotFound { .. });
 
     let before = detail(s, id);
@@ -1260,7 +1267,7 @@ pub fn not_found_everywhere<H: Harness>() {
         is_not_found(&e, Entity::Decky, missing_decky.get()),
         "{e:?}"
     );
-    let forged = MutationClaim::from_parts(MutationId::new(9_999_999), id);
+    let forged = MutationClaim::from_parts(MutationId::new(9_999_999), id, 1);
     let e = expect_err!(s.mark_mutation_applied(forged), StoreError::NotFound { .. });
     assert!(is_not_found(&e, Entity::Mutation, 9_999_999), "{e:?}");
     assert_eq!(detail(s, id), before);
@@ -1579,8 +1586,8 @@ pub fn coordinates_read_back_bit_exact<H: Harness>() {
             id,
             None,
             &[
-                ChildEdit::UpdateLan(rows.lan_a, lan_patch),
-                ChildEdit::UpdateDecky(rows.web, decky_patch),
+                ChildEdit::UpdateLan(rows.lan_a.into(), lan_patch),
+                ChildEdit::UpdateDecky(rows.web.into(), decky_patch),
             ],
         )
         .unwrap();

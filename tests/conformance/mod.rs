@@ -80,6 +80,11 @@ macro_rules! conformance_tests {
             canvas_coordinates_must_be_finite,
             coordinates_read_back_bit_exact,
             text_must_not_contain_nul,
+            // batch-local references
+            batch_refs_canvas_save,
+            batch_refs_refused,
+            batch_refs_after_a_delete,
+            batch_refs_with_a_stale_version,
             // transitions
             transition_all_pairs,
             stale_status_wins_even_when_legal,
@@ -92,6 +97,9 @@ macro_rules! conformance_tests {
             marks_only_from_applying,
             apply_live_needs_claim_and_live_topology,
             list_mutations_newest_first_and_filter,
+            leases_take_over_and_fence_the_old_holder,
+            bad_leases_are_refused,
+            wait_for_work_wakes_on_enqueue,
             // pages
             pages_join_up_to_each_whole_list,
             page_limits_are_checked,
@@ -140,6 +148,7 @@ mod children;
 mod pages;
 mod queue;
 mod races;
+mod references;
 #[path = "../spec/mod.rs"]
 mod spec;
 pub mod through_async;
@@ -150,6 +159,7 @@ pub use children::*;
 pub use pages::*;
 pub use queue::*;
 pub use races::*;
+pub use references::*;
 pub use topologies::*;
 pub use transitions::*;
 

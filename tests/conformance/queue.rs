@@ -1,10 +1,12 @@
 //! The mutation queue: enqueue gate and versions, serial oldest-first claims, marks from
 //! `applying` only, live edits with a claim.
 
+use std::time::{Duration, Instant};
+
 use crate::pages::ListAll;
 use topostate::store::{
-    ChildEdit, Claim, DeckyPatch, LanId, LanPatch, Mutation, MutationClaim, NewEdge, NewLan,
-    Precondition, StoreError, TopologyStore,
+    ChildEdit, Claim, ClaimOptions, DeckyPatch, LanId, LanPatch, MAX_LEASE, Mutation,
+    MutationClaim, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus, VersionConflict};
 
@@ -199,7 +201,7 @@ pub fn marks_only_from_applying<H: Harness>() {
         .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
         .unwrap()
         .id;
-    let forge = |m| MutationClaim::from_parts(m, t.id);
+    let forge = |m| MutationClaim::from_parts(m, t.id, 0);
     let pending = |e: &StoreError, m| matches!(e, StoreError::MutationState { id, expected: MutationState::Applying, found: MutationState::Pending } if *id == m);
     let e = s.mark_mutation_applied(forge(m1)).unwrap_err();
     assert!(pending(&e, m1), "{e:?}");
@@ -215,7 +217,7 @@ pub fn marks_only_from_applying<H: Harness>() {
 
     // A claim naming another topology is refused.
     let (_, token) = claim(s, t.id);
-    let wrong = MutationClaim::from_parts(m1, other.id);
+    let wrong = MutationClaim::from_parts(m1, other.id, token.token());
     expect_err!(
         s.mark_mutation_applied(wrong),
         StoreError::NotFound { .. } | StoreError::Invalid { .. }
@@ -225,8 +227,10 @@ pub fn marks_only_from_applying<H: Harness>() {
     s.mark_mutation_applied(token).unwrap();
     let applied = mutation(s, t.id, m1);
     for e in [
-        s.mark_mutation_applied(forge(m1)).unwrap_err(),
-        s.mark_mutation_failed(forge(m1), "again").unwrap_err(),
+        s.mark_mutation_applied(MutationClaim::from_parts(m1, t.id, 1))
+            .unwrap_err(),
+        s.mark_mutation_failed(MutationClaim::from_parts(m1, t.id, 1), "again")
+            .unwrap_err(),
     ] {
         assert!(
             matches!(
@@ -248,7 +252,9 @@ pub fn marks_only_from_applying<H: Harness>() {
 
     let (_, token) = claim(s, t.id);
     s.mark_mutation_failed(token, "refused").unwrap();
-    let e = s.mark_mutation_applied(forge(m2)).unwrap_err();
+    let e = s
+        .mark_mutation_applied(MutationClaim::from_parts(m2, t.id, 1))
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -284,7 +290,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
             &[
                 ChildEdit::AddLan(NewLan::new("live", "10.3.0.0/24")),
                 ChildEdit::UpdateDecky(
-                    rows.web,
+                    rows.web.into(),
                     DeckyPatch {
                         services: Some(vec!["telnet".into()]),
                         ..DeckyPatch::default()
@@ -303,7 +309,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
 
     // All or nothing, with the free-form edit checks.
     for bad in [
-        ChildEdit::UpdateLan(LanId::new(9_999_999), LanPatch::default()),
+        ChildEdit::UpdateLan(LanId::new(9_999_999).into(), LanPatch::default()),
         ChildEdit::AddLan(NewLan::new("live", "10.0.0.0/24")),
         ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)),
     ] {
@@ -319,7 +325,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
     }
 
     s.mark_mutation_applied(token).unwrap();
-    let done = MutationClaim::from_parts(queued.id, id);
+    let done = MutationClaim::from_parts(queued.id, id, 1);
     expect_err!(
         s.apply_live(
             &done,
@@ -340,7 +346,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
     )
     .unwrap();
     let (_, token) = claim(s, id);
-    s.apply_live(&token, &[ChildEdit::DeleteLan(rows.lan_a)])
+    s.apply_live(&token, &[ChildEdit::DeleteLan(rows.lan_a.into())])
         .unwrap();
 
     // Torn down under the applier: no more live edits, but the claim can be marked.
@@ -392,4 +398,212 @@ pub fn list_mutations_newest_first_and_filter<H: Harness>() {
     assert_eq!(listed(Some(Failed)), vec![ids[1]]);
     let other = reach(s, "other", TopologyStatus::Active);
     assert!(s.all_mutations(other.id, None).unwrap().is_empty());
+}
+
+/// Claims again every 20 ms until the claim takes something, at most 10 s.
+fn claim_eventually(
+    s: &dyn TopologyStore,
+    id: TopologyId,
+    options: &ClaimOptions,
+) -> (Mutation, MutationClaim) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match s.claim_next_mutation_with(id, options).unwrap() {
+            Claim::Claimed { mutation, claim } => return (mutation, claim),
+            Claim::Busy { .. } if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => panic!("no takeover within 10 s: {other:?}"),
+        }
+    }
+}
+
+fn lease_lost(e: &StoreError, current: u64) -> bool {
+    matches!(e, StoreError::LeaseLost { current_token, .. } if *current_token == current)
+}
+
+/// A claim holds its mutation for its lease (`Busy` meanwhile); once the lease has passed,
+/// the next claim takes the same mutation over with more attempts and a greater token.
+/// The old holder's live edits, renewals, releases and marks are refused as `LeaseLost`
+/// and write nothing; live edits it committed are not applied again by the new holder.
+pub fn leases_take_over_and_fence_the_old_holder<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    let m1 = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    let m2 = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    let short = ClaimOptions::new()
+        .lease(Duration::from_millis(200))
+        .holder("applier-a");
+    let Claim::Claimed { mutation, claim: a } = s.claim_next_mutation_with(t.id, &short).unwrap()
+    else {
+        panic!("two mutations are pending");
+    };
+    assert_eq!((mutation.id, mutation.attempts), (m1, 1));
+    assert_eq!(mutation.holder.as_deref(), Some("applier-a"));
+    assert_eq!(a.token(), mutation.token);
+    let (Some(at), Some(until)) = (mutation.claimed_at, mutation.lease_until) else {
+        panic!("a claim records when it was taken and until when it holds: {mutation:?}");
+    };
+    assert!(until > at, "{mutation:?}");
+    assert_eq!(
+        s.claim_next_mutation(t.id).unwrap(),
+        Claim::Busy { applying: m1 }
+    );
+    let renewed = s.renew_lease(&a, Duration::from_millis(200)).unwrap();
+    assert_eq!((renewed.token, renewed.attempts), (a.token(), 1));
+    let lan_a = [ChildEdit::AddLan(NewLan::new("from-a", "10.9.1.0/24"))];
+    s.apply_live(&a, &lan_a).unwrap();
+    assert_eq!(mutation_row(s, t.id, m1).edited_by, Some(a.token()));
+
+    // Applier A stops; B takes over once the lease has passed.
+    let b_opts = ClaimOptions::new().lease(Duration::from_secs(60));
+    let (taken, b) = claim_eventually(s, t.id, &b_opts);
+    assert_eq!((taken.id, taken.attempts), (m1, 2));
+    assert!(b.token() > a.token(), "{} ≤ {}", b.token(), a.token());
+    assert_eq!(taken.holder, None);
+    let before = detail(s, t.id);
+    let row = mutation_row(s, t.id, m1);
+
+    // The zombie writes nothing.
+    let lan_z = [ChildEdit::AddLan(NewLan::new("zombie", "10.9.2.0/24"))];
+    let e = s.apply_live(&a, &lan_z).unwrap_err();
+    assert!(lease_lost(&e, b.token()), "{e:?}");
+    let e = s.renew_lease(&a, Duration::from_secs(5)).unwrap_err();
+    assert!(lease_lost(&e, b.token()), "{e:?}");
+    let zombie = MutationClaim::from_parts(a.id(), a.topology_id(), a.token());
+    let e = s.release_mutation(zombie).unwrap_err();
+    assert!(lease_lost(&e, b.token()), "{e:?}");
+    let zombie = MutationClaim::from_parts(a.id(), a.topology_id(), a.token());
+    let e = s.mark_mutation_failed(zombie, "zombie").unwrap_err();
+    assert!(lease_lost(&e, b.token()), "{e:?}");
+    let e = s.mark_mutation_applied(a).unwrap_err();
+    assert!(lease_lost(&e, b.token()), "{e:?}");
+    assert_eq!(detail(s, t.id), before, "a zombie wrote");
+    assert_eq!(mutation_row(s, t.id, m1), row, "a zombie wrote");
+
+    // A's committed edits are not applied twice; B closes the mutation.
+    let e = s.apply_live(&b, &lan_a).unwrap_err();
+    assert!(
+        matches!(e, StoreError::EditsCommitted { edited_by, .. } if edited_by == row.edited_by.unwrap()),
+        "{e:?}"
+    );
+    assert_eq!(detail(s, t.id), before);
+    let done = s.mark_mutation_applied(b).unwrap();
+    assert_eq!((done.state, done.attempts), (MutationState::Applied, 2));
+
+    // In order: the next claim is m2, never a skip.
+    let (next, c) = claim(s, t.id);
+    assert_eq!(next.id, m2);
+    let released = s.release_mutation(c).unwrap();
+    assert_eq!(released.state, MutationState::Pending);
+    let (again, d) = claim(s, t.id);
+    assert_eq!((again.id, again.attempts), (m2, 2));
+    s.mark_mutation_applied(d).unwrap();
+}
+
+/// A lease of zero, one past `MAX_LEASE`, or a renewal of either, is `Invalid` naming the
+/// lease, and changes nothing; a fencing refusal outranks it.
+pub fn bad_leases_are_refused<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    let m = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    for bad in [
+        Duration::ZERO,
+        Duration::from_nanos(10),
+        MAX_LEASE + Duration::from_secs(1),
+        Duration::MAX,
+    ] {
+        let opts = ClaimOptions::new().lease(bad);
+        let e = s.claim_next_mutation_with(t.id, &opts).unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid { field: "lease", .. }),
+            "{bad:?}: {e:?}"
+        );
+        assert_eq!(mutation_row(s, t.id, m).state, MutationState::Pending);
+    }
+    let opts = ClaimOptions::new().lease(MAX_LEASE);
+    let Claim::Claimed { claim: c, mutation } = s.claim_next_mutation_with(t.id, &opts).unwrap()
+    else {
+        panic!("one mutation is pending");
+    };
+    let e = s.renew_lease(&c, Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(e, StoreError::Invalid { field: "lease", .. }),
+        "{e:?}"
+    );
+    assert_eq!(mutation_row(s, t.id, m).lease_until, mutation.lease_until);
+    let stale = MutationClaim::from_parts(m, t.id, c.token() + 1);
+    let e = s.renew_lease(&stale, Duration::ZERO).unwrap_err();
+    assert!(lease_lost(&e, c.token()), "{e:?}");
+}
+
+/// `wait_for_work` answers at once when a claim could take something, times out when none
+/// could, and (where the face can wait) wakes when another handle enqueues.
+pub fn wait_for_work_wakes_on_enqueue<H: Harness>() {
+    let (h, s) = setup::<H>();
+    let s = &*s;
+    let t = reach(s, "lab", TopologyStatus::Active);
+    assert!(
+        !s.wait_for_work(Some(t.id), Duration::from_millis(30))
+            .unwrap()
+    );
+    assert!(!s.wait_for_work(None, Duration::from_millis(30)).unwrap());
+    let missing = TopologyId::new(9_999_999);
+    expect_err!(
+        s.wait_for_work(Some(missing), Duration::from_millis(1)),
+        StoreError::NotFound { .. }
+    );
+    s.enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    assert!(s.wait_for_work(Some(t.id), Duration::ZERO).unwrap());
+    let (_, held) = claim(s, t.id);
+    // Held under the default lease: nothing to claim.
+    assert!(
+        !s.wait_for_work(Some(t.id), Duration::from_millis(30))
+            .unwrap()
+    );
+    s.mark_mutation_applied(held).unwrap();
+    let producer = h.handle();
+    let id = t.id;
+    let enqueue = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        producer
+            .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
+            .map(|_| ())
+    });
+    let woke = s
+        .wait_for_work(Some(t.id), Duration::from_secs(20))
+        .unwrap();
+    enqueue.join().unwrap().unwrap();
+    assert!(woke, "no wake-up within 20 s of an enqueue");
+    // A passing lease wakes a waiter too.
+    s.enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    let short = ClaimOptions::new().lease(Duration::from_millis(150));
+    let Claim::Claimed { .. } = s.claim_next_mutation_with(t.id, &short).unwrap() else {
+        panic!("pending");
+    };
+    assert!(
+        s.wait_for_work(Some(t.id), Duration::from_secs(20))
+            .unwrap()
+    );
+}
+
+fn mutation_row(
+    s: &dyn TopologyStore,
+    id: TopologyId,
+    m: topostate::store::MutationId,
+) -> Mutation {
+    mutation(s, id, m)
 }

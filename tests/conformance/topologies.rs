@@ -243,8 +243,8 @@ pub fn invisible_characters_in_names<H: Harness>() {
         for edit in [
             ChildEdit::AddLan(lan),
             ChildEdit::AddDecky(NewDecky::new(name.clone())),
-            ChildEdit::UpdateLan(rows.lan_b, rename_lan),
-            ChildEdit::UpdateDecky(rows.db, rename_decky),
+            ChildEdit::UpdateLan(rows.lan_b.into(), rename_lan),
+            ChildEdit::UpdateDecky(rows.db.into(), rename_decky),
         ] {
             let field = match &edit {
                 ChildEdit::AddLan(_) | ChildEdit::UpdateLan(..) => "lan name",
@@ -348,7 +348,7 @@ pub fn names_compare_in_nfc<H: Harness>() {
                 &[
                     ChildEdit::AddDecky(NewDecky::new(first)),
                     ChildEdit::UpdateDecky(
-                        rows2.db,
+                        rows2.db.into(),
                         topostate::store::DeckyPatch {
                             name: Some(second.into()),
                             ..Default::default()
@@ -369,8 +369,12 @@ pub fn names_compare_in_nfc<H: Harness>() {
         ..LanPatch::default()
     };
     s.update_lan(id, lan, renamed, None).unwrap();
-    s.edit(id, None, &[ChildEdit::UpdateLan(rows.lan_b, rename_lan)])
-        .unwrap_err();
+    s.edit(
+        id,
+        None,
+        &[ChildEdit::UpdateLan(rows.lan_b.into(), rename_lan)],
+    )
+    .unwrap_err();
     assert_eq!(detail(s, id).lans, before.lans);
 }
 
@@ -449,7 +453,7 @@ pub fn text_limits<H: Harness>() {
     let Claim::Claimed { claim, .. } = s.claim_next_mutation(id).unwrap() else {
         panic!("nothing to claim");
     };
-    let again = MutationClaim::from_parts(claim.id(), claim.topology_id());
+    let again = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
     expect_err!(
         s.mark_mutation_failed(claim, &long),
         StoreError::Invalid { .. }

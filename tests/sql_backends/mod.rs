@@ -89,7 +89,11 @@ pub fn ids_beyond_sql_integers_are_not_found(store: &dyn TopologyStore) {
         })
     ));
     assert!(matches!(
-        store.mark_mutation_applied(MutationClaim::from_parts(MutationId::new(u64::MAX), lab.id)),
+        store.mark_mutation_applied(MutationClaim::from_parts(
+            MutationId::new(u64::MAX),
+            lab.id,
+            1
+        )),
         Err(StoreError::NotFound {
             entity: Entity::Mutation,
             ..
@@ -381,23 +385,32 @@ const COUNTED: [&str; 5] = [
     "mutations",
 ];
 
-/// `result` is [`StoreError::SchemaChanged`] from this build's schema version (2) to the
-/// next (3), naming both.
+/// This build's schema version, as the stamp stores it.
+pub const THIS_VERSION: i64 = 3;
+/// The version a newer build's migration stamps.
+pub const NEXT_VERSION: i64 = THIS_VERSION + 1;
+
+/// `result` is [`StoreError::SchemaChanged`] from this build's schema version
+/// ([`THIS_VERSION`]) to the next, naming both.
 pub fn assert_schema_changed<T: std::fmt::Debug>(result: Result<T, StoreError>, call: &str) {
     match result {
-        Err(
-            e @ StoreError::SchemaChanged {
-                opened: 2,
-                found: 3,
-                ..
-            },
-        ) => {
+        Err(e @ StoreError::SchemaChanged { opened, found, .. })
+            if opened == THIS_VERSION && found == NEXT_VERSION =>
+        {
             let message = e.to_string();
-            assert!(message.contains("schema version 2"), "{call}: {message}");
-            assert!(message.contains("schema version 3"), "{call}: {message}");
+            assert!(
+                message.contains(&format!("schema version {THIS_VERSION}")),
+                "{call}: {message}"
+            );
+            assert!(
+                message.contains(&format!("schema version {NEXT_VERSION}")),
+                "{call}: {message}"
+            );
             assert!(message.contains("nothing was written"), "{call}: {message}");
         }
-        other => panic!("{call}: expected SchemaChanged from 2 to 3, got {other:?}"),
+        other => panic!(
+            "{call}: expected SchemaChanged from {THIS_VERSION} to {NEXT_VERSION}, got {other:?}"
+        ),
     }
 }
 

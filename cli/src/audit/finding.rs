@@ -31,6 +31,12 @@ pub enum Kind {
     CrossTopologyEdge,
     /// A missing or unreadable schema stamp.
     CorruptMeta,
+    /// A mutation `applying` under a lease that has passed (or that has none): its
+    /// applier is gone or stalled; the next claim takes it over.
+    ExpiredLease,
+    /// A mutation claimed longer ago than the audit's `--claim-age`, its lease still
+    /// running (renewed): an applier that may be stuck while it keeps renewing.
+    OldClaim,
 }
 
 impl Kind {
@@ -48,6 +54,8 @@ impl Kind {
             Self::OrphanRow => "orphan-row",
             Self::CrossTopologyEdge => "cross-topology-edge",
             Self::CorruptMeta => "corrupt-meta",
+            Self::ExpiredLease => "expired-lease",
+            Self::OldClaim => "old-claim",
         }
     }
 }

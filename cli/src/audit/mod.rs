@@ -16,6 +16,7 @@ mod sqlite;
 
 use std::io::{IsTerminal as _, Write};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -24,6 +25,7 @@ use serde::Serialize;
 use self::finding::{Finding, write_aligned};
 use self::scan::{Checked, Scan};
 use self::source::Source;
+pub use self::source::postgres_conninfo;
 pub use self::sqlite::InUse;
 use self::sqlite::{Attempt, SqliteFile};
 use crate::output::{Format, Outcome, counted, write_json};
@@ -64,6 +66,7 @@ pub fn audit(
     db: &Path,
     schema: Option<&str>,
     format: Format,
+    claim_age: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     // Progress is for a person watching: never in JSON, never into a pipe or a file.
@@ -73,7 +76,8 @@ pub fn audit(
     let (scan, shown) = match source::postgres_conninfo(db) {
         Some(conninfo) => {
             let (mut src, place) = source::Postgres::open(conninfo, schema)?;
-            let scan = scan_source(&mut src, watched).map_err(|e| unreadable(e, &place))?;
+            let scan =
+                scan_source(&mut src, watched, claim_age).map_err(|e| unreadable(e, &place))?;
             (scan, place)
         }
         None => {
@@ -84,7 +88,7 @@ pub fn audit(
                     db.display()
                 );
             }
-            (scan_file(db, watched)?, db.display().to_string())
+            (scan_file(db, watched, claim_age)?, db.display().to_string())
         }
     };
 
@@ -136,20 +140,20 @@ fn unreadable(error: anyhow::Error, shown: &str) -> anyhow::Error {
 }
 
 /// Counts the rows, then scans them, with a progress bar when `watched`.
-fn scan_source(src: &mut dyn Source, watched: bool) -> anyhow::Result<Scan> {
+fn scan_source(src: &mut dyn Source, watched: bool, claim_age: Duration) -> anyhow::Result<Scan> {
     let total = scan::total_rows(src)?;
     let progress = progress_bar(total, watched);
-    let result = scan::scan(src, &progress);
+    let result = scan::scan(src, &progress, claim_age);
     progress.finish_and_clear();
     result
 }
 
 /// Scans the SQLite file `db`, reading it again when a writer changed it meanwhile.
-fn scan_file(db: &Path, watched: bool) -> anyhow::Result<Scan> {
+fn scan_file(db: &Path, watched: bool, claim_age: Duration) -> anyhow::Result<Scan> {
     let shown = db.display().to_string();
     for _ in 0..ATTEMPTS {
         let mut file = SqliteFile::open(db)?;
-        let scan = match scan_source(&mut file, watched) {
+        let scan = match scan_source(&mut file, watched, claim_age) {
             Ok(scan) => scan,
             Err(e) => {
                 let e = file.classify(e);

@@ -6,6 +6,7 @@
 //! nothing here names one as a string.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use indicatif::ProgressBar;
 use rusqlite::types::Value;
@@ -91,7 +92,11 @@ fn initial_status() -> TopologyStatus {
 /// # Errors
 ///
 /// A SQL error (e.g. a table missing a column the store writes).
-pub fn scan(src: &mut dyn Source, progress: &ProgressBar) -> anyhow::Result<Scan> {
+pub fn scan(
+    src: &mut dyn Source,
+    progress: &ProgressBar,
+    claim_age: Duration,
+) -> anyhow::Result<Scan> {
     let mut auditor = Auditor {
         src,
         progress,
@@ -105,6 +110,10 @@ pub fn scan(src: &mut dyn Source, progress: &ProgressBar) -> anyhow::Result<Scan
     auditor.edges()?;
     auditor.status_events(&statuses)?;
     auditor.mutations()?;
+    // The lease columns came with schema version 3.
+    if schema_version.is_some_and(|v| v >= 3) {
+        auditor.claims(claim_age)?;
+    }
     auditor.orphans()?;
     auditor.edge_ends()?;
     Ok(Scan {
@@ -775,6 +784,76 @@ impl Auditor<'_> {
         Ok(())
     }
 
+    /// Reports the claims that hold their topology's queue: `applying` under a lease that
+    /// has passed (or none), or claimed longer ago than `claim_age`. "Now" is the store's
+    /// own clock, as its claims read it (the server's, on PostgreSQL).
+    fn claims(&mut self, claim_age: Duration) -> anyhow::Result<()> {
+        const T: &str = "mutations";
+        let now = match self.src.dialect() {
+            Dialect::Sqlite => "CAST(unixepoch('subsec') * 1000000 AS INTEGER)",
+            Dialect::Postgres => "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+        };
+        // The state is the declaration's name, never input.
+        let rows = self.src.rows(&format!(
+            "SELECT id, topology_id, claimed_at, lease_until, holder, token, {now}
+             FROM mutations WHERE state = '{}' ORDER BY topology_id, id",
+            MutationState::Applying
+        ))?;
+        let age_limit = i64::try_from(claim_age.as_micros()).unwrap_or(i64::MAX);
+        for row in rows {
+            let id = col(&row, 0);
+            let topology = as_int(&col(&row, 1));
+            let (Some(now), Some(token)) = (as_int(&col(&row, 6)), as_int(&col(&row, 5))) else {
+                continue;
+            };
+            let holder = match col(&row, 4) {
+                Value::Text(name) => format!(" held by '{name}'"),
+                _ => String::new(),
+            };
+            let repair = format!(
+                "the next claim takes it over, or repair it with `topostate queue release|fail \
+                 --token {token}`"
+            );
+            match as_int(&col(&row, 3)) {
+                None => self.find(
+                    Kind::ExpiredLease,
+                    T,
+                    &id,
+                    topology,
+                    format!("applying under token {token}{holder} with no lease; {repair}"),
+                ),
+                Some(until) if until <= now => self.find(
+                    Kind::ExpiredLease,
+                    T,
+                    &id,
+                    topology,
+                    format!(
+                        "applying under token {token}{holder}, its lease ended {} ago; {repair}",
+                        seconds(now.saturating_sub(until))
+                    ),
+                ),
+                Some(_) => {}
+            }
+            if let Some(claimed) = as_int(&col(&row, 2))
+                && now.saturating_sub(claimed) > age_limit
+            {
+                self.find(
+                    Kind::OldClaim,
+                    T,
+                    &id,
+                    topology,
+                    format!(
+                        "claimed {} ago under token {token}{holder}, longer than the claim age \
+                         of {}; its applier may be stuck",
+                        seconds(now.saturating_sub(claimed)),
+                        seconds(age_limit)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Finds child rows whose topology does not exist.
     fn orphans(&mut self) -> anyhow::Result<()> {
         for table in CHILD_TABLES {
@@ -850,6 +929,13 @@ impl Auditor<'_> {
         }
         Ok(())
     }
+}
+
+/// Microseconds as seconds with up to three decimals: `12.5 s`.
+fn seconds(micros: i64) -> String {
+    let millis = micros / 1000;
+    let text = format!("{}.{:03}", millis / 1000, (millis % 1000).abs());
+    format!("{} s", text.trim_end_matches('0').trim_end_matches('.'))
 }
 
 #[cfg(test)]

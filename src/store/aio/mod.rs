@@ -10,6 +10,7 @@ mod offload;
 #[cfg(feature = "tokio")]
 pub use offload::Offload;
 
+use core::time::Duration;
 use std::boxed::Box;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,8 +22,8 @@ use crate::{
 
 use super::typed::{restore, transition_of};
 use super::{
-    ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited, EventId,
-    LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Page,
+    ChildEdit, Claim, ClaimOptions, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited,
+    EventId, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Page,
     PageRequest, Precondition, QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord,
     TopologyStore, Touched, Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
 };
@@ -168,6 +169,29 @@ pub trait AsyncTopologyStore: Send + Sync {
     /// [`TopologyStore::claim_next_mutation`], async.
     fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim>;
 
+    /// [`TopologyStore::claim_next_mutation_with`], async.
+    fn claim_next_mutation_with<'a>(
+        &'a self,
+        id: TopologyId,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Claim>;
+
+    /// [`TopologyStore::renew_lease`], async.
+    fn renew_lease<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        lease: Duration,
+    ) -> StoreFuture<'a, Mutation>;
+
+    /// [`TopologyStore::release_mutation`], async.
+    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation>;
+
+    /// [`TopologyStore::wait_for_work`], async: `AsyncPgStore` waits on the server's
+    /// notifications, [`Offload`] waits on tokio's blocking pool, a [`NonBlocking`] store
+    /// through [`NonBlocking::wait_for_work_async`] (`MemoryStore` waits without blocking
+    /// the executor's thread, on any runtime).
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool>;
+
     /// [`TopologyStore::apply_live`], async.
     fn apply_live<'a>(
         &'a self,
@@ -243,7 +267,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateLan(lan, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateLan(lan.into(), patch),
+            ),
             lan,
         )
     }
@@ -256,7 +284,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<LanId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteLan(lan.into())),
             lan,
         )
     }
@@ -283,7 +311,11 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::UpdateDecky(decky, patch)),
+            self.edit_one(
+                id,
+                expected_version,
+                ChildEdit::UpdateDecky(decky.into(), patch),
+            ),
             decky,
         )
     }
@@ -296,7 +328,7 @@ pub trait AsyncTopologyStore: Send + Sync {
         expected_version: Option<u64>,
     ) -> StoreFuture<'_, Edited<DeckyId>> {
         same_row(
-            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky)),
+            self.edit_one(id, expected_version, ChildEdit::DeleteDecky(decky.into())),
             decky,
         )
     }
@@ -367,7 +399,57 @@ fn same_row<I: Send + 'static>(
 /// `NonBlocking` store implements [`AsyncTopologyStore`] by calling its sync face inside the
 /// future. A store that waits on a disk or a network (SQLite, PostgreSQL) must not
 /// implement this trait: wrap it in [`Offload`] instead.
-pub trait NonBlocking: TopologyStore {}
+///
+/// The one call that does wait, [`wait_for_work`](AsyncTopologyStore::wait_for_work), goes
+/// through [`wait_for_work_async`](Self::wait_for_work_async): a store that can be woken
+/// without blocking implements it; the default only looks.
+pub trait NonBlocking: TopologyStore {
+    /// The future of the async [`wait_for_work`](AsyncTopologyStore::wait_for_work): it
+    /// must not block its thread. The default cannot wait without blocking, so it only
+    /// looks, at once: `true` if a claim could take a mutation now, else `false` (before
+    /// the timeout). [`MemoryStore`](super::MemoryStore) waits for real: its future sleeps
+    /// until a mutation is enqueued, released or closed, a lease passes or the timeout
+    /// does, on any executor.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`TopologyStore::wait_for_work`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use topostate::store::{AsyncTopologyStore, MemoryStore, NonBlocking, Precondition};
+    /// use topostate::{MutationOp, TopologyStatus as S};
+    ///
+    /// let store = MemoryStore::new();
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let woke = runtime.block_on(async {
+    ///     let lab = store.create_topology("lab").await?;
+    ///     for to in [S::Deploying, S::Active] {
+    ///         store.transition_status(lab.id, to, None, Precondition::none()).await?;
+    ///     }
+    ///     // One thread: the enqueue below can only run while the wait is pending.
+    ///     let waiting = store.wait_for_work_async(Some(lab.id), Duration::from_secs(30));
+    ///     let enqueue = async {
+    ///         tokio::task::yield_now().await;
+    ///         store.enqueue_mutation(lab.id, MutationOp::AddLan, "{}", None).await
+    ///     };
+    ///     let (woke, queued) = tokio::join!(waiting, enqueue);
+    ///     queued?;
+    ///     woke
+    /// })?;
+    /// assert!(woke);
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    fn wait_for_work_async(
+        &self,
+        id: Option<TopologyId>,
+        timeout: Duration,
+    ) -> StoreFuture<'_, bool> {
+        let _ = timeout;
+        // Looks only: blocking here would block the executor's thread.
+        Box::pin(async move { TopologyStore::wait_for_work(self, id, Duration::ZERO) })
+    }
+}
 
 impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
     fn create_topology<'a>(&'a self, name: &'a str) -> StoreFuture<'a, TopologyRecord> {
@@ -449,6 +531,30 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
 
     fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim> {
         Box::pin(async move { TopologyStore::claim_next_mutation(self, id) })
+    }
+
+    fn claim_next_mutation_with<'a>(
+        &'a self,
+        id: TopologyId,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(async move { TopologyStore::claim_next_mutation_with(self, id, options) })
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        lease: Duration,
+    ) -> StoreFuture<'a, Mutation> {
+        Box::pin(async move { TopologyStore::renew_lease(self, claim, lease) })
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        Box::pin(async move { TopologyStore::release_mutation(self, claim) })
+    }
+
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool> {
+        self.wait_for_work_async(id, timeout)
     }
 
     fn apply_live<'a>(

@@ -3,14 +3,15 @@
 use std::boxed::Box;
 use std::string::String;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use super::{AsyncTopologyStore, StoreFuture};
 use crate::store::{
-    BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId,
-    Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
-    TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
+    BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited,
+    EventId, LanId, Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition,
+    StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
 };
 
 /// The async face of a blocking store (such as [`SqliteStore`](crate::store::SqliteStore)):
@@ -193,6 +194,32 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
         self.run(move |s| s.claim_next_mutation(id))
     }
 
+    fn claim_next_mutation_with<'a>(
+        &'a self,
+        id: TopologyId,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Claim> {
+        let options = options.clone();
+        self.run(move |s| s.claim_next_mutation_with(id, &options))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        lease: Duration,
+    ) -> StoreFuture<'a, Mutation> {
+        let claim = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
+        self.run(move |s| s.renew_lease(&claim, lease))
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        self.run(move |s| s.release_mutation(claim))
+    }
+
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool> {
+        self.run(move |s| s.wait_for_work(id, timeout))
+    }
+
     fn apply_live<'a>(
         &'a self,
         claim: &'a MutationClaim,
@@ -200,7 +227,7 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
     ) -> StoreFuture<'a, EditReport> {
         // The task needs its own claim; it names the same mutation, and the store checks
         // it exactly as it checks the caller's.
-        let claim = MutationClaim::from_parts(claim.id(), claim.topology_id());
+        let claim = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
         let edits = edits.to_vec();
         self.run(move |s| s.apply_live(&claim, &edits))
     }

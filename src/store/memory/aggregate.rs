@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::vec::Vec;
 
+use crate::store::model::Referable;
 use crate::store::{
-    ChildEdit, Decky, DeckyId, DeckyState, Edge, EdgeId, Lan, LanId, Mutation, MutationId,
+    ChildEdit, Decky, DeckyId, DeckyState, Edge, EdgeId, Lan, LanId, Mutation, MutationId, RowRef,
     StatusEvent, TopologyDetail, TopologyRecord, Touched,
 };
 
@@ -80,12 +81,14 @@ impl Aggregate {
     /// Writes one edit that [`Stage::check`](super::stage::Stage::check) accepted; nothing
     /// here can fail. The edit is owned so its strings move into the rows; `name_hash` is
     /// the hash [`precheck`](super::batch::precheck) computed for the name the edit
-    /// sets, if it sets one.
+    /// sets, if it sets one; `touched` the rows the batch's earlier edits touched, which
+    /// its batch-local references name.
     pub(super) fn apply(
         &mut self,
         inner: &Inner,
         edit: ChildEdit,
         name_hash: Option<u64>,
+        touched: &[Touched],
     ) -> Touched {
         let topology_id = self.row.id;
         let hasher = &inner.name_hasher;
@@ -111,7 +114,8 @@ impl Aggregate {
                 inner.lan_owners.insert(id.get(), topology_id);
                 Touched::Lan(id)
             }
-            ChildEdit::UpdateLan(id, patch) => {
+            ChildEdit::UpdateLan(lan, patch) => {
+                let id = resolve(lan, touched);
                 if let Some(name) = patch.name {
                     let hash = name_hash.unwrap_or_else(|| hash_name(hasher, &name));
                     kids.lans.rename(hasher, id, name, hash);
@@ -132,7 +136,8 @@ impl Aggregate {
                 }
                 Touched::Lan(id)
             }
-            ChildEdit::DeleteLan(id) => {
+            ChildEdit::DeleteLan(lan) => {
+                let id = resolve(lan, touched);
                 if kids.lans.remove(hasher, &id).is_some() {
                     inner.lan_owners.remove(id.get());
                 }
@@ -163,7 +168,8 @@ impl Aggregate {
                 inner.decky_owners.insert(id.get(), topology_id);
                 Touched::Decky(id)
             }
-            ChildEdit::UpdateDecky(id, patch) => {
+            ChildEdit::UpdateDecky(decky, patch) => {
+                let id = resolve(decky, touched);
                 if let Some(name) = patch.name {
                     let hash = name_hash.unwrap_or_else(|| hash_name(hasher, &name));
                     kids.deckies.rename(hasher, id, name, hash);
@@ -184,7 +190,8 @@ impl Aggregate {
                 }
                 Touched::Decky(id)
             }
-            ChildEdit::DeleteDecky(id) => {
+            ChildEdit::DeleteDecky(decky) => {
+                let id = resolve(decky, touched);
                 if kids.deckies.remove(hasher, &id).is_some() {
                     inner.decky_owners.remove(id.get());
                 }
@@ -195,20 +202,21 @@ impl Aggregate {
             }
             ChildEdit::AddEdge(new) => {
                 let id = EdgeId::new(inner.seq.edges.mint());
+                let (decky, lan) = (resolve(new.decky, touched), resolve(new.lan, touched));
                 kids.edges.insert(
                     id,
                     Edge {
                         id,
                         topology_id,
-                        decky: new.decky,
-                        lan: new.lan,
+                        decky,
+                        lan,
                         is_bridge: new.is_bridge,
                         forwards_l3: new.forwards_l3,
                     },
                 );
-                kids.pairs.insert((new.decky, new.lan), id);
-                kids.lan_edges.entry(new.lan).or_default().insert(id);
-                kids.decky_edges.entry(new.decky).or_default().insert(id);
+                kids.pairs.insert((decky, lan), id);
+                kids.lan_edges.entry(lan).or_default().insert(id);
+                kids.decky_edges.entry(decky).or_default().insert(id);
                 Touched::Edge(id)
             }
             ChildEdit::DeleteEdge(id) => {
@@ -231,5 +239,20 @@ impl Children {
                 edges.remove(&id);
             }
         }
+    }
+}
+
+/// The id a reference names once the batch's earlier edits are written: a stored id as it
+/// is, a batch-local reference as the row its edit added.
+fn resolve<I: Referable>(reference: RowRef<I>, touched: &[Touched]) -> I {
+    match reference {
+        RowRef::Stored(id) => id,
+        // Invariant: the stage accepted the reference, so edit `i` came earlier and added a
+        // row of this kind; id 0, which no row has, is never reached.
+        RowRef::Batch(i) => touched
+            .get(i)
+            .copied()
+            .and_then(I::of)
+            .unwrap_or_else(|| I::from_raw(0)),
     }
 }

@@ -150,7 +150,8 @@ impl MemoryStore {
         } = ready;
         let version = self.check_edits(agg, refusal, version, &edits, &mut prepared)?;
         for (i, edit) in edits.into_iter().enumerate() {
-            touched.push(agg.apply(&self.inner, edit, prepared.hash(i)));
+            let row = agg.apply(&self.inner, edit, prepared.hash(i), &touched);
+            touched.push(row);
         }
         agg.row.version = version;
         Ok(EditReport { touched, version })

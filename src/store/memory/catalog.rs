@@ -136,6 +136,11 @@ impl Counter {
         // 2^64 ids cannot be minted in practice; wrapping avoids a panic path.
         self.0.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
+
+    /// The id the next [`mint`](Self::mint) returns, unless another thread mints first.
+    pub(super) fn peek(&self) -> u64 {
+        self.0.0.load(Ordering::Relaxed).wrapping_add(1)
+    }
 }
 
 #[cfg(all(test, not(topostate_loom)))]

@@ -12,13 +12,34 @@ use crate::store::{DeckyId, EdgeId, LanId};
 use super::index::{IdMap, IdSet};
 use super::rows::{NameHasher, Named, Rows};
 
+/// A LAN or decky as the stage sees it: stored before the batch, or added by it (under
+/// the id [`Stage`](super::stage::Stage) foresaw for it).
+#[derive(Clone, Copy)]
+pub(super) enum Row<I> {
+    /// Stored before the batch (or a stored id that names nothing).
+    Stored(I),
+    /// Added by the batch, named through a batch-local reference.
+    New(I),
+}
+
+impl<I: Copy> Row<I> {
+    pub(super) fn id(self) -> I {
+        match self {
+            Self::Stored(id) | Self::New(id) => id,
+        }
+    }
+}
+
 /// How a batch so far has changed the names of one kind of row: only what it changed is
 /// held here, borrowed from the batch; everything else is read from the aggregate.
 pub(super) struct NameChanges<'a, I> {
-    /// Stored rows the batch deleted.
+    /// Rows the batch deleted (stored or its own).
     gone: IdSet<I>,
     /// Stored rows the batch renamed, with their new names.
     renamed: IdMap<I, &'a str>,
+    /// The rows the batch added, by foreseen id, with their names as the batch leaves
+    /// them; filled only for a batch that refers to its own rows.
+    added: IdMap<I, &'a str>,
     /// Names whose status the batch changed. `true`: taken by the batch; `false`: freed.
     overlay: HashMap<&'a str, bool, NameHasher>,
 }
@@ -28,16 +49,28 @@ impl<'a, I: Copy + Eq + Hash> NameChanges<'a, I> {
         Self {
             gone: IdSet::default(),
             renamed: IdMap::default(),
+            added: IdMap::default(),
             overlay: HashMap::with_hasher(hasher.clone()),
         }
     }
 
-    /// The staged name of an existing row, or `None` if it does not exist (any more).
-    pub(super) fn current<R: Named>(&self, rows: &'a Rows<I, R>, id: I) -> Option<&'a str> {
+    /// The staged name of a row, or `None` if it does not exist (any more). A stored id
+    /// never names a row of the batch: those are reached only as [`Row::New`].
+    pub(super) fn current<R: Named>(&self, rows: &'a Rows<I, R>, row: Row<I>) -> Option<&'a str> {
+        match row {
+            Row::Stored(id) if !self.added.is_empty() && self.added.contains_key(&id) => None,
+            Row::Stored(id) => self.name(rows, id),
+            Row::New(id) if self.gone.contains(&id) => None,
+            Row::New(id) => self.added.get(&id).copied(),
+        }
+    }
+
+    /// The staged name of a row the stage itself found (an edge's end), stored or new.
+    pub(super) fn name<R: Named>(&self, rows: &'a Rows<I, R>, id: I) -> Option<&'a str> {
         if self.gone.contains(&id) {
             return None;
         }
-        match self.renamed.get(&id) {
+        match self.renamed.get(&id).or_else(|| self.added.get(&id)) {
             Some(name) => Some(name),
             None => rows.get(&id).map(Named::name),
         }
@@ -51,14 +84,21 @@ impl<'a, I: Copy + Eq + Hash> NameChanges<'a, I> {
             .unwrap_or_else(|| rows.find(hash, name).is_some())
     }
 
-    pub(super) fn add(&mut self, name: &'a str) {
+    /// Takes `name` for a new row; with `id`, the row can be named later in the batch.
+    pub(super) fn add(&mut self, id: Option<I>, name: &'a str) {
         self.overlay.insert(name, true);
+        if let Some(id) = id {
+            self.added.insert(id, name);
+        }
     }
 
-    pub(super) fn rename(&mut self, id: I, from: &'a str, to: &'a str) {
+    pub(super) fn rename(&mut self, row: Row<I>, from: &'a str, to: &'a str) {
         self.overlay.insert(from, false);
         self.overlay.insert(to, true);
-        self.renamed.insert(id, to);
+        match row {
+            Row::Stored(id) => self.renamed.insert(id, to),
+            Row::New(id) => self.added.insert(id, to),
+        };
     }
 
     pub(super) fn remove(&mut self, id: I, name: &'a str) {
@@ -68,7 +108,7 @@ impl<'a, I: Copy + Eq + Hash> NameChanges<'a, I> {
 
     #[cfg(all(test, not(topostate_loom)))]
     pub(super) fn len(&self) -> usize {
-        self.gone.len() + self.renamed.len() + self.overlay.len()
+        self.gone.len() + self.renamed.len() + self.added.len() + self.overlay.len()
     }
 }
 
@@ -113,8 +153,8 @@ impl GoneEdges {
     }
 }
 
-/// The decky ↔ LAN pairs a batch adds (their ends exist before the batch), indexed both
-/// ways.
+/// The decky ↔ LAN pairs a batch adds (their ends stored, or added by the batch under
+/// their foreseen ids), indexed both ways.
 ///
 /// A pair removed (with its decky or LAN) is dropped from `pairs` at once but left in the
 /// lists of the other end, which read it through `pairs`: a removed pair never comes back,

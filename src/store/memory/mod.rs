@@ -13,7 +13,7 @@
 //! | `batch` | a batch before the lock (own fields checked, names hashed), then checked and written |
 //! | `stage` | checking each edit against the aggregate as the earlier edits leave it |
 //! | `changes` | what a batch has changed so far, while it is checked |
-//! | `queue` | finding a claimed mutation and closing it |
+//! | `queue` | claims under a lease, fenced uses of a claim, closing it, waking waiters |
 //! | `locks` | taking locks, and taking over a poisoned one |
 //!
 //! Layout and locking:
@@ -49,6 +49,7 @@ mod queue;
 mod rows;
 mod stage;
 
+use core::time::Duration;
 use std::fmt;
 
 use super::policy::{
@@ -57,9 +58,10 @@ use super::policy::{
 };
 use super::sync::{Arc, Mutex};
 use super::{
-    ChildEdit, Claim, DeckyId, DeckyRuntime, EditReport, Edited, Entity, EventId, LanId, Mutation,
-    MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
-    TopologyDetail, TopologyRecord, Touched, Transitioned, canonical_name, check_text,
+    ChildEdit, Claim, ClaimOptions, Clock, DeckyId, DeckyRuntime, EditReport, Edited, Entity,
+    EventId, LanId, Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition,
+    StatusEvent, StoreError, SystemClock, Timestamp, TopologyDetail, TopologyRecord, Touched,
+    Transitioned, canonical_name, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -123,6 +125,25 @@ struct Inner {
     /// The one hasher of child names: every topology's name index and the hashes made
     /// before a topology is locked (see `batch`) use it.
     name_hasher: NameHasher,
+    /// Where leases (and every timestamp the store writes) read the time.
+    clock: StoreClock,
+    /// Wakes the appliers waiting for work.
+    work: super::wake::WorkSignal,
+}
+
+/// The store's clock: the system's unless a test gave another.
+struct StoreClock(std::sync::Arc<dyn Clock>);
+
+impl Default for StoreClock {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(SystemClock))
+    }
+}
+
+impl StoreClock {
+    fn now(&self) -> Timestamp {
+        self.0.now()
+    }
 }
 
 impl MemoryStore {
@@ -130,6 +151,29 @@ impl MemoryStore {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store reading the time from `clock`: its leases run out, and the times it
+    /// writes are taken, by that clock (e.g. a [`ManualClock`](super::ManualClock) a test
+    /// moves by hand).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use topostate::store::{ManualClock, MemoryStore, Timestamp, TopologyStore};
+    ///
+    /// let clock = Arc::new(ManualClock::new(Timestamp::from_micros(42)));
+    /// let store = MemoryStore::with_clock(clock);
+    /// assert_eq!(store.create_topology("lab")?.created_at, Timestamp::from_micros(42));
+    /// # Ok::<(), topostate::store::StoreError>(())
+    /// ```
+    #[must_use]
+    pub fn with_clock(clock: std::sync::Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                clock: StoreClock(clock),
+                ..Inner::default()
+            }),
+        }
     }
 
     /// Not public API: test hook. Forces the stored version of a topology, e.g. to
@@ -164,7 +208,16 @@ impl fmt::Debug for MemoryStore {
 
 /// Every call holds a topology's lock only for its own checks and writes, never across
 /// I/O: its async face runs inline (see [`NonBlocking`](super::NonBlocking)).
-impl super::NonBlocking for MemoryStore {}
+/// Its async `wait_for_work` waits for real, without blocking the executor's thread.
+impl super::NonBlocking for MemoryStore {
+    fn wait_for_work_async(
+        &self,
+        id: Option<TopologyId>,
+        timeout: Duration,
+    ) -> super::StoreFuture<'_, bool> {
+        Box::pin(self.wait_async(id, timeout))
+    }
+}
 
 super::trace::traced_store!(MemoryStore, "memory");
 
@@ -180,7 +233,7 @@ impl super::trace::Untraced for MemoryStore {
             });
         }
         let id = TopologyId::new(self.inner.seq.topologies.mint());
-        let now = Timestamp::now();
+        let now = self.now();
         let row = TopologyRecord {
             id,
             name: name.into(),
@@ -240,7 +293,7 @@ impl super::trace::Untraced for MemoryStore {
             if let Some(e) = transition_refusal(from, agg.row.version, to, reason, precondition) {
                 return Err(e);
             }
-            let at = Timestamp::now();
+            let at = self.now();
             let event = StatusEvent {
                 id: EventId::new(self.inner.seq.events.mint()),
                 topology_id: id,
@@ -357,9 +410,15 @@ impl super::trace::Untraced for MemoryStore {
                 op,
                 payload: payload.into(),
                 state: MutationState::Pending,
-                requested_at: Timestamp::now(),
+                requested_at: self.now(),
                 applied_at: None,
                 reason: None,
+                claimed_at: None,
+                lease_until: None,
+                holder: None,
+                attempts: 0,
+                token: 0,
+                edited_by: None,
             };
             let mutation_id = mutation.id;
             agg.kids.pending.insert(mutation_id);
@@ -370,30 +429,27 @@ impl super::trace::Untraced for MemoryStore {
                 version,
             })
         })
+        .inspect(|_| self.inner.work.notify())
     }
 
-    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.with(id, |agg| {
-            live_gate(agg.row.status)?;
-            let kids = &mut agg.kids;
-            if let Some(applying) = kids.applying {
-                return Ok(Claim::Busy { applying });
-            }
-            // Invariant: `pending` holds exactly the ids of the pending mutations, so its
-            // first id is the oldest.
-            let Some(oldest) = kids.pending.pop_first() else {
-                return Ok(Claim::Empty);
-            };
-            let Some(mutation) = kids.mutations.get_mut(&oldest) else {
-                return Ok(Claim::Empty);
-            };
-            mutation.state = MutationState::Applying;
-            kids.applying = Some(oldest);
-            Ok(Claim::Claimed {
-                mutation: mutation.clone(),
-                claim: MutationClaim::from_parts(oldest, id),
-            })
-        })
+    fn claim_next_mutation_with(
+        &self,
+        id: TopologyId,
+        options: &ClaimOptions,
+    ) -> Result<Claim, StoreError> {
+        self.claim(id, options)
+    }
+
+    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError> {
+        self.renew(claim, lease)
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        self.release(&claim)
+    }
+
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError> {
+        self.wait(id, timeout)
     }
 
     fn apply_live(
@@ -402,10 +458,27 @@ impl super::trace::Untraced for MemoryStore {
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         let ready = Ready::new(&self.inner.name_hasher, edits);
-        self.with_claim(claim, |agg, state| {
-            let refusal = StoreError::first(state, live_gate(agg.row.status).err());
+        self.with_claim(claim, |agg, fenced| {
+            // Live edits committed under an earlier claim are not applied again.
+            let committed = agg
+                .kids
+                .mutations
+                .get(&claim.id())
+                .and_then(|m| m.edited_by.filter(|&t| t != claim.token()))
+                .map(|edited_by| StoreError::EditsCommitted {
+                    id: claim.id(),
+                    edited_by,
+                });
+            let refusal = StoreError::first(
+                StoreError::first(fenced, committed),
+                live_gate(agg.row.status).err(),
+            );
             let current = agg.row.version;
-            self.run_edits(agg, refusal, Ok(current), ready)
+            let report = self.run_edits(agg, refusal, Ok(current), ready)?;
+            if let Some(mutation) = agg.kids.mutations.get_mut(&claim.id()) {
+                mutation.edited_by = Some(claim.token());
+            }
+            Ok(report)
         })
     }
 
@@ -464,7 +537,7 @@ impl super::trace::Untraced for MemoryStore {
             let gate = free_form_gate(agg.row.status).err();
             let version = batch_version(agg.row.version, expected_version, edits);
             let version = self.check_edits(agg, gate, version, edits, &mut prepared)?;
-            let touched = agg.apply(&self.inner, edit, prepared.hash(0));
+            let touched = agg.apply(&self.inner, edit, prepared.hash(0), &[]);
             agg.row.version = version;
             Ok(Edited {
                 id: touched,

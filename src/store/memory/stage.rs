@@ -2,15 +2,17 @@
 //! the batch would leave it, before anything is written.
 
 use std::collections::BTreeSet;
+use std::vec::Vec;
 
 use crate::TopologyId;
-use crate::store::{ChildEdit, DeckyId, EdgeId, Entity, LanId, StoreError};
+use crate::store::policy::check_refs;
+use crate::store::{ChildEdit, DeckyId, EdgeId, Entity, LanId, RowRef, StoreError};
 
 use super::aggregate::Aggregate;
 use super::batch::Prepared;
-use super::changes::{EdgeChanges, NameChanges};
+use super::changes::{EdgeChanges, NameChanges, Row};
 use super::index::Owners;
-use super::rows::{NameHasher, hash_name};
+use super::rows::hash_name;
 use super::{Inner, duplicate, not_found};
 
 /// What a batch has changed so far, for checking its next edit as if the earlier ones had
@@ -27,14 +29,68 @@ pub(super) struct Stage<'a> {
     /// Made by the first edit that stages a change to edges: most single edits, and many
     /// batches, never do, and then cost nothing for them.
     edges: Option<Box<EdgeChanges>>,
+    /// The ids foreseen for the batch's new rows; only for a batch that refers to them.
+    foreseen: Option<Box<Foreseen>>,
+}
+
+/// The ids a batch that refers to its own new rows stages them under: the ids the store
+/// mints for them when the batch is written, unless a writer to another topology mints
+/// first (the sequences are store-wide). Errors that name a new row (a deleted one
+/// referred to, a decky a LAN delete would strand, a pair added twice) name these, as a
+/// SQL backend names the ids its rolled-back inserts got. Nothing is minted while a batch
+/// is checked, so a refused batch leaves no gap in the sequences.
+struct Foreseen {
+    /// By edit index: the id foreseen for the row the edit adds (0 for other edits).
+    ids: Vec<u64>,
+    /// The next LAN id to foresee.
+    lan: u64,
+    /// The next decky id to foresee.
+    decky: u64,
 }
 
 impl<'a> Stage<'a> {
-    fn new(hasher: &NameHasher) -> Self {
+    fn new(inner: &Inner, edits: &[ChildEdit]) -> Self {
+        let foreseen = edits.iter().any(ChildEdit::refers_to_batch).then(|| {
+            Box::new(Foreseen {
+                ids: vec![0; edits.len()],
+                lan: inner.seq.lans.peek(),
+                decky: inner.seq.deckies.peek(),
+            })
+        });
         Self {
-            lans: NameChanges::new(hasher),
-            deckies: NameChanges::new(hasher),
+            lans: NameChanges::new(&inner.name_hasher),
+            deckies: NameChanges::new(&inner.name_hasher),
             edges: None,
+            foreseen,
+        }
+    }
+
+    /// Foresees the id of the row edit `at` adds, if the batch refers to its new rows.
+    fn foresee(&mut self, at: usize, entity: Entity) -> Option<u64> {
+        let foreseen = self.foreseen.as_mut()?;
+        let next = match entity {
+            Entity::Lan => &mut foreseen.lan,
+            _ => &mut foreseen.decky,
+        };
+        let id = *next;
+        *next = next.wrapping_add(1);
+        if let Some(slot) = foreseen.ids.get_mut(at) {
+            *slot = id;
+        }
+        Some(id)
+    }
+
+    /// A reference as a row to look up; [`check_refs`] has accepted it.
+    fn row<I>(&self, reference: RowRef<I>, id: fn(u64) -> I) -> Row<I> {
+        match reference {
+            RowRef::Stored(stored) => Row::Stored(stored),
+            RowRef::Batch(i) => {
+                let ids = self.foreseen.as_ref().map(|f| f.ids.as_slice());
+                Row::New(id(ids
+                    .and_then(|ids| ids.get(i))
+                    .copied()
+                    .unwrap_or_default()))
+            }
         }
     }
 
@@ -59,11 +115,11 @@ impl<'a> Stage<'a> {
         edits: &'a [ChildEdit],
         prepared: &mut Prepared<H>,
     ) -> Result<Self, StoreError> {
-        let mut stage = Self::new(&inner.name_hasher);
-        for (i, edit) in edits.iter().enumerate() {
+        let mut stage = Self::new(inner, edits);
+        for i in 0..edits.len() {
             // The last edit's effects are never read: skip staging them.
             let record = i + 1 < edits.len();
-            stage.edit(agg, inner, edit, prepared.take(i), record)?;
+            stage.edit(agg, inner, edits, i, prepared.take(i), record)?;
         }
         Ok(stage)
     }
@@ -85,17 +141,23 @@ impl<'a> Stage<'a> {
         self.lans.len() + self.deckies.len() + edges
     }
 
-    /// Checks one edit. `pre` is its [`precheck`](super::batch::precheck): the error of
-    /// its own fields, which is reported where the edit checks them, or the hash of the
-    /// name it sets. With `record`, stages its effects for the edits after it.
+    /// Checks edit `at` of `edits`: its batch-local references, then the rest. `pre` is
+    /// its [`precheck`](super::batch::precheck): the error of its own fields, which is
+    /// reported where the edit checks them, or the hash of the name it sets. With
+    /// `record`, stages its effects for the edits after it.
     fn edit(
         &mut self,
         agg: &'a Aggregate,
         inner: &Inner,
-        edit: &'a ChildEdit,
+        edits: &'a [ChildEdit],
+        at: usize,
         pre: Result<Option<u64>, StoreError>,
         record: bool,
     ) -> Result<(), StoreError> {
+        check_refs(edits, at)?;
+        let Some(edit) = edits.get(at) else {
+            return Ok(());
+        };
         let kids = &agg.kids;
         let hasher = &inner.name_hasher;
         match edit {
@@ -105,14 +167,16 @@ impl<'a> Stage<'a> {
                     return Err(duplicate(Entity::Lan, &new.name));
                 }
                 if record {
-                    self.lans.add(&new.name);
+                    let id = self.foresee(at, Entity::Lan).map(LanId::new);
+                    self.lans.add(id, &new.name);
                 }
             }
-            ChildEdit::UpdateLan(id, patch) => {
+            ChildEdit::UpdateLan(lan, patch) => {
+                let row = self.row(*lan, LanId::new);
                 let current = self
                     .lans
-                    .current(&kids.lans, *id)
-                    .ok_or_else(|| not_found(Entity::Lan, id.get()))?;
+                    .current(&kids.lans, row)
+                    .ok_or_else(|| not_found(Entity::Lan, row.id().get()))?;
                 let hash = pre?;
                 if let Some(name) = &patch.name
                     && name != current
@@ -122,14 +186,16 @@ impl<'a> Stage<'a> {
                         return Err(duplicate(Entity::Lan, name));
                     }
                     if record {
-                        self.lans.rename(*id, current, name);
+                        self.lans.rename(row, current, name);
                     }
                 }
             }
-            ChildEdit::DeleteLan(id) => {
+            ChildEdit::DeleteLan(lan) => {
+                let row = self.row(*lan, LanId::new);
+                let id = &row.id();
                 let name = self
                     .lans
-                    .current(&kids.lans, *id)
+                    .current(&kids.lans, row)
                     .ok_or_else(|| not_found(Entity::Lan, id.get()))?;
                 if let Some((decky, decky_name)) = self.orphan(agg, *id) {
                     return Err(StoreError::LanInUse {
@@ -154,14 +220,16 @@ impl<'a> Stage<'a> {
                     return Err(duplicate(Entity::Decky, &new.name));
                 }
                 if record {
-                    self.deckies.add(&new.name);
+                    let id = self.foresee(at, Entity::Decky).map(DeckyId::new);
+                    self.deckies.add(id, &new.name);
                 }
             }
-            ChildEdit::UpdateDecky(id, patch) => {
+            ChildEdit::UpdateDecky(decky, patch) => {
+                let row = self.row(*decky, DeckyId::new);
                 let current = self
                     .deckies
-                    .current(&kids.deckies, *id)
-                    .ok_or_else(|| not_found(Entity::Decky, id.get()))?;
+                    .current(&kids.deckies, row)
+                    .ok_or_else(|| not_found(Entity::Decky, row.id().get()))?;
                 let hash = pre?;
                 if let Some(name) = &patch.name
                     && name != current
@@ -171,14 +239,16 @@ impl<'a> Stage<'a> {
                         return Err(duplicate(Entity::Decky, name));
                     }
                     if record {
-                        self.deckies.rename(*id, current, name);
+                        self.deckies.rename(row, current, name);
                     }
                 }
             }
-            ChildEdit::DeleteDecky(id) => {
+            ChildEdit::DeleteDecky(decky) => {
+                let row = self.row(*decky, DeckyId::new);
+                let id = &row.id();
                 let name = self
                     .deckies
-                    .current(&kids.deckies, *id)
+                    .current(&kids.deckies, row)
                     .ok_or_else(|| not_found(Entity::Decky, id.get()))?;
                 if record {
                     self.deckies.remove(*id, name);
@@ -190,26 +260,30 @@ impl<'a> Stage<'a> {
             }
             ChildEdit::AddEdge(new) => {
                 let topology = agg.row.id;
+                let (decky, lan) = (
+                    self.row(new.decky, DeckyId::new),
+                    self.row(new.lan, LanId::new),
+                );
                 let decky_error = self
                     .deckies
-                    .current(&kids.deckies, new.decky)
+                    .current(&kids.deckies, decky)
                     .is_none()
                     .then(|| {
                         missing_end(
                             &inner.decky_owners,
                             Entity::Decky,
-                            new.decky.get(),
+                            decky.id().get(),
                             topology,
                         )
                     });
                 let lan_error =
-                    self.lans.current(&kids.lans, new.lan).is_none().then(|| {
-                        missing_end(&inner.lan_owners, Entity::Lan, new.lan.get(), topology)
+                    self.lans.current(&kids.lans, lan).is_none().then(|| {
+                        missing_end(&inner.lan_owners, Entity::Lan, lan.id().get(), topology)
                     });
                 if let Some(e) = StoreError::first(decky_error, lan_error) {
                     return Err(e);
                 }
-                let pair = (new.decky, new.lan);
+                let pair = (decky.id(), lan.id());
                 let taken = self.edges.as_ref().is_some_and(|e| e.new.contains(&pair))
                     || kids
                         .pairs
@@ -218,7 +292,7 @@ impl<'a> Stage<'a> {
                 if taken {
                     return Err(StoreError::Duplicate {
                         entity: Entity::Edge,
-                        name: format!("decky {} ↔ lan {}", new.decky, new.lan),
+                        name: format!("decky {} ↔ lan {}", pair.0, pair.1),
                     });
                 }
                 if record {
@@ -252,10 +326,7 @@ impl<'a> Stage<'a> {
         let added = self.edges.iter().flat_map(move |e| e.new.deckies_of(lan));
         stored.chain(added).find_map(|decky| {
             (self.lan_count(agg, decky) == 1).then(|| {
-                let name = self
-                    .deckies
-                    .current(&kids.deckies, decky)
-                    .unwrap_or_default();
+                let name = self.deckies.name(&kids.deckies, decky).unwrap_or_default();
                 (decky, name)
             })
         })
@@ -310,9 +381,9 @@ mod tests {
         };
         let batch = [
             ChildEdit::AddLan(NewLan::new("new", "10.1.0.0/24")),
-            ChildEdit::DeleteLan(lan(1)),
+            ChildEdit::DeleteLan(lan(1).into()),
             ChildEdit::UpdateLan(
-                lan(2),
+                lan(2).into(),
                 LanPatch {
                     name: Some("renamed".into()),
                     ..Default::default()

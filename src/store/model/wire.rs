@@ -12,12 +12,12 @@ use std::marker::PhantomData;
 use std::string::String;
 use std::vec::Vec;
 
-use serde::de::{Deserializer, Error, SeqAccess, Unexpected, Visitor};
+use serde::de::{Deserializer, Error, IntoDeserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::{
     ChildEdit, DeckyId, DeckyPatch, DeckyState, EdgeId, LanId, LanPatch, NewDecky, NewEdge, NewLan,
-    Timestamp, Touched,
+    Referable, RowRef, Timestamp, Touched,
 };
 use crate::store::{check_coord, check_name, check_text};
 
@@ -63,6 +63,7 @@ fields! {
         DeckyIp = "decky ip",
         DeckyLastError = "decky last error",
         Payload = "payload",
+        Holder = "holder",
     }
     Coord {
         LanX = "lan x",
@@ -446,34 +447,188 @@ impl Visitor<'_> for TimestampVisitor {
     }
 }
 
+// ---- row references -----------------------------------------------------------------------------
+
+/// `5` for a stored id; `{"batch":0}` for a batch-local reference.
+impl<I: Serialize> Serialize for RowRef<I> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Stored(id) => id.serialize(serializer),
+            Self::Batch(i) => BatchRef { batch: *i }.serialize(serializer),
+        }
+    }
+}
+
+/// A batch-local reference as written.
+#[derive(Serialize)]
+struct BatchRef {
+    batch: usize,
+}
+
+/// A number is a stored id (checked as the id's own type checks it); an object with the one
+/// key `batch` is a batch-local reference. Needs a self-describing format, as JSON is.
+impl<'de, I: Referable + Deserialize<'de>> Deserialize<'de> for RowRef<I> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RowRefVisitor(PhantomData))
+    }
+}
+
+struct RowRefVisitor<I>(PhantomData<I>);
+
+impl<I: Referable> RowRefVisitor<I> {
+    fn id<'de, E: Error>(v: u64) -> Result<RowRef<I>, E>
+    where
+        I: Deserialize<'de>,
+    {
+        I::deserialize(v.into_deserializer()).map(RowRef::Stored)
+    }
+}
+
+impl<'de, I: Referable + Deserialize<'de>> Visitor<'de> for RowRefVisitor<I> {
+    type Value = RowRef<I>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (an integer from 1 to 18446744073709551615) or {{\"batch\": i}}, i the index of an earlier edit of the batch",
+            I::LABEL
+        )
+    }
+
+    fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+        Self::id(v)
+    }
+
+    fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+        match u64::try_from(v) {
+            Ok(v) => Self::id(v),
+            Err(_) => Err(E::invalid_value(Unexpected::Signed(v), &self)),
+        }
+    }
+
+    fn visit_str<E: Error>(self, _: &str) -> Result<Self::Value, E> {
+        // Not `Unexpected::Str`: that would echo the whole string, however long.
+        Err(E::invalid_type(Unexpected::Other("a string"), &self))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut batch = None;
+        while let Some(key) = map.next_key::<RefKey>()? {
+            match key {
+                RefKey::Batch if batch.is_some() => return Err(A::Error::duplicate_field("batch")),
+                RefKey::Batch => batch = Some(map.next_value_seed(EditIndex)?),
+            }
+        }
+        batch
+            .map(RowRef::Batch)
+            .ok_or_else(|| A::Error::missing_field("batch"))
+    }
+}
+
+/// The index of an edit in its batch: an integer from 0.
+struct EditIndex;
+
+impl<'de> serde::de::DeserializeSeed<'de> for EditIndex {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        // `any`, not `u64`: inside an edit the value is buffered, and a buffered string
+        // refused as a `u64` would be echoed whole in the error.
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for EditIndex {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the index of an edit of the batch: an integer from 0")
+    }
+
+    fn visit_u64<E: Error>(self, v: u64) -> Result<usize, E> {
+        usize::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: Error>(self, v: i64) -> Result<usize, E> {
+        usize::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+    }
+
+    fn visit_str<E: Error>(self, _: &str) -> Result<usize, E> {
+        Err(E::invalid_type(Unexpected::Other("a string"), &self))
+    }
+}
+
+/// The one key of a batch-local reference; any other is refused by name.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum RefKey {
+    Batch,
+}
+
 // ---- enums with data --------------------------------------------------------------------------
 
 /// [`ChildEdit`] as written: `op` names the variant, the other keys are its arguments.
 #[derive(Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum EditOut<'a> {
-    AddLan { lan: &'a NewLan },
-    UpdateLan { id: LanId, patch: &'a LanPatch },
-    DeleteLan { id: LanId },
-    AddDecky { decky: &'a NewDecky },
-    UpdateDecky { id: DeckyId, patch: &'a DeckyPatch },
-    DeleteDecky { id: DeckyId },
-    AddEdge { edge: &'a NewEdge },
-    DeleteEdge { id: EdgeId },
+    AddLan {
+        lan: &'a NewLan,
+    },
+    UpdateLan {
+        id: RowRef<LanId>,
+        patch: &'a LanPatch,
+    },
+    DeleteLan {
+        id: RowRef<LanId>,
+    },
+    AddDecky {
+        decky: &'a NewDecky,
+    },
+    UpdateDecky {
+        id: RowRef<DeckyId>,
+        patch: &'a DeckyPatch,
+    },
+    DeleteDecky {
+        id: RowRef<DeckyId>,
+    },
+    AddEdge {
+        edge: &'a NewEdge,
+    },
+    DeleteEdge {
+        id: EdgeId,
+    },
 }
 
 /// [`ChildEdit`] as read; the same shape as [`EditOut`].
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum EditIn {
-    AddLan { lan: NewLan },
-    UpdateLan { id: LanId, patch: LanPatch },
-    DeleteLan { id: LanId },
-    AddDecky { decky: NewDecky },
-    UpdateDecky { id: DeckyId, patch: DeckyPatch },
-    DeleteDecky { id: DeckyId },
-    AddEdge { edge: NewEdge },
-    DeleteEdge { id: EdgeId },
+    AddLan {
+        lan: NewLan,
+    },
+    UpdateLan {
+        id: RowRef<LanId>,
+        patch: LanPatch,
+    },
+    DeleteLan {
+        id: RowRef<LanId>,
+    },
+    AddDecky {
+        decky: NewDecky,
+    },
+    UpdateDecky {
+        id: RowRef<DeckyId>,
+        patch: DeckyPatch,
+    },
+    DeleteDecky {
+        id: RowRef<DeckyId>,
+    },
+    AddEdge {
+        edge: NewEdge,
+    },
+    DeleteEdge {
+        id: EdgeId,
+    },
 }
 
 impl Serialize for ChildEdit {

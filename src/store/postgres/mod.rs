@@ -74,6 +74,7 @@
 
 mod codec;
 mod conn;
+mod listen;
 mod run;
 mod schema;
 mod tls;
@@ -93,10 +94,10 @@ use crate::store::sql::{
     stmt,
 };
 use crate::store::{
-    AsyncTopologyStore, BackendError, ChildEdit, Claim, DeckyId, DeckyRuntime, DeckyState,
-    EditReport, Edited, Entity, EventId, LanId, Mutation, MutationClaim, MutationId, Page,
-    PageRequest, Precondition, StatusEvent, StoreError, StoreFuture, Timestamp, TopologyDetail,
-    TopologyRecord, TopologyStore, Transitioned, canonical_name, check_text,
+    AsyncTopologyStore, BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime,
+    DeckyState, EditReport, Edited, Entity, EventId, LanId, Mutation, MutationClaim, MutationId,
+    Page, PageRequest, Precondition, StatusEvent, StoreError, StoreFuture, Timestamp,
+    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, canonical_name, check_text,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -345,8 +346,8 @@ impl PgStoreBuilder {
         let mut settings = self.settings;
         settings.ssl_mode = Some(tls.mode());
         let place: Arc<str> = Arc::from(conn::describe_place(&config, settings.schema.as_deref()));
-        let pool = conn::pool(config, tls, &settings)?;
-        let core = Core::new(pool, place, settings);
+        let pool = conn::pool(config.clone(), tls.clone(), &settings)?;
+        let core = Core::new(pool, config, tls, place, settings);
         // One connection first, for a clear error (and the schema) before any call.
         let deadline = tokio::time::Instant::now() + core.settings.timeout;
         let first = core.checkout_for_connect(deadline).await?;
@@ -714,13 +715,74 @@ impl Core {
         .await
     }
 
-    /// [`TopologyStore::claim_next_mutation`].
-    async fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
+    /// [`TopologyStore::claim_next_mutation_with`].
+    async fn claim_next_mutation_with(
+        &self,
+        id: TopologyId,
+        options: &ClaimOptions,
+    ) -> Result<Claim, StoreError> {
         self.write(
             call("claim_next_mutation").on(id),
-            on_session!(db => sql::claim_next_mutation(db, id)),
+            on_session!(db => sql::claim_next_mutation(db, id, options)),
         )
         .await
+    }
+
+    /// [`TopologyStore::renew_lease`].
+    async fn renew_lease(
+        &self,
+        claim: &MutationClaim,
+        lease: Duration,
+    ) -> Result<Mutation, StoreError> {
+        self.write(
+            call("renew_lease").on(claim.topology_id()),
+            on_session!(db => sql::renew_lease(db, claim, lease)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::release_mutation`].
+    async fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        let claim = &claim;
+        self.write(
+            call("release_mutation").on(claim.topology_id()),
+            on_session!(db => sql::release(db, claim)),
+        )
+        .await
+    }
+
+    /// [`TopologyStore::wait_for_work`]: looks at the queues, then waits for the server's
+    /// notification of a queue write (on a connection of its own, listening) or for the
+    /// earliest running lease to pass, and looks again.
+    async fn wait_for_work(
+        &self,
+        id: Option<TopologyId>,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        let mut listener = listen::Listener::start(self).await?;
+        loop {
+            let offer = self
+                .read(call("wait_for_work"), on_session!(db => sql::offer(db, id)))
+                .await?;
+            if offer.work {
+                return Ok(true);
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    left
+                }
+                None => timeout,
+            };
+            let wait = offer.earliest.map_or(left, |until| {
+                left.min(crate::store::wake::micros_until(offer.now, until))
+            });
+            listener.next(wait).await;
+        }
     }
 
     /// [`TopologyStore::apply_live`].
@@ -875,7 +937,34 @@ impl AsyncTopologyStore for AsyncPgStore {
     }
 
     fn claim_next_mutation(&self, id: TopologyId) -> StoreFuture<'_, Claim> {
-        Box::pin(self.core.claim_next_mutation(id))
+        Box::pin(async move {
+            let options = ClaimOptions::default();
+            self.core.claim_next_mutation_with(id, &options).await
+        })
+    }
+
+    fn claim_next_mutation_with<'a>(
+        &'a self,
+        id: TopologyId,
+        options: &'a ClaimOptions,
+    ) -> StoreFuture<'a, Claim> {
+        Box::pin(self.core.claim_next_mutation_with(id, options))
+    }
+
+    fn renew_lease<'a>(
+        &'a self,
+        claim: &'a MutationClaim,
+        lease: Duration,
+    ) -> StoreFuture<'a, Mutation> {
+        Box::pin(self.core.renew_lease(claim, lease))
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+        Box::pin(self.core.release_mutation(claim))
+    }
+
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> StoreFuture<'_, bool> {
+        Box::pin(self.core.wait_for_work(id, timeout))
     }
 
     fn apply_live<'a>(
@@ -981,9 +1070,10 @@ fn clone_invalid(e: &StoreError) -> StoreError {
 /// Timestamps come from the clock of the host that writes, as in every backend; history is
 /// ordered by ids, never by them.
 ///
-/// Stuck claims: a mutation left `applying` by a crashed applier stays `applying` (the
-/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
-/// out of scope here.
+/// Leases run by the server's clock (`clock_timestamp()`), so appliers on hosts with
+/// skewed clocks agree on when a lease has passed; a mutation left `applying` by a crashed
+/// applier is taken over by the next claim after its lease. Appliers waiting for work
+/// ([`TopologyStore::wait_for_work`]) are woken by the server (`LISTEN`/`NOTIFY`).
 #[derive(Clone)]
 pub struct PgStore {
     // Declared before `runtime`: the pool goes before the runtime that drives it.
@@ -1176,8 +1266,24 @@ impl TopologyStore for PgStore {
         )
     }
 
-    fn claim_next_mutation(&self, id: TopologyId) -> Result<Claim, StoreError> {
-        self.block_on(self.inner.core.claim_next_mutation(id))
+    fn claim_next_mutation_with(
+        &self,
+        id: TopologyId,
+        options: &ClaimOptions,
+    ) -> Result<Claim, StoreError> {
+        self.block_on(self.inner.core.claim_next_mutation_with(id, options))
+    }
+
+    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError> {
+        self.block_on(self.inner.core.renew_lease(claim, lease))
+    }
+
+    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+        self.block_on(self.inner.core.release_mutation(claim))
+    }
+
+    fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError> {
+        self.block_on(self.inner.core.wait_for_work(id, timeout))
     }
 
     fn apply_live(

@@ -73,6 +73,10 @@ fn bump(counter: &AtomicU64) {
 /// The state a store's handles share.
 pub(super) struct Core {
     pub(super) pool: Pool,
+    /// Where the pool connects, and how, for the connections outside it (a waiter's
+    /// listener).
+    pub(super) config: tokio_postgres::Config,
+    pub(super) tls: super::PgTls,
     pub(super) place: Arc<str>,
     pub(super) settings: Settings,
     counters: Counters,
@@ -145,9 +149,17 @@ const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 impl Core {
-    pub(super) fn new(pool: Pool, place: Arc<str>, settings: Settings) -> Self {
+    pub(super) fn new(
+        pool: Pool,
+        config: tokio_postgres::Config,
+        tls: super::PgTls,
+        place: Arc<str>,
+        settings: Settings,
+    ) -> Self {
         Self {
             pool,
+            config,
+            tls,
             place,
             settings,
             counters: Counters::default(),

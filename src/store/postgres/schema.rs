@@ -255,7 +255,26 @@ const MIGRATIONS: &[Migration] = &[
     // 1 → 2: a page of a topology's mutations, newest first, reads this index from the
     // cursor on; `mutations_topology_state` orders by id only within one state.
     "CREATE INDEX mutations_topology ON mutations (topology_id, id);",
+    V2_TO_V3,
 ];
+
+/// 2 → 3: claim leases. A mutation an older build left `applying` has no lease, so
+/// the next claim takes it over. `unixepoch(text)` is SQLite's name for the clock, so that
+/// the shared statements read the server's clock (`clock_timestamp()`, not the transaction's
+/// start) with the same text as SQLite's.
+const V2_TO_V3: Migration = "
+CREATE FUNCTION unixepoch(text) RETURNS double precision LANGUAGE sql VOLATILE
+    AS 'SELECT extract(epoch FROM clock_timestamp())::double precision';
+ALTER TABLE mutations
+    ADD COLUMN claimed_at  BIGINT,
+    ADD COLUMN lease_until BIGINT,
+    ADD COLUMN holder      TEXT,
+    ADD COLUMN attempts    BIGINT NOT NULL DEFAULT 0
+        CONSTRAINT mutations_attempts_counted CHECK (attempts >= 0),
+    ADD COLUMN token       BIGINT NOT NULL DEFAULT 0
+        CONSTRAINT mutations_token_counted CHECK (token >= 0),
+    ADD COLUMN edited_by   BIGINT;
+";
 
 /// Creates (the schema itself if `schema` names one that does not exist yet, then the
 /// tables) or migrates, safe when several processes connect at once: everything happens
@@ -451,7 +470,7 @@ mod tests {
 
     #[test]
     fn fingerprint_names_postgres() {
-        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 2; "));
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate postgres schema 3; "));
     }
 
     #[test]

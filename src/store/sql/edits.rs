@@ -2,19 +2,22 @@
 //!
 //! Each edit runs its guards in the contract's precedence, then writes. Later edits of a
 //! batch see the earlier ones (they are already written in the transaction); a refusal
-//! stops the batch, and the caller's rollback undoes what it had written.
+//! stops the batch, and the caller's rollback undoes what it had written. A batch-local
+//! reference ([`RowRef::Batch`]) is read from the rows the batch has touched so far: the
+//! row edit `i` added is `touched[i]`, already inserted.
 
 use std::collections::HashSet;
 use std::format;
 use std::string::String;
 use std::vec::Vec;
 
+use crate::store::model::Referable;
 use crate::store::policy::{
-    canonical_edits, check_decky_patch, check_lan_patch, check_new_decky, check_new_lan,
+    canonical_edits, check_decky_patch, check_lan_patch, check_new_decky, check_new_lan, check_refs,
 };
 use crate::store::{
     ChildEdit, DeckyId, DeckyPatch, DeckyState, EdgeId, Entity, LanId, LanPatch, NewDecky, NewEdge,
-    NewLan, StoreError, Touched,
+    NewLan, RowRef, StoreError, Touched,
 };
 
 use super::rows::{Flag, Key, Named};
@@ -39,10 +42,12 @@ pub(crate) async fn apply_edits<S: Session>(
         db,
         topology,
         created: HashSet::new(),
+        gone: HashSet::new(),
+        new_pairs: HashSet::new(),
+        touched: Vec::with_capacity(edits.len()),
     };
-    let mut touched = Vec::with_capacity(edits.len());
     for (i, edit) in edits.iter().enumerate() {
-        match batch.apply(edit).await {
+        match batch.apply(&edits, i).await {
             Ok(row) => {
                 // Only later edits of the batch read the set.
                 let later = i + 1 < edits.len();
@@ -54,25 +59,52 @@ pub(crate) async fn apply_edits<S: Session>(
                 {
                     batch.created.insert(row);
                 }
-                touched.push(row);
+                batch.touched.push(row);
             }
-            Err(fail) => return Ok((touched, Some(S::refusal(fail)?))),
+            Err(fail) => return Ok((batch.touched, Some(S::refusal(fail)?))),
         }
     }
-    Ok((touched, None))
+    Ok((batch.touched, None))
+}
+
+/// What a reference names, for the edit reading it.
+enum Target<I> {
+    /// A row to look up.
+    Row(I),
+    /// A row this batch added and has not deleted: in this topology, its key its id, so
+    /// nothing needs reading.
+    New(I),
+    /// A stored id of a row this batch added: not found, since those rows are reached
+    /// only through batch-local references.
+    Unseen(I),
 }
 
 /// One batch of edits being applied to one topology.
 struct Batch<'b, S> {
     db: &'b mut S,
     topology: i64,
-    /// The rows this batch added. A batch cannot refer to them (their ids are the store's
-    /// to mint, not the caller's to guess), so they read as not found, as in every backend.
+    /// The rows this batch added. A stored id cannot name them (their ids are the store's
+    /// to mint, not the caller's to guess), so they read as not found, as in every
+    /// backend; a batch-local reference reaches them through `touched`.
     created: HashSet<Touched>,
+    /// The LANs and deckies this batch deleted, so that a batch-local reference to one
+    /// reads as not found.
+    gone: HashSet<Touched>,
+    /// The (decky, LAN) keys of the edges this batch added with an end it added: the only
+    /// edges such an end can have.
+    new_pairs: HashSet<(i64, i64)>,
+    /// The row each edit so far touched, in order: `touched[i]` is the row edit `i` added,
+    /// if it added one.
+    touched: Vec<Touched>,
 }
 
 impl<S: Session> Batch<'_, S> {
-    async fn apply(&mut self, edit: &ChildEdit) -> Result<Touched, S::Fail> {
+    /// Applies edit `at` of `edits`: its batch-local references first, then its guards.
+    async fn apply(&mut self, edits: &[ChildEdit], at: usize) -> Result<Touched, S::Fail> {
+        check_refs(edits, at)?;
+        let Some(edit) = edits.get(at) else {
+            return Err(backend("an edit index past the batch").into());
+        };
         match edit {
             ChildEdit::AddLan(lan) => self.add_lan(lan).await,
             ChildEdit::UpdateLan(id, patch) => self.update_lan(*id, patch).await,
@@ -85,17 +117,29 @@ impl<S: Session> Batch<'_, S> {
         }
     }
 
-    /// A row's key and owning topology as this batch may see it: `None` if it is missing
-    /// or was added by the batch.
-    async fn owner(
-        &mut self,
-        sql: &Stmt,
-        id: u64,
-        row: Touched,
-    ) -> Result<Option<(i64, i64)>, S::Fail> {
-        if self.created.contains(&row) {
-            return Ok(None);
+    /// What a reference names for this edit; [`check_refs`] has accepted it.
+    fn target<I: Referable>(&self, reference: RowRef<I>) -> Result<Target<I>, StoreError> {
+        match reference {
+            RowRef::Stored(id) if self.created.contains(&id.touched()) => Ok(Target::Unseen(id)),
+            RowRef::Stored(id) => Ok(Target::Row(id)),
+            RowRef::Batch(i) => {
+                let id = self
+                    .touched
+                    .get(i)
+                    .copied()
+                    .and_then(I::of)
+                    .ok_or_else(|| backend("a checked batch-local reference names no added row"))?;
+                Ok(if self.gone.contains(&id.touched()) {
+                    Target::Unseen(id)
+                } else {
+                    Target::New(id)
+                })
+            }
         }
+    }
+
+    /// A row's key and owning topology: `None` if it is missing.
+    async fn owner(&mut self, sql: &Stmt, id: u64) -> Result<Option<(i64, i64)>, S::Fail> {
         Ok(match key(id) {
             Some(k) => self
                 .db
@@ -106,53 +150,45 @@ impl<S: Session> Batch<'_, S> {
         })
     }
 
-    /// The key of a row of this topology, or [`StoreError::NotFound`] (also for a row of
-    /// another topology).
-    async fn child(
+    /// The id and key of a row of this topology a reference names, or
+    /// [`StoreError::NotFound`] (also for a row of another topology).
+    async fn child<I: Referable>(
         &mut self,
         sql: &Stmt,
-        entity: Entity,
-        id: u64,
-        row: Touched,
-    ) -> Result<i64, S::Fail> {
-        match self.owner(sql, id, row).await? {
-            Some((k, owner)) if owner == self.topology => Ok(k),
-            _ => Err(not_found(entity, id).into()),
+        reference: RowRef<I>,
+    ) -> Result<(I, i64), S::Fail> {
+        let id = match self.target(reference)? {
+            Target::Row(id) => id,
+            Target::New(id) => return Ok((id, new_key(id)?)),
+            Target::Unseen(id) => return Err(not_found(I::ENTITY, id.raw()).into()),
+        };
+        match self.owner(sql, id.raw()).await? {
+            Some((k, owner)) if owner == self.topology => Ok((id, k)),
+            _ => Err(not_found(I::ENTITY, id.raw()).into()),
         }
     }
 
-    async fn lan(&mut self, lan: LanId) -> Result<i64, S::Fail> {
-        self.child(&LAN_OWNER, Entity::Lan, lan.get(), Touched::Lan(lan))
-            .await
-    }
-
-    async fn decky(&mut self, decky: DeckyId) -> Result<i64, S::Fail> {
-        self.child(
-            &DECKY_OWNER,
-            Entity::Decky,
-            decky.get(),
-            Touched::Decky(decky),
-        )
-        .await
-    }
-
     /// One end of a new edge: missing is not found, in another topology a foreign end.
-    async fn edge_end(
+    async fn edge_end<I: Referable>(
         &mut self,
         sql: &Stmt,
-        entity: Entity,
-        id: u64,
-        row: Touched,
-    ) -> Result<Result<i64, StoreError>, S::Fail> {
-        Ok(match self.owner(sql, id, row).await? {
-            None => Err(not_found(entity, id)),
+        reference: RowRef<I>,
+    ) -> Result<Result<(I, i64), StoreError>, S::Fail> {
+        let id = match self.target(reference)? {
+            Target::Row(id) => id,
+            Target::New(id) => return Ok(Ok((id, new_key(id)?))),
+            Target::Unseen(id) => return Ok(Err(not_found(I::ENTITY, id.raw()))),
+        };
+        let entity = I::ENTITY;
+        Ok(match self.owner(sql, id.raw()).await? {
+            None => Err(not_found(entity, id.raw())),
             Some((_, owner)) if owner != self.topology => Err(StoreError::ForeignEnd {
                 entity,
-                id,
+                id: id.raw(),
                 owner: id_of(owner)?,
                 topology: id_of(self.topology)?,
             }),
-            Some((k, _)) => Ok(k),
+            Some((k, _)) => Ok((id, k)),
         })
     }
 
@@ -227,7 +263,11 @@ impl<S: Session> Batch<'_, S> {
         Ok(Touched::Lan(LanId::new(id_of(id)?)))
     }
 
-    async fn update_lan(&mut self, lan: LanId, patch: &LanPatch) -> Result<Touched, S::Fail> {
+    async fn update_lan(
+        &mut self,
+        lan: RowRef<LanId>,
+        patch: &LanPatch,
+    ) -> Result<Touched, S::Fail> {
         const UPDATE: Stmt = stmt!(
             "UPDATE lans SET \
                  name = CASE WHEN $2 THEN $3::text ELSE name END, \
@@ -237,7 +277,7 @@ impl<S: Session> Batch<'_, S> {
                  y = CASE WHEN $10 THEN $11::float8 ELSE y END \
              WHERE id = $1"
         );
-        let k = self.lan(lan).await?;
+        let (lan, k) = self.child(&LAN_OWNER, lan).await?;
         check_lan_patch(patch)?;
         if let Some(name) = &patch.name {
             refuse(self.lan_name_taken(name, k).await?)?;
@@ -265,7 +305,7 @@ impl<S: Session> Batch<'_, S> {
         Ok(Touched::Lan(lan))
     }
 
-    async fn delete_lan(&mut self, lan: LanId) -> Result<Touched, S::Fail> {
+    async fn delete_lan(&mut self, lan: RowRef<LanId>) -> Result<Touched, S::Fail> {
         // A decky whose every edge goes to this LAN would be left with none; the first
         // such edge by id names it.
         const ORPHAN: Stmt = stmt!(
@@ -274,7 +314,7 @@ impl<S: Session> Batch<'_, S> {
                  (SELECT 1 FROM edges o WHERE o.decky_id = e.decky_id AND o.lan_id <> $1) \
              ORDER BY e.id LIMIT 1"
         );
-        let k = self.lan(lan).await?;
+        let (lan, k) = self.child(&LAN_OWNER, lan).await?;
         if let Some(Named(decky, decky_name)) = self.db.query_opt(&ORPHAN, &[Param::Int(k)]).await?
         {
             return Err(StoreError::LanInUse {
@@ -293,6 +333,7 @@ impl<S: Session> Batch<'_, S> {
         self.db
             .execute(&stmt!("DELETE FROM lans WHERE id = $1"), &[Param::Int(k)])
             .await?;
+        self.gone.insert(Touched::Lan(lan));
         Ok(Touched::Lan(lan))
     }
 
@@ -323,7 +364,7 @@ impl<S: Session> Batch<'_, S> {
 
     async fn update_decky(
         &mut self,
-        decky: DeckyId,
+        decky: RowRef<DeckyId>,
         patch: &DeckyPatch,
     ) -> Result<Touched, S::Fail> {
         const UPDATE: Stmt = stmt!(
@@ -335,7 +376,7 @@ impl<S: Session> Batch<'_, S> {
                  y = CASE WHEN $10 THEN $11::float8 ELSE y END \
              WHERE id = $1"
         );
-        let k = self.decky(decky).await?;
+        let (decky, k) = self.child(&DECKY_OWNER, decky).await?;
         let config = patch.config.as_ref().and_then(Option::as_deref);
         check_decky_patch(patch)?;
         if let Some(name) = &patch.name {
@@ -364,8 +405,8 @@ impl<S: Session> Batch<'_, S> {
         Ok(Touched::Decky(decky))
     }
 
-    async fn delete_decky(&mut self, decky: DeckyId) -> Result<Touched, S::Fail> {
-        let k = self.decky(decky).await?;
+    async fn delete_decky(&mut self, decky: RowRef<DeckyId>) -> Result<Touched, S::Fail> {
+        let (decky, k) = self.child(&DECKY_OWNER, decky).await?;
         self.db
             .execute(
                 &stmt!("DELETE FROM edges WHERE decky_id = $1"),
@@ -378,6 +419,7 @@ impl<S: Session> Batch<'_, S> {
                 &[Param::Int(k)],
             )
             .await?;
+        self.gone.insert(Touched::Decky(decky));
         Ok(Touched::Decky(decky))
     }
 
@@ -388,37 +430,33 @@ impl<S: Session> Batch<'_, S> {
             "INSERT INTO edges (topology_id, decky_id, lan_id, is_bridge, forwards_l3) \
              VALUES ($1, $2, $3, $4, $5)"
         );
-        let decky = self
-            .edge_end(
-                &DECKY_OWNER,
-                Entity::Decky,
-                edge.decky.get(),
-                Touched::Decky(edge.decky),
-            )
-            .await?;
-        let lan = self
-            .edge_end(
-                &LAN_OWNER,
-                Entity::Lan,
-                edge.lan.get(),
-                Touched::Lan(edge.lan),
-            )
-            .await?;
-        let (decky, lan) = match (decky, lan) {
+        let decky = self.edge_end(&DECKY_OWNER, edge.decky).await?;
+        let lan = self.edge_end(&LAN_OWNER, edge.lan).await?;
+        let ((decky_id, decky), (lan_id, lan)) = match (decky, lan) {
             (Ok(decky), Ok(lan)) => (decky, lan),
             (decky, lan) => {
                 refuse(pick([decky.err(), lan.err()]))?;
                 return Err(backend("an edge end was refused without an error").into());
             }
         };
-        let Flag(taken) = self
-            .db
-            .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])
-            .await?;
+        // A pair with an end this batch added can only have been added by this batch, so
+        // the batch's own list answers without a read.
+        let pair = (decky, lan);
+        let fresh =
+            self.created.contains(&decky_id.touched()) || self.created.contains(&lan_id.touched());
+        let taken = if fresh {
+            self.new_pairs.contains(&pair)
+        } else {
+            let Flag(taken) = self
+                .db
+                .query_one(&TAKEN, &[Param::Int(decky), Param::Int(lan)])
+                .await?;
+            taken
+        };
         if taken {
             return Err(StoreError::Duplicate {
                 entity: Entity::Edge,
-                name: format!("decky {} ↔ lan {}", edge.decky, edge.lan),
+                name: format!("decky {decky_id} ↔ lan {lan_id}"),
             }
             .into());
         }
@@ -435,16 +473,26 @@ impl<S: Session> Batch<'_, S> {
                 ],
             )
             .await?;
+        if fresh {
+            self.new_pairs.insert(pair);
+        }
         Ok(Touched::Edge(EdgeId::new(id_of(id)?)))
     }
 
     async fn delete_edge(&mut self, edge: EdgeId) -> Result<Touched, S::Fail> {
-        let k = self
-            .child(&EDGE_OWNER, Entity::Edge, edge.get(), Touched::Edge(edge))
-            .await?;
+        let row = Touched::Edge(edge);
+        let k = match self.owner(&EDGE_OWNER, edge.get()).await? {
+            Some((k, owner)) if owner == self.topology && !self.created.contains(&row) => k,
+            _ => return Err(not_found(Entity::Edge, edge.get()).into()),
+        };
         self.db
             .execute(&stmt!("DELETE FROM edges WHERE id = $1"), &[Param::Int(k)])
             .await?;
         Ok(Touched::Edge(edge))
     }
+}
+
+/// The key of a row this batch inserted: its id, which came from a key.
+fn new_key<I: Referable>(id: I) -> Result<i64, StoreError> {
+    key(id.raw()).ok_or_else(|| backend("an inserted row's id is not a key"))
 }

@@ -29,9 +29,10 @@ pub(crate) use edits::apply_edits;
 #[cfg(test)]
 pub(crate) use ops::{EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
 pub(crate) use ops::{
-    INITIAL_SQL_VERSION, Lock, apply_live, claim_next_mutation, delete_topology, edit,
-    enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, set_needs_resync,
-    shared_store_methods, topology, topology_detail, transition_status,
+    INITIAL_SQL_VERSION, Lock, WORK_CHANNEL, apply_live, claim_next_mutation, delete_topology,
+    edit, enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, offer,
+    release, renew_lease, set_needs_resync, shared_store_methods, topology, topology_detail,
+    transition_status,
 };
 pub(crate) use rows::{At, FromRow};
 
@@ -429,10 +430,10 @@ mod send_tests {
     fn planner_futures_are_send_when_the_session_is() {
         let mut db = Nothing;
         let id = TopologyId::new(1);
-        let edits = [ChildEdit::DeleteLan(crate::store::LanId::new(1))];
+        let edits = [ChildEdit::DeleteLan(crate::store::LanId::new(1).into())];
         let e = ready(send(edit(&mut db, id, Some(1), &edits))).unwrap_err();
         assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
-        let claim = MutationClaim::from_parts(MutationId::new(1), id);
+        let claim = MutationClaim::from_parts(MutationId::new(1), id, 1);
         let _ = ready(send(apply_live(&mut db, &claim, &edits)));
         let _ = ready(send(enqueue_mutation(
             &mut db,
@@ -441,7 +442,18 @@ mod send_tests {
             "{}",
             None,
         )));
-        let _ = ready(send(claim_next_mutation(&mut db, id)));
+        let _ = ready(send(claim_next_mutation(
+            &mut db,
+            id,
+            &crate::store::ClaimOptions::default(),
+        )));
+        let _ = ready(send(renew_lease(
+            &mut db,
+            &claim,
+            core::time::Duration::from_secs(1),
+        )));
+        let _ = ready(send(release(&mut db, &claim)));
+        let _ = ready(send(offer(&mut db, None)));
         let _ = ready(send(topology_detail(&mut db, id)));
     }
 }

@@ -9,17 +9,18 @@
 use std::string::String;
 use std::vec::Vec;
 
+use crate::store::lease::lease_micros;
 use crate::store::policy::{delete_gate, free_form_gate, live_gate, transition_refusal};
 use crate::store::{
-    ChildEdit, Claim, EditReport, Edited, Entity, EventId, Listed, Mutation, MutationClaim,
-    MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
+    ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Listed, Mutation,
+    MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
     TopologyDetail, TopologyRecord, Transitioned, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 use crate::{VersionConflict, VersionError};
 
 use super::rows::{
-    ClaimedRow, Head, Key, decky_columns, edge_columns, event_columns, lan_columns,
+    ClaimedRow, Head, Key, Offer, decky_columns, edge_columns, event_columns, lan_columns,
     mutation_columns, topology_columns,
 };
 use super::{
@@ -180,11 +181,41 @@ async fn finish_version<S: Session>(
 
 // ---- the queue -------------------------------------------------------------------------
 
-/// A mutation's key and state, or [`StoreError::NotFound`] (also when it belongs to
-/// another topology than the claim says).
+/// The database's clock in microseconds since the Unix epoch, read inside the statement:
+/// SQLite's own `unixepoch('subsec')` (millisecond resolution, the clock of the process
+/// running the statement), and in PostgreSQL the server's `clock_timestamp()` behind a
+/// function of the same name the schema defines, so that one text serves both dialects.
+macro_rules! db_now {
+    () => {
+        "CAST(unixepoch('subsec') * 1000000 AS BIGINT)"
+    };
+}
+
+/// The channel PostgreSQL's queue writes notify and waiters listen on; the payload is the
+/// topology's id.
+pub(crate) const WORK_CHANNEL: &str = "topostate_work";
+
+/// A statement whose PostgreSQL text also notifies waiting appliers (at commit): `$sql`
+/// ends in a `RETURNING` list, to which a `pg_notify` column is added, read by nobody.
+macro_rules! notifying {
+    ($sql:expr) => {
+        Stmt {
+            #[cfg(feature = "sqlite")]
+            sqlite: stmt!($sql).sqlite,
+            #[cfg(feature = "postgres")]
+            pg: concat!($sql, ", pg_notify('topostate_work', topology_id::text)"),
+        }
+    };
+}
+
+/// What fencing a claim needs of its mutation, or [`StoreError::NotFound`] (the
+/// topology's if it is gone, else the mutation's, also when it belongs to another topology
+/// than the claim says).
 async fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<ClaimedRow, S::Fail> {
-    const CLAIMED: Stmt =
-        stmt!("SELECT id, topology_id, state FROM mutations WHERE id = $1 AND topology_id = $2");
+    const CLAIMED: Stmt = stmt!(
+        "SELECT id, topology_id, state, token, holder, lease_until, edited_by \
+         FROM mutations WHERE id = $1 AND topology_id = $2"
+    );
     let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
         (Some(id), Some(topology)) => {
             db.query_opt(&CLAIMED, &[Param::Int(id), Param::Int(topology)])
@@ -195,48 +226,183 @@ async fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<Claime
     found.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()).into())
 }
 
-/// [`StoreError::MutationState`] unless the claimed mutation is `applying`.
-fn not_applying(claim: &MutationClaim, state: MutationState) -> Option<StoreError> {
-    (state != MutationState::Applying).then_some(StoreError::MutationState {
+/// The fencing refusal of `claim` on its mutation: [`StoreError::LeaseLost`] if the token
+/// is not the mutation's, else [`StoreError::MutationState`] unless it is `applying`.
+fn fence(claim: &MutationClaim, row: &ClaimedRow) -> Option<StoreError> {
+    if row.token != claim.token() {
+        return Some(StoreError::LeaseLost {
+            id: claim.id(),
+            token: claim.token(),
+            current_token: row.token,
+            holder: row.holder.clone(),
+            state: row.state,
+            lease_until: row.lease_until,
+        });
+    }
+    (row.state != MutationState::Applying).then_some(StoreError::MutationState {
         id: claim.id(),
         expected: MutationState::Applying,
-        found: state,
+        found: row.state,
     })
 }
 
-/// Moves a claimed mutation from `applying` to `to`; anything but `applying` is refused.
+/// Why a fenced write of `claim` found no row: the topology or mutation is gone, or the
+/// claim is fenced off. `extra` is the call's own refusal (a bad reason or lease).
+async fn diagnose<S: Session>(
+    db: &mut S,
+    claim: &MutationClaim,
+    extra: Option<StoreError>,
+) -> Result<StoreError, S::Fail> {
+    head(db, claim.topology_id(), Lock::None).await?;
+    let row = claimed(db, claim).await?;
+    Ok(pick([fence(claim, &row), extra])
+        .unwrap_or_else(|| backend("the claimed mutation changed during the write")))
+}
+
+/// Runs the fenced write `sql` (`$1` the mutation, `$2` its topology, `$3` the token, the
+/// rest `params`), or reports why the claim may not write.
+async fn fenced<S: Session>(
+    db: &mut S,
+    claim: &MutationClaim,
+    sql: &Stmt,
+    params: &[Param<'_>],
+    refusal: Option<StoreError>,
+) -> Result<Mutation, S::Fail> {
+    let keys = (
+        key(claim.id().get()),
+        key(claim.topology_id().get()),
+        i64::try_from(claim.token()).ok(),
+    );
+    let (Some(id), Some(topology), Some(token), None) = (keys.0, keys.1, keys.2, refusal.as_ref())
+    else {
+        // The slow path: an argument no row can match, or a refusal whose precedence
+        // against the fencing refusals must be decided.
+        return Err(diagnose(db, claim, refusal).await?.into());
+    };
+    let mut all = vec![Param::Int(id), Param::Int(topology), Param::Int(token)];
+    all.extend_from_slice(params);
+    match db.query_opt::<Mutation>(sql, &all).await? {
+        Some(mutation) => Ok(mutation),
+        None => Err(diagnose(db, claim, None).await?.into()),
+    }
+}
+
+/// Moves a claimed mutation from `applying` to `to`; anything but `applying` under the
+/// claim's token is refused.
 pub(crate) async fn mark<S: Session>(
     db: &mut S,
     claim: &MutationClaim,
     to: MutationState,
     reason: Option<&str>,
 ) -> Result<Mutation, S::Fail> {
-    const MARK: Stmt = stmt!(concat!(
-        "UPDATE mutations SET state = $2, applied_at = $3, reason = $4 ",
-        "WHERE id = $1 AND state = $5 RETURNING ",
+    const MARK: Stmt = notifying!(concat!(
+        "UPDATE mutations SET state = $4, applied_at = ",
+        db_now!(),
+        ", reason = $5 WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $6 ",
+        "RETURNING ",
         mutation_columns!()
     ));
-    // The topology's lock first, as in every write; a claim on a topology that is gone is
-    // that topology's not-found.
-    head(db, claim.topology_id(), Lock::Row).await?;
-    let ClaimedRow { key: k, state } = claimed(db, claim).await?;
-    refuse(pick([
-        not_applying(claim, state),
-        reason.and_then(|r| check_text("reason", r).err()),
-    ]))?;
-    let marked = db
-        .query_opt(
-            &MARK,
-            &[
-                Param::Int(k),
-                Param::Text(to.as_str()),
-                Param::Int(Timestamp::now().as_micros()),
-                Param::OptText(reason),
-                Param::Text(MutationState::Applying.as_str()),
-            ],
-        )
-        .await?;
-    marked.ok_or_else(|| backend("the mutation left 'applying' during its mark").into())
+    let invalid = reason.and_then(|r| check_text("reason", r).err());
+    fenced(
+        db,
+        claim,
+        &MARK,
+        &[
+            Param::Text(to.as_str()),
+            Param::OptText(reason),
+            Param::Text(MutationState::Applying.as_str()),
+        ],
+        invalid,
+    )
+    .await
+}
+
+/// Renews a claim's lease by `lease` microseconds from the database's clock.
+pub(crate) async fn renew_lease<S: Session>(
+    db: &mut S,
+    claim: &MutationClaim,
+    lease: core::time::Duration,
+) -> Result<Mutation, S::Fail> {
+    const RENEW: Stmt = stmt!(concat!(
+        "UPDATE mutations SET lease_until = ",
+        db_now!(),
+        " + $4 WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 RETURNING ",
+        mutation_columns!()
+    ));
+    let (micros, invalid) = match lease_micros(lease) {
+        Ok(micros) => (micros, None),
+        Err(e) => (0, Some(e)),
+    };
+    fenced(
+        db,
+        claim,
+        &RENEW,
+        &[
+            Param::Int(micros),
+            Param::Text(MutationState::Applying.as_str()),
+        ],
+        invalid,
+    )
+    .await
+}
+
+/// Puts a claimed mutation back to `pending`, first in line.
+pub(crate) async fn release<S: Session>(
+    db: &mut S,
+    claim: &MutationClaim,
+) -> Result<Mutation, S::Fail> {
+    const RELEASE: Stmt = notifying!(concat!(
+        "UPDATE mutations SET state = $4, lease_until = NULL ",
+        "WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 RETURNING ",
+        mutation_columns!()
+    ));
+    fenced(
+        db,
+        claim,
+        &RELEASE,
+        &[
+            Param::Text(MutationState::Pending.as_str()),
+            Param::Text(MutationState::Applying.as_str()),
+        ],
+        None,
+    )
+    .await
+}
+
+/// Whether a claim of topology `id` (any topology, for `None`) could take something now,
+/// the database's time, and the earliest end of a running lease.
+pub(crate) async fn offer<S: Session>(
+    db: &mut S,
+    id: Option<TopologyId>,
+) -> Result<Offer, S::Fail> {
+    const OFFER: Stmt = stmt!(concat!(
+        "SELECT n.now, EXISTS (SELECT 1 FROM mutations m JOIN topologies t ON t.id = m.topology_id ",
+        "WHERE ($1::bigint = 0 OR m.topology_id = $1) AND t.status IN ($2, $3) AND ",
+        "((m.state = $4 AND (m.lease_until IS NULL OR m.lease_until <= n.now)) OR ",
+        "(m.state = $5 AND NOT EXISTS (SELECT 1 FROM mutations a WHERE a.topology_id = m.topology_id ",
+        "AND a.state = $4)))), ",
+        "(SELECT min(m.lease_until) FROM mutations m JOIN topologies t ON t.id = m.topology_id ",
+        "WHERE ($1::bigint = 0 OR m.topology_id = $1) AND t.status IN ($2, $3) AND m.state = $4) ",
+        "FROM (SELECT ",
+        db_now!(),
+        " AS now) n"
+    ));
+    let topology = match id {
+        Some(id) => head(db, id, Lock::None).await?.key,
+        None => 0,
+    };
+    let (live_a, live_b) = (TopologyStatus::Active, TopologyStatus::Degraded);
+    db.query_one(
+        &OFFER,
+        &[
+            Param::Int(topology),
+            Param::Text(live_a.as_str()),
+            Param::Text(live_b.as_str()),
+            Param::Text(MutationState::Applying.as_str()),
+            Param::Text(MutationState::Pending.as_str()),
+        ],
+    )
+    .await
 }
 
 // ---- the contract ----------------------------------------------------------------------
@@ -534,6 +700,14 @@ pub(crate) async fn set_needs_resync<S: Session>(
     Ok(())
 }
 
+/// The `INSERT` of an enqueue.
+macro_rules! enqueue_sql {
+    () => {
+        "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+         VALUES ($1, $2, $3, $4, $5)"
+    };
+}
+
 /// Queues a mutation of a live topology.
 pub(crate) async fn enqueue_mutation<S: Session>(
     db: &mut S,
@@ -542,10 +716,17 @@ pub(crate) async fn enqueue_mutation<S: Session>(
     payload: &str,
     expected_version: Option<u64>,
 ) -> Result<Edited<MutationId>, S::Fail> {
-    const INSERT: Stmt = insert_stmt!(
-        "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
-         VALUES ($1, $2, $3, $4, $5)"
-    );
+    // PostgreSQL's text notifies waiting appliers (at commit) through a column of its
+    // `RETURNING` list, read by nobody.
+    const INSERT: Stmt = Stmt {
+        #[cfg(feature = "sqlite")]
+        sqlite: insert_stmt!(enqueue_sql!()).sqlite,
+        #[cfg(feature = "postgres")]
+        pg: concat!(
+            enqueue_sql!(),
+            " RETURNING id, pg_notify('topostate_work', topology_id::text)"
+        ),
+    };
     let head = head(db, id, Lock::Row).await?;
     refuse(pick([
         live_gate(head.status).err(),
@@ -571,25 +752,54 @@ pub(crate) async fn enqueue_mutation<S: Session>(
     })
 }
 
-/// Claims the oldest pending mutation, unless one is being applied.
+/// Claims the next mutation: the one `applying` if its lease has passed (a takeover), else
+/// the oldest pending one.
 pub(crate) async fn claim_next_mutation<S: Session>(
     db: &mut S,
     id: TopologyId,
+    options: &ClaimOptions,
 ) -> Result<Claim, S::Fail> {
     const APPLYING: Stmt =
         stmt!("SELECT id FROM mutations WHERE topology_id = $1 AND state = $2 ORDER BY id LIMIT 1");
-    // One statement picks the oldest pending row and moves exactly it, returning it.
+    // One statement picks the oldest mutation not yet closed and moves exactly it, if it is
+    // pending or its lease has passed: the one `applying`, if any, is older than every
+    // pending one (it was the oldest pending when claimed), so the queue stays in order.
     const CLAIM: Stmt = stmt!(concat!(
-        "UPDATE mutations SET state = $2 WHERE id = ",
-        "(SELECT id FROM mutations WHERE topology_id = $1 AND state = $3 ",
-        "ORDER BY id LIMIT 1) AND state = $3 RETURNING ",
+        "UPDATE mutations SET state = $2, claimed_at = ",
+        db_now!(),
+        ", lease_until = ",
+        db_now!(),
+        " + $4, holder = $5, attempts = attempts + 1, token = token + 1 WHERE id = ",
+        "(SELECT id FROM mutations WHERE topology_id = $1 AND state IN ($2, $3) ",
+        "ORDER BY id LIMIT 1) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
+        db_now!(),
+        ") RETURNING ",
         mutation_columns!()
     ));
     // The topology's lock makes claims serial per topology: no other claim of this
-    // topology can run between the busy check and the claim below. (Under it, PostgreSQL's
+    // topology can run between the claim and the busy check below. (Under it, PostgreSQL's
     // `SKIP LOCKED` would never skip a row, and could only break oldest-first.)
     let head = head(db, id, Lock::Row).await?;
     live_gate(head.status)?;
+    let (lease, holder) = options.checked()?;
+    let claimed = db
+        .query_opt::<Mutation>(
+            &CLAIM,
+            &[
+                Param::Int(head.key),
+                Param::Text(MutationState::Applying.as_str()),
+                Param::Text(MutationState::Pending.as_str()),
+                Param::Int(lease),
+                Param::OptText(holder),
+            ],
+        )
+        .await?;
+    if let Some(mutation) = claimed {
+        return Ok(Claim::Claimed {
+            claim: MutationClaim::from_parts(mutation.id, id, mutation.token),
+            mutation,
+        });
+    }
     let applying = db
         .query_opt::<Key>(
             &APPLYING,
@@ -599,44 +809,44 @@ pub(crate) async fn claim_next_mutation<S: Session>(
             ],
         )
         .await?;
-    if let Some(Key(applying)) = applying {
-        return Ok(Claim::Busy {
+    Ok(match applying {
+        Some(Key(applying)) => Claim::Busy {
             applying: MutationId::new(id_of(applying)?),
-        });
-    }
-    let claimed = db
-        .query_opt::<Mutation>(
-            &CLAIM,
-            &[
-                Param::Int(head.key),
-                Param::Text(MutationState::Applying.as_str()),
-                Param::Text(MutationState::Pending.as_str()),
-            ],
-        )
-        .await?;
-    Ok(match claimed {
-        Some(mutation) => Claim::Claimed {
-            claim: MutationClaim::from_parts(mutation.id, id),
-            mutation,
         },
         None => Claim::Empty,
     })
 }
 
-/// Child edits under a claim: no status gate of `pending`, no bump.
+/// Child edits under a claim: no status gate of `pending`, no bump; the claim must hold the
+/// mutation, and live edits committed under an earlier claim are not applied again.
 pub(crate) async fn apply_live<S: Session>(
     db: &mut S,
     claim: &MutationClaim,
     edits: &[ChildEdit],
 ) -> Result<EditReport, S::Fail> {
+    const EDITED: Stmt = stmt!("UPDATE mutations SET edited_by = $2 WHERE id = $1");
     let head = head(db, claim.topology_id(), Lock::Row).await?;
-    let ClaimedRow { state, .. } = claimed(db, claim).await?;
+    let row = claimed(db, claim).await?;
+    let committed = row
+        .edited_by
+        .filter(|&t| t != claim.token())
+        .map(|edited_by| StoreError::EditsCommitted {
+            id: claim.id(),
+            edited_by,
+        });
     let (touched, refused) = apply_edits(db, head.key, edits).await?;
     refuse(pick([
         refused,
-        not_applying(claim, state),
+        fence(claim, &row),
+        committed,
         live_gate(head.status).err(),
     ]))?;
+    if row.edited_by.is_none()
+        && let Ok(token) = i64::try_from(claim.token())
+    {
+        db.execute(&EDITED, &[Param::Int(row.key), Param::Int(token)])
+            .await?;
+    }
     Ok(EditReport {
         touched,
         version: head.version,
@@ -767,15 +977,37 @@ macro_rules! shared_store_methods {
                     expected_version,
                 ))
             })
+            .inspect(|_| $crate::store::wake::SQL_WORK.notify())
         }
 
-        fn claim_next_mutation(
+        fn claim_next_mutation_with(
             &self,
             id: $crate::TopologyId,
+            options: &$crate::store::ClaimOptions,
         ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
             self.write("claim_next_mutation", |db| {
-                $crate::store::sql::ready($crate::store::sql::claim_next_mutation(db, id))
+                $crate::store::sql::ready($crate::store::sql::claim_next_mutation(db, id, options))
             })
+        }
+
+        fn renew_lease(
+            &self,
+            claim: &$crate::store::MutationClaim,
+            lease: core::time::Duration,
+        ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+            self.write("renew_lease", |db| {
+                $crate::store::sql::ready($crate::store::sql::renew_lease(db, claim, lease))
+            })
+        }
+
+        fn release_mutation(
+            &self,
+            claim: $crate::store::MutationClaim,
+        ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
+            self.write("release_mutation", |db| {
+                $crate::store::sql::ready($crate::store::sql::release(db, &claim))
+            })
+            .inspect(|_| $crate::store::wake::SQL_WORK.notify())
         }
 
         fn apply_live(
@@ -800,6 +1032,7 @@ macro_rules! shared_store_methods {
                     None,
                 ))
             })
+            .inspect(|_| $crate::store::wake::SQL_WORK.notify())
         }
 
         fn mark_mutation_failed(
@@ -815,6 +1048,7 @@ macro_rules! shared_store_methods {
                     Some(reason),
                 ))
             })
+            .inspect(|_| $crate::store::wake::SQL_WORK.notify())
         }
 
         fn list_mutations(

@@ -39,7 +39,8 @@ macro_rules! event_columns {
 }
 macro_rules! mutation_columns {
     () => {
-        "id, topology_id, op, payload, state, requested_at, applied_at, reason"
+        "id, topology_id, op, payload, state, requested_at, applied_at, reason, \
+         claimed_at, lease_until, holder, attempts, token, edited_by"
     };
 }
 pub(crate) use {
@@ -129,11 +130,16 @@ impl FromRow for Head {
     }
 }
 
-/// A claimed mutation's key and state (`id, topology_id, state`).
-#[derive(Clone, Copy, Debug)]
+/// What fencing a claim needs of its mutation
+/// (`id, topology_id, state, token, holder, lease_until, edited_by`).
+#[derive(Clone, Debug)]
 pub(crate) struct ClaimedRow {
     pub(crate) key: i64,
     pub(crate) state: MutationState,
+    pub(crate) token: u64,
+    pub(crate) holder: Option<String>,
+    pub(crate) lease_until: Option<Timestamp>,
+    pub(crate) edited_by: Option<u64>,
 }
 
 impl FromRow for ClaimedRow {
@@ -142,6 +148,35 @@ impl FromRow for ClaimedRow {
         Ok(Self {
             key: at.id,
             state: row.name(at, 2, MutationState::parse)?,
+            token: count(row, at, 3, "token")?,
+            holder: row.opt_text(at, 4)?,
+            lease_until: row.opt_int(at, 5)?.map(Timestamp::from_micros),
+            edited_by: row
+                .opt_int(at, 6)?
+                .map(|t| count_of(at, t, "edited_by"))
+                .transpose()?,
+        })
+    }
+}
+
+/// What the queues offer a claim (`now, work, earliest lease end`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Offer {
+    pub(crate) work: bool,
+    pub(crate) now: i64,
+    pub(crate) earliest: Option<i64>,
+}
+
+impl FromRow for Offer {
+    fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
+        let at = At {
+            table: "mutations",
+            id: 0,
+        };
+        Ok(Self {
+            now: row.raw_int(0)?,
+            work: row.raw_flag(1)?,
+            earliest: row.opt_int(at, 2)?,
         })
     }
 }
@@ -236,6 +271,33 @@ impl FromRow for Mutation {
             requested_at: Timestamp::from_micros(row.int(at, 5)?),
             applied_at: row.opt_int(at, 6)?.map(Timestamp::from_micros),
             reason: row.opt_text(at, 7)?,
+            claimed_at: row.opt_int(at, 8)?.map(Timestamp::from_micros),
+            lease_until: row.opt_int(at, 9)?.map(Timestamp::from_micros),
+            holder: row.opt_text(at, 10)?,
+            attempts: count(row, at, 11, "attempts")?,
+            token: count(row, at, 12, "token")?,
+            edited_by: row
+                .opt_int(at, 13)?
+                .map(|t| count_of(at, t, "edited_by"))
+                .transpose()?,
         })
     }
+}
+
+/// A non-negative counter column (attempts, a token), or the row is corrupt.
+fn count<R: Columns, T: TryFrom<i64>>(
+    row: &R,
+    at: At,
+    idx: usize,
+    column: &str,
+) -> Result<T, StoreError> {
+    count_of(at, row.int(at, idx)?, column)
+}
+
+fn count_of<T: TryFrom<i64>>(at: At, value: i64, column: &str) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| {
+        at.corrupt(format!(
+            "{column} {value} is not a count (counts are 0 or more)"
+        ))
+    })
 }

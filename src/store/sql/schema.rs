@@ -15,7 +15,8 @@ use crate::{MutationOp, MutationState, TopologyStatus};
 /// |---|---|
 /// | 1 | the tables |
 /// | 2 | the index `mutations (topology_id, id)`, which pages of a topology's mutations read |
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// | 3 | the claim lease columns of `mutations` (`claimed_at`, `lease_until`, `holder`, `attempts`, `token`, `edited_by`) |
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The `meta` keys.
 pub(crate) const KEY_VERSION: &str = "schema_version";
@@ -167,7 +168,7 @@ mod tests {
             let f = fingerprint_of(dialect, SCHEMA_VERSION);
             assert!(!f.contains('\n'));
             assert!(f.starts_with(&format!(
-                "topostate {dialect} schema 2; topology status: pending,deploying,"
+                "topostate {dialect} schema {SCHEMA_VERSION}; topology status: pending,deploying,"
             )));
             assert!(f.contains("mutation op: add_lan,"));
         }

@@ -6,6 +6,13 @@
 //!   the first read, so a read-check-write sequence cannot be overtaken, and a waiting
 //!   writer waits in SQLite's busy handler (never an upgrade deadlock, which `busy_timeout`
 //!   cannot resolve). A refused write rolls back, bump included.
+//! - Writes that queue up behind the handle's one write connection share its transaction
+//!   (group commit, in `group.rs`): each runs its checks and statements in a `SAVEPOINT` of
+//!   its own, so a refusal rolls back to it and nothing else; all are answered after the
+//!   one `COMMIT`. Lock order: the write connection's mutex, then a group's slot; a member
+//!   waits on its slot holding nothing.
+//! - Reads on a file run on read-only connections (`pool.rs`), each a read transaction
+//!   begun after the commit of every write answered before it, so it sees them all.
 //! - The version bump is a guarded `UPDATE ... SET version = version + 1 WHERE id = ? AND
 //!   version = ? AND version < i64::MAX`, so a bump can never turn the integer into a float.
 //! - The schema's `CHECK` lists and its fingerprint are generated from the lifecycle
@@ -14,17 +21,20 @@
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
 
 mod codec;
+mod group;
+mod options;
+mod pool;
 mod schema;
 
 use std::fmt;
 use std::format;
 use std::path::{Path, PathBuf};
 use std::string::String;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params, params_from_iter};
 
 use crate::store::sql::rows::{Flag, Key, topology_columns};
 use crate::store::sql::{
@@ -32,28 +42,41 @@ use crate::store::sql::{
     refuse, stmt,
 };
 use crate::store::{
-    BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp,
+    BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, Foreign, LanId, StoreError, Timestamp,
     TopologyRecord, canonical_name, check_text,
 };
 use crate::{TopologyId, TopologyStatus};
 
-/// How long a connection waits for another one's write lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+use group::{Link, Writer};
+pub use options::{SqliteOptions, Synchronous};
+use pool::Readers;
 
 /// Prepared statements kept per connection; more than the store's distinct statements.
 const STATEMENT_CACHE: usize = 96;
 
 /// A [`TopologyStore`](crate::store::TopologyStore) on one SQLite database (a file, or memory).
 ///
-/// Each `SqliteStore` holds one connection behind a mutex, so one handle is shared by
-/// threads as it is (`Send + Sync`), and several handles, in one process or many, each
-/// have their own connection to the same file. Every write is one `BEGIN IMMEDIATE`
-/// transaction, so the contract's guarantees hold across all of them.
+/// Each `SqliteStore` holds one write connection behind a mutex and, on a file, a small
+/// pool of read-only connections, so one handle is shared by threads as it is (`Send +
+/// Sync`), and several handles, in one process or many, each have their own connections
+/// to the same file. Every write is one `BEGIN IMMEDIATE` transaction (shared by the
+/// writes that queue up behind it: group commit), so the contract's guarantees hold across
+/// all of them.
 ///
 /// On every connection: `busy_timeout` (5 s), `foreign_keys = ON`, and a prepared-statement
 /// cache. Files are put in WAL mode (readers never block the writer, and the other way
 /// round) with `synchronous = NORMAL`: a committed write survives a crash of the process,
-/// but the last few may be lost if the machine loses power.
+/// but the last few may be lost if the machine loses power. [`SqliteOptions`] changes
+/// these settings (`synchronous = FULL` for power-loss durability, among others).
+///
+/// Reads (`get_topology`, `topology_detail`, the list operations) on a file run on the read
+/// pool, side by side with each other and with the writer, and see every write that was
+/// answered before they began. A store in memory reads on its write connection.
+///
+/// Writes that arrive while the writer is busy wait for it and are then committed together
+/// in one transaction, each inside its own savepoint: a refused write rolls back alone and
+/// gets the answer it would have got running alone, and every caller is answered only
+/// after the shared commit. A lone writer commits at once (nothing waits to fill a group).
 ///
 /// The store creates its schema itself, and refuses a file made from a different
 /// lifecycle declaration (a schema fingerprint is checked on open).
@@ -72,18 +95,18 @@ const STATEMENT_CACHE: usize = 96;
 /// ```
 ///
 /// Stuck claims: a mutation left `applying` by a crashed applier stays `applying` (the
-/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)); recovering it is
-/// out of scope here.
+/// topology's queue then answers [`Claim::Busy`](crate::store::Claim::Busy)) until its lease
+/// passes, and the next claim takes it over. Leases run by SQLite's clock (`unixepoch`),
+/// which is the clock of the process running the statement: processes sharing a file
+/// share a host, so they share a clock.
 pub struct SqliteStore {
-    conn: Mutex<Link>,
+    /// The read pool: `None` in memory, or with a read pool of 0.
+    // Declared before `writer`, so it is dropped first: the last connection to close
+    // checkpoints the log and removes the `-wal` and `-shm` files, which only the writer
+    // can do (a read-only connection cannot).
+    readers: Option<Readers>,
+    writer: Writer,
     path: Option<PathBuf>,
-}
-
-/// The connection, and what it last saw of the file's schema (`None` in memory, where no
-/// other connection can change it).
-struct Link {
-    conn: Connection,
-    seen: Option<schema::Marks>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -98,7 +121,8 @@ impl fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in the SQLite file at `path`.
+    /// Opens (creating if needed) the store in the SQLite file at `path`, with the default
+    /// settings (see [`SqliteOptions`] for others).
     ///
     /// A new path, a zero-byte file and an SQLite database with no tables get the schema;
     /// a store is checked against this build's lifecycle declarations. Anything else is
@@ -128,37 +152,66 @@ impl SqliteStore {
     /// `meta` if the file was made from a different lifecycle declaration (the message
     /// shows the expected and the found fingerprint) or by a newer schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), SqliteOptions::new())
+    }
+
+    fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         let place = path.display().to_string();
         let context = || format!("opening {place}");
+        let refuse_as = |found| StoreError::NotAStore {
+            path: path.to_path_buf(),
+            found,
+        };
+        if options.open_only && !path.exists() {
+            return Err(refuse_as(Foreign::Missing));
+        }
         schema::check_header(path)?;
-        let mut conn = Connection::open(path).map_err(|e| sql_error(e, context()))?;
-        configure(&conn).map_err(|e| e.into_store(context()))?;
-        schema::check_before_writing(&conn, path)?;
-        configure_file(&conn).map_err(|e| e.into_store(context()))?;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if !options.open_only {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|e| sql_error(e, context()))?;
+        configure(&conn, options.busy_timeout).map_err(|e| e.into_store(context()))?;
+        let empty = schema::check_before_writing(&conn, path)?;
+        if options.open_only && empty {
+            return Err(refuse_as(Foreign::Empty));
+        }
+        configure_file(&conn, &options).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, &place, Some(path))?;
         let seen = schema::read_marks(&conn).map_err(|e| sql_error(e, context()))?;
+        // Read connections open later, lazily: by the file's absolute path, so that a
+        // relative one still names this file if the process changes directory meanwhile.
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let readers = (options.read_pool > 0)
+            .then(|| Readers::new(&absolute, seen, options.busy_timeout, options.read_pool));
         Ok(Self {
-            conn: Mutex::new(Link {
-                conn,
-                seen: Some(seen),
-            }),
+            writer: Writer::new(conn, Some(seen), options.max_group, options.linger),
+            readers,
             path: Some(path.to_path_buf()),
         })
     }
 
-    /// Opens a new, empty store in memory; it lives as long as this handle.
+    /// Opens a new, empty store in memory with the default settings; it lives as long as
+    /// this handle.
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] if SQLite cannot allocate the database.
     pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::open_in_memory_with(SqliteOptions::new())
+    }
+
+    fn open_in_memory_with(options: SqliteOptions) -> Result<Self, StoreError> {
         let context = || String::from("opening an in-memory database");
         let mut conn = Connection::open_in_memory().map_err(|e| sql_error(e, context()))?;
-        configure(&conn).map_err(|e| e.into_store(context()))?;
+        configure(&conn, options.busy_timeout).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, "an in-memory database", None)?;
         Ok(Self {
-            conn: Mutex::new(Link { conn, seen: None }),
+            writer: Writer::new(conn, None, options.max_group, options.linger),
+            readers: None,
             path: None,
         })
     }
@@ -169,72 +222,98 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// The connection, recovered if a panicking caller poisoned the mutex (the transaction
-    /// it was in rolled back when it unwound, or is rolled back here).
-    fn lock(&self) -> MutexGuard<'_, Link> {
-        let link = self.conn.lock().unwrap_or_else(|poisoned| {
-            self.conn.clear_poison();
-            PoisonError::into_inner(poisoned)
-        });
-        if !link.conn.is_autocommit() {
-            // Best effort: a failure here resurfaces as the next BEGIN's error.
-            let _ = link.conn.execute_batch("ROLLBACK");
-        }
-        link
+    /// Diagnostics: how many group commits this handle made, and how many writes they
+    /// held in all (writes committed alone, with a group size of 1, are not counted).
+    // Not public API.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.writer.counts()
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
+    /// The write connection, with no group open on it, recovered if a panicking caller
+    /// poisoned the mutex (the transaction it was in rolled back when it unwound, or is
+    /// rolled back here).
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        self.writer.lock()
+    }
+
+    /// Runs `f` as one write: in a `BEGIN IMMEDIATE` transaction (shared with the writes
+    /// queued beside it), its changes committed only if `f` succeeds. `f` may run twice,
+    /// when the group it ran in could not commit (see the `group` module).
     fn write<T>(
         &self,
         op: &'static str,
-        f: impl FnOnce(&mut Db<'_>) -> R<T>,
+        f: impl FnMut(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        self.transaction(op, TransactionBehavior::Immediate, f)
+        let check =
+            |conn: &Connection, seen: &mut Option<schema::Marks>| self.check_schema(conn, seen);
+        self.writer
+            .write(&check, f)
+            .map_err(|e: Fail| e.into_store(op))
     }
 
-    /// Runs `f` in one read transaction: a consistent snapshot, no write lock.
+    /// Runs `f` in one read transaction: a consistent snapshot, no write lock; on the read
+    /// pool if there is one.
     fn read<T>(
         &self,
         op: &'static str,
         f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        self.transaction(op, TransactionBehavior::Deferred, f)
-    }
-
-    /// Runs `f` in one transaction of the given behavior, committed only if `f` succeeds.
-    fn transaction<T>(
-        &self,
-        op: &'static str,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&mut Db<'_>) -> R<T>,
-    ) -> Result<T, StoreError> {
-        let mut link = self.lock();
-        let Link { conn, seen } = &mut *link;
-        let result = (|| {
-            let tx = conn.transaction_with_behavior(behavior)?;
-            self.check_schema(&tx, seen)?;
-            let out = f(&mut Db(&tx))?;
-            tx.commit()?;
-            Ok(out)
-        })();
+        let result = match &self.readers {
+            Some(readers) => (|| {
+                let mut lent = readers.take()?;
+                let reader = lent.reader()?;
+                let tx = reader
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Deferred)?;
+                if let Some(path) = &self.path {
+                    schema::check_unchanged(&tx, &mut reader.seen, path)?;
+                }
+                let out = f(&mut Db(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            })(),
+            None => (|| {
+                let mut link = self.lock();
+                let Link { conn, seen, .. } = &mut *link;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+                self.check_schema(&tx, seen)?;
+                let out = f(&mut Db(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            })(),
+        };
         result.map_err(|e: Fail| e.into_store(op))
     }
 
-    /// Runs one statement's worth of reading, outside any explicit transaction.
+    /// Runs one statement's worth of reading, outside any explicit transaction; on the read
+    /// pool if there is one.
     fn read_one<T>(
         &self,
         op: &'static str,
         f: impl FnOnce(&mut Db<'_>) -> R<T>,
     ) -> Result<T, StoreError> {
-        let mut link = self.lock();
-        let Link { conn, seen } = &mut *link;
-        let result = (|| {
-            let out = f(&mut Db(conn))?;
-            // Checked after the read: the schema cookie only grows, so a schema unchanged
-            // now was unchanged while the statement ran.
-            self.check_schema(conn, seen)?;
-            Ok(out)
-        })();
+        // Each schema check comes after the read: the schema cookie only grows, so a schema
+        // unchanged now was unchanged while the statement ran.
+        let result = match &self.readers {
+            Some(readers) => (|| {
+                let mut lent = readers.take()?;
+                let reader = lent.reader()?;
+                let out = f(&mut Db(&reader.conn))?;
+                if let Some(path) = &self.path {
+                    schema::check_unchanged(&reader.conn, &mut reader.seen, path)?;
+                }
+                Ok(out)
+            })(),
+            None => (|| {
+                let mut link = self.lock();
+                let Link { conn, seen, .. } = &mut *link;
+                let out = f(&mut Db(conn))?;
+                self.check_schema(conn, seen)?;
+                Ok(out)
+            })(),
+        };
         result.map_err(|e: Fail| e.into_store(op))
     }
 
@@ -247,6 +326,10 @@ impl SqliteStore {
         }
     }
 }
+
+/// How often a waiter on a SQLite file looks for work written by other processes (there is
+/// no server to notify them): the latency of a wake-up across processes is at most this.
+pub(crate) const WORK_POLL: core::time::Duration = core::time::Duration::from_millis(50);
 
 // ---- errors ----------------------------------------------------------------------------
 
@@ -286,10 +369,9 @@ impl Fail {
 fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
     let context = context.into();
     let what = match e.sqlite_error_code() {
-        _ if is_busy(&e) => format!(
-            ": the database stayed locked by another connection for longer than the busy \
-             timeout of {} s",
-            BUSY_TIMEOUT.as_secs()
+        _ if is_busy(&e) => String::from(
+            ": the database stayed locked by another connection for longer than the store's \
+             busy timeout",
         ),
         Some(ErrorCode::NotADatabase) => String::from(": not an SQLite database, or a damaged one"),
         Some(ErrorCode::DatabaseCorrupt) => String::from(": the database file is damaged"),
@@ -313,8 +395,8 @@ fn sql_error(e: rusqlite::Error, context: impl Into<String>) -> StoreError {
 // ---- connection setup ------------------------------------------------------------------
 
 /// The connection's own settings; none of them writes to the file.
-fn configure(conn: &Connection) -> R<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+fn configure(conn: &Connection, busy_timeout: Duration) -> R<()> {
+    conn.busy_timeout(busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let on: bool = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
@@ -326,19 +408,19 @@ fn configure(conn: &Connection) -> R<()> {
 
 /// The file's settings, once it is known to be a store (or empty): switching to WAL
 /// writes the file's header.
-fn configure_file(conn: &Connection) -> R<()> {
-    wal(conn)?;
+fn configure_file(conn: &Connection, options: &SqliteOptions) -> R<()> {
+    wal(conn, options.busy_timeout)?;
     // In WAL mode, NORMAL keeps the file consistent on any crash and loses at most the
-    // last commits on power loss; FULL would fsync every commit.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // last commits on power loss; FULL fsyncs the log at every commit.
+    conn.pragma_update(None, "synchronous", options.synchronous.as_str())?;
     Ok(())
 }
 
 /// Puts the file in WAL mode, unless it already is. Switching can itself answer busy
 /// (without going through the busy handler) while another process is switching or creating
 /// the file, so it is retried until the busy timeout.
-fn wal(conn: &Connection) -> R<()> {
-    let deadline = Instant::now() + BUSY_TIMEOUT;
+fn wal(conn: &Connection, busy_timeout: Duration) -> R<()> {
+    let deadline = Instant::now() + busy_timeout;
     loop {
         let mode = conn
             .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
@@ -438,6 +520,23 @@ crate::store::trace::traced_store!(SqliteStore, "sqlite");
 
 impl crate::store::trace::Untraced for SqliteStore {
     sql::shared_store_methods!();
+
+    /// Handles of this process are woken at once by a queue write through any of them;
+    /// writes by other processes on the file are seen by a look every 50 ms.
+    fn wait_for_work(
+        &self,
+        id: Option<TopologyId>,
+        timeout: core::time::Duration,
+    ) -> Result<bool, StoreError> {
+        crate::store::wake::SQL_WORK.wait_for(timeout, Some(WORK_POLL), || {
+            let offer = self.read("wait_for_work", |db| sql::ready(sql::offer(db, id)))?;
+            Ok((!offer.work).then(|| {
+                offer
+                    .earliest
+                    .map(|until| crate::store::wake::micros_until(offer.now, until))
+            }))
+        })
+    }
 
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
         const TAKEN: Stmt = stmt!("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = $1)");
@@ -569,10 +668,111 @@ mod tests {
         drop(link);
 
         let memory = SqliteStore::open_in_memory().unwrap();
+        // Nothing else can reach a database in memory: it reads on its writer.
+        assert!(memory.readers.is_none());
         let conn = &memory.lock().conn;
         assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
         assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
         assert_eq!(pragma::<String>(conn, "journal_mode"), "memory");
+    }
+
+    /// The pragmas of the write connection and of a read connection of `store`.
+    fn both_connections(store: &SqliteStore, each: impl Fn(&Connection)) {
+        each(&store.lock().conn);
+        let readers = store.readers.as_ref().unwrap();
+        let mut lent = readers.take().ok().unwrap();
+        each(&lent.reader().ok().unwrap().conn);
+    }
+
+    #[test]
+    fn defaults_on_the_read_connections_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+        both_connections(&store, |conn| {
+            assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
+            assert_eq!(pragma::<i64>(conn, "busy_timeout"), 5000);
+            assert_eq!(pragma::<String>(conn, "journal_mode"), "wal");
+        });
+        assert_eq!(
+            pragma::<i64>(&store.lock().conn, "synchronous"),
+            1,
+            "NORMAL"
+        );
+        let readers = store.readers.as_ref().unwrap();
+        assert_eq!(readers.max(), options::DEFAULT_READ_POOL);
+    }
+
+    #[test]
+    fn options_reach_the_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteOptions::new()
+            .busy_timeout(Duration::from_millis(1234))
+            .synchronous(Synchronous::Full)
+            .read_pool(2)
+            .open(&path)
+            .unwrap();
+        both_connections(&store, |conn| {
+            assert_eq!(pragma::<i64>(conn, "busy_timeout"), 1234);
+            assert_eq!(pragma::<i64>(conn, "foreign_keys"), 1);
+        });
+        assert_eq!(pragma::<i64>(&store.lock().conn, "synchronous"), 2, "FULL");
+        assert_eq!(store.readers.as_ref().unwrap().max(), 2);
+        drop(store);
+
+        // A new handle on the same file gets its own setting back: synchronous is a
+        // connection's, not the file's.
+        let normal = SqliteStore::open(&path).unwrap();
+        assert_eq!(pragma::<i64>(&normal.lock().conn, "synchronous"), 1);
+
+        // A read pool of 0 reads on the writer.
+        let no_pool = SqliteOptions::new().read_pool(0).open(&path).unwrap();
+        assert!(no_pool.readers.is_none());
+        let lab = no_pool.create_topology("lab").unwrap();
+        assert_eq!(no_pool.get_topology(lab.id).unwrap().name, "lab");
+    }
+
+    #[test]
+    fn a_closed_store_leaves_no_log_beside_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let lab = store.create_topology("lab").unwrap();
+        assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
+        assert_eq!(store.readers.as_ref().unwrap().opened(), 1);
+        drop(store);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["store.db"]);
+    }
+
+    #[test]
+    fn the_read_pool_opens_at_most_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteOptions::new()
+            .read_pool(2)
+            .open(dir.path().join("store.db"))
+            .unwrap();
+        let readers = store.readers.as_ref().unwrap();
+        let first = readers.take().ok().unwrap();
+        let second = readers.take().ok().unwrap();
+        assert_eq!(readers.opened(), 2);
+        // A third read waits for a connection to come back rather than opening one more.
+        std::thread::scope(|s| {
+            let third = s.spawn(|| {
+                let lent = readers.take().ok().unwrap();
+                drop(lent);
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!third.is_finished());
+            drop(first);
+            third.join().unwrap();
+        });
+        drop(second);
+        assert_eq!(readers.opened(), 2);
     }
 
     #[test]
@@ -589,10 +789,10 @@ mod tests {
         })
         .join();
         assert!(crashed.is_err());
-        assert!(store.conn.is_poisoned());
+        assert!(store.writer.is_poisoned());
         // The half-done transaction is rolled back, the mutex recovered.
         assert_eq!(store.get_topology(lab.id).unwrap().version, 1);
-        assert!(!store.conn.is_poisoned());
+        assert!(!store.writer.is_poisoned());
         store.create_topology("next").unwrap();
     }
 }

@@ -174,7 +174,8 @@ pub(super) fn check_header(path: &Path) -> Result<(), StoreError> {
 /// declaration, or one with a newer schema. Only reads run, on a connection switched to
 /// `query_only` for the duration, so no statement can write; `-wal`/`-shm` files SQLite
 /// makes to read a WAL-mode file are removed again when the refused connection closes.
-pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// `Ok(true)` when the database is empty (it holds no schema object at all).
+pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<bool, StoreError> {
     let place = path.display().to_string();
     conn.pragma_update(None, "query_only", true)
         .map_err(opening(
@@ -185,8 +186,8 @@ pub(super) fn check_before_writing(conn: &Connection, path: &Path) -> Result<(),
     conn.pragma_update(None, "query_only", false)
         .map_err(opening(&place, "switching back from read-only"))?;
     match content {
-        Content::Empty => Ok(()),
-        Content::Stamped(stamp) => check_stamp(&stamp, &place).map(drop),
+        Content::Empty => Ok(true),
+        Content::Stamped(stamp) => check_stamp(&stamp, &place).map(|_| false),
         Content::Foreign(names) => Err(not_a_store(path, names)),
     }
 }
@@ -293,7 +294,25 @@ const MIGRATIONS: &[fn(&Connection) -> rusqlite::Result<()>] = &[
     // 1 → 2: a page of a topology's mutations, newest first, reads this index from the
     // cursor on; `mutations_topology_state` orders by id only within one state.
     |conn| conn.execute_batch("CREATE INDEX mutations_topology ON mutations (topology_id, id);"),
+    v2_to_v3,
 ];
+
+/// 2 → 3: claim leases. A mutation an older build left `applying` has no lease, so
+/// the next claim takes it over (the only way to move it before leases existed).
+fn v2_to_v3(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "
+ALTER TABLE mutations ADD COLUMN claimed_at INTEGER;
+ALTER TABLE mutations ADD COLUMN lease_until INTEGER;
+ALTER TABLE mutations ADD COLUMN holder TEXT;
+ALTER TABLE mutations ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0
+    CHECK (typeof(attempts) = 'integer' AND attempts >= 0);
+ALTER TABLE mutations ADD COLUMN token INTEGER NOT NULL DEFAULT 0
+    CHECK (typeof(token) = 'integer' AND token >= 0);
+ALTER TABLE mutations ADD COLUMN edited_by INTEGER;
+",
+    )
+}
 
 /// Creates or migrates the schema, safe when several processes open one new file at once:
 /// the check is repeated inside `BEGIN IMMEDIATE`, so exactly one of them creates it.
@@ -453,7 +472,37 @@ mod tests {
 
     #[test]
     fn fingerprint_names_sqlite() {
-        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate sqlite schema 2; "));
+        assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate sqlite schema 3; "));
+    }
+
+    #[test]
+    fn a_version_1_file_migrates_and_its_stuck_claim_has_no_lease() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&ddl_v1()).unwrap();
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, 1), (?2, ?3)",
+            rusqlite::params![KEY_VERSION, KEY_FINGERPRINT, fingerprint_of(1)],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO topologies (name, status, version, created_at, status_changed_at) \
+             VALUES ('lab', 'active', 1, 0, 0); \
+             INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+             VALUES (1, 'add_lan', '{}', 'applying', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn, "v1.db", None).unwrap();
+        let stamp = read_stamp(&conn, "v1.db").unwrap();
+        assert_eq!(stamp.version, SCHEMA_VERSION);
+        assert!(check_stamp(&stamp, "v1.db").unwrap());
+        let (lease, attempts, token): (Option<i64>, i64, i64) = conn
+            .query_row(
+                "SELECT lease_until, attempts, token FROM mutations WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((lease, attempts, token), (None, 0, 0));
     }
 
     /// The plan SQLite picks for `sql` on a schema made by [`migrate`].
