@@ -14,6 +14,12 @@
 //! each timed to the claim of an applier blocked in `wait_for_work`, prints its median and
 //! p99 per backend. Across processes the bench runs itself as the applier (the environment
 //! variable below) and the latency is bounded by the SQLite store's poll of the file.
+//!
+//! PostgreSQL (feature `postgres`, run only when `TOPOSTATE_PG_URL` names a server, e.g.
+//! `eval "$(bash .ci/postgres.sh start)"`): `PgStore` against the raw `postgres` client on
+//! a schema of its own with the same tables, the claim and the mark each one statement in
+//! autocommit and the edit one transaction; the wake-ups come from enqueues by that plain
+//! client, so the waiting store hears them through `LISTEN`/`NOTIFY` only.
 
 mod common;
 
@@ -462,7 +468,260 @@ fn main() {
     }
     interleaved_ratios();
     wake_ups();
+    #[cfg(feature = "postgres")]
+    let pg = pg::Setup::from_env();
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = &pg {
+        pg::interleaved_ratio(pg);
+        report(
+            "postgres, enqueue by another client (LISTEN/NOTIFY)",
+            pg::wake_ups(pg),
+        );
+    }
     let mut c = common::criterion(3, 20);
     claim_cycle(&mut c);
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = &pg {
+        pg::claim_cycle(&mut c, pg);
+    }
     c.final_summary();
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use super::*;
+    use postgres::{Client, NoTls, Statement};
+    use topostate::store::PgStore;
+
+    /// The server, a schema for the store and one with the same tables (made by a store)
+    /// for the anchor; both dropped at the end.
+    pub struct Setup {
+        url: String,
+        schema: String,
+        anchor_schema: String,
+    }
+
+    impl Setup {
+        /// The setup on `TOPOSTATE_PG_URL`'s server, or `None` (said) without one.
+        pub fn from_env() -> Option<Self> {
+            let Ok(url) = std::env::var("TOPOSTATE_PG_URL") else {
+                println!("skipping the PostgreSQL rows: set TOPOSTATE_PG_URL to a server's URL");
+                return None;
+            };
+            let setup = Self {
+                url,
+                schema: format!("queue_bench_{}", std::process::id()),
+                anchor_schema: format!("queue_bench_{}_anchor", std::process::id()),
+            };
+            drop(setup.store());
+            drop(PgStore::connect_with_schema(&setup.url, &setup.anchor_schema).unwrap());
+            Some(setup)
+        }
+
+        fn store(&self) -> PgStore {
+            PgStore::builder(&self.url)
+                .schema(&self.schema)
+                .pool_size(2)
+                .connect()
+                .unwrap()
+        }
+
+        /// A plain client on `schema`.
+        fn client(&self, schema: &str) -> Client {
+            let mut client = Client::connect(&self.url, NoTls).unwrap();
+            client
+                .execute("SELECT set_config('search_path', $1, false)", &[&schema])
+                .unwrap();
+            client
+        }
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            if let Ok(mut client) = Client::connect(&self.url, NoTls) {
+                for schema in [&self.schema, &self.anchor_schema] {
+                    let _ =
+                        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                }
+            }
+        }
+    }
+
+    /// The anchor: a plain client with the cycle's statements prepared.
+    pub struct Anchor {
+        client: Client,
+        create: Statement,
+        enqueue: Statement,
+        claim: Statement,
+        fence: Statement,
+        insert_lan: Statement,
+        mark: Statement,
+    }
+
+    /// The anchors' topology names, unique across the anchors of one run.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    impl Anchor {
+        fn new(setup: &Setup) -> Self {
+            let mut client = setup.client(&setup.anchor_schema);
+            let mut prepare = |sql: &str| client.prepare(sql).unwrap();
+            let create = prepare(
+                "INSERT INTO topologies (name, status, version, reason, needs_resync,                  created_at, status_changed_at) VALUES ($1, 'active', 1, NULL, false, $2, $2)                  RETURNING id",
+            );
+            let enqueue = prepare(
+                "INSERT INTO mutations (topology_id, op, payload, state, requested_at)                  VALUES ($1, 'add_lan', '{}', 'pending', $2)",
+            );
+            let claim = prepare(concat!(
+                "UPDATE mutations SET state = 'applying', claimed_at = ",
+                now!(),
+                ", lease_until = ",
+                now!(),
+                " + $2, holder = $3, attempts = attempts + 1, token = token + 1 WHERE id = \
+                 (SELECT id FROM mutations WHERE topology_id = $1 \
+                 AND state IN ('applying', 'pending') ORDER BY id LIMIT 1) \
+                 AND (state = 'pending' OR lease_until IS NULL OR lease_until <= ",
+                now!(),
+                ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 \
+                 AND status IN ('active', 'degraded')) RETURNING id, token"
+            ));
+            let fence = prepare(
+                "UPDATE mutations SET edited_by = $3 WHERE id = $1 AND topology_id = $2 \
+                 AND token = $3 AND state = 'applying' AND (edited_by IS NULL OR edited_by = $3) \
+                 AND EXISTS (SELECT 1 FROM topologies WHERE id = $2 \
+                 AND status IN ('active', 'degraded'))",
+            );
+            let insert_lan = prepare(
+                "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            );
+            let mark = prepare(concat!(
+                "UPDATE mutations SET state = 'applied', applied_at = ",
+                now!(),
+                ", reason = NULL WHERE id = $1 AND topology_id = $2 AND token = $3 \
+                 AND state = 'applying' RETURNING id, pg_notify('topostate_work', topology_id::text)"
+            ));
+            Self {
+                client,
+                create,
+                enqueue,
+                claim,
+                fence,
+                insert_lan,
+                mark,
+            }
+        }
+
+        /// `n` cycles on a fresh topology holding `n` pending mutations (made untimed).
+        fn cycles(&mut self, n: u64) -> Duration {
+            let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let at = Timestamp::now().as_micros();
+            let mut tx = self.client.transaction().unwrap();
+            let id: i64 = tx
+                .query_one(&self.create, &[&format!("t-{seq}"), &at])
+                .unwrap()
+                .get(0);
+            for _ in 0..n {
+                tx.execute(&self.enqueue, &[&id, &at]).unwrap();
+            }
+            tx.commit().unwrap();
+            let lease = i64::try_from(LEASE.as_micros()).unwrap();
+            let start = Instant::now();
+            for i in 0..n {
+                let row = self
+                    .client
+                    .query_one(&self.claim, &[&id, &lease, &"bench"])
+                    .unwrap();
+                let (mutation, token): (i64, i64) = (row.get(0), row.get(1));
+                let mut tx = self.client.transaction().unwrap();
+                let fenced = tx.execute(&self.fence, &[&mutation, &id, &token]).unwrap();
+                assert_eq!(fenced, 1, "the anchor's fence");
+                let lan = new_lan(i);
+                tx.execute(
+                    &self.insert_lan,
+                    &[&id, &lan.name, &lan.subnet, &lan.is_dmz, &lan.x, &lan.y],
+                )
+                .unwrap();
+                tx.commit().unwrap();
+                let marked: i64 = self
+                    .client
+                    .query_one(&self.mark, &[&mutation, &id, &token])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(marked, mutation);
+            }
+            start.elapsed()
+        }
+    }
+
+    pub fn interleaved_ratio(setup: &Setup) {
+        let store = setup.store();
+        let mut anchor = Anchor::new(setup);
+        let mut seq = 0;
+        common::interleaved(
+            "claim_cycle_postgres topostate/anchor_postgres",
+            21,
+            || lib_cycles(&store, &mut seq, 50),
+            || anchor.cycles(50),
+        );
+    }
+
+    pub fn claim_cycle(c: &mut Criterion, setup: &Setup) {
+        let mut g = c.benchmark_group("claim_cycle");
+        g.throughput(Throughput::Elements(1));
+        let store = setup.store();
+        let mut anchor = Anchor::new(setup);
+        let mut seq = 1_000_000;
+        g.bench_function("postgres/topostate", |b| {
+            b.iter_custom(|iters| {
+                common::chunked(iters, CHUNK, |n| lib_cycles(&store, &mut seq, n))
+            });
+        });
+        g.bench_function("postgres/anchor_postgres", |b| {
+            b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| anchor.cycles(n)));
+        });
+        g.finish();
+    }
+
+    /// Wake-ups of a `PgStore` applier by enqueues from a plain client: heard through
+    /// `LISTEN`/`NOTIFY` alone (no signal of this process's stores is notified).
+    pub fn wake_ups(setup: &Setup) -> Vec<Duration> {
+        let store = setup.store();
+        let mut seq = 2_000_000;
+        let id = active(&store, &mut seq);
+        let mut client = setup.client(&setup.schema);
+        let enqueue = client
+            .prepare(
+                "INSERT INTO mutations (topology_id, op, payload, state, requested_at) \
+                 VALUES ($1, 'add_lan', '{}', 'pending', $2) \
+                 RETURNING pg_notify('topostate_work', topology_id::text)",
+            )
+            .unwrap();
+        let key = i64::try_from(id.get()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let ready = tx.clone();
+            applier(
+                &store,
+                id,
+                || ready.send(Said::Ready).unwrap(),
+                |at| tx.send(Said::Claimed(at)).unwrap(),
+            );
+        });
+        let mut latencies = Vec::with_capacity(WAKE_ROUNDS);
+        for _ in 0..WAKE_ROUNDS {
+            assert!(matches!(rx.recv().unwrap(), Said::Ready));
+            // Time for the applier to look, open its listening connection and `LISTEN`.
+            std::thread::sleep(Duration::from_millis(20));
+            let enqueued = Instant::now();
+            client
+                .execute(&enqueue, &[&key, &Timestamp::now().as_micros()])
+                .unwrap();
+            let Said::Claimed(claimed) = rx.recv().unwrap() else {
+                panic!("the applier did not claim");
+            };
+            latencies.push(claimed.duration_since(enqueued));
+        }
+        thread.join().unwrap();
+        latencies
+    }
 }
