@@ -15,6 +15,15 @@
 //! (loom's own variable) overrides the preemption bound of the bounded models (4 for two
 //! threads with two writes each, 3 for three threads; the other two-thread models are
 //! exhaustive).
+//!
+//! The lease models race claims, renewals and a zombie's writes on one claimed mutation
+//! whose lease has run out (by a [`ManualClock`] moved before the threads start; the clock
+//! is the test's, not a lock of the store's, so it stays `std`'s). In every interleaving
+//! exactly one claimer takes the mutation over, a renewal and a takeover never both win,
+//! and a zombie's live edit and mark are refused unless they came strictly before the
+//! takeover's claim, so the mutation's edits are committed and marked exactly once. The
+//! wake-up signal the marks and enqueues notify is `std`'s mutex and condition variable
+//! (loom cannot model a timed wait); the models never wait on it.
 #![cfg(topostate_loom)]
 
 mod pages;
@@ -26,8 +35,13 @@ use std::time::Instant;
 
 use loom::model::Builder;
 use loom::thread;
-use topostate::store::{MemoryStore, NewLan, Precondition, StoreError, TopologyStore};
-use topostate::{TopologyId, TopologyStatus};
+use std::time::Duration;
+
+use topostate::store::{
+    ChildEdit, Claim, ClaimOptions, ManualClock, MemoryStore, Mutation, MutationClaim, NewLan,
+    Precondition, StoreError, Timestamp, TopologyStore,
+};
+use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 /// What one thread did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,19 +59,20 @@ struct Tally {
 /// Runs `body` under loom with an optional preemption bound; prints and returns the
 /// number of interleavings explored.
 fn explore(name: &str, preemptions: Option<usize>, body: impl Fn() + Sync + Send + 'static) {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let before = RUNS.load(Ordering::SeqCst);
+    // Per model, not a static: the test harness runs the models on parallel threads.
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
     // `Builder::new` reads `LOOM_MAX_PREEMPTIONS`: it overrides a bounded model's bound;
     // the unbounded models stay exhaustive.
     let mut builder = Builder::new();
     builder.preemption_bound =
         preemptions.map(|default| builder.preemption_bound.unwrap_or(default));
     let started = Instant::now();
+    let counted = std::sync::Arc::clone(&runs);
     builder.check(move || {
-        RUNS.fetch_add(1, Ordering::SeqCst);
+        counted.fetch_add(1, Ordering::SeqCst);
         body();
     });
-    let runs = RUNS.load(Ordering::SeqCst) - before;
+    let runs = runs.load(Ordering::SeqCst);
     println!(
         "loom {name}: {runs} interleavings explored (preemption bound {:?}) in {:.1?}",
         builder.preemption_bound,
@@ -307,4 +322,229 @@ fn two_writers_racing_a_deploy() {
         check(&store, id, &tallies);
         all_edits_while_pending(&tallies);
     });
+}
+
+/// The lease every claim and renewal of the lease models takes.
+const LEASE: Duration = Duration::from_secs(10);
+
+/// A store on a manual clock holding one `active` topology whose one mutation was
+/// claimed (token 1, holder "zombie") and whose lease has run out, with nobody having
+/// taken it over yet.
+fn expired_claim() -> (MemoryStore, TopologyId, MutationClaim) {
+    let clock = std::sync::Arc::new(ManualClock::new(Timestamp::from_micros(1_000_000)));
+    let store = MemoryStore::with_clock(clock.clone());
+    let id = store.create_topology("lab").unwrap().id;
+    for (from, to) in [(Pending, Deploying), (Deploying, Active)] {
+        store
+            .transition_status(id, to, None, Precondition::status(from))
+            .unwrap();
+    }
+    store
+        .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    let claim = match take(&store, id, "zombie") {
+        Claim::Claimed { claim, .. } => claim,
+        other => panic!("expected the first claim, got {other:?}"),
+    };
+    assert_eq!(claim.token(), 1);
+    clock.advance(LEASE + Duration::from_secs(1));
+    (store, id, claim)
+}
+
+/// Claims the next mutation of `id` for [`LEASE`] as `holder`.
+fn take(store: &MemoryStore, id: TopologyId, holder: &str) -> Claim {
+    store
+        .claim_next_mutation_with(id, &ClaimOptions::new().lease(LEASE).holder(holder))
+        .unwrap()
+}
+
+/// The one mutation of `id`.
+fn the_mutation(store: &MemoryStore, id: TopologyId) -> Mutation {
+    let mut all = store.all_mutations(id, None).unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
+}
+
+/// Asserts `e` is the refusal of the zombie's token-1 claim after a takeover to token 2.
+fn lost_to_the_takeover(e: &StoreError) {
+    match e {
+        StoreError::LeaseLost {
+            token: 1,
+            current_token: 2,
+            ..
+        } => {}
+        other => panic!("expected LeaseLost (1 -> 2), got {other:?}"),
+    }
+}
+
+/// A copy of a claim, as a zombie that kept it would hold it.
+fn copy(claim: &MutationClaim) -> MutationClaim {
+    MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token())
+}
+
+#[test]
+fn two_claimers_racing_for_an_expired_lease() {
+    explore("2 claimers racing for an expired lease", None, || {
+        let (store, id, zombie) = expired_claim();
+        let handles: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|holder| {
+                let store = store.clone();
+                thread::spawn(move || take(&store, id, holder))
+            })
+            .collect();
+        let claims: Vec<Claim> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let mut winner = None;
+        for (holder, claim) in ["a", "b"].into_iter().zip(&claims) {
+            match claim {
+                Claim::Claimed { claim, mutation } => {
+                    assert!(winner.is_none(), "both took it over: {claims:?}");
+                    assert_eq!(claim.token(), 2, "{claims:?}");
+                    assert_eq!(mutation.attempts, 2, "{claims:?}");
+                    winner = Some(holder);
+                }
+                Claim::Busy { applying } => assert_eq!(*applying, zombie.id()),
+                Claim::Empty => panic!("the expired claim was skipped: {claims:?}"),
+            }
+        }
+        let winner = winner.unwrap_or_else(|| panic!("nobody took it over: {claims:?}"));
+        let row = the_mutation(&store, id);
+        assert_eq!(row.state, MutationState::Applying);
+        assert_eq!((row.token, row.attempts), (2, 2), "{row:?}");
+        assert_eq!(row.holder.as_deref(), Some(winner));
+        lost_to_the_takeover(&store.mark_mutation_applied(zombie).unwrap_err());
+    });
+}
+
+#[test]
+fn a_renewal_racing_a_takeover() {
+    explore(
+        "a renewal racing a takeover of its expired lease",
+        None,
+        || {
+            let (store, id, holder) = expired_claim();
+            let renewer = {
+                let store = store.clone();
+                let holder = copy(&holder);
+                thread::spawn(move || store.renew_lease(&holder, LEASE))
+            };
+            let taker = {
+                let store = store.clone();
+                thread::spawn(move || take(&store, id, "taker"))
+            };
+            let renewed = renewer.join().unwrap();
+            let taken = taker.join().unwrap();
+            let row = the_mutation(&store, id);
+            match (&renewed, &taken) {
+                // The renewal came first: the lease runs again, so the claim finds it held.
+                (Ok(renewed), Claim::Busy { applying }) => {
+                    assert_eq!(*applying, holder.id());
+                    assert_eq!(renewed.token, 1);
+                    assert_eq!((row.token, row.holder.as_deref()), (1, Some("zombie")));
+                    store.mark_mutation_applied(holder).unwrap();
+                }
+                // The takeover came first: the renewal is fenced off and wrote nothing.
+                (Err(e), Claim::Claimed { claim, .. }) => {
+                    lost_to_the_takeover(e);
+                    assert_eq!(claim.token(), 2);
+                    assert_eq!((row.token, row.holder.as_deref()), (2, Some("taker")));
+                    lost_to_the_takeover(&store.mark_mutation_applied(holder).unwrap_err());
+                }
+                other => panic!("not exactly one winner: {other:?}"),
+            }
+        },
+    );
+}
+
+/// What the zombie's two writes returned.
+#[derive(Debug)]
+struct ZombieRun {
+    edited: Result<u64, StoreError>,
+    marked: Result<Mutation, StoreError>,
+}
+
+/// What the taker did: its claim, and if it took the mutation, its edit and mark.
+#[derive(Debug)]
+struct TakerRun {
+    claim: Claim,
+    edited: Option<Result<u64, StoreError>>,
+}
+
+#[test]
+fn a_zombie_writing_while_its_mutation_is_taken_over() {
+    explore(
+        "a zombie's live edit and mark racing a takeover",
+        None,
+        || {
+            let (store, id, zombie) = expired_claim();
+            let version = store.get_topology(id).unwrap().version;
+            let edit = |name: &str| [ChildEdit::AddLan(NewLan::new(name, "10.0.0.0/24"))];
+            let zombie_run = {
+                let store = store.clone();
+                thread::spawn(move || {
+                    let edited = store
+                        .apply_live(&zombie, &edit("zombie"))
+                        .map(|r| r.version);
+                    let marked = store.mark_mutation_applied(zombie);
+                    ZombieRun { edited, marked }
+                })
+            };
+            let taker_run = {
+                let store = store.clone();
+                thread::spawn(move || {
+                    let claim = take(&store, id, "taker");
+                    let edited = match &claim {
+                        Claim::Claimed { claim, .. } => {
+                            let edited = store.apply_live(claim, &edit("taker")).map(|r| r.version);
+                            store.mark_mutation_applied(copy(claim)).unwrap();
+                            Some(edited)
+                        }
+                        _ => None,
+                    };
+                    TakerRun { claim, edited }
+                })
+            };
+            let z = zombie_run.join().unwrap();
+            let t = taker_run.join().unwrap();
+            let runs = format!("{z:?} {t:?}");
+
+            match &t.claim {
+                // The zombie marked before the claim: nothing was left to take.
+                Claim::Empty => {
+                    assert!(z.edited.is_ok() && z.marked.is_ok(), "{runs}");
+                }
+                // Taken over: whatever the zombie wrote, the claim saw it.
+                Claim::Claimed { mutation, .. } => {
+                    lost_to_the_takeover(z.marked.as_ref().unwrap_err());
+                    let taker_edit = t.edited.as_ref().unwrap();
+                    match (&z.edited, mutation.edited_by) {
+                        // Its edit came first: the taker may not commit the edits again.
+                        (Ok(_), Some(1)) => assert!(
+                            matches!(
+                                taker_edit,
+                                Err(StoreError::EditsCommitted { edited_by: 1, .. })
+                            ),
+                            "{runs}"
+                        ),
+                        (Err(e), None) => {
+                            lost_to_the_takeover(e);
+                            assert!(taker_edit.is_ok(), "{runs}");
+                        }
+                        _ => panic!("the zombie wrote after the takeover's claim: {runs}"),
+                    }
+                }
+                Claim::Busy { .. } => panic!("the expired lease held: {runs}"),
+            }
+
+            // The mutation's edits were committed once, and it was marked once.
+            let detail = store.topology_detail(id).unwrap();
+            let names: Vec<&str> = detail.lans.iter().map(|l| l.name.as_str()).collect();
+            assert_eq!(names.len(), 1, "{names:?} {runs}");
+            // Live edits do not bump the version.
+            assert_eq!(detail.topology.version, version, "{runs}");
+            let marks = usize::from(z.marked.is_ok()) + usize::from(t.edited.is_some());
+            assert_eq!(marks, 1, "{runs}");
+            assert_eq!(the_mutation(&store, id).state, MutationState::Applied);
+        },
+    );
 }

@@ -20,7 +20,7 @@ use super::StoreError;
 ///
 /// std's primitives under loom too: waiting is not what the loom model explores, and a
 /// waiter woken for nothing only looks again.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WorkSignal {
     state: Mutex<SignalState>,
     changed: Condvar,
@@ -39,6 +39,12 @@ struct SignalState {
 /// the waiters of all of them (a waiter of another file or schema only looks again).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) static SQL_WORK: WorkSignal = WorkSignal::new();
+
+impl Default for WorkSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl WorkSignal {
     /// A signal nobody has bumped.
