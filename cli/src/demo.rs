@@ -90,9 +90,7 @@ fn deckies(report: &[Touched]) -> anyhow::Result<Vec<DeckyId>> {
 
 /// A decky offering `services`.
 fn decky(name: &str, services: &[&str]) -> NewDecky {
-    let mut decky = NewDecky::new(name);
-    decky.services = services.iter().map(|s| (*s).to_owned()).collect();
-    decky
+    NewDecky::new(name).with_services(services.iter().copied())
 }
 
 /// How wide the margin before each narrated line is: it names the version move
