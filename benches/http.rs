@@ -301,10 +301,7 @@ fn inprocess_writers(
             tasks.push(tokio::spawn(async move {
                 let mut version = version;
                 for i in 0..per {
-                    let patch = LanPatch {
-                        x: Some(Some(i as f64 + 0.5)),
-                        ..LanPatch::default()
-                    };
+                    let patch = LanPatch::new().with_x(Some(i as f64 + 0.5));
                     let edits = [ChildEdit::UpdateLan(lan.into(), patch)];
                     version = store.edit(id, Some(version), &edits).await.unwrap().version;
                 }

@@ -72,20 +72,8 @@ impl AnchorStore {
         }
         t.version += 1;
         let lan_id = LanId::new(self.next_lan.fetch_add(1, Ordering::Relaxed) + 1);
-        t.lans.push(Lan {
-            id: lan_id,
-            topology_id: id,
-            name: new.name,
-            subnet: new.subnet,
-            is_dmz: new.is_dmz,
-            network_id: None,
-            x: new.x,
-            y: new.y,
-        });
-        Ok(Edited {
-            id: lan_id,
-            version: t.version,
-        })
+        t.lans.push(Lan::new(lan_id, id, new));
+        Ok(Edited::new(lan_id, t.version))
     }
 }
 

@@ -436,7 +436,7 @@ fn edge_batch(store: &dyn TopologyStore, k: usize) -> Duration {
         match touched {
             Touched::Lan(id) => lans.push(id),
             Touched::Decky(id) => deckies.push(id),
-            Touched::Edge(_) => {}
+            _ => {}
         }
     }
     let edges: Vec<ChildEdit> = deckies

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use topostate::store::{
-    Decky, DeckyId, DeckyState, Edge, EdgeId, Lan, LanId, Timestamp, TopologyDetail, TopologyRecord,
+    Decky, DeckyId, DeckyState, Edge, EdgeId, Lan, LanId, NewDecky, NewLan, Timestamp,
+    TopologyDetail, TopologyRecord,
 };
 use topostate::{TopologyId, TopologyStatus};
 
@@ -109,56 +110,48 @@ const EDGES: u64 = 15;
 fn detail() -> TopologyDetail {
     let topology_id = TopologyId::new(1);
     let lans = (1..=LANS)
-        .map(|i| Lan {
-            id: LanId::new(i),
-            topology_id,
-            name: format!("lan-{i:02}"),
-            subnet: format!("10.0.{i}.0/24"),
-            is_dmz: i == 1,
-            network_id: Some(format!("net-{i:08x}")),
-            x: Some(i as f64 * 40.5),
-            y: Some(120.25),
+        .map(|i| {
+            let new = NewLan::new(format!("lan-{i:02}"), format!("10.0.{i}.0/24"))
+                .with_dmz(i == 1)
+                .with_position(i as f64 * 40.5, 120.25);
+            let mut lan = Lan::new(LanId::new(i), topology_id, new);
+            lan.network_id = Some(format!("net-{i:08x}"));
+            lan
         })
         .collect();
     let deckies = (1..=DECKIES)
-        .map(|i| Decky {
-            id: DeckyId::new(i),
-            topology_id,
-            name: format!("decky-{i:02}"),
-            services: vec!["ssh".into(), "http".into()],
-            config: Some(r#"{"banner":"nginx","tls":true}"#.into()),
-            state: DeckyState::Running,
-            ip: Some(format!("10.0.{}.{}", i % LANS + 1, 10 + i)),
-            last_error: None,
-            x: Some(i as f64 * 30.0),
-            y: Some(300.5),
+        .map(|i| {
+            let new = NewDecky::new(format!("decky-{i:02}"))
+                .with_services(["ssh", "http"])
+                .with_config(r#"{"banner":"nginx","tls":true}"#)
+                .with_position(i as f64 * 30.0, 300.5);
+            let mut decky = Decky::new(DeckyId::new(i), topology_id, new);
+            decky.state = DeckyState::Running;
+            decky.ip = Some(format!("10.0.{}.{}", i % LANS + 1, 10 + i));
+            decky
         })
         .collect();
     let edges = (1..=EDGES)
-        .map(|i| Edge {
-            id: EdgeId::new(i),
-            topology_id,
-            decky: DeckyId::new(i),
-            lan: LanId::new(i % LANS + 1),
-            is_bridge: i % 5 == 0,
-            forwards_l3: false,
+        .map(|i| {
+            let mut edge = Edge::new(
+                EdgeId::new(i),
+                topology_id,
+                DeckyId::new(i),
+                LanId::new(i % LANS + 1),
+            );
+            edge.is_bridge = i % 5 == 0;
+            edge
         })
         .collect();
-    TopologyDetail {
-        topology: TopologyRecord {
-            id: topology_id,
-            name: "lab".into(),
-            status: TopologyStatus::Active,
-            version: 42,
-            reason: None,
-            needs_resync: false,
-            created_at: Timestamp::from_micros(1_700_000_000_000_000),
-            status_changed_at: Timestamp::from_micros(1_700_000_123_456_789),
-        },
-        lans,
-        deckies,
-        edges,
-    }
+    let mut topology = TopologyRecord::new(
+        topology_id,
+        "lab",
+        Timestamp::from_micros(1_700_000_000_000_000),
+    );
+    topology.status = TopologyStatus::Active;
+    topology.version = 42;
+    topology.status_changed_at = Timestamp::from_micros(1_700_000_123_456_789);
+    TopologyDetail::new(topology, lans, deckies, edges)
 }
 
 fn anchor(detail: &TopologyDetail) -> AnchorDetail {

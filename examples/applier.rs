@@ -196,16 +196,13 @@ fn edits_for(mutation: &Mutation, detail: &TopologyDetail) -> Result<Vec<ChildEd
     let edit = match mutation.op {
         MutationOp::AddLan => ChildEdit::AddLan(NewLan::new(text("name")?, text("subnet")?)),
         MutationOp::AddDecky => {
-            let mut decky = NewDecky::new(text("name")?);
-            decky.services = payload
+            let services = payload
                 .get("services")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect();
-            ChildEdit::AddDecky(decky)
+                .filter_map(Value::as_str);
+            ChildEdit::AddDecky(NewDecky::new(text("name")?).with_services(services))
         }
         MutationOp::AttachDecky => {
             let name = text("decky")?;

@@ -20,10 +20,6 @@
 //! cargo run --example deployer --features sqlite
 //! ```
 
-// Patches and inputs are filled field by field, not with `..Default::default()`: that form
-// stops compiling once a struct is `#[non_exhaustive]`, this one does not.
-#![allow(clippy::field_reassign_with_default)]
-
 use std::error::Error;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
@@ -200,24 +196,24 @@ fn build(
             .iter()
             .find(|e| e.decky == decky.id)
             .and_then(|e| detail.lans.iter().find(|l| l.id == e.lan));
-        let mut runtime = DeckyRuntime::default();
-        match (home, start_container(decky.config.as_deref())) {
-            (Some(lan), Ok(())) => {
-                runtime.state = Some(DeckyState::Running);
-                runtime.ip = Some(Some(address(&lan.subnet, host)));
-                runtime.last_error = Some(None);
-            }
+        let runtime = match (home, start_container(decky.config.as_deref())) {
+            (Some(lan), Ok(())) => DeckyRuntime::new()
+                .with_state(DeckyState::Running)
+                .with_ip(address(&lan.subnet, host))
+                .clear_last_error(),
             (None, _) => {
-                runtime.state = Some(DeckyState::Failed);
-                runtime.last_error = Some(Some("no lan".into()));
                 down.push(decky.name.as_str());
+                DeckyRuntime::new()
+                    .with_state(DeckyState::Failed)
+                    .with_last_error("no lan")
             }
             (_, Err(why)) => {
-                runtime.state = Some(DeckyState::Failed);
-                runtime.last_error = Some(Some(why.into()));
                 down.push(decky.name.as_str());
+                DeckyRuntime::new()
+                    .with_state(DeckyState::Failed)
+                    .with_last_error(why)
             }
-        }
+        };
         store.set_decky_runtime(decky.id, &runtime)?;
     }
 

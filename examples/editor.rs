@@ -12,10 +12,6 @@
 //! cargo run --example editor --features sqlite
 //! ```
 
-// Patches and inputs are filled field by field, not with `..Default::default()`: that form
-// stops compiling once a struct is `#[non_exhaustive]`, this one does not.
-#![allow(clippy::field_reassign_with_default)]
-
 use std::error::Error;
 use std::path::Path;
 
@@ -53,15 +49,11 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     // One save, one version: the LANs, deckies and edges drawn so far go in as one batch,
     // all or nothing. An edge names a new LAN or decky by its edit's index in the batch
     // (`RowRef::Batch`), so nobody can save between the rows and their edges.
-    let mut dmz = NewLan::new("dmz", "10.0.0.0/24");
-    dmz.is_dmz = true;
-    let mut web = NewDecky::new("web");
-    web.services = vec!["http".into(), "https".into()];
-    let mut mail = NewDecky::new("mail");
-    mail.services = vec!["smtp".into(), "imap".into()];
+    let dmz = NewLan::new("dmz", "10.0.0.0/24").with_dmz(true);
+    let web = NewDecky::new("web").with_services(["http", "https"]);
+    let mail = NewDecky::new("mail").with_services(["smtp", "imap"]);
     // The gateway sits in both LANs and bridges them.
-    let mut bridge = NewEdge::new(RowRef::Batch(4), RowRef::Batch(1));
-    bridge.is_bridge = true;
+    let bridge = NewEdge::new(RowRef::Batch(4), RowRef::Batch(1)).with_bridge(true);
     let report = store.edit_pending(
         &mut canvas,
         &[
@@ -137,9 +129,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
 fn colleague_moves(path: &Path, id: TopologyId, web: DeckyId) -> Result<(), StoreError> {
     let store = SqliteStore::open(path)?;
     let mut canvas = store.load_as::<Pending>(id)?;
-    let mut moved = DeckyPatch::default();
-    moved.x = Some(Some(320.0));
-    moved.y = Some(Some(80.0));
+    let moved = DeckyPatch::new().with_x(Some(320.0)).with_y(Some(80.0));
     store.edit_pending(&mut canvas, &[ChildEdit::UpdateDecky(web.into(), moved)])?;
     println!(
         "colleague: moved 'web' on the canvas; now at version {}",

@@ -4,6 +4,9 @@
 crate::lifecycle! {
     /// The state of a queued live edit (a mutation).
     ///
+    /// Deliberately not `#[non_exhaustive]`: the queue's four states are a closed set, so
+    /// an exhaustive `match` on them is a feature, and a new state is a breaking change.
+    ///
     /// ```
     /// use topostate::MutationState;
     ///
@@ -33,6 +36,10 @@ crate::lifecycle! {
 
 crate::named_values! {
     /// A live-edit operation, parsed and validated from its stored name.
+    ///
+    /// Deliberately not `#[non_exhaustive]`: the operations are the applier's closed set,
+    /// so an applier's exhaustive `match` fails to compile, rather than skipping, when one
+    /// is added.
     ///
     /// ```
     /// use topostate::MutationOp;

@@ -18,6 +18,9 @@ crate::lifecycle! {
     /// [`TopologyStatus::parse`] (or `str::parse`, `TryFrom`, serde), validate moves with
     /// [`TopologyStatus::can_transition_to`].
     ///
+    /// Deliberately not `#[non_exhaustive]`: the seven statuses are the domain's closed set,
+    /// so an exhaustive `match` on them is a feature, and a new status is a breaking change.
+    ///
     /// ```
     /// use topostate::TopologyStatus;
     ///
@@ -75,7 +78,12 @@ crate::names::ids! {
 /// let data = TopologyData::new(TopologyId::new(1), "lab").with_reason("post-deploy check");
 /// assert_eq!(data.reason.as_deref(), Some("post-deploy check"));
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) and [`with_reason`](Self::with_reason); the fields stay public to
+/// read and set.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct TopologyData {
     /// The store-minted id.
     pub id: TopologyId,

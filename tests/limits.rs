@@ -159,10 +159,7 @@ fn store_versions_at_the_maximum() {
             s.update_lan(
                 lab.id,
                 lan.id,
-                LanPatch {
-                    subnet: Some("t".into()),
-                    ..LanPatch::default()
-                },
+                LanPatch::new().with_subnet("t"),
                 Some(MAX_VERSION),
             )
             .map(|_| ()),
@@ -357,20 +354,14 @@ fn names_at_the_byte_limit() {
                 s.update_lan(
                     lab.id,
                     lan.id,
-                    LanPatch {
-                        name: Some(format!("tmp{i}")),
-                        ..LanPatch::default()
-                    },
+                    LanPatch::new().with_name(format!("tmp{i}")),
                     None,
                 )
                 .unwrap();
                 s.update_lan(
                     lab.id,
                     lan.id,
-                    LanPatch {
-                        name: Some(name.clone()),
-                        ..LanPatch::default()
-                    },
+                    LanPatch::new().with_name(name.clone()),
                     None,
                 )
                 .unwrap();
@@ -387,10 +378,7 @@ fn names_at_the_byte_limit() {
                         s.update_lan(
                             lab.id,
                             id,
-                            LanPatch {
-                                name: Some(name.clone()),
-                                ..LanPatch::default()
-                            },
+                            LanPatch::new().with_name(name.clone()),
                             Some(before.topology.version),
                         ),
                         "lan name",
@@ -451,10 +439,7 @@ fn free_text_at_the_byte_limit() {
         let decky = s
             .add_decky(
                 lab.id,
-                NewDecky {
-                    config: Some(wide.clone()),
-                    ..NewDecky::new("d")
-                },
+                NewDecky::new("d").with_config(wide.clone()),
                 Some(1),
             )
             .unwrap();
@@ -462,10 +447,7 @@ fn free_text_at_the_byte_limit() {
         assert_invalid(
             s.add_decky(
                 lab.id,
-                NewDecky {
-                    config: Some(over.clone()),
-                    ..NewDecky::new("e")
-                },
+                NewDecky::new("e").with_config(over.clone()),
                 Some(2),
             ),
             "decky config",

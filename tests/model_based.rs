@@ -522,18 +522,15 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
         Call::Transition(id, to, reason, pre) => out(
             s.transition_status(*id, *to, reason.as_deref(), *pre),
             |t| {
-                Out::Transitioned(Transitioned {
-                    topology: norm_record(t.topology),
-                    event: norm_event(t.event),
-                })
+                Out::Transitioned(Transitioned::new(
+                    norm_record(t.topology),
+                    norm_event(t.event),
+                ))
             },
         ),
         Call::Edit(id, v, true, edits) if edits.len() == 1 && edits[0].refers_to_batch() => {
             out(s.edit_one(*id, *v, edits[0].clone()), |e| {
-                Out::Report(EditReport {
-                    touched: vec![e.id],
-                    version: e.version,
-                })
+                Out::Report(EditReport::new(vec![e.id], e.version))
             })
         }
         Call::Edit(id, v, true, edits) if edits.len() == 1 => {
@@ -565,12 +562,10 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
                 ChildEdit::DeleteEdge(edge) => s
                     .delete_edge(id, edge, v)
                     .map(|e| (Touched::Edge(e.id), e.version)),
+                other => unreachable!("an edit kind the model does not know: {other:?}"),
             };
             out(result, |(touched, version)| {
-                Out::Report(EditReport {
-                    touched: vec![touched],
-                    version,
-                })
+                Out::Report(EditReport::new(vec![touched], version))
             })
         }
         Call::Edit(id, v, _, edits) => out(s.edit(*id, *v, edits), Out::Report),
@@ -717,6 +712,7 @@ fn stored_form(mut edit: ChildEdit) -> ChildEdit {
         | ChildEdit::DeleteDecky(_)
         | ChildEdit::AddEdge(_)
         | ChildEdit::DeleteEdge(_) => {}
+        other => unreachable!("an edit kind the model does not know: {other:?}"),
     }
     edit
 }
@@ -1033,12 +1029,10 @@ impl Model {
                 subnet,
                 dmz,
                 x,
-            } => ChildEdit::AddLan(NewLan {
-                name: Self::child_name(*name),
-                subnet: text(*subnet),
-                is_dmz: *dmz,
-                x: Self::coord(*x),
-                y: Some(1.0),
+            } => ChildEdit::AddLan({
+                let mut lan = NewLan::new(Self::child_name(*name), text(*subnet)).with_dmz(*dmz);
+                (lan.x, lan.y) = (Self::coord(*x), Some(1.0));
+                lan
             }),
             EditSpec::UpdateLan {
                 lan: l,
@@ -1046,28 +1040,23 @@ impl Model {
                 subnet,
                 dmz,
                 y,
-            } => ChildEdit::UpdateLan(
-                lan(*l),
-                LanPatch {
-                    name: name.map(Self::child_name),
-                    subnet: subnet.map(text),
-                    is_dmz: *dmz,
-                    x: None,
-                    y: y.map(Self::coord),
-                },
-            ),
+            } => ChildEdit::UpdateLan(lan(*l), {
+                let mut patch = LanPatch::new();
+                (patch.name, patch.subnet) = (name.map(Self::child_name), subnet.map(text));
+                (patch.is_dmz, patch.y) = (*dmz, y.map(Self::coord));
+                patch
+            }),
             EditSpec::DeleteLan { lan: l } => ChildEdit::DeleteLan(lan(*l)),
             EditSpec::AddDecky {
                 name,
                 services,
                 config,
                 y,
-            } => ChildEdit::AddDecky(NewDecky {
-                name: Self::child_name(*name),
-                services: Self::services(services),
-                config: config.map(text),
-                x: None,
-                y: Self::coord(*y),
+            } => ChildEdit::AddDecky({
+                let mut decky =
+                    NewDecky::new(Self::child_name(*name)).with_services(Self::services(services));
+                (decky.config, decky.y) = (config.map(text), Self::coord(*y));
+                decky
             }),
             EditSpec::UpdateDecky {
                 decky: d,
@@ -1075,27 +1064,24 @@ impl Model {
                 services,
                 config,
                 x,
-            } => ChildEdit::UpdateDecky(
-                decky(*d),
-                DeckyPatch {
-                    name: name.map(Self::child_name),
-                    services: services.as_deref().map(Self::services),
-                    config: config.map(|c| c.map(text)),
-                    x: x.map(Self::coord),
-                    y: None,
-                },
-            ),
+            } => ChildEdit::UpdateDecky(decky(*d), {
+                let mut patch = DeckyPatch::new();
+                patch.name = name.map(Self::child_name);
+                patch.services = services.as_deref().map(Self::services);
+                patch.config = config.map(|c| c.map(text));
+                patch.x = x.map(Self::coord);
+                patch
+            }),
             EditSpec::DeleteDecky { decky: d } => ChildEdit::DeleteDecky(decky(*d)),
             EditSpec::AddEdge {
                 decky: d,
                 lan: l,
                 bridge,
-            } => ChildEdit::AddEdge(NewEdge {
-                decky: decky(*d),
-                lan: lan(*l),
-                is_bridge: *bridge,
-                forwards_l3: !*bridge,
-            }),
+            } => ChildEdit::AddEdge(
+                NewEdge::new(decky(*d), lan(*l))
+                    .with_bridge(*bridge)
+                    .with_forwards_l3(!*bridge),
+            ),
             EditSpec::DeleteEdge { edge } => ChildEdit::DeleteEdge(self.edge(topology, *edge)),
         }
     }
@@ -1176,15 +1162,11 @@ impl Model {
                     PreStatus::Current => Some(current),
                     PreStatus::Any(s) => Some(*s),
                 };
-                Call::Transition(
-                    id,
-                    to,
-                    reason.map(text),
-                    Precondition {
-                        status,
-                        version: self.ver(id, pre_version),
-                    },
-                )
+                Call::Transition(id, to, reason.map(text), {
+                    let mut pre = Precondition::none();
+                    (pre.status, pre.version) = (status, self.ver(id, pre_version));
+                    pre
+                })
             }
             Op::Edit {
                 topo,
@@ -1203,14 +1185,14 @@ impl Model {
                 state,
                 ip,
                 error,
-            } => Call::SetRuntime(
-                self.decky(TopologyId::new(ABSENT), *decky),
-                DeckyRuntime {
-                    state: state.map(|s| DeckyState::ALL[usize::from(s) % DeckyState::ALL.len()]),
-                    ip: ip.map(|v| v.map(text)),
-                    last_error: error.map(|v| v.map(text)),
-                },
-            ),
+            } => Call::SetRuntime(self.decky(TopologyId::new(ABSENT), *decky), {
+                let mut runtime = DeckyRuntime::new();
+                runtime.state =
+                    state.map(|s| DeckyState::ALL[usize::from(s) % DeckyState::ALL.len()]);
+                runtime.ip = ip.map(|v| v.map(text));
+                runtime.last_error = error.map(|v| v.map(text));
+                runtime
+            }),
             Op::Enqueue {
                 topo,
                 op,
@@ -1333,19 +1315,7 @@ impl Model {
                     }
                     seq.lan += 1;
                     let lan = LanId::new(seq.lan);
-                    t.lans.insert(
-                        lan,
-                        Lan {
-                            id: lan,
-                            topology_id: id,
-                            name: new.name.clone(),
-                            subnet: new.subnet.clone(),
-                            is_dmz: new.is_dmz,
-                            network_id: None,
-                            x: new.x,
-                            y: new.y,
-                        },
-                    );
+                    t.lans.insert(lan, Lan::new(lan, id, new.clone()));
                     new_lans.push(lan);
                     touched.push(Touched::Lan(lan));
                 }
@@ -1434,21 +1404,7 @@ impl Model {
                     }
                     seq.decky += 1;
                     let decky = DeckyId::new(seq.decky);
-                    t.deckies.insert(
-                        decky,
-                        Decky {
-                            id: decky,
-                            topology_id: id,
-                            name: new.name.clone(),
-                            services: new.services.clone(),
-                            config: new.config.clone(),
-                            state: DeckyState::Pending,
-                            ip: None,
-                            last_error: None,
-                            x: new.x,
-                            y: new.y,
-                        },
-                    );
+                    t.deckies.insert(decky, Decky::new(decky, id, new.clone()));
                     new_deckies.push(decky);
                     touched.push(Touched::Decky(decky));
                 }
@@ -1534,17 +1490,11 @@ impl Model {
                     }
                     seq.edge += 1;
                     let edge = EdgeId::new(seq.edge);
-                    t.edges.insert(
-                        edge,
-                        Edge {
-                            id: edge,
-                            topology_id: id,
-                            decky,
-                            lan,
-                            is_bridge: new.is_bridge,
-                            forwards_l3: new.forwards_l3,
-                        },
-                    );
+                    t.edges.insert(edge, {
+                        let mut row = Edge::new(edge, id, decky, lan);
+                        (row.is_bridge, row.forwards_l3) = (new.is_bridge, new.forwards_l3);
+                        row
+                    });
                     new_edges.push(edge);
                     touched.push(Touched::Edge(edge));
                 }
@@ -1555,6 +1505,7 @@ impl Model {
                     t.edges.remove(edge);
                     touched.push(Touched::Edge(*edge));
                 }
+                other => unreachable!("an edit kind the model does not know: {other:?}"),
             }
         }
         Ok((t, touched, seq))
@@ -1592,10 +1543,7 @@ impl Model {
         let (mut t, touched, seq) = staged.unwrap_or_else(|_| unreachable!());
         t.rec.version = next;
         self.commit(t, seq);
-        Ok(EditReport {
-            touched,
-            version: next,
-        })
+        Ok(EditReport::new(touched, next))
     }
 
     fn exec(&mut self, call: &Call) -> Result<Out, StoreError> {
@@ -1611,16 +1559,7 @@ impl Model {
                 }
                 self.seq.topology += 1;
                 let id = TopologyId::new(self.seq.topology);
-                let rec = TopologyRecord {
-                    id,
-                    name: name.clone(),
-                    status: TopologyStatus::Pending,
-                    version: 1,
-                    reason: None,
-                    needs_resync: false,
-                    created_at: ZERO,
-                    status_changed_at: ZERO,
-                };
+                let rec = TopologyRecord::new(id, name.clone(), ZERO);
                 self.topo_ids.push(id);
                 self.topos.insert(
                     id,
@@ -1658,22 +1597,14 @@ impl Model {
                     return Err(e);
                 }
                 self.seq.event += 1;
-                let event = StatusEvent {
-                    id: EventId::new(self.seq.event),
-                    topology_id: *id,
-                    from,
-                    to: *to,
-                    at: ZERO,
-                    reason: reason.clone(),
-                };
+                let mut event =
+                    StatusEvent::new(EventId::new(self.seq.event), *id, from, *to, ZERO);
+                event.reason.clone_from(reason);
                 let t = self.topos.get_mut(id).unwrap();
                 t.rec.status = *to;
                 t.rec.reason.clone_from(reason);
                 t.events.push(event.clone());
-                Out::Transitioned(Transitioned {
-                    topology: t.rec.clone(),
-                    event,
-                })
+                Out::Transitioned(Transitioned::new(t.rec.clone(), event))
             }
             Call::Edit(id, expected, _, edits) => {
                 let t = self.get(*id)?;
@@ -1758,10 +1689,7 @@ impl Model {
                         edited_by: None,
                     },
                 );
-                Out::Enqueued(Edited {
-                    id: m,
-                    version: t.rec.version,
-                })
+                Out::Enqueued(Edited::new(m, t.rec.version))
             }
             Call::Claim(id) => {
                 let t = self.get(*id)?;
@@ -1921,12 +1849,12 @@ impl Model {
                     (
                         t.rec.clone(),
                         Some((
-                            TopologyDetail {
-                                topology: t.rec.clone(),
+                            TopologyDetail::new(
+                                t.rec.clone(),
                                 lans,
                                 deckies,
-                                edges: t.edges.values().copied().collect(),
-                            },
+                                t.edges.values().copied().collect(),
+                            ),
                             t.events.iter().rev().cloned().collect(),
                             t.mutations.values().rev().cloned().collect(),
                         )),

@@ -774,10 +774,7 @@ fn a_deadlock_victim_is_retried_inside_the_store() {
     let editor = thread::spawn({
         let store = store.clone();
         move || {
-            let rename = LanPatch {
-                name: Some(String::from("renamed")),
-                ..LanPatch::default()
-            };
+            let rename = LanPatch::new().with_name("renamed");
             store.update_lan(lab.id, lan.id, rename, Some(2))
         }
     });
@@ -1009,10 +1006,7 @@ fn churn_step(store: &PgStore, names: &[String], t: usize, i: usize) -> Result<(
                 if let Some(decky) = other.deckies.last() {
                     store.set_decky_runtime(
                         decky.id,
-                        &DeckyRuntime {
-                            state: Some(DeckyState::Running),
-                            ..DeckyRuntime::default()
-                        },
+                        &DeckyRuntime::new().with_state(DeckyState::Running),
                     )?;
                 }
                 if let Some(lan) = other.lans.last() {

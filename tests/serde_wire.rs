@@ -77,66 +77,54 @@ fn golden<T: Serialize + DeserializeOwned + PartialEq + Debug>(name: &str, value
 }
 
 fn sample_record() -> TopologyRecord {
-    TopologyRecord {
-        id: TopologyId::new(1),
-        name: "lab".into(),
-        status: TopologyStatus::Degraded,
-        version: 7,
-        reason: Some("post-deploy check: web exited".into()),
-        needs_resync: true,
-        created_at: at(1_700_000_000_000_000),
-        status_changed_at: at(1_700_000_123_456_789),
-    }
+    let mut record = TopologyRecord::new(TopologyId::new(1), "lab", at(1_700_000_000_000_000));
+    record.status = TopologyStatus::Degraded;
+    record.version = 7;
+    record.reason = Some("post-deploy check: web exited".into());
+    record.needs_resync = true;
+    record.status_changed_at = at(1_700_000_123_456_789);
+    record
 }
 
 fn sample_lan() -> Lan {
-    Lan {
-        id: LanId::new(2),
-        topology_id: TopologyId::new(1),
-        name: "dmz".into(),
-        subnet: "10.0.0.0/24".into(),
-        is_dmz: true,
-        network_id: Some("net-4f2a".into()),
-        x: Some(12.5),
-        y: None,
-    }
+    let mut new = NewLan::new("dmz", "10.0.0.0/24").with_dmz(true);
+    new.x = Some(12.5);
+    let mut lan = Lan::new(LanId::new(2), TopologyId::new(1), new);
+    lan.network_id = Some("net-4f2a".into());
+    lan
 }
 
 fn sample_decky() -> Decky {
-    Decky {
-        id: DeckyId::new(3),
-        topology_id: TopologyId::new(1),
-        name: "web".into(),
-        services: vec!["ssh".into(), "http".into()],
-        config: Some(r#"{"banner":"nginx"}"#.into()),
-        state: DeckyState::Running,
-        ip: Some("10.0.0.5".into()),
-        last_error: None,
-        x: Some(-3.0),
-        y: Some(40.25),
-    }
+    let new = NewDecky::new("web")
+        .with_services(["ssh", "http"])
+        .with_config(r#"{"banner":"nginx"}"#)
+        .with_position(-3.0, 40.25);
+    let mut decky = Decky::new(DeckyId::new(3), TopologyId::new(1), new);
+    decky.state = DeckyState::Running;
+    decky.ip = Some("10.0.0.5".into());
+    decky
 }
 
 fn sample_edge() -> Edge {
-    Edge {
-        id: EdgeId::new(4),
-        topology_id: TopologyId::new(1),
-        decky: DeckyId::new(3),
-        lan: LanId::new(2),
-        is_bridge: true,
-        forwards_l3: false,
-    }
+    let mut edge = Edge::new(
+        EdgeId::new(4),
+        TopologyId::new(1),
+        DeckyId::new(3),
+        LanId::new(2),
+    );
+    edge.is_bridge = true;
+    edge
 }
 
 fn sample_event() -> StatusEvent {
-    StatusEvent {
-        id: EventId::new(5),
-        topology_id: TopologyId::new(1),
-        from: TopologyStatus::Active,
-        to: TopologyStatus::Degraded,
-        at: at(1_700_000_123_456_789),
-        reason: Some("post-deploy check: web exited".into()),
-    }
+    StatusEvent::new(
+        EventId::new(5),
+        TopologyId::new(1),
+        TopologyStatus::Active,
+        TopologyStatus::Degraded,
+        at(1_700_000_123_456_789),
+    )
+    .with_reason("post-deploy check: web exited")
 }
 
 fn sample_mutation() -> Mutation {
@@ -160,39 +148,33 @@ fn sample_mutation() -> Mutation {
 
 fn sample_edits() -> Vec<ChildEdit> {
     vec![
-        ChildEdit::AddLan(NewLan {
-            is_dmz: true,
-            x: Some(1.5),
-            ..NewLan::new("dmz", "10.0.0.0/24")
+        ChildEdit::AddLan({
+            // Only `x`: a half-set position is a shape of its own.
+            let mut lan = NewLan::new("dmz", "10.0.0.0/24").with_dmz(true);
+            lan.x = Some(1.5);
+            lan
         }),
         ChildEdit::UpdateLan(
             LanId::new(2).into(),
-            LanPatch {
-                name: Some("core".into()),
-                x: Some(None),
-                y: Some(Some(8.0)),
-                ..LanPatch::default()
-            },
+            LanPatch::new()
+                .with_name("core")
+                .with_x(None)
+                .with_y(Some(8.0)),
         ),
         ChildEdit::DeleteLan(LanId::new(2).into()),
-        ChildEdit::AddDecky(NewDecky {
-            services: vec!["ssh".into()],
-            config: Some("{}".into()),
-            ..NewDecky::new("web")
-        }),
+        ChildEdit::AddDecky(
+            NewDecky::new("web")
+                .with_services(["ssh"])
+                .with_config("{}"),
+        ),
         ChildEdit::UpdateDecky(
             DeckyId::new(3).into(),
-            DeckyPatch {
-                services: Some(vec![]),
-                config: Some(None),
-                ..DeckyPatch::default()
-            },
+            DeckyPatch::new()
+                .with_services(Vec::<String>::new())
+                .clear_config(),
         ),
         ChildEdit::DeleteDecky(DeckyId::new(3).into()),
-        ChildEdit::AddEdge(NewEdge {
-            is_bridge: true,
-            ..NewEdge::new(DeckyId::new(3), LanId::new(2))
-        }),
+        ChildEdit::AddEdge(NewEdge::new(DeckyId::new(3), LanId::new(2)).with_bridge(true)),
         ChildEdit::DeleteEdge(EdgeId::new(4)),
     ]
 }
@@ -204,20 +186,8 @@ fn sample_batch_refs() -> Vec<ChildEdit> {
         ChildEdit::AddDecky(NewDecky::new("web")),
         ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), RowRef::Batch(0))),
         ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), LanId::new(2))),
-        ChildEdit::UpdateLan(
-            RowRef::Batch(0),
-            LanPatch {
-                x: Some(Some(4.0)),
-                ..LanPatch::default()
-            },
-        ),
-        ChildEdit::UpdateDecky(
-            RowRef::Batch(1),
-            DeckyPatch {
-                y: Some(Some(2.0)),
-                ..DeckyPatch::default()
-            },
-        ),
+        ChildEdit::UpdateLan(RowRef::Batch(0), LanPatch::new().with_x(Some(4.0))),
+        ChildEdit::UpdateDecky(RowRef::Batch(1), DeckyPatch::new().with_y(Some(2.0))),
         ChildEdit::AddDecky(NewDecky::new("tmp")),
         ChildEdit::DeleteDecky(RowRef::Batch(6)),
     ]
@@ -236,32 +206,27 @@ fn golden_files_pin_every_shape() {
     golden("lan", &sample_lan());
     golden(
         "lan_patch",
-        &LanPatch {
-            subnet: Some("10.0.9.0/24".into()),
-            is_dmz: Some(false),
-            x: Some(None),
-            y: Some(Some(4.0)),
-            ..LanPatch::default()
-        },
+        &LanPatch::new()
+            .with_subnet("10.0.9.0/24")
+            .with_dmz(false)
+            .with_x(None)
+            .with_y(Some(4.0)),
     );
     golden("new_decky", &NewDecky::new("web"));
     golden("decky", &sample_decky());
     golden(
         "decky_patch",
-        &DeckyPatch {
-            name: Some("web-2".into()),
-            config: Some(Some(r#"{"tls":true}"#.into())),
-            x: Some(None),
-            ..DeckyPatch::default()
-        },
+        &DeckyPatch::new()
+            .with_name("web-2")
+            .with_config(r#"{"tls":true}"#)
+            .with_x(None),
     );
     golden(
         "decky_runtime",
-        &DeckyRuntime {
-            state: Some(DeckyState::Failed),
-            ip: Some(None),
-            last_error: Some(Some("exit 1".into())),
-        },
+        &DeckyRuntime::new()
+            .with_state(DeckyState::Failed)
+            .clear_ip()
+            .with_last_error("exit 1"),
     );
     golden("new_edge", &NewEdge::new(DeckyId::new(3), LanId::new(2)));
     golden("edge", &sample_edge());
@@ -269,43 +234,31 @@ fn golden_files_pin_every_shape() {
     golden("batch_refs", &sample_batch_refs());
     golden(
         "edit_report",
-        &EditReport {
-            touched: vec![
+        &EditReport::new(
+            vec![
                 Touched::Lan(LanId::new(2)),
                 Touched::Decky(DeckyId::new(3)),
                 Touched::Edge(EdgeId::new(4)),
             ],
-            version: 8,
-        },
+            8,
+        ),
     );
-    golden(
-        "edited",
-        &Edited {
-            id: MutationId::new(9),
-            version: 8,
-        },
-    );
+    golden("edited", &Edited::new(MutationId::new(9), 8));
     golden(
         "topology_detail",
-        &TopologyDetail {
-            topology: record.clone(),
-            lans: vec![sample_lan()],
-            deckies: vec![sample_decky()],
-            edges: vec![sample_edge()],
-        },
+        &TopologyDetail::new(
+            record.clone(),
+            vec![sample_lan()],
+            vec![sample_decky()],
+            vec![sample_edge()],
+        ),
     );
     golden("status_event", &sample_event());
     golden(
         "precondition",
         &Precondition::status(TopologyStatus::Deploying).and_version(3),
     );
-    golden(
-        "transitioned",
-        &Transitioned {
-            topology: record,
-            event: sample_event(),
-        },
-    );
+    golden("transitioned", &Transitioned::new(record, sample_event()));
     golden("mutation", &sample_mutation());
     golden(
         "claim_claimed",
@@ -416,12 +369,10 @@ fn new_lan() -> impl Strategy<Value = NewLan> {
         coord(),
         coord(),
     )
-        .prop_map(|(name, subnet, is_dmz, x, y)| NewLan {
-            name,
-            subnet,
-            is_dmz,
-            x,
-            y,
+        .prop_map(|(name, subnet, is_dmz, x, y)| {
+            let mut lan = NewLan::new(name, subnet).with_dmz(is_dmz);
+            (lan.x, lan.y) = (x, y);
+            lan
         })
 }
 
@@ -433,12 +384,10 @@ fn new_decky() -> impl Strategy<Value = NewDecky> {
         coord(),
         coord(),
     )
-        .prop_map(|(name, services, config, x, y)| NewDecky {
-            name,
-            services,
-            config,
-            x,
-            y,
+        .prop_map(|(name, services, config, x, y)| {
+            let mut decky = NewDecky::new(name).with_services(services);
+            (decky.config, decky.x, decky.y) = (config, x, y);
+            decky
         })
 }
 
@@ -450,12 +399,11 @@ fn lan_patch() -> impl Strategy<Value = LanPatch> {
         prop::option::of(coord()),
         prop::option::of(coord()),
     )
-        .prop_map(|(name, subnet, is_dmz, x, y)| LanPatch {
-            name,
-            subnet,
-            is_dmz,
-            x,
-            y,
+        .prop_map(|(name, subnet, is_dmz, x, y)| {
+            let mut patch = LanPatch::new();
+            (patch.name, patch.subnet, patch.is_dmz) = (name, subnet, is_dmz);
+            (patch.x, patch.y) = (x, y);
+            patch
         })
 }
 
@@ -467,12 +415,11 @@ fn decky_patch() -> impl Strategy<Value = DeckyPatch> {
         prop::option::of(coord()),
         prop::option::of(coord()),
     )
-        .prop_map(|(name, services, config, x, y)| DeckyPatch {
-            name,
-            services,
-            config,
-            x,
-            y,
+        .prop_map(|(name, services, config, x, y)| {
+            let mut patch = DeckyPatch::new();
+            (patch.name, patch.services, patch.config) = (name, services, config);
+            (patch.x, patch.y) = (x, y);
+            patch
         })
 }
 
@@ -492,11 +439,10 @@ fn new_edge() -> impl Strategy<Value = NewEdge> {
         any::<bool>(),
         any::<bool>(),
     )
-        .prop_map(|(decky, lan, is_bridge, forwards_l3)| NewEdge {
-            decky,
-            lan,
-            is_bridge,
-            forwards_l3,
+        .prop_map(|(decky, lan, is_bridge, forwards_l3)| {
+            NewEdge::new(decky, lan)
+                .with_bridge(is_bridge)
+                .with_forwards_l3(forwards_l3)
         })
 }
 
@@ -526,31 +472,21 @@ fn record() -> impl Strategy<Value = TopologyRecord> {
     )
         .prop_map(
             |(id, name, status, version, reason, needs_resync, created_at, status_changed_at)| {
-                TopologyRecord {
-                    id: TopologyId::new(id),
-                    name,
-                    status,
-                    version,
-                    reason,
-                    needs_resync,
-                    created_at,
-                    status_changed_at,
-                }
+                let mut record = TopologyRecord::new(TopologyId::new(id), name, created_at);
+                (record.status, record.version) = (status, version);
+                (record.reason, record.needs_resync) = (reason, needs_resync);
+                record.status_changed_at = status_changed_at;
+                record
             },
         )
 }
 
 fn lan() -> impl Strategy<Value = Lan> {
     (id(), id(), new_lan(), prop::option::of(text("network id"))).prop_map(
-        |(id, topology, new, network_id)| Lan {
-            id: LanId::new(id),
-            topology_id: TopologyId::new(topology),
-            name: new.name,
-            subnet: new.subnet,
-            is_dmz: new.is_dmz,
-            network_id,
-            x: new.x,
-            y: new.y,
+        |(id, topology, new, network_id)| {
+            let mut lan = Lan::new(LanId::new(id), TopologyId::new(topology), new);
+            lan.network_id = network_id;
+            lan
         },
     )
 }
@@ -564,17 +500,10 @@ fn decky() -> impl Strategy<Value = Decky> {
         prop::option::of(text("decky ip")),
         prop::option::of(text("decky last error")),
     )
-        .prop_map(|(id, topology, new, state, ip, last_error)| Decky {
-            id: DeckyId::new(id),
-            topology_id: TopologyId::new(topology),
-            name: new.name,
-            services: new.services,
-            config: new.config,
-            state,
-            ip,
-            last_error,
-            x: new.x,
-            y: new.y,
+        .prop_map(|(id, topology, new, state, ip, last_error)| {
+            let mut decky = Decky::new(DeckyId::new(id), TopologyId::new(topology), new);
+            (decky.state, decky.ip, decky.last_error) = (state, ip, last_error);
+            decky
         })
 }
 
@@ -643,15 +572,12 @@ fn inputs_round_trip() {
             ),
             |(edits, (state, ip), (s, v))| {
                 round_trip(&edits);
-                round_trip(&DeckyRuntime {
-                    state,
-                    ip: ip.clone(),
-                    last_error: ip,
-                });
-                round_trip(&Precondition {
-                    status: s,
-                    version: v,
-                });
+                let mut runtime = DeckyRuntime::new();
+                (runtime.state, runtime.ip, runtime.last_error) = (state, ip.clone(), ip);
+                round_trip(&runtime);
+                let mut pre = Precondition::none();
+                (pre.status, pre.version) = (s, v);
+                round_trip(&pre);
                 Ok(())
             },
         )
@@ -672,47 +598,26 @@ fn rows_and_reports_round_trip() {
                 (id(), status(), status(), timestamp(), version()),
             ),
             |(record, lans, deckies, (edge_id, topology, new_edge), m, (ev, from, to, t, v))| {
-                let edge = Edge {
-                    id: EdgeId::new(edge_id),
-                    topology_id: TopologyId::new(topology),
-                    decky: new_edge.decky.stored().unwrap_or(DeckyId::new(1)),
-                    lan: new_edge.lan.stored().unwrap_or(LanId::new(1)),
-                    is_bridge: new_edge.is_bridge,
-                    forwards_l3: new_edge.forwards_l3,
-                };
-                let event = StatusEvent {
-                    id: EventId::new(ev),
-                    topology_id: record.id,
-                    from,
-                    to,
-                    at: t,
-                    reason: record.reason.clone(),
-                };
+                let mut edge = Edge::new(
+                    EdgeId::new(edge_id),
+                    TopologyId::new(topology),
+                    new_edge.decky.stored().unwrap_or(DeckyId::new(1)),
+                    new_edge.lan.stored().unwrap_or(LanId::new(1)),
+                );
+                (edge.is_bridge, edge.forwards_l3) = (new_edge.is_bridge, new_edge.forwards_l3);
+                let mut event = StatusEvent::new(EventId::new(ev), record.id, from, to, t);
+                event.reason = record.reason.clone();
                 let touched: Vec<Touched> = lans
                     .iter()
                     .map(|l| Touched::Lan(l.id))
                     .chain(deckies.iter().map(|d| Touched::Decky(d.id)))
                     .chain([Touched::Edge(edge.id)])
                     .collect();
-                round_trip(&EditReport {
-                    touched,
-                    version: v,
-                });
-                round_trip(&Edited {
-                    id: edge.id,
-                    version: v,
-                });
+                round_trip(&EditReport::new(touched, v));
+                round_trip(&Edited::new(edge.id, v));
                 let _ = round_trip(&Versioned::from_parts(record.clone(), v).unwrap());
-                round_trip(&Transitioned {
-                    topology: record.clone(),
-                    event,
-                });
-                round_trip(&TopologyDetail {
-                    topology: record,
-                    lans,
-                    deckies,
-                    edges: vec![edge],
-                });
+                round_trip(&Transitioned::new(record.clone(), event));
+                round_trip(&TopologyDetail::new(record, lans, deckies, vec![edge]));
                 let claim = MutationClaim::from_parts(m.id, m.topology_id, m.token);
                 round_trip(&Claim::Busy { applying: m.id });
                 round_trip(&Claim::Claimed { mutation: m, claim });
@@ -804,19 +709,15 @@ fn store_rows_round_trip(
     let detail = store.topology_detail(topology.id).unwrap();
     let mut touched = Vec::new();
     for (decky, lan) in detail.deckies.iter().zip(detail.lans.iter().cycle()) {
-        let edge = NewEdge {
-            is_bridge: decky.name.len() % 2 == 0,
-            ..NewEdge::new(decky.id, lan.id)
-        };
+        let edge = NewEdge::new(decky.id, lan.id).with_bridge(decky.name.len() % 2 == 0);
         let edited = store.add_edge(topology.id, edge, None).unwrap();
         touched.push(round_trip(&edited));
     }
     if let Some(decky) = detail.deckies.first() {
-        let runtime = DeckyRuntime {
-            state: Some(DeckyState::Degraded),
-            ip: Some(Some("10.0.0.9".into())),
-            last_error: Some(Some(reason.clone())),
-        };
+        let runtime = DeckyRuntime::new()
+            .with_state(DeckyState::Degraded)
+            .with_ip("10.0.0.9")
+            .with_last_error(reason.clone());
         store.set_decky_runtime(decky.id, &runtime).unwrap();
     }
     if let Some(lan) = detail.lans.first() {

@@ -340,10 +340,7 @@ fn every_operation(store: &dyn TopologyStore, backend: &str) -> Vec<BTreeMap<Str
             lab.id,
             TopologyStatus::Deploying,
             None,
-            Precondition {
-                status: Some(TopologyStatus::Pending),
-                version: Some(v),
-            },
+            Precondition::status(TopologyStatus::Pending).and_version(v),
         )
         .unwrap();
     let v = deploying.topology.version;

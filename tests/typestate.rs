@@ -46,14 +46,7 @@ fn full_lifecycle_via_named_verbs() {
     // Identity survives every move.
     assert_eq!(t.id(), TopologyId::new(7));
     assert_eq!(t.name(), "lab");
-    assert_eq!(
-        t.into_data(),
-        TopologyData {
-            id: TopologyId::new(7),
-            name: "lab".into(),
-            reason: None,
-        }
-    );
+    assert_eq!(t.into_data(), TopologyData::new(TopologyId::new(7), "lab"));
 }
 
 #[test]

@@ -90,9 +90,7 @@ fn deckies(report: &[Touched]) -> anyhow::Result<Vec<DeckyId>> {
 
 /// A decky offering `services`.
 fn decky(name: &str, services: &[&str]) -> NewDecky {
-    let mut decky = NewDecky::new(name);
-    decky.services = services.iter().map(|s| (*s).to_owned()).collect();
-    decky
+    NewDecky::new(name).with_services(services.iter().copied())
 }
 
 /// How wide the margin before each narrated line is: it names the version move
@@ -152,8 +150,7 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
         "\n== 2. edit while pending (alice; each batch checks and bumps the version)"
     )?;
     let before = lab.version();
-    let mut dmz = NewLan::new("dmz", "10.0.0.0/24");
-    dmz.is_dmz = true;
+    let dmz = NewLan::new("dmz", "10.0.0.0/24").with_dmz(true);
     let report = alice.edit_pending(
         &mut lab,
         &[
@@ -184,8 +181,7 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
         lab.version(),
     )?;
     let before = lab.version();
-    let mut bridge = NewEdge::new(web, lan_a);
-    bridge.is_bridge = true;
+    let bridge = NewEdge::new(web, lan_a).with_bridge(true);
     alice.edit_pending(
         &mut lab,
         &[

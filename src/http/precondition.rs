@@ -136,7 +136,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 }
 
 /// The version a write checks, and where it came from.
+///
+/// `#[non_exhaustive]`: a later version may add fields; read one from
+/// [`resolve`](Self::resolve).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Expected {
     /// The version to check (`None`: unchecked and unbumped, the store's meaning).
     pub version: Option<u64>,

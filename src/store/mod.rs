@@ -428,9 +428,7 @@ pub trait TopologyStore: Send + Sync {
     /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(1))?.id;
     ///
     /// // The deployer reports the container up, with its address; unset fields stay as they are.
-    /// let mut up = DeckyRuntime::default();
-    /// up.state = Some(DeckyState::Running);
-    /// up.ip = Some(Some("10.0.0.5".into()));
+    /// let up = DeckyRuntime::new().with_state(DeckyState::Running).with_ip("10.0.0.5");
     /// store.set_decky_runtime(web, &up)?;
     ///
     /// let decky = &store.topology_detail(lab.id)?.deckies[0];
@@ -947,10 +945,7 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
-    /// let mut dmz = NewLan::new("dmz", "10.0.0.0/24");
-    /// dmz.is_dmz = true;
-    /// dmz.x = Some(120.0);
-    /// dmz.y = Some(40.0);
+    /// let dmz = NewLan::new("dmz", "10.0.0.0/24").with_dmz(true).with_position(120.0, 40.0);
     /// let added = store.add_lan(lab.id, dmz, Some(1))?;
     /// assert_eq!(added.version, 2);
     ///
@@ -990,14 +985,12 @@ pub trait TopologyStore: Send + Sync {
     /// store.add_lan(lab.id, NewLan::new("office", "10.0.1.0/24"), Some(2))?;
     ///
     /// // Dragged on the canvas: only the position changes.
-    /// let mut moved = LanPatch::default();
-    /// moved.x = Some(Some(300.0));
+    /// let moved = LanPatch::new().with_x(Some(300.0));
     /// assert_eq!(store.update_lan(lab.id, dmz, moved, Some(3))?.version, 4);
     /// // An empty patch checks everything and bumps nothing.
-    /// assert_eq!(store.update_lan(lab.id, dmz, LanPatch::default(), Some(4))?.version, 4);
+    /// assert_eq!(store.update_lan(lab.id, dmz, LanPatch::new(), Some(4))?.version, 4);
     ///
-    /// let mut renamed = LanPatch::default();
-    /// renamed.name = Some("office".into());
+    /// let renamed = LanPatch::new().with_name("office");
     /// let taken = store.update_lan(lab.id, dmz, renamed, Some(4)).unwrap_err();
     /// assert!(matches!(taken, StoreError::Duplicate { .. }));
     /// # Ok::<(), topostate::store::StoreError>(())
@@ -1067,8 +1060,7 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// let store = MemoryStore::new();
     /// let lab = store.create_topology("lab")?;
-    /// let mut web = NewDecky::new("web");
-    /// web.services = vec!["http".into(), "ssh".into()];
+    /// let web = NewDecky::new("web").with_services(["http", "ssh"]);
     /// let added = store.add_decky(lab.id, web, Some(1))?;
     /// assert_eq!(added.version, 2);
     /// assert_eq!(store.topology_detail(lab.id)?.deckies[0].services, ["http", "ssh"]);
@@ -1105,14 +1097,13 @@ pub trait TopologyStore: Send + Sync {
     /// let lab = store.create_topology("lab")?;
     /// let web = store.add_decky(lab.id, NewDecky::new("web"), Some(1))?.id;
     ///
-    /// let mut patch = DeckyPatch::default();
-    /// patch.services = Some(vec!["http".into(), "https".into()]);
-    /// patch.config = Some(Some(r#"{"banner":"nginx/1.18"}"#.into()));
+    /// let patch = DeckyPatch::new()
+    ///     .with_services(["http", "https"])
+    ///     .with_config(r#"{"banner":"nginx/1.18"}"#);
     /// assert_eq!(store.update_decky(lab.id, web, patch, Some(2))?.version, 3);
     ///
     /// // A coordinate must be finite; nothing is written.
-    /// let mut lost = DeckyPatch::default();
-    /// lost.x = Some(Some(f64::NAN));
+    /// let lost = DeckyPatch::new().with_x(Some(f64::NAN));
     /// let refused = store.update_decky(lab.id, web, lost, Some(3)).unwrap_err();
     /// assert!(matches!(refused, StoreError::Invalid { .. }));
     /// assert_eq!(store.get_topology(lab.id)?.version, 3);
@@ -1188,8 +1179,7 @@ pub trait TopologyStore: Send + Sync {
     /// let gw = store.add_decky(lab.id, NewDecky::new("gw"), Some(3))?.id;
     /// store.add_edge(lab.id, NewEdge::new(gw, dmz), Some(4))?;
     /// // The gateway bridges the DMZ to the office LAN.
-    /// let mut bridge = NewEdge::new(gw, office);
-    /// bridge.is_bridge = true;
+    /// let bridge = NewEdge::new(gw, office).with_bridge(true);
     /// assert_eq!(store.add_edge(lab.id, bridge, Some(5))?.version, 6);
     ///
     /// let twice = store.add_edge(lab.id, NewEdge::new(gw, dmz), Some(6)).unwrap_err();

@@ -109,16 +109,8 @@ impl Timestamp {
 /// use topostate::{TopologyId, TopologyStatus};
 ///
 /// let at = Timestamp::from_micros(1_700_000_000_000_000);
-/// let record = TopologyRecord {
-///     id: TopologyId::new(1),
-///     name: "lab".into(),
-///     status: TopologyStatus::Pending,
-///     version: 1,
-///     reason: None,
-///     needs_resync: false,
-///     created_at: at,
-///     status_changed_at: at,
-/// };
+/// let record = TopologyRecord::new(TopologyId::new(1), "lab", at);
+/// assert_eq!(record.status, TopologyStatus::Pending);
 /// assert_eq!(
 ///     serde_json::to_string(&record)?,
 ///     r#"{"id":1,"name":"lab","status":"pending","version":1,"reason":null,"needs_resync":false,"created_at":"2023-11-14T22:13:20.000000Z","status_changed_at":"2023-11-14T22:13:20.000000Z"}"#
@@ -127,9 +119,14 @@ impl Timestamp {
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 ///
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
+///
 /// [`check_name`]: super::check_name
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct TopologyRecord {
     /// The store-minted id.
     pub id: TopologyId,
@@ -166,6 +163,37 @@ pub struct TopologyRecord {
 }
 
 impl TopologyRecord {
+    /// A row as [`create_topology`](super::TopologyStore::create_topology) returns it:
+    /// `pending`, version 1, no reason, not out of sync, its status changed when it was
+    /// created. The stores build rows; this is for a store or a test double of your own,
+    /// which sets the other fields after.
+    ///
+    /// ```
+    /// use topostate::store::{Timestamp, TopologyRecord};
+    /// use topostate::{TopologyId, TopologyStatus};
+    ///
+    /// let at = Timestamp::from_micros(1_700_000_000_000_000);
+    /// let mut record = TopologyRecord::new(TopologyId::new(1), "lab", at);
+    /// assert_eq!((record.status, record.version), (TopologyStatus::Pending, 1));
+    /// assert_eq!((record.reason, record.needs_resync), (None, false));
+    /// assert_eq!((record.created_at, record.status_changed_at), (at, at));
+    /// record.status = TopologyStatus::Deploying;
+    /// record.version = 2;
+    /// ```
+    #[must_use]
+    pub fn new(id: TopologyId, name: impl Into<String>, created_at: Timestamp) -> Self {
+        Self {
+            id,
+            name: name.into(),
+            status: TopologyStatus::Pending,
+            version: 1,
+            reason: None,
+            needs_resync: false,
+            created_at,
+            status_changed_at: created_at,
+        }
+    }
+
     /// The row as a runtime-typed topology with the version read, ready to
     /// [`restore`](Versioned::restore) into a typed state.
     ///
@@ -215,9 +243,13 @@ impl TopologyRecord {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) and the `with_*` methods; the fields stay public to read and set.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct NewLan {
     /// Unique within the topology.
     #[cfg_attr(
@@ -253,6 +285,16 @@ pub struct NewLan {
 
 impl NewLan {
     /// A LAN with a name and subnet, not the DMZ, without a canvas position.
+    ///
+    /// ```
+    /// use topostate::store::NewLan;
+    ///
+    /// let lan = NewLan::new("dmz", "10.0.0.0/24");
+    /// assert_eq!((lan.name.as_str(), lan.subnet.as_str()), ("dmz", "10.0.0.0/24"));
+    /// assert!(!lan.is_dmz);
+    /// assert_eq!((lan.x, lan.y), (None, None));
+    /// ```
+    #[must_use]
     pub fn new(name: impl Into<String>, subnet: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -261,6 +303,34 @@ impl NewLan {
             x: None,
             y: None,
         }
+    }
+
+    /// The same LAN, marked as the DMZ or not.
+    ///
+    /// ```
+    /// use topostate::store::NewLan;
+    ///
+    /// assert!(NewLan::new("dmz", "10.0.0.0/24").with_dmz(true).is_dmz);
+    /// ```
+    #[must_use]
+    pub fn with_dmz(mut self, is_dmz: bool) -> Self {
+        self.is_dmz = is_dmz;
+        self
+    }
+
+    /// The same LAN at a canvas position.
+    ///
+    /// ```
+    /// use topostate::store::NewLan;
+    ///
+    /// let lan = NewLan::new("dmz", "10.0.0.0/24").with_position(12.5, -3.0);
+    /// assert_eq!((lan.x, lan.y), (Some(12.5), Some(-3.0)));
+    /// ```
+    #[must_use]
+    pub fn with_position(mut self, x: f64, y: f64) -> Self {
+        self.x = Some(x);
+        self.y = Some(y);
+        self
     }
 }
 
@@ -281,8 +351,12 @@ impl NewLan {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Lan {
     /// The store-minted id.
     pub id: LanId,
@@ -326,6 +400,40 @@ pub struct Lan {
     pub y: Option<f64>,
 }
 
+impl Lan {
+    /// A stored LAN as the store adds it from `lan`: no container network yet. For a store
+    /// or a test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{Lan, LanId, NewLan};
+    /// use topostate::TopologyId;
+    ///
+    /// let lan = Lan::new(LanId::new(2), TopologyId::new(1), NewLan::new("dmz", "10.0.0.0/24").with_dmz(true));
+    /// assert_eq!((lan.id, lan.topology_id), (LanId::new(2), TopologyId::new(1)));
+    /// assert_eq!((lan.name.as_str(), lan.is_dmz, lan.network_id), ("dmz", true, None));
+    /// ```
+    #[must_use]
+    pub fn new(id: LanId, topology_id: TopologyId, lan: NewLan) -> Self {
+        let NewLan {
+            name,
+            subnet,
+            is_dmz,
+            x,
+            y,
+        } = lan;
+        Self {
+            id,
+            topology_id,
+            name,
+            subnet,
+            is_dmz,
+            network_id: None,
+            x,
+            y,
+        }
+    }
+}
+
 /// A change to a LAN's declared fields; `None` leaves a field as it is.
 ///
 /// On the wire (feature `serde`) every field is optional and **an absent field is left as
@@ -347,9 +455,13 @@ pub struct Lan {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) (or `Default`) and the `with_*` methods; the fields stay public to read and set.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct LanPatch {
     /// A new name (unique within the topology).
     #[cfg_attr(
@@ -404,15 +516,98 @@ pub struct LanPatch {
 }
 
 impl LanPatch {
+    /// The empty patch, which changes nothing (the same as [`Default`]).
+    ///
+    /// ```
+    /// use topostate::store::LanPatch;
+    ///
+    /// assert!(LanPatch::new().is_empty());
+    /// assert_eq!(LanPatch::new(), LanPatch::default());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Does this patch change nothing?
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
     }
+
+    /// Also renames the LAN.
+    ///
+    /// ```
+    /// use topostate::store::LanPatch;
+    ///
+    /// assert_eq!(LanPatch::new().with_name("core").name.as_deref(), Some("core"));
+    /// ```
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Also changes the subnet.
+    ///
+    /// ```
+    /// use topostate::store::LanPatch;
+    ///
+    /// let patch = LanPatch::new().with_subnet("10.0.9.0/24");
+    /// assert_eq!(patch.subnet.as_deref(), Some("10.0.9.0/24"));
+    /// ```
+    #[must_use]
+    pub fn with_subnet(mut self, subnet: impl Into<String>) -> Self {
+        self.subnet = Some(subnet.into());
+        self
+    }
+
+    /// Also sets the DMZ flag.
+    ///
+    /// ```
+    /// use topostate::store::LanPatch;
+    ///
+    /// assert_eq!(LanPatch::new().with_dmz(false).is_dmz, Some(false));
+    /// ```
+    #[must_use]
+    pub const fn with_dmz(mut self, is_dmz: bool) -> Self {
+        self.is_dmz = Some(is_dmz);
+        self
+    }
+
+    /// Also sets the canvas `x` (`None` clears it).
+    ///
+    /// ```
+    /// use topostate::store::LanPatch;
+    ///
+    /// assert_eq!(LanPatch::new().with_x(Some(4.0)).x, Some(Some(4.0)));
+    /// assert_eq!(LanPatch::new().with_x(None).x, Some(None)); // cleared, not unchanged
+    /// ```
+    #[must_use]
+    pub const fn with_x(mut self, x: Option<f64>) -> Self {
+        self.x = Some(x);
+        self
+    }
+
+    /// Also sets the canvas `y` (`None` clears it).
+    ///
+    /// ```
+    /// use topostate::store::LanPatch;
+    ///
+    /// assert_eq!(LanPatch::new().with_y(Some(8.0)).y, Some(Some(8.0)));
+    /// ```
+    #[must_use]
+    pub const fn with_y(mut self, y: Option<f64>) -> Self {
+        self.y = Some(y);
+        self
+    }
 }
 
 crate::named_values! {
     /// The runtime state of a decky's container, written by the deployer.
+    ///
+    /// Deliberately not `#[non_exhaustive]`: the seven states are the domain's closed set,
+    /// so an exhaustive `match` on them is a feature, and a new state is a breaking change.
     ///
     /// ```
     /// use topostate::store::DeckyState;
@@ -460,9 +655,13 @@ crate::named_values! {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) and the `with_*` methods; the fields stay public to read and set.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct NewDecky {
     /// Unique within the topology.
     #[cfg_attr(
@@ -498,6 +697,16 @@ pub struct NewDecky {
 
 impl NewDecky {
     /// A decky with a name and no services, config or canvas position.
+    ///
+    /// ```
+    /// use topostate::store::NewDecky;
+    ///
+    /// let decky = NewDecky::new("web");
+    /// assert_eq!(decky.name, "web");
+    /// assert!(decky.services.is_empty());
+    /// assert_eq!((decky.config, decky.x, decky.y), (None, None, None));
+    /// ```
+    #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -506,6 +715,48 @@ impl NewDecky {
             x: None,
             y: None,
         }
+    }
+
+    /// The same decky exposing `services`, in order.
+    ///
+    /// ```
+    /// use topostate::store::NewDecky;
+    ///
+    /// assert_eq!(NewDecky::new("web").with_services(["ssh", "http"]).services, ["ssh", "http"]);
+    /// ```
+    #[must_use]
+    pub fn with_services<S: Into<String>>(mut self, services: impl IntoIterator<Item = S>) -> Self {
+        self.services = services.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same decky with its configuration, JSON text stored as given.
+    ///
+    /// ```
+    /// use topostate::store::NewDecky;
+    ///
+    /// let decky = NewDecky::new("web").with_config(r#"{"tls":true}"#);
+    /// assert_eq!(decky.config.as_deref(), Some(r#"{"tls":true}"#));
+    /// ```
+    #[must_use]
+    pub fn with_config(mut self, config: impl Into<String>) -> Self {
+        self.config = Some(config.into());
+        self
+    }
+
+    /// The same decky at a canvas position.
+    ///
+    /// ```
+    /// use topostate::store::NewDecky;
+    ///
+    /// let decky = NewDecky::new("web").with_position(1.0, 2.0);
+    /// assert_eq!((decky.x, decky.y), (Some(1.0), Some(2.0)));
+    /// ```
+    #[must_use]
+    pub fn with_position(mut self, x: f64, y: f64) -> Self {
+        self.x = Some(x);
+        self.y = Some(y);
+        self
     }
 }
 
@@ -525,8 +776,12 @@ impl NewDecky {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Decky {
     /// The store-minted id.
     pub id: DeckyId,
@@ -578,6 +833,43 @@ pub struct Decky {
     pub y: Option<f64>,
 }
 
+impl Decky {
+    /// A stored decky as the store adds it from `decky`: `pending`, no address, no error.
+    /// For a store or a test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{Decky, DeckyId, DeckyState, NewDecky};
+    /// use topostate::TopologyId;
+    ///
+    /// let decky = Decky::new(DeckyId::new(3), TopologyId::new(1), NewDecky::new("web").with_services(["http"]));
+    /// assert_eq!((decky.name.as_str(), decky.state), ("web", DeckyState::Pending));
+    /// assert_eq!(decky.services, ["http"]);
+    /// assert_eq!((decky.ip, decky.last_error), (None, None));
+    /// ```
+    #[must_use]
+    pub fn new(id: DeckyId, topology_id: TopologyId, decky: NewDecky) -> Self {
+        let NewDecky {
+            name,
+            services,
+            config,
+            x,
+            y,
+        } = decky;
+        Self {
+            id,
+            topology_id,
+            name,
+            services,
+            config,
+            state: DeckyState::Pending,
+            ip: None,
+            last_error: None,
+            x,
+            y,
+        }
+    }
+}
+
 /// A change to a decky's declared fields; `None` leaves a field as it is.
 ///
 /// On the wire (feature `serde`) every field is optional and **an absent field is left as
@@ -598,9 +890,13 @@ pub struct Decky {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) (or `Default`) and the `with_*` methods; the fields stay public to read and set.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct DeckyPatch {
     /// A new name (unique within the topology).
     #[cfg_attr(
@@ -655,10 +951,103 @@ pub struct DeckyPatch {
 }
 
 impl DeckyPatch {
+    /// The empty patch, which changes nothing (the same as [`Default`]).
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// assert!(DeckyPatch::new().is_empty());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Does this patch change nothing?
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+
+    /// Also renames the decky.
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// assert_eq!(DeckyPatch::new().with_name("www").name.as_deref(), Some("www"));
+    /// ```
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Also replaces the service list (an empty list empties it).
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// let patch = DeckyPatch::new().with_services(["ssh", "smb"]);
+    /// assert_eq!(patch.services, Some(vec!["ssh".to_owned(), "smb".to_owned()]));
+    /// assert_eq!(DeckyPatch::new().with_services(Vec::<String>::new()).services, Some(vec![]));
+    /// ```
+    #[must_use]
+    pub fn with_services<S: Into<String>>(mut self, services: impl IntoIterator<Item = S>) -> Self {
+        self.services = Some(services.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Also sets the configuration, JSON text stored as given.
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// let patch = DeckyPatch::new().with_config(r#"{"tls":true}"#);
+    /// assert_eq!(patch.config, Some(Some(r#"{"tls":true}"#.to_owned())));
+    /// ```
+    #[must_use]
+    pub fn with_config(mut self, config: impl Into<String>) -> Self {
+        self.config = Some(Some(config.into()));
+        self
+    }
+
+    /// Also clears the configuration.
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// assert_eq!(DeckyPatch::new().clear_config().config, Some(None));
+    /// ```
+    #[must_use]
+    pub fn clear_config(mut self) -> Self {
+        self.config = Some(None);
+        self
+    }
+
+    /// Also sets the canvas `x` (`None` clears it).
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// assert_eq!(DeckyPatch::new().with_x(None).x, Some(None));
+    /// ```
+    #[must_use]
+    pub fn with_x(mut self, x: Option<f64>) -> Self {
+        self.x = Some(x);
+        self
+    }
+
+    /// Also sets the canvas `y` (`None` clears it).
+    ///
+    /// ```
+    /// use topostate::store::DeckyPatch;
+    ///
+    /// assert_eq!(DeckyPatch::new().with_y(Some(2.0)).y, Some(Some(2.0)));
+    /// ```
+    #[must_use]
+    pub fn with_y(mut self, y: Option<f64>) -> Self {
+        self.y = Some(y);
+        self
     }
 }
 
@@ -679,9 +1068,13 @@ impl DeckyPatch {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) (or `Default`) and the `with_*` methods; the fields stay public to read and set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct DeckyRuntime {
     /// A new runtime state.
     #[cfg_attr(
@@ -715,6 +1108,87 @@ pub struct DeckyRuntime {
     pub last_error: Option<Option<String>>,
 }
 
+impl DeckyRuntime {
+    /// The empty update, which writes nothing (the same as [`Default`]).
+    ///
+    /// ```
+    /// use topostate::store::DeckyRuntime;
+    ///
+    /// assert_eq!(DeckyRuntime::new(), DeckyRuntime::default());
+    /// ```
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also sets the runtime state.
+    ///
+    /// ```
+    /// use topostate::store::{DeckyRuntime, DeckyState};
+    ///
+    /// let run = DeckyRuntime::new().with_state(DeckyState::Running);
+    /// assert_eq!(run.state, Some(DeckyState::Running));
+    /// ```
+    #[must_use]
+    pub fn with_state(mut self, state: DeckyState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Also sets the address.
+    ///
+    /// ```
+    /// use topostate::store::DeckyRuntime;
+    ///
+    /// assert_eq!(DeckyRuntime::new().with_ip("10.0.0.5").ip, Some(Some("10.0.0.5".to_owned())));
+    /// ```
+    #[must_use]
+    pub fn with_ip(mut self, ip: impl Into<String>) -> Self {
+        self.ip = Some(Some(ip.into()));
+        self
+    }
+
+    /// Also clears the address.
+    ///
+    /// ```
+    /// use topostate::store::DeckyRuntime;
+    ///
+    /// assert_eq!(DeckyRuntime::new().clear_ip().ip, Some(None));
+    /// ```
+    #[must_use]
+    pub fn clear_ip(mut self) -> Self {
+        self.ip = Some(None);
+        self
+    }
+
+    /// Also sets the last runtime error.
+    ///
+    /// ```
+    /// use topostate::store::DeckyRuntime;
+    ///
+    /// let run = DeckyRuntime::new().with_last_error("exit 137");
+    /// assert_eq!(run.last_error, Some(Some("exit 137".to_owned())));
+    /// ```
+    #[must_use]
+    pub fn with_last_error(mut self, error: impl Into<String>) -> Self {
+        self.last_error = Some(Some(error.into()));
+        self
+    }
+
+    /// Also clears the last runtime error.
+    ///
+    /// ```
+    /// use topostate::store::DeckyRuntime;
+    ///
+    /// assert_eq!(DeckyRuntime::new().clear_last_error().last_error, Some(None));
+    /// ```
+    #[must_use]
+    pub fn clear_last_error(mut self) -> Self {
+        self.last_error = Some(None);
+        self
+    }
+}
+
 /// A decky ↔ LAN membership to add; both ends must be in the topology. Either end may be
 /// a row the same batch adds ([`RowRef::Batch`]).
 ///
@@ -738,9 +1212,13 @@ pub struct DeckyRuntime {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields (with defaults), so build one with
+/// [`new`](Self::new) and the `with_*` methods; the fields stay public to read and set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct NewEdge {
     /// The decky: stored, or added earlier in the batch.
     pub decky: RowRef<DeckyId>,
@@ -763,6 +1241,14 @@ pub struct NewEdge {
 impl NewEdge {
     /// A plain membership (not a bridge, no L3 forwarding). Each end is a stored id
     /// (`DeckyId`, `LanId`) or a [`RowRef`].
+    ///
+    /// ```
+    /// use topostate::store::{DeckyId, LanId, NewEdge, RowRef};
+    ///
+    /// let edge = NewEdge::new(DeckyId::new(3), RowRef::Batch(0));
+    /// assert_eq!((edge.decky, edge.lan), (RowRef::Stored(DeckyId::new(3)), RowRef::<LanId>::Batch(0)));
+    /// assert!(!edge.is_bridge && !edge.forwards_l3);
+    /// ```
     #[must_use]
     pub fn new(decky: impl Into<RowRef<DeckyId>>, lan: impl Into<RowRef<LanId>>) -> Self {
         Self {
@@ -771,6 +1257,32 @@ impl NewEdge {
             is_bridge: false,
             forwards_l3: false,
         }
+    }
+
+    /// The same membership, bridging this LAN to another or not.
+    ///
+    /// ```
+    /// use topostate::store::{DeckyId, LanId, NewEdge};
+    ///
+    /// assert!(NewEdge::new(DeckyId::new(3), LanId::new(2)).with_bridge(true).is_bridge);
+    /// ```
+    #[must_use]
+    pub const fn with_bridge(mut self, is_bridge: bool) -> Self {
+        self.is_bridge = is_bridge;
+        self
+    }
+
+    /// The same membership, forwarding L3 traffic or not.
+    ///
+    /// ```
+    /// use topostate::store::{DeckyId, LanId, NewEdge};
+    ///
+    /// assert!(NewEdge::new(DeckyId::new(3), LanId::new(2)).with_forwards_l3(true).forwards_l3);
+    /// ```
+    #[must_use]
+    pub const fn with_forwards_l3(mut self, forwards_l3: bool) -> Self {
+        self.forwards_l3 = forwards_l3;
+        self
     }
 }
 
@@ -789,8 +1301,12 @@ impl NewEdge {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Edge {
     /// The store-minted id.
     pub id: EdgeId,
@@ -812,6 +1328,32 @@ pub struct Edge {
         serde(deserialize_with = "wire::req::<wire::ForwardsL3, _>")
     )]
     pub forwards_l3: bool,
+}
+
+impl Edge {
+    /// A stored plain membership (not a bridge, no L3 forwarding). For a store or a test
+    /// double of your own, which sets the flags after.
+    ///
+    /// ```
+    /// use topostate::store::{DeckyId, Edge, EdgeId, LanId};
+    /// use topostate::TopologyId;
+    ///
+    /// let mut edge = Edge::new(EdgeId::new(4), TopologyId::new(1), DeckyId::new(3), LanId::new(2));
+    /// assert_eq!((edge.decky, edge.lan), (DeckyId::new(3), LanId::new(2)));
+    /// assert!(!edge.is_bridge && !edge.forwards_l3);
+    /// edge.is_bridge = true;
+    /// ```
+    #[must_use]
+    pub const fn new(id: EdgeId, topology_id: TopologyId, decky: DeckyId, lan: LanId) -> Self {
+        Self {
+            id,
+            topology_id,
+            decky,
+            lan,
+            is_bridge: false,
+            forwards_l3: false,
+        }
+    }
 }
 
 /// One edit of a topology's children.
@@ -857,7 +1399,7 @@ pub struct Edge {
 ///         {"op":"delete_lan","id":2}]"#,
 /// )?;
 /// assert_eq!(batch[0], ChildEdit::AddLan(NewLan::new("dmz", "10.0.0.0/24")));
-/// let moved = LanPatch { x: Some(Some(12.5)), ..LanPatch::default() };
+/// let moved = LanPatch::new().with_x(Some(12.5));
 /// assert_eq!(batch[1], ChildEdit::UpdateLan(LanId::new(2).into(), moved));
 /// assert_eq!(serde_json::to_string(&batch[2])?, r#"{"op":"delete_lan","id":2}"#);
 /// let err = serde_json::from_str::<ChildEdit>(r#"{"op":"rename_lan","id":2}"#).unwrap_err();
@@ -865,9 +1407,13 @@ pub struct Edge {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add edit kinds, so a `match` on an edit needs
+/// a `_` arm.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(from = "wire::EditIn"))]
+#[non_exhaustive]
 pub enum ChildEdit {
     /// Adds a LAN.
     AddLan(NewLan),
@@ -1108,12 +1654,16 @@ impl<I: fmt::Display> fmt::Display for RowRef<I> {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add kinds of rows, so a `match` needs a `_`
+/// arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
     serde(into = "wire::TouchedWire", from = "wire::TouchedWire")
 )]
+#[non_exhaustive]
 pub enum Touched {
     /// A LAN (added, updated or deleted).
     Lan(LanId),
@@ -1136,15 +1686,19 @@ pub enum Touched {
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::{EditReport, LanId, Touched};
 ///
-/// let report = EditReport { touched: vec![Touched::Lan(LanId::new(2))], version: 5 };
+/// let report = EditReport::new(vec![Touched::Lan(LanId::new(2))], 5);
 /// let json = r#"{"touched":[{"kind":"lan","id":2}],"version":5}"#;
 /// assert_eq!(serde_json::to_string(&report)?, json);
 /// assert_eq!(serde_json::from_str::<EditReport>(json)?, report);
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct EditReport {
     /// One entry per edit, in order.
     pub touched: Vec<Touched>,
@@ -1157,6 +1711,20 @@ pub struct EditReport {
 }
 
 impl EditReport {
+    /// A report: the row each edit touched, in order, and the version after the call.
+    /// The stores build reports; this is for a store or a test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{EditReport, LanId, Touched};
+    ///
+    /// let report = EditReport::new(vec![Touched::Lan(LanId::new(2))], 5);
+    /// assert_eq!((report.touched.as_slice(), report.version), (&[Touched::Lan(LanId::new(2))][..], 5));
+    /// ```
+    #[must_use]
+    pub const fn new(touched: Vec<Touched>, version: u64) -> Self {
+        Self { touched, version }
+    }
+
     /// The stored id of a LAN an edit of this batch named: a stored id as it is; a
     /// batch-local reference as the LAN its edit added (`None` if that edit touched no
     /// LAN, which the batch would have refused).
@@ -1164,7 +1732,7 @@ impl EditReport {
     /// ```
     /// use topostate::store::{EditReport, LanId, RowRef, Touched};
     ///
-    /// let report = EditReport { touched: vec![Touched::Lan(LanId::new(7))], version: 2 };
+    /// let report = EditReport::new(vec![Touched::Lan(LanId::new(7))], 2);
     /// assert_eq!(report.lan(RowRef::Batch(0)), Some(LanId::new(7)));
     /// assert_eq!(report.lan(LanId::new(3).into()), Some(LanId::new(3)));
     /// assert_eq!(report.lan(RowRef::Batch(1)), None);
@@ -1180,7 +1748,7 @@ impl EditReport {
     /// ```
     /// use topostate::store::{DeckyId, EditReport, RowRef, Touched};
     ///
-    /// let report = EditReport { touched: vec![Touched::Decky(DeckyId::new(4))], version: 2 };
+    /// let report = EditReport::new(vec![Touched::Decky(DeckyId::new(4))], 2);
     /// assert_eq!(report.decky(RowRef::Batch(0)), Some(DeckyId::new(4)));
     /// ```
     #[must_use]
@@ -1204,14 +1772,18 @@ impl EditReport {
 /// # #[cfg(feature = "serde")] {
 /// use topostate::store::{Edited, LanId};
 ///
-/// let e = Edited { id: LanId::new(2), version: 5 };
+/// let e = Edited::new(LanId::new(2), 5);
 /// assert_eq!(serde_json::to_string(&e)?, r#"{"id":2,"version":5}"#);
 /// assert!(serde_json::from_str::<Edited<LanId>>(r#"{"id":2,"version":-1}"#).is_err());
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Edited<I> {
     /// The id touched.
     pub id: I,
@@ -1221,6 +1793,21 @@ pub struct Edited<I> {
         serde(deserialize_with = "crate::names::wire::version")
     )]
     pub version: u64,
+}
+
+impl<I> Edited<I> {
+    /// What a single edit did. For a store or a test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{Edited, LanId};
+    ///
+    /// let e = Edited::new(LanId::new(2), 5);
+    /// assert_eq!((e.id, e.version), (LanId::new(2), 5));
+    /// ```
+    #[must_use]
+    pub const fn new(id: I, version: u64) -> Self {
+        Self { id, version }
+    }
 }
 
 /// A topology with all its children, read in one consistent snapshot.
@@ -1241,8 +1828,12 @@ pub struct Edited<I> {
 /// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct TopologyDetail {
     /// The topology row.
     pub topology: TopologyRecord,
@@ -1252,6 +1843,35 @@ pub struct TopologyDetail {
     pub deckies: Vec<Decky>,
     /// Its edges, by id.
     pub edges: Vec<Edge>,
+}
+
+impl TopologyDetail {
+    /// A topology with its children, each list in the store's order. For a store or a
+    /// test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{Timestamp, TopologyDetail, TopologyRecord};
+    /// use topostate::TopologyId;
+    ///
+    /// let record = TopologyRecord::new(TopologyId::new(1), "lab", Timestamp::from_micros(0));
+    /// let detail = TopologyDetail::new(record.clone(), vec![], vec![], vec![]);
+    /// assert_eq!(detail.topology, record);
+    /// assert!(detail.lans.is_empty() && detail.deckies.is_empty() && detail.edges.is_empty());
+    /// ```
+    #[must_use]
+    pub const fn new(
+        topology: TopologyRecord,
+        lans: Vec<Lan>,
+        deckies: Vec<Decky>,
+        edges: Vec<Edge>,
+    ) -> Self {
+        Self {
+            topology,
+            lans,
+            deckies,
+            edges,
+        }
+    }
 }
 
 /// One entry of a topology's append-only status log.
@@ -1271,8 +1891,12 @@ pub struct TopologyDetail {
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct StatusEvent {
     /// The store-assigned sequence number; orders the log.
     pub id: EventId,
@@ -1290,6 +1914,45 @@ pub struct StatusEvent {
         serde(deserialize_with = "wire::opt::<wire::Reason, _>")
     )]
     pub reason: Option<String>,
+}
+
+impl StatusEvent {
+    /// An event without a reason. For a store or a test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{EventId, StatusEvent, Timestamp};
+    /// use topostate::{TopologyId, TopologyStatus};
+    ///
+    /// let at = Timestamp::from_micros(0);
+    /// let event = StatusEvent::new(EventId::new(7), TopologyId::new(1), TopologyStatus::Deploying, TopologyStatus::Failed, at)
+    ///     .with_reason("compose up exited 1");
+    /// assert_eq!((event.from, event.to, event.at), (TopologyStatus::Deploying, TopologyStatus::Failed, at));
+    /// assert_eq!(event.reason.as_deref(), Some("compose up exited 1"));
+    /// ```
+    #[must_use]
+    pub const fn new(
+        id: EventId,
+        topology_id: TopologyId,
+        from: TopologyStatus,
+        to: TopologyStatus,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            topology_id,
+            from,
+            to,
+            at,
+            reason: None,
+        }
+    }
+
+    /// The same event with the reason given for the transition.
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
 }
 
 /// What the caller believes about a topology before a transition; each given part is
@@ -1312,15 +1975,20 @@ pub struct StatusEvent {
 /// use topostate::{store::Precondition, TopologyStatus};
 ///
 /// let pre: Precondition = serde_json::from_str(r#"{"version":3}"#)?;
-/// assert_eq!(pre, Precondition { status: None, version: Some(3) });
+/// assert_eq!(pre, Precondition::version(3));
 /// assert_eq!(serde_json::to_string(&pre)?, r#"{"status":null,"version":3}"#);
 /// assert!(serde_json::from_str::<Precondition>(r#"{"version":0}"#).is_err());
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// `#[non_exhaustive]`: a later version may add beliefs to check, so build one with
+/// [`none`](Self::none), [`status`](Self::status), [`version`](Self::version) and
+/// [`and_version`](Self::and_version); the fields stay public to read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+#[non_exhaustive]
 pub struct Precondition {
     /// The status the caller believes is current; a mismatch is
     /// [`StoreError::StaleStatus`], even if the stored status could also move on.
@@ -1353,6 +2021,22 @@ impl Precondition {
         }
     }
 
+    /// The caller believes the version is `version`, whatever the status.
+    ///
+    /// ```
+    /// use topostate::store::Precondition;
+    ///
+    /// let pre = Precondition::version(3);
+    /// assert_eq!((pre.status, pre.version), (None, Some(3)));
+    /// ```
+    #[must_use]
+    pub const fn version(version: u64) -> Self {
+        Self {
+            status: None,
+            version: Some(version),
+        }
+    }
+
     /// Also requires the version to be `version`.
     #[must_use]
     pub const fn and_version(mut self, version: u64) -> Self {
@@ -1364,13 +2048,37 @@ impl Precondition {
 /// A recorded transition: the row after it and the event appended.
 ///
 /// On the wire (feature `serde`): `{"topology":{...TopologyRecord},"event":{...StatusEvent}}`.
+///
+/// `#[non_exhaustive]`: a later version may add fields, so read the fields, and build one
+/// (in a store or a test double of your own) with [`new`](Self::new), then set fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Transitioned {
     /// The topology row after the transition.
     pub topology: TopologyRecord,
     /// The event appended to the log.
     pub event: StatusEvent,
+}
+
+impl Transitioned {
+    /// A recorded transition. For a store or a test double of your own.
+    ///
+    /// ```
+    /// use topostate::store::{EventId, StatusEvent, Timestamp, TopologyRecord, Transitioned};
+    /// use topostate::{TopologyId, TopologyStatus};
+    ///
+    /// let at = Timestamp::from_micros(0);
+    /// let mut topology = TopologyRecord::new(TopologyId::new(1), "lab", at);
+    /// topology.status = TopologyStatus::Deploying;
+    /// let event = StatusEvent::new(EventId::new(1), topology.id, TopologyStatus::Pending, TopologyStatus::Deploying, at);
+    /// let done = Transitioned::new(topology.clone(), event.clone());
+    /// assert_eq!((done.topology, done.event), (topology, event));
+    /// ```
+    #[must_use]
+    pub const fn new(topology: TopologyRecord, event: StatusEvent) -> Self {
+        Self { topology, event }
+    }
 }
 
 /// A stored live edit in the mutation queue.

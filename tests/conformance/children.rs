@@ -87,11 +87,9 @@ pub fn lan_ops_versioning<H: Harness>() {
     let mut n = 0;
     three_ways(s, id, "update_lan", |v| {
         n += 1;
-        let patch = LanPatch {
-            subnet: Some(format!("10.2.{n}.0/24")),
-            x: Some(Some(f64::from(n))),
-            ..LanPatch::default()
-        };
+        let patch = LanPatch::new()
+            .with_subnet(format!("10.2.{n}.0/24"))
+            .with_x(Some(f64::from(n)));
         let edited = s.update_lan(id, rows.lan_a, patch, v)?;
         assert_eq!(edited.id, rows.lan_a);
         Ok(edited.version)
@@ -99,12 +97,10 @@ pub fn lan_ops_versioning<H: Harness>() {
     let lan_a = lan_named(s, id, "lan-a").unwrap();
     assert_eq!((lan_a.subnet.as_str(), lan_a.x), ("10.2.4.0/24", Some(4.0)));
     // A rename, and clearing a position.
-    let patch = LanPatch {
-        name: Some("lan-renamed".into()),
-        is_dmz: Some(true),
-        x: Some(None),
-        ..LanPatch::default()
-    };
+    let patch = LanPatch::new()
+        .with_name("lan-renamed")
+        .with_dmz(true)
+        .with_x(None);
     s.update_lan(id, rows.lan_a, patch, None).unwrap();
     let renamed = lan_named(s, id, "lan-renamed").unwrap();
     assert_eq!(
@@ -155,11 +151,9 @@ pub fn decky_ops_versioning<H: Harness>() {
     let mut n = 0;
     three_ways(s, id, "update_decky", |v| {
         n += 1;
-        let patch = DeckyPatch {
-            services: Some(vec![format!("svc-{n}")]),
-            config: Some(Some(format!("{{\"n\":{n}}}"))),
-            ..DeckyPatch::default()
-        };
+        let patch = DeckyPatch::new()
+            .with_services([format!("svc-{n}")])
+            .with_config(format!("{{\"n\":{n}}}"));
         let edited = s.update_decky(id, rows.web, patch, v)?;
         assert_eq!(edited.id, rows.web);
         Ok(edited.version)
@@ -171,12 +165,10 @@ pub fn decky_ops_versioning<H: Harness>() {
         .unwrap();
     assert_eq!(web.services, vec!["svc-4".to_string()]);
     assert_eq!(web.config.as_deref(), Some("{\"n\":4}"));
-    let patch = DeckyPatch {
-        name: Some("www".into()),
-        config: Some(None),
-        y: Some(Some(2.0)),
-        ..DeckyPatch::default()
-    };
+    let patch = DeckyPatch::new()
+        .with_name("www")
+        .clear_config()
+        .with_y(Some(2.0));
     s.update_decky(id, rows.web, patch, None).unwrap();
     let www = detail(s, id)
         .deckies
@@ -216,12 +208,9 @@ pub fn edge_ops_versioning<H: Harness>() {
     let mut added = Vec::new();
     three_ways(s, id, "add_edge", |v| {
         let decky = *free.last().unwrap();
-        let edge = NewEdge {
-            decky: decky.into(),
-            lan: rows.lan_b.into(),
-            is_bridge: true,
-            forwards_l3: added.len() == 1,
-        };
+        let edge = NewEdge::new(decky, rows.lan_b)
+            .with_bridge(true)
+            .with_forwards_l3(added.len() == 1);
         let edited = s.add_edge(id, edge, v)?;
         free.pop();
         added.push((edited.id, decky));
@@ -360,17 +349,11 @@ pub fn batch_edit_bumps_once<H: Harness>() {
     }
     edits.push(ChildEdit::UpdateLan(
         rows.lan_a.into(),
-        LanPatch {
-            subnet: Some("10.5.0.0/24".into()),
-            ..LanPatch::default()
-        },
+        LanPatch::new().with_subnet("10.5.0.0/24"),
     ));
     edits.push(ChildEdit::UpdateDecky(
         rows.web.into(),
-        DeckyPatch {
-            services: Some(vec!["ssh".into(), "smb".into()]),
-            ..DeckyPatch::default()
-        },
+        DeckyPatch::new().with_services(["ssh", "smb"]),
     ));
     edits.push(ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)));
     edits.push(ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)));
@@ -430,10 +413,7 @@ pub fn batch_edit_is_all_or_nothing<H: Harness>() {
     prefix.push(ChildEdit::AddDecky(NewDecky::new("batch-d1")));
     prefix.push(ChildEdit::UpdateLan(
         rows.lan_b.into(),
-        LanPatch {
-            name: Some("lan-b2".into()),
-            ..LanPatch::default()
-        },
+        LanPatch::new().with_name("lan-b2"),
     ));
     prefix.push(ChildEdit::AddEdge(NewEdge::new(rows.db, rows.lan_b)));
     assert_eq!(prefix.len(), 9);
@@ -455,13 +435,7 @@ pub fn batch_edit_is_all_or_nothing<H: Harness>() {
         ("invalid name", ChildEdit::AddDecky(NewDecky::new(""))),
         (
             "rename onto a taken name",
-            ChildEdit::UpdateDecky(
-                rows.db.into(),
-                DeckyPatch {
-                    name: Some("web".into()),
-                    ..DeckyPatch::default()
-                },
-            ),
+            ChildEdit::UpdateDecky(rows.db.into(), DeckyPatch::new().with_name("web")),
         ),
         (
             "foreign edge end",
@@ -519,13 +493,7 @@ pub fn batch_sees_its_own_earlier_edits<H: Harness>() {
             id,
             None,
             &[
-                ChildEdit::UpdateLan(
-                    rows.lan_a.into(),
-                    LanPatch {
-                        name: Some("lan-z".into()),
-                        ..LanPatch::default()
-                    },
-                ),
+                ChildEdit::UpdateLan(rows.lan_a.into(), LanPatch::new().with_name("lan-z")),
                 ChildEdit::AddLan(NewLan::new("lan-a", "10.7.0.0/24")),
             ],
         )
@@ -703,10 +671,7 @@ pub fn batch_reports_first_failing_edit<H: Harness>() {
         StoreError::Duplicate { .. }
     );
     // Within one edit, a missing row is reported before its invalid fields.
-    let blank = LanPatch {
-        name: Some(" ".into()),
-        ..LanPatch::default()
-    };
+    let blank = LanPatch::new().with_name(" ");
     expect_err!(
         s.edit(
             id,
@@ -1065,15 +1030,7 @@ pub fn foreign_edge_end<H: Harness>() {
         StoreError::NotFound { .. }
     );
     expect_err!(
-        s.update_decky(
-            a,
-            b_rows.db,
-            DeckyPatch {
-                name: Some("x".into()),
-                ..DeckyPatch::default()
-            },
-            None
-        ),
+        s.update_decky(a, b_rows.db, DeckyPatch::new().with_name("x"), None),
         StoreError::NotFound { .. }
     );
     expect_err!(
@@ -1105,12 +1062,9 @@ pub fn duplicate_edge<H: Harness>() {
                 ..
             }
         );
-        let flagged = NewEdge {
-            decky: rows.web.into(),
-            lan: rows.lan_a.into(),
-            is_bridge: true,
-            forwards_l3: true,
-        };
+        let flagged = NewEdge::new(rows.web, rows.lan_a)
+            .with_bridge(true)
+            .with_forwards_l3(true);
         expect_err!(
             s.add_edge(id, flagged, expected),
             StoreError::Duplicate { .. }
@@ -1307,14 +1261,8 @@ pub fn pending_only_edits<H: Harness>() {
         let (id, rows) = seeded(s, &format!("t-{status}"), status);
         let v = version(s, id);
         let before = detail(s, id);
-        let rename_lan = LanPatch {
-            name: Some("renamed".into()),
-            ..LanPatch::default()
-        };
-        let rename_decky = DeckyPatch {
-            name: Some("renamed".into()),
-            ..DeckyPatch::default()
-        };
+        let rename_lan = LanPatch::new().with_name("renamed");
+        let rename_decky = DeckyPatch::new().with_name("renamed");
         for expected in [None, Some(v)] {
             let results = [
                 (
@@ -1379,11 +1327,10 @@ pub fn runtime_fields_any_status<H: Harness>() {
             "a runtime write changed the topology row"
         );
 
-        let runtime = DeckyRuntime {
-            state: Some(DeckyState::Running),
-            ip: Some(Some("10.0.1.5".into())),
-            last_error: Some(Some("exit 1".into())),
-        };
+        let runtime = DeckyRuntime::new()
+            .with_state(DeckyState::Running)
+            .with_ip("10.0.1.5")
+            .with_last_error("exit 1");
         s.set_decky_runtime(rows.web, &runtime).unwrap();
         let web = detail(s, id)
             .deckies
@@ -1395,11 +1342,7 @@ pub fn runtime_fields_any_status<H: Harness>() {
         assert_eq!(web.last_error.as_deref(), Some("exit 1"));
 
         // `None` leaves a field, `Some(None)` clears it.
-        let partial = DeckyRuntime {
-            state: None,
-            ip: Some(None),
-            last_error: None,
-        };
+        let partial = DeckyRuntime::new().clear_ip();
         s.set_decky_runtime(rows.web, &partial).unwrap();
         s.set_lan_network_id(rows.lan_a, None).unwrap();
         let d = detail(s, id);
@@ -1420,10 +1363,7 @@ pub fn runtime_fields_any_status<H: Harness>() {
         );
         s.set_decky_runtime(
             rows.web,
-            &DeckyRuntime {
-                state: Some(DeckyState::TeardownFailed),
-                ..DeckyRuntime::default()
-            },
+            &DeckyRuntime::new().with_state(DeckyState::TeardownFailed),
         )
         .unwrap();
         assert_eq!(d.topology, before);
@@ -1470,18 +1410,12 @@ pub fn canvas_coordinates_must_be_finite<H: Harness>() {
         let mut decky = NewDecky::new("new");
         decky.x = Some(bad);
         invalid(s.add_decky(id, decky, Some(v)).unwrap_err(), "decky x");
-        let patch = LanPatch {
-            x: Some(Some(bad)),
-            ..LanPatch::default()
-        };
+        let patch = LanPatch::new().with_x(Some(bad));
         invalid(
             s.update_lan(id, rows.lan_a, patch, Some(v)).unwrap_err(),
             "lan x",
         );
-        let patch = DeckyPatch {
-            y: Some(Some(bad)),
-            ..DeckyPatch::default()
-        };
+        let patch = DeckyPatch::new().with_y(Some(bad));
         invalid(
             s.update_decky(id, rows.web, patch, None).unwrap_err(),
             "decky y",
@@ -1559,16 +1493,8 @@ pub fn coordinates_read_back_bit_exact<H: Harness>() {
         );
 
         // Single updates of the seeded rows, then a batch updating both.
-        let lan_patch = LanPatch {
-            x: Some(Some(v)),
-            y: Some(Some(w)),
-            ..LanPatch::default()
-        };
-        let decky_patch = DeckyPatch {
-            x: Some(Some(v)),
-            y: Some(Some(w)),
-            ..DeckyPatch::default()
-        };
+        let lan_patch = LanPatch::new().with_x(Some(v)).with_y(Some(w));
+        let decky_patch = DeckyPatch::new().with_x(Some(v)).with_y(Some(w));
         s.update_lan(id, rows.lan_b, lan_patch.clone(), None)
             .unwrap();
         s.update_decky(id, rows.db, decky_patch.clone(), None)

@@ -291,10 +291,7 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
                 ChildEdit::AddLan(NewLan::new("live", "10.3.0.0/24")),
                 ChildEdit::UpdateDecky(
                     rows.web.into(),
-                    DeckyPatch {
-                        services: Some(vec!["telnet".into()]),
-                        ..DeckyPatch::default()
-                    },
+                    DeckyPatch::new().with_services(["telnet"]),
                 ),
                 ChildEdit::AddEdge(NewEdge::new(rows.web, rows.lan_b)),
             ],

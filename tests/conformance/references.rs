@@ -56,26 +56,13 @@ pub fn batch_refs_canvas_save<H: Harness>() {
                 ChildEdit::AddLan(NewLan::new("dmz", "10.9.0.0/24")),
                 ChildEdit::AddDecky(NewDecky::new("mail")),
                 ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), RowRef::Batch(0))),
-                ChildEdit::AddEdge(NewEdge {
-                    is_bridge: true,
-                    ..NewEdge::new(RowRef::Batch(1), rows.lan_b)
-                }),
+                ChildEdit::AddEdge(NewEdge::new(RowRef::Batch(1), rows.lan_b).with_bridge(true)),
                 ChildEdit::AddEdge(NewEdge::new(rows.db, RowRef::Batch(0))),
                 ChildEdit::UpdateLan(
                     RowRef::Batch(0),
-                    LanPatch {
-                        name: Some("dmz-2".into()),
-                        x: Some(Some(3.5)),
-                        ..LanPatch::default()
-                    },
+                    LanPatch::new().with_name("dmz-2").with_x(Some(3.5)),
                 ),
-                ChildEdit::UpdateDecky(
-                    RowRef::Batch(1),
-                    DeckyPatch {
-                        y: Some(Some(-2.0)),
-                        ..DeckyPatch::default()
-                    },
-                ),
+                ChildEdit::UpdateDecky(RowRef::Batch(1), DeckyPatch::new().with_y(Some(-2.0))),
             ],
         )
         .unwrap();
@@ -246,10 +233,7 @@ pub fn batch_refs_refused<H: Harness>() {
         id,
         &[ChildEdit::UpdateLan(
             RowRef::Batch(0),
-            LanPatch {
-                name: Some(String::new()),
-                ..LanPatch::default()
-            },
+            LanPatch::new().with_name(String::new()),
         )],
         (0, "lan id", 0, RefProblem::NotEarlier),
     );

@@ -121,18 +121,12 @@ pub fn invalid_names<H: Harness>() {
             s.add_decky(id, NewDecky::new(bad.clone()), Some(v)),
             StoreError::Invalid { .. }
         );
-        let rename = LanPatch {
-            name: Some(bad.clone()),
-            ..LanPatch::default()
-        };
+        let rename = LanPatch::new().with_name(bad.clone());
         expect_err!(
             s.update_lan(id, rows.lan_a, rename, None),
             StoreError::Invalid { .. }
         );
-        let rename = topostate::store::DeckyPatch {
-            name: Some(bad.clone()),
-            ..Default::default()
-        };
+        let rename = topostate::store::DeckyPatch::new().with_name(bad.clone());
         expect_err!(
             s.update_decky(id, rows.web, rename, Some(v)),
             StoreError::Invalid { .. }
@@ -219,20 +213,14 @@ pub fn invisible_characters_in_names<H: Harness>() {
             "decky name",
             *c,
         );
-        let rename_lan = LanPatch {
-            name: Some(name.clone()),
-            ..LanPatch::default()
-        };
+        let rename_lan = LanPatch::new().with_name(name.clone());
         named(
             s.update_lan(id, rows.lan_a, rename_lan.clone(), None)
                 .unwrap_err(),
             "lan name",
             *c,
         );
-        let rename_decky = topostate::store::DeckyPatch {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
+        let rename_decky = topostate::store::DeckyPatch::new().with_name(name.clone());
         named(
             s.update_decky(id, rows.web, rename_decky.clone(), None)
                 .unwrap_err(),
@@ -307,14 +295,8 @@ pub fn names_compare_in_nfc<H: Harness>() {
         s.add_decky(id, NewDecky::new(nfd), None).unwrap_err(),
         Entity::Decky,
     );
-    let rename_lan = LanPatch {
-        name: Some(nfc.into()),
-        ..LanPatch::default()
-    };
-    let rename_decky = topostate::store::DeckyPatch {
-        name: Some(nfd.into()),
-        ..Default::default()
-    };
+    let rename_lan = LanPatch::new().with_name(nfc);
+    let rename_decky = topostate::store::DeckyPatch::new().with_name(nfd);
     dup(
         s.update_lan(id, rows.lan_a, rename_lan.clone(), None)
             .unwrap_err(),
@@ -349,10 +331,7 @@ pub fn names_compare_in_nfc<H: Harness>() {
                     ChildEdit::AddDecky(NewDecky::new(first)),
                     ChildEdit::UpdateDecky(
                         rows2.db.into(),
-                        topostate::store::DeckyPatch {
-                            name: Some(second.into()),
-                            ..Default::default()
-                        },
+                        topostate::store::DeckyPatch::new().with_name(second),
                     ),
                 ],
             )
@@ -364,10 +343,7 @@ pub fn names_compare_in_nfc<H: Harness>() {
     assert_eq!(detail(s, id), before, "a duplicate was written");
 
     // Renaming a row to another spelling of its own name changes nothing.
-    let renamed = LanPatch {
-        name: Some(nfd.into()),
-        ..LanPatch::default()
-    };
+    let renamed = LanPatch::new().with_name(nfd);
     s.update_lan(id, lan, renamed, None).unwrap();
     s.edit(
         id,
@@ -403,10 +379,7 @@ pub fn text_limits<H: Harness>() {
         s.set_lan_network_id(rows.lan_a, Some(long.as_str())),
         StoreError::Invalid { .. }
     );
-    let runtime = DeckyRuntime {
-        last_error: Some(Some(long.clone())),
-        ..DeckyRuntime::default()
-    };
+    let runtime = DeckyRuntime::new().with_last_error(long.clone());
     expect_err!(
         s.set_decky_runtime(rows.web, &runtime),
         StoreError::Invalid { .. }

@@ -121,10 +121,7 @@ pub fn transition_version_checked_not_bumped<H: Harness>() {
             expected: 1
         })
     );
-    let version_only = Precondition {
-        status: None,
-        version: Some(3),
-    };
+    let version_only = Precondition::version(3);
     expect_err!(
         s.transition_status(id, Deploying, None, version_only),
         StoreError::VersionConflict(VersionConflict {
@@ -154,10 +151,7 @@ pub fn transition_version_checked_not_bumped<H: Harness>() {
         )
         .unwrap();
     assert_eq!(done.topology.version, 2, "a transition bumped the version");
-    let version_only = Precondition {
-        status: None,
-        version: Some(2),
-    };
+    let version_only = Precondition::version(2);
     s.transition_status(id, Active, None, version_only).unwrap();
     assert_eq!(version(s, id), 2);
     assert_log_legal(s, id);

@@ -522,11 +522,10 @@ pub fn values_round_trip_exactly(
     store
         .set_decky_runtime(
             web.id,
-            &DeckyRuntime {
-                state: Some(DeckyState::TeardownFailed),
-                ip: Some(Some(String::from("10.0.0.5"))),
-                last_error: Some(Some(String::from("exit 137"))),
-            },
+            &DeckyRuntime::new()
+                .with_state(DeckyState::TeardownFailed)
+                .with_ip("10.0.0.5")
+                .with_last_error("exit 137"),
         )
         .unwrap();
     let detail = store.topology_detail(lab.id).unwrap();
@@ -542,19 +541,12 @@ pub fn values_round_trip_exactly(
     assert_eq!(detail.lans[0].network_id.as_deref(), Some("net-1"));
     assert_eq!(stored(web.id), services);
 
-    let patch = DeckyPatch {
-        services: Some(vec![String::from("x,y"), String::from("z")]),
-        config: Some(None),
-        ..DeckyPatch::default()
-    };
+    let patch = DeckyPatch::new().with_services(["x,y", "z"]).clear_config();
     store.update_decky(lab.id, web.id, patch, None).unwrap();
     let read = &store.topology_detail(lab.id).unwrap().deckies[0];
     assert_eq!(read.services, ["x,y", "z"]);
     assert_eq!(read.config, None);
-    let empty = DeckyPatch {
-        services: Some(Vec::new()),
-        ..DeckyPatch::default()
-    };
+    let empty = DeckyPatch::new().with_services(Vec::<String>::new());
     store.update_decky(lab.id, web.id, empty, None).unwrap();
     assert!(
         store.topology_detail(lab.id).unwrap().deckies[0]
