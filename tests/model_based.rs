@@ -1670,25 +1670,8 @@ impl Model {
                 self.mutation_ids.push((m, *id));
                 let t = self.topos.get_mut(id).unwrap();
                 t.rec.version = version.unwrap_or_else(|_| unreachable!());
-                t.mutations.insert(
-                    m,
-                    Mutation {
-                        id: m,
-                        topology_id: *id,
-                        op: *op,
-                        payload: payload.clone(),
-                        state: MutationState::Pending,
-                        requested_at: ZERO,
-                        applied_at: None,
-                        reason: None,
-                        claimed_at: None,
-                        lease_until: None,
-                        holder: None,
-                        attempts: 0,
-                        token: 0,
-                        edited_by: None,
-                    },
-                );
+                t.mutations
+                    .insert(m, Mutation::new(m, *id, *op, payload.clone(), ZERO));
                 Out::Enqueued(Edited::new(m, t.rec.version))
             }
             Call::Claim(id) => {

@@ -128,22 +128,22 @@ fn sample_event() -> StatusEvent {
 }
 
 fn sample_mutation() -> Mutation {
-    Mutation {
-        id: MutationId::new(9),
-        topology_id: TopologyId::new(1),
-        op: MutationOp::AttachDecky,
-        payload: r#"{"decky":3,"lan":2}"#.into(),
-        state: MutationState::Failed,
-        requested_at: at(1_700_000_200_000_000),
-        applied_at: Some(at(1_700_000_201_500_000)),
-        reason: Some("no such LAN".into()),
-        claimed_at: Some(at(1_700_000_200_100_000)),
-        lease_until: Some(at(1_700_000_230_100_000)),
-        holder: Some("applier-7".into()),
-        attempts: 2,
-        token: 2,
-        edited_by: None,
-    }
+    let mut m = Mutation::new(
+        MutationId::new(9),
+        TopologyId::new(1),
+        MutationOp::AttachDecky,
+        r#"{"decky":3,"lan":2}"#,
+        at(1_700_000_200_000_000),
+    );
+    m.state = MutationState::Failed;
+    m.applied_at = Some(at(1_700_000_201_500_000));
+    m.reason = Some("no such LAN".into());
+    m.claimed_at = Some(at(1_700_000_200_100_000));
+    m.lease_until = Some(at(1_700_000_230_100_000));
+    m.holder = Some("applier-7".into());
+    m.attempts = 2;
+    m.token = 2;
+    m
 }
 
 fn sample_edits() -> Vec<ChildEdit> {
@@ -536,21 +536,24 @@ fn mutation() -> impl Strategy<Value = Mutation> {
                 applied_at,
                 reason,
                 (lease_until, holder, attempts, token, edited_by),
-            )| Mutation {
-                id: MutationId::new(id),
-                topology_id: TopologyId::new(topology),
-                op,
-                payload,
-                state,
-                requested_at,
-                applied_at,
-                reason,
-                claimed_at: lease_until,
-                lease_until,
-                holder,
-                attempts,
-                token,
-                edited_by,
+            )| {
+                let mut m = Mutation::new(
+                    MutationId::new(id),
+                    TopologyId::new(topology),
+                    op,
+                    payload,
+                    requested_at,
+                );
+                m.state = state;
+                m.applied_at = applied_at;
+                m.reason = reason;
+                m.claimed_at = lease_until;
+                m.lease_until = lease_until;
+                m.holder = holder;
+                m.attempts = attempts;
+                m.token = token;
+                m.edited_by = edited_by;
+                m
             },
         )
 }

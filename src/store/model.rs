@@ -2103,6 +2103,7 @@ impl Transitioned {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Mutation {
     /// The store-assigned id; grows with enqueue order.
     pub id: MutationId,
@@ -2168,6 +2169,45 @@ pub struct Mutation {
 }
 
 impl Mutation {
+    /// A `pending` mutation as enqueued, never claimed. For a store or a test double of
+    /// your own; the other fields are set after construction. (The type is
+    /// `#[non_exhaustive]`: a later release may record more about a claim.)
+    ///
+    /// ```
+    /// use topostate::store::{Mutation, MutationId, Timestamp};
+    /// use topostate::{MutationOp, MutationState, TopologyId};
+    ///
+    /// let at = Timestamp::from_micros(1_000_000);
+    /// let m = Mutation::new(MutationId::new(1), TopologyId::new(2), MutationOp::AddLan, "{}", at);
+    /// assert_eq!((m.state, m.requested_at, m.token, m.attempts), (MutationState::Pending, at, 0, 0));
+    /// assert_eq!((m.claimed_at, m.lease_until, m.holder, m.edited_by), (None, None, None, None));
+    /// ```
+    #[must_use]
+    pub fn new(
+        id: MutationId,
+        topology_id: TopologyId,
+        op: MutationOp,
+        payload: impl Into<String>,
+        requested_at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            topology_id,
+            op,
+            payload: payload.into(),
+            state: MutationState::Pending,
+            requested_at,
+            applied_at: None,
+            reason: None,
+            claimed_at: None,
+            lease_until: None,
+            holder: None,
+            attempts: 0,
+            token: 0,
+            edited_by: None,
+        }
+    }
+
     /// Is it `applying` under a lease that has passed at `now` (free for a takeover)?
     ///
     /// ```
@@ -2175,22 +2215,11 @@ impl Mutation {
     /// use topostate::{MutationOp, MutationState, TopologyId};
     ///
     /// let at = Timestamp::from_micros(1_000_000);
-    /// let held = Mutation {
-    ///     id: MutationId::new(1),
-    ///     topology_id: TopologyId::new(1),
-    ///     op: MutationOp::AddLan,
-    ///     payload: String::from("{}"),
-    ///     state: MutationState::Applying,
-    ///     requested_at: at,
-    ///     applied_at: None,
-    ///     reason: None,
-    ///     claimed_at: Some(at),
-    ///     lease_until: Some(Timestamp::from_micros(2_000_000)),
-    ///     holder: None,
-    ///     attempts: 1,
-    ///     token: 1,
-    ///     edited_by: None,
-    /// };
+    /// let mut held = Mutation::new(MutationId::new(1), TopologyId::new(1), MutationOp::AddLan, "{}", at);
+    /// held.state = MutationState::Applying;
+    /// held.claimed_at = Some(at);
+    /// held.lease_until = Some(Timestamp::from_micros(2_000_000));
+    /// (held.attempts, held.token) = (1, 1);
     /// assert!(!held.lease_expired(Timestamp::from_micros(1_999_999)));
     /// assert!(held.lease_expired(Timestamp::from_micros(2_000_000)));
     /// ```
@@ -2266,6 +2295,10 @@ impl MutationClaim {
 }
 
 /// The answer to a claim: the oldest pending mutation, or why there is none.
+///
+/// Deliberately exhaustive (not `#[non_exhaustive]`): an applier must decide what to do with
+/// every answer, so a new kind of answer should stop its build rather than fall into a
+/// wildcard arm.
 ///
 /// On the wire (feature `serde`) `kind` names the variant, the other keys are its fields:
 /// `{"kind":"claimed","mutation":{...Mutation},"claim":{...MutationClaim}}`,
