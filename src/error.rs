@@ -202,7 +202,7 @@ impl fmt::Display for ParseStatusError {
 
 impl core::error::Error for ParseStatusError {}
 
-/// A refused topology status transition, in the seed module's words.
+/// A refused topology status transition, in the original Python module's words.
 ///
 /// Raised by [`assert_transition`](crate::assert_transition) and
 /// [`legal_next`](crate::legal_next), which take raw stored strings.

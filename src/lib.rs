@@ -40,7 +40,7 @@
 //! let torn = failed.transition_with(|t| t.tear_down()).transition_with(|t| t.finish_teardown());
 //! assert_eq!(torn.status(), TopologyStatus::TornDown);
 //!
-//! // Seed-compatible checks on raw strings.
+//! // Checks on raw strings, as the original Python module made them.
 //! assert!(topostate::assert_transition("failed", "deploying").is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

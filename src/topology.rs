@@ -1,5 +1,5 @@
 //! The MazeNET topology lifecycle, declared once, with its typed transitions and the
-//! seed-compatible string API.
+//! string API compatible with the original Python module.
 
 use alloc::string::String;
 use core::fmt;
@@ -469,13 +469,13 @@ impl AnyTopology {
     }
 }
 
-/// Checks `current → new` on raw stored strings, in the seed's order: unknown current,
+/// Checks `current → new` on raw stored strings, in the original Python module's order: unknown current,
 /// then unknown new, then illegal.
 ///
 /// # Errors
 ///
 /// [`TopologyStatusError::UnknownCurrent`], [`TopologyStatusError::UnknownNew`] or
-/// [`TopologyStatusError::Illegal`], with the seed's messages.
+/// [`TopologyStatusError::Illegal`], with the original module's messages.
 ///
 /// ```
 /// use topostate::assert_transition;

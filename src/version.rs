@@ -1,5 +1,5 @@
 //! Optimistic concurrency: [`Versioned<T>`] carries the version the caller last saw
-//! through every mutation, and [`check_and_bump`] is the seed's plain check.
+//! through every mutation, and [`check_and_bump`] is the original Python module's plain check.
 
 use crate::error::{InvalidVersion, VersionError, VersionOverflow};
 use crate::state::{CanTransitionTo, State};
@@ -13,7 +13,7 @@ pub const INITIAL_VERSION: u64 = 1;
 /// signed SQL integers. A bump at this version is a [`VersionOverflow`], never a wrap.
 pub const MAX_VERSION: u64 = i64::MAX as u64;
 
-/// The seed's check-and-bump, for dynamic callers holding an optional expected version.
+/// The original Python module's check-and-bump, for dynamic callers holding an optional expected version.
 ///
 /// - `None`: no check and no bump; returns `current`.
 /// - `Some(v)` with `v == current`: returns `current + 1`.
@@ -203,7 +203,7 @@ impl<T> Versioned<T> {
     }
 
     /// Checks `expected` against this wrapper's version as the stored one and bumps it,
-    /// the seed's `_check_and_bump_version` on an in-memory value.
+    /// the original Python module's `_check_and_bump_version` on an in-memory value.
     ///
     /// # Errors
     ///

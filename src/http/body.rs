@@ -18,7 +18,7 @@ use crate::MAX_VERSION;
 pub(crate) struct BodyTimeLimit(pub(crate) Duration);
 
 /// A JSON body of type `T` and the domain's optional `expected_version` member beside
-/// `T`'s own fields (the seed's request bodies carried it so: `{"name": …,
+/// `T`'s own fields (the replaced service's request bodies carried it so: `{"name": …,
 /// "expected_version": 3}`).
 #[derive(Debug)]
 pub(crate) struct VersionedJson<T> {
