@@ -469,8 +469,8 @@ impl AnyTopology {
     }
 }
 
-/// Checks `current → new` on raw stored strings, in the original Python module's order: unknown current,
-/// then unknown new, then illegal.
+/// Checks `current → new` on raw stored strings, in the original Python module's order:
+/// unknown current, then unknown new, then illegal.
 ///
 /// # Errors
 ///

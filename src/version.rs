@@ -13,7 +13,8 @@ pub const INITIAL_VERSION: u64 = 1;
 /// signed SQL integers. A bump at this version is a [`VersionOverflow`], never a wrap.
 pub const MAX_VERSION: u64 = i64::MAX as u64;
 
-/// The original Python module's check-and-bump, for dynamic callers holding an optional expected version.
+/// The original Python module's check-and-bump, for dynamic callers holding an optional
+/// expected version.
 ///
 /// - `None`: no check and no bump; returns `current`.
 /// - `Some(v)` with `v == current`: returns `current + 1`.

@@ -65,19 +65,19 @@
 //!   a client reads `current`/`expected` instead of parsing "Version conflict: expected 1,
 //!   current 2". A stale `If-Match` is **412**; a stale body version stays 409.
 //! - **Every write is checked where it happens**: the status gates and the version check
-//!   run in the store's atomic step, not in a separate read before the write (the replaced service's
-//!   guard TOCTOU, §3.4 3), and deletes take a version too (`If-Match`), so a delete can no
-//!   longer remove what another editor just changed (§3.4 5).
+//!   run in the store's atomic step, not in a separate read before the write (the replaced
+//!   service's guard TOCTOU, §3.4 3), and deletes take a version too (`If-Match`), so a
+//!   delete can no longer remove what another editor just changed (§3.4 5).
 //! - **Deploy and teardown record their first transition** (`pending → deploying`,
 //!   `→ tearing_down`) atomically before answering 202, instead of checking the status and
 //!   leaving the transition to a background task that may find it changed (§3.4 10); the
 //!   rest of the walk is the workers', through `POST /{id}/transitions`, which names the
 //!   status it moves from (`stale-status` when another worker moved first, §3.4 2).
-//! - **Bad input is 4xx with a reason**: an unknown status in `?status=` is 400 (the replaced service
-//!   compared the raw string and returned nothing), a malformed body 400, a body that does
-//!   not fit 422 naming the field, unknown fields refused, an edge end in another topology
-//!   422 (`foreign-end`, the replaced service's 400), a backend failure 503 without driver text (the
-//!   replaced service's 500 "Internal error").
+//! - **Bad input is 4xx with a reason**: an unknown status in `?status=` is 400 (the
+//!   replaced service compared the raw string and returned nothing), a malformed body 400,
+//!   a body that does not fit 422 naming the field, unknown fields refused, an edge end in
+//!   another topology 422 (`foreign-end`, the replaced service's 400), a backend failure
+//!   503 without driver text (the replaced service's 500 "Internal error").
 //! - **Child adds answer `{id, version}`** (and the new `ETag`), not the row: the row would
 //!   need a second read that could already show a later write.
 //! - **The event stream** replays the status log and the queue from the start (or from
@@ -85,8 +85,8 @@
 //!   process-local bus that missed the deployer's transitions and every other process's
 //!   writes.
 //! - Not carried over: `POST /blank` and the generator behind `POST /` (their topology
-//!   templates are the replaced service's, not the store's); `POST /` takes `{"name"}` and creates an
-//!   empty `pending` topology.
+//!   templates are the replaced service's, not the store's); `POST /` takes `{"name"}` and
+//!   creates an empty `pending` topology.
 //!
 //! ```
 //! use std::sync::Arc;
