@@ -10,14 +10,16 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::store::lease::lease_micros;
-use crate::store::policy::{delete_gate, free_form_gate, live_gate, transition_refusal};
+use crate::store::policy::{
+    batch_version, bumped_version, delete_gate, free_form_gate, live_gate, stale_version,
+    transition_refusal,
+};
 use crate::store::{
     ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Listed, Mutation,
     MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
     TopologyDetail, TopologyRecord, Transitioned, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
-use crate::{VersionConflict, VersionError};
 
 use super::rows::{
     ClaimedRow, Head, Key, Offer, decky_columns, edge_columns, event_columns, lan_columns,
@@ -107,30 +109,6 @@ async fn head<S: Session>(db: &mut S, id: TopologyId, lock: Lock) -> Result<Head
 
 // ---- versions --------------------------------------------------------------------------
 
-/// The version guard of one write: a stale `expected` is a conflict; a matching one is a
-/// bump unless `bumps` is false, and a bump at the maximum is an overflow.
-fn version_guard(current: u64, expected: Option<u64>, bumps: bool) -> Option<StoreError> {
-    let expected = if bumps {
-        expected
-    } else {
-        // Checked, not bumped: only a conflict can come of it.
-        match expected {
-            Some(e) if e != current => {
-                return Some(StoreError::VersionConflict(VersionConflict {
-                    current,
-                    expected: e,
-                }));
-            }
-            _ => None,
-        }
-    };
-    match crate::check_and_bump(current, expected) {
-        Ok(_) => None,
-        Err(VersionError::Conflict(c)) => Some(StoreError::VersionConflict(c)),
-        Err(VersionError::Overflow(o)) => Some(StoreError::VersionOverflow(o)),
-    }
-}
-
 /// Bumps the version from `expected`, in the caller's transaction. The guard is repeated
 /// in SQL: the `UPDATE` matches only `expected` and only below `i64::MAX`, so `version + 1`
 /// is never computed where it would overflow (SQLite would turn it into a float).
@@ -161,7 +139,8 @@ async fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u6
     let current = head(db, TopologyId::new(id_of(topology)?), Lock::None)
         .await?
         .version;
-    Err(version_guard(current, Some(expected), true)
+    Err(bumped_version(current, Some(expected))
+        .err()
         .unwrap_or_else(|| backend("the version bump matched no row"))
         .into())
 }
@@ -674,7 +653,7 @@ pub(crate) async fn edit<S: Session>(
     refuse(pick([
         refused,
         free_form_gate(head.status).err(),
-        version_guard(head.version, expected_version, bumps),
+        batch_version(head.version, expected_version, edits).err(),
     ]))?;
     let version = finish_version(db, &head, expected_version, bumps).await?;
     Ok(EditReport { touched, version })
@@ -731,7 +710,7 @@ pub(crate) async fn enqueue_mutation<S: Session>(
     refuse(pick([
         live_gate(head.status).err(),
         check_text("payload", payload).err(),
-        version_guard(head.version, expected_version, true),
+        bumped_version(head.version, expected_version).err(),
     ]))?;
     let mutation = db
         .insert(
@@ -889,7 +868,7 @@ pub(crate) async fn delete_topology<S: Session>(
     let head = head(db, id, Lock::Row).await?;
     refuse(pick([
         delete_gate(head.status).err(),
-        version_guard(head.version, expected_version, false),
+        stale_version(head.version, expected_version),
     ]))?;
     // One row: the children go by ON DELETE CASCADE, in the same transaction.
     db.execute(&DELETE, &[Param::Int(head.key)]).await?;
