@@ -30,7 +30,7 @@ pub(crate) use edits::apply_edits;
 pub(crate) use ops::WORK_CHANNEL;
 #[cfg(feature = "sqlite")]
 pub(crate) use ops::shared_store_methods;
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 pub(crate) use ops::{EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
 pub(crate) use ops::{
     INITIAL_SQL_VERSION, Lock, apply_live, claim_next_mutation, delete_topology, edit,
@@ -308,8 +308,9 @@ pub(crate) trait Session {
 /// Invariant: every future of a blocking [`Session`] does its work when polled and never
 /// returns `Pending`, so neither does a planner future built only from them. Should that
 /// ever be broken, the call fails with a backend error instead of spinning or hanging.
-// Only SQLite's driver blocks; PostgreSQL's sessions are awaited.
-#[cfg(feature = "sqlite")]
+// Only SQLite's driver blocks (PostgreSQL's sessions are awaited); the tests drive
+// planner futures with it under either backend.
+#[cfg(any(feature = "sqlite", test))]
 pub(crate) fn ready<T, E: From<StoreError>>(
     future: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
