@@ -5,6 +5,11 @@
 //! Both sides write the same rows under expected versions, on one store, on a WAL file;
 //! each timed save starts from the version the previous one left. After `CHUNK` saves a
 //! fresh topology is made (untimed), so no topology grows without bound.
+//!
+//! The comparison runs twice: on the store's default `synchronous = NORMAL` (a WAL commit
+//! is not flushed), and on a file opened with `synchronous = FULL`, where every commit
+//! flushes the log before the store answers, so the two calls pay two flushes per save
+//! and the batch one.
 
 mod common;
 
@@ -14,7 +19,8 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use topostate::TopologyId;
 use topostate::store::{
-    ChildEdit, LanId, NewDecky, NewEdge, NewLan, RowRef, SqliteStore, TopologyStore,
+    ChildEdit, LanId, NewDecky, NewEdge, NewLan, RowRef, SqliteOptions, SqliteStore, Synchronous,
+    TopologyStore,
 };
 
 /// Saves per topology before the bench starts a fresh one (untimed).
@@ -98,15 +104,27 @@ fn two_calls(store: &SqliteStore, n: u64) -> Duration {
     start.elapsed()
 }
 
-fn store_on_file() -> (SqliteStore, tempfile::TempDir) {
+/// A store on a new WAL file, committing with `mode`.
+fn store_on_file(mode: Synchronous) -> (SqliteStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("canvas.db")).unwrap();
+    let store = SqliteOptions::new()
+        .synchronous(mode)
+        .open(dir.path().join("canvas.db"))
+        .unwrap();
     (store, dir)
 }
 
-fn canvas_save(c: &mut Criterion) {
-    let (store, _dir) = store_on_file();
-    let mut g = c.benchmark_group("sqlite_canvas_save_file_wal");
+/// Criterion's group name for the comparison under `mode` (the NORMAL one keeps its name).
+fn group_name(mode: Synchronous) -> &'static str {
+    match mode {
+        Synchronous::Full => "sqlite_canvas_save_file_wal_sync_full",
+        _ => "sqlite_canvas_save_file_wal",
+    }
+}
+
+fn canvas_save(c: &mut Criterion, mode: Synchronous) {
+    let (store, _dir) = store_on_file(mode);
+    let mut g = c.benchmark_group(group_name(mode));
     g.throughput(Throughput::Elements(1));
     g.bench_function("one_batch_with_references", |b| {
         b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| one_call(&store, n)));
@@ -121,7 +139,7 @@ fn canvas_save(c: &mut Criterion) {
 /// machine shared with other work, preemption and I/O contention only ever add time, so
 /// the fastest round is the closest to each side's own cost; the median ratio above is
 /// printed too.
-fn fastest(store: &SqliteStore, rounds: usize, n: u64) {
+fn fastest(store: &SqliteStore, mode: Synchronous, rounds: usize, n: u64) {
     let (mut one, mut two) = (Duration::MAX, Duration::MAX);
     for round in 0..rounds {
         if round % 2 == 0 {
@@ -134,8 +152,9 @@ fn fastest(store: &SqliteStore, rounds: usize, n: u64) {
     }
     let per = |d: Duration| d / u32::try_from(n).unwrap_or(u32::MAX);
     println!(
-        "fastest of {rounds} rounds of {n} saves: one_batch_with_references {:?}/save, \
-         two_calls {:?}/save, throughput gain {:.2}x",
+        "synchronous={}: fastest of {rounds} rounds of {n} saves: \
+         one_batch_with_references {:?}/save, two_calls {:?}/save, throughput gain {:.2}x",
+        mode.as_str(),
         per(one),
         per(two),
         two.as_secs_f64() / one.as_secs_f64()
@@ -143,16 +162,19 @@ fn fastest(store: &SqliteStore, rounds: usize, n: u64) {
 }
 
 fn main() {
-    let (store, _dir) = store_on_file();
-    fastest(&store, 41, 20);
-    // Time ratio for the same 50 saves; the throughput gain is its inverse.
-    common::interleaved(
-        "sqlite_canvas_save_file_wal one_batch_with_references/two_calls",
-        ROUNDS,
-        || one_call(&store, 50),
-        || two_calls(&store, 50),
-    );
+    for mode in [Synchronous::Normal, Synchronous::Full] {
+        let (store, _dir) = store_on_file(mode);
+        fastest(&store, mode, 41, 20);
+        // Time ratio for the same 50 saves; the throughput gain is its inverse.
+        common::interleaved(
+            &format!("{} one_batch_with_references/two_calls", group_name(mode)),
+            ROUNDS,
+            || one_call(&store, 50),
+            || two_calls(&store, 50),
+        );
+    }
     let mut c = common::criterion(3, 20);
-    canvas_save(&mut c);
+    canvas_save(&mut c, Synchronous::Normal);
+    canvas_save(&mut c, Synchronous::Full);
     c.final_summary();
 }

@@ -35,9 +35,10 @@ struct SignalState {
     next_key: u64,
 }
 
-/// The signal of the SQL stores of this process: a queue write through any of them wakes
-/// the waiters of all of them (a waiter of another file or schema only looks again).
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+/// The signal of the SQLite stores of this process: a queue write through any of them wakes
+/// the waiters of all of them (a waiter of another file only looks again). PostgreSQL's
+/// waiters are woken by the server's notifications instead.
+#[cfg(feature = "sqlite")]
 pub(crate) static SQL_WORK: WorkSignal = WorkSignal::new();
 
 impl Default for WorkSignal {

@@ -26,13 +26,16 @@ use crate::ParseStatusError;
 use crate::store::{BackendError, Entity, StoreError};
 
 pub(crate) use edits::apply_edits;
-#[cfg(test)]
+#[cfg(feature = "postgres")]
+pub(crate) use ops::WORK_CHANNEL;
+#[cfg(feature = "sqlite")]
+pub(crate) use ops::shared_store_methods;
+#[cfg(all(test, feature = "sqlite"))]
 pub(crate) use ops::{EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
 pub(crate) use ops::{
-    INITIAL_SQL_VERSION, Lock, WORK_CHANNEL, apply_live, claim_next_mutation, delete_topology,
-    edit, enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, offer,
-    release, renew_lease, set_needs_resync, shared_store_methods, topology, topology_detail,
-    transition_status,
+    INITIAL_SQL_VERSION, Lock, apply_live, claim_next_mutation, delete_topology, edit,
+    enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, offer, release,
+    renew_lease, set_needs_resync, topology, topology_detail, transition_status,
 };
 pub(crate) use rows::{At, FromRow};
 
@@ -305,6 +308,9 @@ pub(crate) trait Session {
 /// Invariant: every future of a blocking [`Session`] does its work when polled and never
 /// returns `Pending`, so neither does a planner future built only from them. Should that
 /// ever be broken, the call fails with a backend error instead of spinning or hanging.
+// Only SQLite's driver blocks (PostgreSQL's sessions are awaited); the tests drive
+// planner futures with it under either backend.
+#[cfg(any(feature = "sqlite", test))]
 pub(crate) fn ready<T, E: From<StoreError>>(
     future: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {

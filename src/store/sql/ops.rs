@@ -172,6 +172,7 @@ macro_rules! db_now {
 
 /// The channel PostgreSQL's queue writes notify and waiters listen on; the payload is the
 /// topology's id.
+#[cfg(feature = "postgres")]
 pub(crate) const WORK_CHANNEL: &str = "topostate_work";
 
 /// A statement whose PostgreSQL text also notifies waiting appliers (at commit): `$sql`
@@ -875,11 +876,13 @@ pub(crate) async fn delete_topology<S: Session>(
     Ok(())
 }
 
-/// The [`TopologyStore`](crate::store::TopologyStore) methods every SQL backend runs the
-/// same way: one shared operation inside the backend's `write` runner (a write transaction)
-/// or `read` runner (one consistent snapshot). Expanded inside the backend's
-/// `impl TopologyStore`; the methods that differ (creation, single-statement reads and
-/// runtime writes) are written there.
+/// The [`TopologyStore`](crate::store::TopologyStore) methods a blocking SQL backend
+/// (SQLite's) runs the same way: one shared operation inside the backend's `write` runner
+/// (a write transaction) or `read` runner (one consistent snapshot), run to completion by
+/// `ready`. Expanded inside the backend's `impl TopologyStore`; the methods that differ
+/// (creation, single-statement reads and runtime writes) are written there. PostgreSQL's
+/// async store awaits the same operations in methods of its own.
+#[cfg(feature = "sqlite")]
 macro_rules! shared_store_methods {
     () => {
         fn topology_detail(
@@ -1056,4 +1059,5 @@ macro_rules! shared_store_methods {
         }
     };
 }
+#[cfg(feature = "sqlite")]
 pub(crate) use shared_store_methods;
