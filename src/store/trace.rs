@@ -68,6 +68,8 @@ impl Op {
         clippy::inline_always,
         reason = "with tracing off the wrapper must vanish into its caller"
     )]
+    // Without the feature there is no span to use, yet callers still go through the value.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
     pub(crate) fn run<T: Outcome>(
         self,
         f: impl FnOnce() -> Result<T, StoreError>,

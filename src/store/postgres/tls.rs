@@ -484,6 +484,10 @@ impl ServerCertVerifier for AnyName {
 }
 
 /// Did a connection fail setting up TLS (the certificate refused, the server without TLS)?
+#[allow(
+    clippy::redundant_closure_for_method_calls,
+    reason = "the path of `is` on a boxed error object reads worse than the closure"
+)]
 pub(super) fn failed(e: &tokio_postgres::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -491,7 +495,7 @@ pub(super) fn failed(e: &tokio_postgres::Error) -> bool {
             || cause
                 .downcast_ref::<std::io::Error>()
                 .and_then(std::io::Error::get_ref)
-                .is_some_and(<dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<rustls::Error>)
+                .is_some_and(|inner| inner.is::<rustls::Error>())
             // The driver's words when the server answers the TLS request with "no".
             || cause.to_string() == "server does not support TLS"
         {
