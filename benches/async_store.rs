@@ -2,7 +2,7 @@
 //!
 //! - SQLite through [`Offload`] (each call hops to tokio's blocking pool and back) against
 //!   the same `SqliteStore` called directly: the cost of the hop, per operation.
-//! - MemoryStore's inline async face against its sync face: the cost of the boxed future
+//! - `MemoryStore`'s inline async face against its sync face: the cost of the boxed future
 //!   and the await, which is what running its short locks inline on a runtime worker adds.
 //!
 //! Both sides work on their own store of the same kind, in one process, interleaved

@@ -4,6 +4,14 @@
 //! pass prints each ratio measured round by round with the two sides alternating, which a
 //! load drifting during the run cannot skew.
 
+// Bench arithmetic: counts and indexes far below 2^52 turned into rates, ratios and
+// percentile positions, where a float's rounding is the intended result.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -11,6 +11,14 @@
 //!
 //! Each side works in a fresh schema of its own (same tables), dropped at the end.
 
+// Bench arithmetic: counts and indexes far below 2^52 turned into rates, ratios and
+// percentile positions, where a float's rounding is the intended result.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod common;
 
 use std::hint::black_box;

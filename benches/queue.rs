@@ -21,6 +21,14 @@
 //! autocommit and the edit one transaction; the wake-ups come from enqueues by that plain
 //! client, so the waiting store hears them through `LISTEN`/`NOTIFY` only.
 
+// Bench arithmetic: counts and indexes far below 2^52 turned into rates, ratios and
+// percentile positions, where a float's rounding is the intended result.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -489,7 +497,10 @@ fn main() {
 
 #[cfg(feature = "postgres")]
 mod pg {
-    use super::*;
+    use super::{
+        CHUNK, Criterion, Duration, Instant, LEASE, Said, Throughput, Timestamp, WAKE_ROUNDS,
+        active, applier, common, lib_cycles, mpsc, new_lan,
+    };
     use postgres::{Client, NoTls, Statement};
     use topostate::store::PgStore;
 

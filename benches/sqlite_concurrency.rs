@@ -14,6 +14,14 @@
 //! The interleaved lines print the ratios directly: each round times the same work both
 //! ways, so drifting load on this shared machine weighs on both.
 
+// Bench arithmetic: counts and indexes far below 2^52 turned into rates, ratios and
+// percentile positions, where a float's rounding is the intended result.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod common;
 
 use std::hint::black_box;

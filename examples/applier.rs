@@ -36,6 +36,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 /// # Errors
 ///
 /// Any store error the appliers do not expect (refused edits fail their mutation instead).
+///
+/// # Panics
+///
+/// If the queue's history differs from the one the appliers must produce.
 pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     let store = SqliteStore::open(path)?;
     let id = live_topology(&store)?;
@@ -76,7 +80,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
         Claim::Busy { applying } => println!("applier-2: busy, #{applying} is applying"),
         other => return Err(format!("expected a busy queue, got {other:?}").into()),
     }
-    apply(&first, "applier-1", mutation, claim)?;
+    apply(&first, "applier-1", &mutation, claim)?;
     drain(&first, "applier-1", id)?;
     if second.claim_next_mutation(id)? == Claim::Empty {
         println!("applier-2: nothing to do");
@@ -130,7 +134,7 @@ fn drain(store: &SqliteStore, name: &str, id: TopologyId) -> Result<(), StoreErr
     // the rest, `Empty` that nothing is left.
     while let Claim::Claimed { mutation, claim } = store.claim_next_mutation(id)? {
         println!("{name}: claimed #{} {}", mutation.id, mutation.op);
-        apply(store, name, mutation, claim)?;
+        apply(store, name, &mutation, claim)?;
     }
     Ok(())
 }
@@ -144,13 +148,13 @@ fn drain(store: &SqliteStore, name: &str, id: TopologyId) -> Result<(), StoreErr
 fn apply(
     store: &SqliteStore,
     name: &str,
-    mutation: Mutation,
+    mutation: &Mutation,
     claim: MutationClaim,
 ) -> Result<(), StoreError> {
     // Claims are serial per topology and free-form edits stopped at deploy, so nothing
     // else changes the children until this claim is marked: this read stays current.
     let detail = store.topology_detail(claim.topology_id())?;
-    let refused = match edits_for(&mutation, &detail) {
+    let refused = match edits_for(mutation, &detail) {
         Err(why) => why,
         Ok(edits) => match store.apply_live(&claim, &edits) {
             Ok(_) => {
@@ -233,8 +237,8 @@ fn live_topology(store: &SqliteStore) -> Result<TopologyId, StoreError> {
     if let [Touched::Lan(dmz), Touched::Decky(web)] = report.touched[..] {
         store.edit_pending(&mut lab, &[ChildEdit::AddEdge(NewEdge::new(web, dmz))])?;
     }
-    let lab = store.advance(lab, |t| t.deploy())?;
-    let lab = store.advance(lab, |t| t.activate())?;
+    let lab = store.advance(lab, topostate::Topology::deploy)?;
+    let lab = store.advance(lab, topostate::Topology::activate)?;
     println!(
         "setup: '{}' is active at version {}",
         lab.value().name(),

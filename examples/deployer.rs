@@ -59,6 +59,10 @@ struct Tally {
 /// # Errors
 ///
 /// Any store error the workers do not expect (the races they expect are handled).
+///
+/// # Panics
+///
+/// If the workers' tally differs from the one the races must produce.
 pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     let store = SqliteStore::open(path)?;
     seed(&store)?;
@@ -236,7 +240,7 @@ fn teardown(store: &SqliteStore) -> Result<(), StoreError> {
     while let Some(request) = page {
         let read = store.list_topologies(None, request)?;
         page = read.next_page(BATCH);
-        for topology in read.items {
+        for topology in &read.items {
             teardown_one(store, topology)?;
         }
     }
@@ -244,7 +248,7 @@ fn teardown(store: &SqliteStore) -> Result<(), StoreError> {
 }
 
 /// Tears one topology down and deletes it, believing the status it was listed with.
-fn teardown_one(store: &SqliteStore, topology: TopologyRecord) -> Result<(), StoreError> {
+fn teardown_one(store: &SqliteStore, topology: &TopologyRecord) -> Result<(), StoreError> {
     let id = topology.id;
     store.transition_status(id, TearingDown, None, Precondition::status(topology.status))?;
     let detail = store.topology_detail(id)?;

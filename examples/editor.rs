@@ -103,7 +103,8 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
 
     // Deploying passes the handle's version too: what the deployer builds is exactly what
     // this editor last saw. Had the colleague saved again since, this would be a conflict.
-    let deploying: Versioned<Topology<Deploying>> = store.advance(canvas, |t| t.deploy())?;
+    let deploying: Versioned<Topology<Deploying>> =
+        store.advance(canvas, topostate::Topology::deploy)?;
     println!(
         "editor: deployed version {}; status is now '{}'",
         deploying.version(),

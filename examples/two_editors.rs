@@ -29,7 +29,7 @@ fn editor(
     name: &'static str,
     path: &Path,
     id: TopologyId,
-    lan: NewLan,
+    lan: &NewLan,
     both_read: &Barrier,
 ) -> Result<Outcome, StoreError> {
     let store = SqliteStore::open(path)?;
@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .map(|(name, lan)| {
         let path = path.clone();
         let both_read = Arc::clone(&both_read);
-        thread::spawn(move || editor(name, &path, lab.id, lan, &both_read))
+        thread::spawn(move || editor(name, &path, lab.id, &lan, &both_read))
     });
 
     let mut total_conflicts = 0;

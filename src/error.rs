@@ -126,6 +126,7 @@ impl fmt::Debug for Kept {
 impl ParseStatusError {
     /// The error for `input`, which is not a value of lifecycle `L`.
     #[inline]
+    #[must_use]
     pub fn new<L: Lifecycle>(input: &str) -> Self {
         Self::new_named(L::MACHINE, L::NOUN, input, L::NAMES)
     }
@@ -133,6 +134,7 @@ impl ParseStatusError {
     /// The error for `input`, which is not one of `accepted`, for any named set of values
     /// (e.g. `new_named("mutation", "op", "noop", &MutationOp::NAMES)`).
     #[inline]
+    #[must_use]
     pub fn new_named(
         machine: &'static str,
         noun: &'static str,
@@ -148,11 +150,13 @@ impl ParseStatusError {
     }
 
     /// The error for bytes that are not even UTF-8 (shown lossily decoded).
+    #[must_use]
     pub fn from_bytes<L: Lifecycle>(input: &[u8]) -> Self {
         Self::from_bytes_named(L::MACHINE, L::NOUN, input, L::NAMES)
     }
 
     /// [`ParseStatusError::new_named`] for bytes that are not even UTF-8.
+    #[must_use]
     pub fn from_bytes_named(
         machine: &'static str,
         noun: &'static str,

@@ -49,7 +49,7 @@
 //!
 //! - `std` (default): `std::error::Error` impls and the [`store`] module. Without it the
 //!   core builds on `core` and `alloc`.
-//! - `serde` (default): statuses serialize as their snake_case strings; ids, [`Versioned`]
+//! - `serde` (default): statuses serialize as their `snake_case` strings; ids, [`Versioned`]
 //!   and (with `std`) every store row, input and report have a documented JSON shape, read
 //!   with the store's own field checks.
 //! - `sqlite`: the SQLite store backend (bundled SQLite), for one machine.

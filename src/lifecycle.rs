@@ -299,6 +299,7 @@ fn dot_id(name: &str) -> String {
 ///
 /// assert_eq!(sql_in_list::<MutationState>(), "'pending', 'applying', 'applied', 'failed'");
 /// ```
+#[must_use]
 pub fn sql_in_list<L: Lifecycle>() -> String {
     names_in_list(L::NAMES)
 }

@@ -274,6 +274,7 @@ mod visitor {
 
     impl<T> LifecycleVisitor<T> {
         /// The visitor.
+        #[must_use]
         pub const fn new() -> Self {
             Self(PhantomData)
         }

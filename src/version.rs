@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn write_keeps_version_on_error() {
         let mut v = Versioned::new(());
-        let r: Result<(), &str> = v.write(|_, _| Err("no"));
+        let r: Result<(), &str> = v.write(|(), _| Err("no"));
         assert_eq!(r, Err("no"));
         assert_eq!(v.version(), 1);
     }

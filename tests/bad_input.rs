@@ -66,7 +66,7 @@ fn hostile_string(names: &'static [&'static str]) -> impl Strategy<Value = Strin
         3 => any::<String>(),
         2 => "\\PC{0,80}",
         1 => name.clone().prop_map(String::from),
-        1 => name.clone().prop_map(|n| n.to_uppercase()),
+        1 => name.clone().prop_map(str::to_uppercase),
         1 => (name.clone(), "[ \t\n\r\u{0}\u{feff}\u{200b}'\"\\\\-]{1,3}")
             .prop_map(|(n, junk)| format!("{junk}{n}")),
         1 => (name.clone(), "[ \t\n\r\u{0}\u{feff}\u{200b}'\"\\\\-]{1,3}")
@@ -272,7 +272,11 @@ fn assert_transition_and_legal_next_on_any_strings() {
                 prop_assert_eq!(&e, &TopologyStatusError::Unknown { status: s.clone() });
                 assert_names_input(&e.to_string(), &s)?;
             }
-            (next, status) => prop_assert!(false, "{:?} vs {status:?}", next.map(|n| n.count())),
+            (next, status) => prop_assert!(
+                false,
+                "{:?} vs {status:?}",
+                next.map(std::iter::Iterator::count)
+            ),
         }
         Ok(())
     });

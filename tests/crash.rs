@@ -45,6 +45,10 @@ const CHILD_PATH: &str = "TOPOSTATE_CRASH_CHILD_PATH";
 struct Rng(u64);
 
 impl Rng {
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a seed keeps the fast-moving low bits of the clock"
+    )]
     fn seeded() -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -217,7 +221,7 @@ fn run_and_kill(path: &Path, rng: &mut Rng) -> (Vec<String>, Duration) {
         }
         lines
     });
-    let ready = rx.recv_timeout(Duration::from_secs(60));
+    let ready = rx.recv_timeout(Duration::from_mins(1));
     let delay = Duration::from_micros(rng.below(60_000));
     if ready.is_ok() {
         std::thread::sleep(delay);

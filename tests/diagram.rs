@@ -85,8 +85,7 @@ fn parse_dot(text: &str) -> Dot {
     let name = header
         .strip_prefix("digraph ")
         .and_then(|rest| rest.strip_suffix(" {"))
-        .map(unquote)
-        .unwrap_or_else(|| panic!("bad header {header:?}"));
+        .map_or_else(|| panic!("bad header {header:?}"), unquote);
     assert!(text.ends_with("}\n"), "{text}");
     let mut out = Dot {
         name,

@@ -28,7 +28,7 @@ fn chain<'a>(error: &'a (dyn Error + 'static)) -> (String, Vec<&'a (dyn Error + 
     }
     let shown = parts
         .iter()
-        .map(|e| e.to_string())
+        .map(std::string::ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ");
     (shown, parts)

@@ -1,5 +1,5 @@
 //! Crash takeover of a claim, across processes: an applier process claims a mutation under
-//! a short lease and is SIGKILLed mid-apply (before or after its live edit committed);
+//! a short lease and is `SIGKILLed` mid-apply (before or after its live edit committed);
 //! another process waits for the lease to pass and takes the mutation over. 20 rounds per
 //! backend (a SQLite file, a PostgreSQL schema; on PostgreSQL, a third of the rounds also
 //! restart the server while the dead applier's claim is held). After every round:
@@ -46,6 +46,10 @@ const ROUNDS: u64 = 20;
 struct Rng(u64);
 
 impl Rng {
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a seed keeps the fast-moving low bits of the clock"
+    )]
     fn seeded() -> Self {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -117,7 +121,7 @@ fn applier(backend: &str, place: &str, topology: TopologyId) {
     std::thread::sleep(Duration::from_millis(rng.below(25)));
     store.apply_live(&claim, &[edit_for(&mutation)]).unwrap();
     say(format_args!("EDITED"));
-    std::thread::sleep(Duration::from_secs(600));
+    std::thread::sleep(Duration::from_mins(10));
 }
 
 /// The live edit of a mutation: a LAN named after it.
@@ -172,7 +176,7 @@ fn run_and_kill(backend: &dyn Backend, topology: TopologyId, round: u64, rng: &m
         }
         said
     });
-    let claimed = rx.recv_timeout(Duration::from_secs(60));
+    let claimed = rx.recv_timeout(Duration::from_mins(1));
     let restarted = claimed.is_ok() && backend.during_claim(round);
     if claimed.is_ok() && !restarted {
         std::thread::sleep(Duration::from_millis(rng.below(40)));
@@ -192,7 +196,7 @@ fn run_and_kill(backend: &dyn Backend, topology: TopologyId, round: u64, rng: &m
 
 /// Retries `call` while the backend is unreachable (a server restarting), for up to 60 s.
 fn retry<T>(mut call: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         match call() {
             Err(StoreError::Backend(_) | StoreError::Timeout { .. })
@@ -482,13 +486,17 @@ static SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored"]
 fn postgres_applier_killed_mid_apply_is_taken_over() {
-    let _alone = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = SERVER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     takeovers(&pg_backend("kill", false));
 }
 
 #[test]
 #[ignore = "needs PostgreSQL and TOPOSTATE_PG_DIR (its server is restarted); run with --include-ignored"]
 fn postgres_takeover_rides_through_server_restarts_during_claims() {
-    let _alone = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = SERVER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     takeovers(&pg_backend("restart", true));
 }

@@ -10,7 +10,7 @@ use pages::ListAll;
 use std::time::Instant;
 
 use topostate::store::{
-    ChildEdit, DeckyPatch, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
+    ChildEdit, DeckyPatch, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
     MutationClaim, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::version::bump;
@@ -245,10 +245,14 @@ fn store_versions_at_the_maximum() {
         let rec = s.get_topology(lab.id).unwrap();
         assert_eq!(rec.version, MAX_VERSION, "{}", b.name);
         assert_eq!(rec.clone().into_versioned().unwrap().version(), MAX_VERSION);
-        assert_ne!(
-            MAX_VERSION as f64 as u64, MAX_VERSION,
-            "a float would round"
-        );
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "the round trip through a float is what is being shown to lose"
+        )]
+        let through_float = MAX_VERSION as f64 as u64;
+        assert_ne!(through_float, MAX_VERSION, "a float would round");
         assert_eq!(
             s.all_topologies(None)
                 .unwrap()
@@ -618,7 +622,7 @@ fn ten_thousand_children() {
             })
         ));
         assert!(matches!(
-            s.set_decky_runtime(deckies[0], &Default::default()),
+            s.set_decky_runtime(deckies[0], &DeckyRuntime::default()),
             Err(StoreError::NotFound {
                 entity: Entity::Decky,
                 ..

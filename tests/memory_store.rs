@@ -30,7 +30,7 @@ impl Harness for MemoryHarness {
 
 conformance_tests!(MemoryHarness);
 
-/// The same suite through MemoryStore's async face (inline: it never blocks).
+/// The same suite through `MemoryStore`'s async face (inline: it never blocks).
 mod through_async {
     use std::sync::Arc;
 
@@ -88,7 +88,7 @@ fn a_store_is_a_shareable_handle() {
     assert!(MemoryStore::new().all_topologies(None).unwrap().is_empty());
 }
 
-/// MemoryStore's async `wait_for_work` waits, without blocking its executor's thread: on a
+/// `MemoryStore`'s async `wait_for_work` waits, without blocking its executor's thread: on a
 /// one-thread runtime it answers `false` only once its timeout has passed, stays pending
 /// while there is no work (the enqueue runs on that same thread meanwhile), answers `true`
 /// once a mutation is enqueued, and again once a running lease passes.
@@ -121,7 +121,7 @@ fn async_wait_for_work_waits_on_a_one_thread_runtime() {
         for scope in [Some(id), None] {
             let waiting = store.clone();
             let waiter = tokio::spawn(async move {
-                topostate::store::AsyncTopologyStore::wait_for_work(&waiting, scope, Duration::from_secs(600)).await
+                topostate::store::AsyncTopologyStore::wait_for_work(&waiting, scope, Duration::from_mins(10)).await
             });
             // Let the waiter run until it waits (it shares this thread).
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -129,7 +129,7 @@ fn async_wait_for_work_waits_on_a_one_thread_runtime() {
             let queued = topostate::store::AsyncTopologyStore::enqueue_mutation(&store, id, MutationOp::AddLan, "{}", None)
                 .await
                 .unwrap();
-            let woke = tokio::time::timeout(Duration::from_secs(60), waiter)
+            let woke = tokio::time::timeout(Duration::from_mins(1), waiter)
                 .await
                 .expect("still waiting a minute after the enqueue")
                 .unwrap()
@@ -144,11 +144,11 @@ fn async_wait_for_work_waits_on_a_one_thread_runtime() {
                 "{claimed:?}"
             );
             let started = Instant::now();
-            let woke = topostate::store::AsyncTopologyStore::wait_for_work(&store, scope, Duration::from_secs(60))
+            let woke = topostate::store::AsyncTopologyStore::wait_for_work(&store, scope, Duration::from_mins(1))
                 .await
                 .unwrap();
             assert!(woke, "{scope:?}: not woken by the lease passing");
-            assert!(started.elapsed() < Duration::from_secs(60));
+            assert!(started.elapsed() < Duration::from_mins(1));
             let topostate::store::Claim::Claimed { claim, .. } =
                 store.claim_next_mutation_with(id, &short).unwrap()
             else {

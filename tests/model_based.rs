@@ -1265,7 +1265,6 @@ impl Model {
 
     /// Why an edge end that is not (referable) in the topology fails.
     fn missing_end(
-        &self,
         entity: Entity,
         id: u64,
         owner: Option<TopologyId>,
@@ -1474,11 +1473,11 @@ impl Model {
                     let decky_error = (!t.deckies.contains_key(&decky)
                         || (!decky_batch && new_deckies.contains(&decky)))
                     .then(|| {
-                        self.missing_end(Entity::Decky, decky.get(), self.decky_owner(decky), id)
+                        Self::missing_end(Entity::Decky, decky.get(), self.decky_owner(decky), id)
                     });
                     let lan_error = (!t.lans.contains_key(&lan)
                         || (!lan_batch && new_lans.contains(&lan)))
-                    .then(|| self.missing_end(Entity::Lan, lan.get(), self.lan_owner(lan), id));
+                    .then(|| Self::missing_end(Entity::Lan, lan.get(), self.lan_owner(lan), id));
                     if let Some(e) = StoreError::first(decky_error, lan_error) {
                         return Err(e);
                     }

@@ -49,7 +49,9 @@ fn pg_url() -> String {
 static SERVER: RwLock<()> = RwLock::new(());
 
 fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    SERVER.read().unwrap_or_else(|e| e.into_inner())
+    SERVER
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A name no other test (or earlier run) uses: a schema and an `application_name`.
@@ -192,7 +194,7 @@ fn self_inflicted(e: &StoreError) -> bool {
 
 /// Retries a read until it answers (the server may be restarting), for up to 60 s.
 fn settle<T>(mut read: impl FnMut() -> Result<T, StoreError>) -> T {
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_mins(1);
     loop {
         match read() {
             Ok(v) => return v,
@@ -654,7 +656,9 @@ fn restart_server() {
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored"]
 fn writers_ride_through_server_restarts_without_losing_or_doubling_a_write() {
-    let _guard = SERVER.write().unwrap_or_else(|e| e.into_inner());
+    let _guard = SERVER
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let scratch = Scratch::new("restart");
     let store = scratch
         .builder()

@@ -221,7 +221,7 @@ fn stores_are_cheap_shareable_handles() {
     assert_eq!(store.schema(), Some(scratch.schema.as_str()));
     let shown = format!("{store:?}");
     assert!(
-        shown.contains("PgStore") && shown.contains(&scratch.schema) && shown.contains("3"),
+        shown.contains("PgStore") && shown.contains(&scratch.schema) && shown.contains('3'),
         "{shown}"
     );
     let clone = store.clone();
@@ -557,7 +557,11 @@ fn sql_checks_refuse_what_the_api_cannot_express() {
             &[&id],
         )
         .unwrap_err();
-    assert_eq!(e.code().map(|c| c.code()), Some("22003"), "{e}");
+    assert_eq!(
+        e.code().map(postgres::error::SqlState::code),
+        Some("22003"),
+        "{e}"
+    );
     let row = store.get_topology(lab.id).unwrap();
     assert_eq!(row.status, TopologyStatus::Pending);
     assert_eq!(row.version, MAX_VERSION);
@@ -889,7 +893,7 @@ fn cross_topology_churn_never_surfaces_a_backend_error() {
         setup.create_topology(name).unwrap();
     }
     let barrier = Barrier::new(THREADS);
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_mins(1);
     let tallies: Vec<BTreeMap<String, usize>> = thread::scope(|scope| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -968,13 +972,10 @@ fn churn_step(store: &PgStore, names: &[String], t: usize, i: usize) -> Result<(
             })
     };
     let here = pick(0);
-    let id = match find(here) {
-        Ok(id) => id,
-        Err(_) => {
-            // Deleted by someone: bring it back (or lose the race to whoever did).
-            store.create_topology(&names[here])?;
-            return Ok(());
-        }
+    let Ok(id) = find(here) else {
+        // Deleted by someone: bring it back (or lose the race to whoever did).
+        store.create_topology(&names[here])?;
+        return Ok(());
     };
     let detail = store.topology_detail(id)?;
     let other = find(pick(1)).and_then(|o| store.topology_detail(o));
@@ -1074,7 +1075,7 @@ const STEPS_PER_CHILD: usize = 240;
 /// and, in a child process its parent started, comes here instead of being the parent.
 fn child_process(child: &ChildEnv) {
     let (schema, index, topologies) = (&child.place, child.index, &child.topologies);
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_mins(1);
     match child.role.as_str() {
         // Its own pool, as a separate editor host would have.
         "writer" => processes::writer(&store_on(schema, 2), child, WRITES_PER_CHILD),
@@ -1218,8 +1219,11 @@ fn processes_hammering_many_topologies_keep_every_invariant() {
     let ids: Vec<TopologyId> = (0..TOPOLOGIES)
         .map(|i| {
             let lab = store.create(&format!("lab-{i}")).unwrap();
-            let lab = store.advance(lab, |t| t.deploy()).unwrap();
-            store.advance(lab, |t| t.activate()).unwrap().id()
+            let lab = store.advance(lab, topostate::Topology::deploy).unwrap();
+            store
+                .advance(lab, topostate::Topology::activate)
+                .unwrap()
+                .id()
         })
         .collect();
     let started = Instant::now();

@@ -233,7 +233,11 @@ fn disable_against_a_server_that_requires_tls_is_refused() {
         .get_ref()
         .downcast_ref::<tokio_postgres::Error>()
         .expect("the driver's error");
-    assert_eq!(driver.code().map(|c| c.code()), Some("28000"), "{shown}");
+    assert_eq!(
+        driver.code().map(postgres::error::SqlState::code),
+        Some("28000"),
+        "{shown}"
+    );
     assert!(shown.contains("no encryption"), "{shown}");
     // The same role over TLS without checking the certificate (`require`) is admitted.
     let store = scratch

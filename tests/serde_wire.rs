@@ -696,7 +696,7 @@ fn store_rows_round_trip(
     store: &dyn TopologyStore,
     lans: Vec<NewLan>,
     deckies: Vec<NewDecky>,
-    reason: String,
+    reason: &str,
 ) {
     let topology = store.create_topology("wire").unwrap();
     let mut edits: Vec<ChildEdit> = lans.into_iter().map(ChildEdit::AddLan).collect();
@@ -720,22 +720,22 @@ fn store_rows_round_trip(
         let runtime = DeckyRuntime::new()
             .with_state(DeckyState::Degraded)
             .with_ip("10.0.0.9")
-            .with_last_error(reason.clone());
+            .with_last_error(reason);
         store.set_decky_runtime(decky.id, &runtime).unwrap();
     }
     if let Some(lan) = detail.lans.first() {
-        store.set_lan_network_id(lan.id, Some(&reason)).unwrap();
+        store.set_lan_network_id(lan.id, Some(reason)).unwrap();
     }
     for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
         let pre = Precondition::none();
         round_trip(
             &store
-                .transition_status(topology.id, to, Some(&reason), pre)
+                .transition_status(topology.id, to, Some(reason), pre)
                 .unwrap(),
         );
     }
     store
-        .enqueue_mutation(topology.id, MutationOp::AddLan, &reason, None)
+        .enqueue_mutation(topology.id, MutationOp::AddLan, reason, None)
         .unwrap();
     store
         .enqueue_mutation(topology.id, MutationOp::RemoveDecky, "{}", None)
@@ -746,7 +746,7 @@ fn store_rows_round_trip(
     let Claim::Claimed { claim, .. } = round_trip(&claim) else {
         panic!("nothing claimed")
     };
-    round_trip(&store.mark_mutation_failed(claim, &reason).unwrap());
+    round_trip(&store.mark_mutation_failed(claim, reason).unwrap());
     store.set_needs_resync(topology.id, true).unwrap();
 
     let detail = store.topology_detail(topology.id).unwrap();
@@ -770,7 +770,7 @@ fn memory_store_rows_round_trip() {
     let mut runner = TestRunner::new(cases(64));
     runner
         .run(&store_strategy(), |(lans, deckies, reason)| {
-            store_rows_round_trip(&MemoryStore::new(), lans, deckies, reason);
+            store_rows_round_trip(&MemoryStore::new(), lans, deckies, &reason);
             Ok(())
         })
         .unwrap();
@@ -788,7 +788,7 @@ fn sqlite_file_rows_round_trip() {
             let n = n.get();
             let store =
                 topostate::store::SqliteStore::open(dir.path().join(format!("{n}.db"))).unwrap();
-            store_rows_round_trip(&store, lans, deckies, reason);
+            store_rows_round_trip(&store, lans, deckies, &reason);
             Ok(())
         })
         .unwrap();
@@ -796,7 +796,7 @@ fn sqlite_file_rows_round_trip() {
 
 // ---- bad JSON -----------------------------------------------------------------------------------
 
-/// Reads `json` as `T`, expecting a refusal; returns the path serde_path_to_error reports
+/// Reads `json` as `T`, expecting a refusal; returns the path `serde_path_to_error` reports
 /// and the message, after checking the message is short.
 fn refusal<T: DeserializeOwned + Debug>(json: &str) -> (String, String) {
     let de = &mut serde_json::Deserializer::from_str(json);
@@ -1092,7 +1092,7 @@ fn bad_edits_are_refused_by_name() {
     assert!(got.contains("expected a lan id"), "{got}");
 }
 
-/// Nesting far past serde_json's recursion limit (128) is an error, not a stack overflow,
+/// Nesting far past `serde_json`'s recursion limit (128) is an error, not a stack overflow,
 /// including inside an edit (which is read whole before its `op` is known).
 #[test]
 fn deep_nesting_is_refused_cleanly() {

@@ -215,9 +215,10 @@ fn a_file_that_is_not_sqlite_is_refused_untouched() {
 
 #[test]
 fn many_foreign_tables_are_counted_not_all_listed() {
-    let make: String = (0..20)
+    let make = (0..20)
         .map(|i| format!("CREATE TABLE t{i:02} (x);"))
-        .collect();
+        .collect::<Vec<_>>()
+        .concat();
     let (dir, path) = database(&make);
     let names: Vec<String> = (0..20).map(|i| format!("t{i:02}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -163,7 +163,7 @@ fn in_memory_stores_are_separate() {
     let a = SqliteStore::open_in_memory().unwrap();
     let b = SqliteStore::open_in_memory().unwrap();
     let lab = a.create("lab").unwrap();
-    let lab = a.advance(lab, |t| t.deploy()).unwrap();
+    let lab = a.advance(lab, topostate::Topology::deploy).unwrap();
     assert_eq!(
         a.get_topology(lab.id()).unwrap().status,
         TopologyStatus::Deploying

@@ -406,7 +406,7 @@ fn every_operation(store: &dyn TopologyStore, backend: &str) -> Vec<BTreeMap<Str
     };
     span("claim_next_mutation", Some(id), None, None, "ok");
     store
-        .renew_lease(&claim, std::time::Duration::from_secs(60))
+        .renew_lease(&claim, std::time::Duration::from_mins(1))
         .unwrap();
     span("renew_lease", Some(id), None, None, "ok");
     store.release_mutation(claim).unwrap();

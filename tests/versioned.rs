@@ -38,7 +38,7 @@ fn new_is_version_one() {
 #[test]
 fn transitions_keep_the_version() -> TestResult {
     let v = Versioned::from_parts(Topology::new(TopologyId::new(2), "lab"), 41)?;
-    let v = v.transition_with(|t| t.deploy());
+    let v = v.transition_with(topostate::Topology::deploy);
     assert_eq!((v.version(), v.status()), (41, TopologyStatus::Deploying));
     let v = v.transition_with(|t| t.fail("compose up exited 1"));
     assert_eq!((v.version(), v.status()), (41, TopologyStatus::Failed));
@@ -46,7 +46,7 @@ fn transitions_keep_the_version() -> TestResult {
     let v = v.transition::<topostate::state::TearingDown>();
     assert_eq!((v.version(), v.status()), (41, TopologyStatus::TearingDown));
     assert_eq!(v.value().reason(), None);
-    let v = v.transition_with(|t| t.finish_teardown());
+    let v = v.transition_with(topostate::Topology::finish_teardown);
     assert_eq!(v.version(), 41);
     let any = v.erase();
     assert_eq!(
@@ -218,7 +218,7 @@ fn from_parts_validates_the_range() -> TestResult {
 
 #[test]
 fn into_parts_round_trip() -> TestResult {
-    let v = lab().transition_with(|t| t.deploy());
+    let v = lab().transition_with(topostate::Topology::deploy);
     let (topology, version) = v.into_parts();
     assert_eq!(version, 1);
     assert_eq!(topology.status(), TopologyStatus::Deploying);
@@ -279,7 +279,7 @@ fn write_updates_version_only_on_success() -> TestResult {
 #[test]
 fn write_error_of_any_type_keeps_the_version() -> TestResult {
     let mut v = Versioned::from_parts((), 5)?;
-    let r: Result<(), String> = v.write(|_, _| Err("refused".to_owned()));
+    let r: Result<(), String> = v.write(|(), _| Err("refused".to_owned()));
     assert_eq!(r, Err("refused".to_owned()));
     assert_eq!(v.version(), 5);
     Ok(())
@@ -308,8 +308,8 @@ fn restore_keeps_the_version() -> TestResult {
     assert_eq!(failed.version(), 5);
     assert_eq!(failed.status(), TopologyStatus::Failed);
     let torn = failed
-        .transition_with(|t| t.tear_down())
-        .transition_with(|t| t.finish_teardown());
+        .transition_with(topostate::Topology::tear_down)
+        .transition_with(topostate::Topology::finish_teardown);
     assert_eq!(
         (torn.version(), torn.status()),
         (5, TopologyStatus::TornDown)
@@ -345,7 +345,7 @@ fn restore_mismatch_gives_the_wrapper_back() -> TestResult {
 fn round_trip_through_storage_shape() -> TestResult {
     // What a store does: erase, take apart, write the string and version, read back.
     let v = lab()
-        .transition_with(|t| t.deploy())
+        .transition_with(topostate::Topology::deploy)
         .transition_with(|t| t.degrade("decky-3 exited"));
     let (topology, version) = v.erase().into_parts();
     let status = topology.status().as_str().to_owned();

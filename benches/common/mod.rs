@@ -1,5 +1,13 @@
 //! What every bench file shares: the interleaved comparison of the library and its anchor.
 
+// Bench arithmetic: counts and indexes far below 2^52 turned into rates, ratios and
+// percentile positions, where a float's rounding is the intended result.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 use std::time::Duration;
 
 use criterion::Criterion;

@@ -237,7 +237,7 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
         before,
         bobs.version(),
     )?;
-    let lab = match alice.advance(lab, |t| t.deploy()) {
+    let lab = match alice.advance(lab, topostate::Topology::deploy) {
         Err(StoreError::VersionConflict(conflict)) => {
             say(
                 out,
@@ -260,9 +260,9 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
 
     // 4. Deploy and activate: typed transitions, each recorded with the believed status.
     writeln!(out, "\n== 4. deploy and activate (typed transitions)")?;
-    let lab = alice.advance(lab, |t| t.deploy())?;
+    let lab = alice.advance(lab, topostate::Topology::deploy)?;
     kept(out, &format!("pending → {}", lab.status()), lab.version())?;
-    let mut lab = alice.advance(lab, |t| t.activate())?;
+    let mut lab = alice.advance(lab, topostate::Topology::activate)?;
     kept(
         out,
         &format!(
@@ -316,9 +316,9 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
     // 6. Tear down.
     writeln!(out, "\n== 6. tear down")?;
     let lab = alice.load_as::<state::Active>(id)?;
-    let lab = alice.advance(lab, |t| t.tear_down())?;
+    let lab = alice.advance(lab, topostate::Topology::tear_down)?;
     kept(out, &format!("active → {}", lab.status()), lab.version())?;
-    let lab = alice.advance(lab, |t| t.finish_teardown())?;
+    let lab = alice.advance(lab, topostate::Topology::finish_teardown)?;
     kept(
         out,
         &format!("tearing_down → {}", lab.status()),

@@ -39,8 +39,8 @@ use crate::output::{Format, Machine, Outcome};
 )]
 struct Cli {
     /// Show what the store does on stderr: each operation (backend, topology, versions,
-    /// outcome), conflicts, runs again. -vv for more. RUST_LOG (e.g.
-    /// RUST_LOG=topostate=debug) overrides it.
+    /// outcome), conflicts, runs again. -vv for more. `RUST_LOG` (e.g.
+    /// `RUST_LOG=topostate=debug`) overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -93,7 +93,7 @@ enum Command {
     /// postgres:// (postgresql://) URL or a libpq key=value list ("host=/run/postgresql
     /// dbname=topostate"; taken as a file if a file of that name exists). Reads the raw
     /// tables, so it also works on a database the store would refuse. Findings: corrupt
-    /// status, state or op strings; versions outside 1..=MAX_VERSION; status logs that are
+    /// status, state or op strings; versions outside `1..=MAX_VERSION`; status logs that are
     /// not a legal path from the initial status or that end elsewhere than the stored
     /// status; mutations in impossible states; orphan rows; claims whose lease has passed
     /// (expired-lease) or that are older than --claim-age (old-claim), each naming the
@@ -112,13 +112,13 @@ enum Command {
     /// On a terminal, a large audit shows its progress on stderr; never with --format json
     /// or when stdout or stderr is not a terminal.
     Audit {
-        /// The SQLite database file, or a PostgreSQL URL (postgres://user@host/db) or
+        /// The SQLite database file, or a PostgreSQL URL (`postgres://user@host/db`) or
         /// key=value connection string (host=/run/postgresql dbname=topostate).
         db: PathBuf,
         /// PostgreSQL only: the schema holding the store's tables (as given to the store),
-        /// instead of the first schema of the search_path (which the URL may set with
+        /// instead of the first schema of the `search_path` (which the URL may set with
         /// options=-csearch_path%3D<schema>, a key=value string with
-        /// options='-csearch_path=<schema>').
+        /// `options='-csearch_path=<schema>'`).
         #[arg(long, value_name = "NAME")]
         schema: Option<String>,
         /// Output format.

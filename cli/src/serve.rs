@@ -29,7 +29,7 @@ pub struct ServeArgs {
     )]
     db: PathBuf,
     /// A PostgreSQL connection string instead of a SQLite file
-    /// (postgres://user@host/db or key=value).
+    /// (<postgres://user@host/db> or key=value).
     #[arg(long, value_name = "URL")]
     url: Option<String>,
     /// The address to listen on; port 0 picks a free port. The bound address is printed

@@ -26,7 +26,7 @@ const DB_VAR: &str = "TOPOSTATE_TEST_WRITER_DB";
 /// The directory where the child says it is writing (`ready`) and is told to stop (`stop`).
 const CONTROL_VAR: &str = "TOPOSTATE_TEST_WRITER_CONTROL";
 /// How long any wait of these tests lasts at most.
-const PATIENCE: Duration = Duration::from_secs(60);
+const PATIENCE: Duration = Duration::from_mins(1);
 
 /// The child: flaps topology 1 between active and degraded (a status change and its
 /// event, in one transaction) and adds LANs to topology 2, until told to stop.

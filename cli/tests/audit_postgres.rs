@@ -189,7 +189,7 @@ fn key_value_string(schema: &str) -> Result<String, Box<dyn std::error::Error>> 
     for host in config.get_hosts() {
         match host {
             postgres::config::Host::Tcp(name) => {
-                parts.push(format!("host={}", conninfo_value(name)))
+                parts.push(format!("host={}", conninfo_value(name)));
             }
             postgres::config::Host::Unix(dir) => {
                 parts.push(format!("host={}", conninfo_value(&dir.to_string_lossy())));

@@ -44,7 +44,7 @@ fn terminal_source_says_so() {
 fn every_pair_exits_as_the_table_says() {
     for from in TopologyStatus::ALL {
         for to in TopologyStatus::ALL {
-            let code = if from.can_transition_to(to) { 0 } else { 1 };
+            let code = i32::from(!from.can_transition_to(to));
             topostate()
                 .args(["check", from.as_str(), to.as_str()])
                 .assert()
@@ -136,10 +136,11 @@ fn check_mutation_machine() {
 #[test]
 fn next_lists_legal_successors_one_per_line() {
     for status in TopologyStatus::ALL {
-        let expected: String = topostate::legal_next(status.as_str())
+        let expected = topostate::legal_next(status.as_str())
             .unwrap()
             .map(|s| format!("{s}\n"))
-            .collect();
+            .collect::<Vec<_>>()
+            .concat();
         topostate()
             .args(["next", status.as_str()])
             .assert()

@@ -16,8 +16,8 @@ use topostate::{MutationOp, TopologyId};
 fn stuck(path: &Path) -> (u64, u64, u64) {
     let store = SqliteStore::open(path).unwrap();
     let lab = store.create("lab").unwrap();
-    let lab = store.advance(lab, |t| t.deploy()).unwrap();
-    let mut lab = store.advance(lab, |t| t.activate()).unwrap();
+    let lab = store.advance(lab, topostate::Topology::deploy).unwrap();
+    let mut lab = store.advance(lab, topostate::Topology::activate).unwrap();
     store
         .enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"b"}"#)
         .unwrap();

@@ -17,7 +17,7 @@ fn readme() -> String {
     }
 }
 
-/// The text between the README's "```mermaid" line and the closing fence.
+/// The text of the README's mermaid block, between its opening and closing fences.
 fn readme_mermaid_block() -> String {
     let path = "README.md";
     let readme = readme();
@@ -48,7 +48,7 @@ fn readme_diagram_equals_graph_output() {
 /// How every line of the README's command-line block starts.
 const PREFIX: &str = "cargo run -p topostate-cli -- ";
 
-/// The lines of the ```sh block under the README's "## The command line" heading.
+/// The lines of the `sh` block under the README's "## The command line" heading.
 fn readme_command_lines() -> Vec<String> {
     let readme = readme();
     let Some((_, section)) = readme.split_once("\n## The command line\n") else {

@@ -197,7 +197,7 @@ async fn routes_scenario(s: &Server) {
     assert_eq!(saved.body["touched"].as_array().map(Vec::len), Some(2));
     let bad_batch = json!({"edits": [
         {"op": "add_decky", "decky": {"name": "cache"}},
-        {"op": "delete_lan", "id": 99999999},
+        {"op": "delete_lan", "id": 99_999_999},
     ]});
     call(
         &c,
@@ -425,7 +425,7 @@ async fn race_scenario(s: &Server) {
     );
     assert_eq!(
         detail.body["lans"].as_array().map(Vec::len),
-        Some(rounds as usize)
+        usize::try_from(rounds).ok()
     );
 }
 
@@ -469,7 +469,7 @@ async fn many_writers_scenario(s: &Server) {
     }
     let mut won = 0;
     for task in tasks {
-        won += tokio::time::timeout(Duration::from_secs(300), task)
+        won += tokio::time::timeout(Duration::from_mins(5), task)
             .await
             .expect("writers finish within 300 s")
             .expect("writer");
@@ -486,7 +486,7 @@ async fn many_writers_scenario(s: &Server) {
     assert_eq!(detail.version(), 1 + won, "every answered win is one bump");
     assert_eq!(
         detail.body["lans"].as_array().map(Vec::len),
-        Some(won as usize)
+        usize::try_from(won).ok()
     );
 }
 
@@ -1151,7 +1151,9 @@ fn bearer_tokens_roles_and_the_tokens_file() {
         );
         let r = c.get(&base).send().await.expect("send");
         assert_eq!(
-            r.headers().get("www-authenticate").map(|v| v.as_bytes()),
+            r.headers()
+                .get("www-authenticate")
+                .map(reqwest::header::HeaderValue::as_bytes),
             Some(&b"Bearer"[..])
         );
         // Health and the document stay open.
@@ -1231,9 +1233,9 @@ async fn read_events(
             };
             for line in block.lines() {
                 if let Some(v) = line.strip_prefix("id:") {
-                    e.id = v.trim().to_owned();
+                    v.trim().clone_into(&mut e.id);
                 } else if let Some(v) = line.strip_prefix("event:") {
-                    e.event = v.trim().to_owned();
+                    v.trim().clone_into(&mut e.event);
                 } else if let Some(v) = line.strip_prefix("data:") {
                     e.data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
                 }

@@ -198,32 +198,32 @@ mod tests {
         Tokens::parse(&["admin ", ADMIN, "\n\n  # c\nviewer ", VIEWER, "\n"].concat()).unwrap()
     }
 
-    fn auth(value: Option<&str>, method: Method) -> Result<Role, u16> {
+    fn auth(value: Option<&str>, method: &Method) -> Result<Role, u16> {
         let mut h = HeaderMap::new();
         if let Some(v) = value {
             h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
-        tokens().authorize(&method, &h).map_err(|p| p.status())
+        tokens().authorize(method, &h).map_err(|p| p.status())
     }
 
     #[test]
     fn roles_and_refusals() {
         let bearer = |t: &str| ["Bearer ", t].concat();
-        assert_eq!(auth(Some(&bearer(ADMIN)), Method::POST), Ok(Role::Admin));
-        assert_eq!(auth(Some(&bearer(VIEWER)), Method::GET), Ok(Role::Viewer));
-        assert_eq!(auth(Some(&bearer(VIEWER)), Method::DELETE), Err(403));
-        assert_eq!(auth(None, Method::GET), Err(401));
-        assert_eq!(auth(Some(ADMIN), Method::GET), Err(401));
+        assert_eq!(auth(Some(&bearer(ADMIN)), &Method::POST), Ok(Role::Admin));
+        assert_eq!(auth(Some(&bearer(VIEWER)), &Method::GET), Ok(Role::Viewer));
+        assert_eq!(auth(Some(&bearer(VIEWER)), &Method::DELETE), Err(403));
+        assert_eq!(auth(None, &Method::GET), Err(401));
+        assert_eq!(auth(Some(ADMIN), &Method::GET), Err(401));
         assert_eq!(
-            auth(Some(&["Basic ", ADMIN].concat()), Method::GET),
+            auth(Some(&["Basic ", ADMIN].concat()), &Method::GET),
             Err(401)
         );
         assert_eq!(
-            auth(Some(&bearer(&ADMIN[..ADMIN.len() - 1])), Method::GET),
+            auth(Some(&bearer(&ADMIN[..ADMIN.len() - 1])), &Method::GET),
             Err(401)
         );
         assert_eq!(
-            auth(Some(&["bearer ", ADMIN].concat()), Method::GET),
+            auth(Some(&["bearer ", ADMIN].concat()), &Method::GET),
             Ok(Role::Admin)
         );
     }

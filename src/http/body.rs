@@ -39,7 +39,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for VersionedJson<T> {
 pub(crate) fn parse_versioned<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<VersionedJson<T>, Problem> {
-    let value: Value = serde_json::from_slice(bytes).map_err(json_problem)?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| json_problem(&e))?;
     let Value::Object(mut members) = value else {
         return Err(invalid_body("the body must be a JSON object".into()));
     };
@@ -164,7 +164,7 @@ fn bytes_problem(rejection: &BytesRejection) -> Problem {
 }
 
 /// A body that is not JSON at all is 400; JSON that does not fit is 422.
-fn json_problem(error: serde_json::Error) -> Problem {
+fn json_problem(error: &serde_json::Error) -> Problem {
     if error.is_data() {
         invalid_body(error.to_string())
     } else {

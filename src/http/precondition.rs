@@ -107,7 +107,7 @@ impl IfMatch {
     }
 }
 
-/// A version as written in a tag: ASCII digits only (no sign, no spaces), 1..=MAX_VERSION.
+/// A version as written in a tag: ASCII digits only (no sign, no spaces), `1..=MAX_VERSION`.
 fn parse_version(digits: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

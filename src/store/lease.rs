@@ -27,7 +27,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// The longest lease a claim or renewal may take: one day. A longer one would let a
 /// crashed applier stop its topology's live edits for longer than an operator would wait.
-pub const MAX_LEASE: Duration = Duration::from_secs(24 * 60 * 60);
+pub const MAX_LEASE: Duration = Duration::from_hours(24);
 
 /// Where a store reads the time for its leases.
 ///

@@ -225,7 +225,7 @@ impl TopologyRecord {
 /// `false` and `x`, `y` to `null` (no position). Unknown fields are refused, and each field
 /// is checked as the store checks it, so a bad one is refused naming it.
 ///
-/// Coordinates are JSON numbers. serde_json reads a float back bit for bit only with its
+/// Coordinates are JSON numbers. `serde_json` reads a float back bit for bit only with its
 /// `float_roundtrip` feature; without it a coordinate may come back one ulp off.
 ///
 /// ```
@@ -1369,7 +1369,7 @@ impl Edge {
 /// apply with a claimed mutation to an `active` or `degraded` one.
 ///
 /// On the wire (feature `serde`) an edit is an object whose `op` names the variant in
-/// snake_case and whose other keys are the variant's arguments, by name (the `op` key may
+/// `snake_case` and whose other keys are the variant's arguments, by name (the `op` key may
 /// come anywhere in the object):
 ///
 /// | variant | JSON |

@@ -305,6 +305,11 @@ pub fn check_text(field: &'static str, text: &str) -> Result<(), StoreError> {
 /// Whether `bytes` holds a zero byte: a plain loop, which beats `memchr` on the short texts
 /// most fields hold and lets the compiler vectorise the long ones.
 #[inline]
+#[allow(
+    clippy::needless_bitwise_bool,
+    clippy::unnecessary_fold,
+    reason = "a non-short-circuiting fold is what the compiler vectorises"
+)]
 fn has_nul(bytes: &[u8]) -> bool {
     bytes.iter().fold(false, |nul, &b| nul | (b == 0))
 }

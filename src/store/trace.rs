@@ -4,7 +4,7 @@
 //!
 //! What is emitted (target `topostate::store`):
 //!
-//! - a span `store` per operation of every backend (SQLite and MemoryStore through
+//! - a span `store` per operation of every backend (SQLite and `MemoryStore` through
 //!   [`traced_store!`], PostgreSQL in its runner), opened where the backend runs it, with `backend`, `op`,
 //!   `topology` and `expected` (when the call has them), and, when it ends, `new_version`
 //!   (when the result carries one) and `outcome`: `ok` or the error's kind
@@ -36,6 +36,10 @@ pub(crate) struct Op {
 impl Op {
     /// Opens the span of operation `op` on `backend`.
     #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "with tracing off the wrapper must vanish into its caller"
+    )]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn start(
         backend: &'static str,
@@ -60,6 +64,12 @@ impl Op {
 
     /// Runs `f` inside the span, and records its outcome.
     #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "with tracing off the wrapper must vanish into its caller"
+    )]
+    // Without the feature there is no span to use, yet callers still go through the value.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
     pub(crate) fn run<T: Outcome>(
         self,
         f: impl FnOnce() -> Result<T, StoreError>,
@@ -91,6 +101,10 @@ impl Op {
     #[cfg(not(feature = "tracing"))]
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "with tracing off the wrapper must vanish into its caller"
+    )]
     pub(crate) async fn run_async<T: Outcome>(
         self,
         future: impl core::future::Future<Output = Result<T, StoreError>>,

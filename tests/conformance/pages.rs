@@ -122,7 +122,7 @@ fn populate(s: &dyn TopologyStore) -> Lists {
 }
 
 /// The ids of a page's rows.
-fn ids<T: Listed>(page: Page<T>) -> Vec<T::Key> {
+fn ids<T: Listed>(page: &Page<T>) -> Vec<T::Key> {
     page.items.iter().map(Listed::key).collect()
 }
 
@@ -261,11 +261,11 @@ pub fn cursors_are_positions<H: Harness>() {
     let all = s
         .list_topologies(None, PageRequest::after(TopologyId::new(0), MAX_PAGE))
         .unwrap();
-    assert_eq!(ids(all), topologies);
+    assert_eq!(ids(&all), topologies);
     let all = s
         .list_status_events(l.lab, PageRequest::after(EventId::new(u64::MAX), MAX_PAGE))
         .unwrap();
-    assert_eq!(ids(all), l.events);
+    assert_eq!(ids(&all), l.events);
     let all = s
         .list_mutations(
             l.lab,
@@ -274,7 +274,7 @@ pub fn cursors_are_positions<H: Harness>() {
         )
         .unwrap();
     let expected: Vec<MutationId> = l.mutations.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids(all), expected);
+    assert_eq!(ids(&all), expected);
 
     // A deleted topology's id: the page goes on from the next id.
     let after_deleted = s
@@ -285,7 +285,7 @@ pub fn cursors_are_positions<H: Harness>() {
         .copied()
         .filter(|id| *id > l.deleted)
         .collect();
-    assert_eq!(ids(after_deleted), later);
+    assert_eq!(ids(&after_deleted), later);
 
     // Another topology's event and mutation: this topology's rows older than it.
     let page = s
@@ -298,7 +298,7 @@ pub fn cursors_are_positions<H: Harness>() {
         .filter(|id| *id < l.other_event)
         .collect();
     assert!(!older.is_empty() && older.len() < l.events.len());
-    assert_eq!(ids(page), older);
+    assert_eq!(ids(&page), older);
     let page = s
         .list_mutations(l.lab, None, PageRequest::after(l.other_mutation, MAX_PAGE))
         .unwrap();
@@ -308,7 +308,7 @@ pub fn cursors_are_positions<H: Harness>() {
         .filter(|id| *id < l.other_mutation)
         .collect();
     assert!(!older.is_empty() && older.len() < expected.len());
-    assert_eq!(ids(page), older);
+    assert_eq!(ids(&page), older);
 
     // A newer event written between two pages of the log does not shift the later pages.
     let first = s.list_status_events(l.lab, PageRequest::first(3)).unwrap();
@@ -319,7 +319,7 @@ pub fn cursors_are_positions<H: Harness>() {
         Precondition::status(TopologyStatus::Active),
     )
     .unwrap();
-    let mut read = ids(first.clone());
+    let mut read = ids(&first);
     let mut request = first.next_page(3);
     while let Some(r) = request {
         let page = s.list_status_events(l.lab, r).unwrap();

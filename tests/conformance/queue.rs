@@ -460,7 +460,7 @@ pub fn leases_take_over_and_fence_the_old_holder<H: Harness>() {
     assert_eq!(mutation_row(s, t.id, m1).edited_by, Some(a.token()));
 
     // Applier A stops; B takes over once the lease has passed.
-    let b_opts = ClaimOptions::new().lease(Duration::from_secs(60));
+    let b_opts = ClaimOptions::new().lease(Duration::from_mins(1));
     let (taken, b) = claim_eventually(s, t.id, &b_opts);
     assert_eq!((taken.id, taken.attempts), (m1, 2));
     assert!(b.token() > a.token(), "{} ≤ {}", b.token(), a.token());

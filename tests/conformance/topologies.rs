@@ -437,7 +437,7 @@ pub fn text_limits<H: Harness>() {
     assert_eq!(failed.reason.as_deref(), Some(max.as_str()));
 }
 
-/// The typed layer through the whole lifecycle: create, edit, load, load_as, advance,
+/// The typed layer through the whole lifecycle: create, edit, load, `load_as`, advance,
 /// enqueue; events newest first, forming a legal path from `pending`.
 pub fn typed_lifecycle<H: Harness>() {
     use TopologyStatus::*;
@@ -470,9 +470,9 @@ pub fn typed_lifecycle<H: Harness>() {
     let loaded = s.load_as::<state::Pending>(id).unwrap();
     assert_eq!(loaded.version(), 2);
 
-    let lab = s.advance(lab, |t| t.deploy()).unwrap();
+    let lab = s.advance(lab, topostate::Topology::deploy).unwrap();
     assert_eq!(lab.version(), 2, "a transition does not bump the version");
-    let mut lab = s.advance(lab, |t| t.activate()).unwrap();
+    let mut lab = s.advance(lab, topostate::Topology::activate).unwrap();
     let _queued = s.enqueue(&mut lab, MutationOp::AddLan, "{}").unwrap();
     assert_eq!(lab.version(), 3, "the handle took the bumped version");
     let lab = s.advance(lab, |t| t.degrade("decky-3 exited")).unwrap();
@@ -482,10 +482,12 @@ pub fn typed_lifecycle<H: Harness>() {
         (stored.status, stored.reason.as_deref()),
         (Degraded, Some("decky-3 exited"))
     );
-    let lab = s.advance(lab, |t| t.recover()).unwrap();
+    let lab = s.advance(lab, topostate::Topology::recover).unwrap();
     assert_eq!(s.get_topology(id).unwrap().reason, None);
-    let lab = s.advance(lab, |t| t.tear_down()).unwrap();
-    let lab = s.advance(lab, |t| t.finish_teardown()).unwrap();
+    let lab = s.advance(lab, topostate::Topology::tear_down).unwrap();
+    let lab = s
+        .advance(lab, topostate::Topology::finish_teardown)
+        .unwrap();
     assert_eq!(lab.value().status(), TornDown);
     assert_eq!(s.get_topology(id).unwrap().status, TornDown);
 
@@ -545,7 +547,7 @@ pub fn typed_handles_are_claims_checked_at_the_next_write<H: Harness>() {
     );
     assert_eq!(stale.version(), 1, "the handle keeps its version on error");
     expect_err!(
-        s.advance(mine, |t| t.deploy()),
+        s.advance(mine, topostate::Topology::deploy),
         StoreError::VersionConflict(VersionConflict {
             current: 2,
             expected: 1
@@ -555,9 +557,9 @@ pub fn typed_handles_are_claims_checked_at_the_next_write<H: Harness>() {
 
     // They deploy: my discard is refused as stale.
     let mine = s.load_as::<state::Pending>(id).unwrap();
-    let _deployed = s.advance(theirs, |t| t.deploy()).unwrap();
+    let _deployed = s.advance(theirs, topostate::Topology::deploy).unwrap();
     expect_err!(
-        s.advance(mine, |t| t.discard()),
+        s.advance(mine, topostate::Topology::discard),
         StoreError::StaleStatus {
             expected: TopologyStatus::Pending,
             found: TopologyStatus::Deploying

@@ -508,7 +508,7 @@ pub fn values_round_trip_exactly(
     .map(String::from)
     .collect();
     let mut decky = NewDecky::new("web");
-    decky.services = services.clone();
+    decky.services.clone_from(&services);
     decky.config = Some(String::from("{\"ips_by_lan\": {}}"));
     decky.x = Some(-1.5e300);
     let web = store.add_decky(lab.id, decky, None).unwrap();

@@ -25,7 +25,7 @@ use topostate::TopologyId;
 use topostate::store::{NewLan, StoreError, TopologyStore};
 
 /// How long a child may run before the parent kills it.
-const WATCHDOG: Duration = Duration::from_secs(120);
+const WATCHDOG: Duration = Duration::from_mins(2);
 
 /// What a child process was told by its parent.
 #[derive(Debug)]
@@ -193,7 +193,7 @@ pub fn field<'a>(result: &'a str, name: &str) -> &'a str {
 /// The child role `writer`: `writes` slow versioned `add_lan`s on the first topology, each
 /// either won (one bump) or lost to a version conflict; prints which.
 pub fn writer(store: &dyn TopologyStore, child: &ChildEnv, writes: usize) {
-    let until = Instant::now() + Duration::from_secs(60);
+    let until = Instant::now() + Duration::from_mins(1);
     let id = child.topologies[0];
     let index = child.index;
     child.wait_for_start();

@@ -166,6 +166,10 @@ fn scan_file(db: &Path, watched: bool, claim_age: Duration) -> anyhow::Result<Sc
         };
         match file.finish()? {
             Attempt::Consistent => return Ok(scan),
+            #[allow(
+                clippy::needless_continue,
+                reason = "the retry is the point of the loop"
+            )]
             Attempt::Changed => continue,
         }
     }

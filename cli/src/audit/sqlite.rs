@@ -365,7 +365,7 @@ mod tests {
         std::fs::File::options()
             .append(true)
             .open(&path)?
-            .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400))?;
+            .set_modified(SystemTime::UNIX_EPOCH + Duration::from_hours(24))?;
         Ok((dir, path))
     }
 

@@ -71,7 +71,7 @@ impl Server {
                 }
             }
         });
-        let first = match rx.recv_timeout(Duration::from_secs(60)) {
+        let first = match rx.recv_timeout(Duration::from_mins(1)) {
             Ok(line) => line,
             Err(e) => {
                 let _ = child.kill();

@@ -131,8 +131,8 @@ pub(super) struct GoneEdges {
 }
 
 impl GoneEdges {
-    pub(super) fn contains(&self, id: &EdgeId) -> bool {
-        self.ids.contains(id)
+    pub(super) fn contains(&self, id: EdgeId) -> bool {
+        self.ids.contains(&id)
     }
 
     /// Marks a stored edge of `decky` gone.

@@ -51,6 +51,10 @@ impl Named for Decky {
 /// The name index is keyed by the name's hash (the store's [`NameHasher`]) rather than by
 /// the name, so a name is stored once and growing the index never re-hashes strings; a
 /// lookup compares the names of the few rows with that hash.
+#[allow(
+    clippy::struct_field_names,
+    reason = "the field is the rows; the others are indexes over them"
+)]
 pub(super) struct Rows<I, R> {
     /// The rows themselves.
     rows: IdMap<I, R>,

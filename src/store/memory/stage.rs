@@ -128,7 +128,7 @@ impl<'a> Stage<'a> {
         self.edges.get_or_insert_default()
     }
 
-    fn is_gone(&self, edge: &EdgeId) -> bool {
+    fn is_gone(&self, edge: EdgeId) -> bool {
         self.edges.as_ref().is_some_and(|e| e.gone.contains(edge))
     }
 
@@ -288,7 +288,7 @@ impl<'a> Stage<'a> {
                     || kids
                         .pairs
                         .get(&pair)
-                        .is_some_and(|edge| !self.is_gone(edge));
+                        .is_some_and(|&edge| !self.is_gone(edge));
                 if taken {
                     return Err(StoreError::Duplicate {
                         entity: Entity::Edge,
@@ -303,7 +303,7 @@ impl<'a> Stage<'a> {
                 let stored = kids
                     .edges
                     .get(id)
-                    .filter(|_| !self.is_gone(id))
+                    .filter(|_| !self.is_gone(*id))
                     .ok_or_else(|| not_found(Entity::Edge, id.get()))?;
                 if record {
                     self.staged_edges().gone.insert(*id, stored.decky);
@@ -321,7 +321,7 @@ impl<'a> Stage<'a> {
             .get(&lan)
             .into_iter()
             .flatten()
-            .filter(|edge| !self.is_gone(edge))
+            .filter(|&&edge| !self.is_gone(edge))
             .filter_map(|edge| kids.edges.get(edge).map(|e| e.decky));
         let added = self.edges.iter().flat_map(move |e| e.new.deckies_of(lan));
         stored.chain(added).find_map(|decky| {

@@ -168,7 +168,7 @@ fn percent_decode(text: &str) -> Result<String, StoreError> {
                 .get(i + 1..i + 3)
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             let Some(byte) = hex else {
-                return Err(invalid_url(format!("bad percent-escape in '{text}'")));
+                return Err(invalid_url(&format!("bad percent-escape in '{text}'")));
             };
             out.push(byte);
             i += 3;
@@ -177,10 +177,10 @@ fn percent_decode(text: &str) -> Result<String, StoreError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| invalid_url(format!("'{text}' is not UTF-8 once decoded")))
+    String::from_utf8(out).map_err(|_| invalid_url(&format!("'{text}' is not UTF-8 once decoded")))
 }
 
-fn invalid_url(problem: String) -> StoreError {
+fn invalid_url(problem: &str) -> StoreError {
     StoreError::Invalid {
         field: "url",
         problem: format!("not a PostgreSQL connection URL or key=value string: {problem}"),
@@ -199,7 +199,7 @@ fn strip_key_values(text: &str, take: &mut Take<'_>) -> Result<String, StoreErro
         let key = &rest[..key_len];
         rest = rest[key_len..].trim_start();
         let Some(after_eq) = rest.strip_prefix('=') else {
-            return Err(invalid_url(format!("'{key}' has no '=' and value")));
+            return Err(invalid_url(&format!("'{key}' has no '=' and value")));
         };
         rest = after_eq.trim_start();
         let (value, len) = key_value(rest)?;
@@ -226,7 +226,7 @@ fn key_value(text: &str) -> Result<(String, usize), StoreError> {
         match c {
             '\\' => match chars.next() {
                 Some((_, escaped)) => value.push(escaped),
-                None => return Err(invalid_url(String::from("a value ends with '\\'"))),
+                None => return Err(invalid_url("a value ends with '\\'")),
             },
             '\'' if quoted => return Ok((value, i + 1)),
             c if c.is_whitespace() && !quoted => return Ok((value, i)),
@@ -234,7 +234,7 @@ fn key_value(text: &str) -> Result<(String, usize), StoreError> {
         }
     }
     if quoted {
-        return Err(invalid_url(String::from("a quoted value is not closed")));
+        return Err(invalid_url("a quoted value is not closed"));
     }
     Ok((value, text.len()))
 }
@@ -484,6 +484,10 @@ impl ServerCertVerifier for AnyName {
 }
 
 /// Did a connection fail setting up TLS (the certificate refused, the server without TLS)?
+#[allow(
+    clippy::redundant_closure_for_method_calls,
+    reason = "the path of `is` on a boxed error object reads worse than the closure"
+)]
 pub(super) fn failed(e: &tokio_postgres::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {

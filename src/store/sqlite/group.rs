@@ -408,6 +408,10 @@ mod tests {
         Writer::new(conn, None, 32, None)
     }
 
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "the writer takes a fallible check"
+    )]
     fn no_check(_: &Connection, _: &mut Option<schema::Marks>) -> R<()> {
         Ok(())
     }

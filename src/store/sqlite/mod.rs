@@ -152,10 +152,10 @@ impl SqliteStore {
     /// `meta` if the file was made from a different lifecycle declaration (the message
     /// shows the expected and the found fingerprint) or by a newer schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with(path.as_ref(), SqliteOptions::new())
+        Self::open_with(path.as_ref(), &SqliteOptions::new())
     }
 
-    fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+    fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self, StoreError> {
         let place = path.display().to_string();
         let context = || format!("opening {place}");
         let refuse_as = |found| StoreError::NotAStore {
@@ -179,7 +179,7 @@ impl SqliteStore {
         if options.open_only && empty {
             return Err(refuse_as(Foreign::Empty));
         }
-        configure_file(&conn, &options).map_err(|e| e.into_store(context()))?;
+        configure_file(&conn, options).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, &place, Some(path))?;
         let seen = schema::read_marks(&conn).map_err(|e| sql_error(e, context()))?;
         // Read connections open later, lazily: by the file's absolute path, so that a
@@ -201,10 +201,10 @@ impl SqliteStore {
     ///
     /// [`StoreError::Backend`] if SQLite cannot allocate the database.
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::open_in_memory_with(SqliteOptions::new())
+        Self::open_in_memory_with(&SqliteOptions::new())
     }
 
-    fn open_in_memory_with(options: SqliteOptions) -> Result<Self, StoreError> {
+    fn open_in_memory_with(options: &SqliteOptions) -> Result<Self, StoreError> {
         let context = || String::from("opening an in-memory database");
         let mut conn = Connection::open_in_memory().map_err(|e| sql_error(e, context()))?;
         configure(&conn, options.busy_timeout).map_err(|e| e.into_store(context()))?;

@@ -177,7 +177,7 @@ impl SqliteOptions {
     /// [`StoreError::NotAStore`] with [`Foreign::Missing`](crate::store::Foreign::Missing)
     /// or [`Foreign::Empty`](crate::store::Foreign::Empty) for a file that holds no store.
     pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(path.as_ref(), self)
+        SqliteStore::open_with(path.as_ref(), &self)
     }
 
     /// Opens a new, empty store in memory with these settings (the read pool, open-only
@@ -187,6 +187,6 @@ impl SqliteOptions {
     ///
     /// [`StoreError::Backend`] if SQLite cannot allocate the database.
     pub fn open_in_memory(self) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_in_memory_with(self)
+        SqliteStore::open_in_memory_with(&self)
     }
 }
