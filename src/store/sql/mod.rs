@@ -9,8 +9,8 @@
 //!
 //! Statements are written once, in PostgreSQL's spelling (`$1` placeholders, `::type`
 //! casts where a `CASE` needs a type); [`stmt!`] derives SQLite's spelling (`?1`, no casts)
-//! at compile time, so the two can never drift. (The derivation is textual: a statement
-//! must not hold `$` or `::` inside a string literal.) A statement whose text really
+//! at compile time, so the two can never drift. (The derivation is textual, so a statement
+//! holding `$` or `::` inside a string literal is a compile error.) A statement whose text really
 //! differs (a row lock, `RETURNING id`) is spelled per dialect by `lockable!` and
 //! [`insert_stmt!`].
 
@@ -54,6 +54,7 @@ pub(crate) struct Stmt {
 macro_rules! stmt {
     ($pg:expr) => {{
         const PG: &str = $pg;
+        const _: () = $crate::store::sql::check_literals(PG);
         $crate::store::sql::Stmt {
             #[cfg(feature = "sqlite")]
             sqlite: {
@@ -88,6 +89,34 @@ macro_rules! insert_stmt {
     }};
 }
 pub(crate) use insert_stmt;
+
+/// Where `pg` holds `$` or `::` inside a `'…'` string literal, if it does: [`stmt!`]'s
+/// derivation of SQLite's spelling is textual and would rewrite them there. (A doubled `''`
+/// inside a literal closes and reopens it, which keeps the count right.)
+const fn literal_fault(pg: &str) -> Option<usize> {
+    let b = pg.as_bytes();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\'' {
+            quoted = !quoted;
+        } else if quoted && (b[i] == b'$' || (b[i] == b':' && i + 1 < b.len() && b[i + 1] == b':'))
+        {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Refuses, at compile time where [`stmt!`] evaluates it, a statement [`literal_fault`]
+/// finds a fault in.
+pub(crate) const fn check_literals(pg: &str) {
+    assert!(
+        literal_fault(pg).is_none(),
+        "a statement holds `$` or `::` inside a string literal; stmt! would rewrite it"
+    );
+}
 
 /// Does `b` belong to the type name of a `::type` cast?
 #[cfg(feature = "sqlite")]
@@ -379,6 +408,22 @@ mod tests {
         #[cfg(feature = "postgres")]
         assert!(S.pg.contains("$5::text[]"));
         let _ = S;
+    }
+
+    #[test]
+    fn placeholders_and_casts_inside_string_literals_are_faults() {
+        // What stmt! refuses to compile: its SQLite spelling would rewrite these.
+        assert_eq!(literal_fault("SELECT '$1'"), Some(8));
+        assert_eq!(literal_fault("SELECT 'a::b' FROM t"), Some(9));
+        assert_eq!(literal_fault("SELECT 'it''s $1'"), Some(14));
+        // Outside literals they are what the derivation is for.
+        assert_eq!(
+            literal_fault("SELECT $1::text, 'a:b', '' WHERE x = $2"),
+            None
+        );
+        assert_eq!(literal_fault("SELECT 'a' || $1 || 'b'"), None);
+        assert_eq!(literal_fault("SELECT '$"), Some(8));
+        assert_eq!(literal_fault(""), None);
     }
 }
 
