@@ -103,6 +103,8 @@ pub use policy::{
 };
 #[cfg(feature = "postgres")]
 pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::schema::SQL_TABLES;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use typed::TypedStore;

@@ -20,15 +20,8 @@ use super::finding::{Finding, Kind, describe, quoted, short};
 use super::source::{Dialect, Source};
 use crate::check::illegal_message;
 
-/// The tables the store writes, in the order they are scanned.
-pub const TABLES: [&str; 6] = [
-    "topologies",
-    "lans",
-    "deckies",
-    "edges",
-    "status_events",
-    "mutations",
-];
+/// The tables the store writes, in the order they are scanned (parents first).
+pub use topostate::store::SQL_TABLES as TABLES;
 
 /// Refuses to audit `place` (a `kind`: database or schema) unless it has every table the
 /// store writes: `tables` are the ones it has.
@@ -51,7 +44,7 @@ pub fn require_store_tables(
 }
 
 /// The tables whose rows belong to a topology through `topology_id`.
-const CHILD_TABLES: [&str; 5] = ["lans", "deckies", "edges", "status_events", "mutations"];
+const CHILD_TABLES: &[&str] = TABLES.split_at(1).1;
 
 /// How many rows of each table were checked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

@@ -18,6 +18,23 @@ use crate::{MutationOp, MutationState, TopologyStatus};
 /// | 3 | the claim lease columns of `mutations` (`claimed_at`, `lease_until`, `holder`, `attempts`, `token`, `edited_by`) |
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
+/// The tables a SQL store keeps its rows in, each parent before its children (besides
+/// `meta`, which holds the schema's stamp). Tools that read a store's database directly
+/// (an audit, a backup check) take the list from here rather than spelling it again.
+///
+/// ```
+/// assert_eq!(topostate::store::SQL_TABLES[0], "topologies");
+/// assert!(topostate::store::SQL_TABLES.contains(&"mutations"));
+/// ```
+pub const SQL_TABLES: [&str; 6] = [
+    "topologies",
+    "lans",
+    "deckies",
+    "edges",
+    "status_events",
+    "mutations",
+];
+
 /// The `meta` keys.
 pub(crate) const KEY_VERSION: &str = "schema_version";
 pub(crate) const KEY_FINGERPRINT: &str = "fingerprint";
@@ -156,6 +173,19 @@ pub(crate) fn assert_lists_every_name(ddl: &str) {
         lists.mutation_state
     );
     assert!(ddl.contains(&lists.decky_state), "{}", lists.decky_state);
+}
+
+/// Test helper: `ddl` creates `meta` and exactly the [`SQL_TABLES`], in that order.
+#[cfg(test)]
+pub(crate) fn assert_creates_the_tables(ddl: &str) {
+    let created: std::vec::Vec<&str> = ddl
+        .split("CREATE TABLE ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let mut want = std::vec!["meta"];
+    want.extend(SQL_TABLES);
+    assert_eq!(created, want);
 }
 
 #[cfg(test)]

@@ -471,6 +471,11 @@ mod tests {
     }
 
     #[test]
+    fn ddl_creates_the_exported_tables() {
+        sql::schema::assert_creates_the_tables(&ddl_v1());
+    }
+
+    #[test]
     fn fingerprint_names_sqlite() {
         assert!(fingerprint_of(SCHEMA_VERSION).starts_with("topostate sqlite schema 3; "));
     }
