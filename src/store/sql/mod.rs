@@ -28,8 +28,6 @@ use crate::store::{BackendError, Entity, StoreError};
 pub(crate) use edits::apply_edits;
 #[cfg(feature = "postgres")]
 pub(crate) use ops::WORK_CHANNEL;
-#[cfg(feature = "sqlite")]
-pub(crate) use ops::shared_store_methods;
 #[cfg(all(test, feature = "sqlite"))]
 pub(crate) use ops::{EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
 pub(crate) use ops::{

@@ -21,6 +21,7 @@
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
 
 mod codec;
+mod contract;
 mod group;
 mod options;
 mod pool;
@@ -34,18 +35,10 @@ use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_from_iter};
 
-use crate::store::sql::rows::{Flag, Key, topology_columns};
-use crate::store::sql::{
-    self, FromRow, INITIAL_SQL_VERSION, Lock, Param, Session, Stmt, backend, key, not_found, pick,
-    refuse, stmt,
-};
-use crate::store::{
-    BackendError, DeckyId, DeckyRuntime, DeckyState, Entity, Foreign, LanId, StoreError, Timestamp,
-    TopologyRecord, canonical_name, check_text,
-};
-use crate::{TopologyId, TopologyStatus};
+use crate::store::sql::{FromRow, Param, Session, Stmt, backend};
+use crate::store::{BackendError, Foreign, StoreError};
 
 use group::{Link, Writer};
 pub use options::{SqliteOptions, Synchronous};
@@ -511,137 +504,6 @@ impl Session for Db<'_> {
             .execute(params_from_iter(params))?;
         // A count of rows always fits; saturate rather than assume it.
         Ok(u64::try_from(changed).unwrap_or(u64::MAX))
-    }
-}
-
-// ---- the contract ----------------------------------------------------------------------
-
-crate::store::trace::traced_store!(SqliteStore, "sqlite");
-
-impl crate::store::trace::Untraced for SqliteStore {
-    sql::shared_store_methods!();
-
-    /// Handles of this process are woken at once by a queue write through any of them;
-    /// writes by other processes on the file are seen by a look every 50 ms.
-    fn wait_for_work(
-        &self,
-        id: Option<TopologyId>,
-        timeout: core::time::Duration,
-    ) -> Result<bool, StoreError> {
-        crate::store::wake::SQL_WORK.wait_for(timeout, Some(WORK_POLL), || {
-            let offer = self.read("wait_for_work", |db| sql::ready(sql::offer(db, id)))?;
-            Ok((!offer.work).then(|| {
-                offer
-                    .earliest
-                    .map(|until| crate::store::wake::micros_until(offer.now, until))
-            }))
-        })
-    }
-
-    fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
-        const TAKEN: Stmt = stmt!("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = $1)");
-        const INSERT: Stmt = stmt!(concat!(
-            "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
-            "created_at, status_changed_at) VALUES ($1, $2, $3, NULL, 0, $4, $4) ",
-            "RETURNING ",
-            topology_columns!()
-        ));
-        let name = canonical_name("topology name", name)?;
-        let name: &str = &name;
-        self.write("create_topology", |db| {
-            let Flag(taken) = sql::ready(db.query_one(&TAKEN, &[Param::Text(name)]))?;
-            if taken {
-                return Err(StoreError::Duplicate {
-                    entity: Entity::Topology,
-                    name: String::from(name),
-                }
-                .into());
-            }
-            let now = Timestamp::now();
-            let record = sql::ready(db.query_opt(
-                &INSERT,
-                &[
-                    Param::Text(name),
-                    Param::Text(TopologyStatus::Pending.as_str()),
-                    Param::Int(INITIAL_SQL_VERSION),
-                    Param::Int(now.as_micros()),
-                ],
-            ))?;
-            record.ok_or_else(|| backend("the insert returned no row").into())
-        })
-    }
-
-    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.read_one("get_topology", |db| {
-            sql::ready(sql::topology(db, id, Lock::None))
-        })
-    }
-
-    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
-        self.write("set_lan_network_id", |db| {
-            let owner = match key(lan.get()) {
-                Some(k) => sql::ready(db.query_opt::<Key>(
-                    &stmt!("SELECT id FROM lans WHERE id = $1"),
-                    &[Param::Int(k)],
-                ))?,
-                None => None,
-            };
-            let Key(k) = owner.ok_or_else(|| not_found(Entity::Lan, lan.get()))?;
-            if let Some(n) = network_id {
-                check_text("network id", n)?;
-            }
-            db.0.prepare_cached("UPDATE lans SET network_id = ?2 WHERE id = ?1")?
-                .execute(params![k, network_id])?;
-            Ok(())
-        })
-    }
-
-    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
-        self.write("set_decky_runtime", |db| {
-            let owner = match key(decky.get()) {
-                Some(k) => sql::ready(db.query_opt::<Key>(
-                    &stmt!("SELECT id FROM deckies WHERE id = $1"),
-                    &[Param::Int(k)],
-                ))?,
-                None => None,
-            };
-            let Key(k) = owner.ok_or_else(|| not_found(Entity::Decky, decky.get()))?;
-            refuse(pick([
-                runtime
-                    .ip
-                    .as_ref()
-                    .and_then(Option::as_deref)
-                    .and_then(|ip| check_text("decky ip", ip).err()),
-                runtime
-                    .last_error
-                    .as_ref()
-                    .and_then(Option::as_deref)
-                    .and_then(|e| check_text("decky last error", e).err()),
-            ]))?;
-            db.0.prepare_cached(
-                "UPDATE deckies SET \
-                     state = CASE WHEN ?2 THEN ?3 ELSE state END, \
-                     ip = CASE WHEN ?4 THEN ?5 ELSE ip END, \
-                     last_error = CASE WHEN ?6 THEN ?7 ELSE last_error END \
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                k,
-                runtime.state.is_some(),
-                runtime.state.map(DeckyState::as_str),
-                runtime.ip.is_some(),
-                runtime.ip.clone().flatten(),
-                runtime.last_error.is_some(),
-                runtime.last_error.clone().flatten(),
-            ])?;
-            Ok(())
-        })
-    }
-
-    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.write("set_needs_resync", |db| {
-            sql::ready(sql::set_needs_resync(db, id, needs_resync))
-        })
     }
 }
 
