@@ -32,7 +32,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -230,40 +230,15 @@ fn pair() -> Pair {
     let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
     let template = dir.path().join("template.db");
     drop(SqliteStore::open(&template).unwrap());
-    let ddl = schema_of(&template);
+    let ddl = common::store_schema(&template);
     let raw = Connection::open(dir.path().join("anchor.db")).unwrap();
-    raw.busy_timeout(Duration::from_secs(5)).unwrap();
-    raw.set_prepared_statement_cache_capacity(96);
-    raw.pragma_update(None, "foreign_keys", "ON").unwrap();
-    let mode: String = raw
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .unwrap();
-    assert!(mode.eq_ignore_ascii_case("wal"));
-    raw.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    common::configure_like_store(&raw, true);
     raw.execute_batch(&ddl).unwrap();
     Pair {
         store,
         raw,
         _dir: dir,
     }
-}
-
-/// Every `CREATE` and `ALTER` the store ran on the database at `path`, as the schema
-/// stands now (SQLite keeps each table's `CREATE` up to date with its `ALTER`s).
-fn schema_of(path: &Path) -> String {
-    let conn = Connection::open(path).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL \
-             AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
-        )
-        .unwrap();
-    let statements: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    statements.join(";\n") + ";"
 }
 
 fn claim_cycle(c: &mut Criterion) {

@@ -9,7 +9,6 @@
 mod common;
 
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -65,16 +64,16 @@ fn pair(place: Place) -> Pair {
     // database gets the same `CREATE` statements.
     let template = dir.path().join("template.db");
     drop(SqliteStore::open(&template).unwrap());
-    let ddl = schema_of(&template);
+    let ddl = common::store_schema(&template);
     let (store, raw) = match place {
         Place::Memory => {
             let raw = Connection::open_in_memory().unwrap();
-            configure(&raw, false);
+            common::configure_like_store(&raw, false);
             (SqliteStore::open_in_memory().unwrap(), raw)
         }
         Place::File => {
             let raw = Connection::open(dir.path().join("anchor.db")).unwrap();
-            configure(&raw, true);
+            common::configure_like_store(&raw, true);
             (SqliteStore::open(dir.path().join("store.db")).unwrap(), raw)
         }
     };
@@ -83,37 +82,6 @@ fn pair(place: Place) -> Pair {
         store,
         raw,
         _dir: dir,
-    }
-}
-
-/// Every `CREATE` statement of the database at `path`, in creation order.
-fn schema_of(path: &Path) -> String {
-    let conn = Connection::open(path).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL \
-             AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
-        )
-        .unwrap();
-    let statements: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    statements.join(";\n") + ";"
-}
-
-/// The connection settings the store uses (src/store/sqlite: `configure`).
-fn configure(conn: &Connection, file: bool) {
-    conn.busy_timeout(Duration::from_secs(5)).unwrap();
-    conn.set_prepared_statement_cache_capacity(96);
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-    if file {
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .unwrap();
-        assert!(mode.eq_ignore_ascii_case("wal"));
-        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
     }
 }
 

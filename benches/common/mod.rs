@@ -76,3 +76,41 @@ pub fn criterion(measure_secs: u64, samples: usize) -> Criterion {
         .sample_size(samples)
         .configure_from_args()
 }
+
+/// Every `CREATE` statement of the SQLite database at `path`, in creation order (SQLite
+/// keeps each table's `CREATE` up to date with its `ALTER`s): a raw anchor's database gets
+/// the store's own schema from a store made on a template file.
+#[cfg(feature = "sqlite")]
+#[allow(dead_code)] // only the benches with a raw rusqlite anchor beside the store
+pub fn store_schema(path: &std::path::Path) -> String {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL \
+             AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+        )
+        .unwrap();
+    let statements: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    statements.join(";\n") + ";"
+}
+
+/// Configures a raw anchor's connection as `SqliteStore` configures its own: busy timeout,
+/// statement cache, foreign keys, and on a file WAL with `synchronous = NORMAL`.
+#[cfg(feature = "sqlite")]
+#[allow(dead_code)] // only the benches with a raw rusqlite anchor beside the store
+pub fn configure_like_store(conn: &rusqlite::Connection, file: bool) {
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.set_prepared_statement_cache_capacity(96);
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    if file {
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .unwrap();
+        assert!(mode.eq_ignore_ascii_case("wal"));
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    }
+}
