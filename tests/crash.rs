@@ -31,7 +31,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use topostate::store::{
@@ -41,28 +41,9 @@ use topostate::{MutationOp, MutationState, TopologyStatus};
 
 const CHILD_PATH: &str = "TOPOSTATE_CRASH_CHILD_PATH";
 
-/// xorshift64*, seeded from the clock and the process id.
-struct Rng(u64);
-
-impl Rng {
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "a seed keeps the fast-moving low bits of the clock"
-    )]
-    fn seeded() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        Self(((nanos as u64) ^ (u64::from(std::process::id()) << 32)) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 // ---- the child -------------------------------------------------------------------------
 
@@ -79,7 +60,7 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// `tests/sql_backends/processes.rs` for the choice).
 fn crash_child(path: &str) {
     let store = SqliteStore::open(path).unwrap();
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::seeded(0);
     say(format_args!("READY"));
     for n in 0u64.. {
         // Work on the newest topology that can still change; start a new one otherwise.
@@ -358,7 +339,7 @@ fn sigkill_at_random_moments() {
     let dir = tempfile::tempdir().unwrap();
     let path: PathBuf = dir.path().join("crash.db");
     SqliteStore::open(&path).unwrap();
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::seeded(0);
     let started = Instant::now();
     let rounds = kills();
     let mut acked: BTreeMap<u64, Acked> = BTreeMap::new();

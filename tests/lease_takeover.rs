@@ -25,7 +25,7 @@ use pages::ListAll;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use topostate::store::{
     ChildEdit, Claim, ClaimOptions, Mutation, MutationClaim, NewLan, Precondition, StoreError,
@@ -42,28 +42,9 @@ const CHILD_TOPOLOGY: &str = "TOPOSTATE_LEASE_TOPOLOGY";
 const LEASE: Duration = Duration::from_millis(300);
 const ROUNDS: u64 = 20;
 
-/// xorshift64*, seeded from the clock and the process id.
-struct Rng(u64);
-
-impl Rng {
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "a seed keeps the fast-moving low bits of the clock"
-    )]
-    fn seeded() -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        Self(((nanos as u64) ^ (u64::from(std::process::id()) << 32)) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Where the store is, and how to open a new handle on it.
 trait Backend {
@@ -104,7 +85,7 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// at a random moment in between.
 fn applier(backend: &str, place: &str, topology: TopologyId) {
     let store = open_backend(backend, place);
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::seeded(0);
     let options = ClaimOptions::new()
         .lease(LEASE)
         .holder(format!("applier-{}", std::process::id()));
@@ -308,7 +289,7 @@ fn takeovers(backend: &dyn Backend) {
             .transition_status(topology, to, None, Precondition::none())
             .unwrap();
     }
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::seeded(0);
     let started = Instant::now();
     let (mut edited_before_kill, mut restarts) = (0, 0);
     for round in 0..ROUNDS {

@@ -32,7 +32,7 @@ use pages::ListAll;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use topostate::store::{
     ChildEdit, Claim, MemoryStore, NewDecky, NewLan, Precondition, StoreError, TopologyStore,
@@ -56,35 +56,9 @@ fn time_limit() -> Duration {
     Duration::from_secs(env_or("TOPOSTATE_STRESS_SECS", 2))
 }
 
-/// xorshift64*: enough randomness for picking operations, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "a seed keeps the fast-moving low bits of the clock"
-    )]
-    fn seeded(salt: u64) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let seed = (nanos as u64)
-            ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ u64::from(std::process::id());
-        Self(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 // ---- what a worker saw -----------------------------------------------------------------
 
