@@ -100,7 +100,7 @@ fn crash_child(path: &str) {
         } else if live_status && dice < 80 {
             say(format_args!("TRY C {id}"));
             match store.claim_next_mutation(id).unwrap() {
-                Claim::Claimed { mutation, claim } => {
+                Claim::Claimed { mutation, lease: claim } => {
                     say(format_args!("ACK C {id} {}", mutation.id));
                     say(format_args!("TRY K {id}"));
                     let marked = if rng.below(2) == 0 {
@@ -124,7 +124,7 @@ fn crash_child(path: &str) {
                         .items
                         .first()
                         .map_or(0, |m| m.token);
-                    let claim = topostate::store::MutationClaim::from_parts(applying, id, token);
+                    let claim = topostate::store::Lease::from_parts(applying, id, token);
                     say(format_args!("TRY K {id}"));
                     let marked = store.mark_mutation_failed(claim, "recovered").unwrap();
                     say(format_args!("ACK K {id} {}", marked.id));

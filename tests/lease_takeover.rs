@@ -28,7 +28,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use topostate::store::{
-    ChildEdit, Claim, ClaimOptions, Mutation, MutationClaim, NewLan, Precondition, StoreError,
+    ChildEdit, Claim, ClaimOptions, Mutation, Lease, NewLan, Precondition, StoreError,
     TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -89,7 +89,7 @@ fn applier(backend: &str, place: &str, topology: TopologyId) {
     let options = ClaimOptions::new()
         .lease(LEASE)
         .holder(format!("applier-{}", std::process::id()));
-    let Claim::Claimed { mutation, claim } =
+    let Claim::Claimed { mutation, lease: claim } =
         store.claim_next_mutation_with(topology, &options).unwrap()
     else {
         panic!("the applier found nothing to claim");
@@ -207,7 +207,7 @@ fn zombie_is_fenced(
     current: u64,
 ) {
     let (id, dead_token) = zombie;
-    let zombie = || MutationClaim::from_parts(id, topology, dead_token);
+    let zombie = || Lease::from_parts(id, topology, dead_token);
     let mid = id.get();
     let detail = retry(|| store.topology_detail(topology)).unwrap();
     let row = mutation_row(store, topology, mid);
@@ -309,7 +309,7 @@ fn takeovers(backend: &dyn Backend) {
         let (mutation, claim) = loop {
             retry(|| store.wait_for_work(Some(topology), Duration::from_secs(5))).unwrap();
             match retry(|| store.claim_next_mutation_with(topology, &options)).unwrap() {
-                Claim::Claimed { mutation, claim } => break (mutation, claim),
+                Claim::Claimed { mutation, lease: claim } => break (mutation, claim),
                 Claim::Busy { applying } => assert_eq!(applying.get(), mid),
                 Claim::Empty => panic!("round {round}: the killed claim vanished"),
             }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use topostate::store::{
     ChildEdit, DeckyPatch, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
-    MutationClaim, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
+    Lease, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::version::bump;
 use topostate::{
@@ -494,12 +494,12 @@ fn free_text_at_the_byte_limit() {
         assert_eq!(m.version, 4);
         // Failure reasons: over refused and the mutation stays applying; at the limit kept.
         let claim = match s.claim_next_mutation(lab.id).unwrap() {
-            topostate::store::Claim::Claimed { claim, .. } => claim,
+            topostate::store::Claim::Claimed { lease: claim, .. } => claim,
             other => panic!("{other:?}"),
         };
         assert_invalid(
             s.mark_mutation_failed(
-                MutationClaim::from_parts(claim.id(), lab.id, claim.token()),
+                Lease::from_parts(claim.id(), lab.id, claim.token()),
                 &over,
             ),
             "reason",

@@ -38,7 +38,7 @@ use loom::thread;
 use std::time::Duration;
 
 use topostate::store::{
-    ChildEdit, Claim, ClaimOptions, ManualClock, MemoryStore, Mutation, MutationClaim, NewLan,
+    ChildEdit, Claim, ClaimOptions, ManualClock, MemoryStore, Mutation, Lease, NewLan,
     Precondition, StoreError, Timestamp, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -330,7 +330,7 @@ const LEASE: Duration = Duration::from_secs(10);
 /// A store on a manual clock holding one `active` topology whose one mutation was
 /// claimed (token 1, holder "zombie") and whose lease has run out, with nobody having
 /// taken it over yet.
-fn expired_claim() -> (MemoryStore, TopologyId, MutationClaim) {
+fn expired_claim() -> (MemoryStore, TopologyId, Lease) {
     let clock = std::sync::Arc::new(ManualClock::new(Timestamp::from_micros(1_000_000)));
     let store = MemoryStore::with_clock(clock.clone());
     let id = store.create_topology("lab").unwrap().id;
@@ -343,7 +343,7 @@ fn expired_claim() -> (MemoryStore, TopologyId, MutationClaim) {
         .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
         .unwrap();
     let claim = match take(&store, id, "zombie") {
-        Claim::Claimed { claim, .. } => claim,
+        Claim::Claimed { lease: claim, .. } => claim,
         other => panic!("expected the first claim, got {other:?}"),
     };
     assert_eq!(claim.token(), 1);
@@ -378,8 +378,8 @@ fn lost_to_the_takeover(e: &StoreError) {
 }
 
 /// A copy of a claim, as a zombie that kept it would hold it.
-fn copy(claim: &MutationClaim) -> MutationClaim {
-    MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token())
+fn copy(claim: &Lease) -> Lease {
+    Lease::from_parts(claim.id(), claim.topology_id(), claim.token())
 }
 
 #[test]
@@ -397,7 +397,7 @@ fn two_claimers_racing_for_an_expired_lease() {
         let mut winner = None;
         for (holder, claim) in ["a", "b"].into_iter().zip(&claims) {
             match claim {
-                Claim::Claimed { claim, mutation } => {
+                Claim::Claimed { lease: claim, mutation } => {
                     assert!(winner.is_none(), "both took it over: {claims:?}");
                     assert_eq!(claim.token(), 2, "{claims:?}");
                     assert_eq!(mutation.attempts, 2, "{claims:?}");
@@ -444,7 +444,7 @@ fn a_renewal_racing_a_takeover() {
                     store.mark_mutation_applied(holder).unwrap();
                 }
                 // The takeover came first: the renewal is fenced off and wrote nothing.
-                (Err(e), Claim::Claimed { claim, .. }) => {
+                (Err(e), Claim::Claimed { lease: claim, .. }) => {
                     lost_to_the_takeover(e);
                     assert_eq!(claim.token(), 2);
                     assert_eq!((row.token, row.holder.as_deref()), (2, Some("taker")));
@@ -494,7 +494,7 @@ fn a_zombie_writing_while_its_mutation_is_taken_over() {
                 thread::spawn(move || {
                     let claim = take(&store, id, "taker");
                     let edited = match &claim {
-                        Claim::Claimed { claim, .. } => {
+                        Claim::Claimed { lease: claim, .. } => {
                             let edited = store.apply_live(claim, &edit("taker")).map(|r| r.version);
                             store.mark_mutation_applied(copy(claim)).unwrap();
                             Some(edited)

@@ -149,7 +149,7 @@ fn async_wait_for_work_waits_on_a_one_thread_runtime() {
                 .unwrap();
             assert!(woke, "{scope:?}: not woken by the lease passing");
             assert!(started.elapsed() < Duration::from_mins(1));
-            let topostate::store::Claim::Claimed { claim, .. } =
+            let topostate::store::Claim::Claimed { lease: claim, .. } =
                 store.claim_next_mutation_with(id, &short).unwrap()
             else {
                 panic!("{scope:?}: no takeover after the lease passed");

@@ -34,7 +34,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, MAX_PAGE, MemoryStore, Mutation,
-    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, RefProblem,
+    Lease, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, RefProblem,
     RowRef, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
     Touched, Transitioned, check_coord, check_name, check_text,
 };
@@ -482,7 +482,7 @@ fn fence(mutation: &Mutation, token: u64) -> Option<StoreError> {
             lease_until: mutation.lease_until.map(|_| ZERO),
         });
     }
-    (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
+    (mutation.state != MutationState::Applying).then(|| StoreError::WrongMutationState {
         id: mutation.id,
         expected: MutationState::Applying,
         found: mutation.state,
@@ -579,22 +579,22 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
             out(s.enqueue_mutation(*id, *op, payload, *v), Out::Enqueued)
         }
         Call::Claim(id) => out(s.claim_next_mutation(*id), |c| match c {
-            Claim::Claimed { mutation, claim } => {
+            Claim::Claimed { mutation, lease: claim } => {
                 Out::Claimed(norm_mutation(mutation), claim.id(), claim.topology_id())
             }
             Claim::Busy { applying } => Out::Busy(applying),
             Claim::Empty => Out::Empty,
         }),
         Call::ApplyLive(m, t, k, edits) => out(
-            s.apply_live(&MutationClaim::from_parts(*m, *t, *k), edits),
+            s.apply_live(&Lease::from_parts(*m, *t, *k), edits),
             Out::Report,
         ),
         Call::MarkApplied(m, t, k) => out(
-            s.mark_mutation_applied(MutationClaim::from_parts(*m, *t, *k)),
+            s.mark_mutation_applied(Lease::from_parts(*m, *t, *k)),
             |m| Out::Mutation(norm_mutation(m)),
         ),
         Call::MarkFailed(m, t, k, reason) => out(
-            s.mark_mutation_failed(MutationClaim::from_parts(*m, *t, *k), reason),
+            s.mark_mutation_failed(Lease::from_parts(*m, *t, *k), reason),
             |m| Out::Mutation(norm_mutation(m)),
         ),
         Call::Delete(id, v) => out(s.delete_topology(*id, *v), |()| Out::Unit),
@@ -2153,10 +2153,10 @@ fn run_backend_with(
         "Claim -> Busy",
         "Claim -> Empty",
         "ApplyLive -> Ok",
-        "ApplyLive -> MutationState",
+        "ApplyLive -> WrongMutationState",
         "MarkApplied -> Ok",
         "MarkFailed -> Ok",
-        "MarkApplied -> MutationState",
+        "MarkApplied -> WrongMutationState",
         "Delete -> Ok",
         "Delete -> NotEditable",
         "Delete -> VersionConflict",

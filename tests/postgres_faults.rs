@@ -188,7 +188,7 @@ fn self_inflicted(e: &StoreError) -> bool {
         StoreError::VersionConflict(_)
             | StoreError::Duplicate { .. }
             | StoreError::StaleStatus { .. }
-            | StoreError::MutationState { .. }
+            | StoreError::WrongMutationState { .. }
     )
 }
 
@@ -337,7 +337,7 @@ fn write_until(store: &PgStore, own: &Own, stop: &AtomicBool) -> Told {
                     }
                 }
                 match store.claim_next_mutation(topology()) {
-                    Ok(Claim::Claimed { claim, .. }) => match store.mark_mutation_applied(claim) {
+                    Ok(Claim::Claimed { lease: claim, .. }) => match store.mark_mutation_applied(claim) {
                         Ok(_) => told.marks += 1,
                         Err(e) if e.is_outcome_unknown() => {
                             // Its claim is spent: if the mark did not commit, the queue

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
     EditReport, Edited, EventId, Lan, LanId, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
-    Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, RowRef,
+    Mutation, Lease, MutationId, NewDecky, NewEdge, NewLan, Precondition, RowRef,
     StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched,
     Transitioned, check_name, check_text,
 };
@@ -264,7 +264,7 @@ fn golden_files_pin_every_shape() {
         "claim_claimed",
         &Claim::Claimed {
             mutation: sample_mutation(),
-            claim: MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1), 2),
+            lease: Lease::from_parts(MutationId::new(9), TopologyId::new(1), 2),
         },
     );
     golden(
@@ -621,9 +621,9 @@ fn rows_and_reports_round_trip() {
                 let _ = round_trip(&Versioned::from_parts(record.clone(), v).unwrap());
                 round_trip(&Transitioned::new(record.clone(), event));
                 round_trip(&TopologyDetail::new(record, lans, deckies, vec![edge]));
-                let claim = MutationClaim::from_parts(m.id, m.topology_id, m.token);
+                let claim = Lease::from_parts(m.id, m.topology_id, m.token);
                 round_trip(&Claim::Busy { applying: m.id });
-                round_trip(&Claim::Claimed { mutation: m, claim });
+                round_trip(&Claim::Claimed { mutation: m, lease: claim });
                 Ok(())
             },
         )
@@ -743,7 +743,7 @@ fn store_rows_round_trip(
     let claim = store.claim_next_mutation(topology.id).unwrap();
     let busy = store.claim_next_mutation(topology.id).unwrap();
     round_trip(&busy);
-    let Claim::Claimed { claim, .. } = round_trip(&claim) else {
+    let Claim::Claimed { lease: claim, .. } = round_trip(&claim) else {
         panic!("nothing claimed")
     };
     round_trip(&store.mark_mutation_failed(claim, reason).unwrap());

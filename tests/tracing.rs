@@ -368,7 +368,7 @@ fn every_operation(store: &dyn TopologyStore, backend: &str) -> Vec<BTreeMap<Str
             Some(queued.version),
             "ok",
         );
-        let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id).unwrap() else {
+        let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id).unwrap() else {
             panic!("nothing to claim");
         };
         span("claim_next_mutation", Some(id), None, None, "ok");
@@ -401,7 +401,7 @@ fn every_operation(store: &dyn TopologyStore, backend: &str) -> Vec<BTreeMap<Str
         Some(queued.version),
         "ok",
     );
-    let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id).unwrap() else {
+    let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id).unwrap() else {
         panic!("nothing to claim");
     };
     span("claim_next_mutation", Some(id), None, None, "ok");

@@ -14,7 +14,7 @@ use serde::Serialize;
 use topostate::MutationState;
 use topostate::TopologyId;
 use topostate::store::{
-    MAX_PAGE, Mutation, MutationClaim, MutationId, PageRequest, PgStore, SqliteStore, StoreError,
+    MAX_PAGE, Mutation, Lease, MutationId, PageRequest, PgStore, SqliteStore, StoreError,
     Timestamp, TopologyStore,
 };
 
@@ -138,14 +138,14 @@ pub fn repair(
 ) -> anyhow::Result<Outcome> {
     let store = open(db, schema)?;
     let claim =
-        MutationClaim::from_parts(MutationId::new(mutation), TopologyId::new(topology), token);
+        Lease::from_parts(MutationId::new(mutation), TopologyId::new(topology), token);
     let (action, result) = match repair {
         Repair::Release => ("release", store.release_mutation(claim)),
         Repair::Fail(reason) => ("fail", store.mark_mutation_failed(claim, reason)),
     };
     let (row, refused) = match result {
         Ok(row) => (Some(row), None),
-        Err(e @ (StoreError::LeaseLost { .. } | StoreError::MutationState { .. })) => {
+        Err(e @ (StoreError::LeaseLost { .. } | StoreError::WrongMutationState { .. })) => {
             (None, Some(e.to_string()))
         }
         Err(e) => return Err(e.into()),

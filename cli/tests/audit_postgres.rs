@@ -94,7 +94,7 @@ fn populate(scratch: &Scratch) -> TestResult {
     }
     store.enqueue_mutation(lab.id, MutationOp::AddLan, "{}", None)?;
     match store.claim_next_mutation(lab.id)? {
-        Claim::Claimed { claim, .. } => {
+        Claim::Claimed { lease: claim, .. } => {
             store.mark_mutation_failed(claim, "no room")?;
         }
         other => return Err(format!("expected a claim, got {other:?}").into()),

@@ -24,7 +24,7 @@ fn stuck(path: &Path) -> (u64, u64, u64) {
     store
         .enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"c"}"#)
         .unwrap();
-    let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id()).unwrap() else {
+    let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id()).unwrap() else {
         panic!("two mutations are pending");
     };
     (lab.id().get(), claim.id().get(), claim.token())
@@ -233,7 +233,7 @@ fn audit_reports_expired_leases_and_old_claims() {
 
     // The applier renews with a lease that then passes.
     let store = SqliteStore::open(&db).unwrap();
-    let claim = topostate::store::MutationClaim::from_parts(
+    let claim = topostate::store::Lease::from_parts(
         topostate::store::MutationId::new(m),
         TopologyId::new(t),
         token,

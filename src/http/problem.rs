@@ -247,7 +247,7 @@ impl Problem {
             )
             .with("topology_status", from.as_str())
             .with("to", to.as_str()),
-            StoreError::MutationState {
+            StoreError::WrongMutationState {
                 id,
                 expected,
                 found,
@@ -472,7 +472,7 @@ mod tests {
                 ],
             ),
             (
-                StoreError::MutationState {
+                StoreError::WrongMutationState {
                     id: MutationId::new(9),
                     expected: MutationState::Applying,
                     found: MutationState::Applied,

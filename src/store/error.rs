@@ -341,7 +341,7 @@ pub enum StoreError {
     /// A mutation is not in the state the operation needs (e.g. a mark of a mutation that
     /// is not `applying`).
     #[error("mutation {id} is '{found}', expected '{expected}'")]
-    MutationState {
+    WrongMutationState {
         /// The mutation.
         id: MutationId,
         /// The state needed.
@@ -595,7 +595,7 @@ impl StoreError {
         match self {
             Self::NotFound { .. } => 0,
             Self::NotEditable(_)
-            | Self::MutationState { .. }
+            | Self::WrongMutationState { .. }
             | Self::LeaseLost { .. }
             | Self::EditsCommitted { .. } => 1,
             Self::StaleStatus { .. } => 2,

@@ -92,7 +92,7 @@ pub use lease::{ClaimOptions, Clock, DEFAULT_LEASE, MAX_LEASE, ManualClock, Syst
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, MutationClaim, MutationId,
+    EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, Lease, MutationId,
     NewDecky, NewEdge, NewLan, Precondition, RowRef, StatusEvent, Timestamp, TopologyDetail,
     TopologyRecord, Touched, Transitioned,
 };
@@ -499,7 +499,7 @@ pub trait TopologyStore: Send + Sync {
     /// store.enqueue(&mut lab, MutationOp::AddDecky, r#"{"name":"ssh-2"}"#)?;
     ///
     /// // The oldest pending mutation is claimed, and the claim says which row it moved.
-    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("two mutations are pending");
     /// };
     /// assert_eq!((mutation.id, claim.id()), (first, first));
@@ -507,7 +507,7 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Busy { applying: first });
     ///
     /// store.mark_mutation_applied(claim)?;
-    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// store.mark_mutation_applied(claim)?;
@@ -546,14 +546,14 @@ pub trait TopologyStore: Send + Sync {
     /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
     ///
     /// let ten_s = ClaimOptions::new().lease(Duration::from_secs(10)).holder("applier-a");
-    /// let Claim::Claimed { claim: first, .. } = store.claim_next_mutation_with(lab.id(), &ten_s)? else {
+    /// let Claim::Claimed { lease: first, .. } = store.claim_next_mutation_with(lab.id(), &ten_s)? else {
     ///     panic!("one mutation is pending");
     /// };
     /// // The applier crashes. While its lease runs, the mutation is held...
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Busy { applying: queued });
     /// // ...and once it has passed, the next claim takes the same mutation over.
     /// clock.advance(Duration::from_secs(10));
-    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("the lease has passed");
     /// };
     /// assert_eq!((mutation.id, mutation.attempts), (queued, 2));
@@ -582,7 +582,7 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`]; [`StoreError::LeaseLost`] if another claim holds the
-    /// mutation now; [`StoreError::MutationState`] unless it is `applying`;
+    /// mutation now; [`StoreError::WrongMutationState`] unless it is `applying`;
     /// [`StoreError::Invalid`] for a lease as [`claim_next_mutation_with`] refuses.
     ///
     /// [`claim_next_mutation_with`]: Self::claim_next_mutation_with
@@ -597,7 +597,7 @@ pub trait TopologyStore: Send + Sync {
     /// let lab = store.advance(lab, |t| t.deploy())?;
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
-    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// let renewed = store.renew_lease(&claim, Duration::from_secs(600))?;
@@ -605,7 +605,7 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!(renewed.token, claim.token()); // a renewal is no takeover
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError>;
+    fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError>;
 
     /// Releases a claim: the mutation goes back to `pending`, first in line, for the next
     /// claim (with a new token). For an applier that gives up without failing the
@@ -614,7 +614,7 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::NotFound`]; [`StoreError::LeaseLost`] if another claim holds the
-    /// mutation now; [`StoreError::MutationState`] unless it is `applying`.
+    /// mutation now; [`StoreError::WrongMutationState`] unless it is `applying`.
     ///
     /// ```
     /// use topostate::MutationOp;
@@ -626,7 +626,7 @@ pub trait TopologyStore: Send + Sync {
     /// let lab = store.advance(lab, |t| t.deploy())?;
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
-    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// assert_eq!(store.release_mutation(claim)?.state, MutationState::Pending);
@@ -636,7 +636,7 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!((mutation.id, mutation.attempts), (queued, 2));
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+    fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError>;
 
     /// Waits until a claim of topology `id` (or of any topology, for `None`) could take a
     /// mutation, for at most `timeout`: `true` as soon as one could (at once if one can
@@ -678,14 +678,14 @@ pub trait TopologyStore: Send + Sync {
     /// # Errors
     ///
     /// [`StoreError::LeaseLost`] if another claim holds the mutation now;
-    /// [`StoreError::MutationState`] if the mutation is no longer `applying`;
+    /// [`StoreError::WrongMutationState`] if the mutation is no longer `applying`;
     /// [`StoreError::EditsCommitted`] if live edits were committed for it under an earlier
     /// claim; [`StoreError::NotEditable`] if the topology left `active`/`degraded`;
     /// otherwise as [`edit`](Self::edit).
     ///
     /// ```
     /// use topostate::store::{
-    ///     ChildEdit, Claim, MemoryStore, MutationClaim, NewLan, StoreError, TopologyStore,
+    ///     ChildEdit, Claim, MemoryStore, Lease, NewLan, StoreError, TopologyStore,
     ///     TypedStore,
     /// };
     /// use topostate::MutationOp;
@@ -696,7 +696,7 @@ pub trait TopologyStore: Send + Sync {
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b","subnet":"10.0.2.0/24"}"#)?;
     ///
-    /// let Claim::Claimed { mutation, claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// // The applier turns the payload into edits; the claim lets them onto a live topology.
@@ -706,16 +706,16 @@ pub trait TopologyStore: Send + Sync {
     /// store.mark_mutation_applied(claim)?;
     ///
     /// // A claim is checked at every use: one for a mutation no longer applying buys nothing.
-    /// let old = MutationClaim::from_parts(mutation.id, lab.id(), mutation.token);
+    /// let old = Lease::from_parts(mutation.id, lab.id(), mutation.token);
     /// let edit = [ChildEdit::AddLan(NewLan::new("lan-c", "10.0.3.0/24"))];
     /// let refused = store.apply_live(&old, &edit).unwrap_err();
-    /// assert!(matches!(refused, StoreError::MutationState { .. }));
+    /// assert!(matches!(refused, StoreError::WrongMutationState { .. }));
     /// assert_eq!(store.topology_detail(lab.id())?.lans.len(), 1);
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
     fn apply_live(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError>;
 
@@ -726,11 +726,11 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::NotFound`] if the mutation does not exist in the claim's topology;
     /// [`StoreError::LeaseLost`] if another claim holds (or held) the mutation since;
-    /// [`StoreError::MutationState`] unless it is `applying`.
+    /// [`StoreError::WrongMutationState`] unless it is `applying`.
     ///
     /// ```
     /// use topostate::store::{
-    ///     Claim, MemoryStore, MutationClaim, StoreError, TopologyStore, TypedStore,
+    ///     Claim, MemoryStore, Lease, StoreError, TopologyStore, TypedStore,
     /// };
     /// use topostate::{MutationOp, MutationState};
     ///
@@ -742,11 +742,11 @@ pub trait TopologyStore: Send + Sync {
     /// let queued = store.enqueue(&mut lab, MutationOp::AttachDecky, attach)?;
     ///
     /// // Marking a mutation nobody claimed is refused: marks move only from `applying`.
-    /// let unclaimed = MutationClaim::from_parts(queued, lab.id(), 0);
+    /// let unclaimed = Lease::from_parts(queued, lab.id(), 0);
     /// let refused = store.mark_mutation_applied(unclaimed).unwrap_err();
-    /// assert!(matches!(refused, StoreError::MutationState { found: MutationState::Pending, .. }));
+    /// assert!(matches!(refused, StoreError::WrongMutationState { found: MutationState::Pending, .. }));
     ///
-    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// let done = store.mark_mutation_applied(claim)?; // the claim is consumed
@@ -754,7 +754,7 @@ pub trait TopologyStore: Send + Sync {
     /// assert!(done.applied_at.is_some());
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+    fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError>;
 
     /// Marks a claimed mutation `failed` with a reason, whatever the topology's status now.
     ///
@@ -762,7 +762,7 @@ pub trait TopologyStore: Send + Sync {
     ///
     /// [`StoreError::NotFound`] if the mutation does not exist in the claim's topology;
     /// [`StoreError::LeaseLost`] if another claim holds (or held) the mutation since;
-    /// [`StoreError::MutationState`] unless it is `applying`.
+    /// [`StoreError::WrongMutationState`] unless it is `applying`.
     ///
     /// ```
     /// use topostate::store::{Claim, MemoryStore, TopologyStore, TypedStore};
@@ -774,7 +774,7 @@ pub trait TopologyStore: Send + Sync {
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// store.enqueue(&mut lab, MutationOp::RemoveLan, r#"{"name":"dmz"}"#)?;
     ///
-    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// // The payload names a LAN the topology does not have: the applier gives up on it.
@@ -787,7 +787,7 @@ pub trait TopologyStore: Send + Sync {
     /// ```
     fn mark_mutation_failed(
         &self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &str,
     ) -> Result<Mutation, StoreError>;
 
@@ -810,7 +810,7 @@ pub trait TopologyStore: Send + Sync {
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// let first = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
     /// let second = store.enqueue(&mut lab, MutationOp::AddDecky, r#"{"name":"ssh-2"}"#)?;
-    /// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("two mutations are pending");
     /// };
     /// store.mark_mutation_applied(claim)?;

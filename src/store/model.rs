@@ -2241,29 +2241,29 @@ impl Mutation {
 ///
 /// On the wire (feature `serde`): `{"id":9,"topology_id":1,"token":3}`. It deserializes,
 /// so an applier in another process (or an operator repairing a stuck claim) can carry a
-/// claim by id and token: reading one is [`MutationClaim::from_parts`], and like a forged
+/// claim by id and token: reading one is [`Lease::from_parts`], and like a forged
 /// one it buys nothing, since every use is checked against the stored state and token.
 ///
 /// ```
 /// # #[cfg(feature = "serde")] {
-/// use topostate::store::{MutationClaim, MutationId};
+/// use topostate::store::{Lease, MutationId};
 /// use topostate::TopologyId;
 ///
-/// let claim: MutationClaim = serde_json::from_str(r#"{"id":9,"topology_id":1,"token":3}"#)?;
-/// assert_eq!(claim, MutationClaim::from_parts(MutationId::new(9), TopologyId::new(1), 3));
+/// let claim: Lease = serde_json::from_str(r#"{"id":9,"topology_id":1,"token":3}"#)?;
+/// assert_eq!(claim, Lease::from_parts(MutationId::new(9), TopologyId::new(1), 3));
 /// assert_eq!(claim.token(), 3);
 /// # }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct MutationClaim {
+pub struct Lease {
     id: MutationId,
     topology_id: TopologyId,
     token: u64,
 }
 
-impl MutationClaim {
+impl Lease {
     /// A claim for a mutation under a fencing token, e.g. one carried across processes.
     /// Forging one buys nothing: every use is checked against the stored state and token.
     #[must_use]
@@ -2301,7 +2301,7 @@ impl MutationClaim {
 /// wildcard arm.
 ///
 /// On the wire (feature `serde`) `kind` names the variant, the other keys are its fields:
-/// `{"kind":"claimed","mutation":{...Mutation},"claim":{...MutationClaim}}`,
+/// `{"kind":"claimed","mutation":{...Mutation},"claim":{...Lease}}`,
 /// `{"kind":"busy","applying":9}`, `{"kind":"empty"}`.
 ///
 /// ```
@@ -2323,7 +2323,7 @@ pub enum Claim {
         /// The row claimed (exactly the one moved to `applying`).
         mutation: Mutation,
         /// The token.
-        claim: MutationClaim,
+        lease: Lease,
     },
     /// Another mutation of this topology is `applying` under a lease that has not passed;
     /// claims are serial per topology.

@@ -18,7 +18,7 @@ use core::time::Duration;
 
 use crate::store::{
     ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId,
-    Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
+    Mutation, Lease, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
     TopologyDetail, TopologyRecord, Touched, Transitioned,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -195,7 +195,7 @@ fn kind(e: &StoreError) -> &'static str {
         StoreError::Duplicate { .. } => "duplicate",
         StoreError::StaleStatus { .. } => "stale_status",
         StoreError::IllegalTransition { .. } => "illegal_transition",
-        StoreError::MutationState { .. } => "mutation_state",
+        StoreError::WrongMutationState { .. } => "wrong_mutation_state",
         StoreError::LeaseLost { .. } => "lease_lost",
         StoreError::EditsCommitted { .. } => "edits_committed",
         StoreError::VersionOverflow(_) => "version_overflow",
@@ -305,18 +305,18 @@ pub(crate) trait Untraced {
         id: TopologyId,
         options: &ClaimOptions,
     ) -> Result<Claim, StoreError>;
-    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError>;
-    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+    fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError>;
+    fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError>;
     fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError>;
     fn apply_live(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError>;
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError>;
+    fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError>;
     fn mark_mutation_failed(
         &self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &str,
     ) -> Result<Mutation, StoreError>;
     fn list_mutations(
@@ -504,7 +504,7 @@ macro_rules! traced_store {
 
             fn renew_lease(
                 &self,
-                claim: &$crate::store::MutationClaim,
+                claim: &$crate::store::Lease,
                 lease: core::time::Duration,
             ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
                 $crate::store::trace::Op::start(
@@ -518,7 +518,7 @@ macro_rules! traced_store {
 
             fn release_mutation(
                 &self,
-                claim: $crate::store::MutationClaim,
+                claim: $crate::store::Lease,
             ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
                 $crate::store::trace::Op::start(
                     $backend,
@@ -545,7 +545,7 @@ macro_rules! traced_store {
 
             fn apply_live(
                 &self,
-                claim: &$crate::store::MutationClaim,
+                claim: &$crate::store::Lease,
                 edits: &[$crate::store::ChildEdit],
             ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
                 $crate::store::trace::Op::start(
@@ -559,7 +559,7 @@ macro_rules! traced_store {
 
             fn mark_mutation_applied(
                 &self,
-                claim: $crate::store::MutationClaim,
+                claim: $crate::store::Lease,
             ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
                 $crate::store::trace::Op::start(
                     $backend,
@@ -572,7 +572,7 @@ macro_rules! traced_store {
 
             fn mark_mutation_failed(
                 &self,
-                claim: $crate::store::MutationClaim,
+                claim: $crate::store::Lease,
                 reason: &str,
             ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
                 $crate::store::trace::Op::start(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use topostate::store::{
     AsyncTopologyStore, ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport,
-    Edited, EventId, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge,
+    Edited, EventId, LanId, LanPatch, Mutation, Lease, MutationId, NewDecky, NewEdge,
     NewLan, Page, PageRequest, Precondition, StatusEvent, StoreError, TopologyDetail,
     TopologyRecord, TopologyStore, Touched, Transitioned,
 };
@@ -46,13 +46,13 @@ impl TopologyStore for Awaiting {
 
     fn renew_lease(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         lease: std::time::Duration,
     ) -> Result<Mutation, StoreError> {
         self.runtime.block_on(self.store.renew_lease(claim, lease))
     }
 
-    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError> {
         self.runtime.block_on(self.store.release_mutation(claim))
     }
 
@@ -136,20 +136,20 @@ impl TopologyStore for Awaiting {
 
     fn apply_live(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.runtime.block_on(self.store.apply_live(claim, edits))
     }
 
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError> {
         self.runtime
             .block_on(self.store.mark_mutation_applied(claim))
     }
 
     fn mark_mutation_failed(
         &self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         self.runtime

@@ -4,7 +4,7 @@
 use crate::pages::ListAll;
 use topostate::store::{
     ChildEdit, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, EdgeId, Entity, LanId, LanPatch,
-    MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
+    Lease, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
     Touched,
 };
 use topostate::{MutationOp, TopologyId, TopologyStatus, VersionConflict};
@@ -1140,14 +1140,14 @@ pub fn not_found_everywhere<H: Harness>() {
     topo(s.set_needs_resync(nowhere, true).err(), "set_needs_resync");
     topo(s.delete_topology(nowhere, None).err(), "delete_topology");
     topo(s.delete_topology(nowhere, Some(1)).err(), "delete_topology");
-    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere, 1);
+    let forged = Lease::from_parts(MutationId::new(1), nowhere, 1);
     expect_err!(s.mark_mutation_applied(forged), StoreError::NotFound { .. });
-    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere, 1);
+    let forged = Lease::from_parts(MutationId::new(1), nowhere, 1);
     expect_err!(
         s.mark_mutation_failed(forged, "x"),
         StoreError::NotFound { .. }
     );
-    let forged = MutationClaim::from_parts(MutationId::new(1), nowhere, 1);
+    let forged = Lease::from_parts(MutationId::new(1), nowhere, 1);
     expect_err!(s.apply_live(&forged, &[]), StoreError::NotFound { .. });
 
     let before = detail(s, id);
@@ -1221,7 +1221,7 @@ pub fn not_found_everywhere<H: Harness>() {
         is_not_found(&e, Entity::Decky, missing_decky.get()),
         "{e:?}"
     );
-    let forged = MutationClaim::from_parts(MutationId::new(9_999_999), id, 1);
+    let forged = Lease::from_parts(MutationId::new(9_999_999), id, 1);
     let e = expect_err!(s.mark_mutation_applied(forged), StoreError::NotFound { .. });
     assert!(is_not_found(&e, Entity::Mutation, 9_999_999), "{e:?}");
     assert_eq!(detail(s, id), before);

@@ -99,7 +99,7 @@ fn populate(s: &dyn TopologyStore) -> Lists {
     .into_iter()
     .enumerate()
     {
-        let Claim::Claimed { claim, .. } = s.claim_next_mutation(lab.id).unwrap() else {
+        let Claim::Claimed { lease: claim, .. } = s.claim_next_mutation(lab.id).unwrap() else {
             panic!("a mutation is pending");
         };
         match outcome {

@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use crate::pages::ListAll;
 use topostate::store::{
     ChildEdit, Claim, ClaimOptions, DeckyPatch, LanId, LanPatch, MAX_LEASE, Mutation,
-    MutationClaim, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
+    Lease, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus, VersionConflict};
 
 use super::{ALL, Harness, detail, reach, seeded, setup, version};
 
-fn claim(s: &dyn TopologyStore, id: TopologyId) -> (Mutation, MutationClaim) {
+fn claim(s: &dyn TopologyStore, id: TopologyId) -> (Mutation, Lease) {
     match s.claim_next_mutation(id).unwrap() {
-        Claim::Claimed { mutation, claim } => (mutation, claim),
+        Claim::Claimed { mutation, lease: claim } => (mutation, claim),
         other => panic!("expected a claim, got {other:?}"),
     }
 }
@@ -201,8 +201,8 @@ pub fn marks_only_from_applying<H: Harness>() {
         .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
         .unwrap()
         .id;
-    let forge = |m| MutationClaim::from_parts(m, t.id, 0);
-    let pending = |e: &StoreError, m| matches!(e, StoreError::MutationState { id, expected: MutationState::Applying, found: MutationState::Pending } if *id == m);
+    let forge = |m| Lease::from_parts(m, t.id, 0);
+    let pending = |e: &StoreError, m| matches!(e, StoreError::WrongMutationState { id, expected: MutationState::Applying, found: MutationState::Pending } if *id == m);
     let e = s.mark_mutation_applied(forge(m1)).unwrap_err();
     assert!(pending(&e, m1), "{e:?}");
     let e = s.mark_mutation_failed(forge(m1), "x").unwrap_err();
@@ -217,7 +217,7 @@ pub fn marks_only_from_applying<H: Harness>() {
 
     // A claim naming another topology is refused.
     let (_, token) = claim(s, t.id);
-    let wrong = MutationClaim::from_parts(m1, other.id, token.token());
+    let wrong = Lease::from_parts(m1, other.id, token.token());
     expect_err!(
         s.mark_mutation_applied(wrong),
         StoreError::NotFound { .. } | StoreError::Invalid { .. }
@@ -227,15 +227,15 @@ pub fn marks_only_from_applying<H: Harness>() {
     s.mark_mutation_applied(token).unwrap();
     let applied = mutation(s, t.id, m1);
     for e in [
-        s.mark_mutation_applied(MutationClaim::from_parts(m1, t.id, 1))
+        s.mark_mutation_applied(Lease::from_parts(m1, t.id, 1))
             .unwrap_err(),
-        s.mark_mutation_failed(MutationClaim::from_parts(m1, t.id, 1), "again")
+        s.mark_mutation_failed(Lease::from_parts(m1, t.id, 1), "again")
             .unwrap_err(),
     ] {
         assert!(
             matches!(
                 e,
-                StoreError::MutationState {
+                StoreError::WrongMutationState {
                     expected: MutationState::Applying,
                     found: MutationState::Applied,
                     ..
@@ -253,12 +253,12 @@ pub fn marks_only_from_applying<H: Harness>() {
     let (_, token) = claim(s, t.id);
     s.mark_mutation_failed(token, "refused").unwrap();
     let e = s
-        .mark_mutation_applied(MutationClaim::from_parts(m2, t.id, 1))
+        .mark_mutation_applied(Lease::from_parts(m2, t.id, 1))
         .unwrap_err();
     assert!(
         matches!(
             e,
-            StoreError::MutationState {
+            StoreError::WrongMutationState {
                 found: MutationState::Failed,
                 ..
             }
@@ -322,13 +322,13 @@ pub fn apply_live_needs_claim_and_live_topology<H: Harness>() {
     }
 
     s.mark_mutation_applied(token).unwrap();
-    let done = MutationClaim::from_parts(queued.id, id, 1);
+    let done = Lease::from_parts(queued.id, id, 1);
     expect_err!(
         s.apply_live(
             &done,
             &[ChildEdit::AddLan(NewLan::new("late", "10.5.0.0/24"))]
         ),
-        StoreError::MutationState {
+        StoreError::WrongMutationState {
             found: MutationState::Applied,
             ..
         }
@@ -402,11 +402,11 @@ fn claim_eventually(
     s: &dyn TopologyStore,
     id: TopologyId,
     options: &ClaimOptions,
-) -> (Mutation, MutationClaim) {
+) -> (Mutation, Lease) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match s.claim_next_mutation_with(id, options).unwrap() {
-            Claim::Claimed { mutation, claim } => return (mutation, claim),
+            Claim::Claimed { mutation, lease: claim } => return (mutation, claim),
             Claim::Busy { .. } if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -438,7 +438,7 @@ pub fn leases_take_over_and_fence_the_old_holder<H: Harness>() {
     let short = ClaimOptions::new()
         .lease(Duration::from_millis(200))
         .holder("applier-a");
-    let Claim::Claimed { mutation, claim: a } = s.claim_next_mutation_with(t.id, &short).unwrap()
+    let Claim::Claimed { mutation, lease: a } = s.claim_next_mutation_with(t.id, &short).unwrap()
     else {
         panic!("two mutations are pending");
     };
@@ -474,10 +474,10 @@ pub fn leases_take_over_and_fence_the_old_holder<H: Harness>() {
     assert!(lease_lost(&e, b.token()), "{e:?}");
     let e = s.renew_lease(&a, Duration::from_secs(5)).unwrap_err();
     assert!(lease_lost(&e, b.token()), "{e:?}");
-    let zombie = MutationClaim::from_parts(a.id(), a.topology_id(), a.token());
+    let zombie = Lease::from_parts(a.id(), a.topology_id(), a.token());
     let e = s.release_mutation(zombie).unwrap_err();
     assert!(lease_lost(&e, b.token()), "{e:?}");
-    let zombie = MutationClaim::from_parts(a.id(), a.topology_id(), a.token());
+    let zombie = Lease::from_parts(a.id(), a.topology_id(), a.token());
     let e = s.mark_mutation_failed(zombie, "zombie").unwrap_err();
     assert!(lease_lost(&e, b.token()), "{e:?}");
     let e = s.mark_mutation_applied(a).unwrap_err();
@@ -530,7 +530,7 @@ pub fn bad_leases_are_refused<H: Harness>() {
         assert_eq!(mutation_row(s, t.id, m).state, MutationState::Pending);
     }
     let opts = ClaimOptions::new().lease(MAX_LEASE);
-    let Claim::Claimed { claim: c, mutation } = s.claim_next_mutation_with(t.id, &opts).unwrap()
+    let Claim::Claimed { lease: c, mutation } = s.claim_next_mutation_with(t.id, &opts).unwrap()
     else {
         panic!("one mutation is pending");
     };
@@ -540,7 +540,7 @@ pub fn bad_leases_are_refused<H: Harness>() {
         "{e:?}"
     );
     assert_eq!(mutation_row(s, t.id, m).lease_until, mutation.lease_until);
-    let stale = MutationClaim::from_parts(m, t.id, c.token() + 1);
+    let stale = Lease::from_parts(m, t.id, c.token() + 1);
     let e = s.renew_lease(&stale, Duration::ZERO).unwrap_err();
     assert!(lease_lost(&e, c.token()), "{e:?}");
 }

@@ -120,7 +120,7 @@ pub fn batch_refs_canvas_save<H: Harness>() {
     let (live, rows) = seeded(s, "live", TopologyStatus::Active);
     s.enqueue_mutation(live, MutationOp::AttachDecky, "{}", None)
         .unwrap();
-    let Claim::Claimed { claim, .. } = s.claim_next_mutation(live).unwrap() else {
+    let Claim::Claimed { lease: claim, .. } = s.claim_next_mutation(live).unwrap() else {
         panic!("nothing to claim");
     };
     let report = s

@@ -3,7 +3,7 @@
 
 use crate::pages::ListAll;
 use topostate::store::{
-    ChildEdit, Claim, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MutationClaim,
+    ChildEdit, Claim, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, Lease,
     NewDecky, NewEdge, NewLan, Precondition, StoreError, TypedStore,
 };
 use topostate::{MAX_VERSION, MutationOp, MutationState, TopologyStatus, VersionConflict, state};
@@ -423,10 +423,10 @@ pub fn text_limits<H: Harness>() {
     assert_eq!(version(s, id), v, "a refused enqueue bumped the version");
     s.enqueue_mutation(id, MutationOp::AddLan, &max, None)
         .unwrap();
-    let Claim::Claimed { claim, .. } = s.claim_next_mutation(id).unwrap() else {
+    let Claim::Claimed { lease: claim, .. } = s.claim_next_mutation(id).unwrap() else {
         panic!("nothing to claim");
     };
-    let again = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
+    let again = Lease::from_parts(claim.id(), claim.topology_id(), claim.token());
     expect_err!(
         s.mark_mutation_failed(claim, &long),
         StoreError::Invalid { .. }
@@ -716,7 +716,7 @@ fn move_to_active_with_mutations(
         .unwrap();
     s.enqueue_mutation(id, MutationOp::AddLan, "{\"n\":2}", None)
         .unwrap();
-    let Claim::Claimed { claim, .. } = s.claim_next_mutation(id).unwrap() else {
+    let Claim::Claimed { lease: claim, .. } = s.claim_next_mutation(id).unwrap() else {
         panic!("nothing to claim");
     };
     s.mark_mutation_applied(claim).unwrap();

@@ -23,7 +23,7 @@ use crate::{
 use super::typed::{restore, transition_of};
 use super::{
     ChildEdit, Claim, ClaimOptions, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited,
-    EventId, LanId, LanPatch, Mutation, MutationClaim, MutationId, NewDecky, NewEdge, NewLan, Page,
+    EventId, LanId, LanPatch, Mutation, Lease, MutationId, NewDecky, NewEdge, NewLan, Page,
     PageRequest, Precondition, QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord,
     TopologyStore, Touched, Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
 };
@@ -85,7 +85,7 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// let mut lab = store.advance(lab, |t| t.activate()).await?;
 /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#).await?;
 ///
-/// let Claim::Claimed { claim, .. } = store.claim_next_mutation(lab.id()).await? else {
+/// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id()).await? else {
 ///     panic!("one mutation is pending");
 /// };
 /// // While it is applying, another applier is told so.
@@ -179,12 +179,12 @@ pub trait AsyncTopologyStore: Send + Sync {
     /// [`TopologyStore::renew_lease`], async.
     fn renew_lease<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         lease: Duration,
     ) -> StoreFuture<'a, Mutation>;
 
     /// [`TopologyStore::release_mutation`], async.
-    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation>;
+    fn release_mutation(&self, claim: Lease) -> StoreFuture<'_, Mutation>;
 
     /// [`TopologyStore::wait_for_work`], async: `AsyncPgStore` waits on the server's
     /// notifications, [`Offload`] waits on tokio's blocking pool, a [`NonBlocking`] store
@@ -195,17 +195,17 @@ pub trait AsyncTopologyStore: Send + Sync {
     /// [`TopologyStore::apply_live`], async.
     fn apply_live<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         edits: &'a [ChildEdit],
     ) -> StoreFuture<'a, EditReport>;
 
     /// [`TopologyStore::mark_mutation_applied`], async.
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation>;
+    fn mark_mutation_applied(&self, claim: Lease) -> StoreFuture<'_, Mutation>;
 
     /// [`TopologyStore::mark_mutation_failed`], async.
     fn mark_mutation_failed<'a>(
         &'a self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &'a str,
     ) -> StoreFuture<'a, Mutation>;
 
@@ -543,13 +543,13 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
 
     fn renew_lease<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         lease: Duration,
     ) -> StoreFuture<'a, Mutation> {
         Box::pin(async move { TopologyStore::renew_lease(self, claim, lease) })
     }
 
-    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+    fn release_mutation(&self, claim: Lease) -> StoreFuture<'_, Mutation> {
         Box::pin(async move { TopologyStore::release_mutation(self, claim) })
     }
 
@@ -559,19 +559,19 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
 
     fn apply_live<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         edits: &'a [ChildEdit],
     ) -> StoreFuture<'a, EditReport> {
         Box::pin(async move { TopologyStore::apply_live(self, claim, edits) })
     }
 
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+    fn mark_mutation_applied(&self, claim: Lease) -> StoreFuture<'_, Mutation> {
         Box::pin(async move { TopologyStore::mark_mutation_applied(self, claim) })
     }
 
     fn mark_mutation_failed<'a>(
         &'a self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &'a str,
     ) -> StoreFuture<'a, Mutation> {
         Box::pin(async move { TopologyStore::mark_mutation_failed(self, claim, reason) })

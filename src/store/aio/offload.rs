@@ -10,7 +10,7 @@ use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 use super::{AsyncTopologyStore, StoreFuture};
 use crate::store::{
     BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited,
-    EventId, LanId, Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition,
+    EventId, LanId, Mutation, Lease, MutationId, Page, PageRequest, Precondition,
     StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
 };
 
@@ -205,14 +205,14 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
 
     fn renew_lease<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         lease: Duration,
     ) -> StoreFuture<'a, Mutation> {
-        let claim = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
+        let claim = Lease::from_parts(claim.id(), claim.topology_id(), claim.token());
         self.run(move |s| s.renew_lease(&claim, lease))
     }
 
-    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+    fn release_mutation(&self, claim: Lease) -> StoreFuture<'_, Mutation> {
         self.run(move |s| s.release_mutation(claim))
     }
 
@@ -222,23 +222,23 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
 
     fn apply_live<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         edits: &'a [ChildEdit],
     ) -> StoreFuture<'a, EditReport> {
         // The task needs its own claim; it names the same mutation, and the store checks
         // it exactly as it checks the caller's.
-        let claim = MutationClaim::from_parts(claim.id(), claim.topology_id(), claim.token());
+        let claim = Lease::from_parts(claim.id(), claim.topology_id(), claim.token());
         let edits = edits.to_vec();
         self.run(move |s| s.apply_live(&claim, &edits))
     }
 
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+    fn mark_mutation_applied(&self, claim: Lease) -> StoreFuture<'_, Mutation> {
         self.run(move |s| s.mark_mutation_applied(claim))
     }
 
     fn mark_mutation_failed<'a>(
         &'a self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &'a str,
     ) -> StoreFuture<'a, Mutation> {
         let reason = String::from(reason);

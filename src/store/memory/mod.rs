@@ -59,7 +59,7 @@ use super::policy::{
 use super::sync::{Arc, Mutex};
 use super::{
     ChildEdit, Claim, ClaimOptions, Clock, DeckyId, DeckyRuntime, EditReport, Edited, Entity,
-    EventId, LanId, Mutation, MutationClaim, MutationId, Page, PageRequest, Precondition,
+    EventId, LanId, Mutation, Lease, MutationId, Page, PageRequest, Precondition,
     StatusEvent, StoreError, SystemClock, Timestamp, TopologyDetail, TopologyRecord, Touched,
     Transitioned, canonical_name, check_text,
 };
@@ -440,11 +440,11 @@ impl super::trace::Untraced for MemoryStore {
         self.claim(id, options)
     }
 
-    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError> {
+    fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError> {
         self.renew(claim, lease)
     }
 
-    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError> {
         self.release(&claim)
     }
 
@@ -454,7 +454,7 @@ impl super::trace::Untraced for MemoryStore {
 
     fn apply_live(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         let ready = Ready::new(&self.inner.name_hasher, edits);
@@ -482,13 +482,13 @@ impl super::trace::Untraced for MemoryStore {
         })
     }
 
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError> {
         self.mark(&claim, MutationState::Applied, None)
     }
 
     fn mark_mutation_failed(
         &self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         self.mark(&claim, MutationState::Failed, Some(reason))

@@ -7,7 +7,7 @@ use crate::MutationState;
 use crate::store::lease::{lease_end, lease_micros};
 use crate::store::policy::live_gate;
 use crate::store::{
-    Claim, ClaimOptions, Entity, Mutation, MutationClaim, StoreError, Timestamp, TopologyId,
+    Claim, ClaimOptions, Entity, Mutation, Lease, StoreError, Timestamp, TopologyId,
     check_text,
 };
 
@@ -27,8 +27,8 @@ enum Offer {
 }
 
 /// A refused use of `claim`: [`StoreError::LeaseLost`] if its token is not the mutation's,
-/// else [`StoreError::MutationState`] unless the mutation is `applying`.
-pub(crate) fn fence(claim: &MutationClaim, mutation: &Mutation) -> Option<StoreError> {
+/// else [`StoreError::WrongMutationState`] unless the mutation is `applying`.
+pub(crate) fn fence(claim: &Lease, mutation: &Mutation) -> Option<StoreError> {
     if mutation.token != claim.token() {
         return Some(StoreError::LeaseLost {
             id: mutation.id,
@@ -39,7 +39,7 @@ pub(crate) fn fence(claim: &MutationClaim, mutation: &Mutation) -> Option<StoreE
             lease_until: mutation.lease_until,
         });
     }
-    (mutation.state != MutationState::Applying).then(|| StoreError::MutationState {
+    (mutation.state != MutationState::Applying).then(|| StoreError::WrongMutationState {
         id: mutation.id,
         expected: MutationState::Applying,
         found: mutation.state,
@@ -96,7 +96,7 @@ impl MemoryStore {
             mutation.attempts = mutation.attempts.saturating_add(1);
             mutation.token = mutation.token.saturating_add(1);
             Ok(Claim::Claimed {
-                claim: MutationClaim::from_parts(next, id, mutation.token),
+                lease: Lease::from_parts(next, id, mutation.token),
                 mutation: mutation.clone(),
             })
         })
@@ -106,7 +106,7 @@ impl MemoryStore {
     /// if any (see [`fence`]).
     pub(super) fn with_claim<R>(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         f: impl FnOnce(&mut Aggregate, Option<StoreError>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.with(claim.topology_id(), |agg| {
@@ -123,7 +123,7 @@ impl MemoryStore {
     /// The claimed mutation, for a write already checked by [`fence`].
     fn claimed<'a>(
         agg: &'a mut Aggregate,
-        claim: &MutationClaim,
+        claim: &Lease,
     ) -> Result<&'a mut Mutation, StoreError> {
         agg.kids
             .mutations
@@ -134,7 +134,7 @@ impl MemoryStore {
     /// Moves a claimed mutation from `applying` to `to`.
     pub(super) fn mark(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         to: MutationState,
         reason: Option<&str>,
     ) -> Result<Mutation, StoreError> {
@@ -161,7 +161,7 @@ impl MemoryStore {
     /// Renews a claim's lease.
     pub(super) fn renew(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         lease: Duration,
     ) -> Result<Mutation, StoreError> {
         self.with_claim(claim, |agg, refusal| {
@@ -178,7 +178,7 @@ impl MemoryStore {
     }
 
     /// Puts a claimed mutation back to `pending`, first in line.
-    pub(super) fn release(&self, claim: &MutationClaim) -> Result<Mutation, StoreError> {
+    pub(super) fn release(&self, claim: &Lease) -> Result<Mutation, StoreError> {
         let released = self.with_claim(claim, |agg, refusal| {
             if let Some(e) = refusal {
                 return Err(e);

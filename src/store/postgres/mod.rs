@@ -95,7 +95,7 @@ use crate::store::sql::{
 };
 use crate::store::{
     AsyncTopologyStore, BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime,
-    DeckyState, EditReport, Edited, Entity, EventId, LanId, Mutation, MutationClaim, MutationId,
+    DeckyState, EditReport, Edited, Entity, EventId, LanId, Mutation, Lease, MutationId,
     Page, PageRequest, Precondition, StatusEvent, StoreError, StoreFuture, Timestamp,
     TopologyDetail, TopologyRecord, TopologyStore, Transitioned, canonical_name, check_text,
 };
@@ -731,7 +731,7 @@ impl Core {
     /// [`TopologyStore::renew_lease`].
     async fn renew_lease(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         lease: Duration,
     ) -> Result<Mutation, StoreError> {
         self.write(
@@ -742,7 +742,7 @@ impl Core {
     }
 
     /// [`TopologyStore::release_mutation`].
-    async fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    async fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
             call("release_mutation").on(claim.topology_id()),
@@ -788,7 +788,7 @@ impl Core {
     /// [`TopologyStore::apply_live`].
     async fn apply_live(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.write(
@@ -799,7 +799,7 @@ impl Core {
     }
 
     /// [`TopologyStore::mark_mutation_applied`].
-    async fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    async fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError> {
         let claim = &claim;
         self.write(
             call("mark_mutation_applied").on(claim.topology_id()),
@@ -811,7 +811,7 @@ impl Core {
     /// [`TopologyStore::mark_mutation_failed`].
     async fn mark_mutation_failed(
         &self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         let claim = &claim;
@@ -953,13 +953,13 @@ impl AsyncTopologyStore for AsyncPgStore {
 
     fn renew_lease<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         lease: Duration,
     ) -> StoreFuture<'a, Mutation> {
         Box::pin(self.core.renew_lease(claim, lease))
     }
 
-    fn release_mutation(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+    fn release_mutation(&self, claim: Lease) -> StoreFuture<'_, Mutation> {
         Box::pin(self.core.release_mutation(claim))
     }
 
@@ -969,19 +969,19 @@ impl AsyncTopologyStore for AsyncPgStore {
 
     fn apply_live<'a>(
         &'a self,
-        claim: &'a MutationClaim,
+        claim: &'a Lease,
         edits: &'a [ChildEdit],
     ) -> StoreFuture<'a, EditReport> {
         Box::pin(self.core.apply_live(claim, edits))
     }
 
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> StoreFuture<'_, Mutation> {
+    fn mark_mutation_applied(&self, claim: Lease) -> StoreFuture<'_, Mutation> {
         Box::pin(self.core.mark_mutation_applied(claim))
     }
 
     fn mark_mutation_failed<'a>(
         &'a self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &'a str,
     ) -> StoreFuture<'a, Mutation> {
         Box::pin(self.core.mark_mutation_failed(claim, reason))
@@ -1274,11 +1274,11 @@ impl TopologyStore for PgStore {
         self.block_on(self.inner.core.claim_next_mutation_with(id, options))
     }
 
-    fn renew_lease(&self, claim: &MutationClaim, lease: Duration) -> Result<Mutation, StoreError> {
+    fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError> {
         self.block_on(self.inner.core.renew_lease(claim, lease))
     }
 
-    fn release_mutation(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError> {
         self.block_on(self.inner.core.release_mutation(claim))
     }
 
@@ -1288,19 +1288,19 @@ impl TopologyStore for PgStore {
 
     fn apply_live(
         &self,
-        claim: &MutationClaim,
+        claim: &Lease,
         edits: &[ChildEdit],
     ) -> Result<EditReport, StoreError> {
         self.block_on(self.inner.core.apply_live(claim, edits))
     }
 
-    fn mark_mutation_applied(&self, claim: MutationClaim) -> Result<Mutation, StoreError> {
+    fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError> {
         self.block_on(self.inner.core.mark_mutation_applied(claim))
     }
 
     fn mark_mutation_failed(
         &self,
-        claim: MutationClaim,
+        claim: Lease,
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         self.block_on(self.inner.core.mark_mutation_failed(claim, reason))

@@ -430,7 +430,7 @@ mod tests {
 #[cfg(test)]
 mod send_tests {
     use super::*;
-    use crate::store::{ChildEdit, MutationClaim, MutationId};
+    use crate::store::{ChildEdit, Lease, MutationId};
     use crate::{MutationOp, TopologyId};
 
     /// A session that answers nothing; only its types matter.
@@ -482,7 +482,7 @@ mod send_tests {
         let edits = [ChildEdit::DeleteLan(crate::store::LanId::new(1).into())];
         let e = ready(send(edit(&mut db, id, Some(1), &edits))).unwrap_err();
         assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
-        let claim = MutationClaim::from_parts(MutationId::new(1), id, 1);
+        let claim = Lease::from_parts(MutationId::new(1), id, 1);
         let _ = ready(send(apply_live(&mut db, &claim, &edits)));
         let _ = ready(send(enqueue_mutation(
             &mut db,

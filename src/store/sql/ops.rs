@@ -16,7 +16,7 @@ use crate::store::policy::{
 };
 use crate::store::{
     ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Listed, Mutation,
-    MutationClaim, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
+    Lease, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
     TopologyDetail, TopologyRecord, Transitioned, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -191,7 +191,7 @@ macro_rules! notifying {
 /// What fencing a claim needs of its mutation, or [`StoreError::NotFound`] (the
 /// topology's if it is gone, else the mutation's, also when it belongs to another topology
 /// than the claim says).
-async fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<ClaimedRow, S::Fail> {
+async fn claimed<S: Session>(db: &mut S, claim: &Lease) -> Result<ClaimedRow, S::Fail> {
     const CLAIMED: Stmt = stmt!(
         "SELECT id, topology_id, state, token, holder, lease_until, edited_by \
          FROM mutations WHERE id = $1 AND topology_id = $2"
@@ -207,8 +207,8 @@ async fn claimed<S: Session>(db: &mut S, claim: &MutationClaim) -> Result<Claime
 }
 
 /// The fencing refusal of `claim` on its mutation: [`StoreError::LeaseLost`] if the token
-/// is not the mutation's, else [`StoreError::MutationState`] unless it is `applying`.
-fn fence(claim: &MutationClaim, row: &ClaimedRow) -> Option<StoreError> {
+/// is not the mutation's, else [`StoreError::WrongMutationState`] unless it is `applying`.
+fn fence(claim: &Lease, row: &ClaimedRow) -> Option<StoreError> {
     if row.token != claim.token() {
         return Some(StoreError::LeaseLost {
             id: claim.id(),
@@ -219,7 +219,7 @@ fn fence(claim: &MutationClaim, row: &ClaimedRow) -> Option<StoreError> {
             lease_until: row.lease_until,
         });
     }
-    (row.state != MutationState::Applying).then_some(StoreError::MutationState {
+    (row.state != MutationState::Applying).then_some(StoreError::WrongMutationState {
         id: claim.id(),
         expected: MutationState::Applying,
         found: row.state,
@@ -230,7 +230,7 @@ fn fence(claim: &MutationClaim, row: &ClaimedRow) -> Option<StoreError> {
 /// claim is fenced off. `extra` is the call's own refusal (a bad reason or lease).
 async fn diagnose<S: Session>(
     db: &mut S,
-    claim: &MutationClaim,
+    claim: &Lease,
     extra: Option<StoreError>,
 ) -> Result<StoreError, S::Fail> {
     head(db, claim.topology_id(), Lock::None).await?;
@@ -243,7 +243,7 @@ async fn diagnose<S: Session>(
 /// rest `params`), or reports why the claim may not write.
 async fn fenced<S: Session>(
     db: &mut S,
-    claim: &MutationClaim,
+    claim: &Lease,
     sql: &Stmt,
     params: &[Param<'_>],
     refusal: Option<StoreError>,
@@ -271,7 +271,7 @@ async fn fenced<S: Session>(
 /// claim's token is refused.
 pub(crate) async fn mark<S: Session>(
     db: &mut S,
-    claim: &MutationClaim,
+    claim: &Lease,
     to: MutationState,
     reason: Option<&str>,
 ) -> Result<Mutation, S::Fail> {
@@ -300,7 +300,7 @@ pub(crate) async fn mark<S: Session>(
 /// Renews a claim's lease by `lease` microseconds from the database's clock.
 pub(crate) async fn renew_lease<S: Session>(
     db: &mut S,
-    claim: &MutationClaim,
+    claim: &Lease,
     lease: core::time::Duration,
 ) -> Result<Mutation, S::Fail> {
     const RENEW: Stmt = stmt!(concat!(
@@ -329,7 +329,7 @@ pub(crate) async fn renew_lease<S: Session>(
 /// Puts a claimed mutation back to `pending`, first in line.
 pub(crate) async fn release<S: Session>(
     db: &mut S,
-    claim: &MutationClaim,
+    claim: &Lease,
 ) -> Result<Mutation, S::Fail> {
     const RELEASE: Stmt = notifying!(concat!(
         "UPDATE mutations SET state = $4, lease_until = NULL ",
@@ -776,7 +776,7 @@ pub(crate) async fn claim_next_mutation<S: Session>(
         .await?;
     if let Some(mutation) = claimed {
         return Ok(Claim::Claimed {
-            claim: MutationClaim::from_parts(mutation.id, id, mutation.token),
+            lease: Lease::from_parts(mutation.id, id, mutation.token),
             mutation,
         });
     }
@@ -801,7 +801,7 @@ pub(crate) async fn claim_next_mutation<S: Session>(
 /// mutation, and live edits committed under an earlier claim are not applied again.
 pub(crate) async fn apply_live<S: Session>(
     db: &mut S,
-    claim: &MutationClaim,
+    claim: &Lease,
     edits: &[ChildEdit],
 ) -> Result<EditReport, S::Fail> {
     const EDITED: Stmt = stmt!("UPDATE mutations SET edited_by = $2 WHERE id = $1");

@@ -113,7 +113,7 @@ impl crate::store::trace::Untraced for SqliteStore {
 
     fn renew_lease(
         &self,
-        claim: &crate::store::MutationClaim,
+        claim: &crate::store::Lease,
         lease: core::time::Duration,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
         self.write("renew_lease", |db| {
@@ -123,7 +123,7 @@ impl crate::store::trace::Untraced for SqliteStore {
 
     fn release_mutation(
         &self,
-        claim: crate::store::MutationClaim,
+        claim: crate::store::Lease,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
         self.write("release_mutation", |db| {
             crate::store::sql::ready(crate::store::sql::release(db, &claim))
@@ -133,7 +133,7 @@ impl crate::store::trace::Untraced for SqliteStore {
 
     fn apply_live(
         &self,
-        claim: &crate::store::MutationClaim,
+        claim: &crate::store::Lease,
         edits: &[crate::store::ChildEdit],
     ) -> Result<crate::store::EditReport, crate::store::StoreError> {
         self.write("apply_live", |db| {
@@ -143,7 +143,7 @@ impl crate::store::trace::Untraced for SqliteStore {
 
     fn mark_mutation_applied(
         &self,
-        claim: crate::store::MutationClaim,
+        claim: crate::store::Lease,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
         self.write("mark_mutation_applied", |db| {
             crate::store::sql::ready(crate::store::sql::mark(
@@ -158,7 +158,7 @@ impl crate::store::trace::Untraced for SqliteStore {
 
     fn mark_mutation_failed(
         &self,
-        claim: crate::store::MutationClaim,
+        claim: crate::store::Lease,
         reason: &str,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
         self.write("mark_mutation_failed", |db| {
