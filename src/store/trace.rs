@@ -5,7 +5,7 @@
 //! What is emitted (target `topostate::store`):
 //!
 //! - a span `store` per operation of every backend (SQLite and `MemoryStore` through
-//!   [`traced_store!`], PostgreSQL in its runner), opened where the backend runs it, with `backend`, `op`,
+//!   the blanket impl over [`Untraced`], PostgreSQL in its runner), opened where the backend runs it, with `backend`, `op`,
 //!   `topology` and `expected` (when the call has them), and, when it ends, `new_version`
 //!   (when the result carries one) and `outcome`: `ok` or the error's kind
 //!   (`version_conflict`, `not_found`, `timeout`, ...);
@@ -18,8 +18,8 @@ use core::time::Duration;
 
 use crate::store::{
     ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId,
-    Mutation, Lease, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
-    TopologyDetail, TopologyRecord, Touched, Transitioned,
+    Lease, Mutation, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
+    TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -259,12 +259,18 @@ impl<I> Outcome for Edited<I> {
     }
 }
 
-/// A backend's operations without their spans: a backend implements this, and
-/// [`traced_store!`] implements [`TopologyStore`](super::TopologyStore) on top of it, each
-/// operation in its span. One list of operations and their fields for every synchronous
-/// backend, instead of a span written into each method of each backend. (PostgreSQL opens
-/// its spans in its runner, around its retries.)
-pub(crate) trait Untraced {
+/// A backend's operations without their spans: a backend implements this, and the blanket
+/// impl below makes it a [`TopologyStore`], each operation in its span. One list of
+/// operations and their fields for every synchronous backend, instead of a span written into
+/// each method of each backend. (PostgreSQL opens its spans in its runner, around its
+/// retries.)
+///
+/// `pub` in a private module: nameable nowhere outside the crate (so no other type can take
+/// the blanket impl), yet allowed as the public impl's bound.
+pub trait Untraced: Send + Sync {
+    /// The `backend` field of this backend's spans.
+    const BACKEND: &'static str;
+
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError>;
     fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError>;
     fn list_topologies(
@@ -308,17 +314,9 @@ pub(crate) trait Untraced {
     fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError>;
     fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError>;
     fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError>;
-    fn apply_live(
-        &self,
-        claim: &Lease,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError>;
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError>;
     fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError>;
-    fn mark_mutation_failed(
-        &self,
-        claim: Lease,
-        reason: &str,
-    ) -> Result<Mutation, StoreError>;
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError>;
     fn list_mutations(
         &self,
         id: TopologyId,
@@ -350,287 +348,213 @@ pub(crate) trait Untraced {
     }
 }
 
-/// `impl TopologyStore for $store`: each operation of its [`Untraced`] impl run in the span
-/// of `$backend` (the named single edits are the trait's, on top of `edit_one`).
-macro_rules! traced_store {
-    ($store:ty, $backend:literal) => {
-        impl $crate::store::TopologyStore for $store {
-            fn create_topology(
-                &self,
-                name: &str,
-            ) -> Result<$crate::store::TopologyRecord, $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "create_topology", None, None)
-                    .run(|| $crate::store::trace::Untraced::create_topology(self, name))
-            }
+// Every backend with an `Untraced` impl is a `TopologyStore`: each operation runs its
+// untraced self in the span of `Untraced::BACKEND` (the named single edits are the
+// trait's, on top of `edit_one`). The trait is sealed by its module: nothing outside the
+// crate can name `Untraced`, so this impl covers exactly the crate's own backends.
+impl<T: Untraced> TopologyStore for T {
+    fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+        Op::start(T::BACKEND, "create_topology", None, None)
+            .run(|| Untraced::create_topology(self, name))
+    }
 
-            fn get_topology(
-                &self,
-                id: $crate::TopologyId,
-            ) -> Result<$crate::store::TopologyRecord, $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "get_topology", Some(id.get()), None)
-                    .run(|| $crate::store::trace::Untraced::get_topology(self, id))
-            }
+    fn get_topology(&self, id: crate::TopologyId) -> Result<TopologyRecord, StoreError> {
+        Op::start(T::BACKEND, "get_topology", Some(id.get()), None)
+            .run(|| Untraced::get_topology(self, id))
+    }
 
-            fn list_topologies(
-                &self,
-                status: Option<$crate::TopologyStatus>,
-                page: $crate::store::PageRequest<$crate::TopologyId>,
-            ) -> Result<
-                $crate::store::Page<$crate::store::TopologyRecord>,
-                $crate::store::StoreError,
-            > {
-                $crate::store::trace::Op::start($backend, "list_topologies", None, None)
-                    .run(|| $crate::store::trace::Untraced::list_topologies(self, status, page))
-            }
+    fn list_topologies(
+        &self,
+        status: Option<crate::TopologyStatus>,
+        page: PageRequest<crate::TopologyId>,
+    ) -> Result<Page<TopologyRecord>, StoreError> {
+        Op::start(T::BACKEND, "list_topologies", None, None)
+            .run(|| Untraced::list_topologies(self, status, page))
+    }
 
-            fn topology_detail(
-                &self,
-                id: $crate::TopologyId,
-            ) -> Result<$crate::store::TopologyDetail, $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "topology_detail", Some(id.get()), None)
-                    .run(|| $crate::store::trace::Untraced::topology_detail(self, id))
-            }
+    fn topology_detail(&self, id: crate::TopologyId) -> Result<TopologyDetail, StoreError> {
+        Op::start(T::BACKEND, "topology_detail", Some(id.get()), None)
+            .run(|| Untraced::topology_detail(self, id))
+    }
 
-            fn transition_status(
-                &self,
-                id: $crate::TopologyId,
-                to: $crate::TopologyStatus,
-                reason: Option<&str>,
-                precondition: $crate::store::Precondition,
-            ) -> Result<$crate::store::Transitioned, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "transition_status",
-                    Some(id.get()),
-                    precondition.version,
-                )
-                .run(|| {
-                    $crate::store::trace::Untraced::transition_status(
-                        self,
-                        id,
-                        to,
-                        reason,
-                        precondition,
-                    )
-                })
-            }
+    fn transition_status(
+        &self,
+        id: crate::TopologyId,
+        to: crate::TopologyStatus,
+        reason: Option<&str>,
+        precondition: Precondition,
+    ) -> Result<Transitioned, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "transition_status",
+            Some(id.get()),
+            precondition.version,
+        )
+        .run(|| Untraced::transition_status(self, id, to, reason, precondition))
+    }
 
-            fn list_status_events(
-                &self,
-                id: $crate::TopologyId,
-                page: $crate::store::PageRequest<$crate::store::EventId>,
-            ) -> Result<
-                $crate::store::Page<$crate::store::StatusEvent>,
-                $crate::store::StoreError,
-            > {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "list_status_events",
-                    Some(id.get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::list_status_events(self, id, page))
-            }
+    fn list_status_events(
+        &self,
+        id: crate::TopologyId,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<StatusEvent>, StoreError> {
+        Op::start(T::BACKEND, "list_status_events", Some(id.get()), None)
+            .run(|| Untraced::list_status_events(self, id, page))
+    }
 
-            fn edit(
-                &self,
-                id: $crate::TopologyId,
-                expected_version: Option<u64>,
-                edits: &[$crate::store::ChildEdit],
-            ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "edit", Some(id.get()), expected_version)
-                    .run(|| $crate::store::trace::Untraced::edit(self, id, expected_version, edits))
-            }
+    fn edit(
+        &self,
+        id: crate::TopologyId,
+        expected_version: Option<u64>,
+        edits: &[ChildEdit],
+    ) -> Result<EditReport, StoreError> {
+        Op::start(T::BACKEND, "edit", Some(id.get()), expected_version)
+            .run(|| Untraced::edit(self, id, expected_version, edits))
+    }
 
-            fn set_lan_network_id(
-                &self,
-                lan: $crate::store::LanId,
-                network_id: Option<&str>,
-            ) -> Result<(), $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "set_lan_network_id", None, None).run(
-                    || $crate::store::trace::Untraced::set_lan_network_id(self, lan, network_id),
-                )
-            }
+    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
+        Op::start(T::BACKEND, "set_lan_network_id", None, None)
+            .run(|| Untraced::set_lan_network_id(self, lan, network_id))
+    }
 
-            fn set_decky_runtime(
-                &self,
-                decky: $crate::store::DeckyId,
-                runtime: &$crate::store::DeckyRuntime,
-            ) -> Result<(), $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "set_decky_runtime", None, None)
-                    .run(|| $crate::store::trace::Untraced::set_decky_runtime(self, decky, runtime))
-            }
+    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
+        Op::start(T::BACKEND, "set_decky_runtime", None, None)
+            .run(|| Untraced::set_decky_runtime(self, decky, runtime))
+    }
 
-            fn enqueue_mutation(
-                &self,
-                id: $crate::TopologyId,
-                op: $crate::MutationOp,
-                payload: &str,
-                expected_version: Option<u64>,
-            ) -> Result<
-                $crate::store::Edited<$crate::store::MutationId>,
-                $crate::store::StoreError,
-            > {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "enqueue_mutation",
-                    Some(id.get()),
-                    expected_version,
-                )
-                .run(|| {
-                    $crate::store::trace::Untraced::enqueue_mutation(
-                        self,
-                        id,
-                        op,
-                        payload,
-                        expected_version,
-                    )
-                })
-            }
+    fn enqueue_mutation(
+        &self,
+        id: crate::TopologyId,
+        op: crate::MutationOp,
+        payload: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Edited<MutationId>, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "enqueue_mutation",
+            Some(id.get()),
+            expected_version,
+        )
+        .run(|| Untraced::enqueue_mutation(self, id, op, payload, expected_version))
+    }
 
-            fn claim_next_mutation_with(
-                &self,
-                id: $crate::TopologyId,
-                options: &$crate::store::ClaimOptions,
-            ) -> Result<$crate::store::Claim, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "claim_next_mutation",
-                    Some(id.get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::claim_next_mutation_with(self, id, options))
-            }
+    fn claim_next_mutation_with(
+        &self,
+        id: crate::TopologyId,
+        options: &ClaimOptions,
+    ) -> Result<Claim, StoreError> {
+        Op::start(T::BACKEND, "claim_next_mutation", Some(id.get()), None)
+            .run(|| Untraced::claim_next_mutation_with(self, id, options))
+    }
 
-            fn renew_lease(
-                &self,
-                claim: &$crate::store::Lease,
-                lease: core::time::Duration,
-            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "renew_lease",
-                    Some(claim.topology_id().get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::renew_lease(self, claim, lease))
-            }
+    fn renew_lease(
+        &self,
+        claim: &Lease,
+        lease: core::time::Duration,
+    ) -> Result<Mutation, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "renew_lease",
+            Some(claim.topology_id().get()),
+            None,
+        )
+        .run(|| Untraced::renew_lease(self, claim, lease))
+    }
 
-            fn release_mutation(
-                &self,
-                claim: $crate::store::Lease,
-            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "release_mutation",
-                    Some(claim.topology_id().get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::release_mutation(self, claim))
-            }
+    fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "release_mutation",
+            Some(claim.topology_id().get()),
+            None,
+        )
+        .run(|| Untraced::release_mutation(self, claim))
+    }
 
-            fn wait_for_work(
-                &self,
-                id: Option<$crate::TopologyId>,
-                timeout: core::time::Duration,
-            ) -> Result<bool, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "wait_for_work",
-                    id.map($crate::TopologyId::get),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::wait_for_work(self, id, timeout))
-            }
+    fn wait_for_work(
+        &self,
+        id: Option<crate::TopologyId>,
+        timeout: core::time::Duration,
+    ) -> Result<bool, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "wait_for_work",
+            id.map(crate::TopologyId::get),
+            None,
+        )
+        .run(|| Untraced::wait_for_work(self, id, timeout))
+    }
 
-            fn apply_live(
-                &self,
-                claim: &$crate::store::Lease,
-                edits: &[$crate::store::ChildEdit],
-            ) -> Result<$crate::store::EditReport, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "apply_live",
-                    Some(claim.topology_id().get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::apply_live(self, claim, edits))
-            }
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "apply_live",
+            Some(claim.topology_id().get()),
+            None,
+        )
+        .run(|| Untraced::apply_live(self, claim, edits))
+    }
 
-            fn mark_mutation_applied(
-                &self,
-                claim: $crate::store::Lease,
-            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "mark_mutation_applied",
-                    Some(claim.topology_id().get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::mark_mutation_applied(self, claim))
-            }
+    fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "mark_mutation_applied",
+            Some(claim.topology_id().get()),
+            None,
+        )
+        .run(|| Untraced::mark_mutation_applied(self, claim))
+    }
 
-            fn mark_mutation_failed(
-                &self,
-                claim: $crate::store::Lease,
-                reason: &str,
-            ) -> Result<$crate::store::Mutation, $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "mark_mutation_failed",
-                    Some(claim.topology_id().get()),
-                    None,
-                )
-                .run(|| $crate::store::trace::Untraced::mark_mutation_failed(self, claim, reason))
-            }
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError> {
+        Op::start(
+            T::BACKEND,
+            "mark_mutation_failed",
+            Some(claim.topology_id().get()),
+            None,
+        )
+        .run(|| Untraced::mark_mutation_failed(self, claim, reason))
+    }
 
-            fn list_mutations(
-                &self,
-                id: $crate::TopologyId,
-                state: Option<$crate::MutationState>,
-                page: $crate::store::PageRequest<$crate::store::MutationId>,
-            ) -> Result<$crate::store::Page<$crate::store::Mutation>, $crate::store::StoreError>
-            {
-                $crate::store::trace::Op::start($backend, "list_mutations", Some(id.get()), None)
-                    .run(|| $crate::store::trace::Untraced::list_mutations(self, id, state, page))
-            }
+    fn list_mutations(
+        &self,
+        id: crate::TopologyId,
+        state: Option<crate::MutationState>,
+        page: PageRequest<MutationId>,
+    ) -> Result<Page<Mutation>, StoreError> {
+        Op::start(T::BACKEND, "list_mutations", Some(id.get()), None)
+            .run(|| Untraced::list_mutations(self, id, state, page))
+    }
 
-            fn set_needs_resync(
-                &self,
-                id: $crate::TopologyId,
-                needs_resync: bool,
-            ) -> Result<(), $crate::store::StoreError> {
-                $crate::store::trace::Op::start($backend, "set_needs_resync", Some(id.get()), None)
-                    .run(|| $crate::store::trace::Untraced::set_needs_resync(self, id, needs_resync))
-            }
+    fn set_needs_resync(
+        &self,
+        id: crate::TopologyId,
+        needs_resync: bool,
+    ) -> Result<(), StoreError> {
+        Op::start(T::BACKEND, "set_needs_resync", Some(id.get()), None)
+            .run(|| Untraced::set_needs_resync(self, id, needs_resync))
+    }
 
-            fn delete_topology(
-                &self,
-                id: $crate::TopologyId,
-                expected_version: Option<u64>,
-            ) -> Result<(), $crate::store::StoreError> {
-                $crate::store::trace::Op::start(
-                    $backend,
-                    "delete_topology",
-                    Some(id.get()),
-                    expected_version,
-                )
-                .run(|| $crate::store::trace::Untraced::delete_topology(self, id, expected_version))
-            }
+    fn delete_topology(
+        &self,
+        id: crate::TopologyId,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        Op::start(
+            T::BACKEND,
+            "delete_topology",
+            Some(id.get()),
+            expected_version,
+        )
+        .run(|| Untraced::delete_topology(self, id, expected_version))
+    }
 
-            fn edit_one(
-                &self,
-                id: $crate::TopologyId,
-                expected_version: Option<u64>,
-                edit: $crate::store::ChildEdit,
-            ) -> Result<$crate::store::Edited<$crate::store::Touched>, $crate::store::StoreError>
-            {
-                $crate::store::trace::Op::start($backend, "edit", Some(id.get()), expected_version)
-                    .run(|| {
-                        $crate::store::trace::Untraced::edit_one(self, id, expected_version, edit)
-                    })
-            }
-        }
-    };
+    fn edit_one(
+        &self,
+        id: crate::TopologyId,
+        expected_version: Option<u64>,
+        edit: ChildEdit,
+    ) -> Result<Edited<Touched>, StoreError> {
+        Op::start(T::BACKEND, "edit", Some(id.get()), expected_version)
+            .run(|| Untraced::edit_one(self, id, expected_version, edit))
+    }
 }
-pub(crate) use traced_store;

@@ -15,8 +15,8 @@ use crate::store::policy::{
     transition_refusal,
 };
 use crate::store::{
-    ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Listed, Mutation,
-    Lease, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
+    ChildEdit, Claim, ClaimOptions, EditReport, Edited, Entity, EventId, Lease, Listed, Mutation,
+    MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError, Timestamp,
     TopologyDetail, TopologyRecord, Transitioned, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -327,10 +327,7 @@ pub(crate) async fn renew_lease<S: Session>(
 }
 
 /// Puts a claimed mutation back to `pending`, first in line.
-pub(crate) async fn release<S: Session>(
-    db: &mut S,
-    claim: &Lease,
-) -> Result<Mutation, S::Fail> {
+pub(crate) async fn release<S: Session>(db: &mut S, claim: &Lease) -> Result<Mutation, S::Fail> {
     const RELEASE: Stmt = notifying!(concat!(
         "UPDATE mutations SET state = $4, lease_until = NULL ",
         "WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 RETURNING ",

@@ -21,9 +21,9 @@ use crate::{TopologyId, TopologyStatus};
 
 use super::{SqliteStore, WORK_POLL};
 
-crate::store::trace::traced_store!(SqliteStore, "sqlite");
-
 impl crate::store::trace::Untraced for SqliteStore {
+    const BACKEND: &'static str = "sqlite";
+
     fn topology_detail(
         &self,
         id: crate::TopologyId,
