@@ -75,7 +75,7 @@ fn anchor_mask_allows(from: TopologyStatus, to: TopologyStatus) -> bool {
     ANCHOR_MASK[from as usize] & (1u8 << (to as u8)) != 0
 }
 
-/// The seed's shape: a map from each status to the set of its successors.
+/// The original Python module's shape: a map from each status to the set of its successors.
 fn anchor_hash_table() -> HashMap<TopologyStatus, HashSet<TopologyStatus>> {
     TopologyStatus::ALL
         .iter()

@@ -409,7 +409,7 @@ fn huge_input_gives_a_short_message() {
     );
     assert!(msg.ends_with(TOPOLOGY_ACCEPTED), "{msg}");
 
-    // The same through the seed API and through serde.
+    // The same through the original module's API and through serde.
     let msg = assert_transition(&huge, "active")
         .expect_err("huge current")
         .to_string();

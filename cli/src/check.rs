@@ -96,7 +96,7 @@ fn check_in<L: Parsed>(
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
-    // The seed's order: an unknown current status is reported before an unknown new one.
+    // The original Python module's order: an unknown current status is reported before an unknown new one.
     let from = parse_arg::<L>("FROM", from)?;
     let to = parse_arg::<L>("TO", to)?;
     let legal = from.can_transition_to(to);

@@ -12,8 +12,8 @@
 //!
 //! - **No lost update.** A write with `expected_version: Some(v)` checks `v` against the
 //!   stored version and bumps it in the same atomic step as the write; a stale `v` is
-//!   [`StoreError::VersionConflict`]. `None` means no check and no bump (the seed's
-//!   meaning). A version is a claim checked at the next write, not a lock: holding a
+//!   [`StoreError::VersionConflict`]. `None` means no check and no bump (the original Python
+//!   module's meaning). A version is a claim checked at the next write, not a lock: holding a
 //!   [`Versioned`](crate::Versioned) value does not stop another editor, it only makes sure that your next
 //!   write notices theirs.
 //! - **No illegal or stale transition.** [`TopologyStore::transition_status`] is a

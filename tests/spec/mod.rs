@@ -1,4 +1,4 @@
-//! The topology lifecycle as the seed module states it, written out by hand (not derived
+//! The topology lifecycle as the original Python module (`status.py`) states it, written out by hand (not derived
 //! from the crate), for the test files that check the crate against it.
 #![allow(dead_code)] // Not every test file uses every table.
 
