@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use topostate::TopologyId;
-use topostate::store::{NewLan, SqliteOptions, SqliteStore, Synchronous, TopologyStore};
+use topostate::store::{ChildEdit, NewLan, SqliteOptions, SqliteStore, Synchronous, TopologyStore};
 
 /// LANs per topology before a fresh one is started (untimed).
 const CHUNK: u64 = 400;
@@ -166,6 +166,17 @@ fn writes(store: &SqliteStore, n: u64, threads: u64) -> Duration {
     })
 }
 
+/// `n` `add_lan` edits as batches of `CHUNK` on fresh topologies (made untimed).
+fn batch_of(store: &SqliteStore, n: u64) -> Duration {
+    common::chunked(n, CHUNK, |n| {
+        let id = store.create_topology(&fresh_name()).unwrap().id;
+        let edits: Vec<ChildEdit> = (0..n).map(|i| ChildEdit::AddLan(new_lan(i))).collect();
+        let start = Instant::now();
+        store.edit(id, Some(1), &edits).unwrap();
+        start.elapsed()
+    })
+}
+
 fn group_commit(c: &mut Criterion, sync: Synchronous) {
     let dir = tempfile::tempdir().unwrap();
     let base = SqliteOptions::new().synchronous(sync);
@@ -215,6 +226,17 @@ fn group_commit(c: &mut Criterion, sync: Synchronous) {
         11,
         || writes(&grouped, n, 1),
         || writes(&alone, n, 1),
+    );
+    // The ceiling of sharing a commit: a lone write against the same `AddLan` as one edit
+    // of a batch of `n` (one transaction, one topology read and one bump for them all). A
+    // grouped write pays more than the batch's edit (its savepoint, its own topology read
+    // and bump, the hand-over between threads), so 1 writer's time per write over this
+    // bounds what any group size can gain.
+    common::interleaved(
+        &format!("group_commit_{label} ceiling: 1 writer, per write / per edit of one batch"),
+        11,
+        || writes(&alone, n, 1),
+        || batch_of(&alone, n),
     );
     let (commits, grouped_writes) = sixteen.group_commits();
     println!(
