@@ -71,11 +71,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     let second = SqliteStore::open(path)?;
 
     // The first applier claims the oldest mutation...
-    let Claim::Claimed {
-        mutation,
-        lease: claim,
-    } = first.claim_next_mutation(id)?
-    else {
+    let Claim::Claimed { mutation, lease } = first.claim_next_mutation(id)? else {
         return Err("four mutations are queued, yet none was claimed".into());
     };
     println!("applier-1: claimed #{} {}", mutation.id, mutation.op);
@@ -84,7 +80,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
         Claim::Busy { applying } => println!("applier-2: busy, #{applying} is applying"),
         other => return Err(format!("expected a busy queue, got {other:?}").into()),
     }
-    apply(&first, "applier-1", &mutation, claim)?;
+    apply(&first, "applier-1", &mutation, lease)?;
     drain(&first, "applier-1", id)?;
     if second.claim_next_mutation(id)? == Claim::Empty {
         println!("applier-2: nothing to do");
@@ -136,13 +132,9 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
 fn drain(store: &SqliteStore, name: &str, id: TopologyId) -> Result<(), StoreError> {
     // Stop on anything but a claim: `Busy` means another applier holds one and will take
     // the rest, `Empty` that nothing is left.
-    while let Claim::Claimed {
-        mutation,
-        lease: claim,
-    } = store.claim_next_mutation(id)?
-    {
+    while let Claim::Claimed { mutation, lease } = store.claim_next_mutation(id)? {
         println!("{name}: claimed #{} {}", mutation.id, mutation.op);
-        apply(store, name, &mutation, claim)?;
+        apply(store, name, &mutation, lease)?;
     }
     Ok(())
 }
@@ -157,16 +149,16 @@ fn apply(
     store: &SqliteStore,
     name: &str,
     mutation: &Mutation,
-    claim: Lease,
+    lease: Lease,
 ) -> Result<(), StoreError> {
     // Claims are serial per topology and free-form edits stopped at deploy, so nothing
     // else changes the children until this claim is marked: this read stays current.
-    let detail = store.topology_detail(claim.topology_id())?;
+    let detail = store.topology_detail(lease.topology_id())?;
     let refused = match edits_for(mutation, &detail) {
         Err(why) => why,
-        Ok(edits) => match store.apply_live(&claim, &edits) {
+        Ok(edits) => match store.apply_live(&lease, &edits) {
             Ok(_) => {
-                store.mark_mutation_applied(claim)?;
+                store.mark_mutation_applied(lease)?;
                 println!("{name}: applied #{}", mutation.id);
                 return Ok(());
             }
@@ -182,7 +174,7 @@ fn apply(
             Err(other) => return Err(other),
         },
     };
-    let failed = store.mark_mutation_failed(claim, &refused)?;
+    let failed = store.mark_mutation_failed(lease, &refused)?;
     println!("{name}: failed #{}: {refused}", failed.id);
     Ok(())
 }

@@ -287,11 +287,8 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
         before,
         lab.version(),
     )?;
-    let claim = match bob.claim_next_mutation(id)? {
-        Claim::Claimed {
-            mutation,
-            lease: claim,
-        } => {
+    let lease = match bob.claim_next_mutation(id)? {
+        Claim::Claimed { mutation, lease } => {
             say(
                 out,
                 "",
@@ -300,16 +297,16 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
                     mutation.id, mutation.state
                 ),
             )?;
-            claim
+            lease
         }
         Claim::Busy { applying } => bail!("mutation {applying} is unexpectedly being applied"),
         Claim::Empty => bail!("the queue is unexpectedly empty"),
     };
-    let report = bob.apply_live(&claim, &[ChildEdit::AddDecky(decky("files-1", &["smb"]))])?;
+    let report = bob.apply_live(&lease, &[ChildEdit::AddDecky(decky("files-1", &["smb"]))])?;
     let files = one(&deckies(&report.touched)?, "decky")?;
-    bob.apply_live(&claim, &[ChildEdit::AddEdge(NewEdge::new(files, lan_a))])?;
+    bob.apply_live(&lease, &[ChildEdit::AddEdge(NewEdge::new(files, lan_a))])?;
     say(out, "", "applies it live: + decky 'files-1' on lan-a")?;
-    let applied = bob.mark_mutation_applied(claim)?;
+    let applied = bob.mark_mutation_applied(lease)?;
     say(
         out,
         "",

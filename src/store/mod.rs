@@ -504,18 +504,18 @@ pub trait TopologyStore: Send + Sync {
     /// store.enqueue(&mut lab, MutationOp::AddDecky, r#"{"name":"ssh-2"}"#)?;
     ///
     /// // The oldest pending mutation is claimed, and the claim says which row it moved.
-    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("two mutations are pending");
     /// };
-    /// assert_eq!((mutation.id, claim.id()), (first, first));
+    /// assert_eq!((mutation.id, lease.id()), (first, first));
     /// // Serial per topology: a second applier is told one is applying, not that none is pending.
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Busy { applying: first });
     ///
-    /// store.mark_mutation_applied(claim)?;
-    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// store.mark_mutation_applied(lease)?;
+    /// let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
-    /// store.mark_mutation_applied(claim)?;
+    /// store.mark_mutation_applied(lease)?;
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Empty);
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
@@ -558,15 +558,15 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Busy { applying: queued });
     /// // ...and once it has passed, the next claim takes the same mutation over.
     /// clock.advance(Duration::from_secs(10));
-    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("the lease has passed");
     /// };
     /// assert_eq!((mutation.id, mutation.attempts), (queued, 2));
-    /// assert!(claim.token() > first.token());
+    /// assert!(lease.token() > first.token());
     /// // The first applier, back from the dead, writes nothing.
     /// let zombie = store.mark_mutation_applied(first).unwrap_err();
     /// assert!(matches!(zombie, StoreError::LeaseLost { .. }));
-    /// store.mark_mutation_applied(claim)?;
+    /// store.mark_mutation_applied(lease)?;
     ///
     /// let zero = ClaimOptions::new().lease(Duration::ZERO);
     /// assert!(matches!(
@@ -602,12 +602,12 @@ pub trait TopologyStore: Send + Sync {
     /// let lab = store.advance(lab, |t| t.deploy())?;
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
-    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
-    /// let renewed = store.renew_lease(&claim, Duration::from_secs(600))?;
+    /// let renewed = store.renew_lease(&lease, Duration::from_secs(600))?;
     /// assert!(renewed.lease_until > mutation.lease_until);
-    /// assert_eq!(renewed.token, claim.token()); // a renewal is no takeover
+    /// assert_eq!(renewed.token, lease.token()); // a renewal is no takeover
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
     fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError>;
@@ -631,10 +631,10 @@ pub trait TopologyStore: Send + Sync {
     /// let lab = store.advance(lab, |t| t.deploy())?;
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// let queued = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
-    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
-    /// assert_eq!(store.release_mutation(claim)?.state, MutationState::Pending);
+    /// assert_eq!(store.release_mutation(lease)?.state, MutationState::Pending);
     /// let Claim::Claimed { mutation, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("released, so claimable again");
     /// };
@@ -701,14 +701,14 @@ pub trait TopologyStore: Send + Sync {
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b","subnet":"10.0.2.0/24"}"#)?;
     ///
-    /// let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { mutation, lease } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// // The applier turns the payload into edits; the claim lets them onto a live topology.
     /// let lan_b = [ChildEdit::AddLan(NewLan::new("lan-b", "10.0.2.0/24"))];
-    /// let report = store.apply_live(&claim, &lan_b)?;
+    /// let report = store.apply_live(&lease, &lan_b)?;
     /// assert_eq!(report.version, lab.version()); // live edits bump nothing
-    /// store.mark_mutation_applied(claim)?;
+    /// store.mark_mutation_applied(lease)?;
     ///
     /// // A claim is checked at every use: one for a mutation no longer applying buys nothing.
     /// let old = Lease::from_parts(mutation.id, lab.id(), mutation.token);
@@ -747,10 +747,10 @@ pub trait TopologyStore: Send + Sync {
     /// let refused = store.mark_mutation_applied(unclaimed).unwrap_err();
     /// assert!(matches!(refused, StoreError::WrongMutationState { found: MutationState::Pending, .. }));
     ///
-    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
-    /// let done = store.mark_mutation_applied(claim)?; // the claim is consumed
+    /// let done = store.mark_mutation_applied(lease)?; // the lease is consumed
     /// assert_eq!(done.state, MutationState::Applied);
     /// assert!(done.applied_at.is_some());
     /// # Ok::<(), topostate::store::StoreError>(())
@@ -775,11 +775,11 @@ pub trait TopologyStore: Send + Sync {
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// store.enqueue(&mut lab, MutationOp::RemoveLan, r#"{"name":"dmz"}"#)?;
     ///
-    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("one mutation is pending");
     /// };
     /// // The payload names a LAN the topology does not have: the applier gives up on it.
-    /// let failed = store.mark_mutation_failed(claim, "no lan named 'dmz'")?;
+    /// let failed = store.mark_mutation_failed(lease, "no lan named 'dmz'")?;
     /// assert_eq!(failed.state, MutationState::Failed);
     /// assert_eq!(failed.reason.as_deref(), Some("no lan named 'dmz'"));
     /// // The queue moves on: nothing is applying any more.
@@ -807,10 +807,10 @@ pub trait TopologyStore: Send + Sync {
     /// let mut lab = store.advance(lab, |t| t.activate())?;
     /// let first = store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#)?;
     /// let second = store.enqueue(&mut lab, MutationOp::AddDecky, r#"{"name":"ssh-2"}"#)?;
-    /// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id())? else {
+    /// let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id())? else {
     ///     panic!("two mutations are pending");
     /// };
-    /// store.mark_mutation_applied(claim)?;
+    /// store.mark_mutation_applied(lease)?;
     ///
     /// let all = store.list_mutations(lab.id(), None, PageRequest::first(50))?;
     /// let ids: Vec<_> = all.items.iter().map(|m| m.id).collect();

@@ -85,14 +85,14 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// let mut lab = store.advance(lab, |t| t.activate()).await?;
 /// store.enqueue(&mut lab, MutationOp::AddLan, r#"{"name":"lan-b"}"#).await?;
 ///
-/// let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation(lab.id()).await? else {
+/// let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id()).await? else {
 ///     panic!("one mutation is pending");
 /// };
 /// // While it is applying, another applier is told so.
 /// assert!(matches!(store.claim_next_mutation(lab.id()).await?, Claim::Busy { .. }));
 /// let lan_b = [ChildEdit::AddLan(NewLan::new("lan-b", "10.0.2.0/24"))];
-/// store.apply_live(&claim, &lan_b).await?;
-/// store.mark_mutation_applied(claim).await?;
+/// store.apply_live(&lease, &lan_b).await?;
+/// store.mark_mutation_applied(lease).await?;
 /// assert_eq!(store.claim_next_mutation(lab.id()).await?, Claim::Empty);
 /// # Ok::<(), topostate::store::StoreError>(())
 /// # })?;
