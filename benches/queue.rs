@@ -97,7 +97,8 @@ fn lib_cycles(store: &dyn TopologyStore, seq: &mut u64, n: u64) -> Duration {
     let options = options();
     let start = Instant::now();
     for i in 0..n {
-        let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation_with(id, &options).unwrap()
+        let Claim::Claimed { lease: claim, .. } =
+            store.claim_next_mutation_with(id, &options).unwrap()
         else {
             panic!("nothing to claim");
         };
@@ -312,7 +313,8 @@ fn applier(
                 .unwrap(),
             "no wake-up within 10 s"
         );
-        let Claim::Claimed { lease: claim, .. } = store.claim_next_mutation_with(id, &options).unwrap()
+        let Claim::Claimed { lease: claim, .. } =
+            store.claim_next_mutation_with(id, &options).unwrap()
         else {
             panic!("woken with nothing to claim");
         };

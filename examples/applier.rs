@@ -21,7 +21,7 @@ use std::path::Path;
 use serde_json::Value;
 use topostate::state::Active;
 use topostate::store::{
-    ChildEdit, Claim, Mutation, Lease, NewDecky, NewEdge, NewLan, PageRequest, SqliteStore,
+    ChildEdit, Claim, Lease, Mutation, NewDecky, NewEdge, NewLan, PageRequest, SqliteStore,
     StoreError, TopologyDetail, TopologyStore, Touched, TypedStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId};
@@ -71,7 +71,11 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
     let second = SqliteStore::open(path)?;
 
     // The first applier claims the oldest mutation...
-    let Claim::Claimed { mutation, lease: claim } = first.claim_next_mutation(id)? else {
+    let Claim::Claimed {
+        mutation,
+        lease: claim,
+    } = first.claim_next_mutation(id)?
+    else {
         return Err("four mutations are queued, yet none was claimed".into());
     };
     println!("applier-1: claimed #{} {}", mutation.id, mutation.op);
@@ -132,7 +136,11 @@ pub fn run(path: &Path) -> Result<(), Box<dyn Error>> {
 fn drain(store: &SqliteStore, name: &str, id: TopologyId) -> Result<(), StoreError> {
     // Stop on anything but a claim: `Busy` means another applier holds one and will take
     // the rest, `Empty` that nothing is left.
-    while let Claim::Claimed { mutation, lease: claim } = store.claim_next_mutation(id)? {
+    while let Claim::Claimed {
+        mutation,
+        lease: claim,
+    } = store.claim_next_mutation(id)?
+    {
         println!("{name}: claimed #{} {}", mutation.id, mutation.op);
         apply(store, name, &mutation, claim)?;
     }

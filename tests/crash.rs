@@ -100,7 +100,10 @@ fn crash_child(path: &str) {
         } else if live_status && dice < 80 {
             say(format_args!("TRY C {id}"));
             match store.claim_next_mutation(id).unwrap() {
-                Claim::Claimed { mutation, lease: claim } => {
+                Claim::Claimed {
+                    mutation,
+                    lease: claim,
+                } => {
                     say(format_args!("ACK C {id} {}", mutation.id));
                     say(format_args!("TRY K {id}"));
                     let marked = if rng.below(2) == 0 {

@@ -28,7 +28,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use topostate::store::{
-    ChildEdit, Claim, ClaimOptions, Mutation, Lease, NewLan, Precondition, StoreError,
+    ChildEdit, Claim, ClaimOptions, Lease, Mutation, NewLan, Precondition, StoreError,
     TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -89,8 +89,10 @@ fn applier(backend: &str, place: &str, topology: TopologyId) {
     let options = ClaimOptions::new()
         .lease(LEASE)
         .holder(format!("applier-{}", std::process::id()));
-    let Claim::Claimed { mutation, lease: claim } =
-        store.claim_next_mutation_with(topology, &options).unwrap()
+    let Claim::Claimed {
+        mutation,
+        lease: claim,
+    } = store.claim_next_mutation_with(topology, &options).unwrap()
     else {
         panic!("the applier found nothing to claim");
     };
@@ -309,7 +311,10 @@ fn takeovers(backend: &dyn Backend) {
         let (mutation, claim) = loop {
             retry(|| store.wait_for_work(Some(topology), Duration::from_secs(5))).unwrap();
             match retry(|| store.claim_next_mutation_with(topology, &options)).unwrap() {
-                Claim::Claimed { mutation, lease: claim } => break (mutation, claim),
+                Claim::Claimed {
+                    mutation,
+                    lease: claim,
+                } => break (mutation, claim),
                 Claim::Busy { applying } => assert_eq!(applying.get(), mid),
                 Claim::Empty => panic!("round {round}: the killed claim vanished"),
             }

@@ -10,8 +10,8 @@ use pages::ListAll;
 use std::time::Instant;
 
 use topostate::store::{
-    ChildEdit, DeckyPatch, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
-    Lease, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
+    ChildEdit, DeckyPatch, DeckyRuntime, Entity, LanPatch, Lease, MAX_NAME_LEN, MAX_TEXT_LEN,
+    MemoryStore, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::version::bump;
 use topostate::{
@@ -498,10 +498,7 @@ fn free_text_at_the_byte_limit() {
             other => panic!("{other:?}"),
         };
         assert_invalid(
-            s.mark_mutation_failed(
-                Lease::from_parts(claim.id(), lab.id, claim.token()),
-                &over,
-            ),
+            s.mark_mutation_failed(Lease::from_parts(claim.id(), lab.id, claim.token()), &over),
             "reason",
             b.name,
         );

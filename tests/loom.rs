@@ -38,7 +38,7 @@ use loom::thread;
 use std::time::Duration;
 
 use topostate::store::{
-    ChildEdit, Claim, ClaimOptions, ManualClock, MemoryStore, Mutation, Lease, NewLan,
+    ChildEdit, Claim, ClaimOptions, Lease, ManualClock, MemoryStore, Mutation, NewLan,
     Precondition, StoreError, Timestamp, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -397,7 +397,10 @@ fn two_claimers_racing_for_an_expired_lease() {
         let mut winner = None;
         for (holder, claim) in ["a", "b"].into_iter().zip(&claims) {
             match claim {
-                Claim::Claimed { lease: claim, mutation } => {
+                Claim::Claimed {
+                    lease: claim,
+                    mutation,
+                } => {
                     assert!(winner.is_none(), "both took it over: {claims:?}");
                     assert_eq!(claim.token(), 2, "{claims:?}");
                     assert_eq!(mutation.attempts, 2, "{claims:?}");

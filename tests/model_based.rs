@@ -33,10 +33,10 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, MAX_PAGE, MemoryStore, Mutation,
-    Lease, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, RefProblem,
-    RowRef, StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore,
-    Touched, Transitioned, check_coord, check_name, check_text,
+    EditReport, Edited, Entity, EventId, Lan, LanId, LanPatch, Lease, MAX_PAGE, MemoryStore,
+    Mutation, MutationId, NewDecky, NewEdge, NewLan, PageRequest, Precondition, RefProblem, RowRef,
+    StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched,
+    Transitioned, check_coord, check_name, check_text,
 };
 use topostate::{
     MutationOp, MutationState, TopologyId, TopologyNotEditable, TopologyStatus, VersionConflict,
@@ -579,9 +579,10 @@ fn run(s: &dyn TopologyStore, call: &Call) -> Out {
             out(s.enqueue_mutation(*id, *op, payload, *v), Out::Enqueued)
         }
         Call::Claim(id) => out(s.claim_next_mutation(*id), |c| match c {
-            Claim::Claimed { mutation, lease: claim } => {
-                Out::Claimed(norm_mutation(mutation), claim.id(), claim.topology_id())
-            }
+            Claim::Claimed {
+                mutation,
+                lease: claim,
+            } => Out::Claimed(norm_mutation(mutation), claim.id(), claim.topology_id()),
             Claim::Busy { applying } => Out::Busy(applying),
             Claim::Empty => Out::Empty,
         }),

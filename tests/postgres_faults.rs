@@ -337,20 +337,22 @@ fn write_until(store: &PgStore, own: &Own, stop: &AtomicBool) -> Told {
                     }
                 }
                 match store.claim_next_mutation(topology()) {
-                    Ok(Claim::Claimed { lease: claim, .. }) => match store.mark_mutation_applied(claim) {
-                        Ok(_) => told.marks += 1,
-                        Err(e) if e.is_outcome_unknown() => {
-                            // Its claim is spent: if the mark did not commit, the queue
-                            // stays busy; this writer stops here.
-                            fail(&mut told, &e, "mark_mutation_applied");
-                            break;
+                    Ok(Claim::Claimed { lease: claim, .. }) => {
+                        match store.mark_mutation_applied(claim) {
+                            Ok(_) => told.marks += 1,
+                            Err(e) if e.is_outcome_unknown() => {
+                                // Its claim is spent: if the mark did not commit, the queue
+                                // stays busy; this writer stops here.
+                                fail(&mut told, &e, "mark_mutation_applied");
+                                break;
+                            }
+                            Err(e) => {
+                                fail(&mut told, &e, "mark_mutation_applied");
+                                // A definite failure of a mark leaves the mutation applying.
+                                break;
+                            }
                         }
-                        Err(e) => {
-                            fail(&mut told, &e, "mark_mutation_applied");
-                            // A definite failure of a mark leaves the mutation applying.
-                            break;
-                        }
-                    },
+                    }
                     Ok(Claim::Empty) => {}
                     Ok(Claim::Busy { applying }) => {
                         told.broken.push(format!(

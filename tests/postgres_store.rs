@@ -1113,7 +1113,10 @@ fn child_process(child: &ChildEnv) {
                         }
                     }
                     1 => match store.claim_next_mutation(id).unwrap() {
-                        Claim::Claimed { mutation, lease: claim } => {
+                        Claim::Claimed {
+                            mutation,
+                            lease: claim,
+                        } => {
                             assert_eq!(mutation.state, MutationState::Applying);
                             let lan = NewLan::new(format!("live-p{index}-{i}"), "10.0.0.0/24");
                             store.apply_live(&claim, &[ChildEdit::AddLan(lan)]).unwrap();
@@ -1302,7 +1305,10 @@ fn processes_hammering_many_topologies_keep_every_invariant() {
         if record.status == TopologyStatus::Active || record.status == TopologyStatus::Degraded {
             for expected in pending {
                 match store.claim_next_mutation(id).unwrap() {
-                    Claim::Claimed { mutation, lease: claim } => {
+                    Claim::Claimed {
+                        mutation,
+                        lease: claim,
+                    } => {
                         assert_eq!(mutation.id, expected);
                         store.mark_mutation_applied(claim).unwrap();
                     }

@@ -23,8 +23,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use topostate::store::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, EventId, Lan, LanId, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, MemoryStore,
-    Mutation, Lease, MutationId, NewDecky, NewEdge, NewLan, Precondition, RowRef,
+    EditReport, Edited, EventId, Lan, LanId, LanPatch, Lease, MAX_NAME_LEN, MAX_TEXT_LEN,
+    MemoryStore, Mutation, MutationId, NewDecky, NewEdge, NewLan, Precondition, RowRef,
     StatusEvent, StoreError, Timestamp, TopologyDetail, TopologyRecord, TopologyStore, Touched,
     Transitioned, check_name, check_text,
 };
@@ -623,7 +623,10 @@ fn rows_and_reports_round_trip() {
                 round_trip(&TopologyDetail::new(record, lans, deckies, vec![edge]));
                 let claim = Lease::from_parts(m.id, m.topology_id, m.token);
                 round_trip(&Claim::Busy { applying: m.id });
-                round_trip(&Claim::Claimed { mutation: m, lease: claim });
+                round_trip(&Claim::Claimed {
+                    mutation: m,
+                    lease: claim,
+                });
                 Ok(())
             },
         )

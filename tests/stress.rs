@@ -228,7 +228,10 @@ fn work(
         if dice < 20 {
             record.count("claim.attempt");
             match store.claim_next_mutation(id) {
-                Ok(Claim::Claimed { mutation, lease: claim }) => {
+                Ok(Claim::Claimed {
+                    mutation,
+                    lease: claim,
+                }) => {
                     assert_eq!(mutation.state, MutationState::Applying);
                     assert_eq!(mutation.id, claim.id());
                     record.claims.push((t, mutation.id.get()));

@@ -288,7 +288,10 @@ fn narrate<S: TopologyStore>(alice: &S, bob: &S, out: &mut dyn Write) -> anyhow:
         lab.version(),
     )?;
     let claim = match bob.claim_next_mutation(id)? {
-        Claim::Claimed { mutation, lease: claim } => {
+        Claim::Claimed {
+            mutation,
+            lease: claim,
+        } => {
             say(
                 out,
                 "",

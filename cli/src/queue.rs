@@ -14,7 +14,7 @@ use serde::Serialize;
 use topostate::MutationState;
 use topostate::TopologyId;
 use topostate::store::{
-    MAX_PAGE, Mutation, Lease, MutationId, PageRequest, PgStore, SqliteStore, StoreError,
+    Lease, MAX_PAGE, Mutation, MutationId, PageRequest, PgStore, SqliteStore, StoreError,
     Timestamp, TopologyStore,
 };
 
@@ -137,8 +137,7 @@ pub fn repair(
     out: &mut dyn Write,
 ) -> anyhow::Result<Outcome> {
     let store = open(db, schema)?;
-    let claim =
-        Lease::from_parts(MutationId::new(mutation), TopologyId::new(topology), token);
+    let claim = Lease::from_parts(MutationId::new(mutation), TopologyId::new(topology), token);
     let (action, result) = match repair {
         Repair::Release => ("release", store.release_mutation(claim)),
         Repair::Fail(reason) => ("fail", store.mark_mutation_failed(claim, reason)),

@@ -92,9 +92,9 @@ pub use lease::{ClaimOptions, Clock, DEFAULT_LEASE, MAX_LEASE, ManualClock, Syst
 pub use memory::MemoryStore;
 pub use model::{
     ChildEdit, Claim, Decky, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Edge, EdgeId,
-    EditReport, Edited, EventId, Lan, LanId, LanPatch, Mutation, Lease, MutationId,
-    NewDecky, NewEdge, NewLan, Precondition, RowRef, StatusEvent, Timestamp, TopologyDetail,
-    TopologyRecord, Touched, Transitioned,
+    EditReport, Edited, EventId, Lan, LanId, LanPatch, Lease, Mutation, MutationId, NewDecky,
+    NewEdge, NewLan, Precondition, RowRef, StatusEvent, Timestamp, TopologyDetail, TopologyRecord,
+    Touched, Transitioned,
 };
 pub use page::{Listed, MAX_PAGE, Page, PageRequest};
 pub use policy::{
@@ -713,11 +713,7 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!(store.topology_detail(lab.id())?.lans.len(), 1);
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn apply_live(
-        &self,
-        claim: &Lease,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError>;
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError>;
 
     /// Marks a claimed mutation `applied`, whatever the topology's status now (an applier
     /// interrupted by a teardown can still close its claim).
@@ -785,11 +781,7 @@ pub trait TopologyStore: Send + Sync {
     /// assert_eq!(store.claim_next_mutation(lab.id())?, Claim::Empty);
     /// # Ok::<(), topostate::store::StoreError>(())
     /// ```
-    fn mark_mutation_failed(
-        &self,
-        claim: Lease,
-        reason: &str,
-    ) -> Result<Mutation, StoreError>;
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError>;
 
     /// A page of a topology's mutations, newest first, optionally only one state (see
     /// [`Page`] for cursors and filters).

@@ -18,7 +18,7 @@ use core::time::Duration;
 
 use crate::store::{
     ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited, EventId, LanId,
-    Mutation, Lease, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
+    Lease, Mutation, MutationId, Page, PageRequest, Precondition, StatusEvent, StoreError,
     TopologyDetail, TopologyRecord, Touched, Transitioned,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
@@ -308,17 +308,9 @@ pub(crate) trait Untraced {
     fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError>;
     fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError>;
     fn wait_for_work(&self, id: Option<TopologyId>, timeout: Duration) -> Result<bool, StoreError>;
-    fn apply_live(
-        &self,
-        claim: &Lease,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError>;
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError>;
     fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError>;
-    fn mark_mutation_failed(
-        &self,
-        claim: Lease,
-        reason: &str,
-    ) -> Result<Mutation, StoreError>;
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError>;
     fn list_mutations(
         &self,
         id: TopologyId,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use topostate::store::{
     AsyncTopologyStore, ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport,
-    Edited, EventId, LanId, LanPatch, Mutation, Lease, MutationId, NewDecky, NewEdge,
-    NewLan, Page, PageRequest, Precondition, StatusEvent, StoreError, TopologyDetail,
-    TopologyRecord, TopologyStore, Touched, Transitioned,
+    Edited, EventId, LanId, LanPatch, Lease, Mutation, MutationId, NewDecky, NewEdge, NewLan, Page,
+    PageRequest, Precondition, StatusEvent, StoreError, TopologyDetail, TopologyRecord,
+    TopologyStore, Touched, Transitioned,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -134,11 +134,7 @@ impl TopologyStore for Awaiting {
         self.runtime.block_on(self.store.claim_next_mutation(id))
     }
 
-    fn apply_live(
-        &self,
-        claim: &Lease,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError> {
         self.runtime.block_on(self.store.apply_live(claim, edits))
     }
 
@@ -147,11 +143,7 @@ impl TopologyStore for Awaiting {
             .block_on(self.store.mark_mutation_applied(claim))
     }
 
-    fn mark_mutation_failed(
-        &self,
-        claim: Lease,
-        reason: &str,
-    ) -> Result<Mutation, StoreError> {
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError> {
         self.runtime
             .block_on(self.store.mark_mutation_failed(claim, reason))
     }

@@ -4,8 +4,7 @@
 use crate::pages::ListAll;
 use topostate::store::{
     ChildEdit, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, EdgeId, Entity, LanId, LanPatch,
-    Lease, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
-    Touched,
+    Lease, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore, Touched,
 };
 use topostate::{MutationOp, TopologyId, TopologyStatus, VersionConflict};
 

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::pages::ListAll;
 use topostate::store::{
-    ChildEdit, Claim, ClaimOptions, DeckyPatch, LanId, LanPatch, MAX_LEASE, Mutation,
-    Lease, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
+    ChildEdit, Claim, ClaimOptions, DeckyPatch, LanId, LanPatch, Lease, MAX_LEASE, Mutation,
+    NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus, VersionConflict};
 
@@ -14,7 +14,10 @@ use super::{ALL, Harness, detail, reach, seeded, setup, version};
 
 fn claim(s: &dyn TopologyStore, id: TopologyId) -> (Mutation, Lease) {
     match s.claim_next_mutation(id).unwrap() {
-        Claim::Claimed { mutation, lease: claim } => (mutation, claim),
+        Claim::Claimed {
+            mutation,
+            lease: claim,
+        } => (mutation, claim),
         other => panic!("expected a claim, got {other:?}"),
     }
 }
@@ -406,7 +409,10 @@ fn claim_eventually(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match s.claim_next_mutation_with(id, options).unwrap() {
-            Claim::Claimed { mutation, lease: claim } => return (mutation, claim),
+            Claim::Claimed {
+                mutation,
+                lease: claim,
+            } => return (mutation, claim),
             Claim::Busy { .. } if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }

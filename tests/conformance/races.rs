@@ -448,7 +448,10 @@ pub fn race_claims_are_serial_and_exactly_once<H: Harness>() {
                     barrier.wait();
                     while std::time::Instant::now() < until {
                         match store.claim_next_mutation(t.id).unwrap() {
-                            Claim::Claimed { mutation, lease: claim } => {
+                            Claim::Claimed {
+                                mutation,
+                                lease: claim,
+                            } => {
                                 let before = in_flight.fetch_add(1, Ordering::SeqCst);
                                 assert_eq!(before, 0, "two mutations applying at once");
                                 assert_eq!(mutation.state, MutationState::Applying);

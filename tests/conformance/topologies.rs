@@ -3,8 +3,8 @@
 
 use crate::pages::ListAll;
 use topostate::store::{
-    ChildEdit, Claim, DeckyRuntime, Entity, LanPatch, MAX_NAME_LEN, MAX_TEXT_LEN, Lease,
-    NewDecky, NewEdge, NewLan, Precondition, StoreError, TypedStore,
+    ChildEdit, Claim, DeckyRuntime, Entity, LanPatch, Lease, MAX_NAME_LEN, MAX_TEXT_LEN, NewDecky,
+    NewEdge, NewLan, Precondition, StoreError, TypedStore,
 };
 use topostate::{MAX_VERSION, MutationOp, MutationState, TopologyStatus, VersionConflict, state};
 

@@ -11,8 +11,8 @@ pub mod processes;
 
 use crate::pages::ListAll;
 use topostate::store::{
-    DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanId, LanPatch, Lease,
-    MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, Timestamp, TopologyStore,
+    DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanId, LanPatch, Lease, MutationId,
+    NewDecky, NewEdge, NewLan, Precondition, StoreError, Timestamp, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -89,11 +89,7 @@ pub fn ids_beyond_sql_integers_are_not_found(store: &dyn TopologyStore) {
         })
     ));
     assert!(matches!(
-        store.mark_mutation_applied(Lease::from_parts(
-            MutationId::new(u64::MAX),
-            lab.id,
-            1
-        )),
+        store.mark_mutation_applied(Lease::from_parts(MutationId::new(u64::MAX), lab.id, 1)),
         Err(StoreError::NotFound {
             entity: Entity::Mutation,
             ..

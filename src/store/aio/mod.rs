@@ -23,7 +23,7 @@ use crate::{
 use super::typed::{restore, transition_of};
 use super::{
     ChildEdit, Claim, ClaimOptions, DeckyId, DeckyPatch, DeckyRuntime, EdgeId, EditReport, Edited,
-    EventId, LanId, LanPatch, Mutation, Lease, MutationId, NewDecky, NewEdge, NewLan, Page,
+    EventId, LanId, LanPatch, Lease, Mutation, MutationId, NewDecky, NewEdge, NewLan, Page,
     PageRequest, Precondition, QueueOpen, StatusEvent, StoreError, TopologyDetail, TopologyRecord,
     TopologyStore, Touched, Transitioned, decky_of, edge_of, lan_of, touched_as, wrong_row,
 };
@@ -177,11 +177,7 @@ pub trait AsyncTopologyStore: Send + Sync {
     ) -> StoreFuture<'a, Claim>;
 
     /// [`TopologyStore::renew_lease`], async.
-    fn renew_lease<'a>(
-        &'a self,
-        claim: &'a Lease,
-        lease: Duration,
-    ) -> StoreFuture<'a, Mutation>;
+    fn renew_lease<'a>(&'a self, claim: &'a Lease, lease: Duration) -> StoreFuture<'a, Mutation>;
 
     /// [`TopologyStore::release_mutation`], async.
     fn release_mutation(&self, claim: Lease) -> StoreFuture<'_, Mutation>;
@@ -541,11 +537,7 @@ impl<T: NonBlocking + ?Sized> AsyncTopologyStore for T {
         Box::pin(async move { TopologyStore::claim_next_mutation_with(self, id, options) })
     }
 
-    fn renew_lease<'a>(
-        &'a self,
-        claim: &'a Lease,
-        lease: Duration,
-    ) -> StoreFuture<'a, Mutation> {
+    fn renew_lease<'a>(&'a self, claim: &'a Lease, lease: Duration) -> StoreFuture<'a, Mutation> {
         Box::pin(async move { TopologyStore::renew_lease(self, claim, lease) })
     }
 

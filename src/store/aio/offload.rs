@@ -10,8 +10,8 @@ use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 use super::{AsyncTopologyStore, StoreFuture};
 use crate::store::{
     BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, EditReport, Edited,
-    EventId, LanId, Mutation, Lease, MutationId, Page, PageRequest, Precondition,
-    StatusEvent, StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
+    EventId, LanId, Lease, Mutation, MutationId, Page, PageRequest, Precondition, StatusEvent,
+    StoreError, TopologyDetail, TopologyRecord, TopologyStore, Touched, Transitioned,
 };
 
 /// The async face of a blocking store (such as [`SqliteStore`](crate::store::SqliteStore)):
@@ -203,11 +203,7 @@ impl<S: TopologyStore + 'static> AsyncTopologyStore for Offload<S> {
         self.run(move |s| s.claim_next_mutation_with(id, &options))
     }
 
-    fn renew_lease<'a>(
-        &'a self,
-        claim: &'a Lease,
-        lease: Duration,
-    ) -> StoreFuture<'a, Mutation> {
+    fn renew_lease<'a>(&'a self, claim: &'a Lease, lease: Duration) -> StoreFuture<'a, Mutation> {
         let claim = Lease::from_parts(claim.id(), claim.topology_id(), claim.token());
         self.run(move |s| s.renew_lease(&claim, lease))
     }

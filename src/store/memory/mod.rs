@@ -59,9 +59,9 @@ use super::policy::{
 use super::sync::{Arc, Mutex};
 use super::{
     ChildEdit, Claim, ClaimOptions, Clock, DeckyId, DeckyRuntime, EditReport, Edited, Entity,
-    EventId, LanId, Mutation, Lease, MutationId, Page, PageRequest, Precondition,
-    StatusEvent, StoreError, SystemClock, Timestamp, TopologyDetail, TopologyRecord, Touched,
-    Transitioned, canonical_name, check_text,
+    EventId, LanId, Lease, Mutation, MutationId, Page, PageRequest, Precondition, StatusEvent,
+    StoreError, SystemClock, Timestamp, TopologyDetail, TopologyRecord, Touched, Transitioned,
+    canonical_name, check_text,
 };
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -452,11 +452,7 @@ impl super::trace::Untraced for MemoryStore {
         self.wait(id, timeout)
     }
 
-    fn apply_live(
-        &self,
-        claim: &Lease,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError> {
         let ready = Ready::new(&self.inner.name_hasher, edits);
         self.with_claim(claim, |agg, fenced| {
             // Live edits committed under an earlier claim are not applied again.
@@ -486,11 +482,7 @@ impl super::trace::Untraced for MemoryStore {
         self.mark(&claim, MutationState::Applied, None)
     }
 
-    fn mark_mutation_failed(
-        &self,
-        claim: Lease,
-        reason: &str,
-    ) -> Result<Mutation, StoreError> {
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError> {
         self.mark(&claim, MutationState::Failed, Some(reason))
     }
 

@@ -7,8 +7,7 @@ use crate::MutationState;
 use crate::store::lease::{lease_end, lease_micros};
 use crate::store::policy::live_gate;
 use crate::store::{
-    Claim, ClaimOptions, Entity, Mutation, Lease, StoreError, Timestamp, TopologyId,
-    check_text,
+    Claim, ClaimOptions, Entity, Lease, Mutation, StoreError, Timestamp, TopologyId, check_text,
 };
 
 use super::aggregate::Aggregate;
@@ -121,10 +120,7 @@ impl MemoryStore {
     }
 
     /// The claimed mutation, for a write already checked by [`fence`].
-    fn claimed<'a>(
-        agg: &'a mut Aggregate,
-        claim: &Lease,
-    ) -> Result<&'a mut Mutation, StoreError> {
+    fn claimed<'a>(agg: &'a mut Aggregate, claim: &Lease) -> Result<&'a mut Mutation, StoreError> {
         agg.kids
             .mutations
             .get_mut(&claim.id())
@@ -159,11 +155,7 @@ impl MemoryStore {
     }
 
     /// Renews a claim's lease.
-    pub(super) fn renew(
-        &self,
-        claim: &Lease,
-        lease: Duration,
-    ) -> Result<Mutation, StoreError> {
+    pub(super) fn renew(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError> {
         self.with_claim(claim, |agg, refusal| {
             // A fencing refusal outranks a bad lease.
             let lease = match (refusal, lease_micros(lease)) {

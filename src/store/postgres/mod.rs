@@ -95,9 +95,9 @@ use crate::store::sql::{
 };
 use crate::store::{
     AsyncTopologyStore, BackendError, ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime,
-    DeckyState, EditReport, Edited, Entity, EventId, LanId, Mutation, Lease, MutationId,
-    Page, PageRequest, Precondition, StatusEvent, StoreError, StoreFuture, Timestamp,
-    TopologyDetail, TopologyRecord, TopologyStore, Transitioned, canonical_name, check_text,
+    DeckyState, EditReport, Edited, Entity, EventId, LanId, Lease, Mutation, MutationId, Page,
+    PageRequest, Precondition, StatusEvent, StoreError, StoreFuture, Timestamp, TopologyDetail,
+    TopologyRecord, TopologyStore, Transitioned, canonical_name, check_text,
 };
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -729,11 +729,7 @@ impl Core {
     }
 
     /// [`TopologyStore::renew_lease`].
-    async fn renew_lease(
-        &self,
-        claim: &Lease,
-        lease: Duration,
-    ) -> Result<Mutation, StoreError> {
+    async fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError> {
         self.write(
             call("renew_lease").on(claim.topology_id()),
             on_session!(db => sql::renew_lease(db, claim, lease)),
@@ -951,11 +947,7 @@ impl AsyncTopologyStore for AsyncPgStore {
         Box::pin(self.core.claim_next_mutation_with(id, options))
     }
 
-    fn renew_lease<'a>(
-        &'a self,
-        claim: &'a Lease,
-        lease: Duration,
-    ) -> StoreFuture<'a, Mutation> {
+    fn renew_lease<'a>(&'a self, claim: &'a Lease, lease: Duration) -> StoreFuture<'a, Mutation> {
         Box::pin(self.core.renew_lease(claim, lease))
     }
 
@@ -1286,11 +1278,7 @@ impl TopologyStore for PgStore {
         self.block_on(self.inner.core.wait_for_work(id, timeout))
     }
 
-    fn apply_live(
-        &self,
-        claim: &Lease,
-        edits: &[ChildEdit],
-    ) -> Result<EditReport, StoreError> {
+    fn apply_live(&self, claim: &Lease, edits: &[ChildEdit]) -> Result<EditReport, StoreError> {
         self.block_on(self.inner.core.apply_live(claim, edits))
     }
 
@@ -1298,11 +1286,7 @@ impl TopologyStore for PgStore {
         self.block_on(self.inner.core.mark_mutation_applied(claim))
     }
 
-    fn mark_mutation_failed(
-        &self,
-        claim: Lease,
-        reason: &str,
-    ) -> Result<Mutation, StoreError> {
+    fn mark_mutation_failed(&self, claim: Lease, reason: &str) -> Result<Mutation, StoreError> {
         self.block_on(self.inner.core.mark_mutation_failed(claim, reason))
     }
 
