@@ -1,6 +1,7 @@
 //! Connections: the settings every connection gets, the pool, and [`PgSession`], a pooled
 //! connection that is never handed out again unless it is known to be idle.
 
+use std::boxed::Box;
 use std::format;
 use std::future::{Future, poll_fn};
 use std::path::PathBuf;
@@ -325,10 +326,15 @@ impl Session for PgSession {
         let (conn, opening) = self.parts();
         // Pipelined: both go out before either reply is awaited; the server runs the
         // second after the first, in a snapshot of its own taken then.
+        // (Boxed, as two statements' futures side by side would swell every planner
+        // future holding this one.)
         let (row_a, row_b) = opened(
             conn,
             opening,
-            both(conn.query_opt(&a, &params_a), conn.query_opt(&b, &params_b)),
+            Box::pin(both(
+                conn.query_opt(&a, &params_a),
+                conn.query_opt(&b, &params_b),
+            )),
         )
         .await?;
         // The first's error first: after it, the server ran nothing more of the
@@ -401,10 +407,12 @@ async fn opened<T>(
     };
     // Prepared once per connection; nothing is sent for it after the first time.
     let lock = conn.prepare_cached(schema::LOCK).await?;
-    let ((begun, locked), out) = both(
+    // Boxed: only a write's first statement comes this way, and inline the pipeline
+    // would swell every statement's future (and every planner future holding one).
+    let ((begun, locked), out) = Box::pin(both(
         both(conn.simple_query(BEGIN_WRITE), conn.query_opt(&lock, &[])),
         statements,
-    )
+    ))
     .await;
     let xid = begun.and(locked).map_err(Fail::Sql).and_then(|row| {
         let (stored, xid): (Option<String>, Option<i64>) = match row {
