@@ -409,13 +409,7 @@ impl Core {
                 } else {
                     // Checked after the statement: a schema version only grows, so one
                     // unchanged now was unchanged while the statement ran.
-                    let stored = session
-                        .query(schema::PEEK, &[])
-                        .await?
-                        .first()
-                        .map(|row| row.try_get::<_, String>(0))
-                        .transpose()?;
-                    schema::check_unchanged(stored.as_deref(), &self.place)?;
+                    peek(&session, &self.place).await?;
                 }
                 session.release();
                 Ok(value)
