@@ -99,6 +99,8 @@ macro_rules! conformance_tests {
             list_mutations_newest_first_and_filter,
             leases_take_over_and_fence_the_old_holder,
             bad_leases_are_refused,
+            refused_live_edits_write_nothing,
+            bad_claim_options_rank_below_the_topology,
             wait_for_work_wakes_on_enqueue,
             // pages
             pages_join_up_to_each_whole_list,

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::pages::ListAll;
 use topostate::store::{
-    ChildEdit, Claim, ClaimOptions, DeckyPatch, LanId, LanPatch, Lease, MAX_LEASE, Mutation,
-    NewEdge, NewLan, Precondition, StoreError, TopologyStore,
+    ChildEdit, Claim, ClaimOptions, DeckyPatch, Entity, LanId, LanPatch, Lease, MAX_LEASE,
+    Mutation, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus, VersionConflict};
 
@@ -609,4 +609,141 @@ fn mutation_row(
     m: topostate::store::MutationId,
 ) -> Mutation {
     mutation(s, id, m)
+}
+
+/// A refused live edit writes nothing, not even the claim's mark as the mutation's editor,
+/// so the next try under the same claim is not refused as `EditsCommitted`; and each
+/// refusal is the same whichever of the call's steps finds it: a topology or mutation that
+/// is not there (also ids and tokens no row can hold), the fence, the edits' own.
+pub fn refused_live_edits_write_nothing<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let (id, _) = seeded(s, "lab", TopologyStatus::Active);
+    let t = s.get_topology(id).unwrap();
+    let other = reach(s, "other", TopologyStatus::Active);
+    let seeded = detail(s, t.id);
+    let (lan_name, decky_name) = (&seeded.lans[0].name, &seeded.deckies[0].name);
+    let m = s
+        .enqueue_mutation(t.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    let (_, lease) = claim(s, t.id);
+    let before = detail(s, t.id);
+    let row = mutation_row(s, t.id, m);
+    assert_eq!(row.edited_by, None);
+
+    let dup_lan = [ChildEdit::AddLan(NewLan::new(lan_name, "10.200.0.0/24"))];
+    let dup_decky = [ChildEdit::AddDecky(NewDecky::new(decky_name))];
+    expect_err!(
+        s.apply_live(&lease, &dup_lan),
+        StoreError::Duplicate { entity: Entity::Lan, name } if name == lan_name
+    );
+    expect_err!(
+        s.apply_live(&lease, &dup_decky),
+        StoreError::Duplicate { entity: Entity::Decky, name } if name == decky_name
+    );
+    let at = |topology: TopologyId, mutation: MutationId, token: u64| {
+        Lease::from_parts(mutation, topology, token)
+    };
+    let far = u64::MAX;
+    for (forged, what) in [
+        (
+            at(TopologyId::new(far), m, lease.token()),
+            "a topology id past every key",
+        ),
+        (
+            at(TopologyId::new(i64::MAX.unsigned_abs()), m, lease.token()),
+            "a missing topology",
+        ),
+    ] {
+        let e = s.apply_live(&forged, &dup_lan).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::NotFound {
+                    entity: Entity::Topology,
+                    ..
+                }
+            ),
+            "{what}: {e:?}"
+        );
+    }
+    for (forged, what) in [
+        (
+            at(t.id, MutationId::new(far), lease.token()),
+            "a mutation id past every key",
+        ),
+        (
+            at(other.id, m, lease.token()),
+            "a mutation of another topology",
+        ),
+    ] {
+        let e = s.apply_live(&forged, &dup_lan).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::NotFound {
+                    entity: Entity::Mutation,
+                    ..
+                }
+            ),
+            "{what}: {e:?}"
+        );
+    }
+    for token in [far, lease.token() + 1] {
+        let e = s.apply_live(&at(t.id, m, token), &dup_lan).unwrap_err();
+        assert!(lease_lost(&e, lease.token()), "token {token}: {e:?}");
+    }
+    assert_eq!(detail(s, t.id), before, "a refused live edit wrote");
+    assert_eq!(mutation_row(s, t.id, m), row, "a refused live edit wrote");
+
+    // The claim may still edit, once: then its edits are committed under it.
+    let lan = [ChildEdit::AddLan(NewLan::new("live", "10.203.0.0/24"))];
+    s.apply_live(&lease, &lan).unwrap();
+    assert_eq!(mutation_row(s, t.id, m).edited_by, Some(lease.token()));
+    s.apply_live(
+        &lease,
+        &[ChildEdit::AddLan(NewLan::new("more", "10.4.0.0/24"))],
+    )
+    .unwrap();
+    s.mark_mutation_applied(lease).unwrap();
+}
+
+/// A bad lease or holder ranks below the topology's refusals: a claim on a missing
+/// topology is `NotFound`, on one not live `NotEditable`; and it changes nothing.
+pub fn bad_claim_options_rank_below_the_topology<H: Harness>() {
+    let (_h, s) = setup::<H>();
+    let s = &*s;
+    let pending = reach(s, "pending", TopologyStatus::Pending);
+    let live = reach(s, "live", TopologyStatus::Active);
+    let m = s
+        .enqueue_mutation(live.id, MutationOp::AddLan, "{}", None)
+        .unwrap()
+        .id;
+    for bad in [
+        ClaimOptions::new().lease(Duration::ZERO),
+        ClaimOptions::new().holder("nul\0"),
+    ] {
+        for missing in [
+            TopologyId::new(u64::MAX),
+            TopologyId::new(i64::MAX.unsigned_abs()),
+        ] {
+            expect_err!(
+                s.claim_next_mutation_with(missing, &bad),
+                StoreError::NotFound {
+                    entity: Entity::Topology,
+                    ..
+                }
+            );
+        }
+        expect_err!(
+            s.claim_next_mutation_with(pending.id, &bad),
+            StoreError::NotEditable(n) if n.status == TopologyStatus::Pending
+        );
+        expect_err!(
+            s.claim_next_mutation_with(live.id, &bad),
+            StoreError::Invalid { .. }
+        );
+        assert_eq!(mutation_row(s, live.id, m).state, MutationState::Pending);
+    }
 }

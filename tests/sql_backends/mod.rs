@@ -11,8 +11,9 @@ pub mod processes;
 
 use crate::pages::ListAll;
 use topostate::store::{
-    DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanId, LanPatch, Lease, MutationId,
-    NewDecky, NewEdge, NewLan, Precondition, StoreError, Timestamp, TopologyStore,
+    ChildEdit, Claim, DeckyId, DeckyPatch, DeckyRuntime, DeckyState, Entity, LanId, LanPatch,
+    Lease, MutationId, NewDecky, NewEdge, NewLan, Precondition, StoreError, Timestamp,
+    TopologyStore,
 };
 use topostate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
@@ -430,6 +431,12 @@ pub fn a_schema_change_under_an_open_store_is_refused(
             .transition_status(live.id, to, None, Precondition::none())
             .unwrap();
     }
+    store
+        .enqueue_mutation(live.id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    let Claim::Claimed { lease, .. } = store.claim_next_mutation(live.id).unwrap() else {
+        panic!("one mutation is pending");
+    };
     let before: Vec<i64> = COUNTED.iter().map(|t| count(t)).collect();
 
     migrate();
@@ -461,7 +468,20 @@ pub fn a_schema_change_under_an_open_store_is_refused(
         store.set_lan_network_id(lan.id, Some("net-1")),
         "set_lan_network_id",
     );
+    assert_schema_changed(
+        store.apply_live(
+            &lease,
+            &[ChildEdit::AddLan(NewLan::new("live", "10.0.3.0/24"))],
+        ),
+        "apply_live",
+    );
+    assert_schema_changed(store.mark_mutation_applied(lease), "mark_mutation_applied");
     assert_schema_changed(store.set_needs_resync(lab.id, true), "set_needs_resync");
+    // A write that reads nothing (no stored id is past i64::MAX) checks the schema too.
+    assert_schema_changed(
+        store.set_needs_resync(TopologyId::new(u64::MAX), true),
+        "set_needs_resync of an id no row has",
+    );
     assert_schema_changed(store.delete_topology(lab.id, None), "delete_topology");
     assert_schema_changed(store.get_topology(lab.id), "get_topology");
     assert_schema_changed(

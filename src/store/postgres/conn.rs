@@ -1,9 +1,14 @@
 //! Connections: the settings every connection gets, the pool, and [`PgSession`], a pooled
 //! connection that is never handed out again unless it is known to be idle.
 
+use std::boxed::Box;
 use std::format;
+use std::future::{Future, poll_fn};
 use std::path::PathBuf;
+use std::pin::pin;
 use std::string::String;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -16,8 +21,8 @@ use tokio_postgres::types::ToSql;
 use crate::store::StoreError;
 use crate::store::sql::{FromRow, Param, Session, Stmt};
 
-use super::Fail;
 use super::tls::{self, PgSslMode, PgTls};
+use super::{Fail, backend, schema};
 
 type R<T> = Result<T, Fail>;
 
@@ -160,6 +165,29 @@ pub(super) fn pool(config: Config, tls: PgTls, settings: &Settings) -> Result<Po
 pub(crate) struct PgSession {
     conn: Option<Object>,
     clean: bool,
+    /// Where a write's transaction stands, when the session runs one.
+    opening: Opening,
+}
+
+/// How a write transaction is begun: not in a round trip of its own, but pipelined with
+/// the write's first statement (or first pair, [`Session::query_pair`]). The server runs
+/// what was sent in order: `BEGIN`, the stamp's lock and the transaction's id
+/// ([`schema::LOCK`]), then the statement, which therefore runs inside the transaction
+/// and after the stamp is locked, exactly as if each had been awaited in turn.
+pub(super) enum Opening {
+    /// No write of this session's: a read, single statements, or the runner's own.
+    None,
+    /// A write whose `BEGIN` goes out with its first statement; the stamp is checked
+    /// against this build's schema, `place` naming the database in the refusal.
+    Deferred { place: Arc<str> },
+    /// Begun, the stamp checked: the transaction's id, for a commit in doubt.
+    Begun { xid: i64 },
+    /// Begun, and the stamp check refused the write: it rolls back with this error,
+    /// whatever its statements answered.
+    Refused(StoreError),
+    /// `BEGIN` or the stamp's read failed: the statement sent with them failed too (the
+    /// server runs nothing more of an aborted transaction), with that error.
+    Failed,
 }
 
 impl PgSession {
@@ -167,6 +195,26 @@ impl PgSession {
         Self {
             conn: Some(conn),
             clean: false,
+            opening: Opening::None,
+        }
+    }
+
+    /// Makes the session a write's: `BEGIN` goes out with its first statement.
+    pub(super) fn defer_begin(&mut self, place: Arc<str>) {
+        self.opening = Opening::Deferred { place };
+    }
+
+    /// Where the write's transaction stands; the session is no write's any more.
+    pub(super) fn take_opening(&mut self) -> Opening {
+        core::mem::replace(&mut self.opening, Opening::None)
+    }
+
+    /// The connection and the opening, borrowed apart: a statement's future borrows the
+    /// one while [`opened`] settles the other.
+    fn parts(&mut self) -> (&Object, &mut Opening) {
+        match &self.conn {
+            Some(conn) => (conn, &mut self.opening),
+            None => unreachable!("a session's connection is taken only when it is dropped"),
         }
     }
 
@@ -249,21 +297,61 @@ impl Session for PgSession {
 
     async fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
         let statement = self.prepared(sql.pg).await?;
-        let row = self.client().query_one(&statement, &bind(params)).await?;
+        let params = bind(params);
+        let (conn, opening) = self.parts();
+        let row = opened(conn, opening, conn.query_one(&statement, &params)).await??;
         T::from_row(&row)
     }
 
     async fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
         let statement = self.prepared(sql.pg).await?;
-        match self.client().query_opt(&statement, &bind(params)).await? {
+        let params = bind(params);
+        let (conn, opening) = self.parts();
+        match opened(conn, opening, conn.query_opt(&statement, &params)).await?? {
             Some(row) => T::from_row(&row).map(Some),
             None => Ok(None),
         }
     }
 
+    async fn query_pair<A: FromRow, B: FromRow>(
+        &mut self,
+        first: (&Stmt, &[Param<'_>]),
+        second: (&Stmt, &[Param<'_>]),
+    ) -> R<(Option<A>, Option<B>)> {
+        let (a, b) = (
+            self.prepared(first.0.pg).await?,
+            self.prepared(second.0.pg).await?,
+        );
+        let (params_a, params_b) = (bind(first.1), bind(second.1));
+        let (conn, opening) = self.parts();
+        // Pipelined: both go out before either reply is awaited; the server runs the
+        // second after the first, in a snapshot of its own taken then.
+        // (Boxed, as two statements' futures side by side would swell every planner
+        // future holding this one.)
+        let (row_a, row_b) = opened(
+            conn,
+            opening,
+            Box::pin(both(
+                conn.query_opt(&a, &params_a),
+                conn.query_opt(&b, &params_b),
+            )),
+        )
+        .await?;
+        // The first's error first: after it, the server ran nothing more of the
+        // transaction, and the second only says so.
+        let (row_a, row_b) = (row_a?, row_b?);
+        Ok((
+            row_a.as_ref().map(A::from_row).transpose()?,
+            row_b.as_ref().map(B::from_row).transpose()?,
+        ))
+    }
+
     async fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
-        self.rows(sql.pg, params)
-            .await?
+        let statement = self.prepared(sql.pg).await?;
+        let params = bind(params);
+        let (conn, opening) = self.parts();
+        opened(conn, opening, conn.query(&statement, &params))
+            .await??
             .iter()
             .map(T::from_row)
             .collect()
@@ -272,14 +360,114 @@ impl Session for PgSession {
     async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
         use crate::store::sql::Columns;
         let statement = self.prepared(sql.pg).await?;
-        let row = self.client().query_one(&statement, &bind(params)).await?;
+        let params = bind(params);
+        let (conn, opening) = self.parts();
+        let row = opened(conn, opening, conn.query_one(&statement, &params)).await??;
         row.raw_int(0)
+    }
+
+    async fn insert_new(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<i64>> {
+        use crate::store::sql::Columns;
+        let statement = self.prepared(sql.pg).await?;
+        let params = bind(params);
+        let (conn, opening) = self.parts();
+        match opened(conn, opening, conn.query_opt(&statement, &params)).await?? {
+            Some(row) => row.raw_int(0).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
         let statement = self.prepared(sql.pg).await?;
-        Ok(self.client().execute(&statement, &bind(params)).await?)
+        let params = bind(params);
+        let (conn, opening) = self.parts();
+        Ok(opened(conn, opening, conn.execute(&statement, &params)).await??)
     }
+}
+
+/// A write's `BEGIN` (read committed: writes lock what they check).
+pub(super) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// Awaits `statements` (a statement's future, or [`both`] of two, not yet polled), first
+/// sending the write's `BEGIN` and stamp lock ahead of them in the same round trip if
+/// `opening` is [`Opening::Deferred`]; the stamp is checked before their answers are
+/// handed on. Outside a deferred write, `statements` is simply awaited.
+async fn opened<T>(
+    conn: &Object,
+    opening: &mut Opening,
+    statements: impl Future<Output = T>,
+) -> R<T> {
+    let place = match opening {
+        Opening::None | Opening::Begun { .. } => return Ok(statements.await),
+        Opening::Deferred { place } => Arc::clone(place),
+        // Nothing more runs in a transaction the runner is about to roll back.
+        Opening::Refused(_) | Opening::Failed => {
+            return Err(backend("a statement after the write's refused BEGIN").into());
+        }
+    };
+    // Prepared once per connection; nothing is sent for it after the first time.
+    let lock = conn.prepare_cached(schema::LOCK).await?;
+    // Boxed: only a write's first statement comes this way, and inline the pipeline
+    // would swell every statement's future (and every planner future holding one).
+    let ((begun, locked), out) = Box::pin(both(
+        both(conn.simple_query(BEGIN_WRITE), conn.query_opt(&lock, &[])),
+        statements,
+    ))
+    .await;
+    let xid = begun.and(locked).map_err(Fail::Sql).and_then(|row| {
+        let (stored, xid): (Option<String>, Option<i64>) = match row {
+            Some(row) => (row.try_get(0)?, Some(row.try_get(1)?)),
+            None => (None, None),
+        };
+        // The id comes with the stamp's row, so a stamp that passes the check brings it.
+        Ok(
+            schema::check_unchanged(stored.as_deref(), &place).and_then(|()| {
+                xid.ok_or_else(|| backend("BEGIN: the server did not return the transaction's id"))
+            }),
+        )
+    });
+    match xid {
+        Ok(Ok(xid)) => {
+            *opening = Opening::Begun { xid };
+            Ok(out)
+        }
+        Ok(Err(refused)) => {
+            *opening = Opening::Refused(refused);
+            Err(backend("the write's schema check refused it").into())
+        }
+        Err(fail) => {
+            *opening = Opening::Failed;
+            Err(fail)
+        }
+    }
+}
+
+/// Awaits `a` and `b` together, polling `a` first: the requests the driver sends when a
+/// query's future is first polled go out in that order, before either reply is awaited
+/// (tokio-postgres pipelines them on the one connection).
+pub(super) async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut out_a, mut out_b) = (None, None);
+    poll_fn(|cx| {
+        if out_a.is_none()
+            && let Poll::Ready(out) = a.as_mut().poll(cx)
+        {
+            out_a = Some(out);
+        }
+        if out_b.is_none()
+            && let Poll::Ready(out) = b.as_mut().poll(cx)
+        {
+            out_b = Some(out);
+        }
+        match (out_a.take(), out_b.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (out_a, out_b) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// The runtime-specific statements of the store itself (not the shared planner's).

@@ -20,6 +20,13 @@
 //!   [`StoreError::SchemaChanged`], and nothing is read or written in a layout this build
 //!   does not know. A migration restamps before it alters anything, so it waits for the old
 //!   build's open writes and they wait for it.
+//! - **Round trips are few.** A write's `BEGIN` and the stamp's lock go out with its
+//!   first statement, pipelined on the one connection (the server runs them in order, so
+//!   the statement still runs inside the transaction, after the lock); a claim and
+//!   `apply_live` send the topology's row lock together with the statement after it (the
+//!   claim, the fence), which runs once the lock is granted, in a snapshot taken then. A
+//!   claim or a mark is two round trips (its statements, `COMMIT`), `apply_live` of one new
+//!   LAN three; a failing call reads what its refusal names only then.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),

@@ -2,12 +2,10 @@
 //! have been applied, the resolution of commits in doubt, and the bounds on all of it.
 
 use std::format;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::Future;
 use std::string::String;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::vec::Vec;
 
@@ -20,7 +18,7 @@ use crate::TopologyId;
 use crate::store::trace::{self, Outcome};
 use crate::store::{BackendError, StoreError};
 
-use super::conn::{PgSession, Settings};
+use super::conn::{Opening, PgSession, Settings, both};
 use super::schema;
 use super::{Fail, backend, sql_error, sql_error_parts, statement_timed_out, tls};
 
@@ -142,9 +140,6 @@ struct Progress<T> {
     committing: Option<T>,
 }
 
-/// A write: `READ COMMITTED` (writes lock what they check); its id is read with the schema
-/// stamp ([`schema::LOCK`]), in the same round trip.
-const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// A read of several statements: one snapshot, never a serialization failure.
 const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
@@ -414,13 +409,7 @@ impl Core {
                 } else {
                     // Checked after the statement: a schema version only grows, so one
                     // unchanged now was unchanged while the statement ran.
-                    let stored = session
-                        .query(schema::PEEK, &[])
-                        .await?
-                        .first()
-                        .map(|row| row.try_get::<_, String>(0))
-                        .transpose()?;
-                    schema::check_unchanged(stored.as_deref(), &self.place)?;
+                    peek(&session, &self.place).await?;
                 }
                 session.release();
                 Ok(value)
@@ -595,49 +584,63 @@ enum Resolved<T> {
     Unknown(StoreError),
 }
 
-/// One write attempt on `session`: `BEGIN` (reading the transaction's id in the same round
-/// trip), `f`, `COMMIT`. Whatever fails before `COMMIT` is sent rolls back (the connection
-/// is closed if it cannot be rolled back); a lost connection after it is a commit in
-/// doubt.
+/// One write attempt on `session`: `f`, whose first statement goes out pipelined behind
+/// `BEGIN` and the stamp's lock (the transaction's id read with it; see [`Opening`]), then
+/// `COMMIT`. Whatever fails before `COMMIT` is sent rolls back (the connection is closed if
+/// it cannot be rolled back); a lost connection after it is a commit in doubt.
 async fn attempt<T, F, Fut>(
-    session: PgSession,
+    mut session: PgSession,
     f: &mut F,
     progress: &mut Progress<T>,
-    place: &str,
+    place: &Arc<str>,
 ) -> Commit<T>
 where
     F: FnMut(PgSession) -> Fut,
     Fut: Future<Output = (PgSession, Result<T, Fail>)>,
 {
-    let (xid, stored) = match begin_write(&session).await {
-        Ok(begun) => begun,
-        Err(Fail::Sql(e)) if lost(&e) => return Commit::Failed(Fail::Lost(e)),
-        Err(fail) => return Commit::Failed(fail),
-    };
-    // The id comes with the stamp's row, so a stamp that passes the check brings it.
-    let checked = schema::check_unchanged(stored.as_deref(), place).and_then(|()| {
-        xid.ok_or_else(|| backend("BEGIN: the server did not return the transaction's id"))
-    });
-    let xid = match checked {
-        Ok(xid) => xid,
-        Err(refused) => {
-            // Nothing was written; the connection goes back to the pool if it rolls back.
-            if session.client().batch_execute("ROLLBACK").await.is_ok() {
-                session.release();
-            }
+    session.defer_begin(Arc::clone(place));
+    let (mut session, out) = f(session).await;
+    let xid = match session.take_opening() {
+        Opening::Begun { xid } => xid,
+        // `f` sent no statement: nothing was begun or written. The stamp is checked as
+        // it would have been before anything, so its refusal keeps its precedence.
+        Opening::Deferred { .. } | Opening::None => {
+            return match peek(&session, place).await {
+                Ok(()) => match out {
+                    Ok(value) => {
+                        session.release();
+                        Commit::Done(value)
+                    }
+                    Err(fail) => {
+                        session.release();
+                        Commit::Failed(fail)
+                    }
+                },
+                Err(Fail::Sql(e)) if lost(&e) => Commit::Failed(Fail::Lost(e)),
+                Err(fail) => Commit::Failed(fail),
+            };
+        }
+        // The stamp's refusal wins over whatever the statements answered.
+        Opening::Refused(refused) => {
+            roll_back(session).await;
             return Commit::Failed(Fail::Store(refused));
+        }
+        // `BEGIN` or the stamp's read failed, and `f` with them.
+        Opening::Failed => {
+            roll_back(session).await;
+            return Commit::Failed(match out {
+                Err(Fail::Sql(e)) if lost(&e) => Fail::Lost(e),
+                Err(fail) => fail,
+                Ok(_) => Fail::Store(backend("a write's BEGIN failed, its statements did not")),
+            });
         }
     };
     progress.xid = Some(xid);
-    let (session, out) = f(session).await;
     let value = match out {
         Ok(value) => value,
         Err(fail) => {
-            // Nothing is committed: `COMMIT` was never sent. The connection is closed
-            // unless it rolls back cleanly.
-            if session.client().batch_execute("ROLLBACK").await.is_ok() {
-                session.release();
-            }
+            // Nothing is committed: `COMMIT` was never sent.
+            roll_back(session).await;
             return Commit::Failed(match fail {
                 Fail::Sql(e) if lost(&e) => Fail::Lost(e),
                 other => other,
@@ -672,14 +675,23 @@ where
     }
 }
 
-/// `BEGIN`, the stored schema version, locked (see [`schema::LOCK`]), and the new
-/// transaction's id, in one round trip; neither when the stamp's row is gone.
-async fn begin_write(session: &PgSession) -> Result<(Option<i64>, Option<String>), Fail> {
-    let (_, row) = pipelined(session, BEGIN_WRITE, schema::LOCK).await?;
-    match row {
-        Some(row) => Ok((Some(row.try_get(1)?), row.try_get(0)?)),
-        None => Ok((None, None)),
+/// Rolls back what `session` began; the connection goes back to the pool only if that
+/// succeeds, and is closed otherwise.
+async fn roll_back(session: PgSession) {
+    if session.client().batch_execute("ROLLBACK").await.is_ok() {
+        session.release();
     }
+}
+
+/// Checks the stored schema version outside a transaction ([`schema::PEEK`]).
+async fn peek(session: &PgSession, place: &str) -> Result<(), Fail> {
+    let stored = session
+        .query(schema::PEEK, &[])
+        .await?
+        .first()
+        .map(|row| row.try_get::<_, String>(0))
+        .transpose()?;
+    Ok(schema::check_unchanged(stored.as_deref(), place)?)
 }
 
 /// Runs the simple query `begin` and the schema check `check` (a statement prepared once per
@@ -690,45 +702,11 @@ async fn checked(
     begin: &'static str,
     check: &'static str,
 ) -> Result<(Vec<SimpleQueryMessage>, Option<String>), Fail> {
-    let (begun, row) = pipelined(session, begin, check).await?;
-    let stored = row.map(|row| row.try_get(0)).transpose()?;
-    Ok((begun, stored))
-}
-
-/// [`checked`], with the check's whole row.
-async fn pipelined(
-    session: &PgSession,
-    begin: &'static str,
-    check: &'static str,
-) -> Result<(Vec<SimpleQueryMessage>, Option<tokio_postgres::Row>), Fail> {
     let check = session.prepared(check).await?;
     let client = session.client();
-    // Polled in this order, the driver sends `begin` and then the check before awaiting
-    // either reply.
-    let mut begin = pin!(client.simple_query(begin));
-    let mut check = pin!(client.query_opt(&check, &[]));
-    let (mut begun, mut stored) = (None, None);
-    let (begun, stored) = poll_fn(|cx| {
-        if begun.is_none()
-            && let Poll::Ready(reply) = begin.as_mut().poll(cx)
-        {
-            begun = Some(reply);
-        }
-        if stored.is_none()
-            && let Poll::Ready(reply) = check.as_mut().poll(cx)
-        {
-            stored = Some(reply);
-        }
-        match (begun.take(), stored.take()) {
-            (Some(b), Some(s)) => Poll::Ready((b, s)),
-            (b, s) => {
-                (begun, stored) = (b, s);
-                Poll::Pending
-            }
-        }
-    })
-    .await;
-    Ok((begun?, stored?))
+    let (begun, row) = both(client.simple_query(begin), client.query_opt(&check, &[])).await;
+    let stored = row?.map(|row| row.try_get(0)).transpose()?;
+    Ok((begun?, stored))
 }
 
 /// What makes a driver error worth running the transaction again, if anything.

@@ -240,15 +240,18 @@ impl<S: Session> Batch<'_, S> {
     }
 
     async fn add_lan(&mut self, lan: &NewLan) -> Result<Touched, S::Fail> {
+        // The name's check and the insert in one statement (one round trip on
+        // PostgreSQL): no row inserted is a name taken. The caller holds the topology's
+        // lock, so no other writer of its LANs runs between the two.
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
-             VALUES ($1, $2, $3, $4, $5, $6)"
+             SELECT $1::bigint, $2::text, $3::text, $4::boolean, $5::float8, $6::float8 \
+             WHERE NOT EXISTS (SELECT 1 FROM lans WHERE topology_id = $1 AND name = $2)"
         );
         check_new_lan(lan)?;
-        refuse(self.lan_name_taken(&lan.name, 0).await?)?;
         let id = self
             .db
-            .insert(
+            .insert_new(
                 &INSERT,
                 &[
                     Param::Int(self.topology),
@@ -259,7 +262,11 @@ impl<S: Session> Batch<'_, S> {
                     Param::OptReal(lan.y),
                 ],
             )
-            .await?;
+            .await?
+            .ok_or_else(|| StoreError::Duplicate {
+                entity: Entity::Lan,
+                name: lan.name.clone(),
+            })?;
         Ok(Touched::Lan(LanId::new(id_of(id)?)))
     }
 
@@ -338,15 +345,17 @@ impl<S: Session> Batch<'_, S> {
     }
 
     async fn add_decky(&mut self, decky: &NewDecky) -> Result<Touched, S::Fail> {
+        // As for a LAN: the name's check and the insert in one statement.
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO deckies (topology_id, name, services, config, state, x, y) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+             SELECT $1::bigint, $2::text, $3::text[], $4::text, $5::text, $6::float8, \
+             $7::float8 WHERE NOT EXISTS \
+             (SELECT 1 FROM deckies WHERE topology_id = $1 AND name = $2)"
         );
         check_new_decky(decky)?;
-        refuse(self.decky_name_taken(&decky.name, 0).await?)?;
         let id = self
             .db
-            .insert(
+            .insert_new(
                 &INSERT,
                 &[
                     Param::Int(self.topology),
@@ -358,7 +367,11 @@ impl<S: Session> Batch<'_, S> {
                     Param::OptReal(decky.y),
                 ],
             )
-            .await?;
+            .await?
+            .ok_or_else(|| StoreError::Duplicate {
+                entity: Entity::Decky,
+                name: decky.name.clone(),
+            })?;
         Ok(Touched::Decky(DeckyId::new(id_of(id)?)))
     }
 

@@ -315,12 +315,29 @@ pub(crate) trait Session {
         sql: &Stmt,
         params: &[Param<'_>],
     ) -> impl Future<Output = Result<Vec<T>, Self::Fail>>;
+    /// Runs `first`, then `second`, each decoding its first row, if any; `second` runs
+    /// whatever `first` answered (so it must not depend on it), and the first error fails
+    /// the pair. PostgreSQL sends both before awaiting either reply (one round trip, and
+    /// none more for a write's `BEGIN` when they are its first statements); the server
+    /// still runs `second` after `first`, in a snapshot of its own taken then.
+    fn query_pair<A: FromRow, B: FromRow>(
+        &mut self,
+        first: (&Stmt, &[Param<'_>]),
+        second: (&Stmt, &[Param<'_>]),
+    ) -> impl Future<Output = Result<(Option<A>, Option<B>), Self::Fail>>;
     /// Runs the `INSERT` `sql` (made by [`insert_stmt!`]); the new row's id.
     fn insert(
         &mut self,
         sql: &Stmt,
         params: &[Param<'_>],
     ) -> impl Future<Output = Result<i64, Self::Fail>>;
+    /// Runs the `INSERT … SELECT` `sql` (made by [`insert_stmt!`]), which may insert no
+    /// row; the new row's id, if it inserted one.
+    fn insert_new(
+        &mut self,
+        sql: &Stmt,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<Option<i64>, Self::Fail>>;
     /// Runs `sql`; the number of rows it changed.
     fn execute(
         &mut self,
@@ -463,8 +480,22 @@ mod send_tests {
         ) -> Result<Vec<T>, StoreError> {
             Ok(Vec::new())
         }
+        async fn query_pair<A: FromRow, B: FromRow>(
+            &mut self,
+            _: (&Stmt, &[Param<'_>]),
+            _: (&Stmt, &[Param<'_>]),
+        ) -> Result<(Option<A>, Option<B>), StoreError> {
+            Ok((None, None))
+        }
         async fn insert(&mut self, _: &Stmt, _: &[Param<'_>]) -> Result<i64, StoreError> {
             Err(backend("nothing"))
+        }
+        async fn insert_new(
+            &mut self,
+            _: &Stmt,
+            _: &[Param<'_>],
+        ) -> Result<Option<i64>, StoreError> {
+            Ok(None)
         }
         async fn execute(&mut self, _: &Stmt, _: &[Param<'_>]) -> Result<u64, StoreError> {
             Ok(0)

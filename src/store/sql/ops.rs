@@ -11,7 +11,7 @@ use std::vec::Vec;
 
 use crate::store::lease::lease_micros;
 use crate::store::policy::{
-    batch_version, bumped_version, delete_gate, free_form_gate, live_gate, stale_version,
+    LIVE, batch_version, bumped_version, delete_gate, free_form_gate, live_gate, stale_version,
     transition_refusal,
 };
 use crate::store::{
@@ -750,27 +750,50 @@ pub(crate) async fn claim_next_mutation<S: Session>(
         "(SELECT id FROM mutations WHERE topology_id = $1 AND state IN ($2, $3) ",
         "ORDER BY id LIMIT 1) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
         db_now!(),
-        ") RETURNING ",
+        ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)) ",
+        "RETURNING ",
         mutation_columns!()
     ));
-    // The topology's lock makes claims serial per topology: no other claim of this
-    // topology can run between the claim and the busy check below. (Under it, PostgreSQL's
-    // `SKIP LOCKED` would never skip a row, and could only break oldest-first.)
-    let head = head(db, id, Lock::Row).await?;
-    live_gate(head.status)?;
-    let (lease, holder) = options.checked()?;
-    let claimed = db
-        .query_opt::<Mutation>(
-            &CLAIM,
-            &[
-                Param::Int(head.key),
-                Param::Text(MutationState::Applying.as_str()),
-                Param::Text(MutationState::Pending.as_str()),
-                Param::Int(lease),
-                Param::OptText(holder),
-            ],
+    //
+    // The statement checks the topology is live too, so that it never claims in one the
+    // gate below refuses (the refusal would roll the claim back, but nothing is written in
+    // the first place).
+    const _: () = assert!(LIVE.len() == 2, "CLAIM names each live status");
+    let checked = options.checked();
+    let (Ok((lease, holder)), Some(k)) = (&checked, key(id.get())) else {
+        // A bad lease or holder ranks below the topology's own refusals: read them first.
+        let head = head(db, id, Lock::Row).await?;
+        live_gate(head.status)?;
+        return Err(checked
+            .err()
+            .unwrap_or_else(|| backend("a claim's topology key vanished"))
+            .into());
+    };
+    // The topology's lock, then the claim, sent together (one round trip on PostgreSQL,
+    // with the transaction's `BEGIN`): the claim runs once the lock is granted, in a
+    // snapshot taken then. The lock makes claims serial per topology: no other claim of
+    // this topology can run between the claim and the busy check below. (Under it,
+    // PostgreSQL's `SKIP LOCKED` would never skip a row, and could only break
+    // oldest-first.)
+    let (head, claimed) = db
+        .query_pair::<Head, Mutation>(
+            (&HEAD_FOR_UPDATE, &[Param::Int(k)]),
+            (
+                &CLAIM,
+                &[
+                    Param::Int(k),
+                    Param::Text(MutationState::Applying.as_str()),
+                    Param::Text(MutationState::Pending.as_str()),
+                    Param::Int(*lease),
+                    Param::OptText(*holder),
+                    Param::Text(LIVE[0].as_str()),
+                    Param::Text(LIVE[1].as_str()),
+                ],
+            ),
         )
         .await?;
+    let head = head.ok_or_else(|| not_found(Entity::Topology, id.get()))?;
+    live_gate(head.status)?;
     if let Some(mutation) = claimed {
         return Ok(Claim::Claimed {
             lease: Lease::from_parts(mutation.id, id, mutation.token),
@@ -801,9 +824,49 @@ pub(crate) async fn apply_live<S: Session>(
     claim: &Lease,
     edits: &[ChildEdit],
 ) -> Result<EditReport, S::Fail> {
-    const EDITED: Stmt = stmt!("UPDATE mutations SET edited_by = $2 WHERE id = $1");
-    let head = head(db, claim.topology_id(), Lock::Row).await?;
-    let row = claimed(db, claim).await?;
+    // The fence, read by an `UPDATE` that also names this claim the mutation's editor if
+    // it has none yet: a refusal below rolls that back with the edits, so it stays only
+    // when they commit. On PostgreSQL it locks the mutation's row too, so a close of the
+    // claim (which takes no topology lock) cannot slip between this check and the edits.
+    const FENCE: Stmt = stmt!(
+        "UPDATE mutations SET edited_by = COALESCE(edited_by, $3) \
+         WHERE id = $1 AND topology_id = $2 \
+         RETURNING id, topology_id, state, token, holder, lease_until, edited_by"
+    );
+    let ids = (
+        key(claim.topology_id().get()),
+        key(claim.id().get()),
+        i64::try_from(claim.token()).ok(),
+    );
+    let (head, row) = match ids {
+        (Some(topology), Some(mutation), Some(token)) => {
+            // The topology's lock, then the fence, sent together: the fence runs once
+            // the lock is granted, in a snapshot taken then.
+            let (head, row) = db
+                .query_pair::<Head, ClaimedRow>(
+                    (&HEAD_FOR_UPDATE, &[Param::Int(topology)]),
+                    (
+                        &FENCE,
+                        &[
+                            Param::Int(mutation),
+                            Param::Int(topology),
+                            Param::Int(token),
+                        ],
+                    ),
+                )
+                .await?;
+            let head =
+                head.ok_or_else(|| not_found(Entity::Topology, claim.topology_id().get()))?;
+            let row = row.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()))?;
+            (head, row)
+        }
+        // An id or token no row can hold: read what the refusal below names (there always
+        // is one, and nothing is written).
+        _ => (
+            head(db, claim.topology_id(), Lock::Row).await?,
+            claimed(db, claim).await?,
+        ),
+    };
     let committed = row
         .edited_by
         .filter(|&t| t != claim.token())
@@ -818,12 +881,6 @@ pub(crate) async fn apply_live<S: Session>(
         committed,
         live_gate(head.status).err(),
     ]))?;
-    if row.edited_by.is_none()
-        && let Ok(token) = i64::try_from(claim.token())
-    {
-        db.execute(&EDITED, &[Param::Int(row.key), Param::Int(token)])
-            .await?;
-    }
     Ok(EditReport {
         touched,
         version: head.version,

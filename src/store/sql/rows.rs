@@ -134,7 +134,6 @@ impl FromRow for Head {
 /// (`id, topology_id, state, token, holder, lease_until, edited_by`).
 #[derive(Clone, Debug)]
 pub(crate) struct ClaimedRow {
-    pub(crate) key: i64,
     pub(crate) state: MutationState,
     pub(crate) token: u64,
     pub(crate) holder: Option<String>,
@@ -146,7 +145,6 @@ impl FromRow for ClaimedRow {
     fn from_row<R: Columns>(row: &R) -> Result<Self, R::Fail> {
         let at = row.at("mutations")?;
         Ok(Self {
-            key: at.id,
             state: row.name(at, 2, MutationState::parse)?,
             token: count(row, at, 3, "token")?,
             holder: row.opt_text(at, 4)?,

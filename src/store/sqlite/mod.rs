@@ -490,11 +490,31 @@ impl Session for Db<'_> {
         Ok(out)
     }
 
+    async fn query_pair<A: FromRow, B: FromRow>(
+        &mut self,
+        first: (&Stmt, &[Param<'_>]),
+        second: (&Stmt, &[Param<'_>]),
+    ) -> R<(Option<A>, Option<B>)> {
+        // In the process, nothing to pipeline: one after the other.
+        let a = self.query_opt(first.0, first.1).await?;
+        let b = self.query_opt(second.0, second.1).await?;
+        Ok((a, b))
+    }
+
     async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
         Ok(self
             .0
             .prepare_cached(sql.sqlite)?
             .insert(params_from_iter(params))?)
+    }
+
+    async fn insert_new(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<i64>> {
+        let changed = self
+            .0
+            .prepare_cached(sql.sqlite)?
+            .execute(params_from_iter(params))?;
+        // The connection's last row id is this statement's only if it inserted one.
+        Ok((changed > 0).then(|| self.0.last_insert_rowid()))
     }
 
     async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
