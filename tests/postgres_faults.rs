@@ -237,6 +237,15 @@ fn prepare(store: &PgStore, kind: Kind, tag: String) -> Own {
     }
 }
 
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs `own`'s writes until `stop`; what it was told.
 fn write_until(store: &PgStore, own: &Own, stop: &AtomicBool) -> Told {
     let mut told = Told::default();
@@ -488,8 +497,11 @@ fn run_workload(
             .iter()
             .map(|own| scope.spawn(|| write_until(store, own, &stop)))
             .collect();
+        // Set on the way out even if `disrupt` panics (its server gone, say): the writers
+        // must stop, or the scope would wait for them forever.
+        let stopper = StopOnDrop(&stop);
         disrupt();
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let checker = scratch.builder().pool_size(2).connect().unwrap();
@@ -595,6 +607,7 @@ fn reads_of_every_kind_under_session_kills_never_surface_a_lost_connection() {
                 })
             })
             .collect();
+        let stopper = StopOnDrop(&stop);
         let mut admin = admin();
         let until = Instant::now() + Duration::from_secs(4);
         while Instant::now() < until {
@@ -609,7 +622,7 @@ fn reads_of_every_kind_under_session_kills_never_surface_a_lost_connection() {
             kills.fetch_add(n.unsigned_abs(), Ordering::Relaxed);
             thread::sleep(Duration::from_millis(3));
         }
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         readers
             .into_iter()
             .flat_map(|h| h.join().unwrap())
