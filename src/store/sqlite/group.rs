@@ -11,9 +11,10 @@
 //! every member its answer. So nobody waits for work that has not arrived (a lone writer
 //! commits at once, as it would without groups), and a group of ten costs ten wake-ups at
 //! its end, with no hand-over of the connection from thread to thread between members.
-//! A combiner runs one group; if writes are still queued when it is done, it makes the
-//! first of them the next combiner (and otherwise marks that nobody combines, under the
-//! queue's lock, so a write queued at that moment is never left behind).
+//! A combiner runs groups while writes are queued, a few at most (so its own caller is not
+//! held up for long); if writes are still queued when it is done, it makes the first of
+//! them the next combiner, and otherwise marks that nobody combines, under the queue's
+//! lock, so a write queued at that moment is never left behind.
 //!
 //! Every member is answered after the shared commit, with the answer its own run gave
 //! (a refusal too: it was decided on writes that must commit for it to stand). The order
@@ -44,6 +45,11 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Db, Fail, R, schema};
 use crate::store::sql::backend;
+
+/// The most groups one combiner runs before it hands the connection to the first queued
+/// write: running on is cheaper than waking another thread to combine, but its own caller
+/// waits for its answer meanwhile.
+const TURN_GROUPS: usize = 4;
 
 /// The schema check a write's transaction begins with.
 type Check<'a> = &'a dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>;
@@ -401,9 +407,15 @@ impl Writer {
         // is free.
         let _turn = EndTurn(self);
         let mut link = self.lock();
-        let again = self.group(&mut link, check, own.map(Member::Own));
-        for member in again {
-            alone(&mut link, check, member);
+        let mut first = own.map(Member::Own);
+        for _ in 0..TURN_GROUPS {
+            let again = self.group(&mut link, check, first.take());
+            for member in again {
+                alone(&mut link, check, member);
+            }
+            if self.queue().jobs.is_empty() {
+                break;
+            }
         }
     }
 
@@ -616,6 +628,7 @@ mod tests {
     }
 
     type Answer<T> = thread::Result<R<T>>;
+    type BoxedWrite<B> = Box<dyn FnMut(&mut Db<'_>) -> R<B> + Send>;
 
     /// Runs `first`, which (on its first run) holds the combiner until every write of
     /// `then` has queued up behind it, one thread each, in order; so `then` join `first`'s
@@ -623,7 +636,7 @@ mod tests {
     fn together<A, B>(
         w: &Arc<Writer>,
         first: impl FnMut(&mut Db<'_>) -> R<A> + Send + 'static,
-        then: Vec<Box<dyn FnMut(&mut Db<'_>) -> R<B> + Send>>,
+        then: Vec<BoxedWrite<B>>,
     ) -> (Answer<A>, Vec<Answer<B>>)
     where
         A: Send + 'static,
@@ -663,12 +676,13 @@ mod tests {
                 thread::yield_now();
             }
         }
-        (a.join(), others.into_iter().map(|t| t.join()).collect())
+        (
+            a.join(),
+            others.into_iter().map(thread::JoinHandle::join).collect(),
+        )
     }
 
-    fn job<B>(
-        f: impl FnMut(&mut Db<'_>) -> R<B> + Send + 'static,
-    ) -> Box<dyn FnMut(&mut Db<'_>) -> R<B> + Send> {
+    fn job<B>(f: impl FnMut(&mut Db<'_>) -> R<B> + Send + 'static) -> BoxedWrite<B> {
         Box::new(f)
     }
 
@@ -796,7 +810,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_past_the_group_size_are_run_by_the_next_combiner() {
+    fn writes_past_a_combiners_turn_are_run_by_the_next_combiner() {
         let w = writer(2);
         let ran_on = Arc::new(Mutex::new(Vec::new()));
         let record = |x| {
@@ -806,22 +820,27 @@ mod tests {
                 insert(db, x)
             }
         };
-        let (a, rest) = together(
-            &w,
-            record(1),
-            vec![job(record(2)), job(record(3)), job(record(4))],
-        );
+        // The combiner's turn holds `TURN_GROUPS` groups of 2: all but the last two writes.
+        let in_turn = i64::try_from(2 * TURN_GROUPS).unwrap();
+        let total = in_turn + 2;
+        let queued = (1..total).map(|x| job(record(x))).collect();
+        let (a, rest) = together(&w, record(0), queued);
         assert!(a.unwrap().is_ok());
         assert!(rest.into_iter().all(|r| r.unwrap().is_ok()));
-        assert_eq!(rows(&w), [1, 2, 3, 4]);
-        assert_eq!(w.counts(), (2, 4), "two groups of two");
+        assert_eq!(rows(&w), (0..total).collect::<Vec<_>>());
+        assert_eq!(w.counts(), (TURN_GROUPS as u64 + 1, total.unsigned_abs()));
         let ran_on = ran_on.lock().unwrap();
-        assert_eq!(ran_on[0].1, ran_on[1].1);
-        assert_eq!(ran_on[2].1, ran_on[3].1);
-        assert_ne!(
-            ran_on[0].1, ran_on[2].1,
-            "the third write combined the second group"
+        let (turn, next) = ran_on.split_at(2 * TURN_GROUPS);
+        assert!(
+            turn.iter().all(|(_, t)| *t == turn[0].1),
+            "one combiner's turn"
         );
+        assert!(next.iter().all(|(_, t)| *t == next[0].1));
+        assert_ne!(
+            turn[0].1, next[0].1,
+            "the first write left queued combined the rest"
+        );
+        assert_eq!(next[0].0, in_turn, "in the order they queued");
     }
 
     /// Many writers, each writing in a loop, so writes keep arriving as combiners finish:
