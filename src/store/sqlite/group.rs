@@ -843,29 +843,40 @@ mod tests {
         assert_eq!(next[0].0, in_turn, "in the order they queued");
     }
 
-    /// Many writers, each writing in a loop, so writes keep arriving as combiners finish:
-    /// every one is answered (a write left queued would hang the test) and stored once.
+    /// Many writers, each writing in a loop, so writes keep arriving as combiners finish,
+    /// more of them queued at once than one combiner's turn takes: every one is answered
+    /// (a write left queued would park its thread for good) and stored once.
     #[test]
     fn writes_arriving_as_a_combiner_ends_are_all_run() {
+        const THREADS: i64 = 16;
+        const WRITES: i64 = 100;
         for max_group in [2, 32] {
             let w = writer(max_group);
-            let writers: Vec<_> = (0..8)
-                .map(|t| {
-                    let w = Arc::clone(&w);
-                    thread::spawn(move || {
-                        for i in 0..200 {
-                            w.write(&no_check, move |db| insert(db, t * 1000 + i))
-                                .ok()
-                                .unwrap();
-                        }
-                    })
-                })
-                .collect();
-            for t in writers {
-                t.join().unwrap();
+            let done = Arc::new(AtomicUsize::new(0));
+            for t in 0..THREADS {
+                let (w, done) = (Arc::clone(&w), Arc::clone(&done));
+                thread::spawn(move || {
+                    for i in 0..WRITES {
+                        w.write(&no_check, move |db| insert(db, t * 1000 + i))
+                            .ok()
+                            .unwrap();
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
             }
-            let mut expected: Vec<i64> = (0..8)
-                .flat_map(|t| (0..200).map(move |i| t * 1000 + i))
+            let all = usize::try_from(THREADS).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while done.load(Ordering::SeqCst) < all && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                done.load(Ordering::SeqCst),
+                all,
+                "max_group {max_group}: writers left waiting, {} writes queued",
+                queued(&w)
+            );
+            let mut expected: Vec<i64> = (0..THREADS)
+                .flat_map(|t| (0..WRITES).map(move |i| t * 1000 + i))
                 .collect();
             expected.sort_unstable();
             assert_eq!(rows(&w), expected);
