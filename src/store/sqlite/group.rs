@@ -865,7 +865,7 @@ mod tests {
                 });
             }
             let all = usize::try_from(THREADS).unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let deadline = std::time::Instant::now() + Duration::from_mins(1);
             while done.load(Ordering::SeqCst) < all && std::time::Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(5));
             }
