@@ -7,8 +7,8 @@
 //! each queues its work as an owned job and parks once, on a ticket of its own. After each
 //! member, the combiner takes the next queued job, if the group is below its maximum, and
 //! runs it in the same transaction inside a `SAVEPOINT`, so a refusal rolls back to the
-//! savepoint and takes nothing else with it; when the queue is empty it commits and gives
-//! every member its answer. So nobody waits for work that has not arrived (a lone writer
+//! savepoint and takes nothing else with it; when the queue is empty (after one yield of
+//! its core, if the group is shared already) it commits and gives every member its answer. So nobody waits for work that has not arrived (a lone writer
 //! commits at once, as it would without groups), and a group of ten costs ten wake-ups at
 //! its end, with no hand-over of the connection from thread to thread between members.
 //! A combiner runs groups while writes are queued, a few at most (so its own caller is not
@@ -419,7 +419,11 @@ impl Writer {
         }
     }
 
-    /// The next member: `first`, or the next queued write while the group has room.
+    /// The next member: `first`, or the next queued write while the group has room. With
+    /// none queued and the group already shared, the combiner yields its core once before
+    /// it commits: writers it just answered are then likely runnable, and one that queues
+    /// its next write meanwhile joins this commit. A lone writer never yields, and nothing
+    /// waits for a write that is not on its way.
     fn next<'o>(&self, first: &mut Option<Member<'o>>, members: usize) -> Option<Member<'o>> {
         if let Some(first) = first.take() {
             return Some(first);
@@ -427,7 +431,16 @@ impl Writer {
         if members >= self.max_group {
             return None;
         }
-        self.queue().jobs.pop_front().map(Member::Queued)
+        if let Some(job) = self.queue().jobs.pop_front() {
+            return Some(Member::Queued(job));
+        }
+        if members > 1 {
+            // On a core to spare this returns at once; it costs a group only when runnable
+            // threads wait for a core, which is when they are most likely writers.
+            thread::yield_now();
+            return self.queue().jobs.pop_front().map(Member::Queued);
+        }
+        None
     }
 
     /// Runs and ends one group, answering its members; returns those that must run again
