@@ -400,8 +400,8 @@ impl Writer {
         Ok(out)
     }
 
-    /// Runs one group on the connection: `own` first, if given, then queued writes; then
-    /// ends this combiner's turn.
+    /// Runs this combiner's turn on the connection: `own` first, if given, then queued
+    /// writes, in up to `TURN_GROUPS` groups while any are queued; then ends the turn.
     fn combine(&self, check: Check<'_>, own: Option<&mut dyn Run>) {
         // Declared first, so dropped last: the next combiner is woken once the connection
         // is free.
