@@ -21,6 +21,12 @@ use crate::{TopologyId, TopologyStatus};
 
 use super::{SqliteStore, WORK_POLL};
 
+/// A copy of `claim` for a write to own: a lease is not `Clone` (a caller gives it up to
+/// close the mutation), but the write that checks it may run on the group's combiner.
+fn owned(claim: &crate::store::Lease) -> crate::store::Lease {
+    crate::store::Lease::from_parts(claim.id(), claim.topology_id(), claim.token())
+}
+
 impl crate::store::trace::Untraced for SqliteStore {
     const BACKEND: &'static str = "sqlite";
 
@@ -40,12 +46,13 @@ impl crate::store::trace::Untraced for SqliteStore {
         reason: Option<&str>,
         precondition: crate::store::Precondition,
     ) -> Result<crate::store::Transitioned, crate::store::StoreError> {
-        self.write("transition_status", |db| {
+        let reason = reason.map(String::from);
+        self.write("transition_status", move |db| {
             crate::store::sql::ready(crate::store::sql::transition_status(
                 db,
                 id,
                 to,
-                reason,
+                reason.as_deref(),
                 precondition,
             ))
         })
@@ -77,8 +84,9 @@ impl crate::store::trace::Untraced for SqliteStore {
         expected_version: Option<u64>,
         edits: &[crate::store::ChildEdit],
     ) -> Result<crate::store::EditReport, crate::store::StoreError> {
-        self.write("edit", |db| {
-            crate::store::sql::ready(crate::store::sql::edit(db, id, expected_version, edits))
+        let edits = edits.to_vec();
+        self.write("edit", move |db| {
+            crate::store::sql::ready(crate::store::sql::edit(db, id, expected_version, &edits))
         })
     }
 
@@ -89,12 +97,13 @@ impl crate::store::trace::Untraced for SqliteStore {
         payload: &str,
         expected_version: Option<u64>,
     ) -> Result<crate::store::Edited<crate::store::MutationId>, crate::store::StoreError> {
-        self.write("enqueue_mutation", |db| {
+        let payload = String::from(payload);
+        self.write("enqueue_mutation", move |db| {
             crate::store::sql::ready(crate::store::sql::enqueue_mutation(
                 db,
                 id,
                 op,
-                payload,
+                &payload,
                 expected_version,
             ))
         })
@@ -106,8 +115,9 @@ impl crate::store::trace::Untraced for SqliteStore {
         id: crate::TopologyId,
         options: &crate::store::ClaimOptions,
     ) -> Result<crate::store::Claim, crate::store::StoreError> {
-        self.write("claim_next_mutation", |db| {
-            crate::store::sql::ready(crate::store::sql::claim_next_mutation(db, id, options))
+        let options = options.clone();
+        self.write("claim_next_mutation", move |db| {
+            crate::store::sql::ready(crate::store::sql::claim_next_mutation(db, id, &options))
         })
     }
 
@@ -116,8 +126,9 @@ impl crate::store::trace::Untraced for SqliteStore {
         claim: &crate::store::Lease,
         lease: core::time::Duration,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        self.write("renew_lease", |db| {
-            crate::store::sql::ready(crate::store::sql::renew_lease(db, claim, lease))
+        let claim = owned(claim);
+        self.write("renew_lease", move |db| {
+            crate::store::sql::ready(crate::store::sql::renew_lease(db, &claim, lease))
         })
     }
 
@@ -125,7 +136,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         &self,
         claim: crate::store::Lease,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        self.write("release_mutation", |db| {
+        self.write("release_mutation", move |db| {
             crate::store::sql::ready(crate::store::sql::release(db, &claim))
         })
         .inspect(|_| crate::store::wake::SQL_WORK.notify())
@@ -136,8 +147,9 @@ impl crate::store::trace::Untraced for SqliteStore {
         claim: &crate::store::Lease,
         edits: &[crate::store::ChildEdit],
     ) -> Result<crate::store::EditReport, crate::store::StoreError> {
-        self.write("apply_live", |db| {
-            crate::store::sql::ready(crate::store::sql::apply_live(db, claim, edits))
+        let (claim, edits) = (owned(claim), edits.to_vec());
+        self.write("apply_live", move |db| {
+            crate::store::sql::ready(crate::store::sql::apply_live(db, &claim, &edits))
         })
     }
 
@@ -145,7 +157,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         &self,
         claim: crate::store::Lease,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        self.write("mark_mutation_applied", |db| {
+        self.write("mark_mutation_applied", move |db| {
             crate::store::sql::ready(crate::store::sql::mark(
                 db,
                 &claim,
@@ -161,12 +173,13 @@ impl crate::store::trace::Untraced for SqliteStore {
         claim: crate::store::Lease,
         reason: &str,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        self.write("mark_mutation_failed", |db| {
+        let reason = String::from(reason);
+        self.write("mark_mutation_failed", move |db| {
             crate::store::sql::ready(crate::store::sql::mark(
                 db,
                 &claim,
                 crate::MutationState::Failed,
-                Some(reason),
+                Some(&reason),
             ))
         })
         .inspect(|_| crate::store::wake::SQL_WORK.notify())
@@ -188,7 +201,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         id: crate::TopologyId,
         expected_version: Option<u64>,
     ) -> Result<(), crate::store::StoreError> {
-        self.write("delete_topology", |db| {
+        self.write("delete_topology", move |db| {
             crate::store::sql::ready(crate::store::sql::delete_topology(db, id, expected_version))
         })
     }
@@ -218,9 +231,9 @@ impl crate::store::trace::Untraced for SqliteStore {
             "RETURNING ",
             topology_columns!()
         ));
-        let name = canonical_name("topology name", name)?;
-        let name: &str = &name;
-        self.write("create_topology", |db| {
+        let name = String::from(canonical_name("topology name", name)?);
+        self.write("create_topology", move |db| {
+            let name: &str = &name;
             let Flag(taken) = sql::ready(db.query_one(&TAKEN, &[Param::Text(name)]))?;
             if taken {
                 return Err(StoreError::Duplicate {
@@ -250,7 +263,8 @@ impl crate::store::trace::Untraced for SqliteStore {
     }
 
     fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
-        self.write("set_lan_network_id", |db| {
+        let network_id = network_id.map(String::from);
+        self.write("set_lan_network_id", move |db| {
             let owner = match key(lan.get()) {
                 Some(k) => sql::ready(db.query_opt::<Key>(
                     &stmt!("SELECT id FROM lans WHERE id = $1"),
@@ -259,7 +273,7 @@ impl crate::store::trace::Untraced for SqliteStore {
                 None => None,
             };
             let Key(k) = owner.ok_or_else(|| not_found(Entity::Lan, lan.get()))?;
-            if let Some(n) = network_id {
+            if let Some(n) = &network_id {
                 check_text("network id", n)?;
             }
             db.0.prepare_cached("UPDATE lans SET network_id = ?2 WHERE id = ?1")?
@@ -269,7 +283,8 @@ impl crate::store::trace::Untraced for SqliteStore {
     }
 
     fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
-        self.write("set_decky_runtime", |db| {
+        let runtime = runtime.clone();
+        self.write("set_decky_runtime", move |db| {
             let owner = match key(decky.get()) {
                 Some(k) => sql::ready(db.query_opt::<Key>(
                     &stmt!("SELECT id FROM deckies WHERE id = $1"),
@@ -311,7 +326,7 @@ impl crate::store::trace::Untraced for SqliteStore {
     }
 
     fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.write("set_needs_resync", |db| {
+        self.write("set_needs_resync", move |db| {
             sql::ready(sql::set_needs_resync(db, id, needs_resync))
         })
     }

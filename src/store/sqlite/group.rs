@@ -1,96 +1,255 @@
-//! Group commit: the writes waiting for the write connection share one commit.
+//! Group commit by combining: the writes waiting for the write connection share one
+//! commit, and one thread runs them all.
 //!
-//! The write connection sits behind a mutex. A write takes it, and if no group is open it
-//! begins one (`BEGIN IMMEDIATE`) and runs its checks and statements straight in it; if a
-//! group is open, it runs them inside its own `SAVEPOINT`, so a refusal rolls back to the
-//! savepoint and takes nothing else with it. Then, if another write is already queued for
-//! the mutex and the group is below its maximum, it hands the open transaction on and
-//! waits; otherwise it commits the group and wakes every member. So nobody waits for work
-//! that has not arrived: a lone writer commits at once, as it would without groups.
+//! A write that finds no group being run becomes the combiner: it takes the write
+//! connection, begins a transaction (`BEGIN IMMEDIATE`) and runs its own checks and
+//! statements straight in it. Writes that arrive meanwhile do not wait for the connection:
+//! each queues its work as an owned job and parks once, on a ticket of its own. After each
+//! member, the combiner takes the next queued job, if the group is below its maximum, and
+//! runs it in the same transaction inside a `SAVEPOINT`, so a refusal rolls back to the
+//! savepoint and takes nothing else with it; when the queue is empty (after one yield of
+//! its core, if the group is shared already) it commits and gives every member its answer. So nobody waits for work that has not arrived (a lone writer
+//! commits at once, as it would without groups), and a group of ten costs ten wake-ups at
+//! its end, with no hand-over of the connection from thread to thread between members.
+//! A combiner runs groups while writes are queued, a few at most (so its own caller is not
+//! held up for long); if writes are still queued when it is done, it makes the first of
+//! them the next combiner, and otherwise marks that nobody combines, under the queue's
+//! lock, so a write queued at that moment is never left behind.
 //!
 //! Every member is answered after the shared commit, with the answer its own run gave
 //! (a refusal too: it was decided on writes that must commit for it to stand). The order
-//! the writes took the mutex is a serial order that explains every answer, so each gets
-//! what it would have got running alone in that order.
+//! the combiner ran the writes in is a serial order that explains every answer, so each
+//! gets what it would have got running alone in that order.
 //!
 //! When a savepoint cannot isolate a failure (a driver error such as a full disk, an I/O
 //! error or a commit that fails), nothing of the group is kept that is not safe: a member
-//! whose own statements failed with a driver error rolls back to its savepoint, commits the
-//! others, and runs again alone; if the transaction itself is lost (SQLite rolled it back)
-//! or the commit fails, every member runs again alone, and so gets exactly a lone run's
-//! answer. A panic inside a member rolls the group back and the others run again alone.
+//! whose own statements failed with a driver error rolls back to its savepoint, the others
+//! commit, and it runs again alone; if the transaction itself is lost (SQLite rolled it
+//! back) or the commit fails, every member runs again alone, and so gets exactly a lone
+//! run's answer. A panic inside a member's job rolls the group back, the others run again
+//! alone, and the panic resurfaces in the thread that made the write. The combiner runs
+//! these lone runs itself, one transaction each, once the group has ended.
 
+use std::any::Any;
+use std::boxed::Box;
+use std::collections::VecDeque;
+use std::mem;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, Thread};
 use std::time::Duration;
+use std::vec::Vec;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::{Db, Fail, R, schema};
+use crate::store::sql::backend;
+
+/// The most groups one combiner runs before it hands the connection to the first queued
+/// write: running on is cheaper than waking another thread to combine, but its own caller
+/// waits for its answer meanwhile.
+const TURN_GROUPS: usize = 4;
+
+/// The schema check a write's transaction begins with.
+type Check<'a> = &'a dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>;
+
+/// What a panic unwound with.
+type Payload = Box<dyn Any + Send>;
 
 /// The write connection and what it last saw of the file's schema (`None` in memory).
 pub(super) struct Link {
     pub(super) conn: Connection,
     pub(super) seen: Option<schema::Marks>,
-    /// The group whose transaction is open on `conn`, if one is.
-    group: Option<Group>,
 }
 
-/// An open group: how many writes it holds, and where its members wait for the commit
-/// (made when the first member hands the group on, so a lone write allocates nothing).
-#[derive(Debug)]
-struct Group {
-    members: usize,
-    slot: Option<Arc<Slot>>,
+/// What a write leaves for its caller.
+enum Kept<T> {
+    Nothing,
+    Answer(R<T>),
+    Panic(Payload),
 }
 
-/// Where a group's members learn how it ended: `Some(true)` committed, `Some(false)` rolled
-/// back (each member then runs again alone).
-#[derive(Debug)]
-struct Slot {
-    outcome: Mutex<Option<bool>>,
-    done: Condvar,
-}
-
-impl Slot {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            outcome: Mutex::new(None),
-            done: Condvar::new(),
-        })
-    }
-
-    fn settle(&self, committed: bool) {
-        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(committed);
-        self.done.notify_all();
-    }
-
-    /// The outcome, once the group has ended.
-    fn wait(&self) -> bool {
-        let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
-        let outcome = self
-            .done
-            .wait_while(outcome, |o| o.is_none())
-            .unwrap_or_else(PoisonError::into_inner);
-        *outcome == Some(true)
+impl<T> Kept<T> {
+    /// The answer, or the write's panic resumed in the calling thread.
+    fn give(self) -> R<T> {
+        match self {
+            Self::Answer(answer) => answer,
+            Self::Panic(payload) => panic::resume_unwind(payload),
+            // Every path of the combiner answers each write it takes; this is a bug, told
+            // as an error rather than a hang.
+            Self::Nothing => Err(backend("the write was ended without being run").into()),
+        }
     }
 }
 
-/// How a member's run ended, before the group's commit.
-enum Ran<T> {
-    /// Its answer, to give once the group commits.
-    Answer(Result<T, Fail>),
-    /// Its statements failed in a way a savepoint cannot isolate: it runs again alone.
-    Again,
+/// How one run of a write ended, as its group sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Done,
+    /// A refusal (`Fail::Store`): an answer that rolls back to its savepoint.
+    Refused,
+    /// A driver error: not an answer a lone run is sure to give.
+    Driver,
+    Panicked,
+}
+
+/// A write as the combiner runs it: its answer (or its panic) is kept inside until its
+/// group has ended.
+trait Run {
+    fn run(&mut self, db: &mut Db<'_>) -> Ran;
+    /// Keeps `fail` as the answer: a lone run's `BEGIN`, check or `COMMIT` failed.
+    fn fail(&mut self, fail: Fail);
+}
+
+struct Write<T, F> {
+    f: F,
+    kept: Kept<T>,
+}
+
+impl<T, F: FnMut(&mut Db<'_>) -> R<T>> Run for Write<T, F> {
+    fn run(&mut self, db: &mut Db<'_>) -> Ran {
+        match panic::catch_unwind(AssertUnwindSafe(|| (self.f)(db))) {
+            Ok(answer) => {
+                let ran = match &answer {
+                    Ok(_) => Ran::Done,
+                    Err(Fail::Store(_)) => Ran::Refused,
+                    Err(Fail::Sql(_)) => Ran::Driver,
+                };
+                self.kept = Kept::Answer(answer);
+                ran
+            }
+            Err(payload) => {
+                self.kept = Kept::Panic(payload);
+                Ran::Panicked
+            }
+        }
+    }
+
+    fn fail(&mut self, fail: Fail) {
+        self.kept = Kept::Answer(Err(fail));
+    }
+}
+
+/// Where a queued write's thread waits: for its answer, or for its turn to combine.
+struct Ticket<T> {
+    state: Mutex<Turn<T>>,
+    thread: Thread,
+}
+
+struct Turn<T> {
+    answer: Option<Kept<T>>,
+    lead: bool,
+}
+
+impl<T> Ticket<T> {
+    fn turn(&self) -> MutexGuard<'_, Turn<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn answer(&self, kept: Kept<T>) {
+        self.turn().answer = Some(kept);
+        self.thread.unpark();
+    }
+
+    fn lead(&self) {
+        self.turn().lead = true;
+        self.thread.unpark();
+    }
+}
+
+/// A write queued for the combiner, with the ticket its thread waits on.
+struct Queued<T, F> {
+    write: Write<T, F>,
+    ticket: Option<Arc<Ticket<T>>>,
+}
+
+/// A queued write, its types erased, so that one queue holds every kind of write.
+trait Job: Send {
+    fn run(&mut self, db: &mut Db<'_>) -> Ran;
+    fn fail(&mut self, fail: Fail);
+    /// Gives the kept answer (or panic) to the waiting thread.
+    fn answer(self: Box<Self>);
+    /// Wakes the waiting thread to combine the next group.
+    fn lead(&self);
+}
+
+impl<T, F> Job for Queued<T, F>
+where
+    T: Send,
+    F: FnMut(&mut Db<'_>) -> R<T> + Send,
+{
+    fn run(&mut self, db: &mut Db<'_>) -> Ran {
+        self.write.run(db)
+    }
+
+    fn fail(&mut self, fail: Fail) {
+        self.write.fail(fail);
+    }
+
+    fn answer(mut self: Box<Self>) {
+        if let Some(ticket) = self.ticket.take() {
+            ticket.answer(mem::replace(&mut self.write.kept, Kept::Nothing));
+        }
+    }
+
+    fn lead(&self) {
+        if let Some(ticket) = &self.ticket {
+            ticket.lead();
+        }
+    }
+}
+
+impl<T, F> Drop for Queued<T, F> {
+    /// A write dropped unanswered (a combiner unwinding through a bug of its own) still
+    /// wakes its thread, with a panic, rather than leave it parked forever.
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            let payload: Payload = Box::new("the group running this write ended without it");
+            ticket.answer(Kept::Panic(payload));
+        }
+    }
+}
+
+/// A member of the group being run: the combiner's own write, or a queued one.
+enum Member<'o> {
+    Own(&'o mut dyn Run),
+    Queued(Box<dyn Job>),
+}
+
+impl Member<'_> {
+    fn run(&mut self, db: &mut Db<'_>) -> Ran {
+        match self {
+            Self::Own(write) => write.run(db),
+            Self::Queued(job) => job.run(db),
+        }
+    }
+
+    fn fail(&mut self, fail: Fail) {
+        match self {
+            Self::Own(write) => write.fail(fail),
+            Self::Queued(job) => job.fail(fail),
+        }
+    }
+
+    /// Answers a queued write; the combiner reads its own write's answer itself.
+    fn answer(self) {
+        if let Self::Queued(job) = self {
+            job.answer();
+        }
+    }
+}
+
+/// The writes waiting for the combiner, and whether one is combining.
+struct Queue {
+    jobs: VecDeque<Box<dyn Job>>,
+    busy: bool,
 }
 
 /// The one write connection, and the group commit around it.
 pub(super) struct Writer {
     link: Mutex<Link>,
-    /// Writes between announcing themselves and taking the mutex: a member hands the open
-    /// group on only when this says someone will take it.
-    queued: AtomicUsize,
+    queue: Mutex<Queue>,
     max_group: usize,
     /// Test-only: every write joins through a savepoint, and waits this long before it
     /// queues up, so that writes running at once arrive together.
@@ -98,6 +257,20 @@ pub(super) struct Writer {
     /// Groups committed, and the writes they held.
     commits: AtomicU64,
     grouped: AtomicU64,
+}
+
+/// Ends a combiner's turn, however it ends (an unwinding combiner too): the first queued
+/// write combines next, or, with none queued, nobody combines until the next write.
+struct EndTurn<'w>(&'w Writer);
+
+impl Drop for EndTurn<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue();
+        match queue.jobs.front() {
+            Some(next) => next.lead(),
+            None => queue.busy = false,
+        }
+    }
 }
 
 impl Writer {
@@ -108,12 +281,11 @@ impl Writer {
         linger: Option<Duration>,
     ) -> Self {
         Self {
-            link: Mutex::new(Link {
-                conn,
-                seen,
-                group: None,
+            link: Mutex::new(Link { conn, seen }),
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                busy: false,
             }),
-            queued: AtomicUsize::new(0),
             max_group: max_group.max(1),
             linger,
             commits: AtomicU64::new(0),
@@ -129,32 +301,18 @@ impl Writer {
         )
     }
 
-    /// Commits the open group (see [`commit_group`]), counting it.
-    fn commit(&self, link: &mut Link) -> bool {
-        let members = link.group.as_ref().map_or(0, |g| g.members);
-        let committed = commit_group(link);
-        if committed {
-            self.commits.fetch_add(1, Ordering::Relaxed);
-            self.grouped.fetch_add(members as u64, Ordering::Relaxed);
-        }
-        committed
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The connection with no group open on it (an open one is committed first), for
-    /// anything but a grouped write; recovered if a panicking caller poisoned the mutex.
+    /// The connection, outside any transaction; recovered if a panicking caller poisoned
+    /// the mutex.
     pub(super) fn lock(&self) -> MutexGuard<'_, Link> {
-        let mut link = self.raw_lock();
-        close_group(&mut link);
-        link
-    }
-
-    /// The connection as it is: a group may be open on it.
-    fn raw_lock(&self) -> MutexGuard<'_, Link> {
         let link = self.link.lock().unwrap_or_else(|poisoned| {
             self.link.clear_poison();
             PoisonError::into_inner(poisoned)
         });
-        if link.group.is_none() && !link.conn.is_autocommit() {
+        if !link.conn.is_autocommit() {
             // A caller unwound inside a transaction of its own: roll it back. Best effort:
             // a failure here resurfaces as the next BEGIN's error.
             let _ = link.conn.execute_batch("ROLLBACK");
@@ -167,109 +325,221 @@ impl Writer {
         self.link.is_poisoned()
     }
 
-    /// Runs `f` as one write: grouped with the writes waiting beside it, answered after the
-    /// commit that makes it durable. `check` runs first in a new transaction (the schema
-    /// check). `f` may run twice: once in a group that then fails, and again alone.
-    pub(super) fn write<T>(
-        &self,
-        check: &dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>,
-        mut f: impl FnMut(&mut Db<'_>) -> R<T>,
-    ) -> R<T> {
-        if self.max_group > 1 {
-            if let Some(linger) = self.linger {
-                // Not while queued: a group open now commits rather than wait for this one,
-                // so no transaction (and no write lock) is held across the pause.
-                std::thread::sleep(linger);
+    /// Runs `f` as one write: grouped with the writes waiting beside it (possibly on
+    /// another thread, hence `Send + 'static`), answered after the commit that makes it
+    /// durable. `check` runs first in a new transaction (the schema check). `f` may run
+    /// twice: once in a group that then fails, and again alone. A panic in `f` resurfaces
+    /// here.
+    pub(super) fn write<T, F>(&self, check: Check<'_>, mut f: F) -> R<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
+    {
+        if self.max_group <= 1 {
+            return self.alone(check, &mut f);
+        }
+        if let Some(linger) = self.linger {
+            thread::sleep(linger);
+        }
+        let mut queue = self.queue();
+        if queue.busy {
+            let ticket = Arc::new(Ticket {
+                state: Mutex::new(Turn {
+                    answer: None,
+                    lead: false,
+                }),
+                thread: thread::current(),
+            });
+            queue.jobs.push_back(Box::new(Queued {
+                write: Write {
+                    f,
+                    kept: Kept::Nothing,
+                },
+                ticket: Some(Arc::clone(&ticket)),
+            }));
+            drop(queue);
+            return self.wait(check, &ticket);
+        }
+        queue.busy = true;
+        drop(queue);
+        let mut own = Write {
+            f,
+            kept: Kept::Nothing,
+        };
+        self.combine(check, Some(&mut own));
+        own.kept.give()
+    }
+
+    /// Waits for a queued write's answer, combining a group when it is this write's turn.
+    fn wait<T>(&self, check: Check<'_>, ticket: &Ticket<T>) -> R<T> {
+        loop {
+            let mut turn = ticket.turn();
+            if let Some(kept) = turn.answer.take() {
+                drop(turn);
+                return kept.give();
             }
-            self.queued.fetch_add(1, Ordering::SeqCst);
-            let link = self.raw_lock();
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            match self.grouped(link, check, &mut f) {
-                Ran::Answer(answer) => return answer,
-                Ran::Again => {}
+            let lead = mem::take(&mut turn.lead);
+            drop(turn);
+            if lead {
+                // This write is first in the queue: the group taken next holds it.
+                self.combine(check, None);
+            } else {
+                thread::park();
             }
         }
-        self.alone(check, &mut f)
     }
 
     /// Runs `f` in a transaction of its own, committed only if `f` succeeds.
-    fn alone<T>(
-        &self,
-        check: &dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>,
-        f: &mut impl FnMut(&mut Db<'_>) -> R<T>,
-    ) -> R<T> {
+    fn alone<T>(&self, check: Check<'_>, f: &mut impl FnMut(&mut Db<'_>) -> R<T>) -> R<T> {
         let mut link = self.lock();
-        let Link { conn, seen, .. } = &mut *link;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Link { conn, seen } = &mut *link;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         check(&tx, seen)?;
         let out = f(&mut Db(&tx))?;
         tx.commit()?;
         Ok(out)
     }
 
-    /// Runs `f` as a member of the open group, or as the first member of a new one.
-    fn grouped<T>(
-        &self,
-        mut link: MutexGuard<'_, Link>,
-        check: &dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>,
-        f: &mut impl FnMut(&mut Db<'_>) -> R<T>,
-    ) -> Ran<T> {
-        let forced = self.linger.is_some();
-        let first = link.group.is_none();
-        if first {
-            if let Err(e) = begin(&mut link, check) {
-                return Ran::Answer(Err(e));
+    /// Runs this combiner's turn on the connection: `own` first, if given, then queued
+    /// writes, in up to `TURN_GROUPS` groups while any are queued; then ends the turn.
+    fn combine(&self, check: Check<'_>, own: Option<&mut dyn Run>) {
+        // Declared first, so dropped last: the next combiner is woken once the connection
+        // is free.
+        let _turn = EndTurn(self);
+        let mut link = self.lock();
+        let mut first = own.map(Member::Own);
+        for _ in 0..TURN_GROUPS {
+            let again = self.group(&mut link, check, first.take());
+            for member in again {
+                alone(&mut link, check, member);
             }
-            link.group = Some(Group {
-                members: 0,
-                slot: None,
-            });
+            if self.queue().jobs.is_empty() {
+                break;
+            }
         }
-        let savepoint = forced || !first;
-        let answer = match run_member(&mut link, savepoint, f) {
-            Ok(answer) => answer,
-            // Its own statements failed past what a savepoint isolates (the others' writes
-            // were committed), or the group was lost: it runs again alone.
-            Err(Lost::Member | Lost::Group) => return Ran::Again,
+    }
+
+    /// The next member: `first`, or the next queued write while the group has room. With
+    /// none queued and the group already shared, the combiner yields its core once before
+    /// it commits: writers it just answered are then likely runnable, and one that queues
+    /// its next write meanwhile joins this commit. A lone writer never yields, and nothing
+    /// waits for a write that is not on its way.
+    fn next<'o>(&self, first: &mut Option<Member<'o>>, members: usize) -> Option<Member<'o>> {
+        if let Some(first) = first.take() {
+            return Some(first);
+        }
+        if members >= self.max_group {
+            return None;
+        }
+        if let Some(job) = self.queue().jobs.pop_front() {
+            return Some(Member::Queued(job));
+        }
+        if members > 1 {
+            // On a core to spare this returns at once; it costs a group only when runnable
+            // threads wait for a core, which is when they are most likely writers.
+            thread::yield_now();
+            return self.queue().jobs.pop_front().map(Member::Queued);
+        }
+        None
+    }
+
+    /// Runs and ends one group, answering its members; returns those that must run again
+    /// alone, in the order they ran.
+    fn group<'o>(
+        &self,
+        link: &mut Link,
+        check: Check<'_>,
+        mut first: Option<Member<'o>>,
+    ) -> Vec<Member<'o>> {
+        let forced = self.linger.is_some();
+        let Some(mut lead) = self.next(&mut first, 0) else {
+            return Vec::new();
         };
-        if first && !savepoint && answer.is_err() {
-            // The only member of its group was refused: end the group as a lone write
-            // ends, with a rollback.
-            if let Some(group) = link.group.take() {
+        if let Err(e) = begin(link, check) {
+            // A lone run would meet the same failure: it is the first member's answer.
+            lead.fail(e);
+            lead.answer();
+            return Vec::new();
+        }
+        // Members run in the open transaction, their answers kept until it commits.
+        let mut ran: Vec<Member<'o>> = Vec::new();
+        let mut member = Some(lead);
+        while let Some(mut m) = member.take().or_else(|| self.next(&mut first, ran.len())) {
+            let savepoint = forced || !ran.is_empty();
+            if !savepoint {
+                // The first member, on no savepoint: whatever it meets is a lone run's
+                // answer. Refused, it ends the group as a lone write ends, with a rollback.
+                if m.run(&mut Db(&link.conn)) == Ran::Done {
+                    ran.push(m);
+                    continue;
+                }
                 let _ = link.conn.execute_batch("ROLLBACK");
-                if let Some(slot) = group.slot {
-                    slot.settle(false);
+                m.answer();
+                return Vec::new();
+            }
+            if savepoint_begin(&link.conn).is_err() {
+                ran.push(m);
+                return lost(link, ran);
+            }
+            match m.run(&mut Db(&link.conn)) {
+                Ran::Done => {
+                    let kept = release(&link.conn).is_ok();
+                    ran.push(m);
+                    if !kept {
+                        return lost(link, ran);
+                    }
+                }
+                Ran::Refused => {
+                    let undone = undo(&link.conn).is_ok();
+                    ran.push(m);
+                    if !undone {
+                        return lost(link, ran);
+                    }
+                }
+                Ran::Driver => {
+                    if link.conn.is_autocommit() || undo(&link.conn).is_err() {
+                        ran.push(m);
+                        return lost(link, ran);
+                    }
+                    // The others' writes stand: they commit now, and this one runs again
+                    // alone after them.
+                    let mut again = self.commit(link, ran);
+                    again.push(m);
+                    return again;
+                }
+                Ran::Panicked => {
+                    let again = lost(link, ran);
+                    m.answer();
+                    return again;
                 }
             }
-            return Ran::Answer(answer);
         }
-        let Some(group) = link.group.as_mut() else {
-            return Ran::Again;
-        };
-        group.members += 1;
-        if group.members >= self.max_group || self.queued.load(Ordering::SeqCst) == 0 {
-            return if self.commit(&mut link) {
-                Ran::Answer(answer)
-            } else {
-                Ran::Again
-            };
+        self.commit(link, ran)
+    }
+
+    /// Commits the group and answers its members; if the commit fails, returns them all to
+    /// run again alone.
+    fn commit<'o>(&self, link: &mut Link, ran: Vec<Member<'o>>) -> Vec<Member<'o>> {
+        let committed = link
+            .conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]))
+            .is_ok();
+        if !committed {
+            return lost(link, ran);
         }
-        let slot = Arc::clone(group.slot.get_or_insert_with(Slot::new));
-        drop(link);
-        if slot.wait() {
-            Ran::Answer(answer)
-        } else {
-            Ran::Again
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.grouped.fetch_add(ran.len() as u64, Ordering::Relaxed);
+        for member in ran {
+            member.answer();
         }
+        Vec::new()
     }
 }
 
 /// Begins a group's transaction and runs the schema check in it.
-fn begin(
-    link: &mut Link,
-    check: &dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>,
-) -> R<()> {
-    let Link { conn, seen, .. } = link;
+fn begin(link: &mut Link, check: Check<'_>) -> R<()> {
+    let Link { conn, seen } = link;
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     if let Err(e) = check(conn, seen) {
         let _ = conn.execute_batch("ROLLBACK");
@@ -278,68 +548,10 @@ fn begin(
     Ok(())
 }
 
-/// What a driver error took with it.
-enum Lost {
-    /// The member's own writes (rolled back to its savepoint); the group is intact.
-    Member,
-    /// The whole group (rolled back, members told).
-    Group,
-}
-
-/// Runs one member's `f`, inside a savepoint if `savepoint`. A refusal is an answer; a
-/// driver error is not, since a lone run may not meet it.
-fn run_member<T>(
-    link: &mut MutexGuard<'_, Link>,
-    savepoint: bool,
-    f: &mut impl FnMut(&mut Db<'_>) -> R<T>,
-) -> Result<Result<T, Fail>, Lost> {
-    if savepoint
-        && let Err(_) = link
-            .conn
-            .prepare_cached("SAVEPOINT member")
-            .and_then(|mut s| s.execute([]))
-    {
-        fail_group(link);
-        return Err(Lost::Group);
-    }
-    let ran = panic::catch_unwind(AssertUnwindSafe(|| f(&mut Db(&link.conn))));
-    let answer = match ran {
-        Ok(answer) => answer,
-        Err(payload) => {
-            fail_group(link);
-            panic::resume_unwind(payload);
-        }
-    };
-    if !savepoint {
-        // The group's first member, on no savepoint: whatever it met is a lone run's
-        // answer, and the caller ends the group with it.
-        return Ok(answer);
-    }
-    match &answer {
-        Ok(_) | Err(Fail::Store(_)) => {
-            let ended = if answer.is_ok() {
-                release(&link.conn)
-            } else {
-                undo(&link.conn)
-            };
-            if ended.is_err() {
-                fail_group(link);
-                return Err(Lost::Group);
-            }
-            Ok(answer)
-        }
-        Err(Fail::Sql(_)) => {
-            if link.conn.is_autocommit() || undo(&link.conn).is_err() {
-                fail_group(link);
-                return Err(Lost::Group);
-            }
-            // The others' writes stand; this one runs again alone after they commit.
-            if !commit_group(link) {
-                return Err(Lost::Group);
-            }
-            Err(Lost::Member)
-        }
-    }
+/// Opens a member's savepoint.
+fn savepoint_begin(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("SAVEPOINT member")?.execute([])?;
+    Ok(())
 }
 
 /// Ends a member's savepoint, keeping its writes.
@@ -354,58 +566,45 @@ fn undo(conn: &Connection) -> rusqlite::Result<()> {
     release(conn)
 }
 
-/// Commits the open group and tells its members; `false` (and the group rolled back,
-/// members told to run again) if the commit failed.
-fn commit_group(link: &mut Link) -> bool {
-    let Some(group) = link.group.take() else {
-        return false;
-    };
-    let committed = link
-        .conn
-        .prepare_cached("COMMIT")
-        .and_then(|mut s| s.execute([]))
-        .is_ok();
-    if !committed && !link.conn.is_autocommit() {
+/// The group cannot go on (its transaction lost, a savepoint failing, a member panicking):
+/// it is rolled back, and every member run in it is returned to run again alone.
+fn lost<'o>(link: &mut Link, ran: Vec<Member<'o>>) -> Vec<Member<'o>> {
+    if !link.conn.is_autocommit() {
         let _ = link.conn.execute_batch("ROLLBACK");
     }
-    if let Some(slot) = group.slot {
-        slot.settle(committed);
-    }
-    committed
+    ran
 }
 
-/// Rolls the open group back and tells its members to run again alone.
-fn fail_group(link: &mut Link) {
-    if let Some(group) = link.group.take() {
-        if !link.conn.is_autocommit() {
-            let _ = link.conn.execute_batch("ROLLBACK");
+/// Runs `member` again in a transaction of its own, committed only if it succeeds, and
+/// answers it.
+fn alone(link: &mut Link, check: Check<'_>, mut member: Member<'_>) {
+    let Link { conn, seen } = link;
+    let ended = (|| -> R<()> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check(&tx, seen)?;
+        if member.run(&mut Db(&tx)) == Ran::Done {
+            tx.commit()?;
         }
-        if let Some(slot) = group.slot {
-            slot.settle(false);
-        }
+        Ok(())
+    })();
+    if let Err(e) = ended {
+        member.fail(e);
     }
-}
-
-/// Ends the group left open on the connection, for a caller that is not joining it. Its
-/// members' writes are intact (a member that failed or panicked ended the group itself), so
-/// it is committed.
-fn close_group(link: &mut Link) {
-    if link.group.is_some() {
-        commit_group(link);
-    }
+    member.answer();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::string::String;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::vec::Vec;
 
-    fn writer() -> Writer {
+    fn writer(max_group: usize) -> Arc<Writer> {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
             .unwrap();
-        Writer::new(conn, None, 32, None)
+        Arc::new(Writer::new(conn, None, max_group, None))
     }
 
     #[allow(
@@ -430,49 +629,113 @@ mod tests {
             .unwrap()
     }
 
-    /// Runs `first` (which, on its first run, holds the writer until `second` has queued
-    /// up behind it) and `second` at once, so that `second` joins `first`'s group.
-    fn pair<A: Send, B: Send>(
-        w: &Writer,
-        first: impl FnMut(&mut Db<'_>) -> R<A> + Send,
-        second: impl FnMut(&mut Db<'_>) -> R<B> + Send,
-    ) -> (std::thread::Result<R<A>>, std::thread::Result<R<B>>) {
-        let holding = AtomicBool::new(false);
+    fn queued(w: &Writer) -> usize {
+        w.queue().jobs.len()
+    }
+
+    /// Waits until `n` writes are queued for the combiner.
+    fn until_queued(w: &Writer, n: usize) {
+        while queued(w) < n {
+            thread::yield_now();
+        }
+    }
+
+    type Answer<T> = thread::Result<R<T>>;
+    type BoxedWrite<B> = Box<dyn FnMut(&mut Db<'_>) -> R<B> + Send>;
+
+    /// Runs `first`, which (on its first run) holds the combiner until every write of
+    /// `then` has queued up behind it, one thread each, in order; so `then` join `first`'s
+    /// group, or the groups after it.
+    fn together<A, B>(
+        w: &Arc<Writer>,
+        first: impl FnMut(&mut Db<'_>) -> R<A> + Send + 'static,
+        then: Vec<BoxedWrite<B>>,
+    ) -> (Answer<A>, Vec<Answer<B>>)
+    where
+        A: Send + 'static,
+        B: Send + 'static,
+    {
+        let holding = Arc::new(AtomicBool::new(false));
+        let released = Arc::new(AtomicBool::new(false));
+        let expected = then.len();
         let mut first = first;
-        std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                let mut waited = false;
-                w.write(&no_check, |db| {
+        let a = {
+            let (w, holding, released) =
+                (Arc::clone(w), Arc::clone(&holding), Arc::clone(&released));
+            let ww = Arc::clone(&w);
+            let mut waited = false;
+            thread::spawn(move || {
+                w.write(&no_check, move |db| {
                     if !waited {
                         waited = true;
                         holding.store(true, Ordering::SeqCst);
-                        while w.queued.load(Ordering::SeqCst) == 0 {
-                            std::thread::yield_now();
-                        }
+                        until_queued(&ww, expected);
+                        released.store(true, Ordering::SeqCst);
                     }
                     first(db)
                 })
-            });
-            while !holding.load(Ordering::SeqCst) {
-                std::thread::yield_now();
+            })
+        };
+        while !holding.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        let mut others = Vec::new();
+        for (i, job) in then.into_iter().enumerate() {
+            let w2 = Arc::clone(w);
+            others.push(thread::spawn(move || w2.write(&no_check, job)));
+            // In order: each is queued before the next one starts (once the combiner goes
+            // on, all of them are, and it takes them off the queue).
+            while queued(w) < i + 1 && !released.load(Ordering::SeqCst) {
+                thread::yield_now();
             }
-            let b = s.spawn(|| w.write(&no_check, second));
-            (a.join(), b.join())
-        })
+        }
+        (
+            a.join(),
+            others.into_iter().map(thread::JoinHandle::join).collect(),
+        )
+    }
+
+    fn job<B>(f: impl FnMut(&mut Db<'_>) -> R<B> + Send + 'static) -> BoxedWrite<B> {
+        Box::new(f)
+    }
+
+    #[test]
+    fn queued_writes_run_on_the_combiner_and_share_its_commit() {
+        let w = writer(32);
+        let ran_on = Arc::new(Mutex::new(Vec::new()));
+        let record = |x| {
+            let ran_on = Arc::clone(&ran_on);
+            move |db: &mut Db<'_>| {
+                ran_on.lock().unwrap().push(thread::current().id());
+                insert(db, x)
+            }
+        };
+        let (a, rest) = together(&w, record(1), vec![job(record(2)), job(record(3))]);
+        assert!(a.unwrap().is_ok());
+        assert!(rest.into_iter().all(|r| r.unwrap().is_ok()));
+        assert_eq!(rows(&w), [1, 2, 3]);
+        assert_eq!(w.counts(), (1, 3), "one commit for all three");
+        let ran_on = ran_on.lock().unwrap();
+        assert!(
+            ran_on.iter().all(|t| *t == ran_on[0]),
+            "every write ran on the combiner's thread"
+        );
+        assert!(!w.queue().busy, "nobody combines once the queue is empty");
     }
 
     #[test]
     fn a_refused_member_rolls_back_alone_and_shares_the_commit() {
-        let w = writer();
-        let (a, b) = pair(
+        let w = writer(32);
+        let (a, rest) = together(
             &w,
             |db| insert(db, 1),
-            |db| -> R<()> {
+            vec![job(|db| -> R<()> {
                 insert(db, 2)?;
                 Err(crate::store::sql::backend("refused").into())
-            },
+            })],
         );
         assert!(a.unwrap().is_ok());
+        let [b] = <[_; 1]>::try_from(rest).ok().unwrap();
         assert!(matches!(b.unwrap(), Err(Fail::Store(_))));
         assert_eq!(rows(&w), [1]);
         assert_eq!(w.counts(), (1, 2), "one commit for both");
@@ -480,45 +743,172 @@ mod tests {
 
     #[test]
     fn a_driver_error_in_a_member_commits_the_others_and_runs_it_again_alone() {
-        let w = writer();
+        let w = writer(32);
         let mut runs = 0;
-        let (a, b) = pair(
+        let (a, rest) = together(
             &w,
             |db| insert(db, 1),
-            |db| {
+            vec![job(move |db| {
                 runs += 1;
                 if runs == 1 {
                     insert(db, 99)?;
                     // As a full disk or an I/O error would: the driver's error.
                     return Err(rusqlite::Error::QueryReturnedNoRows.into());
                 }
-                insert(db, 2)
-            },
+                insert(db, 2).map(|()| runs)
+            })],
         );
         assert!(a.unwrap().is_ok());
-        assert!(b.unwrap().is_ok());
+        let [b] = <[_; 1]>::try_from(rest).ok().unwrap();
+        assert_eq!(b.unwrap().ok(), Some(2), "it ran again, alone");
         assert_eq!(rows(&w), [1, 2]);
     }
 
     #[test]
-    fn a_panicking_member_rolls_the_group_back_and_the_others_run_again() {
-        let w = writer();
-        let mut runs = 0;
-        let (a, b) = pair(
+    fn a_panicking_member_rolls_the_group_back_and_panics_in_its_own_thread() {
+        let w = writer(32);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let (a, rest) = together(
             &w,
-            |db| {
-                runs += 1;
+            move |db| {
+                counted.fetch_add(1, Ordering::SeqCst);
                 insert(db, 1)
             },
-            |db| -> R<()> {
-                insert(db, 2)?;
-                panic!("a member panicked mid-group");
-            },
+            vec![
+                job(|db| -> R<()> {
+                    insert(db, 2)?;
+                    panic!("a member panicked mid-group");
+                }),
+                job(|db| insert(db, 3)),
+            ],
         );
+        assert!(a.unwrap().is_ok(), "the combiner's caller is answered");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "the combiner's write ran again alone"
+        );
+        let mut rest = rest.into_iter();
+        let payload = rest.next().unwrap().err().unwrap();
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"a member panicked mid-group"),
+            "the member's own panic, in the member's thread"
+        );
+        assert!(rest.next().unwrap().unwrap().is_ok());
+        assert_eq!(rows(&w), [1, 3]);
+        assert!(w.lock().conn.is_autocommit());
+    }
+
+    #[test]
+    fn a_panicking_combiner_still_gets_the_queued_writes_answered() {
+        let w = writer(32);
+        let (a, rest) = together(
+            &w,
+            |db| -> R<()> {
+                insert(db, 1)?;
+                panic!("the combiner's own write panicked");
+            },
+            vec![job(|db| insert(db, 2)), job(|db| insert(db, 3))],
+        );
+        let payload = a.err().unwrap();
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"the combiner's own write panicked")
+        );
+        assert!(rest.into_iter().all(|r| r.unwrap().is_ok()));
+        assert_eq!(rows(&w), [2, 3]);
+        assert!(!w.queue().busy);
+    }
+
+    #[test]
+    fn writes_past_a_combiners_turn_are_run_by_the_next_combiner() {
+        let w = writer(2);
+        let ran_on = Arc::new(Mutex::new(Vec::new()));
+        let record = |x| {
+            let ran_on = Arc::clone(&ran_on);
+            move |db: &mut Db<'_>| {
+                ran_on.lock().unwrap().push((x, thread::current().id()));
+                insert(db, x)
+            }
+        };
+        // The combiner's turn holds `TURN_GROUPS` groups of 2: all but the last two writes.
+        let in_turn = i64::try_from(2 * TURN_GROUPS).unwrap();
+        let total = in_turn + 2;
+        let queued = (1..total).map(|x| job(record(x))).collect();
+        let (a, rest) = together(&w, record(0), queued);
         assert!(a.unwrap().is_ok());
-        assert!(b.is_err(), "the panic reaches its own caller");
-        assert_eq!(runs, 2, "the other member ran again alone");
-        assert_eq!(rows(&w), [1]);
-        assert!(w.link.lock().is_ok_and(|l| l.group.is_none()));
+        assert!(rest.into_iter().all(|r| r.unwrap().is_ok()));
+        assert_eq!(rows(&w), (0..total).collect::<Vec<_>>());
+        assert_eq!(w.counts(), (TURN_GROUPS as u64 + 1, total.unsigned_abs()));
+        let ran_on = ran_on.lock().unwrap();
+        let (turn, next) = ran_on.split_at(2 * TURN_GROUPS);
+        assert!(
+            turn.iter().all(|(_, t)| *t == turn[0].1),
+            "one combiner's turn"
+        );
+        assert!(next.iter().all(|(_, t)| *t == next[0].1));
+        assert_ne!(
+            turn[0].1, next[0].1,
+            "the first write left queued combined the rest"
+        );
+        assert_eq!(next[0].0, in_turn, "in the order they queued");
+    }
+
+    /// Many writers, each writing in a loop, so writes keep arriving as combiners finish,
+    /// more of them queued at once than one combiner's turn takes: every one is answered
+    /// (a write left queued would park its thread for good) and stored once.
+    #[test]
+    fn writes_arriving_as_a_combiner_ends_are_all_run() {
+        const THREADS: i64 = 16;
+        const WRITES: i64 = 100;
+        for max_group in [2, 32] {
+            let w = writer(max_group);
+            let done = Arc::new(AtomicUsize::new(0));
+            for t in 0..THREADS {
+                let (w, done) = (Arc::clone(&w), Arc::clone(&done));
+                thread::spawn(move || {
+                    for i in 0..WRITES {
+                        w.write(&no_check, move |db| insert(db, t * 1000 + i))
+                            .ok()
+                            .unwrap();
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            let all = usize::try_from(THREADS).unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_mins(1);
+            while done.load(Ordering::SeqCst) < all && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(
+                done.load(Ordering::SeqCst),
+                all,
+                "max_group {max_group}: writers left waiting, {} writes queued",
+                queued(&w)
+            );
+            let mut expected: Vec<i64> = (0..THREADS)
+                .flat_map(|t| (0..WRITES).map(move |i| t * 1000 + i))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(rows(&w), expected);
+            assert!(!w.queue().busy);
+            assert_eq!(queued(&w), 0);
+        }
+    }
+
+    #[test]
+    fn a_refused_lone_write_rolls_back_and_leaves_nothing_open() {
+        let w = writer(32);
+        let refused = w.write(&no_check, |db| -> R<()> {
+            insert(db, 1)?;
+            Err(crate::store::sql::backend(String::from("refused")).into())
+        });
+        assert!(matches!(refused, Err(Fail::Store(_))));
+        w.write(&no_check, |db| insert(db, 2)).ok().unwrap();
+        assert_eq!(rows(&w), [2]);
+        assert!(w.lock().conn.is_autocommit());
+        assert_eq!(w.counts(), (1, 1), "the refused write committed nothing");
     }
 }

@@ -9,8 +9,9 @@
 //! - Writes that queue up behind the handle's one write connection share its transaction
 //!   (group commit, in `group.rs`): each runs its checks and statements in a `SAVEPOINT` of
 //!   its own, so a refusal rolls back to it and nothing else; all are answered after the
-//!   one `COMMIT`. Lock order: the write connection's mutex, then a group's slot; a member
-//!   waits on its slot holding nothing.
+//!   one `COMMIT`. The thread holding the connection runs the queued writes itself (flat
+//!   combining), so each write is an owned job. Lock order: the write connection's mutex,
+//!   then the queue's, then a ticket's; a queued write waits on its ticket holding nothing.
 //! - Reads on a file run on read-only connections (`pool.rs`), each a read transaction
 //!   begun after the commit of every write answered before it, so it sees them all.
 //! - The version bump is a guarded `UPDATE ... SET version = version + 1 WHERE id = ? AND
@@ -232,13 +233,14 @@ impl SqliteStore {
     }
 
     /// Runs `f` as one write: in a `BEGIN IMMEDIATE` transaction (shared with the writes
-    /// queued beside it), its changes committed only if `f` succeeds. `f` may run twice,
+    /// queued beside it), its changes committed only if `f` succeeds. `f` owns what it
+    /// writes, since another thread may run it (the group's combiner), and may run twice,
     /// when the group it ran in could not commit (see the `group` module).
-    fn write<T>(
-        &self,
-        op: &'static str,
-        f: impl FnMut(&mut Db<'_>) -> R<T>,
-    ) -> Result<T, StoreError> {
+    fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
+    {
         let check =
             |conn: &Connection, seen: &mut Option<schema::Marks>| self.check_schema(conn, seen);
         self.writer
