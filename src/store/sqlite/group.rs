@@ -8,9 +8,10 @@
 //! member, the combiner takes the next queued job, if the group is below its maximum, and
 //! runs it in the same transaction inside a `SAVEPOINT`, so a refusal rolls back to the
 //! savepoint and takes nothing else with it; when the queue is empty (after one yield of
-//! its core, if the group is shared already) it commits and gives every member its answer. So nobody waits for work that has not arrived (a lone writer
-//! commits at once, as it would without groups), and a group of ten costs ten wake-ups at
-//! its end, with no hand-over of the connection from thread to thread between members.
+//! its core, if the group is shared already) it commits and gives every member its answer.
+//! So nobody waits for work that has not arrived (a lone writer commits at once, as it
+//! would without groups), and a group of ten costs ten wake-ups at its end, with no
+//! hand-over of the connection from thread to thread between members.
 //! A combiner runs groups while writes are queued, a few at most (so its own caller is not
 //! held up for long); if writes are still queued when it is done, it makes the first of
 //! them the next combiner, and otherwise marks that nobody combines, under the queue's
