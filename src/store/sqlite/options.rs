@@ -151,8 +151,9 @@ impl SqliteOptions {
     }
 
     /// The most writes committed in one transaction (group commit; at least 1). Writes
-    /// that arrive while the writer is busy wait for it and are then committed together,
-    /// each in its own savepoint; 1 commits every write alone.
+    /// that arrive while the writer is busy queue up, and the thread holding the write
+    /// connection runs them, each in its own savepoint, and commits them together; 1
+    /// commits every write alone.
     pub const fn max_group(mut self, writes: usize) -> Self {
         self.max_group = if writes == 0 { 1 } else { writes };
         self
