@@ -29,7 +29,7 @@ pub(crate) use edits::apply_edits;
 #[cfg(feature = "postgres")]
 pub(crate) use ops::WORK_CHANNEL;
 #[cfg(all(test, feature = "sqlite"))]
-pub(crate) use ops::{EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
+pub(crate) use ops::{CLAIM_NEXT, EVENTS_PAGE, MUTATIONS_PAGE, TOPOLOGIES_PAGE};
 pub(crate) use ops::{
     INITIAL_SQL_VERSION, Lock, apply_live, claim_next_mutation, delete_topology, edit,
     enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, offer, release,

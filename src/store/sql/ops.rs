@@ -729,6 +729,28 @@ pub(crate) async fn enqueue_mutation<S: Session>(
     })
 }
 
+/// One statement picks the oldest mutation not yet closed and moves exactly it, if it is
+/// pending or its lease has passed: the one `applying`, if any, is older than every
+/// pending one (it was the oldest pending when claimed), so the queue stays in order.
+/// The oldest is the lesser of two `min(id)`s, one per state, each a single seek in the
+/// `(topology_id, state, id)` index; `state IN (..) ORDER BY id` walked the topology's
+/// mutations by id past every closed one, so a claim grew with the queue's history.
+pub(crate) const CLAIM_NEXT: Stmt = stmt!(concat!(
+    "UPDATE mutations SET state = $2, claimed_at = ",
+    db_now!(),
+    ", lease_until = ",
+    db_now!(),
+    " + $4, holder = $5, attempts = attempts + 1, token = token + 1 WHERE id = ",
+    "(SELECT min(id) FROM (",
+    "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
+    "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
+    ") AS oldest) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
+    db_now!(),
+    ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)) ",
+    "RETURNING ",
+    mutation_columns!()
+));
+
 /// Claims the next mutation: the one `applying` if its lease has passed (a takeover), else
 /// the oldest pending one.
 pub(crate) async fn claim_next_mutation<S: Session>(
@@ -738,27 +760,10 @@ pub(crate) async fn claim_next_mutation<S: Session>(
 ) -> Result<Claim, S::Fail> {
     const APPLYING: Stmt =
         stmt!("SELECT id FROM mutations WHERE topology_id = $1 AND state = $2 ORDER BY id LIMIT 1");
-    // One statement picks the oldest mutation not yet closed and moves exactly it, if it is
-    // pending or its lease has passed: the one `applying`, if any, is older than every
-    // pending one (it was the oldest pending when claimed), so the queue stays in order.
-    const CLAIM: Stmt = stmt!(concat!(
-        "UPDATE mutations SET state = $2, claimed_at = ",
-        db_now!(),
-        ", lease_until = ",
-        db_now!(),
-        " + $4, holder = $5, attempts = attempts + 1, token = token + 1 WHERE id = ",
-        "(SELECT id FROM mutations WHERE topology_id = $1 AND state IN ($2, $3) ",
-        "ORDER BY id LIMIT 1) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
-        db_now!(),
-        ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)) ",
-        "RETURNING ",
-        mutation_columns!()
-    ));
-    //
-    // The statement checks the topology is live too, so that it never claims in one the
+    // `CLAIM_NEXT` checks the topology is live too, so that it never claims in one the
     // gate below refuses (the refusal would roll the claim back, but nothing is written in
     // the first place).
-    const _: () = assert!(LIVE.len() == 2, "CLAIM names each live status");
+    const _: () = assert!(LIVE.len() == 2, "CLAIM_NEXT names each live status");
     let checked = options.checked();
     let (Ok((lease, holder)), Some(k)) = (&checked, key(id.get())) else {
         // A bad lease or holder ranks below the topology's own refusals: read them first.
@@ -779,7 +784,7 @@ pub(crate) async fn claim_next_mutation<S: Session>(
         .query_pair::<Head, Mutation>(
             (&HEAD_FOR_UPDATE, &[Param::Int(k)]),
             (
-                &CLAIM,
+                &CLAIM_NEXT,
                 &[
                     Param::Int(k),
                     Param::Text(MutationState::Applying.as_str()),

@@ -515,7 +515,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn, "memory", None).unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let params = [1, 2, 3];
+        let params = [1, 2, 3, 4, 5, 6, 7];
         let rows = stmt
             .query_map(
                 rusqlite::params_from_iter(&params[..stmt.parameter_count()]),
@@ -537,6 +537,20 @@ mod tests {
             assert!(plan.contains("<?") || plan.contains(">?"), "{sql}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
         }
+    }
+
+    /// A claim finds the oldest open mutation by two seeks in `(topology_id, state, id)`,
+    /// never by walking the topology's mutations (its applied and failed ones included), so
+    /// its cost does not grow with the queue's history.
+    #[test]
+    fn a_claim_seeks_the_oldest_open_mutation() {
+        let plan = plan(sql::CLAIM_NEXT.sqlite);
+        let seeks = plan
+            .matches("SEARCH mutations USING COVERING INDEX mutations_topology_state (topology_id=? AND state=?)")
+            .count();
+        assert_eq!(seeks, 2, "{plan}");
+        assert!(!plan.contains("SCAN mutations"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     #[test]
