@@ -336,6 +336,22 @@ fn wake_in_process<S: TopologyStore + Send + 'static>(
     enqueuer: &S,
     id: TopologyId,
 ) -> Vec<Duration> {
+    // Time for the applier to block in its wait.
+    wake_rounds(waiter, id, Duration::from_millis(2), || {
+        enqueuer
+            .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
+            .unwrap();
+    })
+}
+
+/// `WAKE_ROUNDS` wake-ups of an applier thread on `waiter`: each round waits until it is
+/// ready, lets it `settle` into its wait, then times from `enqueue` to its claim.
+fn wake_rounds<S: TopologyStore + Send + 'static>(
+    waiter: S,
+    id: TopologyId,
+    settle: Duration,
+    mut enqueue: impl FnMut(),
+) -> Vec<Duration> {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::spawn(move || {
         let ready = tx.clone();
@@ -349,12 +365,9 @@ fn wake_in_process<S: TopologyStore + Send + 'static>(
     let mut latencies = Vec::with_capacity(WAKE_ROUNDS);
     for _ in 0..WAKE_ROUNDS {
         assert!(matches!(rx.recv().unwrap(), Said::Ready));
-        // Time for the applier to block in its wait.
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(settle);
         let enqueued = Instant::now();
-        enqueuer
-            .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
-            .unwrap();
+        enqueue();
         let Said::Claimed(claimed) = rx.recv().unwrap() else {
             panic!("the applier did not claim");
         };
@@ -475,8 +488,8 @@ fn main() {
 #[cfg(feature = "postgres")]
 mod pg {
     use super::{
-        CHUNK, Criterion, Duration, Instant, LEASE, Said, Throughput, Timestamp, WAKE_ROUNDS,
-        active, applier, common, lib_cycles, mpsc, new_lan,
+        CHUNK, Criterion, Duration, Instant, LEASE, Throughput, Timestamp, active, common,
+        lib_cycles, new_lan, wake_rounds,
     };
     use postgres::{Client, NoTls, Statement};
     use topostate::store::PgStore;
@@ -685,31 +698,11 @@ mod pg {
             )
             .unwrap();
         let key = i64::try_from(id.get()).unwrap();
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let ready = tx.clone();
-            applier(
-                &store,
-                id,
-                || ready.send(Said::Ready).unwrap(),
-                |at| tx.send(Said::Claimed(at)).unwrap(),
-            );
-        });
-        let mut latencies = Vec::with_capacity(WAKE_ROUNDS);
-        for _ in 0..WAKE_ROUNDS {
-            assert!(matches!(rx.recv().unwrap(), Said::Ready));
-            // Time for the applier to look, open its listening connection and `LISTEN`.
-            std::thread::sleep(Duration::from_millis(20));
-            let enqueued = Instant::now();
+        // Time for the applier to look, open its listening connection and `LISTEN`.
+        wake_rounds(store, id, Duration::from_millis(20), || {
             client
                 .execute(&enqueue, &[&key, &Timestamp::now().as_micros()])
                 .unwrap();
-            let Said::Claimed(claimed) = rx.recv().unwrap() else {
-                panic!("the applier did not claim");
-            };
-            latencies.push(claimed.duration_since(enqueued));
-        }
-        thread.join().unwrap();
-        latencies
+        })
     }
 }
