@@ -45,6 +45,9 @@ const ROUNDS: u64 = 20;
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/pg_server.rs"]
+mod pg_server;
+use pg_server::restart_server;
 
 /// Where the store is, and how to open a new handle on it.
 trait Backend {
@@ -437,33 +440,6 @@ fn pg_backend(tag: &str, restart: bool) -> Postgres {
     let schema = std::env::var(CHILD_PLACE)
         .unwrap_or_else(|_| format!("lease_{tag}_{}", std::process::id()));
     Postgres { schema, restart }
-}
-
-/// Restarts the server of `.ci/postgres.sh` (same port, same data), waiting for it.
-fn restart_server() {
-    let dir = std::env::var("TOPOSTATE_PG_DIR").unwrap_or_else(|_| {
-        panic!(
-            "TOPOSTATE_PG_DIR is not set: the restart test restarts the cluster of .ci/postgres.sh"
-        )
-    });
-    let status = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg("/usr/lib/postgresql/15/bin/pg_ctl")
-        .args([
-            "-D",
-            &format!("{dir}/data"),
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        ])
-        .args(["-l", &format!("{dir}/server.log")])
-        .stdout(Stdio::null())
-        .status()
-        .expect("pg_ctl runs");
-    assert!(status.success(), "pg_ctl restart failed: {status}");
 }
 
 /// The two PostgreSQL tests run one after the other: the restart ends every session.

@@ -21,6 +21,9 @@
 mod pages;
 
 use pages::ListAll;
+#[path = "support/pg_server.rs"]
+mod pg_server;
+use pg_server::restart_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -640,33 +643,6 @@ fn reads_of_every_kind_under_session_kills_never_surface_a_lost_connection() {
 }
 
 // ---- a server restart ------------------------------------------------------------------
-
-/// Restarts the server of `.ci/postgres.sh` (same port, same data), waiting for it.
-fn restart_server() {
-    let dir = std::env::var("TOPOSTATE_PG_DIR").unwrap_or_else(|_| {
-        panic!(
-            "TOPOSTATE_PG_DIR is not set: the restart test restarts the cluster of .ci/postgres.sh"
-        )
-    });
-    let status = std::process::Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg("/usr/lib/postgresql/15/bin/pg_ctl")
-        .args([
-            "-D",
-            &format!("{dir}/data"),
-            "-m",
-            "fast",
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        ])
-        .args(["-l", &format!("{dir}/server.log")])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("pg_ctl runs");
-    assert!(status.success(), "pg_ctl restart failed: {status}");
-}
 
 #[test]
 #[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored"]
