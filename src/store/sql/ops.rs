@@ -145,16 +145,15 @@ async fn bump<S: Session>(db: &mut S, topology: i64, expected: u64) -> Result<u6
         .into())
 }
 
-/// Bumps once if `expected` is given and `bumps`; the version after the write.
+/// Bumps once if `expected` is given; the version after the write.
 async fn finish_version<S: Session>(
     db: &mut S,
     head: &Head,
     expected: Option<u64>,
-    bumps: bool,
 ) -> Result<u64, S::Fail> {
     match expected {
-        Some(v) if bumps => bump(db, head.key, v).await,
-        _ => Ok(head.version),
+        Some(v) => bump(db, head.key, v).await,
+        None => Ok(head.version),
     }
 }
 
@@ -653,7 +652,8 @@ pub(crate) async fn edit<S: Session>(
         free_form_gate(head.status).err(),
         batch_version(head.version, expected_version, edits).err(),
     ]))?;
-    let version = finish_version(db, &head, expected_version, bumps).await?;
+    // A batch of no-ops writes nothing, so it bumps nothing.
+    let version = finish_version(db, &head, expected_version.filter(|_| bumps)).await?;
     Ok(EditReport { touched, version })
 }
 
@@ -722,7 +722,7 @@ pub(crate) async fn enqueue_mutation<S: Session>(
             ],
         )
         .await?;
-    let version = finish_version(db, &head, expected_version, true).await?;
+    let version = finish_version(db, &head, expected_version).await?;
     Ok(Edited {
         id: MutationId::new(id_of(mutation)?),
         version,
