@@ -286,6 +286,43 @@ pub fn corrupt_mutation_is_named(store: &dyn TopologyStore, corrupt: &mut Corrup
         .all_mutations(lab.id, Some(MutationState::Pending))
         .unwrap();
     assert_eq!(pending.len(), 2);
+
+    // A fenced write (a mark, a renewal, a release) reaching a corrupt row refuses it and
+    // writes nothing either.
+    let Claim::Claimed { lease, .. } = store.claim_next_mutation(lab.id).unwrap() else {
+        panic!("the first mutation is claimable again")
+    };
+    let (claimed, token) = (lease.id(), lease.token());
+    let id = key(claimed.get());
+    corrupt("UPDATE mutations SET op = 'noop' WHERE id = $1", id);
+    assert_corrupt(
+        store.mark_mutation_applied(lease),
+        "mutations",
+        id,
+        &["noop"],
+    );
+    let again = || Lease::from_parts(claimed, lab.id, token);
+    assert_corrupt(
+        store.mark_mutation_failed(again(), "gave up"),
+        "mutations",
+        id,
+        &["noop"],
+    );
+    assert_corrupt(
+        store.renew_lease(&again(), std::time::Duration::from_secs(5)),
+        "mutations",
+        id,
+        &["noop"],
+    );
+    assert_corrupt(store.release_mutation(again()), "mutations", id, &["noop"]);
+    corrupt("UPDATE mutations SET op = 'add_lan' WHERE id = $1", id);
+    let listed = store.all_mutations(lab.id, None).unwrap();
+    let row = listed.iter().find(|m| m.id == claimed).unwrap();
+    assert_eq!(
+        (row.state, row.token, row.applied_at, row.reason.as_deref()),
+        (MutationState::Applying, token, None, None)
+    );
+    store.mark_mutation_applied(again()).unwrap();
 }
 
 /// A decky with an unknown state, then with `services_sql` (SQL the backend stores but no
@@ -373,13 +410,16 @@ pub fn a_newer_schema_is_refused<S: TopologyStore>(
 
 // ---- a schema changed under an open store ---------------------------------------------
 
-/// The tables a refused call must leave as they were, counted by `count`.
-const COUNTED: [&str; 5] = [
+/// The tables a refused call must leave as they were, counted by `count`, and the queue's
+/// states (a claim or a mark changes no count of rows, only of these).
+const COUNTED: [&str; 7] = [
     "topologies",
     "lans",
     "deckies",
     "status_events",
     "mutations",
+    "mutations WHERE state = 'pending'",
+    "mutations WHERE state = 'applying'",
 ];
 
 /// This build's schema version, as the stamp stores it.
@@ -437,6 +477,16 @@ pub fn a_schema_change_under_an_open_store_is_refused(
     let Claim::Claimed { lease, .. } = store.claim_next_mutation(live.id).unwrap() else {
         panic!("one mutation is pending");
     };
+    // A queue with a mutation a claim would take.
+    let waiting = store.create_topology("waiting").unwrap();
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(waiting.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    store
+        .enqueue_mutation(waiting.id, MutationOp::AddLan, "{}", None)
+        .unwrap();
     let before: Vec<i64> = COUNTED.iter().map(|t| count(t)).collect();
 
     migrate();
@@ -464,6 +514,10 @@ pub fn a_schema_change_under_an_open_store_is_refused(
         "enqueue_mutation",
     );
     assert_schema_changed(store.claim_next_mutation(live.id), "claim_next_mutation");
+    assert_schema_changed(
+        store.claim_next_mutation(waiting.id),
+        "claim_next_mutation of a waiting mutation",
+    );
     assert_schema_changed(
         store.set_lan_network_id(lan.id, Some("net-1")),
         "set_lan_network_id",

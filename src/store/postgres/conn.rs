@@ -7,7 +7,8 @@ use std::future::{Future, poll_fn};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::string::String;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 use std::vec::Vec;
@@ -180,6 +181,15 @@ pub(super) enum Opening {
     /// A write whose `BEGIN` goes out with its first statement; the stamp is checked
     /// against this build's schema, `place` naming the database in the refusal.
     Deferred { place: Arc<str> },
+    /// A write of one trip: `BEGIN`, the stamp's seal ([`schema::SEAL`]), the write's
+    /// first statement (or pair) and `COMMIT` go out together, none awaited before the
+    /// next is sent. Only for writes whose first statement (or pair) is their only write
+    /// and whose every refusal leaves it unwritten: what runs after it runs on its own,
+    /// outside the transaction, and must be a read. `seen` tells a timer that drops the
+    /// write how far it got.
+    Sealed { place: Arc<str>, seen: Arc<Seen> },
+    /// A write of one trip whose requests were all sent: how the server ended it.
+    Ended(Trip),
     /// Begun, the stamp checked: the transaction's id, for a commit in doubt.
     Begun { xid: i64 },
     /// Begun, and the stamp check refused the write: it rolls back with this error,
@@ -188,6 +198,75 @@ pub(super) enum Opening {
     /// `BEGIN` or the stamp's read failed: the statement sent with them failed too (the
     /// server runs nothing more of an aborted transaction), with that error.
     Failed,
+}
+
+/// How far a write of one trip got, for the timer that may drop it: whether its requests
+/// went out (`COMMIT` with them), and the transaction's id once the seal answered it.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    sent: AtomicBool,
+    xid: OnceLock<i64>,
+}
+
+impl Seen {
+    /// Whether the requests went out, `COMMIT` with them.
+    pub(super) fn sent(&self) -> bool {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    /// The transaction's id, once the seal answered it.
+    pub(super) fn xid(&self) -> Option<i64> {
+        self.xid.get().copied()
+    }
+}
+
+/// How a write of one trip ended, judged by the first request that failed, in the order
+/// the server runs them: `BEGIN`, the seal, the statements, `COMMIT`.
+pub(super) enum Trip {
+    /// Every request answered: committed.
+    Committed,
+    /// The seal refused: the stamp is not this build's (the error the stamp reads as), or
+    /// the server refused a request before `COMMIT`, so `COMMIT` rolled back or never ran.
+    /// `idle`: the connection answered `COMMIT` and can go back to the pool.
+    RolledBack {
+        refused: Option<StoreError>,
+        /// The failure of `BEGIN`, the seal or `COMMIT`, if that was the first (else the
+        /// statements' own is the one to report).
+        cause: Option<tokio_postgres::Error>,
+        idle: bool,
+    },
+    /// The server ended the session (its own last word, before the seal's answer): it
+    /// ran nothing after, so nothing was written and the write may run again.
+    Lost(tokio_postgres::Error),
+    /// The connection was lost with no answer to the seal: the server may have run
+    /// nothing, or everything with its answers lost on the way. The transaction's id is
+    /// not known, so only what is stored can tell (see `Core::write_one_trip`).
+    Unanswered(Option<tokio_postgres::Error>),
+    /// The connection was lost (`cause`, else the statements' own failure) after the seal
+    /// named the transaction and before `COMMIT` was answered: a commit in doubt.
+    InDoubt {
+        xid: i64,
+        cause: Option<tokio_postgres::Error>,
+    },
+}
+
+/// The answers of a write's statements, for a write of one trip to find the first that
+/// failed.
+pub(super) trait Answers {
+    /// The first failure among them, in the order they were sent.
+    fn failure(&self) -> Option<&tokio_postgres::Error>;
+}
+
+impl<T> Answers for Result<T, tokio_postgres::Error> {
+    fn failure(&self) -> Option<&tokio_postgres::Error> {
+        self.as_ref().err()
+    }
+}
+
+impl<A: Answers, B: Answers> Answers for (A, B) {
+    fn failure(&self) -> Option<&tokio_postgres::Error> {
+        self.0.failure().or_else(|| self.1.failure())
+    }
 }
 
 impl PgSession {
@@ -202,6 +281,11 @@ impl PgSession {
     /// Makes the session a write's: `BEGIN` goes out with its first statement.
     pub(super) fn defer_begin(&mut self, place: Arc<str>) {
         self.opening = Opening::Deferred { place };
+    }
+
+    /// Makes the session a write of one trip (see [`Opening::Sealed`]).
+    pub(super) fn defer_sealed(&mut self, place: Arc<str>, seen: Arc<Seen>) {
+        self.opening = Opening::Sealed { place, seen };
     }
 
     /// Where the write's transaction stands; the session is no write's any more.
@@ -392,13 +476,23 @@ pub(super) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// sending the write's `BEGIN` and stamp lock ahead of them in the same round trip if
 /// `opening` is [`Opening::Deferred`]; the stamp is checked before their answers are
 /// handed on. Outside a deferred write, `statements` is simply awaited.
-async fn opened<T>(
+async fn opened<T: Answers>(
     conn: &Object,
     opening: &mut Opening,
     statements: impl Future<Output = T>,
 ) -> R<T> {
     let place = match opening {
-        Opening::None | Opening::Begun { .. } => return Ok(statements.await),
+        // After a trip's `COMMIT`, statements run on their own (reads, see `Sealed`).
+        Opening::None | Opening::Begun { .. } | Opening::Ended(_) => {
+            return Ok(statements.await);
+        }
+        Opening::Sealed { place, seen } => {
+            let (place, seen) = (Arc::clone(place), Arc::clone(seen));
+            // Boxed, as the pipeline below is: inline it would swell every statement's future.
+            let (trip, out) = Box::pin(one_trip(conn, &place, &seen, statements)).await?;
+            *opening = Opening::Ended(trip);
+            return Ok(out);
+        }
         Opening::Deferred { place } => Arc::clone(place),
         // Nothing more runs in a transaction the runner is about to roll back.
         Opening::Refused(_) | Opening::Failed => {
@@ -440,6 +534,138 @@ async fn opened<T>(
             Err(fail)
         }
     }
+}
+
+/// Sends `BEGIN`, the seal, `statements` and `COMMIT` together and awaits them all; how
+/// the server ended the transaction, and the statements' answers.
+async fn one_trip<T: Answers>(
+    conn: &Object,
+    place: &str,
+    seen: &Seen,
+    statements: impl Future<Output = T>,
+) -> R<(Trip, T)> {
+    // Prepared once per connection; nothing is sent for it after the first time.
+    let seal = conn.prepare_cached(schema::SEAL).await?;
+    let version = crate::store::sql::schema::SCHEMA_VERSION;
+    // A connection already closed sends nothing: a plain lost connection, run again. (Its
+    // error comes from a request it refuses at once.)
+    if conn.is_closed()
+        && let Err(e) = conn.batch_execute("").await
+    {
+        return Err(Fail::Lost(e));
+    }
+    seen.sent.store(true, Ordering::Release);
+    // Boxed, as `opened`'s pipeline is.
+    let (((begun, sealed), out), committed) = Box::pin(both(
+        both(
+            both(
+                conn.simple_query(BEGIN_WRITE),
+                conn.query_one(&seal, &[&version]),
+            ),
+            statements,
+        ),
+        conn.simple_query("COMMIT"),
+    ))
+    .await;
+    // (An id that does not decode is as good as one never received: `COMMIT` has gone
+    // out, so the trip is judged, not failed.)
+    let xid = sealed
+        .as_ref()
+        .ok()
+        .and_then(|row| row.try_get::<_, i64>(0).ok());
+    if let Some(xid) = xid {
+        // Set once: a session runs one trip.
+        let _ = seen.xid.set(xid);
+    }
+    let idle = committed.is_ok();
+    // The first request that failed, in the order the server runs them: it ran none
+    // after it but `COMMIT` (which then rolled back), unless the connection was lost.
+    let trip = if let Err(e) = begun {
+        settle(None, Some(e), idle)
+    } else if let Err(e) = sealed {
+        match (e.code() == Some(&schema::SEAL_BROKEN), idle) {
+            (true, true) => {
+                let refused = match peek_stamp(conn, place).await {
+                    Err(refused) => refused,
+                    Ok(()) => {
+                        backend("the schema seal refused a write whose stamp reads unchanged")
+                    }
+                };
+                Trip::RolledBack {
+                    refused: Some(refused),
+                    cause: None,
+                    idle,
+                }
+            }
+            // Refused, and the connection lost since: nothing ran; the run again
+            // reads the stamp.
+            (true, false) => Trip::Lost(e),
+            (false, _) => settle(None, Some(e), idle),
+        }
+    } else if let Some(e) = out.failure() {
+        // The statements' own error goes back in `out`; the trip only judges it.
+        if refused_by_server(e) {
+            Trip::RolledBack {
+                refused: None,
+                cause: None,
+                idle,
+            }
+        } else {
+            settle(xid, None, idle)
+        }
+    } else if let Err(e) = committed {
+        if refused_by_server(&e) {
+            // `COMMIT` itself refused: rolled back, the connection idle.
+            Trip::RolledBack {
+                refused: None,
+                cause: Some(e),
+                idle: true,
+            }
+        } else {
+            settle(xid, Some(e), false)
+        }
+    } else {
+        Trip::Committed
+    };
+    Ok((trip, out))
+}
+
+/// A trip whose first failure, `cause` (or the statements' own), is not known to be the
+/// server's refusal: in doubt once the seal named transaction `xid`; before that, lost if
+/// the server said it ended the session, else unanswered. A server refusal in `cause`
+/// rolled the trip back.
+fn settle(xid: Option<i64>, cause: Option<tokio_postgres::Error>, idle: bool) -> Trip {
+    match (cause, xid) {
+        (Some(e), _) if refused_by_server(&e) => Trip::RolledBack {
+            refused: None,
+            cause: Some(e),
+            idle,
+        },
+        (cause, Some(xid)) => Trip::InDoubt { xid, cause },
+        // The server's own word that it ended the session there: nothing after ran.
+        (Some(e), None) if e.as_db_error().is_some() => Trip::Lost(e),
+        (cause, None) => Trip::Unanswered(cause),
+    }
+}
+
+/// Did the server answer with an error that leaves the connection open? Then it ran
+/// nothing more of the transaction, and the pipelined `COMMIT` rolled it back.
+fn refused_by_server(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some() && !super::run::lost(e)
+}
+
+/// The stamp read outside a transaction, checked against this build's version.
+async fn peek_stamp(conn: &Object, place: &str) -> Result<(), StoreError> {
+    let stored: Option<String> = match conn.query_opt(schema::PEEK, &[]).await {
+        Ok(row) => row.and_then(|row| row.try_get(0).ok()),
+        Err(e) => {
+            return Err(super::sql_error(
+                e,
+                String::from("reading the schema stamp"),
+            ));
+        }
+    };
+    schema::check_unchanged(stored.as_deref(), place)
 }
 
 /// Awaits `a` and `b` together, polling `a` first: the requests the driver sends when a

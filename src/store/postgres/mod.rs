@@ -728,18 +728,21 @@ impl Core {
         id: TopologyId,
         options: &ClaimOptions,
     ) -> Result<Claim, StoreError> {
-        self.write(
+        self.write_one_trip(
             call("claim_next_mutation").on(id),
             on_session!(db => sql::claim_next_mutation(db, id, options)),
+            on_session!(db => sql::settle_claim(db, id)),
         )
         .await
     }
 
     /// [`TopologyStore::renew_lease`].
     async fn renew_lease(&self, claim: &Lease, lease: Duration) -> Result<Mutation, StoreError> {
-        self.write(
+        self.write_one_trip(
             call("renew_lease").on(claim.topology_id()),
             on_session!(db => sql::renew_lease(db, claim, lease)),
+            // Renewed or not, it may run again: the lease then ends a little later.
+            on_session!(_db => async { Ok(sql::Settled::NotCommitted) }),
         )
         .await
     }
@@ -747,9 +750,10 @@ impl Core {
     /// [`TopologyStore::release_mutation`].
     async fn release_mutation(&self, claim: Lease) -> Result<Mutation, StoreError> {
         let claim = &claim;
-        self.write(
+        self.write_one_trip(
             call("release_mutation").on(claim.topology_id()),
             on_session!(db => sql::release(db, claim)),
+            on_session!(db => sql::settle_fenced(db, claim, MutationState::Pending)),
         )
         .await
     }
@@ -804,9 +808,10 @@ impl Core {
     /// [`TopologyStore::mark_mutation_applied`].
     async fn mark_mutation_applied(&self, claim: Lease) -> Result<Mutation, StoreError> {
         let claim = &claim;
-        self.write(
+        self.write_one_trip(
             call("mark_mutation_applied").on(claim.topology_id()),
             on_session!(db => sql::mark(db, claim, MutationState::Applied, None)),
+            on_session!(db => sql::settle_fenced(db, claim, MutationState::Applied)),
         )
         .await
     }
@@ -818,9 +823,10 @@ impl Core {
         reason: &str,
     ) -> Result<Mutation, StoreError> {
         let claim = &claim;
-        self.write(
+        self.write_one_trip(
             call("mark_mutation_failed").on(claim.topology_id()),
             on_session!(db => sql::mark(db, claim, MutationState::Failed, Some(reason))),
+            on_session!(db => sql::settle_fenced(db, claim, MutationState::Failed)),
         )
         .await
     }

@@ -15,10 +15,11 @@ use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 
 use crate::TopologyId;
+use crate::store::sql::Settled;
 use crate::store::trace::{self, Outcome};
 use crate::store::{BackendError, StoreError};
 
-use super::conn::{Opening, PgSession, Settings, both};
+use super::conn::{Opening, PgSession, Seen, Settings, Trip, both};
 use super::schema;
 use super::{Fail, backend, sql_error, sql_error_parts, statement_timed_out, tls};
 
@@ -128,8 +129,16 @@ enum Commit<T> {
     /// `COMMIT` was sent).
     Failed(Fail),
     /// The connection was lost after `COMMIT` was sent: transaction `xid` may have
-    /// committed, with this result.
-    InDoubt { xid: i64, value: T, cause: Fail },
+    /// committed, with this result (`None`: a write of one trip whose answers were lost
+    /// with its `COMMIT`'s).
+    InDoubt {
+        xid: i64,
+        value: Option<T>,
+        cause: Fail,
+    },
+    /// A write of one trip whose connection was lost before the server named its
+    /// transaction: only what is stored can tell whether it committed.
+    Unanswered { cause: Fail },
 }
 
 /// How far a write attempt got, kept outside its future so that a timer that drops the
@@ -138,6 +147,8 @@ struct Progress<T> {
     xid: Option<i64>,
     /// The transaction's result, set when `COMMIT` is about to be sent.
     committing: Option<T>,
+    /// A write of one trip: whether its requests went out, and its transaction's id.
+    trip: Option<Arc<Seen>>,
 }
 
 /// A read of several statements: one snapshot, never a serialization failure.
@@ -268,15 +279,56 @@ impl Core {
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
     {
-        call.op().run_async(self.write_attempts(call.name, f)).await
+        call.op()
+            .run_async(self.write_attempts(call.name, None::<NoSettle<T>>, f))
+            .await
     }
 
-    /// [`write`](Self::write), without its span.
-    async fn write_attempts<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, StoreError>
+    /// [`write`](Self::write) in one round trip: `BEGIN`, the schema's seal, `f`'s first
+    /// statement (or pair) and `COMMIT` are sent together (see [`Opening::Sealed`]). Only
+    /// for a write whose first statement (or pair) is its only write, every refusal of
+    /// which writes nothing, and whose later statements are reads: they run after the
+    /// `COMMIT`, on their own.
+    ///
+    /// A lost connection is judged by the first request whose answer did not come back.
+    /// Once the seal has answered, the transaction's id is known and a commit in doubt is
+    /// resolved as [`write`](Self::write) resolves one (a write committed whose own answer
+    /// was lost is [`StoreError::OutcomeUnknown`]: its result is gone). If the server
+    /// ended the session before that, nothing ran and the write runs again. If the
+    /// connection was lost with no answer at all, `settle` reads, on another connection,
+    /// what is stored: the write's result if it committed, a run again if it cannot have,
+    /// else [`StoreError::OutcomeUnknown`].
+    pub(super) async fn write_one_trip<T: Outcome, F, Fut, G, GFut>(
+        &self,
+        call: Call,
+        f: F,
+        settle: G,
+    ) -> Result<T, StoreError>
     where
         F: FnMut(PgSession) -> Fut,
         Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+        G: FnMut(PgSession) -> GFut,
+        GFut: Future<Output = (PgSession, Result<Settled<T>, Fail>)>,
     {
+        call.op()
+            .run_async(self.write_attempts(call.name, Some(settle), f))
+            .await
+    }
+
+    /// [`write`](Self::write), without its span.
+    async fn write_attempts<T, F, Fut, G, GFut>(
+        &self,
+        op: &'static str,
+        mut settle: Option<G>,
+        mut f: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = (PgSession, Result<T, Fail>)>,
+        G: FnMut(PgSession) -> GFut,
+        GFut: Future<Output = (PgSession, Result<Settled<T>, Fail>)>,
+    {
+        let one_trip = settle.is_some();
         let deadline = Instant::now() + self.settings.call_timeout;
         let mut tries = 1;
         // What the attempt before this one met, for a timeout to say.
@@ -294,6 +346,7 @@ impl Core {
             let mut progress = Progress {
                 xid: None,
                 committing: None,
+                trip: one_trip.then(Arc::default),
             };
             let outcome = timeout_at(
                 deadline,
@@ -303,6 +356,23 @@ impl Core {
             let fail = match outcome {
                 Ok(Commit::Done(value)) => return Ok(value),
                 Ok(Commit::Failed(fail)) => fail,
+                Ok(Commit::Unanswered { cause }) => {
+                    let Some(settle) = settle.as_mut() else {
+                        return Err(cause.into_store(op));
+                    };
+                    match self.settle(op, settle, cause).await {
+                        Ok(Some(value)) => return Ok(value),
+                        Err(e) => return Err(e),
+                        // Nothing was applied: run again, within the call's bound.
+                        Ok(None) => {
+                            if Instant::now() >= deadline {
+                                return Err(self.call_timed_out_after(op, last));
+                            }
+                            tries += 1;
+                            continue;
+                        }
+                    }
+                }
                 Ok(Commit::InDoubt { xid, value, cause }) => {
                     match self.resolve(op, xid, value, cause).await {
                         Resolved::Committed(value) => return Ok(value),
@@ -318,18 +388,32 @@ impl Core {
                     }
                 }
                 // The bound passed; the attempt's future (and its connection) is dropped.
-                Err(_) => match (progress.xid, progress.committing) {
-                    (Some(xid), Some(value)) => {
-                        let cause = Fail::Store(self.call_timed_out(op));
-                        return match self.resolve(op, xid, value, cause).await {
-                            Resolved::Committed(value) => Ok(value),
-                            Resolved::Unknown(e) => Err(e),
-                            // Aborted, and no time left to run it again.
-                            Resolved::Aborted => Err(self.call_timed_out(op)),
-                        };
-                    }
-                    _ => return Err(self.call_timed_out_after(op, last)),
-                },
+                Err(_) => {
+                    let sent = progress.trip.as_ref().map(|seen| (seen.sent(), seen.xid()));
+                    let (xid, value) = match (sent, progress.xid, progress.committing) {
+                        (None, Some(xid), Some(value)) => (xid, Some(value)),
+                        // A trip's `COMMIT` went out with its first statement.
+                        (Some((true, Some(xid))), _, _) => (xid, None),
+                        (Some((true, None)), _, _) => {
+                            return Err(answer_lost(
+                                op,
+                                String::from(
+                                    "its COMMIT went out with its statements, and the call's \
+                                     time ran out before the server named the transaction",
+                                ),
+                                BackendError::new(self.call_timed_out(op)),
+                            ));
+                        }
+                        _ => return Err(self.call_timed_out_after(op, last)),
+                    };
+                    let cause = Fail::Store(self.call_timed_out(op));
+                    return match self.resolve(op, xid, value, cause).await {
+                        Resolved::Committed(value) => Ok(value),
+                        Resolved::Unknown(e) => Err(e),
+                        // Aborted, and no time left to run it again.
+                        Resolved::Aborted => Err(self.call_timed_out(op)),
+                    };
+                }
             };
             match self.rerun(op, fail, tries, deadline).await {
                 Ok(cause) => {
@@ -502,9 +586,75 @@ impl Core {
         Ok(cause)
     }
 
+    /// Learns from what is stored whether a write of one trip whose every answer was lost
+    /// committed: its result if so, `None` if it cannot have, else
+    /// [`StoreError::OutcomeUnknown`]. Asks on another connection until `settle` says or
+    /// `resolve_timeout` passes.
+    async fn settle<T, G, GFut>(
+        &self,
+        op: &'static str,
+        settle: &mut G,
+        cause: Fail,
+    ) -> Result<Option<T>, StoreError>
+    where
+        G: FnMut(PgSession) -> GFut,
+        GFut: Future<Output = (PgSession, Result<Settled<T>, Fail>)>,
+    {
+        bump(&self.counters.commits_in_doubt);
+        let until = Instant::now() + self.settings.resolve_timeout;
+        let mut tries = 0;
+        let why = loop {
+            let asked = timeout_at(until, async {
+                let session = self.checkout(op, until).await.ok()?;
+                let (session, settled) = settle(session).await;
+                let settled = settled.ok()?;
+                session.release();
+                Some(settled)
+            })
+            .await;
+            match asked {
+                Ok(Some(Settled::Committed(value))) => {
+                    bump(&self.counters.resolved_committed);
+                    return Ok(Some(value));
+                }
+                Ok(Some(Settled::NotCommitted)) => {
+                    bump(&self.counters.resolved_aborted);
+                    return Ok(None);
+                }
+                Ok(Some(Settled::Unknown(why))) => break String::from(why),
+                // Not answered (yet): ask again while time remains.
+                Ok(None) | Err(_) => {}
+            }
+            tries += 1;
+            let pause = backoff_delay(tries);
+            if Instant::now() + pause >= until {
+                break format!(
+                    "what is stored could not be read within {:.1} s",
+                    self.settings.resolve_timeout.as_secs_f32()
+                );
+            }
+            sleep(pause).await;
+        };
+        bump(&self.counters.outcome_unknown);
+        Err(answer_lost(
+            op,
+            format!("the connection was lost before the server named the transaction, and {why}"),
+            fail_cause(cause),
+        ))
+    }
+
     /// Learns how transaction `xid` ended, asking the server on another connection until
     /// it says or `resolve_timeout` passes.
-    async fn resolve<T>(&self, op: &'static str, xid: i64, value: T, cause: Fail) -> Resolved<T> {
+    ///
+    /// `value` is the write's result, `None` for a write of one trip whose answers were
+    /// lost: committed, it is [`StoreError::OutcomeUnknown`] all the same.
+    async fn resolve<T>(
+        &self,
+        op: &'static str,
+        xid: i64,
+        value: Option<T>,
+        cause: Fail,
+    ) -> Resolved<T> {
         bump(&self.counters.commits_in_doubt);
         trace::commit_in_doubt(op, xid);
         let started = Instant::now();
@@ -532,7 +682,17 @@ impl Core {
                 Ok(Ok(Some(status))) if status == "committed" => {
                     bump(&self.counters.resolved_committed);
                     trace::commit_resolved(op, xid, "committed");
-                    return Resolved::Committed(value);
+                    return match value {
+                        Some(value) => Resolved::Committed(value),
+                        None => Resolved::Unknown(answer_lost(
+                            op,
+                            format!(
+                                "the server committed transaction {xid}, but its answers \
+                                 were lost with the connection"
+                            ),
+                            fail_cause(cause),
+                        )),
+                    };
                 }
                 Ok(Ok(Some(status))) if status == "aborted" => {
                     bump(&self.counters.resolved_aborted);
@@ -559,15 +719,28 @@ impl Core {
         };
         bump(&self.counters.outcome_unknown);
         trace::commit_resolved(op, xid, "unknown");
-        let cause = match cause {
-            Fail::Store(e) => BackendError::new(e),
-            Fail::Sql(e) | Fail::Lost(e) => BackendError::new(e),
-        };
-        Resolved::Unknown(StoreError::OutcomeUnknown {
-            operation: op,
-            why,
-            cause,
-        })
+        Resolved::Unknown(answer_lost(op, why, fail_cause(cause)))
+    }
+}
+
+/// The settling of a write that has none (it is never asked: only a write of one trip can
+/// be unanswered).
+type NoSettle<T> = fn(PgSession) -> std::future::Ready<(PgSession, Result<Settled<T>, Fail>)>;
+
+/// A write whose outcome or result cannot be told.
+fn answer_lost(op: &'static str, why: String, cause: BackendError) -> StoreError {
+    StoreError::OutcomeUnknown {
+        operation: op,
+        why,
+        cause,
+    }
+}
+
+/// `fail` as the cause of a commit in doubt.
+fn fail_cause(fail: Fail) -> BackendError {
+    match fail {
+        Fail::Store(e) => BackendError::new(e),
+        Fail::Sql(e) | Fail::Lost(e) => BackendError::new(e),
     }
 }
 
@@ -598,13 +771,17 @@ where
     F: FnMut(PgSession) -> Fut,
     Fut: Future<Output = (PgSession, Result<T, Fail>)>,
 {
-    session.defer_begin(Arc::clone(place));
+    match &progress.trip {
+        Some(seen) => session.defer_sealed(Arc::clone(place), Arc::clone(seen)),
+        None => session.defer_begin(Arc::clone(place)),
+    }
     let (mut session, out) = f(session).await;
     let xid = match session.take_opening() {
         Opening::Begun { xid } => xid,
+        Opening::Ended(trip) => return ended(session, trip, out),
         // `f` sent no statement: nothing was begun or written. The stamp is checked as
         // it would have been before anything, so its refusal keeps its precedence.
-        Opening::Deferred { .. } | Opening::None => {
+        Opening::Deferred { .. } | Opening::Sealed { .. } | Opening::None => {
             return match peek(&session, place).await {
                 Ok(()) => match out {
                     Ok(value) => {
@@ -664,13 +841,88 @@ where
             if lost(&e) {
                 Commit::InDoubt {
                     xid,
-                    value,
+                    value: Some(value),
                     cause: Fail::Lost(e),
                 }
             } else {
                 // The server answered COMMIT with an error: it rolled back.
                 Commit::Failed(Fail::Sql(e))
             }
+        }
+    }
+}
+
+/// How a write of one trip ended, its statements having answered `out`.
+fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
+    // A failure of the statements: a lost connection is said as such, for a rerun.
+    let failed = |fail: Fail| match fail {
+        Fail::Sql(e) if lost(&e) => Fail::Lost(e),
+        other => other,
+    };
+    match trip {
+        Trip::Committed => match out {
+            Ok(value) => {
+                session.release();
+                Commit::Done(value)
+            }
+            // A read after the `COMMIT` failed, or a refusal: the write wrote nothing.
+            Err(fail) => {
+                let fail = failed(fail);
+                if matches!(fail, Fail::Lost(_)) {
+                    session.discard();
+                } else {
+                    session.release();
+                }
+                Commit::Failed(fail)
+            }
+        },
+        Trip::RolledBack {
+            refused,
+            cause,
+            idle,
+        } => {
+            if idle {
+                session.release();
+            } else {
+                session.discard();
+            }
+            Commit::Failed(match (refused, cause, out) {
+                (Some(refused), _, _) => Fail::Store(refused),
+                (None, Some(e), _) => failed(Fail::Sql(e)),
+                (None, None, Err(fail)) => failed(fail),
+                (None, None, Ok(_)) => {
+                    Fail::Store(backend("a refused write's statements did not fail"))
+                }
+            })
+        }
+        Trip::Lost(cause) => {
+            session.discard();
+            Commit::Failed(Fail::Lost(cause))
+        }
+        Trip::Unanswered(cause) => {
+            session.discard();
+            Commit::Unanswered {
+                cause: match (cause, out) {
+                    (Some(e), _) => Fail::Lost(e),
+                    (None, Err(fail)) => failed(fail),
+                    (None, Ok(_)) => {
+                        Fail::Store(backend("an unanswered write's statements did not fail"))
+                    }
+                },
+            }
+        }
+        Trip::InDoubt { xid, cause } => {
+            session.discard();
+            let (value, fail) = match out {
+                Ok(value) => (Some(value), None),
+                Err(fail) => (None, Some(failed(fail))),
+            };
+            let cause = match (cause, fail) {
+                (Some(e), _) => Fail::Lost(e),
+                (None, Some(fail)) => fail,
+                (None, None) => Fail::Store(backend("a write's COMMIT was lost without a cause")),
+            };
+            Commit::InDoubt { xid, value, cause }
         }
     }
 }

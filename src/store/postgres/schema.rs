@@ -426,6 +426,24 @@ async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), S
 pub(super) const LOCK: &str =
     "SELECT value, txid_current() FROM meta WHERE key = 'schema_version' FOR SHARE";
 
+/// [`LOCK`] for a write of one trip, whose `COMMIT` goes out with its statements before
+/// any answer is seen: the stamp is checked by the server itself, so that a stamp other
+/// than `$1` (this build's version) is an error that aborts the transaction, and the
+/// pipelined `COMMIT` rolls it back. The row is locked `FOR SHARE` as [`LOCK`]'s is; a
+/// stamp that is gone fails the same way (the outer join still yields one row). The
+/// refusal is [`SEAL_BROKEN`]; the store then reads the stamp ([`PEEK`]) to say what it
+/// found. Answers the transaction's id.
+pub(super) const SEAL: &str = "SELECT CASE WHEN s.value = ($1::bigint)::text \
+     THEN txid_current() \
+     ELSE ('topostate: the schema version is ' || COALESCE(s.value, 'missing'))::bigint END \
+     FROM (SELECT 1) AS one LEFT JOIN \
+     (SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE) AS s ON true";
+
+/// What the server answers [`SEAL`] with when the stamp is not this build's: the failed
+/// cast of its message (`invalid_text_representation`).
+pub(super) const SEAL_BROKEN: tokio_postgres::error::SqlState =
+    tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION;
+
 /// The stored schema version, read without a lock: by read-only snapshots (which may not
 /// take row locks, and see the version of their own snapshot) and after single statements
 /// (a version only grows, so one unchanged after a read was unchanged while it ran).

@@ -35,6 +35,8 @@ pub(crate) use ops::{
     enqueue_mutation, list_mutations, list_status_events, list_topologies, mark, offer, release,
     renew_lease, set_needs_resync, topology, topology_detail, transition_status,
 };
+#[cfg(feature = "postgres")]
+pub(crate) use ops::{Settled, settle_claim, settle_fenced};
 pub(crate) use rows::{At, FromRow};
 
 /// One statement, as each enabled dialect spells it.

@@ -22,7 +22,7 @@ use crate::store::{
 use crate::{INITIAL_VERSION, MAX_VERSION, MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use super::rows::{
-    ClaimedRow, Head, Key, Offer, decky_columns, edge_columns, event_columns, lan_columns,
+    ClaimedRow, Head, Offer, decky_columns, edge_columns, event_columns, lan_columns,
     mutation_columns, topology_columns,
 };
 use super::{
@@ -187,22 +187,48 @@ macro_rules! notifying {
     };
 }
 
+/// A condition on a mutation row: every column the store reads back is one it can read
+/// (an op it knows, positive ids, counts of 0 or more; the state is each statement's own
+/// condition). A claim and the fenced writes of a claim (mark, renew, release) take only
+/// rows that pass it, so that a row the store would refuse as corrupt is never written:
+/// on PostgreSQL they commit in the same trip as they run, before their answer is read.
+/// The read that explains their refusal then decodes the row, and names it corrupt.
+macro_rules! readable_mutation {
+    () => {
+        "id > 0 AND topology_id > 0 AND attempts >= 0 AND token >= 0 \
+         AND (edited_by IS NULL OR edited_by >= 0) AND op IN ('add_lan', 'remove_lan', \
+         'add_decky', 'attach_decky', 'detach_decky', 'remove_decky', 'update_decky', \
+         'update_lan')"
+    };
+}
+
 /// What fencing a claim needs of its mutation, or [`StoreError::NotFound`] (the
 /// topology's if it is gone, else the mutation's, also when it belongs to another topology
 /// than the claim says).
 async fn claimed<S: Session>(db: &mut S, claim: &Lease) -> Result<ClaimedRow, S::Fail> {
-    const CLAIMED: Stmt = stmt!(
-        "SELECT id, topology_id, state, token, holder, lease_until, edited_by \
-         FROM mutations WHERE id = $1 AND topology_id = $2"
-    );
+    // The whole row, decoded: a row the fenced writes skipped as unreadable
+    // (`readable_mutation!`) is named corrupt here.
+    const CLAIMED: Stmt = stmt!(concat!(
+        "SELECT ",
+        mutation_columns!(),
+        " FROM mutations WHERE id = $1 AND topology_id = $2"
+    ));
     let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
         (Some(id), Some(topology)) => {
-            db.query_opt(&CLAIMED, &[Param::Int(id), Param::Int(topology)])
+            db.query_opt::<Mutation>(&CLAIMED, &[Param::Int(id), Param::Int(topology)])
                 .await?
         }
         _ => None,
     };
-    found.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()).into())
+    found
+        .map(|m| ClaimedRow {
+            state: m.state,
+            token: m.token,
+            holder: m.holder,
+            lease_until: m.lease_until,
+            edited_by: m.edited_by,
+        })
+        .ok_or_else(|| not_found(Entity::Mutation, claim.id().get()).into())
 }
 
 /// The fencing refusal of `claim` on its mutation: [`StoreError::LeaseLost`] if the token
@@ -277,8 +303,9 @@ pub(crate) async fn mark<S: Session>(
     const MARK: Stmt = notifying!(concat!(
         "UPDATE mutations SET state = $4, applied_at = ",
         db_now!(),
-        ", reason = $5 WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $6 ",
-        "RETURNING ",
+        ", reason = $5 WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $6 AND ",
+        readable_mutation!(),
+        " RETURNING ",
         mutation_columns!()
     ));
     let invalid = reason.and_then(|r| check_text("reason", r).err());
@@ -305,7 +332,9 @@ pub(crate) async fn renew_lease<S: Session>(
     const RENEW: Stmt = stmt!(concat!(
         "UPDATE mutations SET lease_until = ",
         db_now!(),
-        " + $4 WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 RETURNING ",
+        " + $4 WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 AND ",
+        readable_mutation!(),
+        " RETURNING ",
         mutation_columns!()
     ));
     let (micros, invalid) = match lease_micros(lease) {
@@ -329,7 +358,9 @@ pub(crate) async fn renew_lease<S: Session>(
 pub(crate) async fn release<S: Session>(db: &mut S, claim: &Lease) -> Result<Mutation, S::Fail> {
     const RELEASE: Stmt = notifying!(concat!(
         "UPDATE mutations SET state = $4, lease_until = NULL ",
-        "WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 RETURNING ",
+        "WHERE id = $1 AND topology_id = $2 AND token = $3 AND state = $5 AND ",
+        readable_mutation!(),
+        " RETURNING ",
         mutation_columns!()
     ));
     fenced(
@@ -343,6 +374,75 @@ pub(crate) async fn release<S: Session>(db: &mut S, claim: &Lease) -> Result<Mut
         None,
     )
     .await
+}
+
+#[cfg(feature = "postgres")]
+/// What a write whose every answer was lost turns out to have done, read afterwards.
+pub(crate) enum Settled<T> {
+    /// It committed: its result.
+    Committed(T),
+    /// It cannot have committed: it may run again.
+    NotCommitted,
+    /// Nothing stored tells: why.
+    Unknown(&'static str),
+}
+
+/// Whether a fenced write of `claim` that moves its mutation to `to` committed, read from
+/// the row: under the claim's token, the mutation is in `to` only if a write of this
+/// claim moved it there (a claim bumps the token, and `applied`/`failed` are final).
+#[cfg(feature = "postgres")]
+pub(crate) async fn settle_fenced<S: Session>(
+    db: &mut S,
+    claim: &Lease,
+    to: MutationState,
+) -> Result<Settled<Mutation>, S::Fail> {
+    // Locked, so that a write of this claim still running on the server (its connection
+    // lost, its transaction not) is waited for rather than read past.
+    const ROW: Stmt = stmt!(concat!(
+        "SELECT ",
+        mutation_columns!(),
+        " FROM mutations WHERE id = $1 AND topology_id = $2 FOR UPDATE"
+    ));
+    let (Some(id), Some(topology)) = (key(claim.id().get()), key(claim.topology_id().get())) else {
+        return Ok(Settled::NotCommitted);
+    };
+    let row = db
+        .query_opt::<Mutation>(&ROW, &[Param::Int(id), Param::Int(topology)])
+        .await?;
+    Ok(match row {
+        Some(row) if row.token == claim.token() && row.state == to => Settled::Committed(row),
+        // A release leaves the mutation claimable: a claim since may have moved it on.
+        Some(row) if row.token != claim.token() && to == MutationState::Pending => {
+            Settled::Unknown("the mutation was claimed again since")
+        }
+        _ => Settled::NotCommitted,
+    })
+}
+
+/// Whether a claim of topology `id` committed, read from its queue: only if the oldest
+/// mutation not yet closed is `applying` can it have (the claim's lease and token are
+/// the claimer's alone), and whose claim that is cannot be told.
+#[cfg(feature = "postgres")]
+pub(crate) async fn settle_claim<S: Session>(
+    db: &mut S,
+    id: TopologyId,
+) -> Result<Settled<Claim>, S::Fail> {
+    let Some(k) = key(id.get()) else {
+        return Ok(Settled::NotCommitted);
+    };
+    // The topology's lock first, as a claim takes it: a claim still running on the
+    // server (its connection lost, its transaction not) is waited for, not read past.
+    if let Err(fail) = head(db, id, Lock::Row).await {
+        // The topology is gone, and its queue with it; a driver error is asked again.
+        S::refusal(fail)?;
+        return Ok(Settled::NotCommitted);
+    }
+    Ok(match oldest_open(db, k).await? {
+        Some(m) if m.state == MutationState::Applying => {
+            Settled::Unknown("a mutation of the topology is claimed, maybe by this claim")
+        }
+        _ => Settled::NotCommitted,
+    })
 }
 
 /// Whether a claim of topology `id` (any topology, for `None`) could take something now,
@@ -746,10 +846,33 @@ pub(crate) const CLAIM_NEXT: Stmt = stmt!(concat!(
     "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
     ") AS oldest) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
     db_now!(),
-    ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)) ",
-    "RETURNING ",
+    ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)) AND ",
+    readable_mutation!(),
+    " RETURNING ",
     mutation_columns!()
 ));
+
+/// The oldest mutation of topology `key` not yet closed, whole (by the same seeks as
+/// [`CLAIM_NEXT`]): a row a claim skipped as unreadable is named corrupt here.
+async fn oldest_open<S: Session>(db: &mut S, key: i64) -> Result<Option<Mutation>, S::Fail> {
+    const OLDEST_OPEN: Stmt = stmt!(concat!(
+        "SELECT ",
+        mutation_columns!(),
+        " FROM mutations WHERE id = (SELECT min(id) FROM (",
+        "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
+        "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
+        ") AS oldest)"
+    ));
+    db.query_opt::<Mutation>(
+        &OLDEST_OPEN,
+        &[
+            Param::Int(key),
+            Param::Text(MutationState::Applying.as_str()),
+            Param::Text(MutationState::Pending.as_str()),
+        ],
+    )
+    .await
+}
 
 /// Claims the next mutation: the one `applying` if its lease has passed (a takeover), else
 /// the oldest pending one.
@@ -758,8 +881,6 @@ pub(crate) async fn claim_next_mutation<S: Session>(
     id: TopologyId,
     options: &ClaimOptions,
 ) -> Result<Claim, S::Fail> {
-    const APPLYING: Stmt =
-        stmt!("SELECT id FROM mutations WHERE topology_id = $1 AND state = $2 ORDER BY id LIMIT 1");
     // `CLAIM_NEXT` checks the topology is live too, so that it never claims in one the
     // gate below refuses (the refusal would roll the claim back, but nothing is written in
     // the first place).
@@ -805,20 +926,12 @@ pub(crate) async fn claim_next_mutation<S: Session>(
             mutation,
         });
     }
-    let applying = db
-        .query_opt::<Key>(
-            &APPLYING,
-            &[
-                Param::Int(head.key),
-                Param::Text(MutationState::Applying.as_str()),
-            ],
-        )
-        .await?;
-    Ok(match applying {
-        Some(Key(applying)) => Claim::Busy {
-            applying: MutationId::new(id_of(applying)?),
-        },
-        None => Claim::Empty,
+    // On PostgreSQL the claim has committed by now (it went out with its `COMMIT`), so
+    // this read is a statement of its own: a mutation closed or released since is
+    // not seen busy, as a close between the claim and this read never was.
+    Ok(match oldest_open(db, head.key).await? {
+        Some(m) if m.state == MutationState::Applying => Claim::Busy { applying: m.id },
+        _ => Claim::Empty,
     })
 }
 
@@ -933,4 +1046,22 @@ pub(crate) async fn delete_topology<S: Session>(
     // One row: the children go by ON DELETE CASCADE, in the same transaction.
     db.execute(&DELETE, &[Param::Int(head.key)]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::MutationOp;
+
+    /// The claim and the fenced writes take only rows of ops the store knows: every op
+    /// must be listed, and nothing else, or its mutations would never be claimed.
+    #[test]
+    fn readable_mutation_lists_every_op_and_no_other() {
+        let listed: std::vec::Vec<&str> = readable_mutation!()
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let known: std::vec::Vec<&str> = MutationOp::ALL.iter().map(|op| op.as_str()).collect();
+        assert_eq!(listed, known);
+    }
 }
