@@ -456,7 +456,9 @@ pub enum StoreError {
     /// The connection to the server was lost after the write's `COMMIT` was sent, and the
     /// store could not learn whether the server committed it: **the write may or may not
     /// have been applied**. Not a refusal: re-read (e.g. the topology's version, the queue)
-    /// to learn which, before writing again.
+    /// to learn which, before writing again. (Also when the server did commit a write
+    /// whose own answer was lost with the connection, so that its result cannot be
+    /// returned; `why` then says so.)
     ///
     /// A backend returns it only when it cannot tell: when it can, it reports the write's
     /// own result (committed) or runs it again (aborted). `source()` is the failure that

@@ -24,9 +24,17 @@
 //!   first statement, pipelined on the one connection (the server runs them in order, so
 //!   the statement still runs inside the transaction, after the lock); a claim and
 //!   `apply_live` send the topology's row lock together with the statement after it (the
-//!   claim, the fence), which runs once the lock is granted, in a snapshot taken then. A
-//!   claim or a mark is two round trips (its statements, `COMMIT`), `apply_live` of one new
-//!   LAN three; a failing call reads what its refusal names only then.
+//!   claim, the fence), which runs once the lock is granted, in a snapshot taken then.
+//!   `apply_live` of one new LAN is three round trips; a failing call reads what its
+//!   refusal names only then.
+//! - **A claim, a mark, a renewal and a release are one round trip**: `BEGIN`, the
+//!   schema's seal, the write (with the claim's topology lock) and `COMMIT` go out
+//!   together. Each is a single write whose every refusal writes nothing (the claim and
+//!   the fenced writes take only rows the store can read back, so a corrupt row is
+//!   refused before anything is written), so committing before its answer is read is
+//!   safe; the seal checks the schema stamp on the server, where a stamp other than this
+//!   build's aborts the transaction and the pipelined `COMMIT` rolls it back. What a
+//!   refusal names is read after, on its own.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),
@@ -46,6 +54,19 @@
 //!   [`PgStoreBuilder::resolve_timeout`] (the server unreachable, or no longer knowing the
 //!   transaction), the call returns [`StoreError::OutcomeUnknown`], which says the write
 //!   may or may not have been applied; it is never reported as a refusal.
+//! - A write of one trip sends its `COMMIT` before the seal has named the transaction. A
+//!   connection lost after the seal's answer is a commit in doubt as above (one that
+//!   committed but whose own answer was lost is [`StoreError::OutcomeUnknown`]: its
+//!   result is gone with it). One the server ended before (its last word, 57P0x) ran
+//!   nothing after, and the write runs again. One lost with no answer at all (a network
+//!   that dropped the server's answers, say) is settled from what is stored, read under
+//!   the row lock the write takes, so that a write still running is waited for: a mark
+//!   whose mutation is in its target state under its token committed, and returns that
+//!   row; a renewal runs again (renewed twice, the lease ends a little later); a claim
+//!   whose queue has no claimed mutation, or a mark or release whose mutation is not so,
+//!   cannot have committed and runs again; a claim whose queue has a claimed mutation, or
+//!   a release whose mutation was claimed again since, is
+//!   [`StoreError::OutcomeUnknown`].
 //! - **Reads are run again on any lost connection** (they change nothing), within
 //!   [`PgStoreBuilder::call_timeout`]: a read whose connection dies at any point (at
 //!   `BEGIN`, mid-snapshot, at its `COMMIT`) is read again on another one.
@@ -404,6 +425,11 @@ impl PgStoreBuilder {
 ///   the write's own result if it committed, runs it again if it aborted, and returns
 ///   [`StoreError::OutcomeUnknown`] (the write may or may not have been applied) if the
 ///   server cannot say within [`resolve_timeout`](PgStoreBuilder::resolve_timeout).
+/// - A claim, a mark, a renewal and a release send their `COMMIT` with their statements
+///   (one round trip). A connection lost with no answer at all is settled from what is
+///   stored (the mutation's row under the claim's token, the claim's queue): the result,
+///   a run again, or [`StoreError::OutcomeUnknown`] where the rows cannot tell (see the
+///   module docs).
 /// - **Reads run again on any lost connection**, wherever it is lost, as do the runtime
 ///   writes (`set_*`: running one twice is running it once).
 /// - **Every call is bounded**: waiting for a pooled or a new connection by
