@@ -168,6 +168,67 @@ pub(crate) struct PgSession {
     clean: bool,
     /// Where a write's transaction stands, when the session runs one.
     opening: Opening,
+    /// Statements to send ahead of the next one ([`Session::query_pair_before`]).
+    ahead: Ahead,
+}
+
+/// Two statements sent ahead of the session's next one, in its round trip.
+enum Ahead {
+    None,
+    /// Prepared, with their parameters; not sent yet.
+    Waiting(Box<[(tokio_postgres::Statement, Vec<Owned>); 2]>),
+    /// Sent with a later statement: their answers.
+    Answered(PairAnswers),
+}
+
+/// The answers of two statements.
+type PairAnswers = (
+    Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+    Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+);
+
+/// A [`Param`] that owns its value, for a statement sent after the call that named it.
+#[derive(Debug)]
+enum Owned {
+    Int(i64),
+    Text(String),
+    OptText(Option<String>),
+    Bool(bool),
+    OptBool(Option<bool>),
+    OptReal(Option<f64>),
+    Services(Vec<String>),
+    OptServices(Option<Vec<String>>),
+}
+
+impl Owned {
+    fn of(params: &[Param<'_>]) -> Vec<Self> {
+        params
+            .iter()
+            .map(|p| match *p {
+                Param::Int(v) => Self::Int(v),
+                Param::Text(t) => Self::Text(t.into()),
+                Param::OptText(t) => Self::OptText(t.map(Into::into)),
+                Param::Bool(b) => Self::Bool(b),
+                Param::OptBool(b) => Self::OptBool(b),
+                Param::OptReal(r) => Self::OptReal(r),
+                Param::Services(s) => Self::Services(s.to_vec()),
+                Param::OptServices(s) => Self::OptServices(s.map(<[String]>::to_vec)),
+            })
+            .collect()
+    }
+
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Self::Int(v) => v,
+            Self::Text(t) => t,
+            Self::OptText(t) => t,
+            Self::Bool(b) => b,
+            Self::OptBool(b) => b,
+            Self::OptReal(r) => r,
+            Self::Services(s) => s,
+            Self::OptServices(s) => s,
+        }
+    }
 }
 
 /// How a write transaction is begun: not in a round trip of its own, but pipelined with
@@ -275,6 +336,7 @@ impl PgSession {
             conn: Some(conn),
             clean: false,
             opening: Opening::None,
+            ahead: Ahead::None,
         }
     }
 
@@ -295,9 +357,15 @@ impl PgSession {
 
     /// The connection and the opening, borrowed apart: a statement's future borrows the
     /// one while [`opened`] settles the other.
-    fn parts(&mut self) -> (&Object, &mut Opening) {
+    fn parts(&mut self) -> (&Object, Sending<'_>) {
         match &self.conn {
-            Some(conn) => (conn, &mut self.opening),
+            Some(conn) => (
+                conn,
+                Sending {
+                    opening: &mut self.opening,
+                    ahead: &mut self.ahead,
+                },
+            ),
             None => unreachable!("a session's connection is taken only when it is dropped"),
         }
     }
@@ -382,16 +450,16 @@ impl Session for PgSession {
     async fn query_one<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<T> {
         let statement = self.prepared(sql.pg).await?;
         let params = bind(params);
-        let (conn, opening) = self.parts();
-        let row = opened(conn, opening, conn.query_one(&statement, &params)).await??;
+        let (conn, sending) = self.parts();
+        let row = sent(conn, sending, conn.query_one(&statement, &params)).await??;
         T::from_row(&row)
     }
 
     async fn query_opt<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Option<T>> {
         let statement = self.prepared(sql.pg).await?;
         let params = bind(params);
-        let (conn, opening) = self.parts();
-        match opened(conn, opening, conn.query_opt(&statement, &params)).await?? {
+        let (conn, sending) = self.parts();
+        match sent(conn, sending, conn.query_opt(&statement, &params)).await?? {
             Some(row) => T::from_row(&row).map(Some),
             None => Ok(None),
         }
@@ -407,14 +475,14 @@ impl Session for PgSession {
             self.prepared(second.0.pg).await?,
         );
         let (params_a, params_b) = (bind(first.1), bind(second.1));
-        let (conn, opening) = self.parts();
+        let (conn, sending) = self.parts();
         // Pipelined: both go out before either reply is awaited; the server runs the
         // second after the first, in a snapshot of its own taken then.
         // (Boxed, as two statements' futures side by side would swell every planner
         // future holding this one.)
-        let (row_a, row_b) = opened(
+        let (row_a, row_b) = sent(
             conn,
-            opening,
+            sending,
             Box::pin(both(
                 conn.query_opt(&a, &params_a),
                 conn.query_opt(&b, &params_b),
@@ -430,11 +498,61 @@ impl Session for PgSession {
         ))
     }
 
+    async fn query_pair_before<A: FromRow, B: FromRow, U>(
+        &mut self,
+        first: (&Stmt, &[Param<'_>]),
+        second: (&Stmt, &[Param<'_>]),
+        rest: impl AsyncFnOnce(&mut Self) -> R<U>,
+    ) -> R<(Option<A>, Option<B>, R<U>)> {
+        let (a, b) = (
+            self.prepared(first.0.pg).await?,
+            self.prepared(second.0.pg).await?,
+        );
+        self.ahead = Ahead::Waiting(Box::new([
+            (a, Owned::of(first.1)),
+            (b, Owned::of(second.1)),
+        ]));
+        let out = rest(self).await;
+        let (row_a, row_b) = match core::mem::replace(&mut self.ahead, Ahead::None) {
+            Ahead::Answered(answers) => answers,
+            // `rest` sent nothing: the pair goes alone.
+            Ahead::Waiting(pair) => {
+                let [(a, params_a), (b, params_b)] = &*pair;
+                let (params_a, params_b) = (bind_owned(params_a), bind_owned(params_b));
+                let (conn, sending) = self.parts();
+                opened(
+                    conn,
+                    sending.opening,
+                    Box::pin(both(
+                        conn.query_opt(a, &params_a),
+                        conn.query_opt(b, &params_b),
+                    )),
+                )
+                .await?
+            }
+            // Sending them failed (the write's `BEGIN` or its stamp), and `rest`'s
+            // statement with them: that failure is the call's.
+            Ahead::None => {
+                return Err(match out {
+                    Err(fail) => fail,
+                    Ok(_) => backend("statements sent ahead failed, the one after them not").into(),
+                });
+            }
+        };
+        // The first's error first, as in `query_pair`.
+        let (row_a, row_b) = (row_a?, row_b?);
+        Ok((
+            row_a.as_ref().map(A::from_row).transpose()?,
+            row_b.as_ref().map(B::from_row).transpose()?,
+            out,
+        ))
+    }
+
     async fn query_all<T: FromRow>(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<Vec<T>> {
         let statement = self.prepared(sql.pg).await?;
         let params = bind(params);
-        let (conn, opening) = self.parts();
-        opened(conn, opening, conn.query(&statement, &params))
+        let (conn, sending) = self.parts();
+        sent(conn, sending, conn.query(&statement, &params))
             .await??
             .iter()
             .map(T::from_row)
@@ -445,8 +563,8 @@ impl Session for PgSession {
         use crate::store::sql::Columns;
         let statement = self.prepared(sql.pg).await?;
         let params = bind(params);
-        let (conn, opening) = self.parts();
-        let row = opened(conn, opening, conn.query_one(&statement, &params)).await??;
+        let (conn, sending) = self.parts();
+        let row = sent(conn, sending, conn.query_one(&statement, &params)).await??;
         row.raw_int(0)
     }
 
@@ -454,8 +572,8 @@ impl Session for PgSession {
         use crate::store::sql::Columns;
         let statement = self.prepared(sql.pg).await?;
         let params = bind(params);
-        let (conn, opening) = self.parts();
-        match opened(conn, opening, conn.query_opt(&statement, &params)).await?? {
+        let (conn, sending) = self.parts();
+        match sent(conn, sending, conn.query_opt(&statement, &params)).await?? {
             Some(row) => row.raw_int(0).map(Some),
             None => Ok(None),
         }
@@ -464,9 +582,62 @@ impl Session for PgSession {
     async fn execute(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<u64> {
         let statement = self.prepared(sql.pg).await?;
         let params = bind(params);
-        let (conn, opening) = self.parts();
-        Ok(opened(conn, opening, conn.execute(&statement, &params)).await??)
+        let (conn, sending) = self.parts();
+        Ok(sent(conn, sending, conn.execute(&statement, &params)).await??)
     }
+}
+
+/// What goes out before a session's next statement: its write's `BEGIN`, statements sent
+/// ahead.
+struct Sending<'s> {
+    opening: &'s mut Opening,
+    ahead: &'s mut Ahead,
+}
+
+/// Awaits `statements` as [`opened`] does, sending the statements waiting to go ahead of
+/// them (if any) first, in the same round trip; their answers are kept for
+/// [`Session::query_pair_before`].
+async fn sent<T: Answers>(
+    conn: &Object,
+    sending: Sending<'_>,
+    statements: impl Future<Output = T>,
+) -> R<T> {
+    if !matches!(sending.ahead, Ahead::Waiting(_)) {
+        return opened(conn, sending.opening, statements).await;
+    }
+    let Ahead::Waiting(pair) = core::mem::replace(sending.ahead, Ahead::None) else {
+        unreachable!("matched just above")
+    };
+    // Boxed: only one statement of a write comes this way, and inline it would swell
+    // every statement's future.
+    let (answers, out) = Box::pin(after_pair(conn, sending.opening, &pair, statements)).await?;
+    *sending.ahead = Ahead::Answered(answers);
+    Ok(out)
+}
+
+/// Awaits `statements` as [`opened`] does, with `pair` sent ahead of them.
+async fn after_pair<T: Answers>(
+    conn: &Object,
+    opening: &mut Opening,
+    pair: &[(tokio_postgres::Statement, Vec<Owned>); 2],
+    statements: impl Future<Output = T>,
+) -> R<(PairAnswers, T)> {
+    let [(a, params_a), (b, params_b)] = pair;
+    let (params_a, params_b) = (bind_owned(params_a), bind_owned(params_b));
+    opened(
+        conn,
+        opening,
+        both(
+            both(conn.query_opt(a, &params_a), conn.query_opt(b, &params_b)),
+            statements,
+        ),
+    )
+    .await
+}
+
+/// The driver's parameter list for owned `params`.
+fn bind_owned(params: &[Owned]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(Owned::as_sql).collect()
 }
 
 /// A write's `BEGIN` (read committed: writes lock what they check).

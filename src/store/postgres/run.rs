@@ -348,9 +348,11 @@ impl Core {
                 committing: None,
                 trip: one_trip.then(Arc::default),
             };
+            // Boxed: the attempt holds the planner's future, as large as its largest
+            // statement's, and every call's future would hold it inline.
             let outcome = timeout_at(
                 deadline,
-                attempt(session, &mut f, &mut progress, &self.place),
+                Box::pin(attempt(session, &mut f, &mut progress, &self.place)),
             )
             .await;
             let fail = match outcome {

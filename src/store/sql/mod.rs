@@ -327,6 +327,17 @@ pub(crate) trait Session {
         first: (&Stmt, &[Param<'_>]),
         second: (&Stmt, &[Param<'_>]),
     ) -> impl Future<Output = Result<(Option<A>, Option<B>), Self::Fail>>;
+    /// Runs `first` and `second` as [`query_pair`](Self::query_pair) does, then `rest` on
+    /// this session, which must not depend on their answers: PostgreSQL sends the pair
+    /// with `rest`'s first statement (so the pair costs no round trip of its own), and
+    /// the server runs `rest`'s statements after them. The pair's error comes first; a
+    /// failure of `rest` is its own answer, the third.
+    fn query_pair_before<A: FromRow, B: FromRow, U>(
+        &mut self,
+        first: (&Stmt, &[Param<'_>]),
+        second: (&Stmt, &[Param<'_>]),
+        rest: impl AsyncFnOnce(&mut Self) -> Result<U, Self::Fail>,
+    ) -> impl Future<Output = Result<PairThen<A, B, U, Self::Fail>, Self::Fail>>;
     /// Runs the `INSERT` `sql` (made by [`insert_stmt!`]); the new row's id.
     fn insert(
         &mut self,
@@ -347,6 +358,10 @@ pub(crate) trait Session {
         params: &[Param<'_>],
     ) -> impl Future<Output = Result<u64, Self::Fail>>;
 }
+
+/// What [`Session::query_pair_before`] answers: the pair's rows, and what the statements
+/// after them came to.
+pub(crate) type PairThen<A, B, U, F> = (Option<A>, Option<B>, Result<U, F>);
 
 /// Runs a planner future whose session never suspends (a blocking driver) to completion
 /// on the calling thread: it completes on its first poll.
@@ -488,6 +503,14 @@ mod send_tests {
             _: (&Stmt, &[Param<'_>]),
         ) -> Result<(Option<A>, Option<B>), StoreError> {
             Ok((None, None))
+        }
+        async fn query_pair_before<A: FromRow, B: FromRow, U>(
+            &mut self,
+            _: (&Stmt, &[Param<'_>]),
+            _: (&Stmt, &[Param<'_>]),
+            rest: impl AsyncFnOnce(&mut Self) -> Result<U, StoreError>,
+        ) -> Result<(Option<A>, Option<B>, Result<U, StoreError>), StoreError> {
+            Ok((None, None, rest(self).await))
         }
         async fn insert(&mut self, _: &Stmt, _: &[Param<'_>]) -> Result<i64, StoreError> {
             Err(backend("nothing"))

@@ -956,12 +956,14 @@ pub(crate) async fn apply_live<S: Session>(
         key(claim.id().get()),
         i64::try_from(claim.token()).ok(),
     );
-    let (head, row) = match ids {
+    let (head, row, edited) = match ids {
         (Some(topology), Some(mutation), Some(token)) => {
-            // The topology's lock, then the fence, sent together: the fence runs once
-            // the lock is granted, in a snapshot taken then.
-            let (head, row) = db
-                .query_pair::<Head, ClaimedRow>(
+            // The topology's lock, then the fence, sent with the edits' first statement
+            // (one round trip on PostgreSQL, with the transaction's `BEGIN`): the fence
+            // runs once the lock is granted, the edits after it. The edits do not need
+            // their answers: whatever they find refused below rolls the edits back.
+            let (head, row, edited) = db
+                .query_pair_before::<Head, ClaimedRow, _>(
                     (&HEAD_FOR_UPDATE, &[Param::Int(topology)]),
                     (
                         &FENCE,
@@ -971,19 +973,24 @@ pub(crate) async fn apply_live<S: Session>(
                             Param::Int(token),
                         ],
                     ),
+                    async |db| apply_edits(db, topology, edits).await,
                 )
                 .await?;
+            // A topology or mutation that is gone is the refusal, whatever the edits
+            // met (on PostgreSQL, a LAN of a topology that is gone breaks its key).
             let head =
                 head.ok_or_else(|| not_found(Entity::Topology, claim.topology_id().get()))?;
             let row = row.ok_or_else(|| not_found(Entity::Mutation, claim.id().get()))?;
-            (head, row)
+            (head, row, edited)
         }
         // An id or token no row can hold: read what the refusal below names (there always
         // is one, and nothing is written).
-        _ => (
-            head(db, claim.topology_id(), Lock::Row).await?,
-            claimed(db, claim).await?,
-        ),
+        _ => {
+            let head = head(db, claim.topology_id(), Lock::Row).await?;
+            let row = claimed(db, claim).await?;
+            let edited = apply_edits(db, head.key, edits).await;
+            (head, row, edited)
+        }
     };
     let committed = row
         .edited_by
@@ -992,7 +999,7 @@ pub(crate) async fn apply_live<S: Session>(
             id: claim.id(),
             edited_by,
         });
-    let (touched, refused) = apply_edits(db, head.key, edits).await?;
+    let (touched, refused) = edited?;
     refuse(pick([
         refused,
         fence(claim, &row),

@@ -503,6 +503,16 @@ impl Session for Db<'_> {
         Ok((a, b))
     }
 
+    async fn query_pair_before<A: FromRow, B: FromRow, U>(
+        &mut self,
+        first: (&Stmt, &[Param<'_>]),
+        second: (&Stmt, &[Param<'_>]),
+        rest: impl AsyncFnOnce(&mut Self) -> R<U>,
+    ) -> R<(Option<A>, Option<B>, R<U>)> {
+        let (a, b) = self.query_pair(first, second).await?;
+        Ok((a, b, rest(self).await))
+    }
+
     async fn insert(&mut self, sql: &Stmt, params: &[Param<'_>]) -> R<i64> {
         Ok(self
             .0
