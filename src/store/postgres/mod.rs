@@ -25,8 +25,10 @@
 //!   the statement still runs inside the transaction, after the lock); a claim and
 //!   `apply_live` send the topology's row lock together with the statement after it (the
 //!   claim, the fence), which runs once the lock is granted, in a snapshot taken then.
-//!   `apply_live` of one new LAN is three round trips; a failing call reads what its
-//!   refusal names only then.
+//!   `apply_live` sends its lock and fence with its first edit too (the edits do not wait
+//!   for their answers: what those refuse rolls the edits back), so one new LAN is two
+//!   round trips, the edits' and `COMMIT`; a failing call reads what its refusal names
+//!   only then.
 //! - **A claim, a mark, a renewal and a release are one round trip**: `BEGIN`, the
 //!   schema's seal, the write (with the claim's topology lock) and `COMMIT` go out
 //!   together. Each is a single write whose every refusal writes nothing (the claim and
