@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion};
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 use topostate::TopologyStatus;
-use topostate::store::{NewLan, PageRequest, PgStore, Precondition, Timestamp, TopologyStore};
+use topostate::store::{
+    NewLan, PageRequest, PgSslMode, PgStore, Precondition, Timestamp, TopologyStore,
+};
 
 /// LANs per topology before the bench starts a fresh one (untimed).
 const CHUNK: u64 = 1000;
@@ -84,10 +86,14 @@ impl Setup {
         }
     }
 
+    /// The store, on plain TCP as the anchor's client is (`NoTls`): on a server with TLS
+    /// on, the URL's default `sslmode` would let the store encrypt where the anchor does
+    /// not.
     fn store(&self, pool: u32) -> PgStore {
         PgStore::builder(&self.url)
             .schema(&self.schema)
             .pool_size(pool)
+            .ssl_mode(PgSslMode::Disable)
             .connect()
             .unwrap()
     }

@@ -492,7 +492,7 @@ mod pg {
         lib_cycles, new_lan, wake_rounds,
     };
     use postgres::{Client, NoTls, Statement};
-    use topostate::store::PgStore;
+    use topostate::store::{PgSslMode, PgStore};
 
     /// The server, a schema for the store and one with the same tables (made by a store)
     /// for the anchor; both dropped at the end.
@@ -519,10 +519,13 @@ mod pg {
             Some(setup)
         }
 
+        /// The store, on plain TCP as the anchor's client is (`NoTls`): the URL's
+        /// `sslmode` would otherwise let the store encrypt where the anchor does not.
         fn store(&self) -> PgStore {
             PgStore::builder(&self.url)
                 .schema(&self.schema)
                 .pool_size(2)
+                .ssl_mode(PgSslMode::Disable)
                 .connect()
                 .unwrap()
         }
