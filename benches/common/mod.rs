@@ -99,12 +99,20 @@ pub fn store_schema(path: &std::path::Path) -> String {
 }
 
 /// Configures a raw anchor's connection as `SqliteStore` configures its own: busy timeout,
-/// statement cache, foreign keys, and on a file WAL with `synchronous = NORMAL`.
+/// statement cache, foreign keys, the query planner stability guarantee, and on a file WAL
+/// with `synchronous = NORMAL`.
 #[cfg(feature = "sqlite")]
 #[allow(dead_code)] // only the benches with a raw rusqlite anchor beside the store
 pub fn configure_like_store(conn: &rusqlite::Connection, file: bool) {
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     conn.set_prepared_statement_cache_capacity(96);
+    assert!(
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true
+        )
+        .unwrap()
+    );
     conn.pragma_update(None, "foreign_keys", "ON").unwrap();
     if file {
         let mode: String = conn

@@ -510,9 +510,11 @@ mod tests {
         assert_eq!((lease, attempts, token), (None, 0, 0));
     }
 
-    /// The plan SQLite picks for `sql` on a schema made by [`migrate`].
+    /// The plan SQLite picks for `sql` on a schema made by [`migrate`], on a connection
+    /// configured as the store's (whose plans do not depend on the values bound).
     fn plan(sql: &str) -> String {
         let mut conn = Connection::open_in_memory().unwrap();
+        assert!(super::super::configure(&conn, std::time::Duration::from_secs(5)).is_ok());
         migrate(&mut conn, "memory", None).unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let params = [1, 2, 3, 4, 5, 6, 7];
