@@ -1429,3 +1429,117 @@ fn a_connection_the_server_closed_is_replaced_and_the_call_run_again() {
     assert!(terminate_sessions(&name) >= 1);
     assert_eq!(checked.get_topology(lab.id).unwrap().version, 2);
 }
+
+/// Claimers racing on one queue take each mutation once and one at a time (the claim
+/// meets another on the mutation's row, not on a topology lock), and a teardown racing
+/// them stops the claims: none that began after the transition returned takes anything.
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn claimers_racing_on_one_queue_take_each_mutation_once_and_stop_at_a_teardown() {
+    const CLAIMERS: usize = 4;
+    const QUEUED: usize = 40;
+    let scratch = Scratch::new("claimrace");
+    let store = scratch.store();
+    let live = store.create_topology("live").unwrap();
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(live.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    for i in 0..QUEUED {
+        store
+            .enqueue_mutation(live.id, MutationOp::AddLan, &format!("m{i}"), None)
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let claimed: Vec<_> = thread::scope(|s| {
+        let workers: Vec<_> = (0..CLAIMERS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    while Instant::now() < deadline {
+                        match store.claim_next_mutation(live.id).unwrap() {
+                            Claim::Claimed { lease, mutation } => {
+                                // Held: no other mutation of the queue may be applying.
+                                let applying = store
+                                    .all_mutations(live.id, Some(MutationState::Applying))
+                                    .unwrap();
+                                assert_eq!(applying.len(), 1, "{applying:?}");
+                                mine.push(mutation.id);
+                                store.mark_mutation_applied(lease).unwrap();
+                            }
+                            Claim::Busy { .. } => {}
+                            Claim::Empty => break,
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let once: BTreeSet<_> = claimed.iter().copied().collect();
+    assert_eq!((claimed.len(), once.len()), (QUEUED, QUEUED));
+    let all = store.all_mutations(live.id, None).unwrap();
+    assert!(
+        all.iter()
+            .all(|m| m.state == MutationState::Applied && m.attempts == 1),
+        "{all:?}"
+    );
+
+    // A teardown racing the claimers.
+    for i in 0..QUEUED {
+        store
+            .enqueue_mutation(live.id, MutationOp::AddLan, &format!("n{i}"), None)
+            .unwrap();
+    }
+    let torn: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let late = thread::scope(|s| {
+        let workers: Vec<_> = (0..CLAIMERS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut late = Vec::new();
+                    while Instant::now() < deadline {
+                        let began = Instant::now();
+                        match store.claim_next_mutation(live.id) {
+                            Ok(Claim::Claimed { lease, mutation }) => {
+                                if torn.lock().unwrap().is_some_and(|at| began > at) {
+                                    late.push(mutation.id);
+                                }
+                                store.mark_mutation_applied(lease).unwrap();
+                            }
+                            Ok(Claim::Busy { .. }) => {}
+                            Ok(Claim::Empty) => break,
+                            Err(e) => {
+                                assert!(
+                                    matches!(e, StoreError::NotEditable(_)),
+                                    "a claim of a topology torn down: {e:?}"
+                                );
+                                break;
+                            }
+                        }
+                    }
+                    late
+                })
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(20));
+        store
+            .transition_status(
+                live.id,
+                TopologyStatus::TearingDown,
+                None,
+                Precondition::none(),
+            )
+            .unwrap();
+        *torn.lock().unwrap() = Some(Instant::now());
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert!(late.is_empty(), "claimed after the teardown: {late:?}");
+}

@@ -829,28 +829,49 @@ pub(crate) async fn enqueue_mutation<S: Session>(
     })
 }
 
+/// The claim's statement (`CLAIM_NEXT`), `$lock` the topology's row lock (none on SQLite,
+/// whose write transaction holds the whole file).
+macro_rules! claim_next {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE mutations SET state = $2, claimed_at = ",
+            db_now!(),
+            ", lease_until = ",
+            db_now!(),
+            " + $4, holder = $5, attempts = attempts + 1, token = token + 1 WHERE id = ",
+            "(SELECT min(id) FROM (",
+            "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
+            "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
+            ") AS oldest) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
+            db_now!(),
+            ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)",
+            $lock,
+            ") AND ",
+            readable_mutation!(),
+            " RETURNING ",
+            mutation_columns!()
+        )
+    };
+}
+
 /// One statement picks the oldest mutation not yet closed and moves exactly it, if it is
 /// pending or its lease has passed: the one `applying`, if any, is older than every
 /// pending one (it was the oldest pending when claimed), so the queue stays in order.
 /// The oldest is the lesser of two `min(id)`s, one per state, each a single seek in the
 /// `(topology_id, state, id)` index; `state IN (..) ORDER BY id` walked the topology's
 /// mutations by id past every closed one, so a claim grew with the queue's history.
-pub(crate) const CLAIM_NEXT: Stmt = stmt!(concat!(
-    "UPDATE mutations SET state = $2, claimed_at = ",
-    db_now!(),
-    ", lease_until = ",
-    db_now!(),
-    " + $4, holder = $5, attempts = attempts + 1, token = token + 1 WHERE id = ",
-    "(SELECT min(id) FROM (",
-    "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
-    "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
-    ") AS oldest) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
-    db_now!(),
-    ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)) AND ",
-    readable_mutation!(),
-    " RETURNING ",
-    mutation_columns!()
-));
+///
+/// The topology's row is checked live in the same statement, and on PostgreSQL locked
+/// `FOR SHARE` there: a transition (which locks it `FOR UPDATE`) waits for the claim's
+/// transaction, or the claim for the transition's and then sees its status. Two claims of
+/// one topology meet on the mutation's row instead: the second waits for the first, then
+/// finds the row claimed (its lease running) and takes nothing, so the queue stays serial.
+pub(crate) const CLAIM_NEXT: Stmt = Stmt {
+    #[cfg(feature = "sqlite")]
+    sqlite: stmt!(claim_next!("")).sqlite,
+    #[cfg(feature = "postgres")]
+    pg: stmt!(claim_next!(" FOR SHARE")).pg,
+};
 
 /// The oldest mutation of topology `key` not yet closed, whole (by the same seeks as
 /// [`CLAIM_NEXT`]): a row a claim skipped as unreadable is named corrupt here.
@@ -895,40 +916,36 @@ pub(crate) async fn claim_next_mutation<S: Session>(
             .unwrap_or_else(|| backend("a claim's topology key vanished"))
             .into());
     };
-    // The topology's lock, then the claim, sent together (one round trip on PostgreSQL,
-    // with the transaction's `BEGIN`): the claim runs once the lock is granted, in a
-    // snapshot taken then. The lock makes claims serial per topology: no other claim of
-    // this topology can run between the claim and the busy check below. (Under it,
-    // PostgreSQL's `SKIP LOCKED` would never skip a row, and could only break
-    // oldest-first.)
-    let (head, claimed) = db
-        .query_pair::<Head, Mutation>(
-            (&HEAD_FOR_UPDATE, &[Param::Int(k)]),
-            (
-                &CLAIM_NEXT,
-                &[
-                    Param::Int(k),
-                    Param::Text(MutationState::Applying.as_str()),
-                    Param::Text(MutationState::Pending.as_str()),
-                    Param::Int(*lease),
-                    Param::OptText(*holder),
-                    Param::Text(LIVE[0].as_str()),
-                    Param::Text(LIVE[1].as_str()),
-                ],
-            ),
+    // One statement (on PostgreSQL, one round trip with the transaction's `BEGIN` and
+    // `COMMIT`): it checks the topology is live and takes the oldest open mutation if it
+    // may (see `CLAIM_NEXT` for how it meets a transition or another claim). (PostgreSQL's
+    // `SKIP LOCKED` could only break oldest-first here.)
+    let claimed = db
+        .query_opt::<Mutation>(
+            &CLAIM_NEXT,
+            &[
+                Param::Int(k),
+                Param::Text(MutationState::Applying.as_str()),
+                Param::Text(MutationState::Pending.as_str()),
+                Param::Int(*lease),
+                Param::OptText(*holder),
+                Param::Text(LIVE[0].as_str()),
+                Param::Text(LIVE[1].as_str()),
+            ],
         )
         .await?;
-    let head = head.ok_or_else(|| not_found(Entity::Topology, id.get()))?;
-    live_gate(head.status)?;
     if let Some(mutation) = claimed {
         return Ok(Claim::Claimed {
             lease: Lease::from_parts(mutation.id, id, mutation.token),
             mutation,
         });
     }
-    // On PostgreSQL the claim has committed by now (it went out with its `COMMIT`), so
-    // this read is a statement of its own: a mutation closed or released since is
-    // not seen busy, as a close between the claim and this read never was.
+    // Nothing taken: why. On PostgreSQL the claim has committed by now (it went out with
+    // its `COMMIT`), so these reads are statements of their own: a transition since is
+    // seen, and a mutation closed or released since is not seen busy (as a close between
+    // a claim and its busy check never was).
+    let head = head(db, id, Lock::None).await?;
+    live_gate(head.status)?;
     Ok(match oldest_open(db, head.key).await? {
         Some(m) if m.state == MutationState::Applying => Claim::Busy { applying: m.id },
         _ => Claim::Empty,
