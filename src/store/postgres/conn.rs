@@ -232,7 +232,7 @@ impl Owned {
 }
 
 /// How a write transaction is begun: not in a round trip of its own, but pipelined with
-/// the write's first statement (or first pair, [`Session::query_pair`]). The server runs
+/// the write's first statement (or first pair, [`Session::query_pair_before`]). The server runs
 /// what was sent in order: `BEGIN`, the stamp's lock and the transaction's id
 /// ([`schema::LOCK`]), then the statement, which therefore runs inside the transaction
 /// and after the stamp is locked, exactly as if each had been awaited in turn.
@@ -465,39 +465,6 @@ impl Session for PgSession {
         }
     }
 
-    async fn query_pair<A: FromRow, B: FromRow>(
-        &mut self,
-        first: (&Stmt, &[Param<'_>]),
-        second: (&Stmt, &[Param<'_>]),
-    ) -> R<(Option<A>, Option<B>)> {
-        let (a, b) = (
-            self.prepared(first.0.pg).await?,
-            self.prepared(second.0.pg).await?,
-        );
-        let (params_a, params_b) = (bind(first.1), bind(second.1));
-        let (conn, sending) = self.parts();
-        // Pipelined: both go out before either reply is awaited; the server runs the
-        // second after the first, in a snapshot of its own taken then.
-        // (Boxed, as two statements' futures side by side would swell every planner
-        // future holding this one.)
-        let (row_a, row_b) = sent(
-            conn,
-            sending,
-            Box::pin(both(
-                conn.query_opt(&a, &params_a),
-                conn.query_opt(&b, &params_b),
-            )),
-        )
-        .await?;
-        // The first's error first: after it, the server ran nothing more of the
-        // transaction, and the second only says so.
-        let (row_a, row_b) = (row_a?, row_b?);
-        Ok((
-            row_a.as_ref().map(A::from_row).transpose()?,
-            row_b.as_ref().map(B::from_row).transpose()?,
-        ))
-    }
-
     async fn query_pair_before<A: FromRow, B: FromRow, U>(
         &mut self,
         first: (&Stmt, &[Param<'_>]),
@@ -539,7 +506,8 @@ impl Session for PgSession {
                 });
             }
         };
-        // The first's error first, as in `query_pair`.
+        // The first's error first: after it, the server ran nothing more of the
+        // transaction, and the second only says so.
         let (row_a, row_b) = (row_a?, row_b?);
         Ok((
             row_a.as_ref().map(A::from_row).transpose()?,

@@ -317,21 +317,13 @@ pub(crate) trait Session {
         sql: &Stmt,
         params: &[Param<'_>],
     ) -> impl Future<Output = Result<Vec<T>, Self::Fail>>;
-    /// Runs `first`, then `second`, each decoding its first row, if any; `second` runs
-    /// whatever `first` answered (so it must not depend on it), and the first error fails
-    /// the pair. PostgreSQL sends both before awaiting either reply (one round trip, and
-    /// none more for a write's `BEGIN` when they are its first statements); the server
-    /// still runs `second` after `first`, in a snapshot of its own taken then.
-    fn query_pair<A: FromRow, B: FromRow>(
-        &mut self,
-        first: (&Stmt, &[Param<'_>]),
-        second: (&Stmt, &[Param<'_>]),
-    ) -> impl Future<Output = Result<(Option<A>, Option<B>), Self::Fail>>;
-    /// Runs `first` and `second` as [`query_pair`](Self::query_pair) does, then `rest` on
-    /// this session, which must not depend on their answers: PostgreSQL sends the pair
-    /// with `rest`'s first statement (so the pair costs no round trip of its own), and
-    /// the server runs `rest`'s statements after them. The pair's error comes first; a
-    /// failure of `rest` is its own answer, the third.
+    /// Runs `first`, then `second`, each decoding its first row, if any, then `rest` on
+    /// this session; neither `second` nor `rest` may depend on what came before it.
+    /// PostgreSQL sends the pair with `rest`'s first statement (one round trip for all
+    /// three, and none more for a write's `BEGIN` when they are its first statements);
+    /// the server still runs each after the one before, in a snapshot of its own taken
+    /// then. The pair's first error fails the call; a failure of `rest` is its own
+    /// answer, the third.
     fn query_pair_before<A: FromRow, B: FromRow, U>(
         &mut self,
         first: (&Stmt, &[Param<'_>]),
@@ -496,13 +488,6 @@ mod send_tests {
             _: &[Param<'_>],
         ) -> Result<Vec<T>, StoreError> {
             Ok(Vec::new())
-        }
-        async fn query_pair<A: FromRow, B: FromRow>(
-            &mut self,
-            _: (&Stmt, &[Param<'_>]),
-            _: (&Stmt, &[Param<'_>]),
-        ) -> Result<(Option<A>, Option<B>), StoreError> {
-            Ok((None, None))
         }
         async fn query_pair_before<A: FromRow, B: FromRow, U>(
             &mut self,

@@ -506,24 +506,15 @@ impl Session for Db<'_> {
         Ok(out)
     }
 
-    async fn query_pair<A: FromRow, B: FromRow>(
-        &mut self,
-        first: (&Stmt, &[Param<'_>]),
-        second: (&Stmt, &[Param<'_>]),
-    ) -> R<(Option<A>, Option<B>)> {
-        // In the process, nothing to pipeline: one after the other.
-        let a = self.query_opt(first.0, first.1).await?;
-        let b = self.query_opt(second.0, second.1).await?;
-        Ok((a, b))
-    }
-
     async fn query_pair_before<A: FromRow, B: FromRow, U>(
         &mut self,
         first: (&Stmt, &[Param<'_>]),
         second: (&Stmt, &[Param<'_>]),
         rest: impl AsyncFnOnce(&mut Self) -> R<U>,
     ) -> R<(Option<A>, Option<B>, R<U>)> {
-        let (a, b) = self.query_pair(first, second).await?;
+        // In the process, nothing to pipeline: one after the other.
+        let a = self.query_opt(first.0, first.1).await?;
+        let b = self.query_opt(second.0, second.1).await?;
         Ok((a, b, rest(self).await))
     }
 
