@@ -1060,6 +1060,17 @@ impl Proxy {
         *self.mode.lock().unwrap() = mode;
     }
 
+    /// A store through the proxy on `scratch`'s schema, asking about a commit in doubt
+    /// for 1 s at most.
+    fn store(&self, scratch: &Scratch) -> PgStore {
+        PgStore::builder(&self.url())
+            .schema(&scratch.schema)
+            .pool_size(2)
+            .resolve_timeout(Duration::from_secs(1))
+            .connect()
+            .unwrap()
+    }
+
     /// A connection string through the proxy.
     fn url(&self) -> String {
         let config: postgres::Config = pg_url().parse().unwrap();
@@ -1079,12 +1090,7 @@ fn a_commit_in_doubt_is_resolved_never_rerun_blindly() {
     let _guard = shared();
     let scratch = Scratch::new("doubt");
     let proxy = Proxy::start();
-    let store = PgStore::builder(&proxy.url())
-        .schema(&scratch.schema)
-        .pool_size(2)
-        .resolve_timeout(Duration::from_secs(1))
-        .connect()
-        .unwrap();
+    let store = proxy.store(&scratch);
     let lab = store.create_topology("lab").unwrap();
 
     // Committed, answer lost: the write's own result, not a conflict with itself.
@@ -1157,12 +1163,7 @@ fn a_claim_or_mark_cut_with_its_commit_is_settled_never_rerun_blindly() {
     let _guard = shared();
     let scratch = Scratch::new("trip");
     let proxy = Proxy::start();
-    let store = PgStore::builder(&proxy.url())
-        .schema(&scratch.schema)
-        .pool_size(2)
-        .resolve_timeout(Duration::from_secs(1))
-        .connect()
-        .unwrap();
+    let store = proxy.store(&scratch);
     let live = store.create_topology("live").unwrap();
     for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
         store

@@ -451,6 +451,20 @@ pub fn assert_schema_changed<T: std::fmt::Debug>(result: Result<T, StoreError>, 
     }
 }
 
+/// A new `active` topology named `name` with one mutation queued.
+fn queued(store: &dyn TopologyStore, name: &str) -> TopologyId {
+    let id = store.create_topology(name).unwrap().id;
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(id, to, None, Precondition::none())
+            .unwrap();
+    }
+    store
+        .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
+        .unwrap();
+    id
+}
+
 /// A rolling upgrade: `migrate` moves the database of the open `store` to the next schema version
 /// from another connection, as a newer build would (restamps it and alters a table). Every
 /// later call through `store`, writes of each kind and reads, is refused with
@@ -465,28 +479,11 @@ pub fn a_schema_change_under_an_open_store_is_refused(
     let lan = store
         .add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
         .unwrap();
-    let live = store.create_topology("live").unwrap();
-    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
-        store
-            .transition_status(live.id, to, None, Precondition::none())
-            .unwrap();
-    }
-    store
-        .enqueue_mutation(live.id, MutationOp::AddLan, "{}", None)
-        .unwrap();
-    let Claim::Claimed { lease, .. } = store.claim_next_mutation(live.id).unwrap() else {
+    // A queue whose mutation is claimed, and one with a mutation a claim would take.
+    let (live, waiting) = (queued(store, "live"), queued(store, "waiting"));
+    let Claim::Claimed { lease, .. } = store.claim_next_mutation(live).unwrap() else {
         panic!("one mutation is pending");
     };
-    // A queue with a mutation a claim would take.
-    let waiting = store.create_topology("waiting").unwrap();
-    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
-        store
-            .transition_status(waiting.id, to, None, Precondition::none())
-            .unwrap();
-    }
-    store
-        .enqueue_mutation(waiting.id, MutationOp::AddLan, "{}", None)
-        .unwrap();
     let before: Vec<i64> = COUNTED.iter().map(|t| count(t)).collect();
 
     migrate();
@@ -510,12 +507,12 @@ pub fn a_schema_change_under_an_open_store_is_refused(
         "transition_status",
     );
     assert_schema_changed(
-        store.enqueue_mutation(live.id, MutationOp::AddLan, "{}", None),
+        store.enqueue_mutation(live, MutationOp::AddLan, "{}", None),
         "enqueue_mutation",
     );
-    assert_schema_changed(store.claim_next_mutation(live.id), "claim_next_mutation");
+    assert_schema_changed(store.claim_next_mutation(live), "claim_next_mutation");
     assert_schema_changed(
-        store.claim_next_mutation(waiting.id),
+        store.claim_next_mutation(waiting),
         "claim_next_mutation of a waiting mutation",
     );
     assert_schema_changed(
@@ -544,7 +541,7 @@ pub fn a_schema_change_under_an_open_store_is_refused(
     );
     assert_schema_changed(store.topology_detail(lab.id), "topology_detail");
     assert_schema_changed(
-        store.list_status_events(live.id, topostate::store::PageRequest::first(10)),
+        store.list_status_events(live, topostate::store::PageRequest::first(10)),
         "list_status_events",
     );
 

@@ -362,7 +362,8 @@ impl Core {
                     let Some(settle) = settle.as_mut() else {
                         return Err(cause.into_store(op));
                     };
-                    match self.settle(op, settle, cause).await {
+                    // Boxed: a rare path, and its reads would swell every write's future.
+                    match Box::pin(self.settle(op, settle, cause)).await {
                         Ok(Some(value)) => return Ok(value),
                         Err(e) => return Err(e),
                         // Nothing was applied: run again, within the call's bound.
@@ -588,6 +589,32 @@ impl Core {
         Ok(cause)
     }
 
+    /// Runs `ask` on a pooled connection (which it releases if it is left idle) until it
+    /// answers, backing off between tries; `None` if `until` passed first.
+    async fn ask_until<A, F, Fut>(&self, op: &'static str, until: Instant, mut ask: F) -> Option<A>
+    where
+        F: FnMut(PgSession) -> Fut,
+        Fut: Future<Output = Option<A>>,
+    {
+        let mut tries = 0;
+        loop {
+            let asked = timeout_at(until, async {
+                let session = self.checkout(op, until).await.ok()?;
+                ask(session).await
+            })
+            .await;
+            if let Ok(Some(answer)) = asked {
+                return Some(answer);
+            }
+            tries += 1;
+            let pause = backoff_delay(tries);
+            if Instant::now() + pause >= until {
+                return None;
+            }
+            sleep(pause).await;
+        }
+    }
+
     /// Learns from what is stored whether a write of one trip whose every answer was lost
     /// committed: its result if so, `None` if it cannot have, else
     /// [`StoreError::OutcomeUnknown`]. Asks on another connection until `settle` says or
@@ -604,38 +631,31 @@ impl Core {
     {
         bump(&self.counters.commits_in_doubt);
         let until = Instant::now() + self.settings.resolve_timeout;
-        let mut tries = 0;
-        let why = loop {
-            let asked = timeout_at(until, async {
-                let session = self.checkout(op, until).await.ok()?;
-                let (session, settled) = settle(session).await;
-                let settled = settled.ok()?;
-                session.release();
-                Some(settled)
+        let settled = self
+            .ask_until(op, until, |session| {
+                let asked = settle(session);
+                async move {
+                    let (session, settled) = asked.await;
+                    let settled = settled.ok()?;
+                    session.release();
+                    Some(settled)
+                }
             })
             .await;
-            match asked {
-                Ok(Some(Settled::Committed(value))) => {
-                    bump(&self.counters.resolved_committed);
-                    return Ok(Some(value));
-                }
-                Ok(Some(Settled::NotCommitted)) => {
-                    bump(&self.counters.resolved_aborted);
-                    return Ok(None);
-                }
-                Ok(Some(Settled::Unknown(why))) => break String::from(why),
-                // Not answered (yet): ask again while time remains.
-                Ok(None) | Err(_) => {}
+        let why = match settled {
+            Some(Settled::Committed(value)) => {
+                bump(&self.counters.resolved_committed);
+                return Ok(Some(value));
             }
-            tries += 1;
-            let pause = backoff_delay(tries);
-            if Instant::now() + pause >= until {
-                break format!(
-                    "what is stored could not be read within {:.1} s",
-                    self.settings.resolve_timeout.as_secs_f32()
-                );
+            Some(Settled::NotCommitted) => {
+                bump(&self.counters.resolved_aborted);
+                return Ok(None);
             }
-            sleep(pause).await;
+            Some(Settled::Unknown(why)) => String::from(why),
+            None => format!(
+                "what is stored could not be read within {:.1} s",
+                self.settings.resolve_timeout.as_secs_f32()
+            ),
         };
         bump(&self.counters.outcome_unknown);
         Err(answer_lost(
@@ -659,65 +679,56 @@ impl Core {
     ) -> Resolved<T> {
         bump(&self.counters.commits_in_doubt);
         trace::commit_in_doubt(op, xid);
-        let started = Instant::now();
-        let until = started + self.settings.resolve_timeout;
-        let mut tries = 0;
-        let why = loop {
-            let asked = timeout_at(until, async {
-                let session = self.checkout(op, until).await.map_err(Asked::Store)?;
+        let until = Instant::now() + self.settings.resolve_timeout;
+        // The server's word on the transaction: `None` ("in progress", its backend not
+        // ended yet; or not answered) asks again.
+        let status = self
+            .ask_until(op, until, |session| async move {
                 let rows = session
                     .query(
                         "SELECT txid_status($1)",
                         &[crate::store::sql::Param::Int(xid)],
                     )
                     .await
-                    .map_err(Asked::Fail)?;
+                    .ok()?;
                 session.release();
                 let status: Option<String> = match rows.first() {
-                    Some(row) => row.try_get(0).map_err(|e| Asked::Fail(Fail::Sql(e)))?,
+                    Some(row) => row.try_get(0).ok()?,
                     None => None,
                 };
-                Ok::<_, Asked>(status)
+                match status.as_deref() {
+                    Some("in progress") => None,
+                    _ => Some(status),
+                }
             })
             .await;
-            match asked {
-                Ok(Ok(Some(status))) if status == "committed" => {
-                    bump(&self.counters.resolved_committed);
-                    trace::commit_resolved(op, xid, "committed");
-                    return match value {
-                        Some(value) => Resolved::Committed(value),
-                        None => Resolved::Unknown(answer_lost(
-                            op,
-                            format!(
-                                "the server committed transaction {xid}, but its answers \
-                                 were lost with the connection"
-                            ),
-                            fail_cause(cause),
-                        )),
-                    };
-                }
-                Ok(Ok(Some(status))) if status == "aborted" => {
-                    bump(&self.counters.resolved_aborted);
-                    trace::commit_resolved(op, xid, "aborted");
-                    return Resolved::Aborted;
-                }
-                // "in progress": its backend has not ended yet.
-                Ok(Ok(Some(_))) => {}
-                Ok(Ok(None)) => {
-                    break format!("the server no longer knows transaction {xid}");
-                }
-                // Not answered (yet): ask again while time remains.
-                Ok(Err(_)) | Err(_) => {}
+        let why = match status.as_ref().map(|s| s.as_deref()) {
+            Some(Some("committed")) => {
+                bump(&self.counters.resolved_committed);
+                trace::commit_resolved(op, xid, "committed");
+                return match value {
+                    Some(value) => Resolved::Committed(value),
+                    None => Resolved::Unknown(answer_lost(
+                        op,
+                        format!(
+                            "the server committed transaction {xid}, but its answers were \
+                             lost with the connection"
+                        ),
+                        fail_cause(cause),
+                    )),
+                };
             }
-            tries += 1;
-            let pause = backoff_delay(tries);
-            if Instant::now() + pause >= until {
-                break format!(
-                    "the server did not say how transaction {xid} ended within {:.1} s",
-                    self.settings.resolve_timeout.as_secs_f32()
-                );
+            Some(Some("aborted")) => {
+                bump(&self.counters.resolved_aborted);
+                trace::commit_resolved(op, xid, "aborted");
+                return Resolved::Aborted;
             }
-            sleep(pause).await;
+            Some(Some(other)) => format!("the server says transaction {xid} is {other}"),
+            Some(None) => format!("the server no longer knows transaction {xid}"),
+            None => format!(
+                "the server did not say how transaction {xid} ended within {:.1} s",
+                self.settings.resolve_timeout.as_secs_f32()
+            ),
         };
         bump(&self.counters.outcome_unknown);
         trace::commit_resolved(op, xid, "unknown");
@@ -744,12 +755,6 @@ fn fail_cause(fail: Fail) -> BackendError {
         Fail::Store(e) => BackendError::new(e),
         Fail::Sql(e) | Fail::Lost(e) => BackendError::new(e),
     }
-}
-
-/// What asking about a transaction met.
-enum Asked {
-    Store(#[allow(dead_code)] StoreError),
-    Fail(#[allow(dead_code)] Fail),
 }
 
 /// How a commit in doubt ended.
