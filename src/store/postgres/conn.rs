@@ -250,7 +250,7 @@ pub(super) enum Opening {
     /// write how far it got.
     Sealed { place: Arc<str>, seen: Arc<Seen> },
     /// A write of one trip whose requests were all sent: how the server ended it.
-    Ended(Trip),
+    Ended { trip: Trip, place: Arc<str> },
     /// Begun, the stamp checked: the transaction's id, for a commit in doubt.
     Begun { xid: i64 },
     /// Begun, and the stamp check refused the write: it rolls back with this error,
@@ -621,15 +621,19 @@ async fn opened<T: Answers>(
     statements: impl Future<Output = T>,
 ) -> R<T> {
     let place = match opening {
-        // After a trip's `COMMIT`, statements run on their own (reads, see `Sealed`).
-        Opening::None | Opening::Begun { .. } | Opening::Ended(_) => {
-            return Ok(statements.await);
+        Opening::None | Opening::Begun { .. } => return Ok(statements.await),
+        // After a trip's `COMMIT`, statements run on their own (reads, see `Sealed`),
+        // each with the stamp read after it in the same round trip: a version only grows,
+        // so one unchanged then was unchanged while the read ran.
+        Opening::Ended { place, .. } => {
+            let place = Arc::clone(place);
+            return Box::pin(peeked(conn, &place, statements)).await;
         }
         Opening::Sealed { place, seen } => {
             let (place, seen) = (Arc::clone(place), Arc::clone(seen));
             // Boxed, as the pipeline below is: inline it would swell every statement's future.
             let (trip, out) = Box::pin(one_trip(conn, &place, &seen, statements)).await?;
-            *opening = Opening::Ended(trip);
+            *opening = Opening::Ended { trip, place };
             return Ok(out);
         }
         Opening::Deferred { place } => Arc::clone(place),
@@ -767,6 +771,16 @@ async fn one_trip<T: Answers>(
         Trip::Committed
     };
     Ok((trip, out))
+}
+
+/// Awaits `statements` with the schema stamp read after them (pipelined), refusing their
+/// answers if the stamp is no longer this build's.
+async fn peeked<T>(conn: &Object, place: &str, statements: impl Future<Output = T>) -> R<T> {
+    let peek = conn.prepare_cached(schema::PEEK).await?;
+    let (out, stamp) = both(statements, conn.query_opt(&peek, &[])).await;
+    let stored: Option<String> = stamp?.map(|row| row.try_get(0)).transpose()?;
+    schema::check_unchanged(stored.as_deref(), place)?;
+    Ok(out)
 }
 
 /// A trip whose first failure, `cause` (or the statements' own), is not known to be the

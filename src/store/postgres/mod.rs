@@ -36,7 +36,8 @@
 //!   refused before anything is written), so committing before its answer is read is
 //!   safe; the seal checks the schema stamp on the server, where a stamp other than this
 //!   build's aborts the transaction and the pipelined `COMMIT` rolls it back. What a
-//!   refusal names is read after, on its own.
+//!   refusal names is read after, on its own, each read with the stamp read after it (in
+//!   the same round trip), so a schema migrated since is refused there too.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),

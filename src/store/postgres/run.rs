@@ -785,7 +785,7 @@ where
     let (mut session, out) = f(session).await;
     let xid = match session.take_opening() {
         Opening::Begun { xid } => xid,
-        Opening::Ended(trip) => return ended(session, trip, out),
+        Opening::Ended { trip, .. } => return ended(session, trip, out),
         // `f` sent no statement: nothing was begun or written. The stamp is checked as
         // it would have been before anything, so its refusal keeps its precedence.
         Opening::Deferred { .. } | Opening::Sealed { .. } | Opening::None => {
