@@ -1118,12 +1118,7 @@ fn a_commit_in_doubt_is_resolved_never_rerun_blindly() {
         "{stats:?}"
     );
     // An unversioned enqueue: stored once, not twice.
-    let live = store.create_topology("live").unwrap();
-    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
-        store
-            .transition_status(live.id, to, None, Precondition::none())
-            .unwrap();
-    }
+    let live = active(&store, "live");
     proxy.set(Mode::CutAfterCommit);
     store
         .enqueue_mutation(live.id, MutationOp::AddLan, "once", None)
@@ -1165,6 +1160,17 @@ fn a_commit_in_doubt_is_resolved_never_rerun_blindly() {
     assert_eq!(names, ["a", "b", "c"]);
 }
 
+/// A new topology named `name`, moved to `active` (its queue open).
+fn active(store: &PgStore, name: &str) -> topostate::store::TopologyRecord {
+    let live = store.create_topology(name).unwrap();
+    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
+        store
+            .transition_status(live.id, to, None, Precondition::none())
+            .unwrap();
+    }
+    live
+}
+
 /// A claim and a mark go out with their `COMMIT` in one trip, so a connection cut there
 /// leaves the server's transaction unnamed. The store reads what is stored to settle it:
 /// a write that cannot have committed runs again, a mark that committed returns its row,
@@ -1176,12 +1182,7 @@ fn a_claim_or_mark_cut_with_its_commit_is_settled_never_rerun_blindly() {
     let scratch = Scratch::new("trip");
     let proxy = Proxy::start();
     let store = proxy.store(&scratch);
-    let live = store.create_topology("live").unwrap();
-    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
-        store
-            .transition_status(live.id, to, None, Precondition::none())
-            .unwrap();
-    }
+    let live = active(&store, "live");
     let enqueue = |payload| {
         store
             .enqueue_mutation(live.id, MutationOp::AddLan, payload, None)
@@ -1267,12 +1268,7 @@ fn reads_after_a_trip_are_refused_once_the_schema_changed() {
     let scratch = Scratch::new("aftertrip");
     let proxy = Proxy::start();
     let store = proxy.store(&scratch);
-    let live = store.create_topology("live").unwrap();
-    for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
-        store
-            .transition_status(live.id, to, None, Precondition::none())
-            .unwrap();
-    }
+    let live = active(&store, "live");
     store
         .enqueue_mutation(live.id, MutationOp::AddLan, "one", None)
         .unwrap();
