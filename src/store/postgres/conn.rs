@@ -390,6 +390,15 @@ impl PgSession {
         drop(self);
     }
 
+    /// The schema stamp read outside a transaction ([`schema::PEEK`]), checked against
+    /// this build's version.
+    pub(super) async fn peek(&self, place: &str) -> R<()> {
+        match &self.conn {
+            Some(conn) => peek_stamp(conn, place).await,
+            None => unreachable!("a session's connection is taken only when it is dropped"),
+        }
+    }
+
     /// Runs `sql` (prepared once per connection) with `params`.
     async fn rows(&self, sql: &'static str, params: &[Param<'_>]) -> R<Vec<tokio_postgres::Row>> {
         let statement = self.prepared(sql).await?;
@@ -484,18 +493,8 @@ impl Session for PgSession {
             Ahead::Answered(answers) => answers,
             // `rest` sent nothing: the pair goes alone.
             Ahead::Waiting(pair) => {
-                let [(a, params_a), (b, params_b)] = &*pair;
-                let (params_a, params_b) = (bind_owned(params_a), bind_owned(params_b));
                 let (conn, sending) = self.parts();
-                opened(
-                    conn,
-                    sending.opening,
-                    Box::pin(both(
-                        conn.query_opt(a, &params_a),
-                        conn.query_opt(b, &params_b),
-                    )),
-                )
-                .await?
+                opened(conn, sending.opening, Box::pin(ask_pair(conn, &pair))).await?
             }
             // Sending them failed (the write's `BEGIN` or its stamp), and `rest`'s
             // statement with them: that failure is the call's.
@@ -590,22 +589,23 @@ async fn after_pair<T: Answers>(
     pair: &[(tokio_postgres::Statement, Vec<Owned>); 2],
     statements: impl Future<Output = T>,
 ) -> R<(PairAnswers, T)> {
-    let [(a, params_a), (b, params_b)] = pair;
-    let (params_a, params_b) = (bind_owned(params_a), bind_owned(params_b));
-    opened(
-        conn,
-        opening,
-        both(
-            both(conn.query_opt(a, &params_a), conn.query_opt(b, &params_b)),
-            statements,
-        ),
-    )
-    .await
+    opened(conn, opening, both(ask_pair(conn, pair), statements)).await
 }
 
 /// The driver's parameter list for owned `params`.
 fn bind_owned(params: &[Owned]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(Owned::as_sql).collect()
+}
+
+/// The answers of `pair`, both sent when this is first polled (the first first), before
+/// either answer is awaited.
+async fn ask_pair(
+    conn: &Object,
+    pair: &[(tokio_postgres::Statement, Vec<Owned>); 2],
+) -> PairAnswers {
+    let [(a, params_a), (b, params_b)] = pair;
+    let (params_a, params_b) = (bind_owned(params_a), bind_owned(params_b));
+    both(conn.query_opt(a, &params_a), conn.query_opt(b, &params_b)).await
 }
 
 /// A write's `BEGIN` (read committed: writes lock what they check).
@@ -729,7 +729,10 @@ async fn one_trip<T: Answers>(
         match (e.code() == Some(&schema::SEAL_BROKEN), idle) {
             (true, true) => {
                 let refused = match peek_stamp(conn, place).await {
-                    Err(refused) => refused,
+                    Err(Fail::Store(refused)) => refused,
+                    Err(Fail::Sql(e) | Fail::Lost(e)) => {
+                        super::sql_error(e, "reading the schema stamp")
+                    }
                     Ok(()) => {
                         backend("the schema seal refused a write whose stamp reads unchanged")
                     }
@@ -778,9 +781,15 @@ async fn one_trip<T: Answers>(
 async fn peeked<T>(conn: &Object, place: &str, statements: impl Future<Output = T>) -> R<T> {
     let peek = conn.prepare_cached(schema::PEEK).await?;
     let (out, stamp) = both(statements, conn.query_opt(&peek, &[])).await;
-    let stored: Option<String> = stamp?.map(|row| row.try_get(0)).transpose()?;
-    schema::check_unchanged(stored.as_deref(), place)?;
+    stamp_unchanged(stamp?.as_ref(), place)?;
     Ok(out)
+}
+
+/// Checks the stamp [`schema::PEEK`] answered (its row, if any) against this build's
+/// version: another version is the refusal.
+pub(super) fn stamp_unchanged(row: Option<&tokio_postgres::Row>, place: &str) -> R<()> {
+    let stored: Option<String> = row.map(|row| row.try_get(0)).transpose()?;
+    Ok(schema::check_unchanged(stored.as_deref(), place)?)
 }
 
 /// A trip whose first failure, `cause` (or the statements' own), is not known to be the
@@ -808,17 +817,9 @@ fn refused_by_server(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The stamp read outside a transaction, checked against this build's version.
-async fn peek_stamp(conn: &Object, place: &str) -> Result<(), StoreError> {
-    let stored: Option<String> = match conn.query_opt(schema::PEEK, &[]).await {
-        Ok(row) => row.and_then(|row| row.try_get(0).ok()),
-        Err(e) => {
-            return Err(super::sql_error(
-                e,
-                String::from("reading the schema stamp"),
-            ));
-        }
-    };
-    schema::check_unchanged(stored.as_deref(), place)
+async fn peek_stamp(conn: &Object, place: &str) -> R<()> {
+    let peek = conn.prepare_cached(schema::PEEK).await?;
+    stamp_unchanged(conn.query_opt(&peek, &[]).await?.as_ref(), place)
 }
 
 /// Awaits `a` and `b` together, polling `a` first: the requests the driver sends when a

@@ -496,7 +496,7 @@ impl Core {
                 } else {
                     // Checked after the statement: a schema version only grows, so one
                     // unchanged now was unchanged while the statement ran.
-                    peek(&session, &self.place).await?;
+                    session.peek(&self.place).await?;
                 }
                 session.release();
                 Ok(value)
@@ -507,11 +507,8 @@ impl Core {
                 Ok(Err(fail)) => fail,
                 Err(_) => return Err(self.call_timed_out_after(op, last)),
             };
-            let fail = match fail {
-                // Safe to repeat: any lost connection is run again.
-                Fail::Sql(e) if lost(&e) => Fail::Lost(e),
-                other => other,
-            };
+            // Safe to repeat: any lost connection is run again.
+            let fail = lost_said(fail);
             match self.rerun(op, fail, tries, deadline).await {
                 Ok(cause) => {
                     last = Some(cause);
@@ -789,7 +786,7 @@ where
         // `f` sent no statement: nothing was begun or written. The stamp is checked as
         // it would have been before anything, so its refusal keeps its precedence.
         Opening::Deferred { .. } | Opening::Sealed { .. } | Opening::None => {
-            return match peek(&session, place).await {
+            return match session.peek(place).await {
                 Ok(()) => match out {
                     Ok(value) => {
                         session.release();
@@ -813,8 +810,7 @@ where
         Opening::Failed => {
             roll_back(session).await;
             return Commit::Failed(match out {
-                Err(Fail::Sql(e)) if lost(&e) => Fail::Lost(e),
-                Err(fail) => fail,
+                Err(fail) => lost_said(fail),
                 Ok(_) => Fail::Store(backend("a write's BEGIN failed, its statements did not")),
             });
         }
@@ -825,10 +821,7 @@ where
         Err(fail) => {
             // Nothing is committed: `COMMIT` was never sent.
             roll_back(session).await;
-            return Commit::Failed(match fail {
-                Fail::Sql(e) if lost(&e) => Fail::Lost(e),
-                other => other,
-            });
+            return Commit::Failed(lost_said(fail));
         }
     };
     progress.committing = Some(value);
@@ -859,13 +852,16 @@ where
     }
 }
 
-/// How a write of one trip ended, its statements having answered `out`.
-fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
-    // A failure of the statements: a lost connection is said as such, for a rerun.
-    let failed = |fail: Fail| match fail {
+/// `fail`, a driver error that is a lost connection said as such (for a run again).
+fn lost_said(fail: Fail) -> Fail {
+    match fail {
         Fail::Sql(e) if lost(&e) => Fail::Lost(e),
         other => other,
-    };
+    }
+}
+
+/// How a write of one trip ended, its statements having answered `out`.
+fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
     match trip {
         Trip::Committed => match out {
             Ok(value) => {
@@ -874,7 +870,7 @@ fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
             }
             // A read after the `COMMIT` failed, or a refusal: the write wrote nothing.
             Err(fail) => {
-                let fail = failed(fail);
+                let fail = lost_said(fail);
                 if matches!(fail, Fail::Lost(_)) {
                     session.discard();
                 } else {
@@ -895,8 +891,8 @@ fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
             }
             Commit::Failed(match (refused, cause, out) {
                 (Some(refused), _, _) => Fail::Store(refused),
-                (None, Some(e), _) => failed(Fail::Sql(e)),
-                (None, None, Err(fail)) => failed(fail),
+                (None, Some(e), _) => lost_said(Fail::Sql(e)),
+                (None, None, Err(fail)) => lost_said(fail),
                 (None, None, Ok(_)) => {
                     Fail::Store(backend("a refused write's statements did not fail"))
                 }
@@ -911,7 +907,7 @@ fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
             Commit::Unanswered {
                 cause: match (cause, out) {
                     (Some(e), _) => Fail::Lost(e),
-                    (None, Err(fail)) => failed(fail),
+                    (None, Err(fail)) => lost_said(fail),
                     (None, Ok(_)) => {
                         Fail::Store(backend("an unanswered write's statements did not fail"))
                     }
@@ -922,7 +918,7 @@ fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
             session.discard();
             let (value, fail) = match out {
                 Ok(value) => (Some(value), None),
-                Err(fail) => (None, Some(failed(fail))),
+                Err(fail) => (None, Some(lost_said(fail))),
             };
             let cause = match (cause, fail) {
                 (Some(e), _) => Fail::Lost(e),
@@ -940,17 +936,6 @@ async fn roll_back(session: PgSession) {
     if session.client().batch_execute("ROLLBACK").await.is_ok() {
         session.release();
     }
-}
-
-/// Checks the stored schema version outside a transaction ([`schema::PEEK`]).
-async fn peek(session: &PgSession, place: &str) -> Result<(), Fail> {
-    let stored = session
-        .query(schema::PEEK, &[])
-        .await?
-        .first()
-        .map(|row| row.try_get::<_, String>(0))
-        .transpose()?;
-    Ok(schema::check_unchanged(stored.as_deref(), place)?)
 }
 
 /// Runs the simple query `begin` and the schema check `check` (a statement prepared once per

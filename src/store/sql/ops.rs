@@ -223,21 +223,8 @@ macro_rules! with_readable {
 /// topology's if it is gone, else the mutation's, also when it belongs to another topology
 /// than the claim says).
 async fn claimed<S: Session>(db: &mut S, claim: &Lease) -> Result<ClaimedRow, S::Fail> {
-    // The whole row, decoded: a row the fenced writes skipped as unreadable
-    // (`readable_mutation!`) is named corrupt here.
-    const CLAIMED: Stmt = stmt!(concat!(
-        "SELECT ",
-        mutation_columns!(),
-        " FROM mutations WHERE id = $1 AND topology_id = $2"
-    ));
-    let found = match (key(claim.id().get()), key(claim.topology_id().get())) {
-        (Some(id), Some(topology)) => {
-            db.query_opt::<Mutation>(&CLAIMED, &[Param::Int(id), Param::Int(topology)])
-                .await?
-        }
-        _ => None,
-    };
-    found
+    claimed_row(db, claim, Lock::None)
+        .await?
         .map(|m| ClaimedRow {
             state: m.state,
             token: m.token,
@@ -246,6 +233,36 @@ async fn claimed<S: Session>(db: &mut S, claim: &Lease) -> Result<ClaimedRow, S:
             edited_by: m.edited_by,
         })
         .ok_or_else(|| not_found(Entity::Mutation, claim.id().get()).into())
+}
+
+lockable!(
+    CLAIMED,
+    CLAIMED_FOR_UPDATE,
+    concat!(
+        "SELECT ",
+        mutation_columns!(),
+        " FROM mutations WHERE id = $1 AND topology_id = $2"
+    )
+);
+
+/// `claim`'s mutation, whole and decoded (a row the fenced writes skipped as unreadable,
+/// `readable_mutation!`, is named corrupt here), if it is in the claim's topology.
+async fn claimed_row<S: Session>(
+    db: &mut S,
+    claim: &Lease,
+    lock: Lock,
+) -> Result<Option<Mutation>, S::Fail> {
+    let sql = match lock {
+        Lock::None => &CLAIMED,
+        Lock::Row => &CLAIMED_FOR_UPDATE,
+    };
+    match (key(claim.id().get()), key(claim.topology_id().get())) {
+        (Some(id), Some(topology)) => {
+            db.query_opt(sql, &[Param::Int(id), Param::Int(topology)])
+                .await
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The fencing refusal of `claim` on its mutation: [`StoreError::LeaseLost`] if the token
@@ -418,18 +435,7 @@ pub(crate) async fn settle_fenced<S: Session>(
 ) -> Result<Settled<Mutation>, S::Fail> {
     // Locked, so that a write of this claim still running on the server (its connection
     // lost, its transaction not) is waited for rather than read past.
-    const ROW: Stmt = stmt!(concat!(
-        "SELECT ",
-        mutation_columns!(),
-        " FROM mutations WHERE id = $1 AND topology_id = $2 FOR UPDATE"
-    ));
-    let (Some(id), Some(topology)) = (key(claim.id().get()), key(claim.topology_id().get())) else {
-        return Ok(Settled::NotCommitted);
-    };
-    let row = db
-        .query_opt::<Mutation>(&ROW, &[Param::Int(id), Param::Int(topology)])
-        .await?;
-    Ok(match row {
+    Ok(match claimed_row(db, claim, Lock::Row).await? {
         Some(row) if row.token == claim.token() && row.state == to => Settled::Committed(row),
         // A release leaves the mutation claimable: a claim since may have moved it on.
         Some(row) if row.token != claim.token() && to == MutationState::Pending => {
@@ -849,6 +855,20 @@ pub(crate) async fn enqueue_mutation<S: Session>(
     })
 }
 
+/// The id of topology `$1`'s oldest mutation in state `$2` or `$3` (`applying`,
+/// `pending`): the lesser of two `min(id)`s, one seek each in the `(topology_id, state,
+/// id)` index.
+macro_rules! oldest_open_id {
+    () => {
+        concat!(
+            "(SELECT min(id) FROM (",
+            "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
+            "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
+            ") AS oldest)"
+        )
+    };
+}
+
 /// The claim's statement (`CLAIM_NEXT`), `$lock` the topology's row lock (none on SQLite,
 /// whose write transaction holds the whole file), `$readable` the readable-row condition
 /// (see `with_readable!`).
@@ -860,10 +880,8 @@ macro_rules! claim_next {
             ", lease_until = ",
             db_now!(),
             " + $4, holder = $5, attempts = attempts + 1, token = token + 1 WHERE id = ",
-            "(SELECT min(id) FROM (",
-            "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
-            "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
-            ") AS oldest) AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
+            oldest_open_id!(),
+            " AND (state = $3 OR lease_until IS NULL OR lease_until <= ",
             db_now!(),
             ") AND EXISTS (SELECT 1 FROM topologies WHERE id = $1 AND status IN ($6, $7)",
             $lock,
@@ -900,10 +918,8 @@ async fn oldest_open<S: Session>(db: &mut S, key: i64) -> Result<Option<Mutation
     const OLDEST_OPEN: Stmt = stmt!(concat!(
         "SELECT ",
         mutation_columns!(),
-        " FROM mutations WHERE id = (SELECT min(id) FROM (",
-        "SELECT min(id) AS id FROM mutations WHERE topology_id = $1 AND state = $2 ",
-        "UNION ALL SELECT min(id) FROM mutations WHERE topology_id = $1 AND state = $3",
-        ") AS oldest)"
+        " FROM mutations WHERE id = ",
+        oldest_open_id!()
     ));
     db.query_opt::<Mutation>(
         &OLDEST_OPEN,
