@@ -1109,13 +1109,12 @@ pub(crate) async fn delete_topology<S: Session>(
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use crate::MutationOp;
 
     /// The claim and the fenced writes take only rows of ops the store knows: every op
     /// must be listed, and nothing else, or its mutations would never be claimed.
-    #[cfg(feature = "postgres")]
     #[test]
     fn readable_mutation_lists_every_op_and_no_other() {
         let listed: std::vec::Vec<&str> = readable_mutation!()

@@ -53,7 +53,7 @@ use crate::store::sql::backend;
 const TURN_GROUPS: usize = 4;
 
 /// The schema check a write's transaction begins with.
-type Check<'a> = &'a dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()>;
+pub(super) type Check = dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()> + Send + Sync;
 
 /// What a panic unwound with.
 type Payload = Box<dyn Any + Send>;
@@ -159,20 +159,77 @@ impl<T> Ticket<T> {
     }
 }
 
-/// A write queued for the combiner, with the ticket its thread waits on.
+/// Who waits for a queued write's answer.
+enum Waiter<T> {
+    /// A thread, parked on its ticket: it may be asked to combine the next group.
+    Thread(Arc<Ticket<T>>),
+    /// A task of the async face, awaiting its answer; nobody parks for it, so when it is
+    /// next in line a combiner is started for it on the runtime's blocking pool.
+    #[cfg(feature = "tokio")]
+    Task(Task<T>),
+}
+
+/// An async write's side of the queue.
+#[cfg(feature = "tokio")]
+struct Task<T> {
+    answer: tokio::sync::oneshot::Sender<Kept<T>>,
+    runtime: tokio::runtime::Handle,
+    writer: Arc<Writer>,
+}
+
+impl<T> Waiter<T> {
+    fn answer(self, kept: Kept<T>) {
+        match self {
+            Self::Thread(ticket) => ticket.answer(kept),
+            // A task that stopped waiting (its future dropped) needs no answer.
+            #[cfg(feature = "tokio")]
+            Self::Task(task) => drop(task.answer.send(kept)),
+        }
+    }
+
+    /// Hands the next group to this side: wakes its thread to combine, or returns the
+    /// combiner to start for a task (once the queue's lock is released).
+    fn lead(&self) -> Option<Start> {
+        match self {
+            Self::Thread(ticket) => {
+                ticket.lead();
+                None
+            }
+            #[cfg(feature = "tokio")]
+            Self::Task(task) => Some(Combiner::new(&task.runtime, Arc::clone(&task.writer))),
+        }
+    }
+}
+
+/// A combiner to start for a task's write (nothing without the async face).
+#[cfg(feature = "tokio")]
+type Start = Combiner;
+#[cfg(not(feature = "tokio"))]
+type Start = core::convert::Infallible;
+
+/// Starts `start`, outside the queue's lock.
+fn start(start: Start) {
+    #[cfg(feature = "tokio")]
+    start.spawn();
+    #[cfg(not(feature = "tokio"))]
+    match start {}
+}
+
+/// A write queued for the combiner, with whoever waits for its answer.
 struct Queued<T, F> {
     write: Write<T, F>,
-    ticket: Option<Arc<Ticket<T>>>,
+    waiter: Option<Waiter<T>>,
 }
 
 /// A queued write, its types erased, so that one queue holds every kind of write.
 trait Job: Send {
     fn run(&mut self, db: &mut Db<'_>) -> Ran;
     fn fail(&mut self, fail: Fail);
-    /// Gives the kept answer (or panic) to the waiting thread.
+    /// Gives the kept answer (or panic) to whoever waits.
     fn answer(self: Box<Self>);
-    /// Wakes the waiting thread to combine the next group.
-    fn lead(&self);
+    /// Hands the next group to this write's side: wakes its thread, or returns the
+    /// combiner to start for its task.
+    fn lead(&self) -> Option<Start>;
 }
 
 impl<T, F> Job for Queued<T, F>
@@ -189,26 +246,67 @@ where
     }
 
     fn answer(mut self: Box<Self>) {
-        if let Some(ticket) = self.ticket.take() {
-            ticket.answer(mem::replace(&mut self.write.kept, Kept::Nothing));
+        if let Some(waiter) = self.waiter.take() {
+            waiter.answer(mem::replace(&mut self.write.kept, Kept::Nothing));
         }
     }
 
-    fn lead(&self) {
-        if let Some(ticket) = &self.ticket {
-            ticket.lead();
-        }
+    fn lead(&self) -> Option<Start> {
+        self.waiter.as_ref().and_then(Waiter::lead)
     }
 }
 
 impl<T, F> Drop for Queued<T, F> {
     /// A write dropped unanswered (a combiner unwinding through a bug of its own) still
-    /// wakes its thread, with a panic, rather than leave it parked forever.
+    /// gets an answer, a panic, rather than leave its waiter waiting forever.
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
+        if let Some(waiter) = self.waiter.take() {
             let payload: Payload = Box::new("the group running this write ended without it");
-            ticket.answer(Kept::Panic(payload));
+            waiter.answer(Kept::Panic(payload));
         }
+    }
+}
+
+/// A combiner of the async face: a turn on the blocking pool that runs queued writes
+/// until none is left. Nobody's own write waits on it, so it ends its turn only when the
+/// queue is empty.
+#[cfg(feature = "tokio")]
+struct Combiner {
+    runtime: tokio::runtime::Handle,
+    writer: Option<Arc<Writer>>,
+}
+
+#[cfg(feature = "tokio")]
+impl Combiner {
+    fn new(runtime: &tokio::runtime::Handle, writer: Arc<Writer>) -> Self {
+        Self {
+            runtime: runtime.clone(),
+            writer: Some(writer),
+        }
+    }
+
+    /// Starts the turn on the blocking pool, for the write first in line. The queue must
+    /// be marked busy, and its lock not held.
+    fn spawn(mut self) {
+        let runtime = self.runtime.clone();
+        // The JoinHandle is not needed: answers go to each write's own channel.
+        drop(runtime.spawn_blocking(move || self.run()));
+    }
+
+    fn run(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.combine(None, usize::MAX);
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for Combiner {
+    /// A combiner the runtime dropped unrun (it was shutting down) runs its turn here,
+    /// on whichever thread dropped it: the queue is marked busy, so the writes queued
+    /// behind it, threads' and tasks' alike, would otherwise wait for good.
+    fn drop(&mut self) {
+        self.run();
     }
 }
 
@@ -250,6 +348,8 @@ struct Queue {
 /// The one write connection, and the group commit around it.
 pub(super) struct Writer {
     link: Mutex<Link>,
+    /// The schema check each transaction of the writer begins with.
+    check: Box<Check>,
     queue: Mutex<Queue>,
     max_group: usize,
     /// Test-only: every write joins through a savepoint, and waits this long before it
@@ -266,10 +366,18 @@ struct EndTurn<'w>(&'w Writer);
 
 impl Drop for EndTurn<'_> {
     fn drop(&mut self) {
-        let mut queue = self.0.queue();
-        match queue.jobs.front() {
-            Some(next) => next.lead(),
-            None => queue.busy = false,
+        let next = {
+            let mut queue = self.0.queue();
+            match queue.jobs.front() {
+                Some(next) => next.lead(),
+                None => {
+                    queue.busy = false;
+                    None
+                }
+            }
+        };
+        if let Some(next) = next {
+            start(next);
         }
     }
 }
@@ -278,11 +386,13 @@ impl Writer {
     pub(super) fn new(
         conn: Connection,
         seen: Option<schema::Marks>,
+        check: Box<Check>,
         max_group: usize,
         linger: Option<Duration>,
     ) -> Self {
         Self {
             link: Mutex::new(Link { conn, seen }),
+            check,
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 busy: false,
@@ -328,16 +438,16 @@ impl Writer {
 
     /// Runs `f` as one write: grouped with the writes waiting beside it (possibly on
     /// another thread, hence `Send + 'static`), answered after the commit that makes it
-    /// durable. `check` runs first in a new transaction (the schema check). `f` may run
+    /// durable. The schema check runs first in each new transaction. `f` may run
     /// twice: once in a group that then fails, and again alone. A panic in `f` resurfaces
     /// here.
-    pub(super) fn write<T, F>(&self, check: Check<'_>, mut f: F) -> R<T>
+    pub(super) fn write<T, F>(&self, mut f: F) -> R<T>
     where
         T: Send + 'static,
         F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
     {
         if self.max_group <= 1 {
-            return self.alone(check, &mut f);
+            return self.alone(&mut f);
         }
         if let Some(linger) = self.linger {
             thread::sleep(linger);
@@ -356,10 +466,10 @@ impl Writer {
                     f,
                     kept: Kept::Nothing,
                 },
-                ticket: Some(Arc::clone(&ticket)),
+                waiter: Some(Waiter::Thread(Arc::clone(&ticket))),
             }));
             drop(queue);
-            return self.wait(check, &ticket);
+            return self.wait(&ticket);
         }
         queue.busy = true;
         drop(queue);
@@ -367,12 +477,66 @@ impl Writer {
             f,
             kept: Kept::Nothing,
         };
-        self.combine(check, Some(&mut own));
+        self.combine(Some(&mut own), TURN_GROUPS);
         own.kept.give()
     }
 
+    /// Runs `f` as one write for a task of the async face: queued for the combiner, which
+    /// is started on the runtime's blocking pool when none is running, and answered
+    /// through a channel after the commit that makes it durable; no thread waits for it
+    /// meanwhile. A write queued is run even if the future is dropped (only its answer is
+    /// lost). Otherwise as [`write`](Self::write).
+    #[cfg(feature = "tokio")]
+    pub(super) async fn submit<T, F>(self: Arc<Self>, mut f: F) -> R<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            backend(
+                "an AsyncSqliteStore was awaited outside a tokio runtime; await it inside one, \
+                 or call its sync face (get_ref)",
+            )
+        })?;
+        if let Some(linger) = self.linger {
+            on_pool(&runtime, move || {
+                thread::sleep(linger);
+                Ok(())
+            })
+            .await?;
+        }
+        if self.max_group <= 1 {
+            let writer = Arc::clone(&self);
+            return on_pool(&runtime, move || writer.alone(&mut f)).await;
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = Box::new(Queued {
+            write: Write {
+                f,
+                kept: Kept::Nothing,
+            },
+            waiter: Some(Waiter::Task(Task {
+                answer,
+                runtime: runtime.clone(),
+                writer: Arc::clone(&self),
+            })),
+        });
+        let idle = {
+            let mut queue = self.queue();
+            queue.jobs.push_back(job);
+            !mem::replace(&mut queue.busy, true)
+        };
+        if idle {
+            Combiner::new(&runtime, self).spawn();
+        }
+        match answered.await {
+            Ok(kept) => kept.give(),
+            Err(_) => Kept::Nothing.give(),
+        }
+    }
+
     /// Waits for a queued write's answer, combining a group when it is this write's turn.
-    fn wait<T>(&self, check: Check<'_>, ticket: &Ticket<T>) -> R<T> {
+    fn wait<T>(&self, ticket: &Ticket<T>) -> R<T> {
         loop {
             let mut turn = ticket.turn();
             if let Some(kept) = turn.answer.take() {
@@ -383,7 +547,7 @@ impl Writer {
             drop(turn);
             if lead {
                 // This write is first in the queue: the group taken next holds it.
-                self.combine(check, None);
+                self.combine(None, TURN_GROUPS);
             } else {
                 thread::park();
             }
@@ -391,28 +555,28 @@ impl Writer {
     }
 
     /// Runs `f` in a transaction of its own, committed only if `f` succeeds.
-    fn alone<T>(&self, check: Check<'_>, f: &mut impl FnMut(&mut Db<'_>) -> R<T>) -> R<T> {
+    fn alone<T>(&self, f: &mut impl FnMut(&mut Db<'_>) -> R<T>) -> R<T> {
         let mut link = self.lock();
         let Link { conn, seen } = &mut *link;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        check(&tx, seen)?;
+        (self.check)(&tx, seen)?;
         let out = f(&mut Db(&tx))?;
         tx.commit()?;
         Ok(out)
     }
 
     /// Runs this combiner's turn on the connection: `own` first, if given, then queued
-    /// writes, in up to `TURN_GROUPS` groups while any are queued; then ends the turn.
-    fn combine(&self, check: Check<'_>, own: Option<&mut dyn Run>) {
+    /// writes, in up to `turn` groups while any are queued; then ends the turn.
+    fn combine(&self, own: Option<&mut dyn Run>, turn: usize) {
         // Declared first, so dropped last: the next combiner is woken once the connection
         // is free.
         let _turn = EndTurn(self);
         let mut link = self.lock();
         let mut first = own.map(Member::Own);
-        for _ in 0..TURN_GROUPS {
-            let again = self.group(&mut link, check, first.take());
+        for _ in 0..turn {
+            let again = self.group(&mut link, first.take());
             for member in again {
-                alone(&mut link, check, member);
+                alone(&mut link, &*self.check, member);
             }
             if self.queue().jobs.is_empty() {
                 break;
@@ -446,17 +610,12 @@ impl Writer {
 
     /// Runs and ends one group, answering its members; returns those that must run again
     /// alone, in the order they ran.
-    fn group<'o>(
-        &self,
-        link: &mut Link,
-        check: Check<'_>,
-        mut first: Option<Member<'o>>,
-    ) -> Vec<Member<'o>> {
+    fn group<'o>(&self, link: &mut Link, mut first: Option<Member<'o>>) -> Vec<Member<'o>> {
         let forced = self.linger.is_some();
         let Some(mut lead) = self.next(&mut first, 0) else {
             return Vec::new();
         };
-        if let Err(e) = begin(link, check) {
+        if let Err(e) = begin(link, &*self.check) {
             // A lone run would meet the same failure: it is the first member's answer.
             lead.fail(e);
             lead.answer();
@@ -538,8 +697,21 @@ impl Writer {
     }
 }
 
+/// Runs `call` on the runtime's blocking pool; its panic resumes in the awaiting task.
+#[cfg(feature = "tokio")]
+async fn on_pool<T: Send + 'static>(
+    runtime: &tokio::runtime::Handle,
+    call: impl FnOnce() -> R<T> + Send + 'static,
+) -> R<T> {
+    match runtime.spawn_blocking(call).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(backend("the runtime shut down before the write ran").into()),
+    }
+}
+
 /// Begins a group's transaction and runs the schema check in it.
-fn begin(link: &mut Link, check: Check<'_>) -> R<()> {
+fn begin(link: &mut Link, check: &Check) -> R<()> {
     let Link { conn, seen } = link;
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     if let Err(e) = check(conn, seen) {
@@ -578,7 +750,7 @@ fn lost<'o>(link: &mut Link, ran: Vec<Member<'o>>) -> Vec<Member<'o>> {
 
 /// Runs `member` again in a transaction of its own, committed only if it succeeds, and
 /// answers it.
-fn alone(link: &mut Link, check: Check<'_>, mut member: Member<'_>) {
+fn alone(link: &mut Link, check: &Check, mut member: Member<'_>) {
     let Link { conn, seen } = link;
     let ended = (|| -> R<()> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -605,7 +777,7 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
             .unwrap();
-        Arc::new(Writer::new(conn, None, max_group, None))
+        Arc::new(Writer::new(conn, None, Box::new(no_check), max_group, None))
     }
 
     #[allow(
@@ -666,7 +838,7 @@ mod tests {
             let ww = Arc::clone(&w);
             let mut waited = false;
             thread::spawn(move || {
-                w.write(&no_check, move |db| {
+                w.write(move |db| {
                     if !waited {
                         waited = true;
                         holding.store(true, Ordering::SeqCst);
@@ -683,7 +855,7 @@ mod tests {
         let mut others = Vec::new();
         for (i, job) in then.into_iter().enumerate() {
             let w2 = Arc::clone(w);
-            others.push(thread::spawn(move || w2.write(&no_check, job)));
+            others.push(thread::spawn(move || w2.write(job)));
             // In order: each is queued before the next one starts (once the combiner goes
             // on, all of them are, and it takes them off the queue).
             while queued(w) < i + 1 && !released.load(Ordering::SeqCst) {
@@ -871,9 +1043,7 @@ mod tests {
                 let (w, done) = (Arc::clone(&w), Arc::clone(&done));
                 thread::spawn(move || {
                     for i in 0..WRITES {
-                        w.write(&no_check, move |db| insert(db, t * 1000 + i))
-                            .ok()
-                            .unwrap();
+                        w.write(move |db| insert(db, t * 1000 + i)).ok().unwrap();
                     }
                     done.fetch_add(1, Ordering::SeqCst);
                 });
@@ -902,12 +1072,12 @@ mod tests {
     #[test]
     fn a_refused_lone_write_rolls_back_and_leaves_nothing_open() {
         let w = writer(32);
-        let refused = w.write(&no_check, |db| -> R<()> {
+        let refused = w.write(|db| -> R<()> {
             insert(db, 1)?;
             Err(crate::store::sql::backend(String::from("refused")).into())
         });
         assert!(matches!(refused, Err(Fail::Store(_))));
-        w.write(&no_check, |db| insert(db, 2)).ok().unwrap();
+        w.write(|db| insert(db, 2)).ok().unwrap();
         assert_eq!(rows(&w), [2]);
         assert!(w.lock().conn.is_autocommit());
         assert_eq!(w.counts(), (1, 1), "the refused write committed nothing");

@@ -28,11 +28,12 @@ mod options;
 mod pool;
 mod schema;
 
+use std::boxed::Box;
 use std::fmt;
 use std::format;
 use std::path::{Path, PathBuf};
 use std::string::String;
-use std::sync::MutexGuard;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
@@ -102,7 +103,9 @@ pub struct SqliteStore {
     // checkpoints the log and removes the `-wal` and `-shm` files, which only the writer
     // can do (a read-only connection cannot).
     readers: Option<Readers>,
-    writer: Writer,
+    /// Shared with the async face's combiners (`AsyncSqliteStore`), which may outlive a
+    /// call.
+    writer: Arc<Writer>,
     path: Option<PathBuf>,
 }
 
@@ -185,7 +188,13 @@ impl SqliteStore {
         let readers = (options.read_pool > 0)
             .then(|| Readers::new(&absolute, seen, options.busy_timeout, options.read_pool));
         Ok(Self {
-            writer: Writer::new(conn, Some(seen), options.max_group, options.linger),
+            writer: Arc::new(Writer::new(
+                conn,
+                Some(seen),
+                checked_against(Some(path.to_path_buf())),
+                options.max_group,
+                options.linger,
+            )),
             readers,
             path: Some(path.to_path_buf()),
         })
@@ -207,7 +216,13 @@ impl SqliteStore {
         configure(&conn, options.busy_timeout).map_err(|e| e.into_store(context()))?;
         schema::migrate(&mut conn, "an in-memory database", None)?;
         Ok(Self {
-            writer: Writer::new(conn, None, options.max_group, options.linger),
+            writer: Arc::new(Writer::new(
+                conn,
+                None,
+                checked_against(None),
+                options.max_group,
+                options.linger,
+            )),
             readers: None,
             path: None,
         })
@@ -244,11 +259,17 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
     {
-        let check =
-            |conn: &Connection, seen: &mut Option<schema::Marks>| self.check_schema(conn, seen);
-        self.writer
-            .write(&check, f)
-            .map_err(|e: Fail| e.into_store(op))
+        self.writer.write(f).map_err(|e: Fail| e.into_store(op))
+    }
+
+    /// PROTOTYPE
+    #[cfg(feature = "tokio")]
+    #[doc(hidden)]
+    pub async fn edit_async(&self, id: crate::TopologyId, expected_version: Option<u64>, edits: &[crate::store::ChildEdit]) -> Result<crate::store::EditReport, StoreError> {
+        let edits = edits.to_vec();
+        Arc::clone(&self.writer).submit(move |db| {
+            crate::store::sql::ready(crate::store::sql::edit(db, id, expected_version, &edits))
+        }).await.map_err(|e: Fail| e.into_store("edit"))
     }
 
     /// Runs `f` in one read transaction: a consistent snapshot, no write lock; on the read
@@ -318,11 +339,26 @@ impl SqliteStore {
     /// Refuses to go on if another connection changed the file's schema since this handle
     /// last looked (a rolling upgrade): see [`schema::check_unchanged`].
     fn check_schema(&self, conn: &Connection, seen: &mut Option<schema::Marks>) -> R<()> {
-        match (seen, &self.path) {
-            (Some(seen), Some(path)) => schema::check_unchanged(conn, seen, path),
-            _ => Ok(()),
-        }
+        check_unchanged(conn, seen, self.path.as_deref())
     }
+}
+
+/// Refuses to go on if another connection changed the schema of the file at `path` since
+/// `seen` (nothing to check in memory).
+fn check_unchanged(
+    conn: &Connection,
+    seen: &mut Option<schema::Marks>,
+    path: Option<&Path>,
+) -> R<()> {
+    match (seen, path) {
+        (Some(seen), Some(path)) => schema::check_unchanged(conn, seen, path),
+        _ => Ok(()),
+    }
+}
+
+/// The schema check of the writer of the file at `path` (or in memory).
+fn checked_against(path: Option<PathBuf>) -> Box<group::Check> {
+    Box::new(move |conn, seen| check_unchanged(conn, seen, path.as_deref()))
 }
 
 /// How often a waiter on a SQLite file looks for work written by other processes (there is
