@@ -1,7 +1,9 @@
 //! The async face against the sync face of the same store, measured side by side.
 //!
-//! - SQLite through [`Offload`] (each call hops to tokio's blocking pool and back) against
-//!   the same `SqliteStore` called directly: the cost of the hop, per operation.
+//! - SQLite through [`Offload`] (each call hops to tokio's blocking pool and back) and
+//!   through `AsyncSqliteStore` (a write is queued for a combiner on the blocking pool; a
+//!   lone writer's job hops there and back the same way) against the same `SqliteStore`
+//!   called directly: the cost of the hop, per operation.
 //! - `MemoryStore`'s inline async face against its sync face: the cost of the boxed future
 //!   and the await, which is what running its short locks inline on a runtime worker adds.
 //!
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use topostate::TopologyId;
 use topostate::store::{
-    AsyncTopologyStore, MemoryStore, NewLan, Offload, SqliteStore, TopologyStore,
+    AsyncSqliteStore, AsyncTopologyStore, MemoryStore, NewLan, Offload, SqliteStore, TopologyStore,
 };
 
 /// LANs per topology before a fresh one is started (untimed).
@@ -99,6 +101,7 @@ fn sqlite(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let sync_store = SqliteStore::open(dir.path().join("sync.db")).unwrap();
     let async_store = Offload::new(SqliteStore::open(dir.path().join("async.db")).unwrap());
+    let native = AsyncSqliteStore::new(SqliteStore::open(dir.path().join("native.db")).unwrap());
     let mut g = c.benchmark_group("sqlite_file_add_lan");
     g.bench_function("sync", |b| {
         b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| sync_adds(&sync_store, n)));
@@ -106,12 +109,21 @@ fn sqlite(c: &mut Criterion) {
     g.bench_function("async_offload", |b| {
         b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| async_adds(&rt, &async_store, n)));
     });
+    g.bench_function("async_native", |b| {
+        b.iter_custom(|iters| common::chunked(iters, CHUNK, |n| async_adds(&rt, &native, n)));
+    });
     g.finish();
     common::interleaved(
         "sqlite file add_lan, async (Offload) / sync",
         40,
         || async_adds(&rt, &async_store, 200),
         || sync_adds(&sync_store, 200),
+    );
+    common::interleaved(
+        "sqlite file add_lan, async (AsyncSqliteStore) / async (Offload)",
+        40,
+        || async_adds(&rt, &native, 200),
+        || async_adds(&rt, &async_store, 200),
     );
     let sync_id = seeded(&sync_store);
     let async_id = seeded(async_store.get_ref());

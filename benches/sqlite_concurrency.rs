@@ -9,7 +9,10 @@
 //! - `group_commit_normal` / `group_commit_full`: versioned `add_lan`s by 1 writer and by
 //!   16 concurrent writers on 16 topologies (the same number of writes in all), on a store
 //!   that groups (the default) and on one with a group size of 1 (every write commits
-//!   alone, as before group commit), with `synchronous` NORMAL and FULL.
+//!   alone, as before group commit), with `synchronous` NORMAL and FULL. With the `tokio`
+//!   feature, the same writes by 1 and 16 tasks of one runtime through the async faces:
+//!   `AsyncSqliteStore` (each write queued from its task for a combiner on the blocking
+//!   pool) and `Offload` (each call on a blocking thread of its own).
 //!
 //! The interleaved lines print the ratios directly: each round times the same work both
 //! ways, so drifting load on this shared machine weighs on both.
@@ -31,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use topostate::TopologyId;
+#[cfg(feature = "tokio")]
+use topostate::store::AsyncTopologyStore;
 use topostate::store::{ChildEdit, NewLan, SqliteOptions, SqliteStore, Synchronous, TopologyStore};
 
 /// LANs per topology before a fresh one is started (untimed).
@@ -166,6 +171,98 @@ fn writes(store: &SqliteStore, n: u64, threads: u64) -> Duration {
     })
 }
 
+/// `n` versioned `add_lan`s split over `tasks` tasks running at once on `rt` through an
+/// async face, each on a fresh topology of its own (made untimed), in chunks as
+/// [`writes`].
+#[cfg(feature = "tokio")]
+fn task_writes(
+    store: &Arc<dyn AsyncTopologyStore>,
+    rt: &tokio::runtime::Runtime,
+    n: u64,
+    tasks: u64,
+) -> Duration {
+    common::chunked(n, CHUNK * tasks, |n| {
+        let ids: Vec<TopologyId> = rt.block_on(async {
+            let mut ids = Vec::new();
+            for _ in 0..tasks {
+                ids.push(store.create_topology(&fresh_name()).await.unwrap().id);
+            }
+            ids
+        });
+        let start = Instant::now();
+        rt.block_on(async {
+            let running: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .map(|(t, &id)| {
+                    let t = t as u64;
+                    let share = n / tasks + u64::from(t < n % tasks);
+                    let store = Arc::clone(store);
+                    tokio::spawn(async move {
+                        for i in 0..share {
+                            store.add_lan(id, new_lan(i), Some(i + 1)).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in running {
+                task.await.unwrap();
+            }
+        });
+        start.elapsed()
+    })
+}
+
+/// The group commit rows of the async faces: 16 tasks through `AsyncSqliteStore` against
+/// 1 thread on the sync face and 1 task on the same face, and against 16 tasks through
+/// `Offload`.
+#[cfg(feature = "tokio")]
+fn group_commit_tasks(dir: &tempfile::TempDir, base: &SqliteOptions, label: &str, n: u64) {
+    use topostate::store::{AsyncSqliteStore, Offload};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let thread = open(dir, "tasks_thread.db", base.clone());
+    let one: Arc<dyn AsyncTopologyStore> = Arc::new(AsyncSqliteStore::from_arc(open(
+        dir,
+        "tasks_one.db",
+        base.clone(),
+    )));
+    let sixteen_store = open(dir, "tasks_sixteen.db", base.clone());
+    let sixteen: Arc<dyn AsyncTopologyStore> =
+        Arc::new(AsyncSqliteStore::from_arc(Arc::clone(&sixteen_store)));
+    let offloaded: Arc<dyn AsyncTopologyStore> = Arc::new(Offload::from_arc(open(
+        dir,
+        "tasks_offload.db",
+        base.clone(),
+    )));
+    common::interleaved(
+        &format!("group_commit_{label} add_lan, 1 writer / 16 tasks (AsyncSqliteStore)"),
+        11,
+        || writes(&thread, n, 1),
+        || task_writes(&sixteen, &rt, n, 16),
+    );
+    common::interleaved(
+        &format!("group_commit_{label} add_lan, 1 task / 16 tasks (AsyncSqliteStore)"),
+        11,
+        || task_writes(&one, &rt, n, 1),
+        || task_writes(&sixteen, &rt, n, 16),
+    );
+    common::interleaved(
+        &format!("group_commit_{label} add_lan, 16 tasks: Offload / AsyncSqliteStore (time)"),
+        11,
+        || task_writes(&offloaded, &rt, n, 16),
+        || task_writes(&sixteen, &rt, n, 16),
+    );
+    let (commits, grouped_writes) = sixteen_store.group_commits();
+    println!(
+        "group_commit_{label}, 16 tasks (AsyncSqliteStore): {grouped_writes} writes in \
+         {commits} commits ({:.2} per commit)",
+        grouped_writes as f64 / commits.max(1) as f64
+    );
+}
+
 /// `n` `add_lan` edits as batches of `CHUNK` on fresh topologies (made untimed).
 fn batch_of(store: &SqliteStore, n: u64) -> Duration {
     common::chunked(n, CHUNK, |n| {
@@ -183,7 +280,7 @@ fn group_commit(c: &mut Criterion, sync: Synchronous) {
     let grouped = open(&dir, "grouped.db", base.clone());
     // Its own store, so that its group counts are those of 16 writers only.
     let sixteen = open(&dir, "sixteen.db", base.clone());
-    let alone = open(&dir, "alone.db", base.max_group(1));
+    let alone = open(&dir, "alone.db", base.clone().max_group(1));
     let label = match sync {
         Synchronous::Full => "full",
         _ => "normal",
@@ -244,6 +341,8 @@ fn group_commit(c: &mut Criterion, sync: Synchronous) {
          ({:.2} per commit)",
         grouped_writes as f64 / commits.max(1) as f64
     );
+    #[cfg(feature = "tokio")]
+    group_commit_tasks(&dir, &base, label, n);
 }
 
 fn main() {

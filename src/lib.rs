@@ -56,8 +56,9 @@
 //! - `postgres`: the PostgreSQL store backend (async on tokio-postgres with a deadpool
 //!   pool, and a blocking handle on it), for many hosts. The [`store`] module docs say
 //!   which backend to pick when.
-//! - `tokio`: `Offload`, the async face of a blocking store (SQLite) on tokio's blocking
-//!   pool.
+//! - `tokio`: the async face of a blocking store on tokio's blocking pool (`Offload`), and
+//!   with `sqlite`, `AsyncSqliteStore`, whose writes join SQLite's group commit from their
+//!   tasks.
 //! - `axum`: `topostate::http`, the store over HTTP: versions as `ETag`s, `If-Match`
 //!   preconditions, refusals as RFC 9457 problem documents, bearer-token roles, and the
 //!   topology API as a router (what `topostate serve` runs).
@@ -68,7 +69,9 @@
 //! `store::AsyncTopologyStore` (boxed `Send` futures, usable as
 //! `Arc<dyn AsyncTopologyStore>` or generically), with the same errors and guarantees, and
 //! the typed layer as `store::AsyncTypedStore`. `MemoryStore` runs it inline,
-//! `Offload<SqliteStore>` on tokio's blocking pool, `AsyncPgStore` natively on
+//! `AsyncSqliteStore` queues its writes from their tasks for one combiner on tokio's
+//! blocking pool (`Offload<SqliteStore>` runs every call on a blocking thread of its own),
+//! `AsyncPgStore` runs natively on
 //! tokio-postgres. Inside a runtime, use `AsyncPgStore` rather than the blocking `PgStore`,
 //! whose calls would block the task's worker thread. The README shows a service's editor
 //! task end to end.

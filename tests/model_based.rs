@@ -2206,7 +2206,7 @@ mod awaiting;
 mod through_async {
     use std::sync::Arc;
 
-    use topostate::store::{MemoryStore, Offload};
+    use topostate::store::MemoryStore;
 
     use super::awaiting;
 
@@ -2237,7 +2237,7 @@ mod through_async {
         super::run_backend_with("sqlite, async face", false, 500, || {
             let store = topostate::store::SqliteStore::open_in_memory().expect("in-memory sqlite");
             Box::new(awaiting::Awaiting::new(
-                Arc::new(Offload::new(store)),
+                Arc::new(topostate::store::AsyncSqliteStore::new(store)),
                 rt.handle().clone(),
             ))
         });

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -78,8 +79,8 @@ impl Harness for GroupedHarness {
 
 conformance_tests!(GroupedHarness);
 
-/// The same suite through the async face: each handle forces grouping and is offloaded to
-/// tokio's blocking pool.
+/// The same suite through the async face: each handle forces grouping, and its writes are
+/// queued by tasks for a combiner on tokio's blocking pool.
 #[cfg(feature = "tokio")]
 mod through_async {
     use std::sync::Arc;
@@ -87,7 +88,7 @@ mod through_async {
     use super::conformance::Harness;
     use super::conformance::through_async::{AsyncHarness, ThroughAsync};
     use topostate::TopologyId;
-    use topostate::store::{AsyncTopologyStore, Offload};
+    use topostate::store::{AsyncSqliteStore, AsyncTopologyStore};
 
     struct AsyncGrouped(super::GroupedHarness);
 
@@ -97,7 +98,9 @@ mod through_async {
         }
 
         fn async_handle(&self) -> Arc<dyn AsyncTopologyStore> {
-            Arc::new(Offload::new(super::grouped().open(&self.0.path).unwrap()))
+            Arc::new(AsyncSqliteStore::new(
+                super::grouped().open(&self.0.path).unwrap(),
+            ))
         }
 
         fn force_version(&self, id: TopologyId, version: u64) {
@@ -216,17 +219,75 @@ fn script(store: &dyn TopologyStore, id: TopologyId, w: usize) -> Vec<Answer> {
     out
 }
 
+/// Which face of one shared store the writers use.
+#[derive(Clone, Copy)]
+enum Face {
+    /// `SqliteStore` itself, from threads.
+    Sync,
+    /// `AsyncSqliteStore`, each call a future awaited on a multi-thread runtime: the
+    /// writes are queued by tasks and run by a combiner on the blocking pool.
+    #[cfg(feature = "tokio")]
+    Async,
+}
+
+/// The store, and the face the writers call.
+struct Faced {
+    store: Arc<SqliteStore>,
+    /// The async face, awaited on its own runtime; `None` for the sync face.
+    #[cfg(feature = "tokio")]
+    awaiting: Option<(conformance::awaiting::Awaiting, tokio::runtime::Runtime)>,
+}
+
+impl Faced {
+    fn open(options: SqliteOptions, path: &Path, face: Face) -> Self {
+        let store = Arc::new(options.open(path).unwrap());
+        match face {
+            Face::Sync => Self {
+                store,
+                #[cfg(feature = "tokio")]
+                awaiting: None,
+            },
+            #[cfg(feature = "tokio")]
+            Face::Async => {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .build()
+                    .unwrap();
+                let async_face = topostate::store::AsyncSqliteStore::from_arc(Arc::clone(&store));
+                let awaiting = conformance::awaiting::Awaiting::new(
+                    Arc::new(async_face),
+                    runtime.handle().clone(),
+                );
+                Self {
+                    store,
+                    awaiting: Some((awaiting, runtime)),
+                }
+            }
+        }
+    }
+
+    /// What the writers call.
+    fn face(&self) -> &(dyn TopologyStore + Sync) {
+        #[cfg(feature = "tokio")]
+        if let Some((awaiting, _)) = &self.awaiting {
+            return awaiting;
+        }
+        &*self.store
+    }
+}
+
 /// Runs [`script`] for 16 writers at once on one shared handle made by `options`, one
-/// topology each; then replays every script alone on a store that never groups, and
-/// compares every answer.
-fn sixteen_on_sixteen(options: SqliteOptions) -> (u64, u64) {
+/// topology each, through `face`; then replays every script alone on a store that never
+/// groups, and compares every answer.
+fn sixteen_on_sixteen(options: SqliteOptions, face: Face) -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let store = options.open(dir.path().join("store.db")).unwrap();
+    let faced = Faced::open(options, &dir.path().join("store.db"), face);
+    let store = &faced.store;
     let ids: Vec<TopologyId> = (0..WRITERS)
         .map(|w| store.create_topology(&format!("t{w}")).unwrap().id)
         .collect();
     let answers: Vec<Vec<Answer>> = std::thread::scope(|s| {
-        let store = &store;
+        let store = faced.face();
         let running: Vec<_> = ids
             .iter()
             .enumerate()
@@ -258,14 +319,32 @@ fn sixteen_on_sixteen(options: SqliteOptions) -> (u64, u64) {
 
 #[test]
 fn sixteen_writers_on_sixteen_topologies_answer_as_alone() {
-    let (commits, writes) = sixteen_on_sixteen(SqliteOptions::new());
+    let (commits, writes) = sixteen_on_sixteen(SqliteOptions::new(), Face::Sync);
     println!("default: {writes} writes in {commits} group commits");
 }
 
 #[test]
 fn sixteen_writers_on_sixteen_topologies_answer_as_alone_when_forced() {
-    let (commits, writes) = sixteen_on_sixteen(grouped());
+    let (commits, writes) = sixteen_on_sixteen(grouped(), Face::Sync);
     println!("forced: {writes} writes in {commits} group commits");
+    assert!(
+        writes > commits,
+        "no two writes shared a commit ({writes} writes, {commits} commits)"
+    );
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn sixteen_async_writers_on_sixteen_topologies_answer_as_alone() {
+    let (commits, writes) = sixteen_on_sixteen(SqliteOptions::new(), Face::Async);
+    println!("default, async face: {writes} writes in {commits} group commits");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn sixteen_async_writers_on_sixteen_topologies_answer_as_alone_when_forced() {
+    let (commits, writes) = sixteen_on_sixteen(grouped(), Face::Async);
+    println!("forced, async face: {writes} writes in {commits} group commits");
     assert!(
         writes > commits,
         "no two writes shared a commit ({writes} writes, {commits} commits)"
@@ -275,12 +354,13 @@ fn sixteen_writers_on_sixteen_topologies_answer_as_alone_when_forced() {
 /// 16 writers on one topology, each reading the version and writing with it: the version
 /// counts the successes, a LAN stands for each, and every refusal is the version conflict
 /// a lone run gives at the version the write met.
-fn sixteen_on_one(options: SqliteOptions) -> (u64, u64) {
+fn sixteen_on_one(options: SqliteOptions, face: Face) -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
-    let store = options.open(dir.path().join("store.db")).unwrap();
+    let faced = Faced::open(options, &dir.path().join("store.db"), face);
+    let store = &faced.store;
     let lab = store.create_topology("lab").unwrap();
     let outcomes: Vec<Vec<(u64, Result<u64, StoreError>)>> = std::thread::scope(|s| {
-        let store = &store;
+        let store = faced.face();
         let running: Vec<_> = (0..WRITERS)
             .map(|w| {
                 s.spawn(move || {
@@ -333,14 +413,22 @@ fn sixteen_on_one(options: SqliteOptions) -> (u64, u64) {
 
 #[test]
 fn sixteen_writers_on_one_topology_count_every_success_once() {
-    let (commits, writes) = sixteen_on_one(SqliteOptions::new());
+    let (commits, writes) = sixteen_on_one(SqliteOptions::new(), Face::Sync);
     println!("default: {writes} writes in {commits} group commits");
 }
 
 #[test]
 fn sixteen_writers_on_one_topology_count_every_success_once_when_forced() {
-    let (commits, writes) = sixteen_on_one(grouped());
+    let (commits, writes) = sixteen_on_one(grouped(), Face::Sync);
     println!("forced: {writes} writes in {commits} group commits");
+    assert!(writes > commits, "no two writes shared a commit");
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn sixteen_async_writers_on_one_topology_count_every_success_once_when_forced() {
+    let (commits, writes) = sixteen_on_one(grouped(), Face::Async);
+    println!("forced, async face: {writes} writes in {commits} group commits");
     assert!(writes > commits, "no two writes shared a commit");
 }
 

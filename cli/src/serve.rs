@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use topostate::http::{Options, Tokens, router};
-use topostate::store::{AsyncPgStore, AsyncTopologyStore, Offload, SqliteStore};
+use topostate::store::{AsyncPgStore, AsyncSqliteStore, AsyncTopologyStore, SqliteStore};
 
 use crate::output::Outcome;
 
@@ -86,7 +86,9 @@ pub fn serve(args: &ServeArgs, out: &mut dyn Write) -> anyhow::Result<Outcome> {
                     .await
                     .context("cannot connect to PostgreSQL")?,
             ),
-            None => Arc::new(Offload::new(
+            // Writes from concurrent requests share the file's commits (group commit),
+            // queued from their tasks for one combiner on the blocking pool.
+            None => Arc::new(AsyncSqliteStore::new(
                 SqliteStore::open(&args.db)
                     .with_context(|| format!("cannot open {}", args.db.display()))?,
             )),

@@ -105,6 +105,8 @@ pub use policy::{
 pub use postgres::{AsyncPgStore, PgSslMode, PgStore, PgStoreBuilder, PgStoreStats, PgTls};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::schema::SQL_TABLES;
+#[cfg(all(feature = "sqlite", feature = "tokio"))]
+pub use sqlite::AsyncSqliteStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 pub use typed::TypedStore;

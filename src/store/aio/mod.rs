@@ -41,7 +41,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// | backend | how its async face runs |
 /// |---|---|
 /// | [`MemoryStore`](crate::store::MemoryStore) | inline on the calling task ([`NonBlocking`]): its locks are held for microseconds and never across I/O |
-/// | `SqliteStore` and any other blocking store | on tokio's blocking pool, through `Offload` (feature `tokio`) |
+/// | `SqliteStore` | through `AsyncSqliteStore` (features `sqlite`, `tokio`): each write is queued from its task for the store's group commit, run by one combiner on tokio's blocking pool; reads on the blocking pool |
+/// | any other blocking store | on tokio's blocking pool, through `Offload` (feature `tokio`), a blocking thread per call |
 ///
 /// # Generic or type-erased
 ///

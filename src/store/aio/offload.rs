@@ -26,6 +26,11 @@ use crate::store::{
 /// The handle is cheap to clone (the store sits behind an [`Arc`]), and its sync face stays
 /// reachable through [`get_ref`](Self::get_ref) for code outside the runtime.
 ///
+/// Each call holds a blocking thread until it is answered, so many concurrent writes hold
+/// as many threads. For a SQLite store, `AsyncSqliteStore` (features `sqlite` and `tokio`)
+/// is the better face: its writes are queued from their tasks for the store's group
+/// commit, with no thread waiting for them.
+///
 /// ```
 /// use topostate::store::{AsyncTopologyStore, AsyncTypedStore, NewLan, Offload, SqliteStore};
 ///

@@ -2,22 +2,12 @@
 //! run inside the store's write runner (one transaction, grouped with the writes queued
 //! behind it) or read runner (one snapshot on a pooled read connection), and finished on
 //! the spot by `sql::ready`; the few operations SQLite spells its own way (creation,
-//! single-statement reads, runtime writes, waiting for work) are written here too.
+//! single-statement reads, runtime writes, waiting for work) are written here too. Each
+//! write is built once, in `writes`, for both the sync and the async face.
 
-use std::string::String;
-
-use rusqlite::params;
-
-use crate::store::sql::rows::{Flag, Key, topology_columns};
-use crate::store::sql::{
-    self, INITIAL_SQL_VERSION, Lock, Param, Session, Stmt, backend, key, not_found, pick, refuse,
-    stmt,
-};
-use crate::store::{
-    DeckyId, DeckyRuntime, DeckyState, Entity, LanId, StoreError, Timestamp, TopologyRecord,
-    canonical_name, check_text,
-};
-use crate::{TopologyId, TopologyStatus};
+use crate::TopologyId;
+use crate::store::sql::{self, Lock};
+use crate::store::{DeckyId, DeckyRuntime, LanId, StoreError, TopologyRecord};
 
 use super::{SqliteStore, WORK_POLL};
 
@@ -46,16 +36,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         reason: Option<&str>,
         precondition: crate::store::Precondition,
     ) -> Result<crate::store::Transitioned, crate::store::StoreError> {
-        let reason = reason.map(String::from);
-        self.write("transition_status", move |db| {
-            crate::store::sql::ready(crate::store::sql::transition_status(
-                db,
-                id,
-                to,
-                reason.as_deref(),
-                precondition,
-            ))
-        })
+        self.write(writes::transition_status(id, to, reason, precondition))
     }
 
     fn list_topologies(
@@ -84,10 +65,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         expected_version: Option<u64>,
         edits: &[crate::store::ChildEdit],
     ) -> Result<crate::store::EditReport, crate::store::StoreError> {
-        let edits = edits.to_vec();
-        self.write("edit", move |db| {
-            crate::store::sql::ready(crate::store::sql::edit(db, id, expected_version, &edits))
-        })
+        self.write(writes::edit(id, expected_version, edits))
     }
 
     fn enqueue_mutation(
@@ -97,17 +75,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         payload: &str,
         expected_version: Option<u64>,
     ) -> Result<crate::store::Edited<crate::store::MutationId>, crate::store::StoreError> {
-        let payload = String::from(payload);
-        self.write("enqueue_mutation", move |db| {
-            crate::store::sql::ready(crate::store::sql::enqueue_mutation(
-                db,
-                id,
-                op,
-                &payload,
-                expected_version,
-            ))
-        })
-        .inspect(|_| crate::store::wake::SQL_WORK.notify())
+        self.write(writes::enqueue_mutation(id, op, payload, expected_version))
     }
 
     fn claim_next_mutation_with(
@@ -115,10 +83,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         id: crate::TopologyId,
         options: &crate::store::ClaimOptions,
     ) -> Result<crate::store::Claim, crate::store::StoreError> {
-        let options = options.clone();
-        self.write("claim_next_mutation", move |db| {
-            crate::store::sql::ready(crate::store::sql::claim_next_mutation(db, id, &options))
-        })
+        self.write(writes::claim_next_mutation(id, options))
     }
 
     fn renew_lease(
@@ -126,20 +91,14 @@ impl crate::store::trace::Untraced for SqliteStore {
         claim: &crate::store::Lease,
         lease: core::time::Duration,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        let claim = owned(claim);
-        self.write("renew_lease", move |db| {
-            crate::store::sql::ready(crate::store::sql::renew_lease(db, &claim, lease))
-        })
+        self.write(writes::renew_lease(claim, lease))
     }
 
     fn release_mutation(
         &self,
         claim: crate::store::Lease,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        self.write("release_mutation", move |db| {
-            crate::store::sql::ready(crate::store::sql::release(db, &claim))
-        })
-        .inspect(|_| crate::store::wake::SQL_WORK.notify())
+        self.write(writes::release_mutation(claim))
     }
 
     fn apply_live(
@@ -147,25 +106,14 @@ impl crate::store::trace::Untraced for SqliteStore {
         claim: &crate::store::Lease,
         edits: &[crate::store::ChildEdit],
     ) -> Result<crate::store::EditReport, crate::store::StoreError> {
-        let (claim, edits) = (owned(claim), edits.to_vec());
-        self.write("apply_live", move |db| {
-            crate::store::sql::ready(crate::store::sql::apply_live(db, &claim, &edits))
-        })
+        self.write(writes::apply_live(claim, edits))
     }
 
     fn mark_mutation_applied(
         &self,
         claim: crate::store::Lease,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        self.write("mark_mutation_applied", move |db| {
-            crate::store::sql::ready(crate::store::sql::mark(
-                db,
-                &claim,
-                crate::MutationState::Applied,
-                None,
-            ))
-        })
-        .inspect(|_| crate::store::wake::SQL_WORK.notify())
+        self.write(writes::mark(claim, crate::MutationState::Applied, None))
     }
 
     fn mark_mutation_failed(
@@ -173,16 +121,11 @@ impl crate::store::trace::Untraced for SqliteStore {
         claim: crate::store::Lease,
         reason: &str,
     ) -> Result<crate::store::Mutation, crate::store::StoreError> {
-        let reason = String::from(reason);
-        self.write("mark_mutation_failed", move |db| {
-            crate::store::sql::ready(crate::store::sql::mark(
-                db,
-                &claim,
-                crate::MutationState::Failed,
-                Some(&reason),
-            ))
-        })
-        .inspect(|_| crate::store::wake::SQL_WORK.notify())
+        self.write(writes::mark(
+            claim,
+            crate::MutationState::Failed,
+            Some(reason),
+        ))
     }
 
     fn list_mutations(
@@ -201,9 +144,7 @@ impl crate::store::trace::Untraced for SqliteStore {
         id: crate::TopologyId,
         expected_version: Option<u64>,
     ) -> Result<(), crate::store::StoreError> {
-        self.write("delete_topology", move |db| {
-            crate::store::sql::ready(crate::store::sql::delete_topology(db, id, expected_version))
-        })
+        self.write(writes::delete_topology(id, expected_version))
     }
 
     /// Handles of this process are woken at once by a queue write through any of them;
@@ -224,6 +165,196 @@ impl crate::store::trace::Untraced for SqliteStore {
     }
 
     fn create_topology(&self, name: &str) -> Result<TopologyRecord, StoreError> {
+        self.write(writes::create_topology(name)?)
+    }
+
+    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
+        self.read_one("get_topology", |db| {
+            sql::ready(sql::topology(db, id, Lock::None))
+        })
+    }
+
+    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
+        self.write(writes::set_lan_network_id(lan, network_id))
+    }
+
+    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
+        self.write(writes::set_decky_runtime(decky, runtime))
+    }
+
+    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
+        self.write(writes::set_needs_resync(id, needs_resync))
+    }
+}
+
+/// The contract's writes on SQLite, each built once as the job both faces hand to the
+/// writer: the sync face (`SqliteStore`) runs it on the calling thread or the group's
+/// combiner, the async face (`AsyncSqliteStore`) queues it from its task. Each job owns
+/// its arguments, so that it can run on another thread, and may run twice (see the `group`
+/// module).
+pub(super) mod writes {
+    use std::string::String;
+
+    use rusqlite::params;
+
+    use super::owned;
+    use crate::store::sql::rows::{Flag, Key, topology_columns};
+    use crate::store::sql::{
+        self, INITIAL_SQL_VERSION, Param, Session, Stmt, backend, key, not_found, pick, refuse,
+        stmt,
+    };
+    use crate::store::sqlite::{Db, R, WriteOp};
+    use crate::store::{
+        ChildEdit, Claim, ClaimOptions, DeckyId, DeckyRuntime, DeckyState, EditReport, Edited,
+        Entity, LanId, Lease, Mutation, MutationId, Precondition, StoreError, Timestamp,
+        TopologyRecord, Transitioned, canonical_name, check_text,
+    };
+    use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
+
+    /// The type of a write whose job answers `T`.
+    macro_rules! op {
+        ($t:ty) => {
+            WriteOp<impl FnMut(&mut Db<'_>) -> R<$t> + Send + 'static>
+        };
+    }
+
+    pub(in crate::store::sqlite) fn transition_status(
+        id: TopologyId,
+        to: TopologyStatus,
+        reason: Option<&str>,
+        precondition: Precondition,
+    ) -> op!(Transitioned) {
+        let reason = reason.map(String::from);
+        WriteOp::new("transition_status", move |db| {
+            sql::ready(sql::transition_status(
+                db,
+                id,
+                to,
+                reason.as_deref(),
+                precondition,
+            ))
+        })
+        .on(id, precondition.version)
+    }
+
+    pub(in crate::store::sqlite) fn edit(
+        id: TopologyId,
+        expected_version: Option<u64>,
+        edits: &[ChildEdit],
+    ) -> op!(EditReport) {
+        let edits = edits.to_vec();
+        WriteOp::new("edit", move |db| {
+            sql::ready(sql::edit(db, id, expected_version, &edits))
+        })
+        .on(id, expected_version)
+    }
+
+    pub(in crate::store::sqlite) fn enqueue_mutation(
+        id: TopologyId,
+        op: MutationOp,
+        payload: &str,
+        expected_version: Option<u64>,
+    ) -> op!(Edited<MutationId>) {
+        let payload = String::from(payload);
+        WriteOp::new("enqueue_mutation", move |db| {
+            sql::ready(sql::enqueue_mutation(
+                db,
+                id,
+                op,
+                &payload,
+                expected_version,
+            ))
+        })
+        .on(id, expected_version)
+        .waking()
+    }
+
+    pub(in crate::store::sqlite) fn claim_next_mutation(
+        id: TopologyId,
+        options: &ClaimOptions,
+    ) -> op!(Claim) {
+        let options = options.clone();
+        WriteOp::new("claim_next_mutation", move |db| {
+            sql::ready(sql::claim_next_mutation(db, id, &options))
+        })
+        .on(id, None)
+    }
+
+    pub(in crate::store::sqlite) fn renew_lease(
+        claim: &Lease,
+        lease: core::time::Duration,
+    ) -> op!(Mutation) {
+        let (id, claim) = (claim.topology_id(), owned(claim));
+        WriteOp::new("renew_lease", move |db| {
+            sql::ready(sql::renew_lease(db, &claim, lease))
+        })
+        .on(id, None)
+    }
+
+    pub(in crate::store::sqlite) fn release_mutation(claim: Lease) -> op!(Mutation) {
+        let id = claim.topology_id();
+        WriteOp::new("release_mutation", move |db| {
+            sql::ready(sql::release(db, &claim))
+        })
+        .on(id, None)
+        .waking()
+    }
+
+    pub(in crate::store::sqlite) fn apply_live(
+        claim: &Lease,
+        edits: &[ChildEdit],
+    ) -> op!(EditReport) {
+        let (id, claim, edits) = (claim.topology_id(), owned(claim), edits.to_vec());
+        WriteOp::new("apply_live", move |db| {
+            sql::ready(sql::apply_live(db, &claim, &edits))
+        })
+        .on(id, None)
+    }
+
+    /// `mark_mutation_applied` (`Applied`, no reason) or `mark_mutation_failed`.
+    pub(in crate::store::sqlite) fn mark(
+        claim: Lease,
+        to: MutationState,
+        reason: Option<&str>,
+    ) -> op!(Mutation) {
+        let name = match to {
+            MutationState::Failed => "mark_mutation_failed",
+            _ => "mark_mutation_applied",
+        };
+        let (id, reason) = (claim.topology_id(), reason.map(String::from));
+        WriteOp::new(name, move |db| {
+            sql::ready(sql::mark(db, &claim, to, reason.as_deref()))
+        })
+        .on(id, None)
+        .waking()
+    }
+
+    pub(in crate::store::sqlite) fn delete_topology(
+        id: TopologyId,
+        expected_version: Option<u64>,
+    ) -> op!(()) {
+        WriteOp::new("delete_topology", move |db| {
+            sql::ready(sql::delete_topology(db, id, expected_version))
+        })
+        .on(id, expected_version)
+    }
+
+    pub(in crate::store::sqlite) fn set_needs_resync(
+        id: TopologyId,
+        needs_resync: bool,
+    ) -> op!(()) {
+        WriteOp::new("set_needs_resync", move |db| {
+            sql::ready(sql::set_needs_resync(db, id, needs_resync))
+        })
+        .on(id, None)
+    }
+
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for a name no topology may have, before anything runs.
+    pub(in crate::store::sqlite) fn create_topology(
+        name: &str,
+    ) -> Result<op!(TopologyRecord), StoreError> {
         const TAKEN: Stmt = stmt!("SELECT EXISTS (SELECT 1 FROM topologies WHERE name = $1)");
         const INSERT: Stmt = stmt!(concat!(
             "INSERT INTO topologies (name, status, version, reason, needs_resync, ",
@@ -232,7 +363,7 @@ impl crate::store::trace::Untraced for SqliteStore {
             topology_columns!()
         ));
         let name = String::from(canonical_name("topology name", name)?);
-        self.write("create_topology", move |db| {
+        Ok(WriteOp::new("create_topology", move |db| {
             let name: &str = &name;
             let Flag(taken) = sql::ready(db.query_one(&TAKEN, &[Param::Text(name)]))?;
             if taken {
@@ -253,18 +384,15 @@ impl crate::store::trace::Untraced for SqliteStore {
                 ],
             ))?;
             record.ok_or_else(|| backend("the insert returned no row").into())
-        })
+        }))
     }
 
-    fn get_topology(&self, id: TopologyId) -> Result<TopologyRecord, StoreError> {
-        self.read_one("get_topology", |db| {
-            sql::ready(sql::topology(db, id, Lock::None))
-        })
-    }
-
-    fn set_lan_network_id(&self, lan: LanId, network_id: Option<&str>) -> Result<(), StoreError> {
+    pub(in crate::store::sqlite) fn set_lan_network_id(
+        lan: LanId,
+        network_id: Option<&str>,
+    ) -> op!(()) {
         let network_id = network_id.map(String::from);
-        self.write("set_lan_network_id", move |db| {
+        WriteOp::new("set_lan_network_id", move |db| {
             let owner = match key(lan.get()) {
                 Some(k) => sql::ready(db.query_opt::<Key>(
                     &stmt!("SELECT id FROM lans WHERE id = $1"),
@@ -282,9 +410,12 @@ impl crate::store::trace::Untraced for SqliteStore {
         })
     }
 
-    fn set_decky_runtime(&self, decky: DeckyId, runtime: &DeckyRuntime) -> Result<(), StoreError> {
+    pub(in crate::store::sqlite) fn set_decky_runtime(
+        decky: DeckyId,
+        runtime: &DeckyRuntime,
+    ) -> op!(()) {
         let runtime = runtime.clone();
-        self.write("set_decky_runtime", move |db| {
+        WriteOp::new("set_decky_runtime", move |db| {
             let owner = match key(decky.get()) {
                 Some(k) => sql::ready(db.query_opt::<Key>(
                     &stmt!("SELECT id FROM deckies WHERE id = $1"),
@@ -322,12 +453,6 @@ impl crate::store::trace::Untraced for SqliteStore {
                 runtime.last_error.clone().flatten(),
             ])?;
             Ok(())
-        })
-    }
-
-    fn set_needs_resync(&self, id: TopologyId, needs_resync: bool) -> Result<(), StoreError> {
-        self.write("set_needs_resync", move |db| {
-            sql::ready(sql::set_needs_resync(db, id, needs_resync))
         })
     }
 }

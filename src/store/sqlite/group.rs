@@ -17,6 +17,14 @@
 //! them the next combiner, and otherwise marks that nobody combines, under the queue's
 //! lock, so a write queued at that moment is never left behind.
 //!
+//! Writes from tasks of the async face (`AsyncSqliteStore`, feature `tokio`) join the same
+//! queue without a thread: a task queues its job with a channel for the answer and awaits
+//! it. When such a write finds nobody combining, or is first in line when a combiner's turn
+//! ends, a combiner is started for it on the runtime's blocking pool; having no write of
+//! its own waiting on it, that combiner runs groups until the queue is empty. So
+//! concurrent tasks cost one blocking thread between them, and their answers wake tasks,
+//! not threads.
+//!
 //! Every member is answered after the shared commit, with the answer its own run gave
 //! (a refusal too: it was decided on writes that must commit for it to stand). The order
 //! the combiner ran the writes in is a serial order that explains every answer, so each
@@ -1081,5 +1089,252 @@ mod tests {
         assert_eq!(rows(&w), [2]);
         assert!(w.lock().conn.is_autocommit());
         assert_eq!(w.counts(), (1, 1), "the refused write committed nothing");
+    }
+
+    // ---- writes from tasks (the async face) ----------------------------------------------
+
+    #[cfg(feature = "tokio")]
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap()
+    }
+
+    /// Holds the combiner (a thread's write) while `queue` queues writes behind it, until
+    /// `n` are queued; then lets it go on, and returns its thread's answer.
+    #[cfg(feature = "tokio")]
+    fn holding(w: &Arc<Writer>, n: usize, queue: impl FnOnce()) -> R<()> {
+        let holding = Arc::new(AtomicBool::new(false));
+        let released = Arc::new(AtomicBool::new(false));
+        let combiner = {
+            let (w, holding, released) =
+                (Arc::clone(w), Arc::clone(&holding), Arc::clone(&released));
+            let mut waited = false;
+            thread::spawn(move || {
+                w.write(move |db| {
+                    // Only on its first run: it runs again alone if its group is lost.
+                    if !waited {
+                        waited = true;
+                        holding.store(true, Ordering::SeqCst);
+                        while !released.load(Ordering::SeqCst) {
+                            thread::yield_now();
+                        }
+                    }
+                    insert(db, 0)
+                })
+            })
+        };
+        while !holding.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        queue();
+        until_queued(w, n);
+        released.store(true, Ordering::SeqCst);
+        combiner.join().unwrap()
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn task_writes_queued_behind_a_thread_share_its_commit() {
+        let w = writer(32);
+        let rt = runtime();
+        let mut tasks = Vec::new();
+        holding(&w, 3, || {
+            for x in 1..=3 {
+                tasks.push(rt.spawn(Arc::clone(&w).submit(move |db| insert(db, x))));
+            }
+        })
+        .ok()
+        .unwrap();
+        for task in tasks {
+            rt.block_on(task).unwrap().ok().unwrap();
+        }
+        assert_eq!(rows(&w), [0, 1, 2, 3]);
+        assert_eq!(
+            w.counts(),
+            (1, 4),
+            "one commit for the thread's write and the tasks'"
+        );
+        until_idle(&w);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_lone_task_write_commits_on_the_blocking_pool_on_either_runtime() {
+        for rt in [
+            runtime(),
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+        ] {
+            let w = writer(32);
+            let caller = thread::current().id();
+            let ran_on = rt
+                .block_on(Arc::clone(&w).submit(|db| {
+                    insert(db, 1)?;
+                    Ok(thread::current().id())
+                }))
+                .ok()
+                .unwrap();
+            assert_ne!(ran_on, caller, "the write ran on a blocking thread");
+            assert_eq!(rows(&w), [1]);
+            assert_eq!(w.counts(), (1, 1));
+            // The combiner ends its turn just after answering.
+            until_idle(&w);
+        }
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_panicking_task_write_panics_in_its_task_and_the_others_commit() {
+        let w = writer(32);
+        let rt = runtime();
+        let mut tasks = Vec::new();
+        holding(&w, 2, || {
+            tasks.push(rt.spawn(Arc::clone(&w).submit(|db| -> R<()> {
+                insert(db, 1)?;
+                panic!("a task's write panicked");
+            })));
+            until_queued(&w, 1);
+            tasks.push(rt.spawn(Arc::clone(&w).submit(|db| insert(db, 2))));
+        })
+        .ok()
+        .unwrap();
+        let mut tasks = tasks.into_iter();
+        let panicked = rt.block_on(tasks.next().unwrap()).err().unwrap();
+        assert!(panicked.is_panic());
+        assert_eq!(
+            panicked.into_panic().downcast_ref::<&str>(),
+            Some(&"a task's write panicked"),
+            "the write's own panic, in its own task"
+        );
+        rt.block_on(tasks.next().unwrap()).unwrap().ok().unwrap();
+        assert_eq!(rows(&w), [0, 2]);
+        assert!(w.lock().conn.is_autocommit());
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_queued_write_whose_task_stopped_waiting_is_still_run_once() {
+        let w = writer(32);
+        let rt = runtime();
+        holding(&w, 1, || {
+            let task = rt.spawn(Arc::clone(&w).submit(|db| insert(db, 1)));
+            until_queued(&w, 1);
+            task.abort();
+            assert!(rt.block_on(task).err().unwrap().is_cancelled());
+        })
+        .ok()
+        .unwrap();
+        // Its answer had nobody to go to; the next write waits for its group to end.
+        rt.block_on(Arc::clone(&w).submit(|db| insert(db, 2)))
+            .ok()
+            .unwrap();
+        assert_eq!(rows(&w), [0, 1, 2]);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_task_write_outside_a_runtime_is_refused_and_writes_nothing() {
+        use std::task::{Context, Poll, Waker};
+        let w = writer(32);
+        let mut write = Box::pin(Arc::clone(&w).submit(|db| insert(db, 1)));
+        let Poll::Ready(Err(Fail::Store(e))) =
+            write.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("awaited outside a runtime, the write must be refused at once");
+        };
+        assert!(e.to_string().contains("outside a tokio runtime"), "{e}");
+        assert_eq!(rows(&w), Vec::<i64>::new());
+        assert!(!w.queue().busy);
+    }
+
+    /// Tasks and threads writing in loops on one writer, more of them queued at once than
+    /// a group holds: every write is answered (one left queued would leave its task
+    /// waiting for good) and stored once, on either runtime.
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn task_and_thread_writes_arriving_as_combiners_end_are_all_run() {
+        const TASKS: i64 = 16;
+        const THREADS: i64 = 4;
+        const WRITES: i64 = 50;
+        for (multi, max_group) in [(true, 2), (true, 32), (false, 2), (false, 32)] {
+            let w = writer(max_group);
+            let rt = if multi {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_time()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+            }
+            .unwrap();
+            let threads: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let w = Arc::clone(&w);
+                    thread::spawn(move || {
+                        for i in 0..WRITES {
+                            w.write(move |db| insert(db, (TASKS + t) * 1000 + i))
+                                .ok()
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| {
+                    let w = Arc::clone(&w);
+                    rt.spawn(async move {
+                        for i in 0..WRITES {
+                            Arc::clone(&w)
+                                .submit(move |db| insert(db, t * 1000 + i))
+                                .await
+                                .ok()
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let all = rt.block_on(async {
+                tokio::time::timeout(Duration::from_mins(1), async {
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                })
+                .await
+            });
+            assert!(
+                all.is_ok(),
+                "max_group {max_group}: tasks left waiting, {} writes queued",
+                queued(&w)
+            );
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            let mut expected: Vec<i64> = (0..TASKS + THREADS)
+                .flat_map(|t| (0..WRITES).map(move |i| t * 1000 + i))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(rows(&w), expected);
+            until_idle(&w);
+            assert_eq!(queued(&w), 0);
+        }
+    }
+
+    /// Waits (a bounded while) for the combiner to end its turn, which it does just after
+    /// answering its last write; fails if it never does.
+    #[cfg(feature = "tokio")]
+    fn until_idle(w: &Writer) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while w.queue().busy {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a combiner never ended its turn"
+            );
+            thread::yield_now();
+        }
     }
 }

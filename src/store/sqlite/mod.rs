@@ -21,6 +21,8 @@
 //! - Rows are read back strictly: an unknown name or an impossible version is a
 //!   [`StoreError::Corrupt`] naming the table, the row and the value.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod codec;
 mod contract;
 mod group;
@@ -43,6 +45,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params_fro
 use crate::store::sql::{FromRow, Param, Session, Stmt, backend};
 use crate::store::{BackendError, Foreign, StoreError};
 
+#[cfg(feature = "tokio")]
+pub use aio::AsyncSqliteStore;
 use group::{Link, Writer};
 pub use options::{SqliteOptions, Synchronous};
 use pool::Readers;
@@ -75,6 +79,8 @@ const STATEMENT_CACHE: usize = 96;
 /// in one transaction, each inside its own savepoint: a refused write rolls back alone and
 /// gets the answer it would have got running alone, and every caller is answered only
 /// after the shared commit. A lone writer commits at once (nothing waits to fill a group).
+/// In a tokio service, use its async face, `AsyncSqliteStore` (feature `tokio`): its
+/// writes join the same groups from their tasks, with no thread waiting for each.
 ///
 /// The store creates its schema itself, and refuses a file made from a different
 /// lifecycle declaration (a schema fingerprint is checked on open).
@@ -250,26 +256,20 @@ impl SqliteStore {
         self.writer.lock()
     }
 
-    /// Runs `f` as one write: in a `BEGIN IMMEDIATE` transaction (shared with the writes
-    /// queued beside it), its changes committed only if `f` succeeds. `f` owns what it
+    /// Runs `op` as one write: in a `BEGIN IMMEDIATE` transaction (shared with the writes
+    /// queued beside it), its changes committed only if it succeeds. Its job owns what it
     /// writes, since another thread may run it (the group's combiner), and may run twice,
     /// when the group it ran in could not commit (see the `group` module).
-    fn write<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    fn write<T, F>(&self, op: WriteOp<F>) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
     {
-        self.writer.write(f).map_err(|e: Fail| e.into_store(op))
-    }
-
-    /// PROTOTYPE
-    #[cfg(feature = "tokio")]
-    #[doc(hidden)]
-    pub async fn edit_async(&self, id: crate::TopologyId, expected_version: Option<u64>, edits: &[crate::store::ChildEdit]) -> Result<crate::store::EditReport, StoreError> {
-        let edits = edits.to_vec();
-        Arc::clone(&self.writer).submit(move |db| {
-            crate::store::sql::ready(crate::store::sql::edit(db, id, expected_version, &edits))
-        }).await.map_err(|e: Fail| e.into_store("edit"))
+        let WriteOp {
+            name, job, wakes, ..
+        } = op;
+        let out = self.writer.write(job).map_err(|e: Fail| e.into_store(name));
+        woken(wakes, out)
     }
 
     /// Runs `f` in one read transaction: a consistent snapshot, no write lock; on the read
@@ -359,6 +359,62 @@ fn check_unchanged(
 /// The schema check of the writer of the file at `path` (or in memory).
 fn checked_against(path: Option<PathBuf>) -> Box<group::Check> {
     Box::new(move |conn, seen| check_unchanged(conn, seen, path.as_deref()))
+}
+
+/// One write of the contract, as either face hands it to the writer: the operation's
+/// name (the context of a driver error), the job to run in the write transaction (owning
+/// its arguments), and whether it changes what a waiting applier could claim.
+/// The topology and expected version it names are the fields of its span on the async
+/// face (the sync face's spans are opened around the call, in `trace`).
+pub(super) struct WriteOp<F> {
+    name: &'static str,
+    job: F,
+    wakes: bool,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    topology: Option<u64>,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    expected: Option<u64>,
+}
+
+impl<F> WriteOp<F> {
+    fn new<T>(name: &'static str, job: F) -> Self
+    where
+        F: FnMut(&mut Db<'_>) -> R<T> + Send + 'static,
+    {
+        Self {
+            name,
+            job,
+            wakes: false,
+            topology: None,
+            expected: None,
+        }
+    }
+
+    /// Names the topology written to, and the version the caller expects of it.
+    fn on(self, id: crate::TopologyId, expected: Option<u64>) -> Self {
+        Self {
+            topology: Some(id.get()),
+            expected,
+            ..self
+        }
+    }
+
+    /// Wakes this process's waiters for work once the write has committed.
+    fn waking(self) -> Self {
+        Self {
+            wakes: true,
+            ..self
+        }
+    }
+}
+
+/// A write's answer, after waking this process's waiters for work if it `wakes` and
+/// committed.
+fn woken<T>(wakes: bool, out: Result<T, StoreError>) -> Result<T, StoreError> {
+    if wakes && out.is_ok() {
+        crate::store::wake::SQL_WORK.notify();
+    }
+    out
 }
 
 /// How often a waiter on a SQLite file looks for work written by other processes (there is
