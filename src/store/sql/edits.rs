@@ -241,12 +241,12 @@ impl<S: Session> Batch<'_, S> {
 
     async fn add_lan(&mut self, lan: &NewLan) -> Result<Touched, S::Fail> {
         // The name's check and the insert in one statement (one round trip on
-        // PostgreSQL): no row inserted is a name taken. The caller holds the topology's
-        // lock, so no other writer of its LANs runs between the two.
+        // PostgreSQL), by the table's `UNIQUE (topology_id, name)`: no row inserted is a
+        // name taken. (Not `INSERT … SELECT … WHERE NOT EXISTS` on the same table, which
+        // SQLite runs through a temporary table.)
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO lans (topology_id, name, subnet, is_dmz, x, y) \
-             SELECT $1::bigint, $2::text, $3::text, $4::boolean, $5::float8, $6::float8 \
-             WHERE NOT EXISTS (SELECT 1 FROM lans WHERE topology_id = $1 AND name = $2)"
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (topology_id, name) DO NOTHING"
         );
         check_new_lan(lan)?;
         let id = self
@@ -348,9 +348,7 @@ impl<S: Session> Batch<'_, S> {
         // As for a LAN: the name's check and the insert in one statement.
         const INSERT: Stmt = insert_stmt!(
             "INSERT INTO deckies (topology_id, name, services, config, state, x, y) \
-             SELECT $1::bigint, $2::text, $3::text[], $4::text, $5::text, $6::float8, \
-             $7::float8 WHERE NOT EXISTS \
-             (SELECT 1 FROM deckies WHERE topology_id = $1 AND name = $2)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (topology_id, name) DO NOTHING"
         );
         check_new_decky(decky)?;
         let id = self
