@@ -60,6 +60,24 @@ use crate::store::sql::backend;
 /// waits for its answer meanwhile.
 const TURN_GROUPS: usize = 4;
 
+/// How long a combiner started for tasks stays once the queue is empty, yielding its core,
+/// for a next write to arrive. A task answered a moment ago usually queues its next write
+/// within tens of microseconds, and taking it here saves starting a combiner anew (a
+/// blocking-pool thread woken, which takes as long again). It delays no answer: every
+/// write the combiner ran has been answered, and nobody's own write waits on it.
+#[cfg(feature = "tokio")]
+const STAY: Duration = Duration::from_micros(100);
+
+/// Whose turn a combiner runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whose {
+    /// A thread's, whose own write is in it: a few groups, so its caller is not held up.
+    Caller,
+    /// Tasks': until the queue is empty, and a moment longer (see [`STAY`]).
+    #[cfg(feature = "tokio")]
+    Tasks,
+}
+
 /// The schema check a write's transaction begins with.
 pub(super) type Check = dyn Fn(&Connection, &mut Option<schema::Marks>) -> R<()> + Send + Sync;
 
@@ -303,7 +321,7 @@ impl Combiner {
 
     fn run(&mut self) {
         if let Some(writer) = self.writer.take() {
-            writer.combine(None, usize::MAX);
+            writer.combine(None, Whose::Tasks);
         }
     }
 }
@@ -485,7 +503,7 @@ impl Writer {
             f,
             kept: Kept::Nothing,
         };
-        self.combine(Some(&mut own), TURN_GROUPS);
+        self.combine(Some(&mut own), Whose::Caller);
         own.kept.give()
     }
 
@@ -555,7 +573,7 @@ impl Writer {
             drop(turn);
             if lead {
                 // This write is first in the queue: the group taken next holds it.
-                self.combine(None, TURN_GROUPS);
+                self.combine(None, Whose::Caller);
             } else {
                 thread::park();
             }
@@ -573,23 +591,45 @@ impl Writer {
         Ok(out)
     }
 
-    /// Runs this combiner's turn on the connection: `own` first, if given, then queued
-    /// writes, in up to `turn` groups while any are queued; then ends the turn.
-    fn combine(&self, own: Option<&mut dyn Run>, turn: usize) {
+    /// Runs a combiner's turn on the connection: `own` first, if given, then queued
+    /// writes, in groups while any are queued (up to `TURN_GROUPS` of them on a caller's
+    /// turn); then ends the turn.
+    fn combine(&self, own: Option<&mut dyn Run>, turn: Whose) {
         // Declared first, so dropped last: the next combiner is woken once the connection
         // is free.
         let _turn = EndTurn(self);
         let mut link = self.lock();
         let mut first = own.map(Member::Own);
-        for _ in 0..turn {
+        let mut groups = 0;
+        loop {
             let again = self.group(&mut link, first.take());
             for member in again {
                 alone(&mut link, &*self.check, member);
             }
-            if self.queue().jobs.is_empty() {
+            groups += 1;
+            let more = !self.queue().jobs.is_empty();
+            let go_on = match turn {
+                Whose::Caller => more && groups < TURN_GROUPS,
+                #[cfg(feature = "tokio")]
+                Whose::Tasks => more || self.stay(),
+            };
+            if !go_on {
                 break;
             }
         }
+    }
+
+    /// Whether a write arrives within [`STAY`], the core yielded meanwhile.
+    #[cfg(feature = "tokio")]
+    fn stay(&self) -> bool {
+        let until = std::time::Instant::now() + STAY;
+        while std::time::Instant::now() < until {
+            thread::yield_now();
+            if !self.queue().jobs.is_empty() {
+                return true;
+            }
+        }
+        false
     }
 
     /// The next member: `first`, or the next queued write while the group has room. With
