@@ -21,7 +21,8 @@
 //! queue without a thread: a task queues its job with a channel for the answer and awaits
 //! it. When such a write finds nobody combining, or is first in line when a combiner's turn
 //! ends, a combiner is started for it on the runtime's blocking pool; having no write of
-//! its own waiting on it, that combiner runs groups until the queue is empty. So
+//! its own waiting on it, that combiner runs groups until the queue is empty, and stays a
+//! moment longer for the next write of a task it just answered (`STAY`). So
 //! concurrent tasks cost one blocking thread between them, and their answers wake tasks,
 //! not threads.
 //!
@@ -864,6 +865,34 @@ mod tests {
     type Answer<T> = thread::Result<R<T>>;
     type BoxedWrite<B> = Box<dyn FnMut(&mut Db<'_>) -> R<B> + Send>;
 
+    /// Starts `first` as a thread's write which, on its first run only (it runs again
+    /// alone if its group is lost), holds the combiner and runs `gate` before it goes on;
+    /// returns once it holds.
+    fn held<A: Send + 'static>(
+        w: &Arc<Writer>,
+        mut first: impl FnMut(&mut Db<'_>) -> R<A> + Send + 'static,
+        gate: impl FnOnce() + Send + 'static,
+    ) -> thread::JoinHandle<R<A>> {
+        let holding = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (w, holding) = (Arc::clone(w), Arc::clone(&holding));
+            let mut gate = Some(gate);
+            thread::spawn(move || {
+                w.write(move |db| {
+                    if let Some(gate) = gate.take() {
+                        holding.store(true, Ordering::SeqCst);
+                        gate();
+                    }
+                    first(db)
+                })
+            })
+        };
+        while !holding.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        handle
+    }
+
     /// Runs `first`, which (on its first run) holds the combiner until every write of
     /// `then` has queued up behind it, one thread each, in order; so `then` join `first`'s
     /// group, or the groups after it.
@@ -876,30 +905,15 @@ mod tests {
         A: Send + 'static,
         B: Send + 'static,
     {
-        let holding = Arc::new(AtomicBool::new(false));
         let released = Arc::new(AtomicBool::new(false));
         let expected = then.len();
-        let mut first = first;
         let a = {
-            let (w, holding, released) =
-                (Arc::clone(w), Arc::clone(&holding), Arc::clone(&released));
-            let ww = Arc::clone(&w);
-            let mut waited = false;
-            thread::spawn(move || {
-                w.write(move |db| {
-                    if !waited {
-                        waited = true;
-                        holding.store(true, Ordering::SeqCst);
-                        until_queued(&ww, expected);
-                        released.store(true, Ordering::SeqCst);
-                    }
-                    first(db)
-                })
+            let (ww, released) = (Arc::clone(w), Arc::clone(&released));
+            held(w, first, move || {
+                until_queued(&ww, expected);
+                released.store(true, Ordering::SeqCst);
             })
         };
-        while !holding.load(Ordering::SeqCst) {
-            thread::yield_now();
-        }
         let mut others = Vec::new();
         for (i, job) in then.into_iter().enumerate() {
             let w2 = Arc::clone(w);
@@ -1145,29 +1159,19 @@ mod tests {
     /// `n` are queued; then lets it go on, and returns its thread's answer.
     #[cfg(feature = "tokio")]
     fn holding(w: &Arc<Writer>, n: usize, queue: impl FnOnce()) -> R<()> {
-        let holding = Arc::new(AtomicBool::new(false));
         let released = Arc::new(AtomicBool::new(false));
         let combiner = {
-            let (w, holding, released) =
-                (Arc::clone(w), Arc::clone(&holding), Arc::clone(&released));
-            let mut waited = false;
-            thread::spawn(move || {
-                w.write(move |db| {
-                    // Only on its first run: it runs again alone if its group is lost.
-                    if !waited {
-                        waited = true;
-                        holding.store(true, Ordering::SeqCst);
-                        while !released.load(Ordering::SeqCst) {
-                            thread::yield_now();
-                        }
+            let released = Arc::clone(&released);
+            held(
+                w,
+                |db| insert(db, 0),
+                move || {
+                    while !released.load(Ordering::SeqCst) {
+                        thread::yield_now();
                     }
-                    insert(db, 0)
-                })
-            })
+                },
+            )
         };
-        while !holding.load(Ordering::SeqCst) {
-            thread::yield_now();
-        }
         queue();
         until_queued(w, n);
         released.store(true, Ordering::SeqCst);
