@@ -501,6 +501,20 @@ fn every_async_sqlite_operation_is_a_span() {
     check_every_operation(&store, "sqlite");
 }
 
+/// The native async face: each write's span is opened by the task that queues it, and
+/// ends with the answer the combiner sends back.
+#[cfg(all(feature = "tokio", feature = "sqlite"))]
+#[test]
+fn every_native_async_sqlite_operation_is_a_span() {
+    let rt = runtime();
+    let sqlite = topostate::store::SqliteStore::open_in_memory().unwrap();
+    let store = awaiting::Awaiting::new(
+        Arc::new(topostate::store::AsyncSqliteStore::new(sqlite)),
+        rt.handle().clone(),
+    );
+    check_every_operation(&store, "sqlite");
+}
+
 #[cfg(feature = "postgres")]
 fn pg_schema(tag: &str) -> (String, String) {
     let url = std::env::var("TOPOSTATE_PG_URL").expect("TOPOSTATE_PG_URL");
