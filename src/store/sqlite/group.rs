@@ -295,8 +295,8 @@ impl<T, F> Drop for Queued<T, F> {
 }
 
 /// A combiner of the async face: a turn on the blocking pool that runs queued writes
-/// until none is left. Nobody's own write waits on it, so it ends its turn only when the
-/// queue is empty.
+/// until none is left. Nobody's own write waits on it, so it ends its turn only once the
+/// queue has stayed empty for [`STAY`].
 #[cfg(feature = "tokio")]
 struct Combiner {
     runtime: tokio::runtime::Handle,
