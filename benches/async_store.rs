@@ -49,6 +49,28 @@ fn async_adds(rt: &tokio::runtime::Runtime, store: &dyn AsyncTopologyStore, n: u
     })
 }
 
+/// The same in a task spawned on `rt`'s workers, as a service's request handler runs
+/// (`async_adds` drives its loop from the calling thread, in `block_on`).
+fn spawned_adds(
+    rt: &tokio::runtime::Runtime,
+    store: &std::sync::Arc<dyn AsyncTopologyStore>,
+    n: u64,
+) -> Duration {
+    let store = std::sync::Arc::clone(store);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let id = store.create_topology(&fresh_name()).await.unwrap().id;
+            let start = Instant::now();
+            for i in 0..n {
+                store.add_lan(id, new_lan(i), Some(i + 1)).await.unwrap();
+            }
+            start.elapsed()
+        })
+        .await
+        .unwrap()
+    })
+}
+
 /// `n` reads of one topology's detail through the sync face.
 fn sync_reads(store: &dyn TopologyStore, id: TopologyId, n: u64) -> Duration {
     let start = Instant::now();
@@ -124,6 +146,15 @@ fn sqlite(c: &mut Criterion) {
         40,
         || async_adds(&rt, &native, 200),
         || async_adds(&rt, &async_store, 200),
+    );
+    let native: std::sync::Arc<dyn AsyncTopologyStore> = std::sync::Arc::new(native);
+    let offloaded: std::sync::Arc<dyn AsyncTopologyStore> =
+        std::sync::Arc::new(async_store.clone());
+    common::interleaved(
+        "sqlite file add_lan, a spawned task, async (AsyncSqliteStore) / async (Offload)",
+        40,
+        || spawned_adds(&rt, &native, 200),
+        || spawned_adds(&rt, &offloaded, 200),
     );
     let sync_id = seeded(&sync_store);
     let async_id = seeded(async_store.get_ref());
