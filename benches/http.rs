@@ -31,7 +31,8 @@ use criterion::Criterion;
 use topostate::TopologyId;
 use topostate::http::{Options, router};
 use topostate::store::{
-    AsyncTopologyStore, ChildEdit, LanId, LanPatch, NewLan, Offload, SqliteStore, TopologyStore,
+    AsyncSqliteStore, AsyncTopologyStore, ChildEdit, LanId, LanPatch, NewLan, SqliteStore,
+    TopologyStore,
 };
 
 type Store = Arc<dyn AsyncTopologyStore>;
@@ -69,14 +70,14 @@ struct Bench {
     client_rt: tokio::runtime::Runtime,
     _server_rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
-    store: Arc<Offload<SqliteStore>>,
+    store: Arc<AsyncSqliteStore>,
     base: String,
     client: reqwest::Client,
 }
 
 fn setup() -> Bench {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Offload::new(
+    let store = Arc::new(AsyncSqliteStore::new(
         SqliteStore::open(dir.path().join("bench.db")).unwrap(),
     ));
     let server_rt = tokio::runtime::Builder::new_multi_thread()
