@@ -14,7 +14,7 @@ use crate::store::{
 use crate::{MutationOp, MutationState, TopologyId, TopologyStatus};
 
 use super::contract::writes;
-use super::{Db, Fail, R, SqliteStore, WriteOp, woken};
+use super::{Db, R, SqliteStore, WriteOp, answer};
 
 /// The async face of a [`SqliteStore`], for a tokio service: its writes join the store's
 /// group commit from their tasks, and no thread waits for them.
@@ -108,13 +108,7 @@ impl AsyncSqliteStore {
             topology,
             expected,
         );
-        Box::pin(span.run_async(async move {
-            let out = writer
-                .submit(job)
-                .await
-                .map_err(|e: Fail| e.into_store(name));
-            woken(wakes, out)
-        }))
+        Box::pin(span.run_async(async move { answer(name, wakes, writer.submit(job).await) }))
     }
 
     /// Builds a write that may refuse its arguments before anything runs.

@@ -458,6 +458,11 @@ impl Writer {
         link
     }
 
+    /// Runs the writer's schema check on `conn` (a read on the writer's connection, say).
+    pub(super) fn check(&self, conn: &Connection, seen: &mut Option<schema::Marks>) -> R<()> {
+        (self.check)(conn, seen)
+    }
+
     #[cfg(test)]
     pub(super) fn is_poisoned(&self) -> bool {
         self.link.is_poisoned()

@@ -268,8 +268,7 @@ impl SqliteStore {
         let WriteOp {
             name, job, wakes, ..
         } = op;
-        let out = self.writer.write(job).map_err(|e: Fail| e.into_store(name));
-        woken(wakes, out)
+        answer(name, wakes, self.writer.write(job))
     }
 
     /// Runs `f` in one read transaction: a consistent snapshot, no write lock; on the read
@@ -297,7 +296,7 @@ impl SqliteStore {
                 let mut link = self.lock();
                 let Link { conn, seen, .. } = &mut *link;
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-                self.check_schema(&tx, seen)?;
+                self.writer.check(&tx, seen)?;
                 let out = f(&mut Db(&tx))?;
                 tx.commit()?;
                 Ok(out)
@@ -329,36 +328,22 @@ impl SqliteStore {
                 let mut link = self.lock();
                 let Link { conn, seen, .. } = &mut *link;
                 let out = f(&mut Db(conn))?;
-                self.check_schema(conn, seen)?;
+                self.writer.check(conn, seen)?;
                 Ok(out)
             })(),
         };
         result.map_err(|e: Fail| e.into_store(op))
     }
-
-    /// Refuses to go on if another connection changed the file's schema since this handle
-    /// last looked (a rolling upgrade): see [`schema::check_unchanged`].
-    fn check_schema(&self, conn: &Connection, seen: &mut Option<schema::Marks>) -> R<()> {
-        check_unchanged(conn, seen, self.path.as_deref())
-    }
 }
 
-/// Refuses to go on if another connection changed the schema of the file at `path` since
-/// `seen` (nothing to check in memory).
-fn check_unchanged(
-    conn: &Connection,
-    seen: &mut Option<schema::Marks>,
-    path: Option<&Path>,
-) -> R<()> {
-    match (seen, path) {
+/// The schema check of the writer of the file at `path` (nothing to check in memory):
+/// refuses to go on if another connection changed the file's schema since the writer last
+/// looked (a rolling upgrade), see [`schema::check_unchanged`].
+fn checked_against(path: Option<PathBuf>) -> Box<group::Check> {
+    Box::new(move |conn, seen| match (seen, &path) {
         (Some(seen), Some(path)) => schema::check_unchanged(conn, seen, path),
         _ => Ok(()),
-    }
-}
-
-/// The schema check of the writer of the file at `path` (or in memory).
-fn checked_against(path: Option<PathBuf>) -> Box<group::Check> {
-    Box::new(move |conn, seen| check_unchanged(conn, seen, path.as_deref()))
+    })
 }
 
 /// One write of the contract, as either face hands it to the writer: the operation's
@@ -408,9 +393,11 @@ impl<F> WriteOp<F> {
     }
 }
 
-/// A write's answer, after waking this process's waiters for work if it `wakes` and
+/// The answer of write `name` as either face returns it: a driver error in the
+/// operation's context, and this process's waiters for work woken if it `wakes` and
 /// committed.
-fn woken<T>(wakes: bool, out: Result<T, StoreError>) -> Result<T, StoreError> {
+fn answer<T>(name: &'static str, wakes: bool, out: R<T>) -> Result<T, StoreError> {
+    let out = out.map_err(|e| e.into_store(name));
     if wakes && out.is_ok() {
         crate::store::wake::SQL_WORK.notify();
     }
