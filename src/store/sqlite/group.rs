@@ -1152,10 +1152,21 @@ mod tests {
 
     // ---- writes from tasks (the async face) ----------------------------------------------
 
+    /// A multi-thread runtime of 2 workers, with timers.
     #[cfg(feature = "tokio")]
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// A current-thread runtime, with timers.
+    #[cfg(feature = "tokio")]
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap()
     }
@@ -1211,12 +1222,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn a_lone_task_write_commits_on_the_blocking_pool_on_either_runtime() {
-        for rt in [
-            runtime(),
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap(),
-        ] {
+        for rt in [runtime(), current_thread()] {
             let w = writer(32);
             let caller = thread::current().id();
             let ran_on = rt
@@ -1310,17 +1316,7 @@ mod tests {
         const WRITES: i64 = 50;
         for (multi, max_group) in [(true, 2), (true, 32), (false, 2), (false, 32)] {
             let w = writer(max_group);
-            let rt = if multi {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_time()
-                    .build()
-            } else {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-            }
-            .unwrap();
+            let rt = if multi { runtime() } else { current_thread() };
             let threads: Vec<_> = (0..THREADS)
                 .map(|t| {
                     let w = Arc::clone(&w);
