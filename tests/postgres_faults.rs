@@ -944,7 +944,8 @@ fn the_async_store_works_from_tasks_and_an_abandoned_call_never_reuses_its_conne
 
 // ---- commits in doubt, made on purpose -------------------------------------------------
 
-/// What the proxy does to the next `COMMIT` it sees, and to new connections.
+/// What the proxy does to the next commit point it sees (a `COMMIT`, or a write of one
+/// statement: see [`commit_point`]), and to new connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     /// Relays everything.
@@ -964,7 +965,45 @@ enum Mode {
     HoldAfterCommit,
 }
 
-/// A TCP proxy in front of the server that can cut a connection around its `COMMIT`.
+/// Does `chunk` (what the client sent in one write) commit? It does if it holds the
+/// simple-query `COMMIT`, or runs a write of one statement: a `Bind` of a statement whose
+/// `Parse` (seen earlier on this connection, names kept in `sealed`) began `WITH w AS (`,
+/// as the store's claims, marks, renewals and releases do (their own transaction each).
+fn commit_point(chunk: &[u8], sealed: &mut std::collections::HashSet<Vec<u8>>) -> bool {
+    let mut commit = chunk.windows(7).any(|w| w == b"COMMIT\0");
+    // The extended protocol's messages: a tag, a length (itself included), the body.
+    let mut rest = chunk;
+    while rest.len() >= 5 {
+        // The message ends after its tag and its length's bytes.
+        let end = 1 + u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        if end < 5 || rest.len() < end {
+            break;
+        }
+        let body = &rest[5..end];
+        let mut fields = body.split(|&b| b == 0);
+        match rest[0] {
+            b'P' => {
+                let (name, text) = (fields.next(), fields.next());
+                if let (Some(name), Some(text)) = (name, text)
+                    && text.starts_with(b"WITH w AS (")
+                {
+                    sealed.insert(name.to_vec());
+                }
+            }
+            b'B' => {
+                let (_portal, statement) = (fields.next(), fields.next());
+                if statement.is_some_and(|name| sealed.contains(name)) {
+                    commit = true;
+                }
+            }
+            _ => {}
+        }
+        rest = &rest[end..];
+    }
+    commit
+}
+
+/// A TCP proxy in front of the server that can cut a connection around its commit points.
 struct Proxy {
     port: u16,
     mode: std::sync::Arc<Mutex<Mode>>,
@@ -1001,16 +1040,17 @@ impl Proxy {
                 let (mut s_read, mut s_write) = (upstream.try_clone().unwrap(), upstream);
                 let (mode, cut_up, hold_up) =
                     (Arc::clone(&mode), Arc::clone(&cut), Arc::clone(&hold));
-                // Client to server: watches for the simple-query COMMIT.
+                // Client to server: watches for commit points.
                 thread::spawn(move || {
                     let mut buf = [0u8; 16384];
+                    let mut sealed = std::collections::HashSet::new();
                     loop {
                         let n = match c_read.read(&mut buf) {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
                         let chunk = &buf[..n];
-                        let commit = chunk.windows(7).any(|w| w == b"COMMIT\0");
+                        let commit = commit_point(chunk, &mut sealed);
                         let armed = *mode.lock().unwrap();
                         if commit && armed == Mode::HoldAfterCommit {
                             *mode.lock().unwrap() = Mode::Pass;

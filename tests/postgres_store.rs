@@ -370,15 +370,7 @@ fn a_schema_1_gains_the_mutations_page_index() {
     let scratch = Scratch::new("v1");
     let lab = scratch.store().create_topology("lab").unwrap();
     let mut raw = scratch.raw();
-    raw.batch_execute(
-        "DROP INDEX mutations_topology;
-         DROP FUNCTION unixepoch(text);
-         ALTER TABLE mutations DROP COLUMN claimed_at, DROP COLUMN lease_until,
-             DROP COLUMN holder, DROP COLUMN attempts, DROP COLUMN token, DROP COLUMN edited_by;
-         UPDATE meta SET value = '1' WHERE key = 'schema_version';
-         UPDATE meta SET value = replace(value, 'schema 3;', 'schema 1;') WHERE key = 'fingerprint';",
-    )
-    .unwrap();
+    back_to_schema_1(&mut raw);
     let store = scratch.store();
     let row = raw
         .query_one(
@@ -393,6 +385,82 @@ fn a_schema_1_gains_the_mutations_page_index() {
         ("3".to_owned(), 1)
     );
     assert_eq!(store.get_topology(lab.id).unwrap().name, "lab");
+}
+
+/// Turns the schema `raw` is on back into version 1, as an old build left it.
+fn back_to_schema_1(raw: &mut Client) {
+    raw.batch_execute(
+        "DROP INDEX mutations_topology;
+         DROP FUNCTION unixepoch(text);
+         ALTER TABLE mutations DROP COLUMN claimed_at, DROP COLUMN lease_until,
+             DROP COLUMN holder, DROP COLUMN attempts, DROP COLUMN token, DROP COLUMN edited_by;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         UPDATE meta SET value = replace(value, 'schema 3;', 'schema 1;') WHERE key = 'fingerprint';",
+    )
+    .unwrap();
+}
+
+/// A migration locks every table before it changes any (a write of one statement reads
+/// the stamp unlocked and relies on it), parents first; a write holding a table longer
+/// than one attempt waits (a lock timeout) does not make it fail: it lets go and tries
+/// again until the write is done.
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_migration_locks_every_table_and_outwaits_a_write_holding_one() {
+    let scratch = Scratch::new("v1_locks");
+    drop(scratch.store());
+    let mut raw = scratch.raw();
+    back_to_schema_1(&mut raw);
+    // A write of the old build's holding `mutations`, the last table a migration locks.
+    let mut writer = scratch.raw();
+    let writer_pid: i32 = writer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    writer
+        .batch_execute("BEGIN; LOCK TABLE mutations IN ROW EXCLUSIVE MODE")
+        .unwrap();
+    let migrating = thread::spawn({
+        let schema = scratch.schema.clone();
+        move || PgStore::connect_with_schema(&pg_url(), &schema)
+    });
+    // The migration waiting on the write holds every other table already. (Sampled until
+    // seen: between one attempt's lock timeout and the next attempt's locks, it holds
+    // fewer, and the two views below are not read at one instant.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = None;
+    while seen != Some(5) {
+        assert!(
+            Instant::now() < deadline,
+            "the migration never waited holding the other five tables (last seen: {seen:?})"
+        );
+        thread::sleep(Duration::from_millis(5));
+        seen = raw
+            .query_opt(
+                "SELECT count(*) FILTER (WHERE l.granted AND l.mode = 'AccessExclusiveLock' \
+                                          AND c.relname = ANY ($2)) \
+                 FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid \
+                 LEFT JOIN pg_class c ON c.oid = l.relation \
+                 WHERE $1 = ANY (pg_blocking_pids(a.pid)) GROUP BY a.pid",
+                &[&writer_pid, &topostate::store::SQL_TABLES.as_slice()],
+            )
+            .unwrap()
+            .map(|row| row.get::<_, i64>(0));
+    }
+    // Held for several of the migration's waits (200 ms each).
+    thread::sleep(Duration::from_millis(1200));
+    writer.batch_execute("COMMIT").unwrap();
+    let store = migrating.join().unwrap().unwrap();
+    let version: String = raw
+        .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "3");
+    assert!(
+        store
+            .list_topologies(None, topostate::store::PageRequest::first(10))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -423,14 +491,17 @@ fn a_newer_or_garbled_schema_version_is_refused() {
 // ---- a schema changed under an open store ---------------------------------------------
 
 /// A newer build's migration to the next schema version, as `migrate` runs it: the stamp
-/// first (which waits for the old build's open write transactions), then a table altered.
+/// first (which waits for the old build's open write transactions), then every table
+/// locked (which waits for its writes of one statement), then a table altered.
 fn migrate_to_next() -> String {
     let (this, next) = (sql_backends::THIS_VERSION, sql_backends::NEXT_VERSION);
     format!(
         "UPDATE meta SET value = '{next}' WHERE key = 'schema_version';
          UPDATE meta SET value = replace(value, 'postgres schema {this};', 'postgres schema {next};')
              WHERE key = 'fingerprint';
-         ALTER TABLE lans ADD COLUMN vlan integer;"
+         LOCK TABLE {} IN ACCESS EXCLUSIVE MODE;
+         ALTER TABLE lans ADD COLUMN vlan integer;",
+        topostate::store::SQL_TABLES.join(", ")
     )
 }
 
@@ -507,6 +578,99 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
         .unwrap()
         .get(0);
     assert_eq!(lans, 0);
+}
+
+/// Blocks until `writers` sessions wait on the session `pid` (bounded: 10 s).
+fn until_blocked_by(watcher: &mut Client, pid: i32, writers: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
+                &[&pid],
+            )
+            .unwrap()
+            .get(0);
+        if waiting >= writers {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} of {writers} writes waited for the migration"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: set TOPOSTATE_PG_URL and run with --include-ignored (see README)"]
+fn a_claim_or_mark_waiting_on_a_migration_sees_its_version() {
+    // A claim and a mark are one statement each, which reads the stamp without a lock.
+    // The migration has restamped the schema and locked the tables, but not committed; a
+    // claim and a mark that start now wait on a table, and once the migration commits
+    // they are refused: neither writes in the old layout after the new one is in place.
+    let scratch = Scratch::new("upgrade_trip");
+    let store = scratch.store();
+    let live = |name: &str| {
+        let id = store.create_topology(name).unwrap().id;
+        for (from, to) in [
+            (TopologyStatus::Pending, TopologyStatus::Deploying),
+            (TopologyStatus::Deploying, TopologyStatus::Active),
+        ] {
+            store
+                .transition_status(id, to, None, Precondition::status(from))
+                .unwrap();
+        }
+        let mutation = store
+            .enqueue_mutation(id, MutationOp::AddLan, "{}", None)
+            .unwrap();
+        (id, mutation.id)
+    };
+    let (held, held_mutation) = live("held");
+    let (queued, queued_mutation) = live("queued");
+    let Claim::Claimed { lease, .. } = store.claim_next_mutation(held).unwrap() else {
+        panic!("one mutation is pending");
+    };
+    let mut migration = scratch.raw();
+    let migration_pid: i32 = migration
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    migration
+        .batch_execute(&format!("BEGIN; {}", migrate_to_next()))
+        .unwrap();
+    let claim = thread::spawn({
+        let store = store.clone();
+        move || store.claim_next_mutation(queued)
+    });
+    let mark = thread::spawn({
+        let store = store.clone();
+        move || store.mark_mutation_applied(lease)
+    });
+    let mut watcher = scratch.raw();
+    until_blocked_by(&mut watcher, migration_pid, 2);
+    migration.batch_execute("COMMIT").unwrap();
+    sql_backends::assert_schema_changed(claim.join().unwrap(), "a claim during a migration");
+    sql_backends::assert_schema_changed(mark.join().unwrap(), "a mark during a migration");
+    let rows = watcher
+        .query("SELECT id, state, attempts FROM mutations ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get::<_, i64>(0),
+                row.get::<_, String>(1),
+                row.get::<_, i64>(2),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        rows,
+        [
+            (key(held_mutation.get()), String::from("applying"), 1),
+            (key(queued_mutation.get()), String::from("pending"), 0),
+        ]
+    );
 }
 
 #[test]

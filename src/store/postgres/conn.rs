@@ -7,8 +7,8 @@ use std::future::{Future, poll_fn};
 use std::path::PathBuf;
 use std::pin::pin;
 use std::string::String;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 use std::vec::Vec;
@@ -235,21 +235,22 @@ impl Owned {
 /// the write's first statement (or first pair, [`Session::query_pair_before`]). The server runs
 /// what was sent in order: `BEGIN`, the stamp's lock and the transaction's id
 /// ([`schema::LOCK`]), then the statement, which therefore runs inside the transaction
-/// and after the stamp is locked, exactly as if each had been awaited in turn.
+/// and after the stamp is locked, exactly as if each had been awaited in turn. A write of
+/// one statement begins nothing: the statement is its own transaction.
 pub(super) enum Opening {
     /// No write of this session's: a read, single statements, or the runner's own.
     None,
     /// A write whose `BEGIN` goes out with its first statement; the stamp is checked
     /// against this build's schema, `place` naming the database in the refusal.
     Deferred { place: Arc<str> },
-    /// A write of one trip: `BEGIN`, the stamp's seal ([`schema::SEAL`]), the write's
-    /// first statement (or pair) and `COMMIT` go out together, none awaited before the
-    /// next is sent. Only for writes whose first statement (or pair) is their only write
-    /// and whose every refusal leaves it unwritten: what runs after it runs on its own,
-    /// outside the transaction, and must be a read. `seen` tells a timer that drops the
-    /// write how far it got.
+    /// A write of one statement: its first statement is the whole write, run as a
+    /// transaction of its own (no `BEGIN`, no `COMMIT`), its text checking the schema's
+    /// stamp itself (`sealed!` in the shared planner). Only for writes whose first
+    /// statement is their only write and whose every refusal leaves it unwritten: what
+    /// runs after it runs on its own and must be a read. `seen` tells a timer that drops
+    /// the write whether its statement went out.
     Sealed { place: Arc<str>, seen: Arc<Seen> },
-    /// A write of one trip whose requests were all sent: how the server ended it.
+    /// A write of one statement whose statement was sent: how the server ended it.
     Ended { trip: Trip, place: Arc<str> },
     /// Begun, the stamp checked: the transaction's id, for a commit in doubt.
     Begun { xid: i64 },
@@ -261,57 +262,40 @@ pub(super) enum Opening {
     Failed,
 }
 
-/// How far a write of one trip got, for the timer that may drop it: whether its requests
-/// went out (`COMMIT` with them), and the transaction's id once the seal answered it.
+/// How far a write of one statement got, for the timer that may drop it: whether its
+/// statement went out.
 #[derive(Debug, Default)]
 pub(super) struct Seen {
     sent: AtomicBool,
-    xid: OnceLock<i64>,
 }
 
 impl Seen {
-    /// Whether the requests went out, `COMMIT` with them.
+    /// Whether the statement went out.
     pub(super) fn sent(&self) -> bool {
         self.sent.load(Ordering::Acquire)
     }
-
-    /// The transaction's id, once the seal answered it.
-    pub(super) fn xid(&self) -> Option<i64> {
-        self.xid.get().copied()
-    }
 }
 
-/// How a write of one trip ended, judged by the first request that failed, in the order
-/// the server runs them: `BEGIN`, the seal, the statements, `COMMIT`.
+/// How a write of one statement ended.
+///
+/// The statement's answer ends with the server's `ReadyForQuery`, which the driver awaits
+/// before it hands the answer on, and which the server sends only once the statement's
+/// transaction has ended (at the `Sync` after it): an answer without an error is a commit,
+/// and an error raised at commit comes back as the statement's error.
 pub(super) enum Trip {
-    /// Every request answered: committed.
+    /// Answered: committed.
     Committed,
-    /// The seal refused: the stamp is not this build's (the error the stamp reads as), or
-    /// the server refused a request before `COMMIT`, so `COMMIT` rolled back or never ran.
-    /// `idle`: the connection answered `COMMIT` and can go back to the pool.
-    RolledBack {
-        refused: Option<StoreError>,
-        /// The failure of `BEGIN`, the seal or `COMMIT`, if that was the first (else the
-        /// statements' own is the one to report).
-        cause: Option<tokio_postgres::Error>,
-        idle: bool,
-    },
-    /// The server ended the session (its own last word, before the seal's answer): it
-    /// ran nothing after, so nothing was written and the write may run again.
-    Lost(tokio_postgres::Error),
-    /// The connection was lost with no answer to the seal: the server may have run
-    /// nothing, or everything with its answers lost on the way. The transaction's id is
-    /// not known, so only what is stored can tell (see `Core::write_one_trip`).
-    Unanswered(Option<tokio_postgres::Error>),
-    /// The connection was lost (`cause`, else the statements' own failure) after the seal
-    /// named the transaction and before `COMMIT` was answered: a commit in doubt.
-    InDoubt {
-        xid: i64,
-        cause: Option<tokio_postgres::Error>,
-    },
+    /// The server refused the statement, with the connection still open, so nothing was
+    /// written: `refused` if the refusal was the stamp's (what the stamp reads as), else
+    /// the statement's own error is the one to report.
+    RolledBack { refused: Option<StoreError> },
+    /// The connection was lost (or the server ended the session) before the statement's
+    /// answer was complete: the server may have run nothing, or committed with its answer
+    /// lost on the way, so only what is stored can tell (see `Core::write_one_trip`).
+    Unanswered,
 }
 
-/// The answers of a write's statements, for a write of one trip to find the first that
+/// The answers of a write's statements, for a write of one statement to find the first that
 /// failed.
 pub(super) trait Answers {
     /// The first failure among them, in the order they were sent.
@@ -345,7 +329,7 @@ impl PgSession {
         self.opening = Opening::Deferred { place };
     }
 
-    /// Makes the session a write of one trip (see [`Opening::Sealed`]).
+    /// Makes the session a write of one statement (see [`Opening::Sealed`]).
     pub(super) fn defer_sealed(&mut self, place: Arc<str>, seen: Arc<Seen>) {
         self.opening = Opening::Sealed { place, seen };
     }
@@ -679,17 +663,14 @@ async fn opened<T: Answers>(
     }
 }
 
-/// Sends `BEGIN`, the seal, `statements` and `COMMIT` together and awaits them all; how
-/// the server ended the transaction, and the statements' answers.
+/// Sends a write's one statement (its text checks the stamp) and awaits its answer; how
+/// the server ended the statement's transaction, and the answer.
 async fn one_trip<T: Answers>(
     conn: &Object,
     place: &str,
     seen: &Seen,
     statements: impl Future<Output = T>,
 ) -> R<(Trip, T)> {
-    // Prepared once per connection; nothing is sent for it after the first time.
-    let seal = conn.prepare_cached(schema::SEAL).await?;
-    let version = crate::store::sql::schema::SCHEMA_VERSION;
     // A connection already closed sends nothing: a plain lost connection, run again. (Its
     // error comes from a request it refuses at once.)
     if conn.is_closed()
@@ -698,80 +679,24 @@ async fn one_trip<T: Answers>(
         return Err(Fail::Lost(e));
     }
     seen.sent.store(true, Ordering::Release);
-    // Boxed, as `opened`'s pipeline is.
-    let (((begun, sealed), out), committed) = Box::pin(both(
-        both(
-            both(
-                conn.simple_query(BEGIN_WRITE),
-                conn.query_one(&seal, &[&version]),
-            ),
-            statements,
-        ),
-        conn.simple_query("COMMIT"),
-    ))
-    .await;
-    // (An id that does not decode is as good as one never received: `COMMIT` has gone
-    // out, so the trip is judged, not failed.)
-    let xid = sealed
-        .as_ref()
-        .ok()
-        .and_then(|row| row.try_get::<_, i64>(0).ok());
-    if let Some(xid) = xid {
-        // Set once: a session runs one trip.
-        let _ = seen.xid.set(xid);
-    }
-    let idle = committed.is_ok();
-    // The first request that failed, in the order the server runs them: it ran none
-    // after it but `COMMIT` (which then rolled back), unless the connection was lost.
-    let trip = if let Err(e) = begun {
-        settle(None, Some(e), idle)
-    } else if let Err(e) = sealed {
-        match (e.code() == Some(&schema::SEAL_BROKEN), idle) {
-            (true, true) => {
-                let refused = match peek_stamp(conn, place).await {
-                    Err(Fail::Store(refused)) => refused,
-                    Err(Fail::Sql(e) | Fail::Lost(e)) => {
-                        super::sql_error(e, "reading the schema stamp")
-                    }
-                    Ok(()) => {
-                        backend("the schema seal refused a write whose stamp reads unchanged")
-                    }
-                };
-                Trip::RolledBack {
-                    refused: Some(refused),
-                    cause: None,
-                    idle,
+    let out = statements.await;
+    let trip = match out.failure() {
+        None => Trip::Committed,
+        Some(e) if refused_by_server(e) && schema::seal_broken(e) => {
+            let refused = match peek_stamp(conn, place).await {
+                Err(Fail::Store(refused)) => refused,
+                Err(Fail::Sql(e) | Fail::Lost(e)) => {
+                    super::sql_error(e, "reading the schema stamp")
                 }
-            }
-            // Refused, and the connection lost since: nothing ran; the run again
-            // reads the stamp.
-            (true, false) => Trip::Lost(e),
-            (false, _) => settle(None, Some(e), idle),
-        }
-    } else if let Some(e) = out.failure() {
-        // The statements' own error goes back in `out`; the trip only judges it.
-        if refused_by_server(e) {
+                Ok(()) => backend("the schema seal refused a write whose stamp reads unchanged"),
+            };
             Trip::RolledBack {
-                refused: None,
-                cause: None,
-                idle,
+                refused: Some(refused),
             }
-        } else {
-            settle(xid, None, idle)
         }
-    } else if let Err(e) = committed {
-        if refused_by_server(&e) {
-            // `COMMIT` itself refused: rolled back, the connection idle.
-            Trip::RolledBack {
-                refused: None,
-                cause: Some(e),
-                idle: true,
-            }
-        } else {
-            settle(xid, Some(e), false)
-        }
-    } else {
-        Trip::Committed
+        // The statement's own error goes back in `out`; the trip only judges it.
+        Some(e) if refused_by_server(e) => Trip::RolledBack { refused: None },
+        Some(_) => Trip::Unanswered,
     };
     Ok((trip, out))
 }
@@ -792,26 +717,8 @@ pub(super) fn stamp_unchanged(row: Option<&tokio_postgres::Row>, place: &str) ->
     Ok(schema::check_unchanged(stored.as_deref(), place)?)
 }
 
-/// A trip whose first failure, `cause` (or the statements' own), is not known to be the
-/// server's refusal: in doubt once the seal named transaction `xid`; before that, lost if
-/// the server said it ended the session, else unanswered. A server refusal in `cause`
-/// rolled the trip back.
-fn settle(xid: Option<i64>, cause: Option<tokio_postgres::Error>, idle: bool) -> Trip {
-    match (cause, xid) {
-        (Some(e), _) if refused_by_server(&e) => Trip::RolledBack {
-            refused: None,
-            cause: Some(e),
-            idle,
-        },
-        (cause, Some(xid)) => Trip::InDoubt { xid, cause },
-        // The server's own word that it ended the session there: nothing after ran.
-        (Some(e), None) if e.as_db_error().is_some() => Trip::Lost(e),
-        (cause, None) => Trip::Unanswered(cause),
-    }
-}
-
 /// Did the server answer with an error that leaves the connection open? Then it ran
-/// nothing more of the transaction, and the pipelined `COMMIT` rolled it back.
+/// nothing more of the transaction, and rolled it back (a pipelined `COMMIT` too).
 fn refused_by_server(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_some() && !super::run::lost(e)
 }

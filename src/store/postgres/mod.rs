@@ -29,15 +29,19 @@
 //!   for their answers: what those refuse rolls the edits back), so one new LAN is two
 //!   round trips, the edits' and `COMMIT`; a failing call reads what its refusal names
 //!   only then.
-//! - **A claim, a mark, a renewal and a release are one round trip**: `BEGIN`, the
-//!   schema's seal, the write (with the claim's topology lock) and `COMMIT` go out
-//!   together. Each is a single write whose every refusal writes nothing (the claim and
-//!   the fenced writes take only rows the store can read back, so a corrupt row is
-//!   refused before anything is written), so committing before its answer is read is
-//!   safe; the seal checks the schema stamp on the server, where a stamp other than this
-//!   build's aborts the transaction and the pipelined `COMMIT` rolls it back. What a
-//!   refusal names is read after, on its own, each read with the stamp read after it (in
-//!   the same round trip), so a schema migrated since is refused there too.
+//! - **A claim, a mark, a renewal and a release are one statement**, its own transaction
+//!   (no `BEGIN`, no `COMMIT`), in one round trip. Each is a single write whose every
+//!   refusal writes nothing (the claim and the fenced writes take only rows the store can
+//!   read back, so a corrupt row is refused before anything is written), so committing
+//!   before its answer is read is safe. The statement checks the schema stamp itself, in
+//!   its own snapshot, before it touches a row: a stamp other than this build's fails it
+//!   as a whole. (Its tables are locked before that snapshot is taken, and a migration
+//!   locks every table before it changes any, so the stamp the statement reads is the
+//!   layout it writes in.) The driver hands the statement's answer on only after the
+//!   server's `ReadyForQuery`, sent once the statement's transaction has ended, so an
+//!   answer is a commit and an error at commit is the statement's error. What a refusal
+//!   names is read after, on its own, each read with the stamp read after it (in the
+//!   same round trip), so a schema migrated since is refused there too.
 //! - Should the server still abort a transaction as a deadlock victim (40P01), a
 //!   serialization failure (40001, e.g. under a server-wide default isolation level this
 //!   store does not use) or a lock timeout (55P03, with a `lock_timeout` set on the server),
@@ -57,12 +61,9 @@
 //!   [`PgStoreBuilder::resolve_timeout`] (the server unreachable, or no longer knowing the
 //!   transaction), the call returns [`StoreError::OutcomeUnknown`], which says the write
 //!   may or may not have been applied; it is never reported as a refusal.
-//! - A write of one trip sends its `COMMIT` before the seal has named the transaction. A
-//!   connection lost after the seal's answer is a commit in doubt as above (one that
-//!   committed but whose own answer was lost is [`StoreError::OutcomeUnknown`]: its
-//!   result is gone with it). One the server ended before (its last word, 57P0x) ran
-//!   nothing after, and the write runs again. One lost with no answer at all (a network
-//!   that dropped the server's answers, say) is settled from what is stored, read under
+//! - A write of one statement has no transaction id to ask about. A connection lost (or
+//!   a session the server ended) before its answer was complete (a network that dropped
+//!   the server's answers, say) is settled from what is stored, read under
 //!   the row lock the write takes, so that a write still running is waited for: a mark
 //!   whose mutation is in its target state under its token committed, and returns that
 //!   row; a renewal runs again (renewed twice, the lease ends a little later); a claim
@@ -428,8 +429,8 @@ impl PgStoreBuilder {
 ///   the write's own result if it committed, runs it again if it aborted, and returns
 ///   [`StoreError::OutcomeUnknown`] (the write may or may not have been applied) if the
 ///   server cannot say within [`resolve_timeout`](PgStoreBuilder::resolve_timeout).
-/// - A claim, a mark, a renewal and a release send their `COMMIT` with their statements
-///   (one round trip). A connection lost with no answer at all is settled from what is
+/// - A claim, a mark, a renewal and a release are one statement each, their own
+///   transaction (one round trip). A connection lost before the answer is settled from what is
 ///   stored (the mutation's row under the claim's token, the claim's queue): the result,
 ///   a run again, or [`StoreError::OutcomeUnknown`] where the rows cannot tell (see the
 ///   module docs).

@@ -129,15 +129,14 @@ enum Commit<T> {
     /// `COMMIT` was sent).
     Failed(Fail),
     /// The connection was lost after `COMMIT` was sent: transaction `xid` may have
-    /// committed, with this result (`None`: a write of one trip whose answers were lost
-    /// with its `COMMIT`'s).
+    /// committed, with this result (`None`: it was lost before the result was made).
     InDoubt {
         xid: i64,
         value: Option<T>,
         cause: Fail,
     },
-    /// A write of one trip whose connection was lost before the server named its
-    /// transaction: only what is stored can tell whether it committed.
+    /// A write of one statement whose connection was lost before its answer was
+    /// complete: only what is stored can tell whether it committed.
     Unanswered { cause: Fail },
 }
 
@@ -147,7 +146,7 @@ struct Progress<T> {
     xid: Option<i64>,
     /// The transaction's result, set when `COMMIT` is about to be sent.
     committing: Option<T>,
-    /// A write of one trip: whether its requests went out, and its transaction's id.
+    /// A write of one statement: whether its statement went out.
     trip: Option<Arc<Seen>>,
 }
 
@@ -284,20 +283,16 @@ impl Core {
             .await
     }
 
-    /// [`write`](Self::write) in one round trip: `BEGIN`, the schema's seal, `f`'s first
-    /// statement (or pair) and `COMMIT` are sent together (see [`Opening::Sealed`]). Only
-    /// for a write whose first statement (or pair) is its only write, every refusal of
-    /// which writes nothing, and whose later statements are reads: they run after the
-    /// `COMMIT`, on their own.
+    /// [`write`](Self::write) as one statement, its own transaction (see
+    /// [`Opening::Sealed`]): `f`'s first statement, whose text checks the schema's stamp.
+    /// Only for a write whose first statement is its only write, every refusal of which
+    /// writes nothing, and whose later statements are reads: they run after it, on their
+    /// own.
     ///
-    /// A lost connection is judged by the first request whose answer did not come back.
-    /// Once the seal has answered, the transaction's id is known and a commit in doubt is
-    /// resolved as [`write`](Self::write) resolves one (a write committed whose own answer
-    /// was lost is [`StoreError::OutcomeUnknown`]: its result is gone). If the server
-    /// ended the session before that, nothing ran and the write runs again. If the
-    /// connection was lost with no answer at all, `settle` reads, on another connection,
-    /// what is stored: the write's result if it committed, a run again if it cannot have,
-    /// else [`StoreError::OutcomeUnknown`].
+    /// If the connection was lost (or the server ended the session) before the
+    /// statement's answer was complete, `settle` reads, on another connection, what is
+    /// stored: the write's result if it committed, a run again if it cannot have, else
+    /// [`StoreError::OutcomeUnknown`].
     pub(super) async fn write_one_trip<T: Outcome, F, Fut, G, GFut>(
         &self,
         call: Call,
@@ -392,17 +387,16 @@ impl Core {
                 }
                 // The bound passed; the attempt's future (and its connection) is dropped.
                 Err(_) => {
-                    let sent = progress.trip.as_ref().map(|seen| (seen.sent(), seen.xid()));
+                    let sent = progress.trip.as_ref().map(|seen| seen.sent());
                     let (xid, value) = match (sent, progress.xid, progress.committing) {
                         (None, Some(xid), Some(value)) => (xid, Some(value)),
-                        // A trip's `COMMIT` went out with its first statement.
-                        (Some((true, Some(xid))), _, _) => (xid, None),
-                        (Some((true, None)), _, _) => {
+                        // A write of one statement commits as it runs.
+                        (Some(true), _, _) => {
                             return Err(answer_lost(
                                 op,
                                 String::from(
-                                    "its COMMIT went out with its statements, and the call's \
-                                     time ran out before the server named the transaction",
+                                    "its statement (its own transaction) went out, and the \
+                                     call's time ran out before the server answered it",
                                 ),
                                 BackendError::new(self.call_timed_out(op)),
                             ));
@@ -612,7 +606,7 @@ impl Core {
         }
     }
 
-    /// Learns from what is stored whether a write of one trip whose every answer was lost
+    /// Learns from what is stored whether a write of one statement whose every answer was lost
     /// committed: its result if so, `None` if it cannot have, else
     /// [`StoreError::OutcomeUnknown`]. Asks on another connection until `settle` says or
     /// `resolve_timeout` passes.
@@ -665,7 +659,7 @@ impl Core {
     /// Learns how transaction `xid` ended, asking the server on another connection until
     /// it says or `resolve_timeout` passes.
     ///
-    /// `value` is the write's result, `None` for a write of one trip whose answers were
+    /// `value` is the write's result, `None` for a write of one statement whose answers were
     /// lost: committed, it is [`StoreError::OutcomeUnknown`] all the same.
     async fn resolve<T>(
         &self,
@@ -733,7 +727,7 @@ impl Core {
     }
 }
 
-/// The settling of a write that has none (it is never asked: only a write of one trip can
+/// The settling of a write that has none (it is never asked: only a write of one statement can
 /// be unanswered).
 type NoSettle<T> = fn(PgSession) -> std::future::Ready<(PgSession, Result<Settled<T>, Fail>)>;
 
@@ -860,7 +854,7 @@ fn lost_said(fail: Fail) -> Fail {
     }
 }
 
-/// How a write of one trip ended, its statements having answered `out`.
+/// How a write of one statement ended, its statements having answered `out`.
 fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
     match trip {
         Trip::Committed => match out {
@@ -879,53 +873,22 @@ fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
                 Commit::Failed(fail)
             }
         },
-        Trip::RolledBack {
-            refused,
-            cause,
-            idle,
-        } => {
-            if idle {
-                session.release();
-            } else {
-                session.discard();
-            }
-            Commit::Failed(match (refused, cause, out) {
-                (Some(refused), _, _) => Fail::Store(refused),
-                (None, Some(e), _) => lost_said(Fail::Sql(e)),
-                (None, None, Err(fail)) => lost_said(fail),
-                (None, None, Ok(_)) => {
-                    Fail::Store(backend("a refused write's statements did not fail"))
-                }
+        Trip::RolledBack { refused } => {
+            session.release();
+            Commit::Failed(match (refused, out) {
+                (Some(refused), _) => Fail::Store(refused),
+                (None, Err(fail)) => lost_said(fail),
+                (None, Ok(_)) => Fail::Store(backend("a refused write's statement did not fail")),
             })
         }
-        Trip::Lost(cause) => {
-            session.discard();
-            Commit::Failed(Fail::Lost(cause))
-        }
-        Trip::Unanswered(cause) => {
+        Trip::Unanswered => {
             session.discard();
             Commit::Unanswered {
-                cause: match (cause, out) {
-                    (Some(e), _) => Fail::Lost(e),
-                    (None, Err(fail)) => lost_said(fail),
-                    (None, Ok(_)) => {
-                        Fail::Store(backend("an unanswered write's statements did not fail"))
-                    }
+                cause: match out {
+                    Err(fail) => lost_said(fail),
+                    Ok(_) => Fail::Store(backend("an unanswered write's statement did not fail")),
                 },
             }
-        }
-        Trip::InDoubt { xid, cause } => {
-            session.discard();
-            let (value, fail) = match out {
-                Ok(value) => (Some(value), None),
-                Err(fail) => (None, Some(lost_said(fail))),
-            };
-            let cause = match (cause, fail) {
-                (Some(e), _) => Fail::Lost(e),
-                (None, Some(fail)) => fail,
-                (None, None) => Fail::Store(backend("a write's COMMIT was lost without a cause")),
-            };
-            Commit::InDoubt { xid, value, cause }
         }
     }
 }

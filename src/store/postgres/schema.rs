@@ -384,6 +384,7 @@ async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), S
             )
             .await
             .map_err(opening(place, "locking the schema stamp"))?;
+        lock_tables(client, place).await?;
     }
     let mut steps = Vec::new();
     sql::schema::run_migrations(MIGRATIONS, from, place, |step, version| {
@@ -408,6 +409,90 @@ async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), S
     Ok(())
 }
 
+/// How long one attempt to lock the tables waits for each ([`lock_tables`]).
+const LOCK_WAIT: &str = "200ms";
+
+/// Attempts to lock the tables before a migration gives up.
+const LOCK_ATTEMPTS: u32 = 50;
+
+/// Locks every table of the store that exists (`ACCESS EXCLUSIVE`, until the migration's
+/// transaction ends, parents before children) before the migration changes anything. A write of one statement
+/// reads the stamp without a lock, in a snapshot taken once its tables are locked (see
+/// `sealed!` in the shared planner): with every table locked first, a migration either
+/// waits for such a write to end, or has committed before the write's snapshot, where the
+/// write sees its stamp and is refused. Every migration takes these locks, whatever
+/// tables its steps touch.
+///
+/// Such a write locks its tables in its own order, so the two can wait on each other in a
+/// cycle: each attempt waits at most [`LOCK_WAIT`] for a table, then lets go of the tables
+/// it took and tries again (a write the server picked as a deadlock's victim runs again
+/// on its side), [`LOCK_ATTEMPTS`] times at most.
+async fn lock_tables(client: &Client, place: &str) -> Result<(), StoreError> {
+    use tokio_postgres::error::SqlState;
+
+    let present: Vec<String> = client
+        .query(
+            "SELECT tablename::text FROM pg_catalog.pg_tables \
+             WHERE schemaname = current_schema() AND tablename = ANY ($1) \
+             ORDER BY array_position($1, tablename::text)",
+            &[&crate::store::SQL_TABLES.as_slice()],
+        )
+        .await
+        .map_err(opening(place, "listing the tables to lock"))?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(opening(place, "listing the tables to lock"))?;
+    if present.is_empty() {
+        return Ok(());
+    }
+    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", present.join(", "));
+    let step = |sql: String, what: &'static str| async move {
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(opening(place, what))
+    };
+    step(
+        format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"),
+        "bounding the wait for the tables",
+    )
+    .await?;
+    let mut attempt = 1;
+    loop {
+        step(
+            String::from("SAVEPOINT topostate_lock_tables"),
+            "locking the tables",
+        )
+        .await?;
+        match client.batch_execute(&lock).await {
+            Ok(()) => break,
+            Err(e)
+                if attempt < LOCK_ATTEMPTS
+                    && matches!(
+                        e.code(),
+                        Some(&SqlState::LOCK_NOT_AVAILABLE | &SqlState::T_R_DEADLOCK_DETECTED)
+                    ) =>
+            {
+                step(
+                    String::from("ROLLBACK TO SAVEPOINT topostate_lock_tables"),
+                    "locking the tables",
+                )
+                .await?;
+                attempt += 1;
+                // Room for the writes that waited on this attempt to finish.
+                tokio::time::sleep(core::time::Duration::from_millis(u64::from(attempt) * 5)).await;
+            }
+            Err(e) => return Err(opening(place, "locking the tables")(e)),
+        }
+    }
+    step(
+        String::from("SET LOCAL lock_timeout = DEFAULT"),
+        "locking the tables",
+    )
+    .await
+}
+
 // ---- noticing a schema change under an open store --------------------------------------
 
 /// The first statement of every write transaction, pipelined with its `BEGIN` (one round
@@ -416,9 +501,9 @@ async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), S
 /// Under `READ COMMITTED` a row lock that waited for a migration's update returns the row as
 /// that migration committed it, and once held it makes every later update of the stamp wait
 /// for this transaction to end; so the version read here holds for the whole transaction
-/// and the transaction never writes in a layout it was not built for. (A migration
-/// restamps first and alters tables after, see [`run_migrations`], so the two never wait
-/// on each other in a cycle.)
+/// and the transaction never writes in a layout it was not built for. (A migration takes
+/// the stamp's row first and every table after, see [`run_migrations`]; this lock is a
+/// write's first, taken before any table, so the two never wait on each other in a cycle.)
 ///
 /// The row also carries the transaction's id, which a write needs to resolve a commit in
 /// doubt: one prepared statement, where a second simple query cost the server a parse and a
@@ -426,23 +511,20 @@ async fn run_migrations(client: &Client, from: i64, place: &str) -> Result<(), S
 pub(super) const LOCK: &str =
     "SELECT value, txid_current() FROM meta WHERE key = 'schema_version' FOR SHARE";
 
-/// [`LOCK`] for a write of one trip, whose `COMMIT` goes out with its statements before
-/// any answer is seen: the stamp is checked by the server itself, so that a stamp other
-/// than `$1` (this build's version) is an error that aborts the transaction, and the
-/// pipelined `COMMIT` rolls it back. The row is locked `FOR SHARE` as [`LOCK`]'s is; a
-/// stamp that is gone fails the same way (the outer join still yields one row). The
-/// refusal is [`SEAL_BROKEN`]; the store then reads the stamp ([`PEEK`]) to say what it
-/// found. Answers the transaction's id.
-pub(super) const SEAL: &str = "SELECT CASE WHEN s.value = ($1::bigint)::text \
-     THEN txid_current() \
-     ELSE ('topostate: the schema version is ' || COALESCE(s.value, 'missing'))::bigint END \
-     FROM (SELECT 1) AS one LEFT JOIN \
-     (SELECT value FROM meta WHERE key = 'schema_version' FOR SHARE) AS s ON true";
-
-/// What the server answers [`SEAL`] with when the stamp is not this build's: the failed
-/// cast of its message (`invalid_text_representation`).
+/// What the server answers a write of one statement with when the stamp is not this
+/// build's (the statement's own check, `sealed!` in the shared planner): the failed cast of
+/// its message (`invalid_text_representation`).
 pub(super) const SEAL_BROKEN: tokio_postgres::error::SqlState =
     tokio_postgres::error::SqlState::INVALID_TEXT_REPRESENTATION;
+
+/// The words the stamp check's failure carries, which tell it from another failed cast.
+const SEAL_WORDS: &str = "topostate: the schema version is";
+
+/// Is `e` the stamp check of a write of one statement refusing it?
+pub(super) fn seal_broken(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| *db.code() == SEAL_BROKEN && db.message().contains(SEAL_WORDS))
+}
 
 /// The stored schema version, read without a lock: by read-only snapshots (which may not
 /// take row locks, and see the version of their own snapshot) and after single statements

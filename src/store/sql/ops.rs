@@ -174,16 +174,16 @@ macro_rules! db_now {
 #[cfg(feature = "postgres")]
 pub(crate) const WORK_CHANNEL: &str = "topostate_work";
 
-/// A statement whose PostgreSQL text also notifies waiting appliers (at commit): `$sql`
-/// ends in a `RETURNING` list, to which a `pg_notify` column is added, read by nobody.
-macro_rules! notifying {
-    ($sql:expr) => {
-        Stmt {
-            #[cfg(feature = "sqlite")]
-            sqlite: stmt!($sql).sqlite,
-            #[cfg(feature = "postgres")]
-            pg: concat!($sql, ", pg_notify('topostate_work', topology_id::text)"),
-        }
+/// The PostgreSQL text of `$sql`, as a literal: as it is (`plain`), or also notifying
+/// waiting appliers at commit (`notifying`: `$sql` ends in a `RETURNING` list, to which a
+/// `pg_notify` column is added, read by nobody).
+#[cfg(feature = "postgres")]
+macro_rules! pg_text {
+    (plain, $sql:expr) => {
+        $sql
+    };
+    (notifying, $sql:expr) => {
+        concat!($sql, ", pg_notify('topostate_work', topology_id::text)")
     };
 }
 
@@ -204,17 +204,44 @@ macro_rules! readable_mutation {
     };
 }
 
-/// `$make!` (`stmt` or `notifying`) of the statement `$before… $after…` with
-/// [`readable_mutation!`] between them on PostgreSQL, and `TRUE` on SQLite: there a write
-/// decodes its answer inside its transaction, so a corrupt row rolls it back, and the
-/// condition's `IN` list cost a claim cycle about 15 %.
+/// PostgreSQL's text of a write of one statement (`$pg`, an `UPDATE … RETURNING`) that
+/// checks the schema's stamp itself: it answers `$pg`'s rows if the stored version is this
+/// build's, and otherwise fails as a whole, writing nothing, with an error naming what it
+/// found (see `postgres::schema::SEAL_BROKEN`). The check is a one-time filter the server
+/// evaluates before it reads a row of the write, whether or not the write takes one.
+///
+/// The stamp is read in the statement's snapshot, without a lock: the statement holds its
+/// tables' locks before its snapshot is taken, and a migration locks every table before it
+/// changes any (`postgres::schema::run_migrations`), so a migration either waits for the
+/// statement to end or has committed before the statement's snapshot, where its stamp is
+/// seen. Holding no lock on the stamp's row, the statement never waits on a migration
+/// while holding a table the migration needs.
+#[cfg(feature = "postgres")]
+macro_rules! sealed {
+    ($pg:expr) => {
+        concat!(
+            "WITH w AS (",
+            $pg,
+            ") SELECT w.* FROM w WHERE (SELECT CASE WHEN s.value = '",
+            $crate::store::sql::schema::schema_version!(),
+            "' THEN 1 ELSE ('topostate: the schema version is ' || COALESCE(s.value, 'missing'))",
+            "::bigint END FROM (SELECT 1) AS one LEFT JOIN meta AS s ON s.key = 'schema_version') = 1"
+        )
+    };
+}
+
+/// The statement `$before… $after…` with [`readable_mutation!`] between them on
+/// PostgreSQL, and `TRUE` on SQLite: there a write decodes its answer inside its
+/// transaction, so a corrupt row rolls it back, and the condition's `IN` list cost a claim
+/// cycle about 15 %. PostgreSQL's text is [`pg_text!`]'s `$make` of it, run as a write of
+/// one statement ([`sealed!`]).
 macro_rules! with_readable {
     ($make:ident, [$($before:expr),+ $(,)?], [$($after:expr),+ $(,)?]) => {
         Stmt {
             #[cfg(feature = "sqlite")]
-            sqlite: $make!(concat!($($before,)+ "TRUE", $($after,)+)).sqlite,
+            sqlite: stmt!(concat!($($before,)+ "TRUE", $($after,)+)).sqlite,
             #[cfg(feature = "postgres")]
-            pg: $make!(concat!($($before,)+ readable_mutation!(), $($after,)+)).pg,
+            pg: sealed!(pg_text!($make, concat!($($before,)+ readable_mutation!(), $($after,)+))),
         }
     };
 }
@@ -365,7 +392,7 @@ pub(crate) async fn renew_lease<S: Session>(
     lease: core::time::Duration,
 ) -> Result<Mutation, S::Fail> {
     const RENEW: Stmt = with_readable!(
-        stmt,
+        plain,
         [
             "UPDATE mutations SET lease_until = ",
             db_now!(),
@@ -909,7 +936,7 @@ pub(crate) const CLAIM_NEXT: Stmt = Stmt {
     #[cfg(feature = "sqlite")]
     sqlite: stmt!(claim_next!("", "TRUE")).sqlite,
     #[cfg(feature = "postgres")]
-    pg: stmt!(claim_next!(" FOR SHARE", readable_mutation!())).pg,
+    pg: sealed!(claim_next!(" FOR SHARE", readable_mutation!())),
 };
 
 /// The oldest mutation of topology `key` not yet closed, whole (by the same seeks as
@@ -953,8 +980,8 @@ pub(crate) async fn claim_next_mutation<S: Session>(
             .unwrap_or_else(|| backend("a claim's topology key vanished"))
             .into());
     };
-    // One statement (on PostgreSQL, one round trip with the transaction's `BEGIN` and
-    // `COMMIT`): it checks the topology is live and takes the oldest open mutation if it
+    // One statement (on PostgreSQL, its own transaction, with the schema's stamp checked in
+    // it): it checks the topology is live and takes the oldest open mutation if it
     // may (see `CLAIM_NEXT` for how it meets a transition or another claim). (PostgreSQL's
     // `SKIP LOCKED` could only break oldest-first here.)
     let claimed = db

@@ -9,6 +9,16 @@ use crate::lifecycle::{Lifecycle, names_in_list, sql_in_list};
 use crate::store::{DeckyState, StoreError};
 use crate::{MutationOp, MutationState, TopologyStatus};
 
+/// [`SCHEMA_VERSION`] as a literal, for statement texts built with `concat!` (PostgreSQL's
+/// one-statement writes check the stored stamp against it in their own text).
+macro_rules! schema_version {
+    () => {
+        3
+    };
+}
+#[cfg(feature = "postgres")]
+pub(crate) use schema_version;
+
 /// The schema version this build writes and reads.
 ///
 /// | version | change |
@@ -16,7 +26,7 @@ use crate::{MutationOp, MutationState, TopologyStatus};
 /// | 1 | the tables |
 /// | 2 | the index `mutations (topology_id, id)`, which pages of a topology's mutations read |
 /// | 3 | the claim lease columns of `mutations` (`claimed_at`, `lease_until`, `holder`, `attempts`, `token`, `edited_by`) |
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = schema_version!();
 
 /// The tables a SQL store keeps its rows in, each parent before its children (besides
 /// `meta`, which holds the schema's stamp). Tools that read a store's database directly
