@@ -540,10 +540,6 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
     let store = scratch.store();
     let lab = store.create_topology("lab").unwrap();
     let mut migration = scratch.raw();
-    let migration_pid: i32 = migration
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
     migration
         .batch_execute(&format!("BEGIN; {}", migrate_to_next()))
         .unwrap();
@@ -552,25 +548,8 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
         move || store.add_lan(lab.id, NewLan::new("dmz", "10.0.0.0/24"), Some(1))
     });
     // Bounded wait until the writer is blocked by the migration (on the stamp's row).
+    until_someone_waits_on(&mut migration);
     let mut watcher = scratch.raw();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
-                &[&migration_pid],
-            )
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the write did not wait for the migration"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
     migration.batch_execute("COMMIT").unwrap();
     sql_backends::assert_schema_changed(writer.join().unwrap(), "add_lan during a migration");
     let lans: i64 = watcher
@@ -578,28 +557,6 @@ fn a_write_waiting_on_a_migration_sees_its_version() {
         .unwrap()
         .get(0);
     assert_eq!(lans, 0);
-}
-
-/// Blocks until `writers` sessions wait on the session `pid` (bounded: 10 s).
-fn until_blocked_by(watcher: &mut Client, pid: i32, writers: i64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let waiting: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))",
-                &[&pid],
-            )
-            .unwrap()
-            .get(0);
-        if waiting >= writers {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{waiting} of {writers} writes waited for the migration"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -613,12 +570,9 @@ fn a_claim_or_mark_waiting_on_a_migration_sees_its_version() {
     let store = scratch.store();
     let live = |name: &str| {
         let id = store.create_topology(name).unwrap().id;
-        for (from, to) in [
-            (TopologyStatus::Pending, TopologyStatus::Deploying),
-            (TopologyStatus::Deploying, TopologyStatus::Active),
-        ] {
+        for to in [TopologyStatus::Deploying, TopologyStatus::Active] {
             store
-                .transition_status(id, to, None, Precondition::status(from))
+                .transition_status(id, to, None, Precondition::none())
                 .unwrap();
         }
         let mutation = store
@@ -632,10 +586,6 @@ fn a_claim_or_mark_waiting_on_a_migration_sees_its_version() {
         panic!("one mutation is pending");
     };
     let mut migration = scratch.raw();
-    let migration_pid: i32 = migration
-        .query_one("SELECT pg_backend_pid()", &[])
-        .unwrap()
-        .get(0);
     migration
         .batch_execute(&format!("BEGIN; {}", migrate_to_next()))
         .unwrap();
@@ -647,9 +597,9 @@ fn a_claim_or_mark_waiting_on_a_migration_sees_its_version() {
         let store = store.clone();
         move || store.mark_mutation_applied(lease)
     });
-    let mut watcher = scratch.raw();
-    until_blocked_by(&mut watcher, migration_pid, 2);
+    until_waiting_on(&mut migration, 2);
     migration.batch_execute("COMMIT").unwrap();
+    let mut watcher = scratch.raw();
     sql_backends::assert_schema_changed(claim.join().unwrap(), "a claim during a migration");
     sql_backends::assert_schema_changed(mark.join().unwrap(), "a mark during a migration");
     let rows = watcher
@@ -895,6 +845,9 @@ fn corrupt_rows_are_named_and_other_rows_still_read() {
 
 /// Sessions (other than `raw`'s own) currently waiting for a lock `raw` holds.
 fn waiting_on(raw: &mut impl postgres::GenericClient) -> i64 {
+    // Inside a transaction the server answers from a snapshot of the sessions taken at its
+    // first look, unless told to look again.
+    raw.execute("SELECT pg_stat_clear_snapshot()", &[]).unwrap();
     raw.query_one(
         "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
         &[],
@@ -905,11 +858,20 @@ fn waiting_on(raw: &mut impl postgres::GenericClient) -> i64 {
 
 /// Waits (bounded) until someone waits on a lock of `raw`.
 fn until_someone_waits_on(raw: &mut impl postgres::GenericClient) {
+    until_waiting_on(raw, 1);
+}
+
+/// Waits (bounded: 10 s) until `sessions` sessions wait on locks of `raw`.
+fn until_waiting_on(raw: &mut impl postgres::GenericClient, sessions: i64) {
     let until = Instant::now() + Duration::from_secs(10);
-    while waiting_on(raw) == 0 {
+    loop {
+        let waiting = waiting_on(raw);
+        if waiting >= sessions {
+            return;
+        }
         assert!(
             Instant::now() < until,
-            "nobody started waiting for the lock"
+            "{waiting} of {sessions} sessions started waiting for the locks"
         );
         thread::sleep(Duration::from_millis(10));
     }

@@ -606,7 +606,7 @@ async fn opened<T: Answers>(
 ) -> R<T> {
     let place = match opening {
         Opening::None | Opening::Begun { .. } => return Ok(statements.await),
-        // After a trip's `COMMIT`, statements run on their own (reads, see `Sealed`),
+        // After a write of one statement, statements run on their own (reads, see `Sealed`),
         // each with the stamp read after it in the same round trip: a version only grows,
         // so one unchanged then was unchanged while the read ran.
         Opening::Ended { place, .. } => {

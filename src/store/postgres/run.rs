@@ -129,12 +129,8 @@ enum Commit<T> {
     /// `COMMIT` was sent).
     Failed(Fail),
     /// The connection was lost after `COMMIT` was sent: transaction `xid` may have
-    /// committed, with this result (`None`: it was lost before the result was made).
-    InDoubt {
-        xid: i64,
-        value: Option<T>,
-        cause: Fail,
-    },
+    /// committed, with this result.
+    InDoubt { xid: i64, value: T, cause: Fail },
     /// A write of one statement whose connection was lost before its answer was
     /// complete: only what is stored can tell whether it committed.
     Unanswered { cause: Fail },
@@ -389,7 +385,7 @@ impl Core {
                 Err(_) => {
                     let sent = progress.trip.as_ref().map(|seen| seen.sent());
                     let (xid, value) = match (sent, progress.xid, progress.committing) {
-                        (None, Some(xid), Some(value)) => (xid, Some(value)),
+                        (None, Some(xid), Some(value)) => (xid, value),
                         // A write of one statement commits as it runs.
                         (Some(true), _, _) => {
                             return Err(answer_lost(
@@ -659,15 +655,8 @@ impl Core {
     /// Learns how transaction `xid` ended, asking the server on another connection until
     /// it says or `resolve_timeout` passes.
     ///
-    /// `value` is the write's result, `None` for a write of one statement whose answers were
-    /// lost: committed, it is [`StoreError::OutcomeUnknown`] all the same.
-    async fn resolve<T>(
-        &self,
-        op: &'static str,
-        xid: i64,
-        value: Option<T>,
-        cause: Fail,
-    ) -> Resolved<T> {
+    /// `value` is the write's result, returned if it committed.
+    async fn resolve<T>(&self, op: &'static str, xid: i64, value: T, cause: Fail) -> Resolved<T> {
         bump(&self.counters.commits_in_doubt);
         trace::commit_in_doubt(op, xid);
         let until = Instant::now() + self.settings.resolve_timeout;
@@ -697,17 +686,7 @@ impl Core {
             Some(Some("committed")) => {
                 bump(&self.counters.resolved_committed);
                 trace::commit_resolved(op, xid, "committed");
-                return match value {
-                    Some(value) => Resolved::Committed(value),
-                    None => Resolved::Unknown(answer_lost(
-                        op,
-                        format!(
-                            "the server committed transaction {xid}, but its answers were \
-                             lost with the connection"
-                        ),
-                        fail_cause(cause),
-                    )),
-                };
+                return Resolved::Committed(value);
             }
             Some(Some("aborted")) => {
                 bump(&self.counters.resolved_aborted);
@@ -835,7 +814,7 @@ where
             if lost(&e) {
                 Commit::InDoubt {
                     xid,
-                    value: Some(value),
+                    value,
                     cause: Fail::Lost(e),
                 }
             } else {
@@ -862,7 +841,7 @@ fn ended<T>(session: PgSession, trip: Trip, out: Result<T, Fail>) -> Commit<T> {
                 session.release();
                 Commit::Done(value)
             }
-            // A read after the `COMMIT` failed, or a refusal: the write wrote nothing.
+            // A read after the write's statement failed, or a refusal: the write wrote nothing.
             Err(fail) => {
                 let fail = lost_said(fail);
                 if matches!(fail, Fail::Lost(_)) {
