@@ -6,7 +6,9 @@
 //!   handler mounted on the same server that makes the same store call and returns the same
 //!   JSON with `axum::Json`. Same listener, same keep-alive client, same store file.
 //! - `http_32_writers`: 32 keep-alive clients, each saving its own topology's canvas in a
-//!   loop through the router, against 32 tasks calling the same store in-process.
+//!   loop through the router, against the same 32 clients saving through the bare handler
+//!   (what the router costs under concurrency), and against 32 tasks calling the same
+//!   store in-process (what HTTP costs: a reference, not a goal).
 //!
 //! The server runs on its own runtime (2 workers) and the clients on another, both in this
 //! process, on loopback.
@@ -254,11 +256,13 @@ fn single_requests(c: &mut Criterion) {
 /// Writers: 32 at once, `per` saves each, each on its own topology.
 const WRITERS: usize = 32;
 
-/// 32 clients (one connection each) saving through the server.
+/// 32 clients (one connection each) saving through the server: through the router, or
+/// through the bare handler (`bare`).
 fn served_writers(
     b: &Bench,
     topologies: &[(TopologyId, LanId, u64)],
     per: u64,
+    bare: bool,
 ) -> (Duration, Vec<u64>) {
     b.client_rt.block_on(async {
         let start = Instant::now();
@@ -268,7 +272,11 @@ fn served_writers(
                 .pool_max_idle_per_host(1)
                 .build()
                 .unwrap();
-            let url = format!("{}/api/v1/topologies/{id}/edits", b.base);
+            let url = if bare {
+                format!("{}/bare/{id}/edits", b.base)
+            } else {
+                format!("{}/api/v1/topologies/{id}/edits", b.base)
+            };
             tasks.push(tokio::spawn(async move {
                 let mut version = version;
                 for i in 0..per {
@@ -325,29 +333,35 @@ fn inprocess_writers(
     })
 }
 
+/// Runs `writers` on `topologies` and keeps the versions they answered.
+fn keeping(
+    topologies: &mut [(TopologyId, LanId, u64)],
+    writers: impl FnOnce(&[(TopologyId, LanId, u64)]) -> (Duration, Vec<u64>),
+) -> Duration {
+    let (d, versions) = writers(topologies);
+    for (t, v) in topologies.iter_mut().zip(versions) {
+        t.2 = v;
+    }
+    d
+}
+
 fn throughput(_c: &mut Criterion) {
     let b = setup();
-    let mut served: Vec<_> = (0..WRITERS).map(|_| seeded(b.store.get_ref())).collect();
-    let mut direct: Vec<_> = (0..WRITERS).map(|_| seeded(b.store.get_ref())).collect();
+    let seeded_32 = || -> Vec<_> { (0..WRITERS).map(|_| seeded(b.store.get_ref())).collect() };
+    let (mut served, mut bare, mut direct) = (seeded_32(), seeded_32(), seeded_32());
     let per = 20;
+    common::interleaved(
+        "http 32 writers x 20 saves, time serve / bare axum",
+        20,
+        || keeping(&mut served, |t| served_writers(&b, t, per, false)),
+        || keeping(&mut bare, |t| served_writers(&b, t, per, true)),
+    );
     // Ratio of times for the same work; throughput ratio (served / in-process) is its inverse.
     common::interleaved(
         "http 32 writers x 20 saves, time serve / in-process (throughput ratio = 1 / this)",
         20,
-        || {
-            let (d, versions) = served_writers(&b, &served, per);
-            for (t, v) in served.iter_mut().zip(versions) {
-                t.2 = v;
-            }
-            d
-        },
-        || {
-            let (d, versions) = inprocess_writers(&b, &direct, per);
-            for (t, v) in direct.iter_mut().zip(versions) {
-                t.2 = v;
-            }
-            d
-        },
+        || keeping(&mut served, |t| served_writers(&b, t, per, false)),
+        || keeping(&mut direct, |t| inprocess_writers(&b, t, per)),
     );
 }
 
