@@ -247,8 +247,9 @@ pub(super) enum Opening {
     /// transaction of its own (no `BEGIN`, no `COMMIT`), its text checking the schema's
     /// stamp itself (`sealed!` in the shared planner). Only for writes whose first
     /// statement is their only write and whose every refusal leaves it unwritten: what
-    /// runs after it runs on its own and must be a read. `seen` tells a timer that drops
-    /// the write whether its statement went out.
+    /// runs after it runs on its own and must be a read (statements sent ahead, a pair,
+    /// are refused). `seen` tells a timer that drops the write whether its statement went
+    /// out.
     Sealed { place: Arc<str>, seen: Arc<Seen> },
     /// A write of one statement whose statement was sent: how the server ended it.
     Ended { trip: Trip, place: Arc<str> },
@@ -464,6 +465,11 @@ impl Session for PgSession {
         second: (&Stmt, &[Param<'_>]),
         rest: impl AsyncFnOnce(&mut Self) -> R<U>,
     ) -> R<(Option<A>, Option<B>, R<U>)> {
+        // A write of one statement runs each statement as its own transaction: a pair and
+        // the statement after it would not be one write.
+        if matches!(self.opening, Opening::Sealed { .. }) {
+            return Err(backend("a write of one statement sent statements ahead of it").into());
+        }
         let (a, b) = (
             self.prepared(first.0.pg).await?,
             self.prepared(second.0.pg).await?,
