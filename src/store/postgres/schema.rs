@@ -446,25 +446,17 @@ async fn lock_tables(client: &Client, place: &str) -> Result<(), StoreError> {
     if present.is_empty() {
         return Ok(());
     }
-    let lock = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", present.join(", "));
-    let step = |sql: String, what: &'static str| async move {
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(opening(place, what))
-    };
-    step(
-        format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"),
-        "bounding the wait for the tables",
-    )
-    .await?;
+    // Each attempt in a savepoint of its own, so that a failed one lets go of what it took.
+    let lock = format!(
+        "SAVEPOINT topostate_lock_tables; LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+        present.join(", ")
+    );
+    client
+        .batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+        .await
+        .map_err(opening(place, "bounding the wait for the tables"))?;
     let mut attempt = 1;
     loop {
-        step(
-            String::from("SAVEPOINT topostate_lock_tables"),
-            "locking the tables",
-        )
-        .await?;
         match client.batch_execute(&lock).await {
             Ok(()) => break,
             Err(e)
@@ -474,11 +466,10 @@ async fn lock_tables(client: &Client, place: &str) -> Result<(), StoreError> {
                         Some(&SqlState::LOCK_NOT_AVAILABLE | &SqlState::T_R_DEADLOCK_DETECTED)
                     ) =>
             {
-                step(
-                    String::from("ROLLBACK TO SAVEPOINT topostate_lock_tables"),
-                    "locking the tables",
-                )
-                .await?;
+                client
+                    .batch_execute("ROLLBACK TO SAVEPOINT topostate_lock_tables")
+                    .await
+                    .map_err(opening(place, "locking the tables"))?;
                 attempt += 1;
                 // Room for the writes that waited on this attempt to finish.
                 tokio::time::sleep(core::time::Duration::from_millis(u64::from(attempt) * 5)).await;
@@ -486,11 +477,10 @@ async fn lock_tables(client: &Client, place: &str) -> Result<(), StoreError> {
             Err(e) => return Err(opening(place, "locking the tables")(e)),
         }
     }
-    step(
-        String::from("SET LOCAL lock_timeout = DEFAULT"),
-        "locking the tables",
-    )
-    .await
+    client
+        .batch_execute("SET LOCAL lock_timeout = DEFAULT")
+        .await
+        .map_err(opening(place, "locking the tables"))
 }
 
 // ---- noticing a schema change under an open store --------------------------------------
